@@ -1,0 +1,7 @@
+#!/usr/bin/env bash
+# Set up and run m365sync on its embedded defaults: ./scripts/serve.sh [m365sync serve args]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+source scripts/_setup.sh
+ensure_venv
+exec .venv/bin/m365sync serve "$@"

@@ -1,0 +1,3 @@
+from m365sim.cli import main
+
+raise SystemExit(main())

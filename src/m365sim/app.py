@@ -1,0 +1,91 @@
+"""The m365sim ASGI application: identity, Graph and control routes on one HTTPS origin."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import BaseRoute
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from m365sim.exceptions import SimError
+from m365sim.http import JSONResponse, request_id
+from m365sim.state import RequestRecord, SimState
+
+
+class RequestLogMiddleware:
+    """Gives every request an id and appends it to the request log (``/_sim`` excluded)."""
+
+    def __init__(self, app: ASGIApp, state: SimState) -> None:
+        self.app = app
+        self.state = state
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        scope.setdefault("state", {})
+        rid = str(uuid.uuid4())
+        scope["state"]["request_id"] = rid
+        status = 500
+        started = time.perf_counter()
+        started_at = self.state.now()
+
+        async def send_wrapper(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                headers = list(message.get("headers", []))
+                headers.append((b"request-id", rid.encode()))
+                headers.append((b"client-request-id", rid.encode()))
+                message["headers"] = headers
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_wrapper)
+        finally:
+            path: str = scope["path"]
+            if not path.startswith("/_sim"):
+                tags: dict[str, Any] = scope["state"].get("log_tags", {})
+                self.state.request_log.append(
+                    RequestRecord(
+                        method=scope["method"],
+                        path=path,
+                        query=scope.get("query_string", b"").decode("latin-1"),
+                        status=status,
+                        started_at=started_at,
+                        duration_ms=(time.perf_counter() - started) * 1000,
+                        request_id=rid,
+                        **tags,
+                    )
+                )
+
+
+async def render_sim_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, SimError)
+    body = exc.body(
+        request_id=request_id(request),
+        client_request_id=request.headers.get("client-request-id"),
+    )
+    return JSONResponse(body, status_code=exc.status, headers=exc.headers)
+
+
+def collect_routes() -> list[BaseRoute]:
+    """Every route m365sim serves, gathered from each package's ``urls.py``."""
+    from m365sim.control import urls as control_urls
+    from m365sim.graph import urls as graph_urls
+    from m365sim.identity import urls as identity_urls
+
+    return [*control_urls.routes, *graph_urls.routes, *identity_urls.routes]
+
+
+def build_app(state: SimState | None = None) -> Starlette:
+    state = state or SimState()
+    app = Starlette(routes=collect_routes(), exception_handlers={SimError: render_sim_error})
+    app.state.sim = state
+    app.add_middleware(RequestLogMiddleware, state=state)
+    return app

@@ -1,0 +1,169 @@
+"""Entra ID directory objects as m365sim holds them.
+
+Plain dataclasses: the rules (who may get which token, which mailbox answers) live in
+the identity and Graph backends that read these objects. Differences from Entra ID:
+one service principal per app in its home tenant only (apps are single-tenant here),
+no directory roles beyond an ``is_admin`` flag, no guest users.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime
+
+GRAPH_APP_ID = "00000003-0000-0000-c000-000000000000"
+"""Microsoft Graph's well-known application id (the resource of every Graph token)."""
+
+
+def new_id() -> str:
+    return str(uuid.uuid4())
+
+
+@dataclass
+class User:
+    user_principal_name: str
+    display_name: str
+    password: str
+    id: str = field(default_factory=new_id)
+    mail: str | None = None
+    given_name: str | None = None
+    surname: str | None = None
+    job_title: str | None = None
+    account_enabled: bool = True
+    is_admin: bool = False
+    # Mailbox state, as Exchange Online sees it.
+    licensed: bool = True  # has an Exchange Online licence
+    mailbox_location: str = "cloud"  # "cloud" | "onprem" (hybrid: mailbox stays on-premises)
+    soft_deleted: bool = False
+    mailbox_full: bool = False
+    time_zone: str = "Pacific Standard Time"  # mailboxSettings.timeZone (Windows name)
+    sessions_revoked_at: datetime | None = None
+
+    @property
+    def address(self) -> str:
+        return (self.mail or self.user_principal_name).lower()
+
+
+@dataclass
+class Group:
+    """A group; ``mail_enabled`` + ``security_enabled`` makes a mail-enabled security group."""
+
+    display_name: str
+    mail: str | None = None
+    id: str = field(default_factory=new_id)
+    mail_enabled: bool = True
+    security_enabled: bool = True
+    member_ids: set[str] = field(default_factory=set)
+
+
+@dataclass
+class ClientSecret:
+    """A client secret as the portal shows it once: an ID (``keyId``), a value and an expiry."""
+
+    value: str
+    expires_at: datetime
+    key_id: str = field(default_factory=new_id)
+    display_name: str = ""
+    hint: str = ""
+
+    def __post_init__(self) -> None:
+        if not self.hint:
+            self.hint = self.value[:3]
+
+
+@dataclass
+class Certificate:
+    """An uploaded public certificate (PEM); thumbprints are computed from its DER bytes."""
+
+    pem: str
+    key_id: str = field(default_factory=new_id)
+    display_name: str = ""
+
+
+@dataclass
+class AppRegistration:
+    display_name: str
+    tenant_id: str
+    app_id: str = field(default_factory=new_id)  # Application (client) ID
+    object_id: str = field(default_factory=new_id)
+    sign_in_audience: str = "AzureADMyOrg"  # single tenant
+    disabled: bool = False
+    redirect_uris: list[str] = field(default_factory=list)
+    # Requested (configured) permissions on Microsoft Graph.
+    application_permissions: set[str] = field(default_factory=set)
+    delegated_permissions: set[str] = field(default_factory=set)
+    secrets: list[ClientSecret] = field(default_factory=list)
+    certificates: list[Certificate] = field(default_factory=list)
+
+
+@dataclass
+class DelegatedGrant:
+    """An oauth2PermissionGrant: scopes a user (or, with ``user_id`` None, the admin for all
+    users) has consented to for an app."""
+
+    scopes: set[str]
+    user_id: str | None = None
+
+
+@dataclass
+class ServicePrincipal:
+    """The app's enterprise application in its tenant, which holds what was consented."""
+
+    app_id: str
+    id: str = field(default_factory=new_id)  # the ``oid`` of app-only tokens
+    granted_application_permissions: set[str] = field(default_factory=set)  # admin consent
+    delegated_grants: list[DelegatedGrant] = field(default_factory=list)
+
+    def delegated_scopes_for(self, user_id: str) -> set[str]:
+        scopes: set[str] = set()
+        for grant in self.delegated_grants:
+            if grant.user_id is None or grant.user_id == user_id:
+                scopes |= grant.scopes
+        return scopes
+
+
+@dataclass
+class Tenant:
+    display_name: str
+    domains: list[str]  # verified domains; the first is the default (initial) domain
+    id: str = field(default_factory=new_id)
+    users: dict[str, User] = field(default_factory=dict)  # by object id
+    groups: dict[str, Group] = field(default_factory=dict)
+    apps: dict[str, AppRegistration] = field(default_factory=dict)  # by app (client) id
+    service_principals: dict[str, ServicePrincipal] = field(default_factory=dict)  # by app id
+
+    def find_user(self, key: str) -> User | None:
+        """A user by object id, userPrincipalName or primary SMTP address (case-insensitive)."""
+        if key in self.users:
+            return self.users[key]
+        lowered = key.lower()
+        for user in self.users.values():
+            if user.user_principal_name.lower() == lowered or user.address == lowered:
+                return user
+        return None
+
+    def find_group(self, key: str) -> Group | None:
+        if key in self.groups:
+            return self.groups[key]
+        lowered = key.lower()
+        for group in self.groups.values():
+            if (group.mail or "").lower() == lowered or group.display_name.lower() == lowered:
+                return group
+        return None
+
+    def add_user(self, user: User) -> User:
+        self.users[user.id] = user
+        return user
+
+    def add_group(self, group: Group) -> Group:
+        self.groups[group.id] = group
+        return group
+
+    def add_app(self, app: AppRegistration) -> AppRegistration:
+        self.apps[app.app_id] = app
+        self.service_principals.setdefault(app.app_id, ServicePrincipal(app_id=app.app_id))
+        return app
+
+    def owns_domain(self, domain: str) -> bool:
+        return domain.lower() in (d.lower() for d in self.domains)

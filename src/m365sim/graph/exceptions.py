@@ -1,0 +1,110 @@
+"""Microsoft Graph errors, with Microsoft's codes, statuses and messages.
+
+Backends raise these; ``render_sim_error`` turns them into Graph's JSON
+(``{"error": {"code", "message", "innerError"}}``). Add a class per distinct error
+Microsoft documents rather than passing ad-hoc codes around.
+"""
+
+from __future__ import annotations
+
+from m365sim.exceptions import GraphError
+
+
+class BadRequest(GraphError):
+    status = 400
+    code = "BadRequest"
+    message = "Bad request."
+
+
+class InvalidRequest(GraphError):
+    status = 400
+    code = "invalidRequest"
+    message = "Invalid request."
+
+
+class ErrorInvalidIdMalformed(GraphError):
+    status = 400
+    code = "ErrorInvalidIdMalformed"
+    message = "Id is malformed."
+
+
+class InvalidAuthenticationToken(GraphError):
+    status = 401
+    code = "InvalidAuthenticationToken"
+    message = "Access token validation failure. Invalid audience."
+
+
+class ErrorAccessDenied(GraphError):
+    status = 403
+    code = "ErrorAccessDenied"
+    message = "Access is denied. Check credentials and try again."
+
+
+class AccessDeniedByPolicy(GraphError):
+    """The mailbox is outside what an Application Access Policy / RBAC scope allows."""
+
+    status = 403
+    code = "ErrorAccessDenied"
+    message = "Access to OData is disabled."
+
+
+class AuthorizationRequestDenied(GraphError):
+    status = 403
+    code = "Authorization_RequestDenied"
+    message = "Insufficient privileges to complete the operation."
+
+
+class ErrorItemNotFound(GraphError):
+    status = 404
+    code = "ErrorItemNotFound"
+    message = "The specified object was not found in the store."
+
+
+class ResourceNotFound(GraphError):
+    status = 404
+    code = "ResourceNotFound"
+    message = "Resource not found for the segment."
+
+
+class ErrorInvalidUser(GraphError):
+    status = 404
+    code = "ErrorInvalidUser"
+    message = "The requested user is invalid."
+
+
+class UserNotFound(GraphError):
+    status = 404
+    code = "Request_ResourceNotFound"
+    message = "Resource does not exist or one of its queried reference-property objects are not present."
+
+
+class MailboxNotEnabledForRESTAPI(GraphError):
+    status = 404
+    code = "MailboxNotEnabledForRESTAPI"
+    message = "The mailbox is either inactive, soft-deleted, or is hosted on-premise."
+
+
+class ErrorQuotaExceeded(GraphError):
+    status = 403
+    code = "ErrorQuotaExceeded"
+    message = "The process failed to get the correct properties."
+
+
+class SyncStateNotFound(GraphError):
+    """An expired or unknown delta token: the client must start a full sync again."""
+
+    status = 410
+    code = "SyncStateNotFound"
+    message = "The sync state generation is not found."
+
+
+class ApplicationThrottled(GraphError):
+    status = 429
+    code = "ApplicationThrottled"
+    message = "Application is over its MailboxConcurrency limit."
+
+
+class ServiceUnavailable(GraphError):
+    status = 503
+    code = "ServiceNotAvailable"
+    message = "Service is unavailable. Please try again later."

@@ -1,0 +1,1 @@
+"""Microsoft Entra ID (identity platform v2.0): discovery, tokens, sign-in and consent pages."""

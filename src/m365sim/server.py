@@ -1,0 +1,102 @@
+"""Run m365sim: in a background thread for tests, or in the foreground for ``m365sim serve``."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import uvicorn
+
+from m365sim.app import build_app
+from m365sim.state import SimState
+from m365sim.tls import TlsFiles, prepare_tls
+
+
+class SimServer:
+    """A running m365sim: one HTTPS origin serving Entra ID, Graph and ``/_sim`` control.
+
+    ``url`` is the origin (``https://127.0.0.1:PORT``): the authority host for MSAL
+    (``{url}/{tenant}``) and, with ``/v1.0``, the Graph base URL. ``tls.ca_bundle`` is the
+    file a client trusts.
+    """
+
+    def __init__(
+        self,
+        state: SimState | None = None,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        data_dir: Path | None = None,
+    ) -> None:
+        self.state = state or SimState()
+        self.host = host
+        self.data_dir = data_dir or Path(tempfile.mkdtemp(prefix="m365sim-"))
+        self.tls: TlsFiles = prepare_tls(self.data_dir)
+        self._socket = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
+        self._socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self._socket.bind((host, port))
+        self.port: int = self._socket.getsockname()[1]
+        shown_host = f"[{host}]" if ":" in host else host
+        self.url = f"https://{shown_host}:{self.port}"
+        self.state.base_url = self.url
+        self.app = build_app(self.state)
+        self._server: uvicorn.Server | None = None
+        self._thread: threading.Thread | None = None
+
+    @property
+    def graph_url(self) -> str:
+        return f"{self.url}/v1.0"
+
+    def authority(self, tenant: str) -> str:
+        return f"{self.url}/{tenant}"
+
+    def _config(self, **overrides: Any) -> uvicorn.Config:
+        return uvicorn.Config(
+            self.app,
+            ssl_certfile=str(self.tls.cert_chain),
+            ssl_keyfile=str(self.tls.private_key),
+            log_level="warning",
+            access_log=False,
+            lifespan="off",
+            timeout_graceful_shutdown=1,
+            **overrides,
+        )
+
+    def serve_forever(self) -> None:
+        self._server = uvicorn.Server(self._config())
+        asyncio.run(self._server.serve(sockets=[self._socket]))
+
+    def start(self) -> SimServer:
+        """Serve in a daemon thread; returns once the server accepts connections."""
+        self._server = uvicorn.Server(self._config())
+        self._server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
+        self._thread = threading.Thread(
+            target=lambda: asyncio.run(self._server.serve(sockets=[self._socket])),  # type: ignore[union-attr]
+            name="m365sim",
+            daemon=True,
+        )
+        self._thread.start()
+        deadline = time.monotonic() + 15
+        while not self._server.started:
+            if time.monotonic() > deadline or not self._thread.is_alive():
+                raise RuntimeError("m365sim did not start")
+            time.sleep(0.01)
+        return self
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.should_exit = True
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+        self._socket.close()
+
+    def __enter__(self) -> SimServer:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
