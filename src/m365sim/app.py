@@ -13,8 +13,11 @@ from starlette.routing import BaseRoute
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from m365sim.exceptions import SimError
+from m365sim.faults import FaultMiddleware
+from m365sim.graph.subscriptions import install as install_subscriptions
 from m365sim.http import JSONResponse, request_id
 from m365sim.state import RequestRecord, SimState
+from m365sim.throttling import ThrottlingMiddleware
 
 
 class RequestLogMiddleware:
@@ -76,16 +79,31 @@ async def render_sim_error(request: Request, exc: Exception) -> Response:
 
 def collect_routes() -> list[BaseRoute]:
     """Every route m365sim serves, gathered from each package's ``urls.py``."""
+    from m365sim import faults
     from m365sim.control import urls as control_urls
     from m365sim.graph import urls as graph_urls
+    from m365sim.graph.policies import urls as policies_urls
+    from m365sim.graph.subscriptions import urls as subscriptions_urls
     from m365sim.identity import urls as identity_urls
 
-    return [*control_urls.routes, *graph_urls.routes, *identity_urls.routes]
+    return [
+        *control_urls.routes,
+        *faults.routes,
+        *policies_urls.routes,
+        *subscriptions_urls.control_routes,
+        *graph_urls.routes,
+        *identity_urls.routes,
+    ]
 
 
 def build_app(state: SimState | None = None) -> Starlette:
     state = state or SimState()
     app = Starlette(routes=collect_routes(), exception_handlers={SimError: render_sim_error})
     app.state.sim = state
+    # Starlette wraps in reverse order of addition: the request log is outermost (it sees
+    # injected faults and 429s), then the fault injector, then throttling's slot release.
+    app.add_middleware(ThrottlingMiddleware, state=state)
+    app.add_middleware(FaultMiddleware, state=state)
     app.add_middleware(RequestLogMiddleware, state=state)
+    install_subscriptions(state)
     return app

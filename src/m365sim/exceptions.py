@@ -38,28 +38,42 @@ class SimError(Exception):
 
 
 class AadError(SimError):
-    """An OAuth 2.0 error from the Microsoft identity platform v2.0 endpoints."""
+    """An OAuth 2.0 error from the Microsoft identity platform v2.0 endpoints.
+
+    Entra separates the message, trace id, correlation id and timestamp in
+    ``error_description`` with ``\\r\\n``; some errors add a ``suberror`` (MSAL surfaces it
+    to apps, e.g. ``consent_required``).
+    """
 
     status = 400
     code = "invalid_request"  # the OAuth ``error`` field
     aadsts: ClassVar[int] = 900144
+    suberror: ClassVar[str | None] = None
     message = "The request body must contain the following parameter: 'grant_type'."
 
     def body(self, *, request_id: str, client_request_id: str | None = None) -> dict[str, Any]:
-        now = datetime.now(UTC)
+        stamp = f"{datetime.now(UTC):%Y-%m-%d %H:%M:%S}Z"
         correlation_id = client_request_id or str(uuid.uuid4())
-        return {
+        body: dict[str, Any] = {
             "error": self.code,
             "error_description": (
-                f"AADSTS{self.aadsts}: {self.detail} Trace ID: {request_id} "
-                f"Correlation ID: {correlation_id} Timestamp: {now:%Y-%m-%d %H:%M:%SZ}"
+                f"AADSTS{self.aadsts}: {self.detail}\r\nTrace ID: {request_id}\r\n"
+                f"Correlation ID: {correlation_id}\r\nTimestamp: {stamp}"
             ),
             "error_codes": [self.aadsts],
-            "timestamp": f"{now:%Y-%m-%d %H:%M:%SZ}",
+            "timestamp": stamp,
             "trace_id": request_id,
             "correlation_id": correlation_id,
             "error_uri": f"https://login.microsoftonline.com/error?code={self.aadsts}",
         }
+        if self.suberror:
+            body["suberror"] = self.suberror
+        return body
+
+    @property
+    def redirect_description(self) -> str:
+        """The ``error_description`` an authorize redirect carries (no trace details)."""
+        return f"AADSTS{self.aadsts}: {self.detail}"
 
 
 class GraphError(SimError):

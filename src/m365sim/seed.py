@@ -1,12 +1,15 @@
 """Seed files: a whole tenant (directory, apps, consent, mailbox contents) in YAML or JSON.
 
-The format is documented in ``docs/m365sim.md`` ("Seed format"). Directory objects are
-loaded here; mailbox contents (``mailboxes:``) are handed to the Graph backends through
-``MAILBOX_SEEDERS``, keyed by the section name (``messages``, ``events``, ``todo``...).
+The format is documented in ``docs/m365sim/identity.md`` ("Seed format", the directory part)
+and ``docs/m365sim.md``. Directory objects are loaded here; mailbox contents (``mailboxes:``)
+are handed to the Graph backends through ``MAILBOX_SEEDERS``, keyed by the section name
+(``messages``, ``events``, ``todo``...). The ``*_from_spec`` builders are shared with the
+``/_sim/tenants`` control API, so a seed entry and a control API body are the same JSON.
 """
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -23,6 +26,8 @@ from m365sim.directory.models import (
     Tenant,
     User,
 )
+from m365sim.graph.policies.models import PolicyError
+from m365sim.graph.policies.seed import load_policies
 from m365sim.state import SimState
 
 MailboxSeeder = Callable[[SimState, Tenant, User, Any], None]
@@ -58,7 +63,38 @@ def _when(value: Any, now: datetime) -> datetime:
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
-def _load_app(tenant: Tenant, spec: dict[str, Any], now: datetime) -> AppRegistration:
+def secret_from_spec(spec: dict[str, Any], now: datetime) -> ClientSecret:
+    """A client secret: ``value`` (generated when absent), ``keyId``, ``expires``,
+    ``displayName``."""
+    value = str(
+        spec.get("value") or f"{secrets.token_urlsafe(3)[:3]}8Q~{secrets.token_urlsafe(30)}"
+    )
+    secret = ClientSecret(
+        value=value,
+        expires_at=_when(spec.get("expires", spec.get("endDateTime", "+365d")), now),
+        display_name=str(spec.get("displayName", "")),
+    )
+    if spec.get("keyId"):
+        secret.key_id = str(spec["keyId"])
+    return secret
+
+
+def certificate_from_spec(spec: dict[str, Any]) -> Certificate:
+    """An uploaded certificate: ``pem`` (public certificate), ``displayName``, ``keyId``."""
+    certificate = Certificate(pem=str(spec["pem"]), display_name=str(spec.get("displayName", "")))
+    if spec.get("keyId"):
+        certificate.key_id = str(spec["keyId"])
+    try:
+        _ = certificate.parsed
+    except ValueError as exc:
+        raise SeedError(
+            f"certificate {certificate.display_name!r} is not a PEM certificate: {exc}"
+        ) from exc
+    return certificate
+
+
+def app_from_spec(tenant: Tenant, spec: dict[str, Any], now: datetime) -> AppRegistration:
+    """Register an app (and its service principal and consent) in ``tenant``."""
     app = AppRegistration(
         display_name=spec["displayName"],
         tenant_id=tenant.id,
@@ -66,20 +102,15 @@ def _load_app(tenant: Tenant, spec: dict[str, Any], now: datetime) -> AppRegistr
         redirect_uris=list(spec.get("redirectUris", [])),
         application_permissions=set(spec.get("applicationPermissions", [])),
         delegated_permissions=set(spec.get("delegatedPermissions", [])),
+        sign_in_audience=str(spec.get("signInAudience", "AzureADMyOrg")),
+        allow_public_client=bool(spec.get("allowPublicClient", False)),
     )
     if "appId" in spec:
         app.app_id = str(spec["appId"])
     for secret in spec.get("secrets", []):
-        app.secrets.append(
-            ClientSecret(
-                value=str(secret["value"]),
-                key_id=str(secret.get("keyId") or ClientSecret(value="x", expires_at=now).key_id),
-                expires_at=_when(secret.get("expires", "+365d"), now),
-                display_name=str(secret.get("displayName", "")),
-            )
-        )
+        app.secrets.append(secret_from_spec(secret, now))
     for cert in spec.get("certificates", []):
-        app.certificates.append(Certificate(pem=str(cert["pem"]), display_name=str(cert.get("displayName", ""))))
+        app.certificates.append(certificate_from_spec(cert))
     tenant.add_app(app)
     principal = tenant.service_principals[app.app_id]
     consent = spec.get("adminConsent", False)
@@ -89,7 +120,83 @@ def _load_app(tenant: Tenant, spec: dict[str, Any], now: datetime) -> AppRegistr
             principal.delegated_grants.append(DelegatedGrant(scopes=set(app.delegated_permissions)))
     elif isinstance(consent, list):
         principal.granted_application_permissions = set(consent)
+    for grant in spec.get("delegatedGrants", []):
+        user_id = None
+        if grant.get("user"):
+            user = tenant.find_user(str(grant["user"]))
+            if user is None:
+                raise SeedError(
+                    f"app {app.display_name!r}: delegatedGrants names no user {grant['user']!r}"
+                )
+            user_id = user.id
+        principal.delegated_grants.append(
+            DelegatedGrant(scopes=set(grant["scopes"]), user_id=user_id)
+        )
     return app
+
+
+USER_FLAGS: dict[str, tuple[str, type]] = {
+    "displayName": ("display_name", str),
+    "mail": ("mail", str),
+    "givenName": ("given_name", str),
+    "surname": ("surname", str),
+    "jobTitle": ("job_title", str),
+    "password": ("password", str),
+    "accountEnabled": ("account_enabled", bool),
+    "isAdmin": ("is_admin", bool),
+    "licensed": ("licensed", bool),
+    "mailboxLocation": ("mailbox_location", str),
+    "softDeleted": ("soft_deleted", bool),
+    "mailboxFull": ("mailbox_full", bool),
+    "timeZone": ("time_zone", str),
+}
+"""Seed / control API field → ``User`` attribute, with the type each must have."""
+
+
+def apply_user_fields(user: User, spec: dict[str, Any]) -> None:
+    """Set the user fields ``spec`` names (see ``USER_FLAGS``); a wrong type is a ``SeedError``."""
+    for key, value in spec.items():
+        if key not in USER_FLAGS:
+            continue
+        attribute, kind = USER_FLAGS[key]
+        if value is not None and not isinstance(value, kind):
+            raise SeedError(f"user {user.user_principal_name!r}: {key} must be {kind.__name__}")
+        if key == "mailboxLocation" and value not in ("cloud", "onprem"):
+            raise SeedError(
+                f"user {user.user_principal_name!r}: mailboxLocation is 'cloud' or 'onprem'"
+            )
+        setattr(user, attribute, value)
+
+
+def user_from_spec(spec: dict[str, Any]) -> User:
+    """A user: ``userPrincipalName`` is required; see ``USER_FLAGS`` for the rest."""
+    upn = str(spec["userPrincipalName"])
+    user = User(
+        user_principal_name=upn,
+        display_name=str(spec.get("displayName", upn.split("@")[0])),
+        password=str(spec.get("password", "Passw0rd!")),
+    )
+    if "id" in spec:
+        user.id = str(spec["id"])
+    user.mail = upn
+    apply_user_fields(user, {k: v for k, v in spec.items() if k not in ("displayName", "password")})
+    return user
+
+
+def group_from_spec(tenant: Tenant, spec: dict[str, Any]) -> Group:
+    """A group (a mail-enabled security group unless told otherwise); ``members`` are users
+    of ``tenant``."""
+    group = Group(display_name=spec["displayName"], mail=spec.get("mail"))
+    if "id" in spec:
+        group.id = str(spec["id"])
+    group.mail_enabled = bool(spec.get("mailEnabled", True))
+    group.security_enabled = bool(spec.get("securityEnabled", True))
+    for member in spec.get("members", []):
+        found = tenant.find_user(member)
+        if found is None:
+            raise SeedError(f"group {group.display_name!r}: no user {member!r}")
+        group.member_ids.add(found.id)
+    return group
 
 
 def load_seed(state: SimState, data: dict[str, Any]) -> list[Tenant]:
@@ -100,49 +207,31 @@ def load_seed(state: SimState, data: dict[str, Any]) -> list[Tenant]:
     loaded: list[Tenant] = []
     for t_index, spec in enumerate(data.get("tenants", [])):
         try:
-            tenant = Tenant(display_name=spec["displayName"], domains=[d.lower() for d in spec["domains"]])
+            tenant = Tenant(
+                display_name=spec["displayName"], domains=[d.lower() for d in spec["domains"]]
+            )
         except KeyError as exc:
             raise SeedError(f"tenants[{t_index}] needs {exc.args[0]!r}") from exc
         if "id" in spec:
             tenant.id = str(spec["id"])
+        if "userConsentAllowed" in spec:
+            tenant.user_consent_allowed = bool(spec["userConsentAllowed"])
         for u_index, u in enumerate(spec.get("users", [])):
             try:
-                user = User(
-                    user_principal_name=u["userPrincipalName"],
-                    display_name=u.get("displayName", u["userPrincipalName"].split("@")[0]),
-                    password=str(u.get("password", "Passw0rd!")),
-                )
+                tenant.add_user(user_from_spec(u))
             except KeyError as exc:
-                raise SeedError(f"tenants[{t_index}].users[{u_index}] needs {exc.args[0]!r}") from exc
-            if "id" in u:
-                user.id = str(u["id"])
-            user.mail = u.get("mail", user.user_principal_name)
-            user.given_name = u.get("givenName")
-            user.surname = u.get("surname")
-            user.job_title = u.get("jobTitle")
-            user.account_enabled = bool(u.get("accountEnabled", True))
-            user.is_admin = bool(u.get("isAdmin", False))
-            user.licensed = bool(u.get("licensed", True))
-            user.mailbox_location = str(u.get("mailboxLocation", "cloud"))
-            user.soft_deleted = bool(u.get("softDeleted", False))
-            user.mailbox_full = bool(u.get("mailboxFull", False))
-            user.time_zone = str(u.get("timeZone", user.time_zone))
-            tenant.add_user(user)
+                raise SeedError(
+                    f"tenants[{t_index}].users[{u_index}] needs {exc.args[0]!r}"
+                ) from exc
         for g in spec.get("groups", []):
-            group = Group(display_name=g["displayName"], mail=g.get("mail"))
-            if "id" in g:
-                group.id = str(g["id"])
-            group.mail_enabled = bool(g.get("mailEnabled", True))
-            group.security_enabled = bool(g.get("securityEnabled", True))
-            for member in g.get("members", []):
-                found = tenant.find_user(member)
-                if found is None:
-                    raise SeedError(f"group {group.display_name!r}: no user {member!r}")
-                group.member_ids.add(found.id)
-            tenant.add_group(group)
+            tenant.add_group(group_from_spec(tenant, g))
         for app_spec in spec.get("apps", []):
-            _load_app(tenant, app_spec, now)
+            app_from_spec(tenant, app_spec, now)
         state.add_tenant(tenant)
+        try:
+            load_policies(state, tenant, spec)
+        except PolicyError as exc:
+            raise SeedError(f"tenants[{t_index}]: {exc}") from exc
         for address, sections in (spec.get("mailboxes") or {}).items():
             owner = tenant.find_user(address)
             if owner is None:

@@ -18,6 +18,7 @@ from m365sim.seed import SeedError, load_seed
 
 
 async def reset(request: Request) -> Response:
+    """Forget every tenant, mailbox, log entry and fault (empty simulator)."""
     sim_state(request).reset()
     return Response(status_code=204)
 
@@ -55,6 +56,7 @@ async def requests_log(request: Request) -> Response:
 
 
 async def clear_requests_log(request: Request) -> Response:
+    """Empty the request log (e.g. before counting the requests of one operation)."""
     sim_state(request).request_log.clear()
     return Response(status_code=204)
 

@@ -2,15 +2,22 @@
 
 Plain dataclasses: the rules (who may get which token, which mailbox answers) live in
 the identity and Graph backends that read these objects. Differences from Entra ID:
-one service principal per app in its home tenant only (apps are single-tenant here),
-no directory roles beyond an ``is_admin`` flag, no guest users.
+one service principal per app, in its home tenant only (a multi-tenant app may use
+``/organizations`` and ``/common``, but users of other tenants can't consent to it), no
+directory roles beyond an ``is_admin`` flag, no guest users, Microsoft Graph as the only
+resource an app can request permissions on.
 """
 
 from __future__ import annotations
 
+import base64
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import cached_property
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes
 
 GRAPH_APP_ID = "00000003-0000-0000-c000-000000000000"
 """Microsoft Graph's well-known application id (the resource of every Graph token)."""
@@ -18,6 +25,10 @@ GRAPH_APP_ID = "00000003-0000-0000-c000-000000000000"
 
 def new_id() -> str:
     return str(uuid.uuid4())
+
+
+def _b64url(raw: bytes) -> str:
+    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode("ascii")
 
 
 @dataclass
@@ -71,6 +82,9 @@ class ClientSecret:
         if not self.hint:
             self.hint = self.value[:3]
 
+    def is_expired(self, now: datetime) -> bool:
+        return now >= self.expires_at
+
 
 @dataclass
 class Certificate:
@@ -80,6 +94,38 @@ class Certificate:
     key_id: str = field(default_factory=new_id)
     display_name: str = ""
 
+    @cached_property
+    def parsed(self) -> x509.Certificate:
+        """The parsed certificate; a malformed PEM raises ``ValueError``."""
+        return x509.load_pem_x509_certificate(self.pem.encode())
+
+    @property
+    def sha1_thumbprint(self) -> str:
+        """Upper-case hex SHA-1 thumbprint, as the portal's "Thumbprint" column shows it."""
+        return self.parsed.fingerprint(hashes.SHA1()).hex().upper()  # noqa: S303
+
+    @property
+    def sha256_thumbprint(self) -> str:
+        return self.parsed.fingerprint(hashes.SHA256()).hex().upper()
+
+    @property
+    def x5t(self) -> str:
+        """The JOSE ``x5t`` header value that identifies this certificate (RFC 7515 4.1.7)."""
+        return _b64url(bytes.fromhex(self.sha1_thumbprint))
+
+    @property
+    def x5t_s256(self) -> str:
+        """The JOSE ``x5t#S256`` header value (RFC 7515 4.1.8)."""
+        return _b64url(bytes.fromhex(self.sha256_thumbprint))
+
+    @property
+    def expires_at(self) -> datetime:
+        return self.parsed.not_valid_after_utc
+
+    @property
+    def starts_at(self) -> datetime:
+        return self.parsed.not_valid_before_utc
+
 
 @dataclass
 class AppRegistration:
@@ -87,8 +133,12 @@ class AppRegistration:
     tenant_id: str
     app_id: str = field(default_factory=new_id)  # Application (client) ID
     object_id: str = field(default_factory=new_id)
-    sign_in_audience: str = "AzureADMyOrg"  # single tenant
+    sign_in_audience: str = (
+        "AzureADMyOrg"  # single tenant; "AzureADMultipleOrgs" allows /organizations
+    )
     disabled: bool = False
+    # "Allow public client flows": may redeem codes and refresh tokens without a credential.
+    allow_public_client: bool = False
     redirect_uris: list[str] = field(default_factory=list)
     # Requested (configured) permissions on Microsoft Graph.
     application_permissions: set[str] = field(default_factory=set)
@@ -132,6 +182,8 @@ class Tenant:
     groups: dict[str, Group] = field(default_factory=dict)
     apps: dict[str, AppRegistration] = field(default_factory=dict)  # by app (client) id
     service_principals: dict[str, ServicePrincipal] = field(default_factory=dict)  # by app id
+    # "Users can consent to apps" (Enterprise applications → Consent and permissions).
+    user_consent_allowed: bool = True
 
     def find_user(self, key: str) -> User | None:
         """A user by object id, userPrincipalName or primary SMTP address (case-insensitive)."""

@@ -75,7 +75,9 @@ class ErrorInvalidUser(GraphError):
 class UserNotFound(GraphError):
     status = 404
     code = "Request_ResourceNotFound"
-    message = "Resource does not exist or one of its queried reference-property objects are not present."
+    message = (
+        "Resource does not exist or one of its queried reference-property objects are not present."
+    )
 
 
 class MailboxNotEnabledForRESTAPI(GraphError):

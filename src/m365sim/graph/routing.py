@@ -17,7 +17,9 @@ def user_key(request: Request) -> str | None:
     return str(value) if value is not None else None
 
 
-def mailbox_routes(path: str, endpoint: Callable[[Request], Any], methods: Sequence[str]) -> list[Route]:
+def mailbox_routes(
+    path: str, endpoint: Callable[[Request], Any], methods: Sequence[str]
+) -> list[Route]:
     """``/v1.0/me{path}`` and ``/v1.0/users/{user_id}{path}`` bound to one endpoint."""
     return [
         Route(f"{GRAPH_PREFIX}/me{path}", endpoint, methods=list(methods)),

@@ -1,5 +1,10 @@
 from __future__ import annotations
 
-from starlette.routing import BaseRoute
+from starlette.routing import BaseRoute, Route
 
-routes: list[BaseRoute] = []
+from m365sim.graph.batch import responses
+from m365sim.graph.routing import GRAPH_PREFIX
+
+routes: list[BaseRoute] = [
+    Route(f"{GRAPH_PREFIX}/$batch", responses.batch, methods=["POST"]),
+]

@@ -1,0 +1,58 @@
+"""python-o365 against m365sim: an app-only service account reads a mailbox.
+
+The library is unmodified; only its URLs are pointed at m365sim: the protocol's service URL
+(the Graph base) and the MSAL authority its connection uses. The connection's MSAL client is
+built up front with ``instance_discovery=False`` (MSAL's documented switch for a custom
+authority; python-o365 has no option for it and would otherwise ask
+login.microsoftonline.com to validate the authority)."""
+
+from __future__ import annotations
+
+import httpx
+from msal import ConfidentialClientApplication
+from O365 import Account, MSGraphProtocol
+
+from m365sim.directory.models import Tenant
+from m365sim.server import SimServer
+
+SERVICE_APP = "11111111-2222-4333-8444-000000000001"
+SERVICE_SECRET = "Zx8Q~demo.service-account.secret-value-0001"
+
+
+def test_reads_a_mailbox_with_app_only_credentials(
+    sim: SimServer, demo_tenant: Tenant, http: httpx.Client
+) -> None:
+    http.post(
+        "/_sim/mailboxes/adele@contoso.com/messages",
+        json={
+            "from": "ana@fabrikam.com",
+            "subject": "Renewal quote",
+            "body": "<p>Numbers attached</p>",
+        },
+    )
+    http.post("/_sim/mailboxes/adele@contoso.com/messages/generate", json={"count": 30})
+    protocol = MSGraphProtocol(default_resource="adele@contoso.com")
+    protocol.protocol_url = f"{sim.url}/"
+    protocol.service_url = f"{sim.url}/v1.0/"
+    account = Account(
+        (SERVICE_APP, SERVICE_SECRET),
+        auth_flow_type="credentials",
+        tenant_id=demo_tenant.id,
+        protocol=protocol,
+    )
+    account.con._msal_authority = sim.authority(demo_tenant.id)
+    account.con._msal_client = ConfidentialClientApplication(
+        SERVICE_APP,
+        client_credential=SERVICE_SECRET,
+        authority=sim.authority(demo_tenant.id),
+        token_cache=account.con.token_backend,
+        instance_discovery=False,
+    )
+    assert account.authenticate()
+    mailbox = account.mailbox()
+    messages = list(mailbox.inbox_folder().get_messages(limit=50, batch=10))
+    assert len(messages) == 31
+    assert len({m.object_id for m in messages}) == 31
+    quote = next(m for m in messages if m.subject == "Renewal quote")
+    assert quote.sender.address == "ana@fabrikam.com"
+    assert "Numbers attached" in quote.body

@@ -1,0 +1,177 @@
+"""Message delta: rounds, deltaLinks, @removed, replays, expiry, Graph's option limits."""
+
+from __future__ import annotations
+
+import httpx
+
+from m365sim.server import SimServer
+
+INBOX_DELTA = "/users/adele@contoso.com/mailFolders/inbox/messages/delta"
+
+
+def run_round(
+    client: httpx.Client, url: str, page_size: int = 10, **headers: str
+) -> tuple[list[dict], str, int]:
+    """Follow nextLinks to the deltaLink; returns (items, deltaLink, pages)."""
+    items: list[dict] = []
+    pages = 0
+    prefer = {"Prefer": f"odata.maxpagesize={page_size}", **headers}
+    while True:
+        response = client.get(url, headers=prefer)
+        assert response.status_code == 200, response.text
+        body = response.json()
+        pages += 1
+        items += body["value"]
+        if "@odata.deltaLink" in body:
+            assert "@odata.nextLink" not in body
+            return items, body["@odata.deltaLink"], pages
+        url = body["@odata.nextLink"]
+        assert "$skiptoken=" in url
+
+
+def no_replays(control: httpx.Client) -> None:
+    assert control.patch("/_sim/config", json={"delta_replay": False}).status_code == 200
+
+
+def test_full_round_then_only_changes(graph, control) -> None:
+    no_replays(control)
+    control.post("/_sim/mailboxes/adele@contoso.com/messages/generate", json={"count": 23})
+    client = graph()
+    items, delta_link, pages = run_round(client, INBOX_DELTA, page_size=10)
+    assert pages == 3 and len({m["id"] for m in items}) == 23
+    assert all(m["@odata.type"] == "#microsoft.graph.message" for m in items)
+    assert "$deltatoken=" in delta_link
+
+    unchanged, delta_link, _ = run_round(client, delta_link)
+    assert unchanged == []
+
+    new = control.post(
+        "/_sim/mailboxes/adele@contoso.com/messages", json={"subject": "New lead"}
+    ).json()
+    client.patch(f"/users/adele@contoso.com/messages/{items[0]['id']}", json={"isRead": True})
+    changes, delta_link, _ = run_round(client, delta_link)
+    assert {m["id"] for m in changes} == {new["id"], items[0]["id"]}
+
+
+def test_removed_on_delete_and_move_out(graph, control) -> None:
+    no_replays(control)
+    ids = [
+        control.post(
+            "/_sim/mailboxes/adele@contoso.com/messages", json={"subject": f"m{i}"}
+        ).json()["id"]
+        for i in range(3)
+    ]
+    client = graph()
+    _, delta_link, _ = run_round(client, INBOX_DELTA)
+    client.delete(f"/users/adele@contoso.com/messages/{ids[0]}")
+    moved = client.post(
+        f"/users/adele@contoso.com/messages/{ids[1]}/move", json={"destinationId": "archive"}
+    ).json()
+    changes, _, _ = run_round(client, delta_link)
+    assert changes == [
+        {
+            "@odata.type": "#microsoft.graph.message",
+            "id": ids[0],
+            "@removed": {"reason": "deleted"},
+        },
+        {
+            "@odata.type": "#microsoft.graph.message",
+            "id": ids[1],
+            "@removed": {"reason": "deleted"},
+        },
+    ]
+    archive, _, _ = run_round(
+        client, "/users/adele@contoso.com/mailFolders/archive/messages/delta()"
+    )
+    assert [m["id"] for m in archive] == [moved["id"]]
+
+
+def test_immutable_ids_in_delta_survive_moves(graph, control) -> None:
+    no_replays(control)
+    delivered = control.post(
+        "/_sim/mailboxes/adele@contoso.com/messages", json={"subject": "x"}
+    ).json()
+    client = graph()
+    immutable = {"Prefer": 'IdType="ImmutableId", odata.maxpagesize=10'}
+    first = client.get(INBOX_DELTA, headers=immutable)
+    assert first.headers["Preference-Applied"] == 'IdType="ImmutableId", odata.maxpagesize=10'
+    assert [m["id"] for m in first.json()["value"]] == [delivered["immutableId"]]
+    client.post(
+        f"/users/adele@contoso.com/messages/{delivered['immutableId']}/move",
+        json={"destinationId": "archive"},
+    )
+    removed = client.get(first.json()["@odata.deltaLink"], headers=immutable).json()["value"]
+    assert removed[0]["id"] == delivered["immutableId"] and "@removed" in removed[0]
+
+
+def test_replays_and_duplicates_when_enabled(graph, control) -> None:
+    control.post("/_sim/mailboxes/adele@contoso.com/messages/generate", json={"count": 12})
+    client = graph()
+    items, delta_link, _ = run_round(client, INBOX_DELTA, page_size=5)
+    ids = [m["id"] for m in items]
+    assert len(set(ids)) == 12 and len(ids) > 12  # pages overlap: duplicates within the round
+    replayed, _, _ = run_round(client, delta_link)
+    assert len(replayed) == 1 and replayed[0]["id"] in ids  # an already-seen, unchanged item
+
+
+def test_expired_delta_link_is_410_sync_state_not_found(sim: SimServer, graph, control) -> None:
+    client = graph()
+    _, delta_link, _ = run_round(client, INBOX_DELTA)
+    lifetime = sim.state.config.delta_token_lifetime_seconds
+    control.post("/_sim/clock", json={"advanceSeconds": lifetime + 60})
+    client = graph()  # a fresh token on the moved clock
+    response = client.get(delta_link)
+    assert response.status_code == 410
+    assert response.json()["error"]["code"] == "SyncStateNotFound"
+    assert (
+        client.get(
+            INBOX_DELTA.replace("inbox", "sentitems") + "?$deltatoken=garbage.zz"
+        ).status_code
+        == 410
+    )
+    assert client.get(INBOX_DELTA).status_code == 200  # a new full sync works
+
+
+def test_change_type_filter_orderby_and_select(graph, control) -> None:
+    no_replays(control)
+    old = control.post(
+        "/_sim/mailboxes/adele@contoso.com/messages",
+        json={"subject": "old", "receivedDateTime": "2020-01-01T00:00:00Z"},
+    ).json()
+    control.post(
+        "/_sim/mailboxes/adele@contoso.com/messages",
+        json={"subject": "recent", "receivedDateTime": "-1d"},
+    )
+    client = graph()
+    recent, _, _ = run_round(
+        client, INBOX_DELTA + "?$filter=receivedDateTime ge 2024-01-01T00:00:00Z&$select=subject"
+    )
+    assert [m["subject"] for m in recent] == ["recent"]
+    assert set(recent[0]) == {"@odata.type", "@odata.etag", "id", "subject"}
+    ordered, delta_link, _ = run_round(
+        client, INBOX_DELTA + "?changeType=created&$orderby=receivedDateTime desc"
+    )
+    assert [m["subject"] for m in ordered] == ["recent", "old"]
+    client.patch(f"/users/adele@contoso.com/messages/{old['id']}", json={"isRead": True})
+    created_only, _, _ = run_round(client, delta_link)
+    assert created_only == []  # an update is not a creation
+    bad = [
+        INBOX_DELTA + "?$filter=subject eq 'x'",
+        INBOX_DELTA + "?$orderby=subject",
+        INBOX_DELTA + "?$search=foo",
+        INBOX_DELTA + "?$skip=5",
+        INBOX_DELTA + "?changeType=moved",
+    ]
+    for url in bad:
+        assert client.get(url).status_code == 400, url
+    assert client.get("/users/adele@contoso.com/messages/delta").status_code == 400
+
+
+def test_delta_for_unreachable_or_denied_mailboxes(graph) -> None:
+    client = graph()
+    response = client.get("/users/pradeep@contoso.com/mailFolders/inbox/messages/delta")
+    assert (
+        response.status_code == 404
+        and response.json()["error"]["code"] == "MailboxNotEnabledForRESTAPI"
+    )
+    assert graph(roles=["Calendars.Read"]).get(INBOX_DELTA).status_code == 403

@@ -1,0 +1,143 @@
+"""JSON batching: limits, dependsOn, per-request statuses, dispatch through the app."""
+
+from __future__ import annotations
+
+import ssl
+
+import httpx
+import jwt
+import pytest
+
+from m365sim.directory.models import Tenant
+from m365sim.server import SimServer
+
+
+@pytest.fixture
+def client(sim: SimServer, demo_tenant: Tenant) -> httpx.Client:
+    now = int(sim.state.now().timestamp())
+    claims = {
+        "aud": "https://graph.microsoft.com",
+        "tid": demo_tenant.id,
+        "appid": "11111111-2222-4333-8444-000000000001",
+        "idtyp": "app",
+        "roles": ["Mail.ReadWrite", "User.Read.All"],
+        "iat": now,
+        "exp": now + 3600,
+    }
+    token = jwt.encode(
+        claims, sim.state.signing_key, algorithm="RS256", headers={"kid": sim.state.signing_kid}
+    )
+    return httpx.Client(
+        base_url=sim.graph_url,
+        headers={"Authorization": f"Bearer {token}"},
+        verify=ssl.create_default_context(cafile=sim.tls.ca_pem),
+    )
+
+
+def test_batch_runs_each_request_with_its_own_status(client: httpx.Client) -> None:
+    response = client.post(
+        "/$batch",
+        json={
+            "requests": [
+                {"id": "1", "method": "GET", "url": "/users/adele@contoso.com/mailFolders/inbox"},
+                {"id": "2", "method": "GET", "url": "users/nobody@contoso.com/messages"},
+                {
+                    "id": "3",
+                    "method": "POST",
+                    "url": "/users/adele@contoso.com/mailFolders",
+                    "headers": {"Content-Type": "application/json"},
+                    "body": {"displayName": "From batch"},
+                },
+                {
+                    "id": "4",
+                    "method": "GET",
+                    "url": "/v1.0/users/adele@contoso.com/mailFolders?$top=1",
+                },
+            ]
+        },
+    )
+    assert response.status_code == 200
+    results = {r["id"]: r for r in response.json()["responses"]}
+    assert results["1"]["status"] == 200 and results["1"]["body"]["displayName"] == "Inbox"
+    assert (
+        results["2"]["status"] == 404
+        and results["2"]["body"]["error"]["code"] == "ErrorInvalidUser"
+    )
+    assert (
+        results["3"]["status"] == 201
+        and results["3"]["headers"]["content-type"] == "application/json"
+    )
+    assert len(results["4"]["body"]["value"]) == 1
+    assert "@odata.nextLink" in results["4"]["body"]
+
+
+def test_batch_limits(client: httpx.Client) -> None:
+    twenty_one = [
+        {"id": str(i), "method": "GET", "url": "/users/adele@contoso.com"} for i in range(21)
+    ]
+    too_many = client.post("/$batch", json={"requests": twenty_one})
+    assert too_many.status_code == 400 and too_many.json()["error"]["code"] == "BadRequest"
+    assert client.post("/$batch", json={"requests": twenty_one[:20]}).status_code == 200
+    duplicate = [
+        {"id": "1", "method": "GET", "url": "/me"},
+        {"id": "1", "method": "GET", "url": "/me"},
+    ]
+    assert client.post("/$batch", json={"requests": duplicate}).status_code == 400
+    nested = [{"id": "1", "method": "POST", "url": "/$batch", "body": {}}]
+    assert client.post("/$batch", json={"requests": nested}).status_code == 400
+
+
+def test_depends_on_orders_requests_and_fails_dependants(client: httpx.Client) -> None:
+    response = client.post(
+        "/$batch",
+        json={
+            "requests": [
+                {
+                    "id": "create",
+                    "method": "POST",
+                    "url": "/users/adele@contoso.com/mailFolders",
+                    "body": {"displayName": "Deals"},
+                    "headers": {"Content-Type": "application/json"},
+                },
+                {
+                    "id": "again",
+                    "method": "POST",
+                    "url": "/users/adele@contoso.com/mailFolders",
+                    "body": {"displayName": "Deals"},
+                    "headers": {"Content-Type": "application/json"},
+                    "dependsOn": ["create"],
+                },
+                {
+                    "id": "after",
+                    "method": "GET",
+                    "url": "/users/adele@contoso.com/mailFolders",
+                    "dependsOn": ["again"],
+                },
+            ]
+        },
+    )
+    results = {r["id"]: r for r in response.json()["responses"]}
+    assert results["create"]["status"] == 201
+    assert results["again"]["status"] == 409  # ran after "create", so the name is taken
+    assert results["after"]["status"] == 424
+    unknown = client.post(
+        "/$batch",
+        json={"requests": [{"id": "a", "method": "GET", "url": "/me", "dependsOn": ["zzz"]}]},
+    )
+    assert unknown.status_code == 400
+
+
+def test_sub_requests_are_logged_as_requests(sim: SimServer, client: httpx.Client) -> None:
+    sim.state.request_log.clear()
+    client.post(
+        "/$batch",
+        json={
+            "requests": [
+                {"id": str(i), "method": "GET", "url": "/users/adele@contoso.com/mailFolders/inbox"}
+                for i in range(5)
+            ]
+        },
+    )
+    paths = [r.path for r in sim.state.request_log]
+    assert paths.count("/v1.0/users/adele@contoso.com/mailFolders/inbox") == 5
+    assert paths.count("/v1.0/$batch") == 1
