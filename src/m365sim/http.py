@@ -64,4 +64,7 @@ async def json_body(request: Request) -> Any:
     try:
         return orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
-        raise BadRequest("Unable to read JSON request payload. Please ensure Content-Type header is set and payload is of valid JSON format.") from exc
+        raise BadRequest(
+            "Unable to read JSON request payload. Please ensure Content-Type header is set "
+            "and payload is of valid JSON format."
+        ) from exc

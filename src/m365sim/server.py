@@ -74,7 +74,6 @@ class SimServer:
     def start(self) -> SimServer:
         """Serve in a daemon thread; returns once the server accepts connections."""
         self._server = uvicorn.Server(self._config())
-        self._server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
         self._thread = threading.Thread(
             target=lambda: asyncio.run(self._server.serve(sockets=[self._socket])),  # type: ignore[union-attr]
             name="m365sim",

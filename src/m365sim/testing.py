@@ -22,7 +22,10 @@ from m365sim.server import SimServer
 @pytest.fixture(scope="session")
 def sim_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SimServer]:
     server = SimServer(data_dir=tmp_path_factory.mktemp("m365sim"))
-    saved = {name: os.environ.get(name) for name in ("SSL_CERT_FILE", "REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE")}
+    saved = {
+        name: os.environ.get(name)
+        for name in ("SSL_CERT_FILE", "REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE")
+    }
     for name in saved:
         os.environ[name] = str(server.tls.ca_bundle)
     server.start()

@@ -3,6 +3,7 @@
 ::
 
     M365SyncError                 root; ``status`` (HTTP) and a message that names cause and fix
+    ├── Unauthorized              401 (missing or unknown API token)
     ├── NotFound                  404
     ├── Forbidden                 403 (another organization's data, or a non-admin)
     ├── ValidationFailed          422 (bad input; nothing was changed)
@@ -25,6 +26,10 @@ class M365SyncError(Exception):
         self.message = message
         self.fix = fix
         super().__init__(message if fix is None else f"{message} {fix}")
+
+
+class Unauthorized(M365SyncError):
+    status = 401
 
 
 class NotFound(M365SyncError):

@@ -1,19 +1,23 @@
-"""Graph access tokens minted directly with the simulator's signing key, and test polling.
+"""What m365sim tests share: the demo seed's apps, Graph tokens minted with the simulator's
+signing key, HTTP clients that trust the simulator's CA, and polling.
 
 ``mint_app_token`` / ``mint_user_token`` produce tokens in the shape m365sim's identity
 endpoints issue (see ``m365sim.graph.auth``), so Graph tests don't depend on the token
 endpoints. Prefer real MSAL flows where the token itself is under test. Import from here
 (``from sim_tokens import mint_app_token``): importing from ``conftest`` is ambiguous when
-several conftest files exist.
+several conftest files exist. The fixtures built on these (``http``, ``control``,
+``graph``) are in ``tests/m365sim/conftest.py``.
 """
 
 from __future__ import annotations
 
+import ssl
 import time
 import uuid
-from collections.abc import Iterable
+from collections.abc import Callable, Generator, Iterable
 from typing import Any
 
+import httpx
 import jwt
 
 from m365sim.directory.models import Tenant, User
@@ -21,8 +25,20 @@ from m365sim.server import SimServer
 from m365sim.state import SimState
 
 GRAPH_AUDIENCE = "https://graph.microsoft.com"
-SERVICE_APP_ID = "11111111-2222-4333-8444-000000000001"  # demo seed: consented service account
-USER_APP_ID = "11111111-2222-4333-8444-000000000003"  # demo seed: "Connect your Office 365"
+GRAPH_DEFAULT = [f"{GRAPH_AUDIENCE}/.default"]
+
+# The demo seed's apps (src/m365sim/seeds/demo.yaml): the consented service account, an app
+# still waiting for admin consent, and the "Connect your Office 365" app users sign in to.
+SERVICE_APP_ID = "11111111-2222-4333-8444-000000000001"
+SERVICE_SECRET = "Zx8Q~demo.service-account.secret-value-0001"
+SERVICE_SECRET_ID = "5ec2e7a1-0000-4000-8000-000000000001"
+PENDING_APP_ID = "11111111-2222-4333-8444-000000000002"
+PENDING_SECRET = "Zx8Q~demo.no-consent.secret-value-0002"
+USER_APP_ID = "11111111-2222-4333-8444-000000000003"
+USER_SECRET = "Zx8Q~demo.user-connections.secret-0003"
+
+GraphFactory = Callable[..., httpx.Client]
+"""The ``graph`` fixture: ``graph(user=None, *, roles=(), scopes=(), app_id=None)``."""
 
 
 def _state(sim: SimServer | SimState) -> SimState:
@@ -110,8 +126,66 @@ def mint_user_token(
     return _sign(state, claims | overrides)
 
 
+def mint_token(
+    sim: SimServer | SimState,
+    tenant: Tenant | str,
+    user: str | None,
+    *,
+    roles: Iterable[str] = (),
+    scopes: Iterable[str] = (),
+    app_id: str | None = None,
+) -> str:
+    """App-only (``user`` None: ``roles``, the service account by default) or delegated
+    (``scopes``, the user-connections app by default)."""
+    if user is None:
+        return mint_app_token(sim, tenant, app_id or SERVICE_APP_ID, roles)
+    return mint_user_token(sim, tenant, user, scopes, app_id=app_id or USER_APP_ID)
+
+
 def bearer(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
+
+
+class FreshToken(httpx.Auth):
+    """A new token for every request, so moving the simulator's clock never leaves a client
+    holding an expired one."""
+
+    def __init__(self, make: Callable[[], str]) -> None:
+        self.make = make
+
+    def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
+        request.headers["Authorization"] = f"Bearer {self.make()}"
+        yield request
+
+
+def sim_client(
+    sim: SimServer,
+    *,
+    base_url: str | None = None,
+    auth: httpx.Auth | None = None,
+    timeout: float = 60,
+    **options: Any,
+) -> httpx.Client:
+    """An httpx client on the simulator's origin (or ``base_url``) that trusts its CA and
+    ignores proxy and CA settings from the environment."""
+    return httpx.Client(
+        base_url=base_url or sim.url,
+        verify=ssl.create_default_context(cafile=str(sim.tls.ca_pem)),
+        trust_env=False,
+        auth=auth,
+        timeout=timeout,
+        **options,
+    )
+
+
+def sim_async_client(sim: SimServer, *, timeout: float = 60) -> httpx.AsyncClient:
+    """``sim_client``'s asynchronous twin, for tests that must not block an event loop."""
+    return httpx.AsyncClient(
+        base_url=sim.url,
+        verify=ssl.create_default_context(cafile=str(sim.tls.ca_pem)),
+        trust_env=False,
+        timeout=timeout,
+    )
 
 
 def wait_for(predicate: Any, timeout: float = 5.0, interval: float = 0.02) -> Any:

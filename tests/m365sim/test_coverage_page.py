@@ -10,5 +10,6 @@ PAGE = Path(__file__).parents[2] / "docs" / "m365sim" / "coverage.md"
 
 def test_coverage_page_is_current() -> None:
     assert PAGE.read_text(encoding="utf-8") == render(collect_routes()), (
-        "docs/m365sim/coverage.md is stale: run `python -m m365sim.coverage > docs/m365sim/coverage.md`"
+        "docs/m365sim/coverage.md is stale: "
+        "run `python -m m365sim.coverage > docs/m365sim/coverage.md`"
     )

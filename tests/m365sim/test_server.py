@@ -8,7 +8,9 @@ from m365sim.server import SimServer
 
 
 def test_serves_https_trusted_by_its_ca_bundle(sim: SimServer) -> None:
-    response = httpx.get(f"{sim.url}/_sim/clock", verify=ssl.create_default_context(cafile=sim.tls.ca_pem))
+    response = httpx.get(
+        f"{sim.url}/_sim/clock", verify=ssl.create_default_context(cafile=sim.tls.ca_pem)
+    )
     assert response.status_code == 200
     assert "now" in response.json()
 
@@ -25,19 +27,19 @@ def test_rejects_clients_that_do_not_trust_it(sim: SimServer) -> None:
         raise AssertionError("an untrusted client connected")
 
 
-def test_clock_moves_forward_only(sim: SimServer) -> None:
-    with httpx.Client(base_url=sim.url, verify=ssl.create_default_context(cafile=sim.tls.ca_pem)) as client:
-        assert client.post("/_sim/clock", json={"advanceSeconds": 3600}).json()["offsetSeconds"] == 3600
-        assert client.post("/_sim/clock", json={"advanceSeconds": -5}).status_code == 400
+def test_clock_moves_forward_only(control: httpx.Client) -> None:
+    advanced = control.post("/_sim/clock", json={"advanceSeconds": 3600})
+    assert advanced.json()["offsetSeconds"] == 3600
+    assert control.post("/_sim/clock", json={"advanceSeconds": -5}).status_code == 400
 
 
-def test_config_rejects_unknown_and_mistyped_settings(sim: SimServer) -> None:
-    with httpx.Client(base_url=sim.url, verify=ssl.create_default_context(cafile=sim.tls.ca_pem)) as client:
-        assert client.patch("/_sim/config", json={"concurrent_requests": 2}).json()["concurrent_requests"] == 2
-        wrong = client.patch("/_sim/config", json={"nonsense": 1})
-        assert wrong.status_code == 400
-        assert "Unknown setting" in wrong.json()["error"]["message"]
-        assert client.patch("/_sim/config", json={"throttling_enabled": "yes"}).status_code == 400
+def test_config_rejects_unknown_and_mistyped_settings(control: httpx.Client) -> None:
+    changed = control.patch("/_sim/config", json={"concurrent_requests": 2})
+    assert changed.json()["concurrent_requests"] == 2
+    wrong = control.patch("/_sim/config", json={"nonsense": 1})
+    assert wrong.status_code == 400
+    assert "Unknown setting" in wrong.json()["error"]["message"]
+    assert control.patch("/_sim/config", json={"throttling_enabled": "yes"}).status_code == 400
 
 
 def test_demo_seed_loads_contoso(sim: SimServer) -> None:

@@ -1,1 +1,1 @@
-"""The ``/_sim`` control API: not part of Microsoft's surface; tests and demos drive m365sim here."""
+"""The ``/_sim`` control API: not Microsoft's surface; tests and demos drive m365sim here."""

@@ -34,13 +34,17 @@ async def seed(request: Request) -> Response:
     except (SeedError, KeyError, TypeError, ValueError) as exc:
         raise BadRequest(f"Seed rejected: {exc}") from exc
     return JSONResponse(
-        {"tenants": [{"id": t.id, "displayName": t.display_name, "domains": t.domains} for t in tenants]},
+        {
+            "tenants": [
+                {"id": t.id, "displayName": t.display_name, "domains": t.domains} for t in tenants
+            ]
+        },
         status_code=201,
     )
 
 
 async def requests_log(request: Request) -> Response:
-    """The request log, oldest first; filters: ``method``, ``path_contains``, ``mailbox``, ``app_id``."""
+    """The request log, oldest first; filters: method, path_contains, mailbox, app_id."""
     state = sim_state(request)
     params = request.query_params
     records = state.request_log
@@ -70,7 +74,9 @@ async def clock(request: Request) -> Response:
         if not isinstance(seconds, int | float) or seconds < 0:
             raise BadRequest("advanceSeconds must be a non-negative number")
         state.clock.advance(timedelta(seconds=seconds))
-    return JSONResponse({"now": state.now().isoformat(), "offsetSeconds": state.clock.offset.total_seconds()})
+    return JSONResponse(
+        {"now": state.now().isoformat(), "offsetSeconds": state.clock.offset.total_seconds()}
+    )
 
 
 async def config(request: Request) -> Response:

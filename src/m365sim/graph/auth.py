@@ -9,7 +9,9 @@ order (each step's error is the one Microsoft answers with):
 3. the caller holds the permission at all — app-only: the token's ``roles`` or an RBAC
    for Applications role assignment for that permission (in any scope); delegated: the
    ``scp`` scope for their own mailbox, or a ``.Shared`` scope plus a mailbox permission
-   the owner granted → else 403 ``ErrorAccessDenied`` "Access is denied...";
+   the owner granted → else 403 ``ErrorAccessDenied`` "Access is denied...". The
+   permission is the resource's ``Read``/``ReadWrite`` pair unless the operation names its
+   own (``sendMail`` needs ``Mail.Send``, whatever else the caller holds);
 4. the mailbox is reachable over REST (licensed, not soft-deleted, in the cloud) →
    else 404 ``MailboxNotEnabledForRESTAPI``. Graph routes to the mailbox before Exchange
    evaluates mailbox-level policy, so an unlicensed mailbox answers 404 even for an app
@@ -171,23 +173,35 @@ def find_target_user(caller: Caller, user_key: str | None) -> User:
     return user
 
 
-def _wanted(resource: Resource, write: bool, suffix: str = "") -> set[str]:
+def _wanted(
+    resource: Resource, write: bool, permission: str | None = None, suffix: str = ""
+) -> set[str]:
+    if permission is not None:
+        return {f"{permission}{suffix}"}
     names = ("ReadWrite",) if write else ("Read", "ReadWrite")
     return {f"{resource}.{name}{suffix}" for name in names}
 
 
-def has_permission(caller: Caller, resource: Resource, write: bool, target: User) -> bool:
+def has_permission(
+    caller: Caller,
+    resource: Resource,
+    write: bool,
+    target: User,
+    *,
+    permission: str | None = None,
+) -> bool:
     """Does the token itself carry the permission this operation needs on ``target``'s mailbox?
 
+    ``permission`` names it when it is not the resource's Read/ReadWrite pair (``Mail.Send``).
     Token claims only: RBAC for Applications grants and mailbox sharing are state, and
     ``resolve_mailbox`` adds them.
     """
     if caller.app_only:
         if resource == "Tasks":
             return False  # To Do is delegated-only here (see docs/m365sim.md)
-        return bool(caller.roles & _wanted(resource, write))
+        return bool(caller.roles & _wanted(resource, write, permission))
     own = caller.user is not None and caller.user.id == target.id
-    return bool(caller.scopes & _wanted(resource, write, "" if own else ".Shared"))
+    return bool(caller.scopes & _wanted(resource, write, permission, "" if own else ".Shared"))
 
 
 def check_mailbox_reachable(target: User) -> None:
@@ -201,13 +215,18 @@ def _is_delta(request: Request) -> bool:
 
 
 def _authorize(
-    state: SimState, caller: Caller, target: User, resource: Resource, write: bool
+    state: SimState,
+    caller: Caller,
+    target: User,
+    resource: Resource,
+    write: bool,
+    permission: str | None,
 ) -> None:
     """Steps 3-5 of the module docstring."""
     policies = policies_for(state, caller.tenant)
-    wanted = _wanted(resource, write)
+    wanted = _wanted(resource, write, permission)
     if caller.app_only:
-        entra = has_permission(caller, resource, write, target)
+        entra = has_permission(caller, resource, write, target, permission=permission)
         rbac_anywhere = resource != "Tasks" and bool(
             policies.rbac_permissions(caller.app_id, None) & wanted
         )
@@ -220,7 +239,7 @@ def _authorize(
             return
         raise errors.AccessDeniedByPolicy()
     assert caller.user is not None
-    if not has_permission(caller, resource, write, target):
+    if not has_permission(caller, resource, write, target, permission=permission):
         raise errors.ErrorAccessDenied()
     if caller.user.id != target.id and not policies.shared_access(target, caller.user, write):
         raise errors.ErrorAccessDenied()
@@ -228,14 +247,25 @@ def _authorize(
 
 
 def resolve_mailbox(
-    request: Request, user_key: str | None, resource: Resource, *, write: bool = False
+    request: Request,
+    user_key: str | None,
+    resource: Resource,
+    *,
+    write: bool = False,
+    permission: str | None = None,
 ) -> tuple[Caller, User]:
-    """Authenticate and authorize a mailbox operation; returns the caller and mailbox owner."""
+    """Authenticate and authorize a mailbox operation; returns the caller and mailbox owner.
+
+    The operation needs ``{resource}.Read`` or ``{resource}.ReadWrite`` (only the latter if
+    ``write``), or exactly ``permission`` when given (``"Mail.Send"``: an app with only
+    Mail.Send may send, one with only Mail.Read may not). ``write`` also decides whether a
+    delegate needs FullAccess rather than ReadPermission and whether a full mailbox refuses.
+    """
     state = sim_state(request)
     caller = authenticate(request)
     target = find_target_user(caller, user_key)
     tag_request(request, mailbox=target.id)
-    _authorize(state, caller, target, resource, write)
+    _authorize(state, caller, target, resource, write, permission)
     if target.mailbox_full and (write or _is_delta(request)):
         raise errors.ErrorQuotaExceeded()
     admit(state, request.scope, caller.app_id, target.id)

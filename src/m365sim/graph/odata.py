@@ -36,6 +36,15 @@ import orjson
 from starlette.requests import Request
 
 from m365sim.exceptions import GraphError
+from m365sim.graph.exceptions import (
+    DirectoryPropertyNotFound,
+    InvalidFilterClause,
+    InvalidTopValue,
+    PropertyNotFound,
+    QueryOptionNotAllowed,
+    TopLimitExceeded,
+    UnrecognizedQueryOption,
+)
 
 __all__ = [
     "SYSTEM_OPTIONS",
@@ -43,17 +52,10 @@ __all__ = [
     "Comparison",
     "FilterExpr",
     "FunctionCall",
-    "InvalidFilterClause",
-    "InvalidTopValue",
     "Logical",
     "Not",
     "ODataQuery",
     "OrderBy",
-    "PropertyNotFound",
-    "QueryOptionNotAllowed",
-    "TopLimitExceeded",
-    "UnrecognizedQueryOption",
-    "UnsupportedFilter",
     "apply_filter",
     "apply_orderby",
     "compile_filter",
@@ -86,66 +88,6 @@ SYSTEM_OPTIONS = frozenset(
     }
 )
 """OData system query options Graph recognises (without the ``$``)."""
-
-
-# -- errors ---------------------------------------------------------------------------------
-
-
-class UnrecognizedQueryOption(GraphError):
-    status = 400
-    code = "BadRequest"
-    message = "Unrecognized query argument specified."
-
-
-class QueryOptionNotAllowed(GraphError):
-    status = 400
-    code = "BadRequest"
-    message = "The query option is not supported for this request."
-
-
-class InvalidTopValue(GraphError):
-    status = 400
-    code = "BadRequest"
-    message = "Invalid value for $top query option found."
-
-
-class TopLimitExceeded(GraphError):
-    status = 400
-    code = "BadRequest"
-    message = "The limit for Top query has been exceeded."
-
-
-class InvalidFilterClause(GraphError):
-    """A ``$filter`` that does not parse."""
-
-    status = 400
-    code = "BadRequest"
-    message = "Invalid filter clause."
-
-
-class UnsupportedFilter(GraphError):
-    """A ``$filter`` that parses but uses a construct the workload does not evaluate
-    (Exchange answers this for lambda operators on recipients, for example)."""
-
-    status = 400
-    code = "ErrorInvalidUrlQueryFilter"
-    message = "The query filter contains one or more invalid nodes."
-
-
-class PropertyNotFound(GraphError):
-    """``$select``/``$orderby``/``$filter`` naming a property the entity does not have."""
-
-    status = 400
-    code = "RequestBroker--ParseUri"
-    message = "Could not find a property named on the type."
-
-
-class DirectoryPropertyNotFound(GraphError):
-    """The Entra ID (directory) flavour of ``PropertyNotFound``."""
-
-    status = 400
-    code = "BadRequest"
-    message = "Parsing OData Select and Expand failed: Could not find a property."
 
 
 # -- filter AST -----------------------------------------------------------------------------

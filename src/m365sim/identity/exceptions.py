@@ -28,10 +28,6 @@ the raising code passes the finished sentence.
 
 from __future__ import annotations
 
-import uuid
-from datetime import UTC, datetime
-from typing import Any, ClassVar
-
 from m365sim.exceptions import AadError
 
 

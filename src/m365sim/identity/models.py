@@ -747,16 +747,25 @@ class IdentityBackend:
         return found
 
     # -- authorize and admin consent ----------------------------------------------------------
-    def begin_authorize(
-        self, tenant_key: str, params: Mapping[str, str], session: BrowserSession
-    ) -> Step:
-        """Validate an authorize request, then decide the first page (or answer at once)."""
+    def _app_and_redirect_uri(
+        self, tenant_key: str, params: Mapping[str, str]
+    ) -> tuple[Tenant, AppRegistration, str]:
+        """The app a sign-in request names, its home tenant, and the registered redirect URI
+        to answer on (the app's first when the request names none). Errors here are raised,
+        not redirected: the redirect URI is not trusted yet."""
         tenant = self.check_tenant_key(tenant_key)
         app_tenant, app = self.find_app(tenant_key, tenant, params.get("client_id", ""))
         redirect_uri = params.get("redirect_uri") or (
             app.redirect_uris[0] if app.redirect_uris else ""
         )
         self._check_redirect_uri(app, redirect_uri)
+        return app_tenant, app, redirect_uri
+
+    def begin_authorize(
+        self, tenant_key: str, params: Mapping[str, str], session: BrowserSession
+    ) -> Step:
+        """Validate an authorize request, then decide the first page (or answer at once)."""
+        app_tenant, app, redirect_uri = self._app_and_redirect_uri(tenant_key, params)
         request = SignInRequest(
             id=secrets.token_urlsafe(18),
             kind="authorize",
@@ -802,12 +811,7 @@ class IdentityBackend:
     def begin_admin_consent(
         self, tenant_key: str, params: Mapping[str, str], session: BrowserSession, *, v2: bool
     ) -> Step:
-        tenant = self.check_tenant_key(tenant_key)
-        app_tenant, app = self.find_app(tenant_key, tenant, params.get("client_id", ""))
-        redirect_uri = params.get("redirect_uri") or (
-            app.redirect_uris[0] if app.redirect_uris else ""
-        )
-        self._check_redirect_uri(app, redirect_uri)
+        app_tenant, app, redirect_uri = self._app_and_redirect_uri(tenant_key, params)
         request = SignInRequest(
             id=secrets.token_urlsafe(18),
             kind="adminconsent",

@@ -1,5 +1,27 @@
-"""Storage: SQLAlchemy 2 models on SQLite (default, WAL) or PostgreSQL, migrated by Alembic."""
+"""Storage: SQLAlchemy 2 models on SQLite (default, WAL) or PostgreSQL, migrated by Alembic.
 
-from m365sync.db.base import Base, create_db_engine, session_factory
+Every model of every package subclasses ``Base`` and lives in a module named ``models``
+inside a ``m365sync`` package (``m365sync.<capability>.models``): ``load_models()`` imports
+them all, so Alembic sees one metadata and keeps ONE migration history in
+``m365sync/migrations/versions``. ``migrate()`` brings a database to the head revision; it
+runs on startup and through ``m365sync db upgrade``.
+"""
 
-__all__ = ["Base", "create_db_engine", "session_factory"]
+from m365sync.db.base import Base, UTCDateTime, create_db_engine, new_id, session_factory, utcnow
+from m365sync.db.migrate import current_revision, head_revision, load_models, migrate
+from m365sync.db.session import Database, database_from_settings
+
+__all__ = [
+    "Base",
+    "Database",
+    "UTCDateTime",
+    "create_db_engine",
+    "current_revision",
+    "database_from_settings",
+    "head_revision",
+    "load_models",
+    "migrate",
+    "new_id",
+    "session_factory",
+    "utcnow",
+]

@@ -5,12 +5,13 @@ Only repositories query the database, and only the request or job boundary commi
 
 from __future__ import annotations
 
+import uuid
 from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import MetaData, event
 from sqlalchemy.engine import Engine, create_engine
-from sqlalchemy.orm import DeclarativeBase, sessionmaker
+from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 from sqlalchemy.types import DateTime, TypeDecorator
 
 NAMING_CONVENTION = {
@@ -50,6 +51,12 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+def new_id() -> str:
+    """Primary keys are UUID strings made by the application, so a row's id is known before
+    it is inserted (sealed secrets bind their ciphertext to it)."""
+    return str(uuid.uuid4())
+
+
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")
@@ -67,5 +74,5 @@ def create_db_engine(url: str, **kwargs: Any) -> Engine:
     return create_engine(url, pool_pre_ping=True, **kwargs)
 
 
-def session_factory(engine: Engine) -> sessionmaker[Any]:
+def session_factory(engine: Engine) -> sessionmaker[Session]:
     return sessionmaker(bind=engine, expire_on_commit=False)

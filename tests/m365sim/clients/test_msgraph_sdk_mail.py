@@ -22,12 +22,10 @@ from msgraph.graph_request_adapter import GraphRequestAdapter
 from msgraph_core import GraphClientFactory
 from msgraph_core.requests.batch_request_content import BatchRequestContent
 from msgraph_core.requests.batch_request_item import BatchRequestItem
+from sim_tokens import SERVICE_APP_ID, SERVICE_SECRET, sim_async_client
 
 from m365sim.directory.models import Tenant
 from m365sim.server import SimServer
-
-SERVICE_APP = "11111111-2222-4333-8444-000000000001"
-SERVICE_SECRET = "Zx8Q~demo.service-account.secret-value-0001"
 
 
 def graph_client(
@@ -35,7 +33,7 @@ def graph_client(
 ) -> tuple[GraphServiceClient, ClientSecretCredential]:
     credential = ClientSecretCredential(
         tenant.id,
-        SERVICE_APP,
+        SERVICE_APP_ID,
         SERVICE_SECRET,
         authority=sim.url.removeprefix("https://"),
         disable_instance_discovery=True,
@@ -54,8 +52,7 @@ def graph_client(
 @pytest.fixture
 async def control(sim: SimServer) -> AsyncIterator[httpx.AsyncClient]:
     """The sim's control API, without blocking the event loop the SDK runs on."""
-    context = ssl.create_default_context(cafile=sim.tls.ca_pem)
-    async with httpx.AsyncClient(base_url=sim.url, verify=context, timeout=30) as client:
+    async with sim_async_client(sim) as client:
         yield client
 
 

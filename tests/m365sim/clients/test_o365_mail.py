@@ -8,19 +8,19 @@ login.microsoftonline.com to validate the authority)."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import httpx
 from msal import ConfidentialClientApplication
-from O365 import Account, MSGraphProtocol
+from O365 import Account, FileSystemTokenBackend, MSGraphProtocol
+from sim_tokens import SERVICE_APP_ID, SERVICE_SECRET
 
 from m365sim.directory.models import Tenant
 from m365sim.server import SimServer
 
-SERVICE_APP = "11111111-2222-4333-8444-000000000001"
-SERVICE_SECRET = "Zx8Q~demo.service-account.secret-value-0001"
-
 
 def test_reads_a_mailbox_with_app_only_credentials(
-    sim: SimServer, demo_tenant: Tenant, http: httpx.Client
+    sim: SimServer, demo_tenant: Tenant, http: httpx.Client, tmp_path: Path
 ) -> None:
     http.post(
         "/_sim/mailboxes/adele@contoso.com/messages",
@@ -35,14 +35,15 @@ def test_reads_a_mailbox_with_app_only_credentials(
     protocol.protocol_url = f"{sim.url}/"
     protocol.service_url = f"{sim.url}/v1.0/"
     account = Account(
-        (SERVICE_APP, SERVICE_SECRET),
+        (SERVICE_APP_ID, SERVICE_SECRET),
         auth_flow_type="credentials",
         tenant_id=demo_tenant.id,
         protocol=protocol,
+        token_backend=FileSystemTokenBackend(token_path=tmp_path),  # not o365_token.txt in cwd
     )
     account.con._msal_authority = sim.authority(demo_tenant.id)
     account.con._msal_client = ConfidentialClientApplication(
-        SERVICE_APP,
+        SERVICE_APP_ID,
         client_credential=SERVICE_SECRET,
         authority=sim.authority(demo_tenant.id),
         token_cache=account.con.token_backend,

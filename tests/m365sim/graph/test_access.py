@@ -6,13 +6,19 @@ from __future__ import annotations
 import httpx
 import jwt
 import pytest
-from sim_tokens import SERVICE_APP_ID, USER_APP_ID, bearer, mint_app_token, mint_user_token
+from sim_tokens import (
+    PENDING_APP_ID,
+    SERVICE_APP_ID,
+    USER_APP_ID,
+    bearer,
+    mint_app_token,
+    mint_user_token,
+)
 
 from m365sim.directory.models import Group
 from m365sim.server import SimServer
 
 TENANT = "contoso.com"
-CONSENT_PENDING_APP = "11111111-2222-4333-8444-000000000002"
 ALL_MAIL = ["Mail.Read", "Mail.ReadWrite", "Calendars.Read", "Calendars.ReadWrite"]
 CONTROL = f"/_sim/tenants/{TENANT}"
 
@@ -29,6 +35,14 @@ def read_mail(http: httpx.Client, headers: dict[str, str], user: str) -> httpx.R
 
 def write_mail(http: httpx.Client, headers: dict[str, str], user: str) -> httpx.Response:
     return http.post(f"/v1.0/users/{user}/messages", headers=headers, json={"subject": "draft"})
+
+
+def add_policy(http: httpx.Client, app_id: str, scope: str, access_right: str) -> httpx.Response:
+    """``New-ApplicationAccessPolicy -AppId app_id -PolicyScopeGroupId scope -AccessRight``."""
+    return http.post(
+        f"{CONTROL}/accessPolicies",
+        json={"AppId": app_id, "PolicyScopeGroupId": scope, "AccessRight": access_right},
+    )
 
 
 def error(response: httpx.Response) -> tuple[int, str, str]:
@@ -94,7 +108,7 @@ def test_disabled_users_token_is_refused(sim: SimServer, http: httpx.Client) -> 
 
 
 def test_app_without_consent_is_access_denied(sim: SimServer, http: httpx.Client) -> None:
-    headers = app_headers(sim, roles=[], app_id=CONSENT_PENDING_APP)
+    headers = app_headers(sim, roles=[], app_id=PENDING_APP_ID)
     assert error(read_mail(http, headers, "adele@contoso.com")) == (
         403,
         "ErrorAccessDenied",
@@ -126,14 +140,7 @@ def test_unknown_user_is_error_invalid_user(sim: SimServer, http: httpx.Client) 
 
 
 def test_restrict_access_allows_only_group_members(sim: SimServer, http: httpx.Client) -> None:
-    created = http.post(
-        f"{CONTROL}/accessPolicies",
-        json={
-            "AppId": SERVICE_APP_ID,
-            "PolicyScopeGroupId": "crm-sync@contoso.com",
-            "AccessRight": "RestrictAccess",
-        },
-    )
+    created = add_policy(http, SERVICE_APP_ID, "crm-sync@contoso.com", "RestrictAccess")
     assert created.status_code == 201
     headers = app_headers(sim)
     assert read_mail(http, headers, "adele@contoso.com").status_code == 200  # member
@@ -159,25 +166,11 @@ def test_deny_access_blocks_members_and_wins_over_restrict(
             member_ids={tenant.find_user("adele@contoso.com").id},
         )
     )  # type: ignore[union-attr]
-    http.post(
-        f"{CONTROL}/accessPolicies",
-        json={
-            "AppId": SERVICE_APP_ID,
-            "PolicyScopeGroupId": "legal@contoso.com",
-            "AccessRight": "DenyAccess",
-        },
-    )
+    add_policy(http, SERVICE_APP_ID, "legal@contoso.com", "DenyAccess")
     headers = app_headers(sim)
     assert error(read_mail(http, headers, "adele@contoso.com"))[2] == "Access to OData is disabled."
     assert read_mail(http, headers, "johanna@contoso.com").status_code == 200  # not in a Deny group
-    http.post(
-        f"{CONTROL}/accessPolicies",
-        json={
-            "AppId": SERVICE_APP_ID,
-            "PolicyScopeGroupId": "crm-sync@contoso.com",
-            "AccessRight": "RestrictAccess",
-        },
-    )
+    add_policy(http, SERVICE_APP_ID, "crm-sync@contoso.com", "RestrictAccess")
     # adele is in both groups: DenyAccess is evaluated first.
     assert read_mail(http, headers, "adele@contoso.com").status_code == 403
     assert read_mail(http, headers, "alex@contoso.com").status_code == 200
@@ -186,14 +179,8 @@ def test_deny_access_blocks_members_and_wins_over_restrict(
 def test_policy_changes_apply_and_removal_restores_access(
     sim: SimServer, http: httpx.Client
 ) -> None:
-    policy = http.post(
-        f"{CONTROL}/accessPolicies",
-        json={
-            "AppId": SERVICE_APP_ID,
-            "PolicyScopeGroupId": "crm-sync@contoso.com",
-            "AccessRight": "RestrictAccess",
-        },
-    ).json()["value"][0]
+    created = add_policy(http, SERVICE_APP_ID, "crm-sync@contoso.com", "RestrictAccess")
+    policy = created.json()["value"][0]
     headers = app_headers(sim)
     assert read_mail(http, headers, "johanna@contoso.com").status_code == 403
     assert http.delete(f"{CONTROL}/accessPolicies/{policy['Identity']}").status_code == 204
@@ -206,27 +193,13 @@ def test_policy_needs_a_mail_enabled_security_group(sim: SimServer, http: httpx.
     tenant.add_group(
         Group(display_name="Newsletter", mail="news@contoso.com", security_enabled=False)
     )
-    refused = http.post(
-        f"{CONTROL}/accessPolicies",
-        json={
-            "AppId": SERVICE_APP_ID,
-            "PolicyScopeGroupId": "news@contoso.com",
-            "AccessRight": "RestrictAccess",
-        },
-    )
+    refused = add_policy(http, SERVICE_APP_ID, "news@contoso.com", "RestrictAccess")
     assert refused.status_code == 400
     assert "isn't a valid security principal" in refused.json()["error"]["message"]
 
 
 def test_test_application_access_policy(sim: SimServer, http: httpx.Client) -> None:
-    http.post(
-        f"{CONTROL}/accessPolicies",
-        json={
-            "AppId": SERVICE_APP_ID,
-            "PolicyScopeGroupId": "crm-sync@contoso.com",
-            "AccessRight": "RestrictAccess",
-        },
-    )
+    add_policy(http, SERVICE_APP_ID, "crm-sync@contoso.com", "RestrictAccess")
     granted = http.post(
         f"{CONTROL}/accessPolicies/test",
         json={"AppId": SERVICE_APP_ID, "Identity": "lee@contoso.com"},
@@ -240,14 +213,7 @@ def test_test_application_access_policy(sim: SimServer, http: httpx.Client) -> N
 
 
 def test_policies_do_not_touch_delegated_access(sim: SimServer, http: httpx.Client) -> None:
-    http.post(
-        f"{CONTROL}/accessPolicies",
-        json={
-            "AppId": USER_APP_ID,
-            "PolicyScopeGroupId": "crm-sync@contoso.com",
-            "AccessRight": "RestrictAccess",
-        },
-    )
+    add_policy(http, USER_APP_ID, "crm-sync@contoso.com", "RestrictAccess")
     token = mint_user_token(sim, TENANT, "johanna@contoso.com", ["Mail.ReadWrite"])
     assert http.get("/v1.0/me/messages", headers=bearer(token)).status_code == 200
 
@@ -265,19 +231,19 @@ def test_rbac_scope_grants_without_entra_consent(sim: SimServer, http: httpx.Cli
     assigned = http.post(
         f"{CONTROL}/roleAssignments",
         json={
-            "App": CONSENT_PENDING_APP,
+            "App": PENDING_APP_ID,
             "Role": "Application Mail.Read",
             "CustomResourceScope": "EMEA",
         },
     )
     assert assigned.status_code == 201
-    headers = app_headers(sim, roles=[], app_id=CONSENT_PENDING_APP)  # no Entra roles at all
+    headers = app_headers(sim, roles=[], app_id=PENDING_APP_ID)  # no Entra roles at all
     assert read_mail(http, headers, "lee@contoso.com").status_code == 200
     assert error(read_mail(http, headers, "adele@contoso.com"))[2] == "Access to OData is disabled."
     assert error(write_mail(http, headers, "lee@contoso.com"))[:2] == (403, "ErrorAccessDenied")
     report = http.post(
         f"{CONTROL}/servicePrincipalAuthorization/test",
-        json={"Identity": CONSENT_PENDING_APP, "Resource": "adele@contoso.com"},
+        json={"Identity": PENDING_APP_ID, "Resource": "adele@contoso.com"},
     ).json()["value"]
     assert report == [
         {
@@ -290,18 +256,38 @@ def test_rbac_scope_grants_without_entra_consent(sim: SimServer, http: httpx.Cli
     ]
 
 
+def test_send_mail_is_authorized_on_mail_send_like_any_mailbox_operation(
+    sim: SimServer, http: httpx.Client
+) -> None:
+    message = {
+        "message": {
+            "subject": "x",
+            "toRecipients": [{"emailAddress": {"address": "alex@contoso.com"}}],
+        }
+    }
+    sender = app_headers(sim, roles=["Mail.Send"])
+    add_policy(http, SERVICE_APP_ID, "crm-sync@contoso.com", "RestrictAccess")
+    sent = http.post("/v1.0/users/adele@contoso.com/sendMail", headers=sender, json=message)
+    assert sent.status_code == 202  # adele is in the policy's group
+    outside = http.post("/v1.0/users/johanna@contoso.com/sendMail", headers=sender, json=message)
+    assert error(outside)[:3] == (403, "ErrorAccessDenied", "Access to OData is disabled.")
+    # RBAC for Applications: "Application Mail.Send" without any Entra consent.
+    assigned = http.post(
+        f"{CONTROL}/roleAssignments",
+        json={"App": PENDING_APP_ID, "Role": "Application Mail.Send"},
+    )
+    assert assigned.status_code == 201
+    pending = app_headers(sim, roles=[], app_id=PENDING_APP_ID)
+    via_rbac = http.post("/v1.0/users/johanna@contoso.com/sendMail", headers=pending, json=message)
+    assert via_rbac.status_code == 202
+    assert read_mail(http, pending, "johanna@contoso.com").status_code == 403
+
+
 def test_rbac_member_of_group_scope_and_union_with_restricted_entra_grant(
     sim: SimServer, http: httpx.Client
 ) -> None:
     # Entra grant restricted by a policy to the CRM group; RBAC adds johanna's mailbox.
-    http.post(
-        f"{CONTROL}/accessPolicies",
-        json={
-            "AppId": SERVICE_APP_ID,
-            "PolicyScopeGroupId": "crm-sync@contoso.com",
-            "AccessRight": "RestrictAccess",
-        },
-    )
+    add_policy(http, SERVICE_APP_ID, "crm-sync@contoso.com", "RestrictAccess")
     http.post(
         f"{CONTROL}/managementScopes",
         json={
@@ -336,12 +322,12 @@ def test_member_of_group_filter(sim: SimServer, http: httpx.Client) -> None:
     http.post(
         f"{CONTROL}/roleAssignments",
         json={
-            "App": CONSENT_PENDING_APP,
+            "App": PENDING_APP_ID,
             "Role": "Application Calendars.ReadWrite",
             "CustomResourceScope": "CRM",
         },
     )
-    headers = app_headers(sim, roles=[], app_id=CONSENT_PENDING_APP)
+    headers = app_headers(sim, roles=[], app_id=PENDING_APP_ID)
     assert http.get("/v1.0/users/grady@contoso.com/events", headers=headers).status_code == 200
     assert http.get("/v1.0/users/lidia@contoso.com/events", headers=headers).status_code == 403
     assert read_mail(http, headers, "grady@contoso.com").status_code == 403  # calendar role only
@@ -403,14 +389,7 @@ def test_soft_deleted_mailbox_is_not_rest_enabled(sim: SimServer, http: httpx.Cl
 def test_unreachable_mailbox_answers_404_before_policy_denial(
     sim: SimServer, http: httpx.Client
 ) -> None:
-    http.post(
-        f"{CONTROL}/accessPolicies",
-        json={
-            "AppId": SERVICE_APP_ID,
-            "PolicyScopeGroupId": "crm-sync@contoso.com",
-            "AccessRight": "RestrictAccess",
-        },
-    )
+    add_policy(http, SERVICE_APP_ID, "crm-sync@contoso.com", "RestrictAccess")
     assert error(read_mail(http, app_headers(sim), "pradeep@contoso.com"))[:2] == (
         404,
         "MailboxNotEnabledForRESTAPI",

@@ -2,36 +2,16 @@
 
 from __future__ import annotations
 
-import ssl
-
 import httpx
-import jwt
 import pytest
+from sim_tokens import GraphFactory
 
-from m365sim.directory.models import Tenant
 from m365sim.server import SimServer
 
 
 @pytest.fixture
-def client(sim: SimServer, demo_tenant: Tenant) -> httpx.Client:
-    now = int(sim.state.now().timestamp())
-    claims = {
-        "aud": "https://graph.microsoft.com",
-        "tid": demo_tenant.id,
-        "appid": "11111111-2222-4333-8444-000000000001",
-        "idtyp": "app",
-        "roles": ["Mail.ReadWrite", "User.Read.All"],
-        "iat": now,
-        "exp": now + 3600,
-    }
-    token = jwt.encode(
-        claims, sim.state.signing_key, algorithm="RS256", headers={"kid": sim.state.signing_kid}
-    )
-    return httpx.Client(
-        base_url=sim.graph_url,
-        headers={"Authorization": f"Bearer {token}"},
-        verify=ssl.create_default_context(cafile=sim.tls.ca_pem),
-    )
+def client(graph: GraphFactory) -> httpx.Client:
+    return graph(roles=("Mail.ReadWrite", "User.Read.All"))
 
 
 def test_batch_runs_each_request_with_its_own_status(client: httpx.Client) -> None:

@@ -7,16 +7,18 @@ from datetime import UTC, datetime
 import pytest
 from starlette.requests import Request
 
-from m365sim.graph.odata import (
-    Comparison,
+from m365sim.graph.exceptions import (
     InvalidFilterClause,
     InvalidTopValue,
-    ODataQuery,
-    OrderBy,
     PropertyNotFound,
     QueryOptionNotAllowed,
     TopLimitExceeded,
     UnrecognizedQueryOption,
+)
+from m365sim.graph.odata import (
+    Comparison,
+    ODataQuery,
+    OrderBy,
     apply_orderby,
     compile_filter,
     page,

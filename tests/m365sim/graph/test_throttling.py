@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import asyncio
-import ssl
 
 import httpx
-from sim_tokens import SERVICE_APP_ID, USER_APP_ID, bearer, mint_app_token
+from sim_tokens import SERVICE_APP_ID, USER_APP_ID, bearer, mint_app_token, sim_async_client
 
 from m365sim.server import SimServer
 from m365sim.throttling import CONCURRENCY_MESSAGE, RATE_MESSAGE
@@ -20,10 +19,7 @@ def headers(sim: SimServer, app_id: str = SERVICE_APP_ID) -> dict[str, str]:
 
 
 async def fire(sim: SimServer, count: int, auth: dict[str, str]) -> list[httpx.Response]:
-    context = ssl.create_default_context(cafile=str(sim.tls.ca_pem))
-    async with httpx.AsyncClient(
-        base_url=sim.url, verify=context, trust_env=False, timeout=20
-    ) as client:
+    async with sim_async_client(sim) as client:
         return list(
             await asyncio.gather(
                 *(

@@ -2,63 +2,25 @@
 
 from __future__ import annotations
 
-import ssl
-
-import httpx
-import jwt
-import pytest
+from sim_tokens import GraphFactory
 
 from m365sim.directory.models import Tenant
-from m365sim.server import SimServer
 
 
-@pytest.fixture
-def client_for(sim: SimServer, demo_tenant: Tenant):  # type: ignore[no-untyped-def]
-    def make(
-        *, roles: list[str] | None = None, user: str | None = None, scopes: list[str] | None = None
-    ) -> httpx.Client:
-        now = int(sim.state.now().timestamp())
-        claims: dict[str, object] = {
-            "aud": "https://graph.microsoft.com",
-            "tid": demo_tenant.id,
-            "appid": "11111111-2222-4333-8444-000000000001",
-            "iat": now,
-            "exp": now + 3600,
-        }
-        if user is None:
-            claims |= {"idtyp": "app", "roles": roles or []}
-        else:
-            claims |= {
-                "idtyp": "user",
-                "oid": demo_tenant.find_user(user).id,
-                "scp": " ".join(scopes or []),
-            }  # type: ignore[union-attr]
-        token = jwt.encode(
-            claims, sim.state.signing_key, algorithm="RS256", headers={"kid": sim.state.signing_kid}
-        )
-        return httpx.Client(
-            base_url=sim.graph_url,
-            headers={"Authorization": f"Bearer {token}"},
-            verify=ssl.create_default_context(cafile=sim.tls.ca_pem),
-        )
-
-    return make
-
-
-def test_me_needs_a_delegated_token(client_for) -> None:  # type: ignore[no-untyped-def]
-    me = client_for(user="adele@contoso.com", scopes=["User.Read"]).get("/me")
+def test_me_needs_a_delegated_token(graph: GraphFactory) -> None:
+    me = graph(user="adele@contoso.com", scopes=["User.Read"]).get("/me")
     assert me.status_code == 200
     assert (
         me.json()["userPrincipalName"] == "adele@contoso.com"
         and me.json()["displayName"] == "Adele Vance"
     )
-    app = client_for(roles=["User.Read.All"]).get("/me")
+    app = graph(roles=["User.Read.All"]).get("/me")
     assert app.status_code == 400
-    assert client_for(user="adele@contoso.com", scopes=["Mail.Read"]).get("/me").status_code == 403
+    assert graph(user="adele@contoso.com", scopes=["Mail.Read"]).get("/me").status_code == 403
 
 
-def test_get_user_by_id_or_upn_and_select(client_for, demo_tenant: Tenant) -> None:  # type: ignore[no-untyped-def]
-    client = client_for(roles=["User.Read.All"])
+def test_get_user_by_id_or_upn_and_select(graph: GraphFactory, demo_tenant: Tenant) -> None:
+    client = graph(roles=["User.Read.All"])
     alex = demo_tenant.find_user("alex@contoso.com")
     by_id = client.get(f"/users/{alex.id}").json()
     assert by_id["userPrincipalName"] == "alex@contoso.com"
@@ -72,13 +34,13 @@ def test_get_user_by_id_or_upn_and_select(client_for, demo_tenant: Tenant) -> No
     assert bad_select.status_code == 400 and "shoeSize" in bad_select.json()["error"]["message"]
 
 
-def test_list_users_needs_user_read_all(client_for) -> None:  # type: ignore[no-untyped-def]
-    denied = client_for(roles=["Mail.Read"]).get("/users")
+def test_list_users_needs_user_read_all(graph: GraphFactory) -> None:
+    denied = graph(roles=["Mail.Read"]).get("/users")
     assert (
         denied.status_code == 403
         and denied.json()["error"]["code"] == "Authorization_RequestDenied"
     )
-    client = client_for(roles=["User.Read.All"])
+    client = graph(roles=["User.Read.All"])
     upns: list[str] = []
     url: str | None = "/users?$top=5&$select=userPrincipalName,mail"
     while url:
@@ -97,18 +59,15 @@ def test_list_users_needs_user_read_all(client_for) -> None:  # type: ignore[no-
     assert client.get("/users", params={"$top": "1000"}).status_code == 400
 
 
-def test_mailbox_settings_time_zone(client_for) -> None:  # type: ignore[no-untyped-def]
-    settings = client_for(roles=["MailboxSettings.Read"]).get(
-        "/users/alex@contoso.com/mailboxSettings"
-    )
+def test_mailbox_settings_time_zone(graph: GraphFactory) -> None:
+    settings = graph(roles=["MailboxSettings.Read"]).get("/users/alex@contoso.com/mailboxSettings")
     assert settings.status_code == 200
     assert settings.json()["timeZone"] == "Eastern Standard Time"
     assert settings.json()["workingHours"]["timeZone"]["name"] == "Eastern Standard Time"
     assert (
-        client_for(roles=["Mail.Read"]).get("/users/alex@contoso.com/mailboxSettings").status_code
-        == 403
+        graph(roles=["Mail.Read"]).get("/users/alex@contoso.com/mailboxSettings").status_code == 403
     )
-    own = client_for(user="johanna@contoso.com", scopes=["MailboxSettings.Read"]).get(
+    own = graph(user="johanna@contoso.com", scopes=["MailboxSettings.Read"]).get(
         "/me/mailboxSettings"
     )
     assert own.json()["timeZone"] == "W. Europe Standard Time"

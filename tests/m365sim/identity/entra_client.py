@@ -7,7 +7,6 @@ and stops at the redirect back to the app.
 
 from __future__ import annotations
 
-import ssl
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from html.parser import HTMLParser
@@ -20,19 +19,12 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import NameOID
+from sim_tokens import sim_client
 
 from m365sim.server import SimServer
 
 CONTOSO = "contoso.com"
-SERVICE_APP = "11111111-2222-4333-8444-000000000001"
-SERVICE_SECRET = "Zx8Q~demo.service-account.secret-value-0001"
-SERVICE_SECRET_ID = "5ec2e7a1-0000-4000-8000-000000000001"
-PENDING_APP = "11111111-2222-4333-8444-000000000002"
-PENDING_SECRET = "Zx8Q~demo.no-consent.secret-value-0002"
-USER_APP = "11111111-2222-4333-8444-000000000003"
-USER_SECRET = "Zx8Q~demo.user-connections.secret-0003"
 REDIRECT_URI = "http://localhost:8365/connections/office365/callback"
-GRAPH_DEFAULT = ["https://graph.microsoft.com/.default"]
 
 
 @dataclass
@@ -94,9 +86,7 @@ class Browser:
 
     def __init__(self, sim: SimServer) -> None:
         self.sim = sim
-        self.client = httpx.Client(
-            verify=ssl.create_default_context(cafile=sim.tls.ca_pem), follow_redirects=False
-        )
+        self.client = sim_client(sim, follow_redirects=False)
         self.visited: list[str] = []  # page titles, in order
 
     def __enter__(self) -> Browser:

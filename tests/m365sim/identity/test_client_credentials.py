@@ -7,16 +7,14 @@ import httpx
 import jwt
 import pytest
 from azure.identity import ClientSecretCredential
-from entra_client import (
-    CONTOSO,
+from entra_client import CONTOSO, confidential_app, make_certificate
+from sim_tokens import (
     GRAPH_DEFAULT,
-    PENDING_APP,
+    PENDING_APP_ID,
     PENDING_SECRET,
-    SERVICE_APP,
+    SERVICE_APP_ID,
     SERVICE_SECRET,
     SERVICE_SECRET_ID,
-    confidential_app,
-    make_certificate,
 )
 
 from m365sim.graph.auth import decode_access_token
@@ -30,7 +28,7 @@ def claims_of(token: str) -> dict[str, object]:
 
 
 def test_secret_gets_an_app_token_with_the_granted_roles(sim: SimServer) -> None:
-    result = confidential_app(sim, SERVICE_APP, SERVICE_SECRET).acquire_token_for_client(
+    result = confidential_app(sim, SERVICE_APP_ID, SERVICE_SECRET).acquire_token_for_client(
         GRAPH_DEFAULT
     )
     assert result["token_type"] == "Bearer" and result["expires_in"] > 3000
@@ -38,11 +36,11 @@ def test_secret_gets_an_app_token_with_the_granted_roles(sim: SimServer) -> None
     assert claims["aud"] == "https://graph.microsoft.com"
     assert claims["iss"] == f"https://sts.windows.net/{TENANT_ID}/"
     assert claims["tid"] == TENANT_ID
-    assert claims["appid"] == SERVICE_APP
+    assert claims["appid"] == SERVICE_APP_ID
     assert claims["idtyp"] == "app"
     tenant = sim.state.find_tenant(CONTOSO)
     assert tenant is not None
-    assert claims["oid"] == tenant.service_principals[SERVICE_APP].id
+    assert claims["oid"] == tenant.service_principals[SERVICE_APP_ID].id
     assert claims["roles"] == [
         "Calendars.Read",
         "Calendars.ReadWrite",
@@ -54,7 +52,7 @@ def test_secret_gets_an_app_token_with_the_granted_roles(sim: SimServer) -> None
 
 
 def test_without_admin_consent_the_token_has_no_roles_claim(sim: SimServer) -> None:
-    result = confidential_app(sim, PENDING_APP, PENDING_SECRET).acquire_token_for_client(
+    result = confidential_app(sim, PENDING_APP_ID, PENDING_SECRET).acquire_token_for_client(
         GRAPH_DEFAULT
     )
     assert "roles" not in claims_of(result["access_token"])
@@ -64,41 +62,42 @@ def test_consent_granted_later_appears_in_the_next_token(
     sim: SimServer, control: httpx.Client
 ) -> None:
     granted = control.post(
-        f"/_sim/tenants/{CONTOSO}/apps/{PENDING_APP}/consent", json={"permissions": ["Mail.Read"]}
+        f"/_sim/tenants/{CONTOSO}/apps/{PENDING_APP_ID}/consent",
+        json={"permissions": ["Mail.Read"]},
     )
     assert granted.json()["grantedApplicationPermissions"] == ["Mail.Read"]
-    result = confidential_app(sim, PENDING_APP, PENDING_SECRET).acquire_token_for_client(
+    result = confidential_app(sim, PENDING_APP_ID, PENDING_SECRET).acquire_token_for_client(
         GRAPH_DEFAULT
     )
     assert claims_of(result["access_token"])["roles"] == ["Mail.Read"]
 
-    control.request("DELETE", f"/_sim/tenants/{CONTOSO}/apps/{PENDING_APP}/consent", json={})
-    fresh = confidential_app(sim, PENDING_APP, PENDING_SECRET).acquire_token_for_client(
+    control.request("DELETE", f"/_sim/tenants/{CONTOSO}/apps/{PENDING_APP_ID}/consent", json={})
+    fresh = confidential_app(sim, PENDING_APP_ID, PENDING_SECRET).acquire_token_for_client(
         GRAPH_DEFAULT
     )
     assert "roles" not in claims_of(fresh["access_token"])
 
 
 def test_secret_id_instead_of_value_is_aadsts7000215(sim: SimServer) -> None:
-    result = confidential_app(sim, SERVICE_APP, SERVICE_SECRET_ID).acquire_token_for_client(
+    result = confidential_app(sim, SERVICE_APP_ID, SERVICE_SECRET_ID).acquire_token_for_client(
         GRAPH_DEFAULT
     )
     assert result["error"] == "invalid_client"
     assert result["error_codes"] == [7000215]
     assert "not the client secret ID" in result["error_description"]
-    assert f"for a secret added to app '{SERVICE_APP}'" in result["error_description"]
+    assert f"for a secret added to app '{SERVICE_APP_ID}'" in result["error_description"]
 
 
 def test_expired_secret_is_aadsts7000222(sim: SimServer, control: httpx.Client) -> None:
     added = control.post(
-        f"/_sim/tenants/{CONTOSO}/apps/{PENDING_APP}/secrets",
+        f"/_sim/tenants/{CONTOSO}/apps/{PENDING_APP_ID}/secrets",
         json={"displayName": "short", "expires": "+1d"},
     ).json()
-    app = confidential_app(sim, PENDING_APP, added["value"])
+    app = confidential_app(sim, PENDING_APP_ID, added["value"])
     assert "access_token" in app.acquire_token_for_client(GRAPH_DEFAULT)
 
     control.post("/_sim/clock", json={"advanceSeconds": 2 * 86400})
-    result = confidential_app(sim, PENDING_APP, added["value"]).acquire_token_for_client(
+    result = confidential_app(sim, PENDING_APP_ID, added["value"]).acquire_token_for_client(
         GRAPH_DEFAULT
     )
     assert result["error"] == "invalid_client"
@@ -110,7 +109,7 @@ def test_app_registered_in_another_tenant_is_aadsts700016(
 ) -> None:
     control.post("/_sim/tenants", json={"displayName": "Fabrikam", "domains": ["fabrikam.com"]})
     result = confidential_app(
-        sim, SERVICE_APP, SERVICE_SECRET, tenant="fabrikam.com"
+        sim, SERVICE_APP_ID, SERVICE_SECRET, tenant="fabrikam.com"
     ).acquire_token_for_client(GRAPH_DEFAULT)
     assert result["error"] == "unauthorized_client"
     assert result["error_codes"] == [700016]
@@ -118,8 +117,8 @@ def test_app_registered_in_another_tenant_is_aadsts700016(
 
 
 def test_disabled_app_is_aadsts7000112(sim: SimServer, control: httpx.Client) -> None:
-    control.patch(f"/_sim/tenants/{CONTOSO}/apps/{SERVICE_APP}", json={"disabled": True})
-    result = confidential_app(sim, SERVICE_APP, SERVICE_SECRET).acquire_token_for_client(
+    control.patch(f"/_sim/tenants/{CONTOSO}/apps/{SERVICE_APP_ID}", json={"disabled": True})
+    result = confidential_app(sim, SERVICE_APP_ID, SERVICE_SECRET).acquire_token_for_client(
         GRAPH_DEFAULT
     )
     assert result["error"] == "unauthorized_client"
@@ -138,13 +137,13 @@ def test_disabled_app_is_aadsts7000112(sim: SimServer, control: httpx.Client) ->
 def test_client_credentials_accept_only_the_default_scope(
     sim: SimServer, scopes: list[str], code: int
 ) -> None:
-    result = confidential_app(sim, SERVICE_APP, SERVICE_SECRET).acquire_token_for_client(scopes)
+    result = confidential_app(sim, SERVICE_APP_ID, SERVICE_SECRET).acquire_token_for_client(scopes)
     assert result["error"] == "invalid_scope"
     assert result["error_codes"] == [code]
 
 
 def test_unknown_resource_is_aadsts500011(sim: SimServer) -> None:
-    result = confidential_app(sim, SERVICE_APP, SERVICE_SECRET).acquire_token_for_client(
+    result = confidential_app(sim, SERVICE_APP_ID, SERVICE_SECRET).acquire_token_for_client(
         ["https://analysis.windows.net/powerbi/api/.default"]
     )
     assert result["error_codes"] == [500011]
@@ -156,7 +155,7 @@ def test_certificate_credential_gets_an_app_token(
 ) -> None:
     certificate = make_certificate()
     uploaded = control.post(
-        f"/_sim/tenants/{CONTOSO}/apps/{SERVICE_APP}/certificates",
+        f"/_sim/tenants/{CONTOSO}/apps/{SERVICE_APP_ID}/certificates",
         json={"pem": certificate.certificate_pem, "displayName": "m365sync"},
     )
     assert uploaded.status_code == 201
@@ -166,7 +165,9 @@ def test_certificate_credential_gets_an_app_token(
         credential["thumbprint"] = certificate.sha1_thumbprint
     else:
         credential["public_certificate"] = certificate.certificate_pem
-    result = confidential_app(sim, SERVICE_APP, credential).acquire_token_for_client(GRAPH_DEFAULT)
+    result = confidential_app(sim, SERVICE_APP_ID, credential).acquire_token_for_client(
+        GRAPH_DEFAULT
+    )
     assert "access_token" in result, result
     claims = decode_access_token(sim.state, result["access_token"])
     assert claims["appidacr"] == "2"
@@ -179,7 +180,9 @@ def test_certificate_not_uploaded_is_aadsts700027(sim: SimServer) -> None:
         "private_key": certificate.private_key_pem,
         "public_certificate": certificate.certificate_pem,
     }
-    result = confidential_app(sim, SERVICE_APP, credential).acquire_token_for_client(GRAPH_DEFAULT)
+    result = confidential_app(sim, SERVICE_APP_ID, credential).acquire_token_for_client(
+        GRAPH_DEFAULT
+    )
     assert result["error"] == "invalid_client"
     assert result["error_codes"] == [700027]
     assert "not registered on application" in result["error_description"]
@@ -190,31 +193,37 @@ def test_assertion_signed_by_another_key_fails_signature_validation(
 ) -> None:
     uploaded, impostor = make_certificate(), make_certificate()
     control.post(
-        f"/_sim/tenants/{CONTOSO}/apps/{SERVICE_APP}/certificates",
+        f"/_sim/tenants/{CONTOSO}/apps/{SERVICE_APP_ID}/certificates",
         json={"pem": uploaded.certificate_pem},
     )
     credential = {"private_key": impostor.private_key_pem, "thumbprint": uploaded.sha1_thumbprint}
-    result = confidential_app(sim, SERVICE_APP, credential).acquire_token_for_client(GRAPH_DEFAULT)
+    result = confidential_app(sim, SERVICE_APP_ID, credential).acquire_token_for_client(
+        GRAPH_DEFAULT
+    )
     assert result["error_codes"] == [700027]
     assert "failed signature validation" in result["error_description"]
 
 
 def test_azure_identity_client_secret_credential_gets_a_token(sim: SimServer) -> None:
     credential = ClientSecretCredential(
-        TENANT_ID, SERVICE_APP, SERVICE_SECRET, authority=sim.url, disable_instance_discovery=True
+        TENANT_ID,
+        SERVICE_APP_ID,
+        SERVICE_SECRET,
+        authority=sim.url,
+        disable_instance_discovery=True,
     )
     token = credential.get_token("https://graph.microsoft.com/.default")
-    assert decode_access_token(sim.state, token.token)["appid"] == SERVICE_APP
+    assert decode_access_token(sim.state, token.token)["appid"] == SERVICE_APP_ID
 
 
 def test_token_requests_are_in_the_request_log(sim: SimServer, control: httpx.Client) -> None:
     control.delete("/_sim/requests")
-    confidential_app(sim, SERVICE_APP, SERVICE_SECRET).acquire_token_for_client(GRAPH_DEFAULT)
-    confidential_app(sim, SERVICE_APP, SERVICE_SECRET_ID).acquire_token_for_client(GRAPH_DEFAULT)
+    confidential_app(sim, SERVICE_APP_ID, SERVICE_SECRET).acquire_token_for_client(GRAPH_DEFAULT)
+    confidential_app(sim, SERVICE_APP_ID, SERVICE_SECRET_ID).acquire_token_for_client(GRAPH_DEFAULT)
     log = control.get("/_sim/requests", params={"path_contains": "/oauth2/v2.0/token"}).json()[
         "value"
     ]
     assert [(r["method"], r["status"], r["appId"], r["tenantId"]) for r in log] == [
-        ("POST", 200, SERVICE_APP, TENANT_ID),
-        ("POST", 401, SERVICE_APP, TENANT_ID),
+        ("POST", 200, SERVICE_APP_ID, TENANT_ID),
+        ("POST", 401, SERVICE_APP_ID, TENANT_ID),
     ]

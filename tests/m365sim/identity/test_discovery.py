@@ -6,7 +6,8 @@ import httpx
 import jwt
 import msal
 import pytest
-from entra_client import CONTOSO, GRAPH_DEFAULT, SERVICE_APP, SERVICE_SECRET, confidential_app
+from entra_client import CONTOSO, confidential_app
+from sim_tokens import GRAPH_DEFAULT, SERVICE_APP_ID, SERVICE_SECRET
 
 from m365sim.server import SimServer
 
@@ -49,12 +50,12 @@ def test_unknown_tenant_is_aadsts90002_and_msal_refuses_the_authority(
     assert {"timestamp", "trace_id", "correlation_id"} <= body.keys()
 
     with pytest.raises(ValueError, match="double check your tenant name") as refused:
-        confidential_app(sim, SERVICE_APP, SERVICE_SECRET, tenant="fabrikam.example")
+        confidential_app(sim, SERVICE_APP_ID, SERVICE_SECRET, tenant="fabrikam.example")
     assert "AADSTS90002" in str(refused.value.__context__)  # MSAL keeps Entra's answer there
 
 
 def test_tokens_verify_against_the_advertised_jwks(sim: SimServer, control: httpx.Client) -> None:
-    app = confidential_app(sim, SERVICE_APP, SERVICE_SECRET)
+    app = confidential_app(sim, SERVICE_APP_ID, SERVICE_SECRET)
     token = app.acquire_token_for_client(GRAPH_DEFAULT)["access_token"]
     jwks_uri = control.get(f"/{CONTOSO}/v2.0/.well-known/openid-configuration").json()["jwks_uri"]
     keys = control.get(jwks_uri).json()["keys"]
@@ -64,14 +65,14 @@ def test_tokens_verify_against_the_advertised_jwks(sim: SimServer, control: http
     claims = jwt.decode(
         token, signing_key.key, algorithms=["RS256"], audience="https://graph.microsoft.com"
     )
-    assert claims["appid"] == SERVICE_APP
+    assert claims["appid"] == SERVICE_APP_ID
     assert jwt.get_unverified_header(token)["kid"] == keys[0]["kid"] == sim.state.signing_kid
 
 
 def test_instance_discovery_answers_for_this_host(sim: SimServer) -> None:
     """An app that keeps MSAL's instance validation on can point it at m365sim."""
     app = msal.ConfidentialClientApplication(
-        SERVICE_APP,
+        SERVICE_APP_ID,
         client_credential=SERVICE_SECRET,
         authority=sim.authority(CONTOSO),
         instance_discovery=f"{sim.url}/common/discovery/instance",

@@ -14,7 +14,15 @@ import jwt
 import msal
 import pytest
 import requests
-from entra_client import CONTOSO, REDIRECT_URI, USER_APP, USER_SECRET, Browser, confidential_app
+from entra_client import CONTOSO, REDIRECT_URI, Browser, confidential_app
+from sim_tokens import (
+    PENDING_APP_ID,
+    PENDING_SECRET,
+    SERVICE_APP_ID,
+    SERVICE_SECRET,
+    USER_APP_ID,
+    USER_SECRET,
+)
 
 from m365sim.graph.auth import decode_access_token
 from m365sim.server import SimServer
@@ -32,7 +40,7 @@ SCOPES = ["Mail.ReadWrite", "Calendars.ReadWrite"]
 
 
 def user_app(sim: SimServer) -> msal.ConfidentialClientApplication:
-    return confidential_app(sim, USER_APP, USER_SECRET)
+    return confidential_app(sim, USER_APP_ID, USER_SECRET)
 
 
 def connect(
@@ -64,7 +72,7 @@ def test_auth_code_flow_with_pkce_issues_user_tokens(
     assert access["oid"] == ADELE_ID
     assert access["upn"] == access["unique_name"] == "adele@contoso.com"
     assert access["name"] == "Adele Vance"
-    assert access["appid"] == USER_APP
+    assert access["appid"] == USER_APP_ID
     assert set(str(access["scp"]).split()) >= {"Mail.ReadWrite", "Calendars.ReadWrite"}
     assert "roles" not in access
     assert set(result["scope"].split()) >= set(SCOPES)
@@ -72,7 +80,7 @@ def test_auth_code_flow_with_pkce_issues_user_tokens(
 
     jwks_uri = control.get(f"/{CONTOSO}/v2.0/.well-known/openid-configuration").json()["jwks_uri"]
     key = jwt.PyJWKClient(jwks_uri).get_signing_key_from_jwt(result["id_token"]).key
-    id_claims = jwt.decode(result["id_token"], key, algorithms=["RS256"], audience=USER_APP)
+    id_claims = jwt.decode(result["id_token"], key, algorithms=["RS256"], audience=USER_APP_ID)
     assert id_claims["iss"] == f"{sim.url}/{TENANT_ID}/v2.0"
     sent_nonce = parse_qs(urlparse(flow["auth_uri"]).query)["nonce"][0]  # MSAL sends a hash
     assert id_claims["nonce"] == sent_nonce == hashlib.sha256(flow["nonce"].encode()).hexdigest()
@@ -284,7 +292,7 @@ def test_refresh_after_consent_is_revoked_is_aadsts65001(
     (account,) = app.get_accounts()
     control.request(
         "DELETE",
-        f"/_sim/tenants/{CONTOSO}/apps/{USER_APP}/delegatedConsent",
+        f"/_sim/tenants/{CONTOSO}/apps/{USER_APP_ID}/delegatedConsent",
         json={"user": ADELE[0]},
     )
     result = app.acquire_token_silent_with_error(SCOPES, account=account, force_refresh=True)
@@ -321,7 +329,7 @@ class _PortKeepingSession(requests.Session):
 
 def password_app(sim: SimServer) -> msal.ConfidentialClientApplication:
     return msal.ConfidentialClientApplication(
-        USER_APP,
+        USER_APP_ID,
         client_credential=USER_SECRET,
         authority=sim.authority(CONTOSO),
         instance_discovery=False,
@@ -348,7 +356,7 @@ def test_password_grant_answers_with_the_aadsts_code_of_each_mistake(
     assert disabled["error_codes"] == [50057]
 
     control.post(
-        f"/_sim/tenants/{CONTOSO}/apps/{USER_APP}/delegatedConsent",
+        f"/_sim/tenants/{CONTOSO}/apps/{USER_APP_ID}/delegatedConsent",
         json={"user": ADELE[0], "scopes": SCOPES},
     )
     app = password_app(sim)  # MSAL replays a failed request's answer from its own cache for a while
@@ -364,16 +372,17 @@ def test_password_grant_answers_with_the_aadsts_code_of_each_mistake(
 def test_admin_consent_endpoint_grants_application_permissions(
     sim: SimServer, browser: Browser, control: httpx.Client, path: str
 ) -> None:
-    pending_app = "11111111-2222-4333-8444-000000000002"
     callback = "https://crm.example/admin/consent-callback"
-    control.patch(f"/_sim/tenants/{CONTOSO}/apps/{pending_app}", json={"redirectUris": [callback]})
-    url = f"{sim.url}/{CONTOSO}/{path}?client_id={pending_app}&redirect_uri={callback}&state=s1"
+    control.patch(
+        f"/_sim/tenants/{CONTOSO}/apps/{PENDING_APP_ID}", json={"redirectUris": [callback]}
+    )
+    url = f"{sim.url}/{CONTOSO}/{path}?client_id={PENDING_APP_ID}&redirect_uri={callback}&state=s1"
     if path.startswith("v2.0"):
         url += "&scope=https://graph.microsoft.com/.default"
     answer = browser.sign_in(url, *ADMIN)
     assert answer["admin_consent"] == "True"
     assert answer["tenant"] == TENANT_ID and answer["state"] == "s1"
-    app = confidential_app(sim, pending_app, "Zx8Q~demo.no-consent.secret-value-0002")
+    app = confidential_app(sim, PENDING_APP_ID, PENDING_SECRET)
     token = app.acquire_token_for_client(["https://graph.microsoft.com/.default"])["access_token"]
     assert decode_access_token(sim.state, token)["roles"] == [
         "Calendars.Read", "Calendars.ReadWrite", "Mail.Read", "Mail.ReadWrite"
@@ -383,11 +392,12 @@ def test_admin_consent_endpoint_grants_application_permissions(
 def test_admin_consent_endpoint_needs_an_administrator(
     sim: SimServer, browser: Browser, control: httpx.Client
 ) -> None:
-    pending_app = "11111111-2222-4333-8444-000000000002"
     callback = "https://crm.example/admin/consent-callback"
-    control.patch(f"/_sim/tenants/{CONTOSO}/apps/{pending_app}", json={"redirectUris": [callback]})
+    control.patch(
+        f"/_sim/tenants/{CONTOSO}/apps/{PENDING_APP_ID}", json={"redirectUris": [callback]}
+    )
     page = browser.open(
-        f"{sim.url}/{CONTOSO}/adminconsent?client_id={pending_app}&redirect_uri={callback}"
+        f"{sim.url}/{CONTOSO}/adminconsent?client_id={PENDING_APP_ID}&redirect_uri={callback}"
     )
     assert not isinstance(page, dict)
     page = browser.submit(page, "Sign in", {"login": ADELE[0], "passwd": ADELE[1]})
@@ -395,7 +405,7 @@ def test_admin_consent_endpoint_needs_an_administrator(
     tenant = sim.state.find_tenant(CONTOSO)
     assert (
         tenant is not None
-        and not tenant.service_principals[pending_app].granted_application_permissions
+        and not tenant.service_principals[PENDING_APP_ID].granted_application_permissions
     )
 
 
@@ -403,14 +413,14 @@ def test_admin_consent_endpoint_needs_an_administrator(
 def test_multi_tenant_app_signs_users_in_through_organizations(
     sim: SimServer, browser: Browser
 ) -> None:
-    app = confidential_app(sim, USER_APP, USER_SECRET, tenant="organizations")
+    app = confidential_app(sim, USER_APP_ID, USER_SECRET, tenant="organizations")
     flow = app.initiate_auth_code_flow(SCOPES, redirect_uri=REDIRECT_URI)
     result = app.acquire_token_by_auth_code_flow(flow, browser.sign_in(flow["auth_uri"], *ADELE))
     assert result["id_token_claims"]["tid"] == TENANT_ID
 
 
 def test_single_tenant_app_on_common_is_aadsts50194(sim: SimServer) -> None:
-    app = confidential_app(sim, "11111111-2222-4333-8444-000000000001", "x", tenant="common")
+    app = confidential_app(sim, SERVICE_APP_ID, "x", tenant="common")
     assert app.acquire_token_for_client(["https://graph.microsoft.com/.default"])[
         "error_codes"
     ] == [50194]
@@ -444,9 +454,7 @@ def test_issued_tokens_are_accepted_by_graph(
     me = control.get("/v1.0/me", headers={"Authorization": f"Bearer {delegated['access_token']}"})
     assert me.status_code == 200 and me.json()["userPrincipalName"] == "adele@contoso.com"
 
-    app = confidential_app(
-        sim, "11111111-2222-4333-8444-000000000001", "Zx8Q~demo.service-account.secret-value-0001"
-    )
+    app = confidential_app(sim, SERVICE_APP_ID, SERVICE_SECRET)
     app_token = app.acquire_token_for_client(["https://graph.microsoft.com/.default"])[
         "access_token"
     ]

@@ -17,18 +17,12 @@ from starlette.responses import Response
 from m365sim.directory.models import Tenant, User
 from m365sim.graph.calendar.backend import CalendarBackend, Invitation
 from m365sim.graph.calendar.recurrence import DAYS
-from m365sim.graph.exceptions import BadRequest, UserNotFound
+from m365sim.graph.exceptions import BadRequest
+from m365sim.graph.routing import control_user
 from m365sim.http import JSONResponse, json_body, sim_state
 from m365sim.state import SimState
 
 __all__ = ["seed_events"]
-
-
-def _owner(request: Request) -> tuple[Tenant, User]:
-    found = sim_state(request).find_user_anywhere(str(request.path_params["user"]))
-    if found is None:
-        raise UserNotFound(f"No user {request.path_params['user']!r} in any simulated tenant.")
-    return found
 
 
 def _body(raw: Any) -> dict[str, Any]:
@@ -73,7 +67,7 @@ async def clear_invitations(request: Request) -> Response:
 
 async def mailbox_invitations(request: Request) -> Response:
     """Meeting messages sent by or to one mailbox."""
-    _tenant, user = _owner(request)
+    _tenant, user = control_user(request)
     address = user.address.lower()
     items = [
         i
@@ -86,7 +80,7 @@ async def mailbox_invitations(request: Request) -> Response:
 async def create_event(request: Request) -> Response:
     """Create an event as ``organizer`` (default: the mailbox owner). ``sendInvitations``
     (default true) records and delivers the meeting requests the owner would send."""
-    tenant, user = _owner(request)
+    tenant, user = control_user(request)
     body = _body(await json_body(request))
     organizer = _organizer(body)
     send = bool(body.pop("sendInvitations", True))
@@ -98,14 +92,14 @@ async def create_event(request: Request) -> Response:
 
 async def list_events(request: Request) -> Response:
     """Every stored event (single instances, series masters, exceptions), as Graph JSON."""
-    tenant, user = _owner(request)
+    tenant, user = control_user(request)
     store = CalendarBackend(sim_state(request)).store(tenant, user)
     return JSONResponse({"value": [e.as_json() for e in store.events.values()]})
 
 
 async def update_event(request: Request) -> Response:
     """Change an event as its organizer would (move it, retitle it, add attendees)."""
-    tenant, user = _owner(request)
+    tenant, user = control_user(request)
     body = _body(await json_body(request))
     send = bool(body.pop("sendInvitations", True))
     event = CalendarBackend(sim_state(request)).update_event(
@@ -117,7 +111,7 @@ async def update_event(request: Request) -> Response:
 async def cancel_event(request: Request) -> Response:
     """The organizer cancels: in the organizer's own mailbox this sends cancellations and
     deletes the meeting; in an attendee's mailbox the copy is marked cancelled."""
-    tenant, user = _owner(request)
+    tenant, user = control_user(request)
     backend = CalendarBackend(sim_state(request))
     event = backend.store(tenant, user).get(request.path_params["event_id"])
     body = await json_body(request)
@@ -129,7 +123,7 @@ async def cancel_event(request: Request) -> Response:
 
 
 async def delete_event(request: Request) -> Response:
-    tenant, user = _owner(request)
+    tenant, user = control_user(request)
     send = request.query_params.get("sendInvitations", "true").lower() == "true"
     CalendarBackend(sim_state(request)).delete_event(
         tenant, user, request.path_params["event_id"], send_invitations=send
@@ -139,7 +133,7 @@ async def delete_event(request: Request) -> Response:
 
 async def working_hours(request: Request) -> Response:
     """GET or PUT ``{daysOfWeek, startTime, endTime}`` of a mailbox (time zone: the user's)."""
-    tenant, user = _owner(request)
+    tenant, user = control_user(request)
     hours = CalendarBackend(sim_state(request)).store(tenant, user).working_hours
     if request.method == "PUT":
         body = _body(await json_body(request))

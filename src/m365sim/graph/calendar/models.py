@@ -61,7 +61,7 @@ from m365sim.graph.calendar.formats import (
     zone,
 )
 from m365sim.graph.calendar.recurrence import DAYS, Recurrence
-from m365sim.graph.exceptions import SyncStateNotFound
+from m365sim.graph.delta import fresh
 
 __all__ = [
     "EVENT_PROPERTIES",
@@ -734,20 +734,10 @@ class CalendarStore:
         return point
 
     def sync_point(self, point_id: str, now: datetime, lifetime: timedelta) -> SyncPoint:
-        point = self.sync_points.get(point_id)
-        if point is None or now - point.last_used > lifetime:
-            self.sync_points.pop(point_id, None)
-            raise SyncStateNotFound()
-        point.last_used = now
-        return point
+        return fresh(self.sync_points, point_id, now, lifetime)
 
     def page(self, page_id: str, now: datetime, lifetime: timedelta) -> DeltaPage:
-        found = self.pages.get(page_id)
-        if found is None or now - found.last_used > lifetime:
-            self.pages.pop(page_id, None)
-            raise SyncStateNotFound()
-        found.last_used = now
-        return found
+        return fresh(self.pages, page_id, now, lifetime)
 
 
 # -- request bodies → events -------------------------------------------------------------------

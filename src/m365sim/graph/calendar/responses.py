@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
-import base64
 import contextlib
 from collections.abc import Sequence
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import Response
 
 from m365sim.exceptions import GraphError
-from m365sim.graph import odata
+from m365sim.graph import delta, odata
 from m365sim.graph.auth import resolve_mailbox
 from m365sim.graph.calendar.availability import find_meeting_times, get_schedule
 from m365sim.graph.calendar.backend import CalendarBackend
@@ -24,7 +23,7 @@ from m365sim.graph.calendar.exceptions import (
 )
 from m365sim.graph.calendar.formats import parse_window_bound, zone
 from m365sim.graph.calendar.models import EVENT_PROPERTIES, DeltaPage, Event
-from m365sim.graph.exceptions import ErrorAccessDenied, SyncStateNotFound
+from m365sim.graph.exceptions import ErrorAccessDenied
 from m365sim.graph.routing import user_key
 from m365sim.http import JSONResponse, json_body, sim_state
 
@@ -328,22 +327,6 @@ async def calendar_view(request: Request) -> Response:
     )
 
 
-def _encode_token(kind: str, ident: str, offset: int = 0) -> str:
-    raw = f"{kind}.{ident}.{offset}".encode()
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
-
-
-def _decode_token(token: str, kind: str) -> tuple[str, int]:
-    try:
-        raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)).decode()
-        found_kind, ident, offset = raw.rsplit(".", 2)
-        if found_kind != kind:
-            raise ValueError(found_kind)
-        return ident, int(offset)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise SyncStateNotFound() from exc
-
-
 async def calendar_view_delta(request: Request) -> Response:
     """``calendarView/delta``: a round of pages (``$skiptoken``) ending in a ``$deltatoken``."""
     caller, owner = resolve_mailbox(request, user_key(request), "Calendars")
@@ -356,15 +339,15 @@ async def calendar_view_delta(request: Request) -> Response:
     params = {k.lstrip("$").lower(): v for k, v in request.query_params.items()}
     state = sim_state(request)
     now = state.now()
-    lifetime = timedelta(seconds=state.config.delta_token_lifetime_seconds)
+    lifetime = delta.token_lifetime(state)
     store = _backend(request).store(caller.tenant, owner)
     offset = 0
     page: DeltaPage
     if "skiptoken" in params:
-        page_id, offset = _decode_token(params["skiptoken"], "p")
+        page_id, offset = delta.decode_token(params["skiptoken"], "p")
         page = store.page(page_id, now, lifetime)
     elif "deltatoken" in params:
-        point_id, _ = _decode_token(params["deltatoken"], "d")
+        point_id, _ = delta.decode_token(params["deltatoken"], "d")
         page = store.resume_round(store.sync_point(point_id, now, lifetime), now)
     else:
         start, end = _window(request)
@@ -391,15 +374,12 @@ async def calendar_view_delta(request: Request) -> Response:
                 "@removed": {"reason": "deleted"},
             }
         )
-    base = str(request.url.replace(query=""))
     payload: dict[str, Any] = {"@odata.context": odata.metadata_url(request, "Collection(event)")}
     if offset + size < len(page.entries):
-        payload["@odata.nextLink"] = (
-            f"{base}?$skiptoken={_encode_token('p', page.id, offset + size)}"
-        )
+        payload["@odata.nextLink"] = delta.skip_link(request, page.id, offset + size)
     else:
         point = store.sync_point_after(page, now)
-        payload["@odata.deltaLink"] = f"{base}?$deltatoken={_encode_token('d', point.id)}"
+        payload["@odata.deltaLink"] = delta.delta_link(request, point.id)
     payload["value"] = value
     return JSONResponse(payload, headers=_applied(request))
 

@@ -9,8 +9,7 @@ backend raises::
     ├── ErrorInvalidRequestBody       a body property Graph does not accept
     ├── InefficientFilter             $filter + $orderby that Exchange refuses to combine
     ├── ErrorFolderExists             a child folder with the same display name
-    ├── ErrorMoveCopyFailed           moving a folder into itself, or a message to a non-folder
-    └── ErrorSendAsDenied             sendMail without Mail.Send
+    └── ErrorMoveCopyFailed           moving a folder into itself, or a message to a non-folder
 """
 
 from __future__ import annotations
@@ -49,9 +48,3 @@ class ErrorMoveCopyFailed(GraphError):
     status = 400
     code = "ErrorMoveCopyFailed"
     message = "The move or copy operation failed."
-
-
-class ErrorSendAsDenied(GraphError):
-    status = 403
-    code = "ErrorAccessDenied"
-    message = "Access is denied. Check credentials and try again."

@@ -44,6 +44,7 @@ import orjson
 
 from m365sim.directory.models import Tenant, User
 from m365sim.graph import exceptions as errors
+from m365sim.graph.delta import is_expired, token_lifetime
 from m365sim.graph.ids import item_id, mailbox_key, parse_item_id
 from m365sim.graph.mail import exceptions as mail_errors
 from m365sim.state import Change, SimState
@@ -1004,8 +1005,7 @@ class MailStore:
         return data
 
     def _expired(self, last_used: datetime) -> bool:
-        lifetime = timedelta(seconds=self.state.config.delta_token_lifetime_seconds)
-        return self.state.now() - last_used > lifetime
+        return is_expired(last_used, self.state.now(), token_lifetime(self.state))
 
     def _prune(self) -> None:
         for table in (self._rounds, self._points):

@@ -17,7 +17,8 @@ from starlette.responses import Response
 
 from m365sim.directory.models import User
 from m365sim.graph import exceptions as errors
-from m365sim.graph.auth import Caller, authenticate, resolve_mailbox
+from m365sim.graph.auth import Caller, resolve_mailbox
+from m365sim.graph.exceptions import UnsupportedFilter
 from m365sim.graph.ids import parse_item_id
 from m365sim.graph.mail import exceptions as mail_errors
 from m365sim.graph.mail.models import (
@@ -40,7 +41,6 @@ from m365sim.graph.odata import (
     Comparison,
     ODataQuery,
     OrderBy,
-    UnsupportedFilter,
     apply_orderby,
     compile_filter,
     filter_properties,
@@ -104,8 +104,10 @@ class MailContext:
         return select_fields(view, select)
 
 
-def _mail(request: Request, *, write: bool = False) -> MailContext:
-    caller, owner = resolve_mailbox(request, user_key(request), "Mail", write=write)
+def _mail(request: Request, *, write: bool = False, permission: str | None = None) -> MailContext:
+    caller, owner = resolve_mailbox(
+        request, user_key(request), "Mail", write=write, permission=permission
+    )
     store = mail_store(sim_state(request), caller.tenant, owner)
     return MailContext(caller, owner, store, preferences(request))
 
@@ -395,20 +397,9 @@ async def create_message(request: Request) -> Response:
     return _json(out, status=201, headers=ctx.prefs.headers())
 
 
-def _has_scope(caller: Caller, permission: str, own: bool) -> bool:
-    if caller.app_only:
-        return permission in caller.roles
-    return permission in caller.scopes or (not own and f"{permission}.Shared" in caller.scopes)
-
-
 async def send_mail(request: Request) -> Response:
     """Send a message: recipients in any sim tenant receive it; a copy goes to Sent Items."""
-    caller = authenticate(request)
-    key = user_key(request)
-    own = key is None or (caller.user is not None and caller.tenant.find_user(key) is caller.user)
-    if not _has_scope(caller, "Mail.Send", own):
-        raise mail_errors.ErrorSendAsDenied()
-    ctx = _mail(request)
+    ctx = _mail(request, permission="Mail.Send")
     body = await json_body(request)
     if not isinstance(body, dict) or not isinstance(body.get("message"), dict):
         raise errors.BadRequest("Empty Payload. JSON content expected.")

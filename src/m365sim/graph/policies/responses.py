@@ -8,6 +8,8 @@ reason in ``error.message``.
 from __future__ import annotations
 
 import zlib
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from starlette.requests import Request
@@ -51,8 +53,13 @@ def _required(body: dict[str, Any], name: str) -> Any:
     return value
 
 
-def _refused(exc: PolicyError) -> BadRequest:
-    return BadRequest(str(exc))
+@contextmanager
+def _refusals() -> Iterator[None]:
+    """A cmdlet's refusal (``PolicyError``) answers 400 with its reason."""
+    try:
+        yield
+    except PolicyError as exc:
+        raise BadRequest(str(exc)) from exc
 
 
 async def access_policies(request: Request) -> Response:
@@ -60,15 +67,13 @@ async def access_policies(request: Request) -> Response:
     policies = _policies(request)
     if request.method == "POST":
         body = await _body(request)
-        try:
+        with _refusals():
             created = policies.add_access_policy(
                 _as_list(_required(body, "AppId")),
                 str(_required(body, "PolicyScopeGroupId")),
                 str(_required(body, "AccessRight")),
                 str(body.get("description", "")),
             )
-        except PolicyError as exc:
-            raise _refused(exc) from exc
         return JSONResponse(
             {"value": [p.as_json(policies.tenant) for p in created]}, status_code=201
         )
@@ -77,10 +82,8 @@ async def access_policies(request: Request) -> Response:
 
 async def remove_access_policy(request: Request) -> Response:
     """``Remove-ApplicationAccessPolicy -Identity``."""
-    try:
+    with _refusals():
         _policies(request).remove_access_policy(str(request.path_params["identity"]))
-    except PolicyError as exc:
-        raise _refused(exc) from exc
     return Response(status_code=204)
 
 
@@ -90,10 +93,8 @@ async def test_access_policy(request: Request) -> Response:
     policies = _policies(request)
     body = await _body(request)
     app_id = str(_required(body, "AppId"))
-    try:
+    with _refusals():
         user = policies.user(str(_required(body, "Identity")))
-    except PolicyError as exc:
-        raise _refused(exc) from exc
     allowed = policies.access_policy_allows(app_id, user)
     return JSONResponse(
         {
@@ -112,21 +113,17 @@ async def management_scopes(request: Request) -> Response:
     policies = _policies(request)
     if request.method == "POST":
         body = await _body(request)
-        try:
+        with _refusals():
             scope = policies.add_scope(
                 str(_required(body, "Name")), str(_required(body, "RecipientRestrictionFilter"))
             )
-        except PolicyError as exc:
-            raise _refused(exc) from exc
         return JSONResponse(scope.as_json(), status_code=201)
     return JSONResponse({"value": [s.as_json() for s in policies.scopes.values()]})
 
 
 async def remove_management_scope(request: Request) -> Response:
-    try:
+    with _refusals():
         _policies(request).remove_scope(str(request.path_params["identity"]))
-    except PolicyError as exc:
-        raise _refused(exc) from exc
     return Response(status_code=204)
 
 
@@ -137,24 +134,20 @@ async def role_assignments(request: Request) -> Response:
     if request.method == "POST":
         body = await _body(request)
         scope = body.get("customresourcescope")
-        try:
+        with _refusals():
             assignment = policies.add_role_assignment(
                 str(_required(body, "App")),
                 str(_required(body, "Role")),
                 str(scope) if scope else None,
                 str(body["name"]) if body.get("name") else None,
             )
-        except PolicyError as exc:
-            raise _refused(exc) from exc
         return JSONResponse(assignment.as_json(), status_code=201)
     return JSONResponse({"value": [a.as_json() for a in policies.role_assignments]})
 
 
 async def remove_role_assignment(request: Request) -> Response:
-    try:
+    with _refusals():
         _policies(request).remove_role_assignment(str(request.path_params["identity"]))
-    except PolicyError as exc:
-        raise _refused(exc) from exc
     return Response(status_code=204)
 
 
@@ -162,12 +155,10 @@ async def test_service_principal_authorization(request: Request) -> Response:
     """``Test-ServicePrincipalAuthorization -Identity <app> [-Resource <mailbox>]``: RBAC only."""
     policies = _policies(request)
     body = await _body(request)
-    try:
+    with _refusals():
         app_id, _principal_id = policies.service_principal(str(_required(body, "Identity")))
         resource = body.get("resource")
         user = policies.user(str(resource)) if resource else None
-    except PolicyError as exc:
-        raise _refused(exc) from exc
     rows = [
         {
             "RoleName": a.role,
@@ -210,14 +201,12 @@ async def mailbox_permissions(request: Request) -> Response:
     policies = _policies(request)
     if request.method == "POST":
         body = await _body(request)
-        try:
+        with _refusals():
             permission = policies.add_mailbox_permission(
                 str(_required(body, "Identity")),
                 str(_required(body, "User")),
                 str(body.get("accessrights") or "FullAccess"),
             )
-        except PolicyError as exc:
-            raise _refused(exc) from exc
         return JSONResponse(_permission_json(permission), status_code=201)
     return JSONResponse({"value": [_permission_json(p) for p in policies.mailbox_permissions]})
 
@@ -232,8 +221,6 @@ def _permission_json(permission: Any) -> dict[str, Any]:
 
 
 async def remove_mailbox_permission(request: Request) -> Response:
-    try:
+    with _refusals():
         _policies(request).remove_mailbox_permission(str(request.path_params["identity"]))
-    except PolicyError as exc:
-        raise _refused(exc) from exc
     return Response(status_code=204)

@@ -13,19 +13,13 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from m365sim.directory.models import Tenant, User
-from m365sim.graph.exceptions import BadRequest, UserNotFound
+from m365sim.graph.exceptions import BadRequest
+from m365sim.graph.routing import control_user
 from m365sim.graph.todo.backend import TodoBackend
 from m365sim.http import JSONResponse, json_body, sim_state
 from m365sim.state import SimState
 
 __all__ = ["seed_todo"]
-
-
-def _owner(request: Request) -> tuple[Tenant, User]:
-    found = sim_state(request).find_user_anywhere(str(request.path_params["user"]))
-    if found is None:
-        raise UserNotFound(f"No user {request.path_params['user']!r} in any simulated tenant.")
-    return found
 
 
 async def _object(request: Request) -> dict[str, Any]:
@@ -36,7 +30,7 @@ async def _object(request: Request) -> dict[str, Any]:
 
 
 async def lists(request: Request) -> Response:
-    tenant, user = _owner(request)
+    tenant, user = control_user(request)
     store = TodoBackend(sim_state(request)).store(tenant, user)
     if request.method == "POST":
         body = await _object(request)
@@ -47,7 +41,7 @@ async def lists(request: Request) -> Response:
 
 
 async def create_task(request: Request) -> Response:
-    tenant, user = _owner(request)
+    tenant, user = control_user(request)
     body = _seed_dates(await _object(request), sim_state(request).now())
     task = TodoBackend(sim_state(request)).create_task(
         tenant, user, request.path_params["list_id"], body
@@ -56,7 +50,7 @@ async def create_task(request: Request) -> Response:
 
 
 async def update_task(request: Request) -> Response:
-    tenant, user = _owner(request)
+    tenant, user = control_user(request)
     body = _seed_dates(await _object(request), sim_state(request).now())
     task = TodoBackend(sim_state(request)).update_task(
         tenant, user, request.path_params["list_id"], request.path_params["task_id"], body
@@ -65,7 +59,7 @@ async def update_task(request: Request) -> Response:
 
 
 async def complete_task(request: Request) -> Response:
-    tenant, user = _owner(request)
+    tenant, user = control_user(request)
     task = TodoBackend(sim_state(request)).update_task(
         tenant,
         user,
@@ -77,7 +71,7 @@ async def complete_task(request: Request) -> Response:
 
 
 async def delete_task(request: Request) -> Response:
-    tenant, user = _owner(request)
+    tenant, user = control_user(request)
     TodoBackend(sim_state(request)).delete_task(
         tenant, user, request.path_params["list_id"], request.path_params["task_id"]
     )

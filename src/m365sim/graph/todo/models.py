@@ -31,6 +31,7 @@ from m365sim.graph.calendar.formats import (
     graph_timestamp,
     parse_date_time_tz,
 )
+from m365sim.graph.delta import fresh
 from m365sim.graph.exceptions import SyncStateNotFound
 from m365sim.graph.todo.exceptions import (
     DefaultListUndeletable,
@@ -324,19 +325,8 @@ class TodoStore:
         self.points[point.id] = point
         return point
 
-    @staticmethod
-    def _fresh(
-        table: dict[str, DeltaState], key: str, now: datetime, lifetime: timedelta
-    ) -> DeltaState:
-        found = table.get(key)
-        if found is None or now - found.last_used > lifetime:
-            table.pop(key, None)
-            raise SyncStateNotFound()
-        found.last_used = now
-        return found
-
     def round(self, key: str, now: datetime, lifetime: timedelta) -> DeltaState:
-        return self._fresh(self.rounds, key, now, lifetime)
+        return fresh(self.rounds, key, now, lifetime)
 
     def point(self, key: str, now: datetime, lifetime: timedelta) -> DeltaState:
-        return self._fresh(self.points, key, now, lifetime)
+        return fresh(self.points, key, now, lifetime)

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import base64
-from datetime import timedelta
 from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import Response
 
-from m365sim.graph import odata
+from m365sim.graph import delta, odata
 from m365sim.graph.auth import resolve_mailbox
 from m365sim.graph.exceptions import SyncStateNotFound
 from m365sim.graph.routing import user_key
@@ -168,21 +166,6 @@ async def delete_task(request: Request) -> Response:
     return Response(status_code=204)
 
 
-def _token(kind: str, ident: str, offset: int = 0) -> str:
-    return base64.urlsafe_b64encode(f"{kind}.{ident}.{offset}".encode()).decode().rstrip("=")
-
-
-def _untoken(token: str, kind: str) -> tuple[str, int]:
-    try:
-        raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)).decode()
-        found, ident, offset = raw.rsplit(".", 2)
-        if found != kind:
-            raise ValueError(found)
-        return ident, int(offset)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise SyncStateNotFound() from exc
-
-
 async def tasks_delta(request: Request) -> Response:
     """``tasks/delta``: pages by ``$skiptoken``, a round ends with a ``$deltatoken``."""
     caller, owner = resolve_mailbox(request, user_key(request), "Tasks")
@@ -190,16 +173,16 @@ async def tasks_delta(request: Request) -> Response:
     params = {k.lstrip("$").lower(): v for k, v in request.query_params.items()}
     state = sim_state(request)
     now = state.now()
-    lifetime = timedelta(seconds=state.config.delta_token_lifetime_seconds)
+    lifetime = delta.token_lifetime(state)
     store = _backend(request).store(caller.tenant, owner)
     list_id = store.task_list(request.path_params["list_id"]).id
     offset = 0
     current: DeltaState
     if "skiptoken" in params:
-        ident, offset = _untoken(params["skiptoken"], "p")
+        ident, offset = delta.decode_token(params["skiptoken"], "p")
         current = store.round(ident, now, lifetime)
     elif "deltatoken" in params:
-        ident, _ = _untoken(params["deltatoken"], "d")
+        ident, _ = delta.decode_token(params["deltatoken"], "d")
         point = store.point(ident, now, lifetime)
         if point.list_id != list_id:
             raise SyncStateNotFound()
@@ -221,15 +204,12 @@ async def tasks_delta(request: Request) -> Response:
                     "@removed": {"reason": "deleted"},
                 }
             )
-    base = str(request.url.replace(query=""))
     payload: dict[str, Any] = {
         "@odata.context": odata.metadata_url(request, "Collection(todoTask)")
     }
     if offset + size < len(current.entries):
-        payload["@odata.nextLink"] = f"{base}?$skiptoken={_token('p', current.id, offset + size)}"
+        payload["@odata.nextLink"] = delta.skip_link(request, current.id, offset + size)
     else:
-        payload["@odata.deltaLink"] = (
-            f"{base}?$deltatoken={_token('d', store.delta_point(current, now).id)}"
-        )
+        payload["@odata.deltaLink"] = delta.delta_link(request, store.delta_point(current, now).id)
     payload["value"] = value
     return JSONResponse(payload)

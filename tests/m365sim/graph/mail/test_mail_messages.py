@@ -187,6 +187,23 @@ def test_send_mail_without_saving_and_without_permission(graph) -> None:
     )
 
 
+def test_send_mail_needs_mail_send_not_mail_read(graph) -> None:
+    message = {
+        "subject": "Sent by the app",
+        "toRecipients": [{"emailAddress": {"address": "alex@contoso.com"}}],
+    }
+    sender = graph(roles=["Mail.Send"])
+    assert sender.post(f"{ADELE}/sendMail", json={"message": message}).status_code == 202
+    inbox = graph().get("/users/alex@contoso.com/mailFolders/inbox/messages").json()["value"]
+    assert [m["subject"] for m in inbox] == ["Sent by the app"]
+    reader = graph(roles=["Mail.Read", "Mail.ReadWrite"])
+    denied = reader.post(f"{ADELE}/sendMail", json={"message": message})
+    assert denied.status_code == 403 and denied.json()["error"]["code"] == "ErrorAccessDenied"
+    own = graph(user="adele@contoso.com", scopes=["Mail.Send"])
+    assert own.post("/me/sendMail", json={"message": message}).status_code == 202
+    assert own.get("/me/messages").status_code == 403
+
+
 def test_drafts_and_folders(graph) -> None:
     client = graph()
     draft = client.post(

@@ -129,7 +129,7 @@ def test_app_only_tokens_are_refused(graph) -> None:
 
 
 def test_delegated_token_without_tasks_scope_is_refused(graph) -> None:
-    response = graph("lee@contoso.com", scopes="User.Read Calendars.ReadWrite").get(
+    response = graph("lee@contoso.com", scopes=("User.Read", "Calendars.ReadWrite")).get(
         "/me/todo/lists"
     )
     assert response.status_code == 403

@@ -1,0 +1,458 @@
+"""Email Sync benchmark against m365sim (throttling off). Not part of the test suite.
+
+    .venv/bin/python benchmarks/email_sync.py [--messages 50000] [--small 5000] [--sdk-sample 3000]
+
+m365sim runs in its own process. Measured, in one run:
+
+1. first Email Sync of an N-message Inbox, end to end (fetch, parse, match, store), vs a
+   bare httpx + orjson loop paging the same delta with the same ``$select`` and page size
+   (storing nothing), vs msgraph-sdk paging the same delta (on a sample: it is slow);
+2. Graph requests of the first sync (pages + the deltaLink round) from ``/_sim/requests``;
+3. an incremental pass with nothing changed (requests per folder);
+4. 10 new messages: time and requests, small vs large mailbox;
+5. memory of a first sync, small vs large mailbox, each in a fresh process: the peak RSS
+   during the sync minus the RSS before it, and (separate, untimed runs) tracemalloc's
+   peak of Python allocations.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import base64
+import json
+import os
+import resource
+import socket
+import ssl
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+import orjson
+
+TENANT_ID = "6f1c2f4e-3b1a-4c1e-9a51-0c0ffee00001"
+SERVICE_APP = "11111111-2222-4333-8444-000000000001"
+SERVICE_SECRET = "Zx8Q~demo.service-account.secret-value-0001"
+CONTACTS = [{"name": f"Buyer {i}", "address": f"buyer{i}@fabrikam.com"} for i in range(20)]
+SELECT = "id,internetMessageId,subject,from,toRecipients,ccRecipients,bccRecipients,receivedDateTime,sentDateTime,isDraft,body"
+PAGE = 1000
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def start_sim(data_dir: Path) -> tuple[subprocess.Popen[bytes], str]:
+    port = free_port()
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "m365sim",
+            "serve",
+            "--port",
+            str(port),
+            "--data-dir",
+            str(data_dir),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    url = f"https://127.0.0.1:{port}"
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            httpx.get(
+                f"{url}/_sim/config",
+                verify=ssl.create_default_context(cafile=str(data_dir / "ca.pem")),
+            )
+            return proc, url
+        except (httpx.HTTPError, OSError, ssl.SSLError):
+            time.sleep(0.2)
+    raise RuntimeError("m365sim did not start")
+
+
+def setup_product(sim_url: str, sim_dir: Path, work: Path, mailboxes: list[str]) -> dict[str, Any]:
+    """A migrated SQLite database with Contoso, its members, the service account and the
+    CRM contacts the generated mail comes from. Returns what a child process needs."""
+    from m365sync.connections.models import (
+        ConnectionKind,
+        ConnectionStatus,
+        CredentialType,
+        ServiceAccount,
+    )
+    from m365sync.connections.runtime import ConnectionRuntime
+    from m365sync.crm.models import CrmContact
+    from m365sync.db.migrate import migrate
+    from m365sync.db.session import Database
+    from m365sync.organizations.service import add_domain, add_member, create_organization
+    from m365sync.settings import Settings
+    from m365sync.sync.models import SyncSettings
+
+    work.mkdir(parents=True, exist_ok=True)
+    settings_values = {
+        "data_dir": str(work),
+        "database_url": f"sqlite:///{work / 'm365sync.db'}",
+        "secret_key": base64.b64encode(os.urandom(32)).decode(),
+        "authority_host": sim_url,
+        "graph_url": f"{sim_url}/v1.0",
+        "ca_bundle": str(sim_dir / "ca-bundle.pem"),
+    }
+    settings = Settings(**settings_values)
+    database = Database.from_url(settings.resolved_database_url)
+    migrate(database.engine)
+    runtime = ConnectionRuntime.from_settings(settings, database)
+    members: dict[str, str] = {}
+    with database.session() as s:
+        org = create_organization(s, "Contoso")
+        domain = add_domain(s, org, "contoso.com")
+        domain.tenant_id = TENANT_ID
+        for address in mailboxes:
+            members[address] = add_member(s, org, address).id
+        account = ServiceAccount(
+            id=str(__import__("uuid").uuid4()),
+            organization_id=org.id,
+            name="bench",
+            kind=ConnectionKind.OFFICE365,
+            credential_type=CredentialType.SECRET,
+            client_id=SERVICE_APP,
+            tenant_id=TENANT_ID,
+            status=ConnectionStatus.ACTIVE,
+            enabled_features=["email", "calendar"],
+        )
+        runtime.seal(account, "secret_sealed", SERVICE_SECRET)
+        s.add(account)
+        s.add(SyncSettings(organization_id=org.id, mail_folders=["inbox", "sentitems"]))
+        for c in CONTACTS:
+            s.add(CrmContact(organization_id=org.id, email=c["address"]))
+    database.dispose()
+    return {"settings": settings_values, "members": members}
+
+
+def _status_kb(field: str) -> int | None:
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+    except OSError:
+        pass
+    return None
+
+
+def _reset_peak_rss() -> bool:
+    """Linux: reset VmHWM to the current RSS (``/proc/self/clear_refs``, value 5)."""
+    try:
+        Path("/proc/self/clear_refs").write_text("5")
+    except OSError:
+        return False
+    return True
+
+
+def child_sync(config_path: str, mailbox: str, trace_memory: bool = False) -> None:
+    """Run one Email Sync unit and print its counts, time and memory (a child process).
+
+    Memory is the sync's own: the peak RSS during the sync minus the RSS just before it
+    (Linux VmHWM, reset before the sync), and with ``trace_memory`` the peak of Python
+    allocations (tracemalloc; slower, so those runs are not timed)."""
+    from m365sync.connections.runtime import ConnectionRuntime
+    from m365sync.db.session import Database
+    from m365sync.settings import Settings
+    from m365sync.sync.config import EngineSettings
+    from m365sync.sync.models import SyncFeature
+    from m365sync.sync.service import sync_member
+
+    config = json.loads(Path(config_path).read_text())
+    settings = Settings(**config["settings"])
+    database = Database.from_url(settings.resolved_database_url)
+    runtime = ConnectionRuntime.from_settings(settings, database)
+    engine = EngineSettings(sync_page_size=PAGE, sync_jitter_seconds=0)
+
+    async def run() -> Any:
+        try:
+            return await sync_member(
+                database, runtime, config["members"][mailbox], SyncFeature.EMAIL, settings=engine
+            )
+        finally:
+            await runtime.aclose()
+
+    import gc
+    import tracemalloc
+
+    gc.collect()
+    peak_reset = _reset_peak_rss()
+    rss_before = _status_kb("VmRSS") or 0
+    if trace_memory:
+        tracemalloc.start()
+    started = time.perf_counter()
+    result = asyncio.run(run())
+    elapsed = time.perf_counter() - started
+    traced_peak = tracemalloc.get_traced_memory()[1] if trace_memory else 0
+    peak_kb = _status_kb("VmHWM") if peak_reset else None
+    if peak_kb is None:
+        peak_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    print(
+        json.dumps(
+            {
+                "outcome": result.outcome,
+                "error": result.error,
+                "items": result.progress.items,
+                "logged": result.progress.logged,
+                "pages": result.progress.pages,
+                "seconds": elapsed,
+                "rss_before_mb": rss_before / 1024,
+                "peak_rss_delta_mb": (peak_kb - rss_before) / 1024,
+                "traced_peak_mb": traced_peak / 2**20,
+            }
+        )
+    )
+
+
+def run_child(config_path: Path, mailbox: str, *flags: str) -> dict[str, Any]:
+    out = subprocess.run(
+        [sys.executable, __file__, "--child", str(config_path), mailbox, *flags],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return dict(json.loads(out.stdout.strip().splitlines()[-1]))
+
+
+async def token(sim_url: str, verify: ssl.SSLContext) -> str:
+    async with httpx.AsyncClient(verify=verify) as client:
+        response = await client.post(
+            f"{sim_url}/{TENANT_ID}/oauth2/v2.0/token",
+            data={
+                "grant_type": "client_credentials",
+                "client_id": SERVICE_APP,
+                "client_secret": SERVICE_SECRET,
+                "scope": "https://graph.microsoft.com/.default",
+            },
+        )
+        return str(response.json()["access_token"])
+
+
+async def bare_loop(sim_url: str, verify: ssl.SSLContext, mailbox: str) -> tuple[int, float]:
+    access = await token(sim_url, verify)
+    headers = {
+        "Authorization": f"Bearer {access}",
+        "Prefer": f'IdType="ImmutableId", odata.maxpagesize={PAGE}, outlook.body-content-type="text"',
+    }
+    count = 0
+    started = time.perf_counter()
+    async with httpx.AsyncClient(verify=verify, timeout=60) as client:
+        url: str | None = (
+            f"{sim_url}/v1.0/users/{mailbox}/mailFolders/inbox/messages/delta?$select={SELECT}"
+        )
+        while url:
+            data = orjson.loads((await client.get(url, headers=headers)).content)
+            count += len(data["value"])
+            url = data.get("@odata.nextLink")
+    return count, time.perf_counter() - started
+
+
+async def sdk_loop(sim_url: str, sim_dir: Path, mailbox: str, limit: int) -> tuple[int, float]:
+    from azure.identity.aio import ClientSecretCredential
+    from kiota_abstractions.base_request_configuration import RequestConfiguration
+    from kiota_authentication_azure.azure_identity_authentication_provider import (
+        AzureIdentityAuthenticationProvider,
+    )
+    from msgraph import GraphServiceClient
+    from msgraph.graph_request_adapter import GraphRequestAdapter
+    from msgraph_core import GraphClientFactory
+
+    credential = ClientSecretCredential(
+        TENANT_ID,
+        SERVICE_APP,
+        SERVICE_SECRET,
+        authority=sim_url.removeprefix("https://"),
+        disable_instance_discovery=True,
+    )
+    auth = AzureIdentityAuthenticationProvider(
+        credential, scopes=["https://graph.microsoft.com/.default"], allowed_hosts=["127.0.0.1"]
+    )
+    http = GraphClientFactory.create_with_default_middleware(
+        client=httpx.AsyncClient(
+            verify=ssl.create_default_context(cafile=str(sim_dir / "ca.pem")), timeout=120
+        )
+    )
+    adapter = GraphRequestAdapter(auth, client=http)
+    adapter.base_url = f"{sim_url}/v1.0"
+    sdk = GraphServiceClient(request_adapter=adapter)
+    config = RequestConfiguration()
+    config.headers.add("Prefer", f"odata.maxpagesize={PAGE}")
+    config.headers.add("Prefer", 'outlook.body-content-type="text"')
+    delta = sdk.users.by_user_id(mailbox).mail_folders.by_mail_folder_id("inbox").messages.delta
+    count = 0
+    started = time.perf_counter()
+    try:
+        result = await delta.get(request_configuration=config)
+        while result is not None:
+            count += len(result.value or [])
+            if count >= limit or not result.odata_next_link:
+                break
+            result = await delta.with_url(result.odata_next_link).get(request_configuration=config)
+    finally:
+        await credential.close()
+    return count, time.perf_counter() - started
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--messages", type=int, default=50_000)
+    parser.add_argument("--small", type=int, default=5_000)
+    parser.add_argument("--sdk-sample", type=int, default=3_000)
+    args = parser.parse_args()
+    root = Path(tempfile.mkdtemp(prefix="m365sync-bench-"))
+    sim_dir = root / "sim"
+    proc, sim_url = start_sim(sim_dir)
+    verify = ssl.create_default_context(cafile=str(sim_dir / "ca.pem"))
+    for name in ("SSL_CERT_FILE", "REQUESTS_CA_BUNDLE"):
+        os.environ[name] = str(sim_dir / "ca-bundle.pem")
+    control = httpx.Client(base_url=sim_url, verify=verify, timeout=300)
+    big, small = "adele@contoso.com", "alex@contoso.com"
+    rows: list[tuple[str, str]] = []
+    try:
+        control.patch(
+            "/_sim/config", json={"throttling_enabled": False, "delta_replay": False}
+        ).raise_for_status()
+        for mailbox, count in ((big, args.messages), (small, args.small)):
+            control.post(
+                f"/_sim/mailboxes/{mailbox}/messages/generate",
+                # Inside the default 30-day backfill window: more than Graph's 5,000-message
+                # limit for a filtered delta, so the first sync reads the folder unfiltered.
+                json={"count": count, "correspondents": CONTACTS, "days": 25, "seed": 1},
+            ).raise_for_status()
+
+        n, seconds = asyncio.run(bare_loop(sim_url, verify, big))
+        bare_rate = n / seconds
+        rows.append(
+            (
+                "bare httpx + orjson paging (no storage)",
+                f"{n:,} msgs in {seconds:.1f} s = {bare_rate:,.0f} msg/s",
+            )
+        )
+        try:
+            n, seconds = asyncio.run(sdk_loop(sim_url, sim_dir, big, args.sdk_sample))
+            rows.append(
+                (
+                    "msgraph-sdk paging (sample)",
+                    f"{n:,} msgs in {seconds:.1f} s = {n / seconds:,.0f} msg/s",
+                )
+            )
+        except Exception as exc:
+            rows.append(("msgraph-sdk paging", f"failed: {exc!r}"[:120]))
+
+        def product(tag: str, mailboxes: list[str]) -> Path:
+            config = setup_product(sim_url, sim_dir, root / tag, mailboxes)
+            path = root / tag / "config.json"
+            path.write_text(json.dumps(config))
+            return path
+
+        control.delete("/_sim/requests")
+        main_config = product("main", [big, small])
+        first = run_child(main_config, big)
+        graph = [
+            r
+            for r in control.get("/_sim/requests").json()["value"]
+            if r["path"].startswith("/v1.0")
+        ]
+        n, seconds = asyncio.run(bare_loop(sim_url, verify, big))
+        bare_after = n / seconds
+        rows.append(
+            (
+                "bare httpx + orjson paging, again",
+                f"{n:,} msgs in {seconds:.1f} s = {bare_after:,.0f} msg/s",
+            )
+        )
+        best_bare = max(bare_rate, bare_after)
+        rate = first["items"] / first["seconds"]
+        rows.append(
+            (
+                "m365sync first Email Sync, end to end",
+                f"{first['items']:,} msgs ({first['logged']:,} logged) in {first['seconds']:.1f} s = {rate:,.0f} msg/s ({rate / best_bare:.0%} of the faster bare run)",
+            )
+        )
+        probe = [r for r in graph if "receivedDateTime" in r["query"]]
+        inbox_pages = -(-args.messages // PAGE)
+        rows.append(
+            (
+                "  requests (Inbox + Sent Items)",
+                f"{len(graph)}: Inbox {len(probe)} filtered pages (the 30-day window holds more than Graph's 5,000), then {inbox_pages} unfiltered pages + the deltaLink round; Sent Items 1",
+            )
+        )
+        control.delete("/_sim/requests")
+        again = run_child(main_config, big)
+        graph = [
+            r
+            for r in control.get("/_sim/requests").json()["value"]
+            if r["path"].startswith("/v1.0")
+        ]
+        rows.append(
+            (
+                "incremental, nothing changed",
+                f"{len(graph)} requests for 2 folders, {again['seconds'] * 1000:.0f} ms",
+            )
+        )
+
+        small_first = run_child(main_config, small)
+        for mailbox, size in ((small, args.small), (big, args.messages)):
+            for i in range(10):
+                control.post(
+                    f"/_sim/mailboxes/{mailbox}/messages",
+                    json={"from": CONTACTS[i]["address"], "subject": f"change {i}"},
+                ).raise_for_status()
+            control.delete("/_sim/requests")
+            changed = run_child(main_config, mailbox)
+            graph = [
+                r
+                for r in control.get("/_sim/requests").json()["value"]
+                if r["path"].startswith("/v1.0")
+            ]
+            rows.append(
+                (
+                    f"10 new messages, {size:,}-message mailbox",
+                    f"{changed['items']} items, {len(graph)} requests, {changed['seconds'] * 1000:.0f} ms (the sync, in a fresh process)",
+                )
+            )
+
+        traced: dict[int, dict[str, Any]] = {}
+        for mailbox, size in ((small, args.small), (big, args.messages)):
+            traced[size] = run_child(product(f"mem-{size}", [mailbox]), mailbox, "--trace-memory")
+        for size, run in ((args.small, small_first), (args.messages, first)):
+            rows.append(
+                (
+                    f"first sync of {size:,}: memory",
+                    f"peak RSS +{run['peak_rss_delta_mb']:.1f} MB over {run['rss_before_mb']:.0f} MB at start; "
+                    f"Python allocations peak {traced[size]['traced_peak_mb']:.1f} MB (tracemalloc run)",
+                )
+            )
+        small_traced = traced[args.small]["traced_peak_mb"]
+        rows.append(
+            (
+                f"  {args.messages:,} vs {args.small:,}",
+                f"RSS delta {first['peak_rss_delta_mb'] / small_first['peak_rss_delta_mb'] - 1:+.0%}, "
+                f"Python peak {traced[args.messages]['traced_peak_mb'] / small_traced - 1:+.0%}",
+            )
+        )
+    finally:
+        control.close()
+        proc.terminate()
+        proc.wait(10)
+    width = max(len(k) for k, _ in rows)
+    print()
+    for key, value in rows:
+        print(f"{key.ljust(width)}  {value}")
+
+
+if __name__ == "__main__":
+    if len(sys.argv) > 1 and sys.argv[1] == "--child":
+        child_sync(sys.argv[2], sys.argv[3], trace_memory="--trace-memory" in sys.argv)
+    else:
+        main()

@@ -1,0 +1,1 @@
+"""Admin actions, recorded: who did what, when (never a secret value)."""

@@ -1,0 +1,1 @@
+"""Service accounts and user connections: storage, Run Test, access-policy guidance."""

@@ -1,0 +1,71 @@
+"""Errors of the connections package.
+
+::
+
+    ConnectionsError (M365SyncError)
+    ├── NoDomains                 409: a service account can't be authorized before domains exist
+    ├── MemberNotSynced           409: the address is outside the domains to sync
+    ├── NoConnection              409: nothing can serve this feature for this member
+    ├── RunTestFailed             422: Save refused while a required Run Test check fails
+    ├── ExchangeOnlineNotSupported 422: an EWS connection pointed at Exchange Online
+    └── AuthorizationExpired      422: an Office 365 sign-in response with an unknown state
+
+Microsoft's own failures are ``m365sync.microsoft.errors`` categories, not these.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from m365sync.errors import M365SyncError
+
+if TYPE_CHECKING:
+    from m365sync.connections.run_test import TestReport
+
+
+class ConnectionsError(M365SyncError):
+    status = 409
+
+
+class NoDomains(ConnectionsError):
+    def __init__(self) -> None:
+        super().__init__(
+            "No domains to sync are defined, so the service account can't be authorized "
+            "(its tenant is found from your domains, and only users in them are synced).",
+            fix=(
+                "Add your domains first: Admin → My Organization → Domains, or m365sync domains "
+                "add contoso.com"
+            ),
+        )
+
+
+class MemberNotSynced(ConnectionsError):
+    pass
+
+
+class NoConnection(ConnectionsError):
+    pass
+
+
+class RunTestFailed(ConnectionsError):
+    status = 422
+
+    def __init__(self, report: TestReport, **kwargs: Any) -> None:
+        failed = report.required_failures()
+        first = failed[0] if failed else None
+        super().__init__(
+            "Not saved: Run Test found a problem"
+            + (f" — {first.title}: {first.message}" if first else "."),
+            fix=(first.fix + " " if first and first.fix else "")
+            + "Fix it and run the test again, or save anyway as a partially working account "
+            '(--partial / "partial": true), which keeps the failing features off.',
+        )
+        self.report = report
+
+
+class ExchangeOnlineNotSupported(ConnectionsError):
+    status = 422
+
+
+class AuthorizationExpired(ConnectionsError):
+    status = 422

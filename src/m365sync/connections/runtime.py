@@ -1,0 +1,349 @@
+"""Process-wide access to Microsoft for stored connections: MSAL apps, Graph clients,
+sealed secrets, and ``graph_for_mailbox`` — how a sync unit reaches a member's mailbox.
+
+One ``ConnectionRuntime`` per process. It keeps one MSAL app per connection (so tokens are
+cached in memory between units) and one ``GraphClient`` per connection and event loop (so
+the 4-requests-per-mailbox limit is shared by every unit touching that mailbox).
+
+Token caches: MSAL reports changes; the runtime keeps the newest serialized cache per
+connection until ``save_token_caches(session)`` seals and stores it in the caller's
+transaction (``graph_for_mailbox`` and the connection services call it; a sync job should
+call it before committing, so a rotated refresh token is never lost).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Literal
+
+import httpx
+from sqlalchemy.orm import Session
+
+from m365sync.connections.errors import MemberNotSynced, NoConnection
+from m365sync.connections.features import (
+    FEATURE_TITLES,
+    delegated_feature_matrix,
+    delegated_scopes_for,
+)
+from m365sync.connections.models import (
+    AuthorizationRequest,
+    ConnectionKind,
+    ConnectionStatus,
+    CredentialType,
+    Feature,
+    ServiceAccount,
+    UserConnection,
+)
+from m365sync.connections.repository import ConnectionRepository
+from m365sync.crypto import SecretBox, seal_context
+from m365sync.db.session import Database
+from m365sync.microsoft.auth import (
+    AppOnlyAuth,
+    ClientCertificate,
+    ClientSecret,
+    Credential,
+    DelegatedAuth,
+)
+from m365sync.microsoft.errors import (
+    AuthRevoked,
+    ConsentMissing,
+    CredentialError,
+    InvalidCredentials,
+    MicrosoftError,
+    SecretExpired,
+)
+from m365sync.microsoft.graph import GraphClient, TokenSource, user_path
+from m365sync.organizations.models import Member
+from m365sync.organizations.repository import OrganizationRepository
+from m365sync.settings import Settings
+
+Source = Literal["service_account", "user_connection"]
+Sealable = ServiceAccount | UserConnection | AuthorizationRequest
+
+
+@dataclass(frozen=True)
+class MailboxAccess:
+    """How to reach one member's mailbox for one feature."""
+
+    graph: GraphClient
+    user_path: str
+    features: frozenset[Feature]
+    source: Source
+    connection_id: str
+
+
+@dataclass
+class ConnectionRuntime:
+    settings: Settings
+    box: SecretBox
+    database: Database | None = None
+    graph_transport: httpx.AsyncBaseTransport | None = None
+    """Tests inject an httpx transport here; production uses the network."""
+    _auth: dict[tuple[str, str], AppOnlyAuth | DelegatedAuth] = field(
+        default_factory=dict, repr=False
+    )
+    _clients: dict[tuple[str, str, int], GraphClient] = field(default_factory=dict, repr=False)
+    _dirty_caches: dict[tuple[str, str], str] = field(default_factory=dict, repr=False)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    @classmethod
+    def from_settings(
+        cls, settings: Settings, database: Database | None = None
+    ) -> ConnectionRuntime:
+        return cls(settings=settings, box=SecretBox.from_settings(settings), database=database)
+
+    # -- sealed columns ---------------------------------------------------------------------
+
+    def seal(self, row: Sealable, column: str, value: str | None) -> None:
+        """Store ``value`` sealed in ``row.<column>`` (``None`` clears it)."""
+        sealed = (
+            None
+            if value is None
+            else self.box.seal(value, seal_context(row.__tablename__, column, row.id))
+        )
+        setattr(row, column, sealed)
+
+    def open(self, row: Sealable, column: str) -> str | None:
+        sealed = getattr(row, column)
+        if sealed is None:
+            return None
+        return self.box.open(sealed, seal_context(row.__tablename__, column, row.id))
+
+    # -- MSAL -------------------------------------------------------------------------------
+
+    def _cache_listener(self, row: Sealable) -> Callable[[str], None]:
+        key = (row.__tablename__, row.id)
+
+        def remember(serialized: str) -> None:
+            with self._lock:
+                self._dirty_caches[key] = serialized
+
+        return remember
+
+    def credential(self, account: ServiceAccount) -> Credential:
+        if account.credential_type == CredentialType.CERTIFICATE:
+            return ClientCertificate(
+                private_key_pem=self.open(account, "private_key_sealed") or "",
+                certificate_pem=account.certificate_pem or "",
+                thumbprint=account.certificate_thumbprint or "",
+            )
+        return ClientSecret(self.open(account, "secret_sealed") or "")
+
+    def app_only_auth(self, account: ServiceAccount) -> AppOnlyAuth:
+        key = (account.id, account.updated_at.isoformat())
+        with self._lock:
+            cached = self._auth.get(key)
+        if isinstance(cached, AppOnlyAuth):
+            return cached
+        if not account.client_id or not account.tenant_id:
+            raise NoConnection(
+                f"The service account '{account.name}' has no client id or tenant yet.",
+                fix="Run Test and save it again.",
+            )
+        auth = AppOnlyAuth(
+            self.settings,
+            client_id=account.client_id,
+            tenant_id=account.tenant_id,
+            credential=self.credential(account),
+            cache_blob=self.open(account, "token_cache_sealed"),
+            on_cache_change=self._cache_listener(account),
+        )
+        with self._lock:
+            self._auth = {k: v for k, v in self._auth.items() if k[0] != account.id}
+            self._auth[key] = auth
+        return auth
+
+    def user_app_credentials(self) -> tuple[str, str]:
+        client_id = self.settings.user_app_client_id
+        secret = self.settings.user_app_client_secret
+        if not client_id or not secret:
+            raise NoConnection(
+                "User connections are not configured on this server.",
+                fix="Set M365SYNC_USER_APP_CLIENT_ID and M365SYNC_USER_APP_CLIENT_SECRET to the "
+                "app registration users sign in to (see docs/connections.md).",
+            )
+        return client_id, secret
+
+    def delegated_auth(
+        self, connection: UserConnection, *, tenant_id: str | None = None, fresh: bool = False
+    ) -> DelegatedAuth:
+        key = (connection.id, connection.updated_at.isoformat() if connection.updated_at else "")
+        with self._lock:
+            cached = self._auth.get(key)
+        if isinstance(cached, DelegatedAuth) and not fresh:
+            return cached
+        client_id, secret = self.user_app_credentials()
+        auth = DelegatedAuth(
+            self.settings,
+            client_id=client_id,
+            tenant_id=tenant_id or connection.tenant_id or "organizations",
+            credential=ClientSecret(secret),
+            cache_blob=None if fresh else self.open(connection, "token_cache_sealed"),
+            on_cache_change=self._cache_listener(connection),
+            scopes=delegated_scopes_for(Feature),
+            home_account_id=connection.home_account_id,
+        )
+        with self._lock:
+            self._auth = {k: v for k, v in self._auth.items() if k[0] != connection.id}
+            self._auth[key] = auth
+        return auth
+
+    def forget(self, row_id: str) -> None:
+        with self._lock:
+            self._auth = {k: v for k, v in self._auth.items() if k[0] != row_id}
+            self._clients = {k: v for k, v in self._clients.items() if k[0] != row_id}
+
+    def save_token_caches(self, session: Session) -> None:
+        """Seal and store every token cache MSAL changed since the last call."""
+        with self._lock:
+            dirty, self._dirty_caches = self._dirty_caches, {}
+        for (table, row_id), serialized in dirty.items():
+            row: ServiceAccount | UserConnection | None = (
+                session.get(ServiceAccount, row_id)
+                if table == ServiceAccount.__tablename__
+                else session.get(UserConnection, row_id)
+            )
+            if row is not None:
+                self.seal(row, "token_cache_sealed", serialized)
+        session.flush()
+
+    # -- Graph ------------------------------------------------------------------------------
+
+    def graph_client(self, row_id: str, version: str, token_source: TokenSource) -> GraphClient:
+        loop_id = id(asyncio.get_running_loop()) if _has_loop() else 0
+        key = (row_id, version, loop_id)
+        with self._lock:
+            client = self._clients.get(key)
+            if client is None:
+                client = GraphClient(self.settings, token_source, transport=self.graph_transport)
+                self._clients[key] = client
+        return client
+
+    async def aclose(self) -> None:
+        with self._lock:
+            clients, self._clients = list(self._clients.values()), {}
+        for client in clients:
+            await client.aclose()
+
+    def graph_for_mailbox(
+        self, session: Session, member: Member, feature: Feature
+    ) -> MailboxAccess:
+        """The connection that serves ``feature`` for ``member`` (see docs/connections.md)."""
+        self.save_token_caches(session)
+        organizations = OrganizationRepository(session)
+        domains = {d.name: d for d in organizations.domains(member.organization_id)}
+        domain = domains.get(member.domain)
+        if domain is None:
+            raise MemberNotSynced(
+                f"{member.email} is not in the organization's domains to sync.",
+                fix=(
+                    f"Add {member.domain} to the domains to sync, or use the member's address in "
+                    "them."
+                ),
+            )
+        repo = ConnectionRepository(session)
+        title = FEATURE_TITLES[feature]
+        if feature != Feature.TASKS:
+            for account in repo.service_accounts(member.organization_id):
+                if account.kind != ConnectionKind.OFFICE365:
+                    continue
+                if domain.tenant_id and account.tenant_id and domain.tenant_id != account.tenant_id:
+                    continue
+                if feature.value not in account.enabled_features:
+                    continue
+                _raise_if_parked_service_account(account)
+                auth = self.app_only_auth(account)
+                return MailboxAccess(
+                    graph=self.graph_client(account.id, account.updated_at.isoformat(), auth),
+                    user_path=user_path(member.email),
+                    features=frozenset(Feature(f) for f in account.enabled_features),
+                    source="service_account",
+                    connection_id=account.id,
+                )
+        connection = repo.user_connection(member.organization_id, member.id)
+        if connection is not None and connection.kind == ConnectionKind.OFFICE365:
+            features = delegated_feature_matrix(connection.granted_scopes).enabled
+            if feature in features:
+                if connection.status == ConnectionStatus.NEEDS_RECONNECT:
+                    raise AuthRevoked(connection.status_detail or None)
+                auth_user = self.delegated_auth(connection)
+                return MailboxAccess(
+                    graph=self.graph_client(connection.id, str(connection.updated_at), auth_user),
+                    user_path="/me",
+                    features=frozenset(features),
+                    source="user_connection",
+                    connection_id=connection.id,
+                )
+        if feature == Feature.TASKS:
+            raise NoConnection(
+                f"{title} for {member.email} needs their own Office 365 connection "
+                "(Microsoft To Do has no application permission, so a service account can't sync "
+                "tasks).",
+                fix="The member clicks Connect your Office 365 and consents to Tasks.ReadWrite.",
+            )
+        raise NoConnection(
+            f"No connection can serve {title} for {member.email}.",
+            fix="Add an Office 365 service account whose permissions include it (m365sync "
+            "service-accounts add), or have the member Connect your Office 365.",
+        )
+
+    def report_failure(
+        self, session: Session, access: MailboxAccess, error: MicrosoftError
+    ) -> None:
+        """Record a connection-level failure on the connection (mailbox-level causes, such as
+        an access policy or an unlicensed mailbox, belong to the sync unit's status)."""
+        if access.source == "service_account":
+            account = session.get(ServiceAccount, access.connection_id)
+            if account is not None:
+                apply_service_account_error(account, error)
+        else:
+            connection = session.get(UserConnection, access.connection_id)
+            if connection is not None and isinstance(
+                error, AuthRevoked | CredentialError | ConsentMissing
+            ):
+                mark_needs_reconnect(connection, error)
+        session.flush()
+
+
+def _has_loop() -> bool:
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return False
+    return True
+
+
+def _raise_if_parked_service_account(account: ServiceAccount) -> None:
+    """Causes only an admin can fix here (new secret, corrected credentials) stop the unit
+    without a round trip to Microsoft; the others are retried, so fixing them in Entra is
+    enough for syncing to resume."""
+    if account.status == ConnectionStatus.NEEDS_NEW_SECRET:
+        raise SecretExpired(account.status_detail or None, fix=account.status_fix or None)
+    if account.status == ConnectionStatus.INVALID_CREDENTIALS:
+        raise InvalidCredentials(account.status_detail or None, fix=account.status_fix or None)
+
+
+def apply_service_account_error(account: ServiceAccount, error: MicrosoftError) -> None:
+    if isinstance(error, SecretExpired):
+        account.status = ConnectionStatus.NEEDS_NEW_SECRET
+    elif isinstance(error, ConsentMissing):
+        account.status = ConnectionStatus.NEEDS_CONSENT
+    elif isinstance(error, CredentialError):
+        account.status = ConnectionStatus.INVALID_CREDENTIALS
+    else:
+        return
+    account.status_detail = error.message
+    account.status_fix = error.fix or ""
+
+
+def mark_needs_reconnect(connection: UserConnection, error: MicrosoftError) -> None:
+    """Set "reconnect needed"; the notice is shown once (``status_notified_at`` stays set
+    while the status lasts)."""
+    if connection.status != ConnectionStatus.NEEDS_RECONNECT:
+        connection.status = ConnectionStatus.NEEDS_RECONNECT
+        connection.status_notified_at = None
+    connection.status_detail = error.message
+    connection.status_fix = error.fix or AuthRevoked.default_fix

@@ -1,0 +1,923 @@
+"""The embedded CRM store: ``CrmTarget`` on the product's own database (the default).
+
+It is a repository: it queries, it never commits. Every method is scoped to one
+organization. Writes are set-based (one ``SELECT ... IN`` and one multi-row ``INSERT``
+per table per page) so a 1,000-message page costs a handful of statements, and inserts
+ignore conflicts on the natural keys so two mailboxes logging the same email at the same
+moment still produce one activity.
+
+The email path is the hot one (a first sync logs tens of thousands of messages): its
+inserts are prepared once per table and column list (``INSERT ... ON CONFLICT DO
+NOTHING`` compiled for the dialect, SQLite or PostgreSQL) and executed with positional
+rows whose values went through each column's bind processor once, column-wise, instead of
+SQLAlchemy's per-row parameter processing. New activity ids are time-ordered UUIDs
+(version 7 layout), so a page's rows append to the indexes instead of landing on random
+B-tree pages.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, TypeVar
+
+import orjson
+from sqlalchemy import JSON, Table, and_, delete, func, or_, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Dialect
+from sqlalchemy.orm import Session
+
+from m365sync.crm.models import (
+    ActivityKind,
+    CrmAccount,
+    CrmAccountDomain,
+    CrmActivity,
+    CrmActivityMember,
+    CrmActivityPerson,
+    CrmActivityRecord,
+    CrmContact,
+    CrmLead,
+    CrmSequence,
+    PersonKind,
+    RecordKind,
+)
+from m365sync.crm.target import (
+    EmailRecord,
+    EventRecord,
+    LinkedItem,
+    NewLead,
+    OutboundChange,
+    Participant,
+    PersonMatch,
+    PushResult,
+    TaskRecord,
+    UpsertResult,
+)
+from m365sync.db.base import new_id, utcnow
+
+__all__ = ["EmbeddedCrm"]
+
+CHUNK = 500
+T = TypeVar("T")
+
+
+def _chunks(items: Sequence[T], size: int = CHUNK) -> Iterator[Sequence[T]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+def ordered_ids(count: int) -> list[str]:
+    """``count`` new UUIDs in the version 7 layout (48-bit Unix milliseconds, then a
+    per-batch counter and random bits): unique like ``uuid4``, but increasing, so inserts
+    append to primary-key and foreign-key indexes."""
+    millis = f"{time.time_ns() // 1_000_000 & 0xFFFF_FFFF_FFFF:012x}"
+    head = f"{millis[:8]}-{millis[8:]}-7"
+    noise = os.urandom(8 * count).hex()
+    ids = []
+    for index in range(count):
+        r = noise[16 * index : 16 * index + 16]
+        variant = "89ab"[int(r[0], 16) & 3]
+        ids.append(f"{head}{index & 0xFFF:03x}-{variant}{r[1:4]}-{r[4:16]}")
+    return ids
+
+
+@dataclass(frozen=True)
+class _PreparedInsert:
+    """Multi-row ``INSERT ... ON CONFLICT DO NOTHING`` for one dialect and column list.
+
+    Rows go in as multi-row ``VALUES`` statements, not an executemany: the database
+    driver releases the GIL once per statement instead of once per row, which keeps the
+    fetching side (same process) from stalling the writer."""
+
+    table: str
+    columns: str
+    placeholder: str
+    width: int
+    rows_per_statement: int
+    processors: tuple[Callable[[Any], Any] | None, ...]
+
+    @classmethod
+    def build(cls, table: Table, columns: tuple[str, ...], dialect: Dialect) -> _PreparedInsert:
+        preparer = dialect.identifier_preparer
+        marker = "?" if dialect.paramstyle in ("qmark", "numeric") else "%s"
+        if dialect.name == "sqlite" and dialect.dbapi is not None:
+            budget = 32_000 if dialect.dbapi.sqlite_version_info >= (3, 32) else 999
+        else:
+            budget = 32_000
+        return cls(
+            table=preparer.format_table(table),
+            columns=", ".join(preparer.quote(c) for c in columns),
+            placeholder="(" + ", ".join([marker] * len(columns)) + ")",
+            width=len(columns),
+            rows_per_statement=max(1, budget // len(columns)),
+            processors=tuple(_processor(table, c, dialect) for c in columns),
+        )
+
+    def sql(self, rows: int) -> str:
+        values = ", ".join([self.placeholder] * rows)
+        return f"INSERT INTO {self.table} ({self.columns}) VALUES {values} ON CONFLICT DO NOTHING"
+
+    def params(self, rows: Sequence[Sequence[Any]]) -> list[Any]:
+        """Rows of Python values (in column order), converted as the DBAPI wants them and
+        flattened. A value that is the previous row's (the organization, the member, the
+        page's timestamp) is converted once."""
+        converted = [list(row) for row in rows]
+        for i, processor in enumerate(self.processors):
+            if processor is None:
+                continue
+            last_in: Any = None
+            last_out: Any = None
+            for values in converted:
+                value = values[i]
+                if value is None:
+                    continue
+                if value is not last_in:
+                    last_in, last_out = value, processor(value)
+                values[i] = last_out
+        return [value for values in converted for value in values]
+
+
+def _processor(table: Table, column: str, dialect: Dialect) -> Callable[[Any], Any] | None:
+    kind = table.c[column].type
+    if isinstance(kind, JSON):
+        return _json_text  # JSON text (dataclasses as objects); both databases take it
+    processor: Callable[[Any], Any] | None = kind.dialect_impl(dialect).bind_processor(dialect)
+    return processor
+
+
+def _json_text(value: Any) -> str:
+    return orjson.dumps(value).decode()
+
+
+_PREPARED: dict[tuple[str, str, tuple[str, ...]], _PreparedInsert] = {}
+# Every column the email path writes: a prepared insert bypasses the models' Python-side
+# defaults, so every NOT NULL column is listed (the last six with email constants).
+_EMAIL_COLUMNS = (
+    "id",
+    "organization_id",
+    "kind",
+    "external_id",
+    "subject",
+    "body",
+    "body_type",
+    "headers_only",
+    "occurred_at",
+    "from_address",
+    "participants",
+    "owner_member_id",
+    "modified_at",
+    "created_at",
+    "change_seq",
+    "is_all_day",
+    "location",
+    "is_cancelled",
+    "send_invitations",
+    "status",
+    "importance",
+)
+_EMAIL_CONSTANTS = (0, False, "", False, False, "", "normal")
+_PERSON_COLUMNS = ("activity_id", "person_kind", "person_id")
+_RECORD_COLUMNS = ("activity_id", "record_kind", "record_id")
+_MEMBER_COLUMNS = ("activity_id", "member_id", "graph_item_id", "folder", "pushed_seq")
+
+
+class EmbeddedCrm:
+    """``CrmTarget`` over SQLAlchemy, for one organization, inside the caller's session."""
+
+    def __init__(self, session: Session, organization_id: str) -> None:
+        self.session = session
+        self.organization_id = organization_id
+
+    # -- helpers ---------------------------------------------------------------------------
+    def _bulk_insert(
+        self, model: type[Any], columns: tuple[str, ...], rows: Sequence[Sequence[Any]]
+    ) -> int:
+        """``INSERT ... ON CONFLICT DO NOTHING`` of positional ``rows`` (values in
+        ``columns`` order); returns how many rows were inserted (-1: unknown)."""
+        if not rows:
+            return 0
+        connection = self.session.connection()
+        dialect = connection.dialect
+        table: Table = model.__table__
+        key = (dialect.name, table.name, columns)
+        prepared = _PREPARED.get(key)
+        if prepared is None:
+            prepared = _PREPARED[key] = _PreparedInsert.build(table, columns, dialect)
+        inserted = 0
+        step = prepared.rows_per_statement
+        for start in range(0, len(rows), step):
+            chunk = rows[start : start + step]
+            result = connection.exec_driver_sql(
+                prepared.sql(len(chunk)), tuple(prepared.params(chunk))
+            )
+            if result.rowcount < 0:
+                return -1
+            inserted += result.rowcount
+        return inserted
+
+    def _insert_ignore(self, model: type[Any], rows: list[dict[str, Any]]) -> None:
+        """Multi-row INSERT that skips rows whose natural key already exists: a Core
+        executemany (no ORM unit of work: a page's thousand rows cost one statement)."""
+        if not rows:
+            return
+        dialect = self.session.get_bind().dialect.name
+        if dialect == "postgresql":
+            stmt: Any = postgresql.insert(model.__table__).on_conflict_do_nothing()
+        elif dialect == "sqlite":
+            stmt = sqlite.insert(model.__table__).on_conflict_do_nothing()
+        else:  # pragma: no cover - other dialects are not supported targets
+            raise RuntimeError(f"unsupported database dialect {dialect}")
+        groups: dict[tuple[str, ...], list[dict[str, Any]]] = {}
+        for row in rows:
+            groups.setdefault(tuple(sorted(row)), []).append(row)
+        for group in groups.values():
+            self.session.execute(stmt, group)
+
+    def _activity_ids(self, kind: ActivityKind, external_ids: Collection[str]) -> dict[str, str]:
+        found: dict[str, str] = {}
+        ordered = sorted(set(external_ids))
+        for chunk in _chunks(ordered):
+            rows = self.session.execute(
+                select(CrmActivity.external_id, CrmActivity.id).where(
+                    CrmActivity.organization_id == self.organization_id,
+                    CrmActivity.kind == kind,
+                    CrmActivity.external_id.in_(chunk),
+                )
+            )
+            found.update({ext: aid for ext, aid in rows})
+        return found
+
+    def next_change_seq(self) -> int:
+        """The next CRM-side change number (one row per organization, locked by the update)."""
+        updated = self.session.execute(
+            update(CrmSequence)
+            .where(CrmSequence.organization_id == self.organization_id)
+            .values(value=CrmSequence.value + 1)
+            .returning(CrmSequence.value)
+        ).scalar_one_or_none()
+        if updated is not None:
+            return int(updated)
+        self._insert_ignore(CrmSequence, [{"organization_id": self.organization_id, "value": 0}])
+        return self.next_change_seq()
+
+    # -- lookups ---------------------------------------------------------------------------
+    def find_people(self, emails: Collection[str]) -> dict[str, PersonMatch]:
+        wanted = sorted({e for e in emails if e})
+        found: dict[str, PersonMatch] = {}
+        for chunk in _chunks(wanted):
+            for lead_id, email in self.session.execute(
+                select(CrmLead.id, CrmLead.email).where(
+                    CrmLead.organization_id == self.organization_id, CrmLead.email.in_(chunk)
+                )
+            ):
+                found[email] = PersonMatch(PersonKind.LEAD, lead_id, email, None)
+            for contact_id, email, account_id in self.session.execute(
+                select(CrmContact.id, CrmContact.email, CrmContact.account_id).where(
+                    CrmContact.organization_id == self.organization_id, CrmContact.email.in_(chunk)
+                )
+            ):
+                found[email] = PersonMatch(PersonKind.CONTACT, contact_id, email, account_id)
+        return found
+
+    def find_accounts_by_domain(self, domains: Collection[str]) -> dict[str, str]:
+        wanted = sorted({d for d in domains if d})
+        found: dict[str, str] = {}
+        for chunk in _chunks(wanted):
+            rows = self.session.execute(
+                select(CrmAccountDomain.domain, CrmAccountDomain.account_id).where(
+                    CrmAccountDomain.organization_id == self.organization_id,
+                    CrmAccountDomain.domain.in_(chunk),
+                )
+            )
+            found.update({domain: account_id for domain, account_id in rows})
+        return found
+
+    def create_leads(
+        self, leads: Sequence[NewLead], owner_member_id: str
+    ) -> dict[str, PersonMatch]:
+        rows = []
+        for lead in leads:
+            first, _, last = lead.name.strip().partition(" ")
+            rows.append(
+                {
+                    "id": new_id(),
+                    "organization_id": self.organization_id,
+                    "email": lead.email,
+                    "first_name": first[:100],
+                    "last_name": last[:100],
+                    "company": "",
+                    "status": "new",
+                    "source": "email_sync",
+                    "owner_member_id": owner_member_id,
+                    "created_at": utcnow(),
+                }
+            )
+        self._insert_ignore(CrmLead, rows)
+        return self.find_people([lead.email for lead in leads])
+
+    # -- links -----------------------------------------------------------------------------
+    def _link_who_and_what(self, pairs: Iterable[tuple[str, list[PersonMatch], list[str]]]) -> None:
+        """Insert the people and account links that are missing."""
+        people: list[dict[str, Any]] = []
+        records: list[dict[str, Any]] = []
+        seen_people: set[tuple[str, str, str]] = set()
+        seen_records: set[tuple[str, str]] = set()
+        for activity_id, matches, account_ids in pairs:
+            for person in matches:
+                key = (activity_id, person.kind.value, person.id)
+                if key not in seen_people:
+                    seen_people.add(key)
+                    people.append(
+                        {
+                            "activity_id": activity_id,
+                            "person_kind": person.kind,
+                            "person_id": person.id,
+                        }
+                    )
+            for account_id in account_ids:
+                if (activity_id, account_id) not in seen_records:
+                    seen_records.add((activity_id, account_id))
+                    records.append(
+                        {
+                            "activity_id": activity_id,
+                            "record_kind": RecordKind.ACCOUNT,
+                            "record_id": account_id,
+                        }
+                    )
+        self._insert_ignore(CrmActivityPerson, people)
+        self._insert_ignore(CrmActivityRecord, records)
+
+    def _link_members(self, rows: list[dict[str, Any]]) -> int:
+        """Upsert (activity, member) links; returns how many were new."""
+        if not rows:
+            return 0
+        by_key = {(r["activity_id"], r["member_id"]): r for r in rows}
+        existing: dict[tuple[str, str], tuple[str | None, str | None, str, Any]] = {}
+        ids = sorted({k[0] for k in by_key})
+        for chunk in _chunks(ids):
+            for aid, mid, item, ck, folder, removed in self.session.execute(
+                select(
+                    CrmActivityMember.activity_id,
+                    CrmActivityMember.member_id,
+                    CrmActivityMember.graph_item_id,
+                    CrmActivityMember.change_key,
+                    CrmActivityMember.folder,
+                    CrmActivityMember.removed_at,
+                ).where(CrmActivityMember.activity_id.in_(chunk))
+            ):
+                existing[(aid, mid)] = (item, ck, folder, removed)
+        new_rows = [r for k, r in by_key.items() if k not in existing]
+        for key, row in by_key.items():
+            old = existing.get(key)
+            if old is None:
+                continue
+            changes = {
+                name: row[name]
+                for name, index in (("graph_item_id", 0), ("change_key", 1), ("folder", 2))
+                if name in row and row[name] != old[index]
+            }
+            if old[3] is not None:
+                changes["removed_at"] = None
+            if "pushed_seq" in row:
+                changes["pushed_seq"] = row["pushed_seq"]
+            if changes:
+                self.session.execute(
+                    update(CrmActivityMember)
+                    .where(
+                        CrmActivityMember.activity_id == key[0],
+                        CrmActivityMember.member_id == key[1],
+                    )
+                    .values(**changes)
+                )
+        self._insert_ignore(CrmActivityMember, new_rows)
+        return len(new_rows)
+
+    # -- emails ----------------------------------------------------------------------------
+    def upsert_emails(self, records: Sequence[EmailRecord]) -> UpsertResult:
+        result = UpsertResult()
+        merged: dict[str, EmailRecord] = {}
+        for record in records:
+            merged[record.external_id] = record
+        if not merged:
+            return result
+        created, known = self._insert_emails(merged)
+        result.created = len(created)
+        result.unchanged = len(merged) - result.created
+        if created:
+            # Activities made just now have no links yet: plain inserts, no lookups.
+            people: list[tuple[Any, ...]] = []
+            accounts: list[tuple[Any, ...]] = []
+            members: list[tuple[Any, ...]] = []
+            for ext, aid in created.items():
+                r = merged[ext]
+                people.extend({(aid, p.kind, p.id) for p in r.people})
+                accounts.extend((aid, RecordKind.ACCOUNT, a) for a in set(r.account_ids))
+                members.append((aid, r.member_id, r.graph_item_id, r.folder, 0))
+            self._bulk_insert(CrmActivityPerson, _PERSON_COLUMNS, people)
+            self._bulk_insert(CrmActivityRecord, _RECORD_COLUMNS, accounts)
+            self._bulk_insert(CrmActivityMember, _MEMBER_COLUMNS, members)
+            result.linked = len(members)
+        if known:
+            revived = sorted(set(known.values()))
+            for chunk in _chunks(revived):
+                # Back in a synced folder (moved between folders, or a replay after deletion).
+                self.session.execute(
+                    update(CrmActivity)
+                    .where(CrmActivity.id.in_(chunk), CrmActivity.deleted_at.is_not(None))
+                    .values(deleted_at=None)
+                )
+            self._link_who_and_what(
+                (known[ext], r.people, r.account_ids) for ext, r in merged.items() if ext in known
+            )
+            result.linked += self._link_members(
+                [
+                    {
+                        "activity_id": known[ext],
+                        "member_id": r.member_id,
+                        "graph_item_id": r.graph_item_id,
+                        "folder": r.folder,
+                        "pushed_seq": 0,
+                    }
+                    for ext, r in merged.items()
+                    if ext in known
+                ]
+            )
+        return result
+
+    def _insert_emails(
+        self, merged: dict[str, EmailRecord]
+    ) -> tuple[dict[str, str], dict[str, str]]:
+        """Insert every email whose external id is new (``ON CONFLICT DO NOTHING``). Returns
+        external id → activity id of the rows this call created, and of those that were
+        already there (logged earlier, or by another mailbox at the same moment). When
+        every row went in (a first sync), no lookup is needed at all."""
+        now = utcnow()
+        ids = ordered_ids(len(merged))
+        rows = []
+        for aid, (ext, r) in zip(ids, merged.items(), strict=True):
+            rows.append(
+                (
+                    aid,
+                    self.organization_id,
+                    ActivityKind.EMAIL,
+                    ext,
+                    r.subject,
+                    r.body,
+                    r.body_type,
+                    r.headers_only,
+                    r.occurred_at,
+                    r.from_address,
+                    r.participants,
+                    r.member_id,
+                    now,
+                    now,
+                    *_EMAIL_CONSTANTS,
+                )
+            )
+        inserted = self._bulk_insert(CrmActivity, _EMAIL_COLUMNS, rows)
+        mine = dict(zip(merged, ids, strict=True))
+        if inserted == len(rows):
+            return mine, {}
+        stored = self._activity_ids(ActivityKind.EMAIL, merged)
+        created = {ext: aid for ext, aid in mine.items() if stored.get(ext) == aid}
+        known = {ext: aid for ext, aid in stored.items() if ext not in created}
+        return created, known
+
+    # -- events and tasks ------------------------------------------------------------------
+    def _upsert_two_way(
+        self,
+        kind: ActivityKind,
+        records: Sequence[EventRecord] | Sequence[TaskRecord],
+        values: Any,
+    ) -> UpsertResult:
+        result = UpsertResult()
+        merged: dict[str, EventRecord | TaskRecord] = {r.external_id: r for r in records}
+        if not merged:
+            return result
+        known = self._activity_ids(kind, merged)
+        fresh: set[str] = set()
+        for ext, record in merged.items():
+            fields = values(record)
+            if ext in known:
+                self.session.execute(
+                    update(CrmActivity)
+                    .where(CrmActivity.id == known[ext])
+                    .values(**fields, modified_at=record.modified_at, deleted_at=None)
+                )
+                result.updated += 1
+            else:
+                aid = new_id()
+                self._insert_ignore(
+                    CrmActivity,
+                    [
+                        {
+                            "id": aid,
+                            "organization_id": self.organization_id,
+                            "kind": kind,
+                            "external_id": ext,
+                            "owner_member_id": record.member_id,
+                            "modified_at": record.modified_at,
+                            "change_seq": 0,
+                            "created_at": utcnow(),
+                            **fields,
+                        }
+                    ],
+                )
+                fresh.add(aid)
+        known = self._activity_ids(kind, merged)
+        fresh &= set(known.values())
+        result.created = len(fresh)
+        if kind == ActivityKind.EVENT:
+            self._link_who_and_what(
+                (
+                    (known[ext], r.people, r.account_ids)
+                    for ext, r in merged.items()
+                    if isinstance(r, EventRecord) and ext in known
+                )
+            )
+        seqs: dict[str, int] = {}
+        for chunk in _chunks(sorted(set(known.values()))):
+            rows = self.session.execute(
+                select(CrmActivity.id, CrmActivity.change_seq).where(CrmActivity.id.in_(chunk))
+            )
+            seqs.update({aid: seq for aid, seq in rows})
+        result.linked = self._link_members(
+            [
+                {
+                    "activity_id": known[ext],
+                    "member_id": r.member_id,
+                    "graph_item_id": r.graph_item_id,
+                    "change_key": r.change_key,
+                    "folder": "",
+                    # Microsoft's version now holds: CRM edits up to here are reconciled.
+                    "pushed_seq": seqs.get(known[ext], 0),
+                }
+                for ext, r in merged.items()
+                if ext in known
+            ]
+        )
+        return result
+
+    def upsert_events(self, records: Sequence[EventRecord]) -> UpsertResult:
+        def values(r: Any) -> dict[str, Any]:
+            return {
+                "subject": r.subject,
+                "body": r.body,
+                "body_type": "text",
+                "occurred_at": r.starts_at,
+                "starts_at": r.starts_at,
+                "ends_at": r.ends_at,
+                "is_all_day": r.is_all_day,
+                "location": r.location[:500],
+                "is_cancelled": r.is_cancelled,
+                "series_key": r.series_key,
+                "from_address": r.organizer_address,
+                "participants": [p.as_json() for p in r.participants],
+            }
+
+        return self._upsert_two_way(ActivityKind.EVENT, records, values)
+
+    def upsert_tasks(self, records: Sequence[TaskRecord]) -> UpsertResult:
+        def values(r: Any) -> dict[str, Any]:
+            return {
+                "subject": r.title,
+                "body": r.notes,
+                "body_type": "text",
+                "occurred_at": r.due_at,
+                "due_at": r.due_at,
+                "status": r.status,
+                "importance": r.importance,
+                "completed_at": r.completed_at,
+            }
+
+        return self._upsert_two_way(ActivityKind.TASK, records, values)
+
+    def linked_items(
+        self, kind: ActivityKind, member_id: str, graph_item_ids: Collection[str]
+    ) -> dict[str, LinkedItem]:
+        found: dict[str, LinkedItem] = {}
+        for chunk in _chunks(sorted(set(graph_item_ids))):
+            rows = self.session.execute(
+                select(
+                    CrmActivityMember.graph_item_id,
+                    CrmActivity.id,
+                    CrmActivityMember.change_key,
+                    CrmActivity.modified_at,
+                    CrmActivity.change_seq,
+                    CrmActivityMember.pushed_seq,
+                )
+                .join(CrmActivity, CrmActivity.id == CrmActivityMember.activity_id)
+                .where(
+                    CrmActivityMember.member_id == member_id,
+                    CrmActivityMember.graph_item_id.in_(chunk),
+                    CrmActivity.kind == kind,
+                )
+            )
+            for item_id, aid, ck, modified, seq, pushed in rows:
+                if item_id is None:
+                    continue
+                found[item_id] = LinkedItem(aid, ck, modified, crm_pending=seq > pushed)
+        return found
+
+    def remove_items(
+        self,
+        kind: ActivityKind,
+        member_id: str,
+        graph_item_ids: Collection[str],
+        *,
+        delete: bool,
+        folder: str | None = None,
+    ) -> int:
+        ids = sorted(set(graph_item_ids))
+        affected: set[str] = set()
+        for chunk in _chunks(ids):
+            stmt = (
+                select(CrmActivityMember.activity_id)
+                .join(CrmActivity, CrmActivity.id == CrmActivityMember.activity_id)
+                .where(
+                    CrmActivityMember.member_id == member_id,
+                    CrmActivityMember.graph_item_id.in_(chunk),
+                    CrmActivity.kind == kind,
+                )
+            )
+            if folder is not None:
+                stmt = stmt.where(CrmActivityMember.folder == folder)
+            affected |= set(self.session.scalars(stmt))
+        if not affected:
+            return 0
+        now = utcnow()
+        for chunk in _chunks(sorted(affected)):
+            self.session.execute(
+                update(CrmActivityMember)
+                .where(
+                    CrmActivityMember.member_id == member_id,
+                    CrmActivityMember.activity_id.in_(chunk),
+                )
+                .values(removed_at=now)
+            )
+        if not delete:
+            return 0
+        still_held = set(
+            self.session.scalars(
+                select(CrmActivityMember.activity_id).where(
+                    CrmActivityMember.activity_id.in_(sorted(affected)),
+                    CrmActivityMember.removed_at.is_(None),
+                )
+            )
+        )
+        orphans = sorted(affected - still_held)
+        for chunk in _chunks(orphans):
+            self.session.execute(
+                update(CrmActivity)
+                .where(CrmActivity.id.in_(chunk))
+                .values(deleted_at=now, modified_at=now)
+            )
+        return len(orphans)
+
+    # -- CRM → Microsoft -------------------------------------------------------------------
+    def changes_since(
+        self, kind: ActivityKind, member_id: str, cursor: str | None, limit: int = 200
+    ) -> tuple[list[OutboundChange], str | None]:
+        after = int(cursor) if cursor else 0
+        link = CrmActivityMember
+        rows = self.session.execute(
+            select(CrmActivity, link.graph_item_id, link.pushed_seq)
+            .outerjoin(link, and_(link.activity_id == CrmActivity.id, link.member_id == member_id))
+            .where(
+                CrmActivity.organization_id == self.organization_id,
+                CrmActivity.kind == kind,
+                CrmActivity.change_seq > after,
+                or_(link.member_id.is_not(None), CrmActivity.owner_member_id == member_id),
+            )
+            .order_by(CrmActivity.change_seq)
+            .limit(limit)
+        ).all()
+        changes: list[OutboundChange] = []
+        last = after
+        for activity, item_id, pushed in rows:
+            last = max(last, activity.change_seq)
+            if pushed is not None and pushed >= activity.change_seq:
+                continue
+            if activity.deleted_at is not None and item_id is None:
+                continue
+            changes.append(
+                OutboundChange(
+                    activity_id=activity.id,
+                    kind=kind,
+                    change_seq=activity.change_seq,
+                    deleted=activity.deleted_at is not None,
+                    graph_item_id=item_id,
+                    subject=activity.subject,
+                    body=activity.body,
+                    starts_at=activity.starts_at,
+                    ends_at=activity.ends_at,
+                    is_all_day=activity.is_all_day,
+                    location=activity.location,
+                    attendees=[
+                        Participant(
+                            p.get("address", ""), p.get("name", ""), p.get("role", "attendee")
+                        )
+                        for p in activity.participants or []
+                        if p.get("role") not in ("organizer",)
+                    ],
+                    send_invitations=activity.send_invitations,
+                    due_at=activity.due_at,
+                    status=activity.status,
+                    importance=activity.importance,
+                    modified_at=activity.modified_at,
+                )
+            )
+        return changes, (str(last) if rows else cursor)
+
+    def record_pushed(
+        self, kind: ActivityKind, member_id: str, results: Sequence[PushResult]
+    ) -> None:
+        for result in results:
+            if result.external_id:
+                self.session.execute(
+                    update(CrmActivity)
+                    .where(CrmActivity.id == result.activity_id)
+                    .values(external_id=result.external_id)
+                )
+            if result.graph_item_id is None:
+                self.session.execute(
+                    update(CrmActivityMember)
+                    .where(
+                        CrmActivityMember.activity_id == result.activity_id,
+                        CrmActivityMember.member_id == member_id,
+                    )
+                    .values(graph_item_id=None, removed_at=utcnow(), pushed_seq=result.change_seq)
+                )
+                continue
+            row: dict[str, Any] = {
+                "activity_id": result.activity_id,
+                "member_id": member_id,
+                "graph_item_id": result.graph_item_id,
+                "folder": "",
+                "pushed_seq": result.change_seq,
+            }
+            if result.change_key is not None:
+                row["change_key"] = result.change_key
+            self._link_members([row])
+
+    # -- CRM-side edits (the CRM's own UI/API; they feed ``changes_since``) ----------------
+    def crm_save_event(
+        self,
+        *,
+        owner_member_id: str,
+        subject: str,
+        starts_at: datetime,
+        ends_at: datetime,
+        attendees: Sequence[Participant] = (),
+        location: str = "",
+        body: str = "",
+        send_invitations: bool = False,
+        activity_id: str | None = None,
+    ) -> str:
+        """Create or edit a meeting in the CRM; it goes to the owner's calendar on next sync."""
+        values: dict[str, Any] = {
+            "subject": subject,
+            "starts_at": starts_at,
+            "ends_at": ends_at,
+            "occurred_at": starts_at,
+            "location": location,
+            "body": body,
+            "participants": [p.as_json() for p in attendees],
+            "send_invitations": send_invitations,
+            "modified_at": utcnow(),
+            "change_seq": self.next_change_seq(),
+        }
+        return self._crm_save(ActivityKind.EVENT, owner_member_id, activity_id, values)
+
+    def crm_save_task(
+        self,
+        *,
+        owner_member_id: str,
+        title: str,
+        due_at: datetime | None = None,
+        status: str = "notStarted",
+        importance: str = "normal",
+        notes: str = "",
+        activity_id: str | None = None,
+    ) -> str:
+        values: dict[str, Any] = {
+            "subject": title,
+            "due_at": due_at,
+            "occurred_at": due_at,
+            "status": status,
+            "importance": importance,
+            "body": notes,
+            "completed_at": utcnow() if status == "completed" else None,
+            "modified_at": utcnow(),
+            "change_seq": self.next_change_seq(),
+        }
+        return self._crm_save(ActivityKind.TASK, owner_member_id, activity_id, values)
+
+    def _crm_save(
+        self,
+        kind: ActivityKind,
+        owner_member_id: str,
+        activity_id: str | None,
+        values: dict[str, Any],
+    ) -> str:
+        if activity_id is not None:
+            self.session.execute(
+                update(CrmActivity)
+                .where(
+                    CrmActivity.id == activity_id,
+                    CrmActivity.organization_id == self.organization_id,
+                )
+                .values(**values)
+            )
+            return activity_id
+        aid = new_id()
+        self.session.add(
+            CrmActivity(
+                id=aid,
+                organization_id=self.organization_id,
+                kind=kind,
+                external_id=f"crm:{aid}",
+                owner_member_id=owner_member_id,
+                **values,
+            )
+        )
+        self.session.flush()
+        return aid
+
+    def crm_delete(self, activity_id: str) -> None:
+        self.session.execute(
+            update(CrmActivity)
+            .where(
+                CrmActivity.id == activity_id, CrmActivity.organization_id == self.organization_id
+            )
+            .values(deleted_at=utcnow(), modified_at=utcnow(), change_seq=self.next_change_seq())
+        )
+
+    # -- reads for people and tests --------------------------------------------------------
+    def count_activities(self, kind: ActivityKind, *, include_deleted: bool = False) -> int:
+        stmt = (
+            select(func.count())
+            .select_from(CrmActivity)
+            .where(CrmActivity.organization_id == self.organization_id, CrmActivity.kind == kind)
+        )
+        if not include_deleted:
+            stmt = stmt.where(CrmActivity.deleted_at.is_(None))
+        return int(self.session.scalar(stmt) or 0)
+
+    def activities(self, kind: ActivityKind, *, include_deleted: bool = False) -> list[CrmActivity]:
+        stmt = select(CrmActivity).where(
+            CrmActivity.organization_id == self.organization_id, CrmActivity.kind == kind
+        )
+        if not include_deleted:
+            stmt = stmt.where(CrmActivity.deleted_at.is_(None))
+        return list(
+            self.session.scalars(stmt.order_by(CrmActivity.occurred_at, CrmActivity.external_id))
+        )
+
+    def activity_members(
+        self, activity_id: str, *, include_removed: bool = False
+    ) -> list[CrmActivityMember]:
+        stmt = select(CrmActivityMember).where(CrmActivityMember.activity_id == activity_id)
+        if not include_removed:
+            stmt = stmt.where(CrmActivityMember.removed_at.is_(None))
+        return list(self.session.scalars(stmt))
+
+    def activity_people(self, activity_id: str) -> list[tuple[PersonKind, str]]:
+        rows = self.session.execute(
+            select(CrmActivityPerson.person_kind, CrmActivityPerson.person_id).where(
+                CrmActivityPerson.activity_id == activity_id
+            )
+        )
+        return [(kind, pid) for kind, pid in rows]
+
+    def activity_accounts(self, activity_id: str) -> list[str]:
+        return list(
+            self.session.scalars(
+                select(CrmActivityRecord.record_id).where(
+                    CrmActivityRecord.activity_id == activity_id,
+                    CrmActivityRecord.record_kind == RecordKind.ACCOUNT,
+                )
+            )
+        )
+
+    def account_by_name(self, name: str) -> CrmAccount | None:
+        return self.session.scalar(
+            select(CrmAccount).where(
+                CrmAccount.organization_id == self.organization_id, CrmAccount.name == name
+            )
+        )
+
+    def leads(self) -> list[CrmLead]:
+        return list(
+            self.session.scalars(
+                select(CrmLead).where(CrmLead.organization_id == self.organization_id)
+            )
+        )
+
+    def delete_everything(self) -> None:
+        """Remove the organization's CRM data (the demo's reset)."""
+        for model in (CrmActivity, CrmContact, CrmLead, CrmAccountDomain, CrmAccount):
+            self.session.execute(delete(model).where(model.organization_id == self.organization_id))

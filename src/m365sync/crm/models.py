@@ -1,0 +1,242 @@
+"""The embedded CRM store: accounts (with their email domains), contacts, leads,
+opportunities, and activities (emails, events, tasks) linked to who and what.
+
+Activities carry the Microsoft keys that make upserts idempotent: ``external_id`` is the
+``internetMessageId`` of an email, the ``iCalUId`` of a meeting (occurrence) or the To Do
+task id, unique per organization and kind. Which members' mailboxes hold the item, with
+each mailbox's immutable item id and ``changeKey``, lives in ``crm_activity_members``.
+
+``change_seq`` is bumped only by edits made on the CRM side (``EmbeddedCrm.crm_*``); the
+sync engine reads "CRM changes since cursor" from it for two-way Calendar and Task Sync,
+and never bumps it itself, so writes coming from Outlook are not echoed back.
+"""
+
+from __future__ import annotations
+
+import enum
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    Enum,
+    ForeignKey,
+    Index,
+    Integer,
+    Numeric,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import Mapped, mapped_column, validates
+
+from m365sync.crm.addresses import normalize_address
+from m365sync.db.base import Base, new_id, utcnow
+
+
+class ActivityKind(enum.StrEnum):
+    EMAIL = "email"
+    EVENT = "event"
+    TASK = "task"
+
+
+class PersonKind(enum.StrEnum):
+    CONTACT = "contact"
+    LEAD = "lead"
+
+
+class RecordKind(enum.StrEnum):
+    ACCOUNT = "account"
+    OPPORTUNITY = "opportunity"
+
+
+def _enum(kind: type[enum.Enum]) -> Enum:
+    return Enum(kind, native_enum=False, length=16, values_callable=lambda e: [m.value for m in e])
+
+
+def _org_fk() -> Mapped[str]:
+    return mapped_column(ForeignKey("organizations.id", ondelete="CASCADE"), index=True)
+
+
+def _member_fk() -> Mapped[str | None]:
+    return mapped_column(ForeignKey("members.id", ondelete="SET NULL"), default=None)
+
+
+class CrmAccount(Base):
+    __tablename__ = "crm_accounts"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    organization_id: Mapped[str] = _org_fk()
+    name: Mapped[str] = mapped_column(String(200))
+    owner_member_id: Mapped[str | None] = _member_fk()
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class CrmAccountDomain(Base):
+    """An email domain that identifies an account (mail from anyone @domain links to it)."""
+
+    __tablename__ = "crm_account_domains"
+    __table_args__ = (UniqueConstraint("organization_id", "domain"),)
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    organization_id: Mapped[str] = _org_fk()
+    account_id: Mapped[str] = mapped_column(
+        ForeignKey("crm_accounts.id", ondelete="CASCADE"), index=True
+    )
+    domain: Mapped[str] = mapped_column(String(253))
+
+
+class CrmContact(Base):
+    __tablename__ = "crm_contacts"
+    __table_args__ = (UniqueConstraint("organization_id", "email"),)
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    organization_id: Mapped[str] = _org_fk()
+    account_id: Mapped[str | None] = mapped_column(
+        ForeignKey("crm_accounts.id", ondelete="SET NULL"), default=None, index=True
+    )
+    email: Mapped[str] = mapped_column(String(320))
+    first_name: Mapped[str] = mapped_column(String(100), default="")
+    last_name: Mapped[str] = mapped_column(String(100), default="")
+    title: Mapped[str] = mapped_column(String(200), default="")
+    phone: Mapped[str] = mapped_column(String(50), default="")
+    owner_member_id: Mapped[str | None] = _member_fk()
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    @validates("email")
+    def _normalize_email(self, _key: str, value: str) -> str:
+        return normalize_address(value) or value.strip().lower()
+
+
+class CrmLead(Base):
+    __tablename__ = "crm_leads"
+    __table_args__ = (UniqueConstraint("organization_id", "email"),)
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    organization_id: Mapped[str] = _org_fk()
+    email: Mapped[str] = mapped_column(String(320))
+    first_name: Mapped[str] = mapped_column(String(100), default="")
+    last_name: Mapped[str] = mapped_column(String(100), default="")
+    company: Mapped[str] = mapped_column(String(200), default="")
+    status: Mapped[str] = mapped_column(String(50), default="new")
+    source: Mapped[str] = mapped_column(String(50), default="manual")
+    owner_member_id: Mapped[str | None] = _member_fk()
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    @validates("email")
+    def _normalize_email(self, _key: str, value: str) -> str:
+        return normalize_address(value) or value.strip().lower()
+
+
+class CrmOpportunity(Base):
+    __tablename__ = "crm_opportunities"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    organization_id: Mapped[str] = _org_fk()
+    account_id: Mapped[str] = mapped_column(
+        ForeignKey("crm_accounts.id", ondelete="CASCADE"), index=True
+    )
+    name: Mapped[str] = mapped_column(String(200))
+    stage: Mapped[str] = mapped_column(String(50), default="prospecting")
+    amount: Mapped[Any] = mapped_column(Numeric(14, 2), default=None, nullable=True)
+    is_closed: Mapped[bool] = mapped_column(Boolean, default=False)
+    owner_member_id: Mapped[str | None] = _member_fk()
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class CrmActivity(Base):
+    """One email, one meeting (or occurrence of a series), or one task."""
+
+    __tablename__ = "crm_activities"
+    __table_args__ = (
+        UniqueConstraint("organization_id", "kind", "external_id"),
+        Index("ix_crm_activities_org_kind_seq", "organization_id", "kind", "change_seq"),
+    )
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    organization_id: Mapped[str] = mapped_column(ForeignKey("organizations.id", ondelete="CASCADE"))
+    kind: Mapped[ActivityKind] = mapped_column(_enum(ActivityKind))
+    external_id: Mapped[str] = mapped_column(String(400))
+    subject: Mapped[str] = mapped_column(Text, default="")
+    body: Mapped[str | None] = mapped_column(Text, default=None)
+    body_type: Mapped[str] = mapped_column(String(10), default="text")
+    headers_only: Mapped[bool] = mapped_column(Boolean, default=False)
+    occurred_at: Mapped[datetime | None] = mapped_column(default=None, index=True)
+    from_address: Mapped[str | None] = mapped_column(String(320), default=None)
+    participants: Mapped[list[dict[str, str]]] = mapped_column(JSON, default=list)
+    # Events.
+    starts_at: Mapped[datetime | None] = mapped_column(default=None)
+    ends_at: Mapped[datetime | None] = mapped_column(default=None)
+    is_all_day: Mapped[bool] = mapped_column(Boolean, default=False)
+    location: Mapped[str] = mapped_column(String(500), default="")
+    is_cancelled: Mapped[bool] = mapped_column(Boolean, default=False)
+    series_key: Mapped[str | None] = mapped_column(String(400), default=None, index=True)
+    send_invitations: Mapped[bool] = mapped_column(Boolean, default=False)
+    # Tasks.
+    due_at: Mapped[datetime | None] = mapped_column(default=None)
+    status: Mapped[str] = mapped_column(String(30), default="")
+    importance: Mapped[str] = mapped_column(String(10), default="normal")
+    completed_at: Mapped[datetime | None] = mapped_column(default=None)
+    # Ownership and change tracking.
+    owner_member_id: Mapped[str | None] = _member_fk()
+    modified_at: Mapped[datetime] = mapped_column(default=utcnow)
+    change_seq: Mapped[int] = mapped_column(Integer, default=0)
+    deleted_at: Mapped[datetime | None] = mapped_column(default=None)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class CrmActivityPerson(Base):
+    """Who: a contact or lead the activity involves."""
+
+    __tablename__ = "crm_activity_people"
+
+    activity_id: Mapped[str] = mapped_column(
+        ForeignKey("crm_activities.id", ondelete="CASCADE"), primary_key=True
+    )
+    person_kind: Mapped[PersonKind] = mapped_column(_enum(PersonKind), primary_key=True)
+    person_id: Mapped[str] = mapped_column(String(36), primary_key=True, index=True)
+
+
+class CrmActivityRecord(Base):
+    """What: the account or opportunity the activity belongs to."""
+
+    __tablename__ = "crm_activity_records"
+
+    activity_id: Mapped[str] = mapped_column(
+        ForeignKey("crm_activities.id", ondelete="CASCADE"), primary_key=True
+    )
+    record_kind: Mapped[RecordKind] = mapped_column(_enum(RecordKind), primary_key=True)
+    record_id: Mapped[str] = mapped_column(String(36), primary_key=True, index=True)
+
+
+class CrmActivityMember(Base):
+    """A member's mailbox copy of an activity: the immutable item id there, its
+    ``changeKey`` (to recognise our own writes), and how far CRM-side changes have been
+    pushed to it (``pushed_seq``)."""
+
+    __tablename__ = "crm_activity_members"
+    __table_args__ = (Index("ix_crm_activity_members_member_item", "member_id", "graph_item_id"),)
+
+    activity_id: Mapped[str] = mapped_column(
+        ForeignKey("crm_activities.id", ondelete="CASCADE"), primary_key=True
+    )
+    member_id: Mapped[str] = mapped_column(
+        ForeignKey("members.id", ondelete="CASCADE"), primary_key=True
+    )
+    graph_item_id: Mapped[str | None] = mapped_column(String(400), default=None)
+    change_key: Mapped[str | None] = mapped_column(String(200), default=None)
+    folder: Mapped[str] = mapped_column(String(100), default="")
+    pushed_seq: Mapped[int] = mapped_column(Integer, default=0)
+    removed_at: Mapped[datetime | None] = mapped_column(default=None)
+
+
+class CrmSequence(Base):
+    """Monotonic counters (``change_seq`` of CRM-side edits), one row per organization."""
+
+    __tablename__ = "crm_sequences"
+
+    organization_id: Mapped[str] = mapped_column(
+        ForeignKey("organizations.id", ondelete="CASCADE"), primary_key=True
+    )
+    value: Mapped[int] = mapped_column(Integer, default=0)

@@ -1,0 +1,163 @@
+"""Secrets at rest: AES-256-GCM with a key from a setting or a 0600 key file.
+
+What is promised:
+
+- ``SecretBox.seal(plaintext, context)`` returns ``version | key id | nonce | ciphertext``;
+  the ``context`` (``table.column:row-id``, see ``seal_context``) is authenticated, so a
+  sealed value copied into another row or column does not open.
+- The key comes from ``M365SYNC_SECRET_KEY`` (base64 of 32 bytes) or from
+  ``{data_dir}/secret.key``, created on first use with permissions 0600 (never widened).
+- Key rotation (``m365sync keys rotate``) writes the new key to ``secret.key.next``,
+  re-seals every sealed column in one transaction, then renames the file into place; a box
+  also loads ``secret.key.next`` when present, so a rotation interrupted between the commit
+  and the rename loses nothing.
+- Opening with an unknown key or a tampered value raises ``SecretKeyMismatch``, whose message
+  says which key is expected; it never includes plaintext.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import hashlib
+import os
+import secrets
+from pathlib import Path
+
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+from m365sync.errors import M365SyncError
+from m365sync.settings import Settings
+
+VERSION = b"\x01"
+KEY_FILE = "secret.key"
+NEXT_KEY_FILE = "secret.key.next"
+
+
+class SecretKeyError(M365SyncError):
+    """The secret key is missing, malformed or not the one the data was sealed with."""
+
+    status = 500
+
+
+class SecretKeyMismatch(SecretKeyError):
+    pass
+
+
+def generate_key() -> bytes:
+    return AESGCM.generate_key(bit_length=256)
+
+
+def encode_key(key: bytes) -> str:
+    return base64.b64encode(key).decode("ascii")
+
+
+def decode_key(text: str, *, source: str) -> bytes:
+    try:
+        key = base64.b64decode(text.strip(), validate=True)
+    except ValueError as exc:
+        raise SecretKeyError(
+            f"The secret key in {source} is not valid base64.",
+            fix="Generate one with: python -c "
+            '"import os,base64;print(base64.b64encode(os.urandom(32)).decode())"',
+        ) from exc
+    if len(key) != 32:
+        raise SecretKeyError(
+            f"The secret key in {source} is {len(key)} bytes; AES-256 needs 32.",
+            fix="Use base64 of 32 random bytes.",
+        )
+    return key
+
+
+def key_id(key: bytes) -> bytes:
+    return hashlib.sha256(b"m365sync-key-id" + key).digest()[:4]
+
+
+def write_key_file(path: Path, key: bytes) -> None:
+    """Create ``path`` with mode 0600 holding the key (fails if it exists)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(encode_key(key) + "\n")
+    os.chmod(path, 0o600)
+
+
+def seal_context(table: str, column: str, row_id: str) -> str:
+    return f"{table}.{column}:{row_id}"
+
+
+class SecretBox:
+    """Seals and opens secrets. ``keys[0]`` seals; every key in ``keys`` can open."""
+
+    def __init__(self, keys: list[bytes]) -> None:
+        if not keys:
+            raise SecretKeyError("No secret key configured.", fix="Set M365SYNC_SECRET_KEY.")
+        self._keys = {key_id(k): AESGCM(k) for k in keys}
+        self._primary_id = key_id(keys[0])
+
+    @property
+    def primary_key_id(self) -> str:
+        return self._primary_id.hex()
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> SecretBox:
+        return cls(load_keys(settings))
+
+    def seal(self, plaintext: str, context: str) -> bytes:
+        nonce = secrets.token_bytes(12)
+        aead = self._keys[self._primary_id]
+        ciphertext = aead.encrypt(nonce, plaintext.encode("utf-8"), context.encode("utf-8"))
+        return VERSION + self._primary_id + nonce + ciphertext
+
+    def open(self, sealed: bytes, context: str) -> str:
+        if len(sealed) < 1 + 4 + 12 + 16 or sealed[:1] != VERSION:
+            raise SecretKeyMismatch("A stored secret is corrupt.", fix="Enter the secret again.")
+        kid, nonce, ciphertext = sealed[1:5], sealed[5:17], sealed[17:]
+        aead = self._keys.get(kid)
+        if aead is None:
+            raise SecretKeyMismatch(
+                f"A stored secret was sealed with key {kid.hex()}, which is not configured.",
+                fix=(
+                    "Restore the secret key (M365SYNC_SECRET_KEY or secret.key) used when it was "
+                    "saved."
+                ),
+            )
+        try:
+            return aead.decrypt(nonce, ciphertext, context.encode("utf-8")).decode("utf-8")
+        except InvalidTag as exc:
+            raise SecretKeyMismatch(
+                "A stored secret failed its integrity check (tampered or moved).",
+                fix="Enter the secret again.",
+            ) from exc
+
+    def sealed_with_primary(self, sealed: bytes) -> bool:
+        return sealed[1:5] == self._primary_id
+
+
+def load_keys(settings: Settings) -> list[bytes]:
+    """The primary key first, then a pending rotation's key if present."""
+    if settings.secret_key:
+        return [decode_key(settings.secret_key, source="M365SYNC_SECRET_KEY")]
+    path = settings.data_dir / KEY_FILE
+    if not path.exists():
+        with contextlib.suppress(FileExistsError):  # another process created it first
+            write_key_file(path, generate_key())
+    keys = [decode_key(path.read_text(encoding="ascii"), source=str(path))]
+    pending = settings.data_dir / NEXT_KEY_FILE
+    if pending.exists():
+        keys.append(decode_key(pending.read_text(encoding="ascii"), source=str(pending)))
+    return keys
+
+
+__all__ = [
+    "SecretBox",
+    "SecretKeyError",
+    "SecretKeyMismatch",
+    "decode_key",
+    "encode_key",
+    "generate_key",
+    "load_keys",
+    "seal_context",
+    "write_key_file",
+]

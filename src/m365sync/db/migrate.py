@@ -1,0 +1,53 @@
+"""Alembic, driven from code: ``migrate()`` on startup and from ``m365sync db upgrade``.
+
+The Alembic environment ships inside the package (``m365sync/alembic.ini`` and
+``m365sync/migrations``) so an installed m365sync can migrate without a checkout.
+Revisions form a single line of history; a new revision's ``down_revision`` is the
+current head (``m365sync db heads`` / ``alembic -c src/m365sync/alembic.ini heads``).
+"""
+
+from __future__ import annotations
+
+import importlib
+import pkgutil
+from importlib import resources
+from pathlib import Path
+
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy.engine import Engine
+
+import m365sync
+
+
+def load_models() -> None:
+    """Import every ``m365sync.<package>.models`` module so ``Base.metadata`` is complete."""
+    for info in pkgutil.walk_packages(m365sync.__path__, prefix="m365sync."):
+        if info.name.rsplit(".", 1)[-1] == "models" and ".migrations" not in info.name:
+            importlib.import_module(info.name)
+
+
+def alembic_config(engine: Engine | None = None) -> Config:
+    ini = Path(str(resources.files("m365sync").joinpath("alembic.ini")))
+    config = Config(str(ini))
+    config.set_main_option("script_location", str(ini.parent / "migrations"))
+    if engine is not None:
+        config.attributes["engine"] = engine
+        config.set_main_option("sqlalchemy.url", engine.url.render_as_string(hide_password=False))
+    return config
+
+
+def migrate(engine: Engine, revision: str = "head") -> None:
+    """Upgrade the database to ``revision`` (idempotent: a no-op at head)."""
+    command.upgrade(alembic_config(engine), revision)
+
+
+def head_revision() -> str | None:
+    return ScriptDirectory.from_config(alembic_config()).get_current_head()
+
+
+def current_revision(engine: Engine) -> str | None:
+    with engine.connect() as connection:
+        return MigrationContext.configure(connection).get_current_revision()

@@ -1,0 +1,54 @@
+"""One ``Database`` per process: the engine and the session factory, built from settings."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy.engine import Engine
+from sqlalchemy.orm import Session, sessionmaker
+
+from m365sync.db.base import create_db_engine, session_factory
+from m365sync.settings import Settings
+
+
+@dataclass
+class Database:
+    """The engine and its session factory.
+
+    ``session()`` is for boundaries (a request, a job, a CLI command): it commits when the
+    block ends normally and rolls back on an exception. Code below the boundary receives a
+    ``Session`` and never commits.
+    """
+
+    engine: Engine
+    sessions: sessionmaker[Session]
+
+    @classmethod
+    def from_url(cls, url: str, **engine_kwargs: Any) -> Database:
+        engine = create_db_engine(url, **engine_kwargs)
+        return cls(engine=engine, sessions=session_factory(engine))
+
+    @contextmanager
+    def session(self) -> Iterator[Session]:
+        session = self.sessions()
+        try:
+            yield session
+            session.commit()
+        except BaseException:
+            session.rollback()
+            raise
+        finally:
+            session.close()
+
+    def dispose(self) -> None:
+        self.engine.dispose()
+
+
+def database_from_settings(settings: Settings) -> Database:
+    """The database the settings name; creates ``data_dir`` for the default SQLite file."""
+    if not settings.database_url:
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+    return Database.from_url(settings.resolved_database_url)

@@ -1,0 +1,195 @@
+"""``m365sync serve``: the web app and JSON API, and — on the embedded defaults — the demo.
+
+The demo starts m365sim in-process with its demo tenant (Contoso), points the settings at
+it (authority host, Graph URL, CA bundle, the demo "User Connections" app), seeds a demo
+organization (domain contoso.com, members with dashboard passwords, the demo CRM's accounts
+and contacts, the demo service account — saved through Run Test like an admin would), and
+prints the dashboard URL, the demo sign-ins, the CA bundle, the demo app credentials and an
+admin API token. The app is the whole product (``m365sync.web.app.create_app``) with the
+sync workers running in-process, so the demo mailboxes start syncing right away.
+This module is the only product code allowed to import m365sim.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from ipaddress import ip_address
+from typing import Any
+
+import uvicorn
+from rich.console import Console
+
+from m365sync.connections import service as conns
+from m365sync.connections.runtime import ConnectionRuntime
+from m365sync.crm.importer import load_demo_crm
+from m365sync.db import Database, database_from_settings, migrate
+from m365sync.organizations import service as orgs
+from m365sync.organizations.models import Role
+from m365sync.settings import Settings, get_settings
+from m365sync.web.auth import set_password
+from m365sync.web.auth.repository import credential_for_member
+
+log = logging.getLogger(__name__)
+console = Console(soft_wrap=True)
+
+DEMO_ORG = "contoso"
+DEMO_SERVICE_ACCOUNT = (
+    "11111111-2222-4333-8444-000000000001",
+    "Zx8Q~demo.service-account.secret-value-0001",
+)
+DEMO_USER_APP = ("11111111-2222-4333-8444-000000000003", "Zx8Q~demo.user-connections.secret-0003")
+# Dashboard sign-ins (the same passwords as the demo tenant's, so "Sign in with Microsoft"
+# works with them too).
+DEMO_SIGN_INS = [
+    ("admin@contoso.com", "Demo-Admin-1!", "admin"),
+    ("adele@contoso.com", "Demo-User-1!", "sales rep"),
+]
+DEMO_MEMBERS = [
+    ("admin@contoso.com", "Megan Bowen", Role.ADMIN),
+    ("adele@contoso.com", "Adele Vance", Role.USER),
+    ("alex@contoso.com", "Alex Wilber", Role.USER),
+    ("diego@contoso.com", "Diego Siciliani", Role.ADMIN),
+    ("grady@contoso.com", "Grady Archie", Role.USER),
+    ("lee@contoso.com", "Lee Gu", Role.USER),
+    ("pradeep@contoso.com", "Pradeep Gupta", Role.USER),
+]
+
+
+def wants_demo(settings: Settings) -> bool:
+    """Nothing configured (no database URL, Microsoft's own authority, no user app)."""
+    return (
+        settings.database_url is None
+        and settings.authority_host == Settings.model_fields["authority_host"].default
+        and settings.user_app_client_id is None
+    )
+
+
+def start_demo_tenant(settings: Settings) -> tuple[Any, Settings]:
+    from m365sim.seed import DEMO_SEED, load_seed, read_seed
+    from m365sim.server import SimServer
+
+    server = SimServer(data_dir=settings.data_dir / "m365sim")
+    load_seed(server.state, read_seed(DEMO_SEED))
+    server.start()
+    public_url = f"http://127.0.0.1:{settings.port}"
+    tenant = server.state.find_tenant("contoso.com")
+    assert tenant is not None, "the demo seed defines contoso.com"
+    user_app = tenant.apps[DEMO_USER_APP[0]]
+    for path in ("/connections/office365/callback", "/auth/microsoft/callback"):
+        for base in (public_url, f"http://localhost:{settings.port}"):
+            if base + path not in user_app.redirect_uris:
+                user_app.redirect_uris.append(base + path)
+    demo_settings = settings.model_copy(
+        update={
+            "authority_host": server.url,
+            "graph_url": server.graph_url,
+            "ca_bundle": server.tls.ca_bundle,
+            "user_app_client_id": DEMO_USER_APP[0],
+            "user_app_client_secret": DEMO_USER_APP[1],
+            "public_url": public_url,
+        }
+    )
+    return server, demo_settings
+
+
+async def seed_demo_organization(
+    settings: Settings, database: Database, runtime: ConnectionRuntime
+) -> str:
+    """The demo organization (idempotent); returns a new admin API token."""
+    with database.session() as session:
+        organization = next(
+            (o for o in orgs.list_organizations(session) if o.slug == DEMO_ORG), None
+        )
+        if organization is None:
+            organization = orgs.create_organization(session, "Contoso", slug=DEMO_ORG, actor="demo")
+            orgs.add_domain(session, organization, "contoso.com", actor="demo")
+            load_demo_crm(session, organization.id)
+        for email, name, role in DEMO_MEMBERS:
+            if not any(m.email == email for m in orgs.list_members(session, organization)):
+                orgs.add_member(session, organization, email, name=name, role=role, actor="demo")
+        for email, password, _ in DEMO_SIGN_INS:
+            member = orgs.get_member(session, organization, email)
+            if credential_for_member(session, member.id) is None:
+                set_password(session, member, password)
+        if not conns.list_service_accounts(session, organization):
+            await conns.add_service_account(
+                session,
+                runtime,
+                organization,
+                name="Contoso service account (demo)",
+                client_id=DEMO_SERVICE_ACCOUNT[0],
+                secret=DEMO_SERVICE_ACCOUNT[1],
+                test_mailbox="adele@contoso.com",
+                actor="demo",
+            )
+        admin = orgs.get_member(session, organization, "admin@contoso.com")
+        _, token = orgs.create_api_token(session, organization, admin, name="demo", actor="demo")
+    return token
+
+
+def browser_url(settings: Settings) -> str:
+    """Where a person on this machine opens the app (a wildcard address is not one)."""
+    host = settings.host
+    try:
+        if ip_address(host.strip("[]")).is_unspecified:
+            host = "127.0.0.1"
+    except ValueError:
+        pass
+    return f"http://{host}:{settings.port}"
+
+
+def serve_app(
+    *, host: str | None = None, port: int | None = None, demo: bool | None = None
+) -> None:
+    """The web app, JSON API, webhooks and in-process sync workers in one process."""
+    settings = get_settings()
+    if port is not None or host is not None:
+        settings = settings.model_copy(
+            update={k: v for k, v in {"host": host, "port": port}.items() if v is not None}
+        )
+    use_demo = wants_demo(settings) if demo is None else demo
+    server = None
+    if use_demo:
+        server, settings = start_demo_tenant(settings)
+    database = database_from_settings(settings)
+    migrate(database.engine)
+    runtime = ConnectionRuntime.from_settings(settings, database)
+
+    from m365sync.web.app import create_app
+
+    app = create_app(settings=settings, database=database, runtime=runtime, workers="in-process")
+    token = None
+    if use_demo:
+        token = asyncio.run(seed_demo_organization(settings, database, runtime))
+    base = browser_url(settings)
+    console.print(
+        f"[bold]m365sync[/] is running: open [bold]{base}[/] and sign in.", highlight=False
+    )
+    console.print(
+        f"  JSON API {base}/api/v1 (OpenAPI {base}/api/openapi.json); sync workers: in-process",
+        highlight=False,
+    )
+    if server is not None:
+        console.print("[bold]Demo sign-ins[/] (organization Contoso):", highlight=False)
+        for email, password, who in DEMO_SIGN_INS:
+            console.print(f"  {who:<10} {email:<20} password {password}", highlight=False)
+        console.print(
+            f"Demo Microsoft 365 tenant (m365sim): {server.url}   "
+            f"CA bundle: {server.tls.ca_bundle}",
+            highlight=False,
+        )
+        console.print(
+            f"  Service account app: client id {DEMO_SERVICE_ACCOUNT[0]}, secret value "
+            f"{DEMO_SERVICE_ACCOUNT[1]}",
+            highlight=False,
+        )
+        console.print(f"  User connections app: client id {DEMO_USER_APP[0]}", highlight=False)
+        console.print(f"  Admin API token (organization '{DEMO_ORG}'): {token}", highlight=False)
+    try:
+        uvicorn.run(
+            app, host=settings.host, port=settings.port, log_level=settings.log_level.lower()
+        )
+    finally:
+        if server is not None:
+            server.stop()

@@ -1,0 +1,421 @@
+"""Every Microsoft failure, classified in this one place.
+
+Code elsewhere branches on these classes, never on raw status codes or AADSTS numbers.
+``classify_graph_response`` reads a Graph error response; ``classify_aad_error`` reads an
+MSAL result dict (``{"error", "error_description", "error_codes"}``); both return (never
+raise) the error, and ``microsoft_code`` keeps Microsoft's own code for the log.
+
+::
+
+    MicrosoftError                    root (an M365SyncError); .code, .retryable, .reconnect
+    ├── Throttled                     429 / 503 with Retry-After; .retry_after seconds
+    ├── Transient                     5xx, timeouts, dropped connections: retry with back-off
+    ├── AuthRevoked                   refresh token expired or revoked (AADSTS700082, 50173,
+    │                                 50078...), token rejected: the user must reconnect
+    ├── ConsentMissing                admin consent not granted (AADSTS65001, 90094), no roles
+    ├── PermissionMissing             the token lacks the permission this call needs (403)
+    ├── AccessDeniedByPolicy          "Access to OData is disabled." (Application Access
+    │                                 Policy or RBAC for Applications excludes the mailbox)
+    ├── MailboxUnreachable            the mailbox can't be used through Graph
+    │   ├── MailboxNotEnabled         MailboxNotEnabledForRESTAPI: unlicensed, soft-deleted,
+    │   │                             on-premises
+    │   └── UserNotFound              no such user in the tenant
+    ├── QuotaExceeded                 ErrorQuotaExceeded: the mailbox is full
+    ├── SyncStateExpired              410 / syncStateNotFound: resync from scratch, not a failure
+    ├── ItemNotFound                  the item is gone (deleted meanwhile)
+    ├── CredentialError               the app's own credentials or registration are wrong
+    │   ├── InvalidCredentials        AADSTS7000215 / 700027: wrong secret or certificate
+    │   │   └── SecretIdGiven         a GUID was given: the secret's ID, not its value
+    │   ├── SecretExpired             AADSTS7000222
+    │   ├── AppNotFound               AADSTS700016: client id not registered in that tenant
+    │   ├── TenantNotFound            AADSTS90002 / discovery: domain or tenant unknown
+    │   └── AppDisabled               AADSTS7000112
+    └── UnexpectedResponse            anything else Microsoft answered
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from typing import Any, ClassVar
+
+import orjson
+
+from m365sync.errors import M365SyncError
+
+SECRET_STEPS = (
+    "In the Microsoft Entra admin center open App registrations → your app → Certificates & "
+    "secrets → New client secret, then copy the Value column (not the Secret ID) right away "
+    "and enter it here."
+)
+
+
+class MicrosoftError(M365SyncError):
+    status: ClassVar[int] = 502
+    retryable: ClassVar[bool] = False
+    """Retrying the same call later may succeed without anyone doing anything."""
+    reconnect: ClassVar[bool] = False
+    """A person must sign in again (user connection) or fix the credentials."""
+    default_message: ClassVar[str] = "Microsoft answered with an error."
+    default_fix: ClassVar[str | None] = None
+
+    def __init__(
+        self,
+        message: str | None = None,
+        *,
+        fix: str | None = None,
+        code: str | None = None,
+        http_status: int | None = None,
+        retry_after: float | None = None,
+    ) -> None:
+        super().__init__(
+            message or self.default_message, fix=fix if fix is not None else self.default_fix
+        )
+        self.code = code
+        self.http_status = http_status
+        self.retry_after = retry_after
+
+
+class Throttled(MicrosoftError):
+    status = 503
+    retryable = True
+    default_message = "Microsoft is throttling requests for this mailbox."
+    default_fix = "Nothing to do: m365sync waits as long as Microsoft asks and tries again."
+
+
+class Transient(MicrosoftError):
+    status = 502
+    retryable = True
+    default_message = "Microsoft did not answer properly (a temporary server or network error)."
+    default_fix = "Nothing to do: the request is retried with back-off."
+
+
+class AuthRevoked(MicrosoftError):
+    status = 409
+    reconnect = True
+    default_message = "Microsoft no longer accepts this connection's sign-in (expired or revoked)."
+    default_fix = "Reconnect: Disconnect, then Connect your Office 365 and sign in again."
+
+
+class ConsentMissing(MicrosoftError):
+    status = 409
+    reconnect = True
+    default_message = "Admin consent has not been granted to the app."
+    default_fix = (
+        "In the Microsoft Entra admin center open App registrations → your app → API permissions "
+        "and click 'Grant admin consent for <your tenant>'."
+    )
+
+
+class PermissionMissing(MicrosoftError):
+    status = 409
+    default_message = "The app lacks the Microsoft Graph permission this operation needs."
+    default_fix = (
+        "Add the application permission under API permissions → Add a permission → Microsoft "
+        "Graph → Application permissions, then grant admin consent."
+    )
+
+
+class AccessDeniedByPolicy(MicrosoftError):
+    status = 409
+    default_message = (
+        "An Application Access Policy (or RBAC for Applications scope) in Exchange Online "
+        "excludes this mailbox from the app."
+    )
+    default_fix = (
+        "Add the mailbox to the mail-enabled security group the policy names, or change the "
+        "policy (m365sync access-policy shows the commands)."
+    )
+
+
+class MailboxUnreachable(MicrosoftError):
+    status = 409
+    default_message = "This mailbox can't be reached through Microsoft Graph."
+    default_fix = "Check that the user exists and has an Exchange Online mailbox."
+
+
+class MailboxNotEnabled(MailboxUnreachable):
+    default_message = (
+        "The mailbox is not enabled for Microsoft Graph: the user has no Exchange Online "
+        "licence, the mailbox is soft-deleted, or it is still on-premises."
+    )
+    default_fix = (
+        "Assign an Exchange Online licence in the Microsoft 365 admin center (or finish "
+        "migrating the mailbox to Exchange Online); on-premises mailboxes use an Exchange "
+        "connection."
+    )
+
+
+class UserNotFound(MailboxUnreachable):
+    default_message = "No such user in the Microsoft 365 tenant."
+    default_fix = "Check the address: use the user's primary email address or user principal name."
+
+
+class QuotaExceeded(MicrosoftError):
+    status = 409
+    default_message = "The mailbox is full (Exchange Online quota exceeded)."
+    default_fix = "Free space in the mailbox or raise its quota; syncing resumes by itself."
+
+
+class SyncStateExpired(MicrosoftError):
+    status = 409
+    default_message = "Microsoft expired the sync cursor (delta token)."
+    default_fix = "Nothing to do: the folder is resynced from scratch."
+
+
+class ItemNotFound(MicrosoftError):
+    status = 404
+    default_message = "The item no longer exists in the mailbox."
+    default_fix = "Nothing to do: it was deleted or moved meanwhile, and the next sync catches up."
+
+
+class CredentialError(MicrosoftError):
+    status = 422
+    reconnect = True
+    default_message = "Microsoft Entra ID rejected the app's credentials."
+
+
+class InvalidCredentials(CredentialError):
+    default_message = (
+        "Microsoft Entra ID rejected the client secret (or certificate) for this app. A common "
+        "cause: the secret's ID was entered instead of its value."
+    )
+    default_fix = (
+        "Enter the secret's Value exactly as shown when it was created (the Value column in "
+        "Certificates & secrets, not the Secret ID). " + SECRET_STEPS
+    )
+
+
+class SecretIdGiven(InvalidCredentials):
+    default_message = "This is the secret's ID, not its value."
+    default_fix = (
+        "Copy the Value column in Certificates & secrets (shown only right after the secret is "
+        "created). If you can no longer see it, create a new client secret: " + SECRET_STEPS
+    )
+
+
+class SecretExpired(CredentialError):
+    default_message = "The client secret has expired."
+    default_fix = "Create a new secret and enter its value here. " + SECRET_STEPS
+
+
+class AppNotFound(CredentialError):
+    default_message = "No app with this Client ID is registered in the organization's tenant."
+    default_fix = (
+        "Copy the 'Application (client) ID' from the app registration's Overview, and check the "
+        "app is registered in the tenant of your domains to sync."
+    )
+
+
+class TenantNotFound(CredentialError):
+    default_message = "Microsoft knows no tenant for this domain or tenant id."
+    default_fix = (
+        "Check the domain is spelled right and verified in Microsoft 365 (Settings → Domains), "
+        "or enter the Directory (tenant) ID from the app registration's Overview."
+    )
+
+
+class AppDisabled(CredentialError):
+    default_message = "The app is disabled in Microsoft Entra ID."
+    default_fix = (
+        "In Enterprise applications → your app → Properties, set 'Enabled for users to sign-in' "
+        "to Yes."
+    )
+
+
+class UnexpectedResponse(MicrosoftError):
+    status = 502
+    default_message = "Microsoft answered with an unexpected error."
+    default_fix = "Try again; if it persists, check Microsoft 365 service health."
+
+
+GUID_RE = re.compile(
+    r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
+)
+
+
+def looks_like_secret_id(value: str) -> bool:
+    """Secret IDs are GUIDs; secret values never are (they contain ``~`` and are 40 chars)."""
+    return bool(GUID_RE.match(value.strip()))
+
+
+# -- Graph -----------------------------------------------------------------------------------
+
+
+def _parse_retry_after(headers: Mapping[str, str]) -> float | None:
+    value = None
+    for key, item in headers.items():
+        if key.lower() == "retry-after":
+            value = item
+    if value is None:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        return None
+
+
+def _graph_error(body: bytes | str | Mapping[str, Any] | None) -> tuple[str, str]:
+    data: Any = body
+    if isinstance(body, bytes | str):
+        try:
+            data = orjson.loads(body) if body else None
+        except orjson.JSONDecodeError:
+            data = None
+    if isinstance(data, Mapping):
+        error = data.get("error")
+        if isinstance(error, Mapping):
+            return str(error.get("code") or ""), str(error.get("message") or "")
+        if isinstance(error, str):  # OAuth-shaped
+            return error, str(data.get("error_description") or "")
+    return "", ""
+
+
+_SYNC_STATE_CODES = {"syncstatenotfound", "syncstateinvalid", "resyncrequired", "invaliddeltatoken"}
+
+
+def classify_graph_response(
+    status: int,
+    body: bytes | str | Mapping[str, Any] | None,
+    headers: Mapping[str, str] | None = None,
+) -> MicrosoftError:
+    """The category of a Graph error response (status >= 400)."""
+    headers = headers or {}
+    code, message = _graph_error(body)
+    lowered = code.lower()
+    said = f" Microsoft said: {message}" if message else ""
+    kwargs: dict[str, Any] = {"code": code or None, "http_status": status}
+    if status == 429 or lowered in {"toomanyrequests", "applicationthrottled", "errorserverbusy"}:
+        return Throttled(retry_after=_parse_retry_after(headers), **kwargs)
+    if lowered in _SYNC_STATE_CODES or status == 410:
+        return SyncStateExpired(**kwargs)
+    if lowered == "mailboxnotenabledforrestapi" or lowered == "mailboxnotsupportedforrestapi":
+        return MailboxNotEnabled(**kwargs)
+    if lowered == "errorquotaexceeded":
+        return QuotaExceeded(**kwargs)
+    if status == 401 or lowered in {"invalidauthenticationtoken", "compacttoken.parsing"}:
+        return AuthRevoked("Microsoft Graph rejected the access token." + said, **kwargs)
+    if status == 403:
+        if "access to odata is disabled" in message.lower():
+            return AccessDeniedByPolicy(**kwargs)
+        return PermissionMissing(
+            "Microsoft Graph denied access: the app or user lacks the permission for this "
+            "mailbox." + said,
+            **kwargs,
+        )
+    if status == 404:
+        if lowered in {"errorinvaliduser", "request_resourcenotfound", "errornonexistentmailbox"}:
+            return UserNotFound(**kwargs)
+        if lowered in {
+            "erroritemnotfound",
+            "resourcenotfound",
+            "itemnotfound",
+            "errorfoldernotfound",
+        }:
+            return ItemNotFound(**kwargs)
+        return ItemNotFound(**kwargs)
+    if status == 503 and _parse_retry_after(headers) is not None:
+        return Throttled(retry_after=_parse_retry_after(headers), **kwargs)
+    if status >= 500 or status == 408:
+        return Transient(retry_after=_parse_retry_after(headers), **kwargs)
+    return UnexpectedResponse(
+        f"Microsoft Graph answered {status} {code or ''}.".replace(" .", ".") + said, **kwargs
+    )
+
+
+# -- Entra ID (MSAL results) ----------------------------------------------------------------
+
+_AADSTS_RE = re.compile(r"AADSTS(\d+)")
+
+_AAD_CODES: dict[int, type[MicrosoftError]] = {
+    7000215: InvalidCredentials,
+    700027: InvalidCredentials,
+    7000222: SecretExpired,
+    700016: AppNotFound,
+    90002: TenantNotFound,
+    900023: TenantNotFound,
+    90023: TenantNotFound,
+    65001: ConsentMissing,
+    90094: ConsentMissing,
+    90008: ConsentMissing,
+    7000112: AppDisabled,
+    700082: AuthRevoked,
+    50173: AuthRevoked,
+    50078: AuthRevoked,
+    50076: AuthRevoked,
+    50079: AuthRevoked,
+    70008: AuthRevoked,
+    50057: AuthRevoked,
+    700084: AuthRevoked,
+    50053: Throttled,
+    50196: Throttled,
+}
+
+
+def aad_codes(result: Mapping[str, Any]) -> list[int]:
+    codes = [
+        int(c)
+        for c in result.get("error_codes") or []
+        if isinstance(c, int | str) and str(c).isdigit()
+    ]
+    codes += [int(c) for c in _AADSTS_RE.findall(str(result.get("error_description") or ""))]
+    return codes
+
+
+def classify_aad_error(result: Mapping[str, Any]) -> MicrosoftError:
+    """The category of a failed MSAL result (``{"error": ..., "error_description": ...}``)."""
+    codes = aad_codes(result)
+    description = str(result.get("error_description") or "")
+    first_line = description.splitlines()[0] if description else ""
+    code = f"AADSTS{codes[0]}" if codes else str(result.get("error") or "") or None
+    for number in codes:
+        kind = _AAD_CODES.get(number)
+        if kind is not None:
+            if kind is AuthRevoked:
+                return AuthRevoked(code=code)
+            return kind(code=code)
+    error = str(result.get("error") or "")
+    if error == "invalid_grant":
+        return AuthRevoked(code=code)
+    if error in {"temporarily_unavailable", "server_error"}:
+        return Transient(code=code)
+    if error == "invalid_client":
+        return InvalidCredentials(code=code)
+    if error == "unauthorized_client":
+        return AppNotFound(code=code)
+    if error == "consent_required" or error == "interaction_required":
+        return ConsentMissing(code=code)
+    reason = code or error or "unknown error"
+    return UnexpectedResponse(
+        f"Microsoft Entra ID refused the request ({reason}): {first_line}".rstrip(": "),
+        code=code,
+    )
+
+
+__all__ = [
+    "AccessDeniedByPolicy",
+    "AppDisabled",
+    "AppNotFound",
+    "AuthRevoked",
+    "ConsentMissing",
+    "CredentialError",
+    "InvalidCredentials",
+    "ItemNotFound",
+    "MailboxNotEnabled",
+    "MailboxUnreachable",
+    "MicrosoftError",
+    "PermissionMissing",
+    "QuotaExceeded",
+    "SecretExpired",
+    "SecretIdGiven",
+    "SyncStateExpired",
+    "TenantNotFound",
+    "Throttled",
+    "Transient",
+    "UnexpectedResponse",
+    "UserNotFound",
+    "aad_codes",
+    "classify_aad_error",
+    "classify_graph_response",
+    "looks_like_secret_id",
+]

@@ -1,0 +1,274 @@
+"""The Microsoft Graph client core: async httpx + orjson, polite to Outlook's limits.
+
+Promises:
+
+- every request carries ``Prefer: IdType="ImmutableId"`` (ids survive moves between
+  folders) and a bearer token from the ``TokenSource`` (MSAL underneath; a 401 gets one
+  retry with a freshly acquired token);
+- at most ``graph_concurrency_per_mailbox`` (4, Outlook's limit) requests in flight per
+  mailbox, per client;
+- 429 / throttling 503: waits ``Retry-After`` (exponential back-off if absent) and retries;
+  5xx, timeouts and dropped connections: exponential back-off with jitter; both within
+  ``graph_max_retries``. A Retry-After longer than ``graph_backoff_max_seconds`` is not slept
+  through: ``Throttled`` is raised at once so the scheduler can park the unit;
+- every failure is raised as a ``m365sync.microsoft.errors`` category, never a raw status.
+
+Paths are relative to ``graph_url`` (``/users/{upn}/messages``) or absolute URLs (an
+``@odata.nextLink`` / ``@odata.deltaLink``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+from urllib.parse import quote
+
+import httpx
+import orjson
+
+from m365sync.microsoft.errors import (
+    AuthRevoked,
+    MicrosoftError,
+    Throttled,
+    Transient,
+    UnexpectedResponse,
+    classify_graph_response,
+)
+from m365sync.settings import Settings
+
+log = logging.getLogger(__name__)
+
+IMMUTABLE_ID_PREFERENCE = 'IdType="ImmutableId"'
+
+
+class TokenSource(Protocol):
+    """Gives a Graph access token; ``force_refresh`` bypasses the cache after a 401."""
+
+    async def __call__(self, *, force_refresh: bool = False) -> str: ...
+
+
+@dataclass
+class Page:
+    """One page of a collection: its items and where to go next."""
+
+    items: list[dict[str, Any]]
+    next_link: str | None
+    delta_link: str | None
+    raw: dict[str, Any] = field(repr=False, default_factory=dict)
+
+
+def user_path(mailbox: str | None) -> str:
+    """The Graph path of a mailbox: ``/me`` (delegated) or ``/users/{id-or-upn}`` (app-only)."""
+    return "/me" if mailbox is None else f"/users/{quote(mailbox, safe='@')}"
+
+
+def _mailbox_key(url: str) -> str:
+    marker = "/users/"
+    index = url.find(marker)
+    if index >= 0:
+        rest = url[index + len(marker) :]
+        return rest.split("/", 1)[0].split("?", 1)[0].lower()
+    return "me"
+
+
+class GraphClient:
+    """One per connection (service account or user connection); safe to share between tasks."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        token_source: TokenSource,
+        *,
+        transport: httpx.AsyncBaseTransport | None = None,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    ) -> None:
+        self.base_url = settings.graph_url.rstrip("/")
+        self._token_source = token_source
+        self._max_retries = settings.graph_max_retries
+        self._backoff_base = settings.graph_backoff_base_seconds
+        self._backoff_max = settings.graph_backoff_max_seconds
+        self._concurrency = settings.graph_concurrency_per_mailbox
+        self._semaphores: dict[str, asyncio.Semaphore] = {}
+        self._sleep = sleep
+        self._http = httpx.AsyncClient(
+            verify=settings.httpx_verify() if transport is None else True,
+            transport=transport,
+            timeout=settings.graph_timeout_seconds,
+            headers={"Accept": "application/json"},
+        )
+
+    async def __aenter__(self) -> GraphClient:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+    def semaphore(self, mailbox_key: str) -> asyncio.Semaphore:
+        """The per-mailbox concurrency limit (shared by every request to that mailbox)."""
+        key = mailbox_key.lower()
+        if key not in self._semaphores:
+            self._semaphores[key] = asyncio.Semaphore(self._concurrency)
+        return self._semaphores[key]
+
+    def url(self, path_or_url: str) -> str:
+        if path_or_url.startswith(("https://", "http://")):
+            return path_or_url
+        return f"{self.base_url}/{path_or_url.lstrip('/')}"
+
+    def _backoff(self, attempt: int) -> float:
+        delay: float = self._backoff_base * (2**attempt)
+        return min(self._backoff_max, delay * (0.5 + random.random() / 2))  # noqa: S311 (jitter)
+
+    async def request(
+        self,
+        method: str,
+        path_or_url: str,
+        *,
+        params: Mapping[str, str | int] | None = None,
+        json: Any = None,
+        headers: Mapping[str, str] | None = None,
+        prefer: list[str] | None = None,
+    ) -> httpx.Response:
+        """Send one request with retries; returns a 2xx/3xx response or raises a category."""
+        url = self.url(path_or_url)
+        preferences = [IMMUTABLE_ID_PREFERENCE, *(prefer or [])]
+        send_headers = {"Prefer": ", ".join(preferences), **(headers or {})}
+        content = orjson.dumps(json) if json is not None else None
+        if content is not None:
+            send_headers.setdefault("Content-Type", "application/json")
+        force_refresh = False
+        refreshed_once = False
+        attempt = 0
+        while True:
+            token = await self._token_source(force_refresh=force_refresh)
+            send_headers["Authorization"] = f"Bearer {token}"
+            error: MicrosoftError
+            try:
+                async with self.semaphore(_mailbox_key(url)):
+                    response = await self._http.request(
+                        method, url, params=params, content=content, headers=send_headers
+                    )
+            except (httpx.TimeoutException, httpx.NetworkError, httpx.RemoteProtocolError) as exc:
+                error = Transient(f"Could not reach Microsoft Graph ({type(exc).__name__}).")
+            else:
+                if response.status_code < 400:
+                    return response
+                error = classify_graph_response(
+                    response.status_code, response.content, response.headers
+                )
+                log.info(
+                    "graph %s %s -> %s %s (request-id %s)",
+                    method,
+                    url.split("?", 1)[0],
+                    response.status_code,
+                    error.code,
+                    response.headers.get("request-id"),
+                )
+            if isinstance(error, AuthRevoked) and error.http_status == 401 and not refreshed_once:
+                refreshed_once = force_refresh = True
+                continue
+            force_refresh = False
+            if not error.retryable or attempt >= self._max_retries:
+                raise error
+            if isinstance(error, Throttled) and error.retry_after is not None:
+                if error.retry_after > self._backoff_max:
+                    raise error
+                delay = error.retry_after
+            else:
+                delay = self._backoff(attempt)
+            attempt += 1
+            await self._sleep(delay)
+
+    async def get_json(
+        self,
+        path_or_url: str,
+        *,
+        params: Mapping[str, str | int] | None = None,
+        prefer: list[str] | None = None,
+    ) -> dict[str, Any]:
+        response = await self.request("GET", path_or_url, params=params, prefer=prefer)
+        return _json(response)
+
+    async def post_json(
+        self, path: str, body: Any, *, prefer: list[str] | None = None
+    ) -> dict[str, Any]:
+        response = await self.request("POST", path, json=body, prefer=prefer)
+        return _json(response) if response.content else {}
+
+    async def patch_json(
+        self, path: str, body: Any, *, prefer: list[str] | None = None
+    ) -> dict[str, Any]:
+        response = await self.request("PATCH", path, json=body, prefer=prefer)
+        return _json(response) if response.content else {}
+
+    async def delete(self, path: str) -> None:
+        await self.request("DELETE", path)
+
+    async def iterate_pages(
+        self,
+        path_or_url: str,
+        *,
+        params: Mapping[str, str | int] | None = None,
+        page_size: int | None = None,
+        prefer: list[str] | None = None,
+    ) -> AsyncIterator[Page]:
+        """Pages of a collection, following ``@odata.nextLink``; the last page carries the
+        ``@odata.deltaLink`` for delta queries. ``page_size`` sends ``odata.maxpagesize``."""
+        preferences = list(prefer or [])
+        if page_size:
+            preferences.append(f"odata.maxpagesize={page_size}")
+        url: str | None = path_or_url
+        first = True
+        while url is not None:
+            data = await self.get_json(url, params=params if first else None, prefer=preferences)
+            first = False
+            next_link = data.get("@odata.nextLink")
+            delta_link = data.get("@odata.deltaLink")
+            value = data.get("value")
+            yield Page(
+                items=value if isinstance(value, list) else [],
+                next_link=next_link if isinstance(next_link, str) else None,
+                delta_link=delta_link if isinstance(delta_link, str) else None,
+                raw=data,
+            )
+            url = next_link if isinstance(next_link, str) else None
+
+    async def get_paged(
+        self,
+        path_or_url: str,
+        *,
+        params: Mapping[str, str | int] | None = None,
+        page_size: int | None = None,
+        prefer: list[str] | None = None,
+    ) -> tuple[list[dict[str, Any]], str | None]:
+        """Every item of a collection and the final ``@odata.deltaLink`` (None if not delta)."""
+        items: list[dict[str, Any]] = []
+        delta_link: str | None = None
+        async for page in self.iterate_pages(
+            path_or_url, params=params, page_size=page_size, prefer=prefer
+        ):
+            items.extend(page.items)
+            delta_link = page.delta_link or delta_link
+        return items, delta_link
+
+
+def _json(response: httpx.Response) -> dict[str, Any]:
+    try:
+        data = orjson.loads(response.content)
+    except orjson.JSONDecodeError as exc:
+        raise UnexpectedResponse(
+            "Microsoft Graph answered with something that is not JSON."
+        ) from exc
+    if not isinstance(data, dict):
+        raise UnexpectedResponse("Microsoft Graph answered with JSON that is not an object.")
+    return data
+
+
+__all__ = ["IMMUTABLE_ID_PREFERENCE", "GraphClient", "Page", "TokenSource", "user_path"]

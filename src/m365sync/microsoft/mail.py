@@ -1,0 +1,55 @@
+"""Mail calls for Email Sync: message delta per folder, asking only for what is stored."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from datetime import datetime
+
+from m365sync.microsoft.delta import delta_pages
+from m365sync.microsoft.graph import GraphClient, Page
+
+__all__ = ["FILTERED_DELTA_LIMIT", "HEADER_FIELDS", "MESSAGE_FIELDS", "message_delta"]
+
+HEADER_FIELDS = (
+    "id",
+    "internetMessageId",
+    "subject",
+    "from",
+    "toRecipients",
+    "ccRecipients",
+    "bccRecipients",
+    "receivedDateTime",
+    "sentDateTime",
+    "isDraft",
+)
+MESSAGE_FIELDS = (*HEADER_FIELDS, "body")
+FILTERED_DELTA_LIMIT = 5000
+"""Graph: "Applying $filter in a delta query returns only up to 5,000 messages"."""
+TEXT_BODY = 'outlook.body-content-type="text"'
+
+
+def message_delta(
+    graph: GraphClient,
+    user_path: str,
+    folder: str,
+    *,
+    cursor: str | None,
+    since: datetime | None,
+    headers_only: bool,
+    page_size: int,
+) -> AsyncIterator[Page]:
+    """One delta round of a mail folder. A first round (no cursor) is limited to messages
+    received since ``since`` (the backfill window); bodies come as plain text."""
+    params: dict[str, str | int] = {
+        "$select": ",".join(HEADER_FIELDS if headers_only else MESSAGE_FIELDS)
+    }
+    if since is not None:
+        params["$filter"] = f"receivedDateTime ge {since.strftime('%Y-%m-%dT%H:%M:%SZ')}"
+    return delta_pages(
+        graph,
+        initial_path=f"{user_path}/mailFolders/{folder}/messages/delta",
+        params=params,
+        cursor=cursor,
+        page_size=page_size,
+        prefer=[TEXT_BODY],
+    )

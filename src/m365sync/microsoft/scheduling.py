@@ -1,0 +1,284 @@
+"""The Graph calls Calendar Scheduling makes: free/busy, mailbox settings, and the booked event.
+
+- ``POST {mailbox}/calendar/getSchedule`` with ``Prefer: outlook.timezone="UTC"``: free/busy
+  items (busy, tentative, oof, workingElsewhere, free) of one or more calendars, recurring
+  occurrences expanded by Exchange. A window is at most 62 days; longer ranges are split.
+- ``GET {mailbox}/mailboxSettings``: the rep's time zone and Outlook working hours.
+- ``POST {mailbox}/calendar/events`` with the invitee as attendee, so Exchange sends the
+  invitation; ``transactionId`` = the booking id, so a retried request never creates a
+  second event. ``isOnlineMeeting`` asks Exchange for a Teams meeting.
+- ``PATCH {mailbox}/events/{id}`` moves it (Exchange sends the update);
+  ``POST {mailbox}/events/{id}/cancel`` cancels it (Exchange sends the cancellation).
+
+Everything is raised as a ``microsoft.errors`` category by ``GraphClient``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, time, timedelta
+from typing import Any
+
+from m365sync.microsoft.errors import ItemNotFound, UnexpectedResponse
+from m365sync.microsoft.graph import GraphClient, user_path
+from m365sync.scheduling.availability import (
+    BusyBlock,
+    FreeBusyStatus,
+    LocalWindow,
+    UnknownTimeZone,
+    zone_from_microsoft,
+)
+
+__all__ = [
+    "BookedEvent",
+    "CalendarSchedule",
+    "EventRequest",
+    "MailboxCalendar",
+    "WorkingHours",
+    "parse_graph_datetime",
+]
+
+UTC_PREFERENCE = 'outlook.timezone="UTC"'
+GET_SCHEDULE_MAX_WINDOW = timedelta(days=62)
+_WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
+
+
+@dataclass(frozen=True)
+class WorkingHours:
+    """Outlook's working hours: the same window on each listed weekday, in ``time_zone``."""
+
+    weekdays: tuple[int, ...]  # Monday = 0
+    start: time
+    end: time
+    time_zone: str  # as Microsoft names it (Windows or IANA)
+
+    def weekly(self) -> dict[int, tuple[LocalWindow, ...]]:
+        end = self.end if self.end > self.start else time(0)
+        return {day: (LocalWindow(self.start, end),) for day in self.weekdays}
+
+
+DEFAULT_WORKING_HOURS = WorkingHours((0, 1, 2, 3, 4), time(8), time(17), "UTC")
+
+
+@dataclass(frozen=True)
+class CalendarSchedule:
+    address: str
+    items: list[BusyBlock]
+    working_hours: WorkingHours | None
+    error: str | None = None
+
+
+@dataclass(frozen=True)
+class EventRequest:
+    subject: str
+    body_html: str
+    start: datetime
+    end: datetime
+    attendees: Sequence[tuple[str, str]]  # (address, name)
+    location: str = ""
+    online_meeting: bool = False
+    transaction_id: str | None = None
+
+
+@dataclass(frozen=True)
+class BookedEvent:
+    id: str
+    ical_uid: str | None
+    change_key: str | None
+    online_meeting_url: str | None
+    raw: dict[str, Any] = field(default_factory=dict, repr=False)
+
+
+def parse_graph_datetime(value: Any) -> datetime:
+    """A Graph ``dateTimeTimeZone`` (``{"dateTime": "...0000000", "timeZone": "UTC"}``) or an
+    ISO string, as an aware UTC datetime."""
+    if isinstance(value, dict):
+        text = str(value.get("dateTime", ""))
+        zone_name = value.get("timeZone")
+    else:
+        text, zone_name = str(value), None
+    if "." in text:
+        head, _, fraction = text.partition(".")
+        digits = "".join(ch for ch in fraction if ch.isdigit())[:6]
+        suffix = fraction[len("".join(ch for ch in fraction if ch.isdigit())) :]
+        text = f"{head}.{digits}{suffix}" if digits else head + suffix
+    try:
+        parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError as exc:
+        raise UnexpectedResponse(f"Microsoft Graph sent an unreadable date: {text!r}.") from exc
+    if parsed.tzinfo is None:
+        try:
+            parsed = parsed.replace(
+                tzinfo=zone_from_microsoft(str(zone_name) if zone_name else "UTC")
+            )
+        except UnknownTimeZone as exc:
+            raise UnexpectedResponse(str(exc)) from exc
+    return parsed.astimezone(UTC)
+
+
+def _parse_time(value: Any, default: time) -> time:
+    if not isinstance(value, str) or not value:
+        return default
+    try:
+        return time.fromisoformat(value.split(".", 1)[0])
+    except ValueError:
+        return default
+
+
+def _graph_time(value: datetime) -> dict[str, str]:
+    return {"dateTime": value.astimezone(UTC).replace(tzinfo=None).isoformat(), "timeZone": "UTC"}
+
+
+def parse_working_hours(raw: Any) -> WorkingHours | None:
+    if not isinstance(raw, dict):
+        return None
+    days = tuple(
+        _WEEKDAYS.index(str(d).lower())
+        for d in raw.get("daysOfWeek") or []
+        if str(d).lower() in _WEEKDAYS
+    )
+    zone = raw.get("timeZone")
+    zone_name = zone.get("name") if isinstance(zone, dict) else zone
+    return WorkingHours(
+        weekdays=tuple(sorted(days)),
+        start=_parse_time(raw.get("startTime"), time(8)),
+        end=_parse_time(raw.get("endTime"), time(17)),
+        time_zone=str(zone_name or "UTC"),
+    )
+
+
+def _status(value: Any) -> FreeBusyStatus:
+    try:
+        return FreeBusyStatus(str(value))
+    except ValueError:
+        return FreeBusyStatus.UNKNOWN
+
+
+@dataclass(frozen=True)
+class MailboxSettings:
+    time_zone: str
+    working_hours: WorkingHours | None
+
+
+class MailboxCalendar:
+    """One mailbox's calendar, through a ``GraphClient`` that may reach it.
+
+    ``mailbox`` is the user id or address for app-only access (a service account), or None
+    for the signed-in user's own mailbox (a user connection: ``/me``).
+    """
+
+    def __init__(self, client: GraphClient, mailbox: str | None) -> None:
+        self.client = client
+        self.mailbox = mailbox
+        self.base = user_path(mailbox)
+
+    async def mailbox_settings(self) -> MailboxSettings:
+        data = await self.client.get_json(f"{self.base}/mailboxSettings")
+        return MailboxSettings(
+            time_zone=str(data.get("timeZone") or "UTC"),
+            working_hours=parse_working_hours(data.get("workingHours")),
+        )
+
+    async def get_schedule(
+        self,
+        addresses: Sequence[str],
+        start: datetime,
+        end: datetime,
+        *,
+        interval_minutes: int = 30,
+    ) -> dict[str, CalendarSchedule]:
+        """Free/busy of ``addresses`` over ``[start, end)``, by lower-cased address."""
+        result: dict[str, CalendarSchedule] = {}
+        window_start = start
+        while window_start < end:
+            window_end = min(end, window_start + GET_SCHEDULE_MAX_WINDOW)
+            data = await self.client.post_json(
+                f"{self.base}/calendar/getSchedule",
+                {
+                    "schedules": list(addresses),
+                    "startTime": _graph_time(window_start),
+                    "endTime": _graph_time(window_end),
+                    "availabilityViewInterval": interval_minutes,
+                },
+                prefer=[UTC_PREFERENCE],
+            )
+            for entry in data.get("value") or []:
+                address = str(entry.get("scheduleId", "")).lower()
+                error = entry.get("error")
+                items = [
+                    BusyBlock(
+                        parse_graph_datetime(item.get("start")),
+                        parse_graph_datetime(item.get("end")),
+                        _status(item.get("status")),
+                    )
+                    for item in entry.get("scheduleItems") or []
+                ]
+                previous = result.get(address)
+                result[address] = CalendarSchedule(
+                    address=address,
+                    items=(previous.items if previous else []) + items,
+                    working_hours=parse_working_hours(entry.get("workingHours"))
+                    or (previous.working_hours if previous else None),
+                    error=(error.get("message") if isinstance(error, dict) else None)
+                    or (previous.error if previous else None),
+                )
+            window_start = window_end
+        return result
+
+    async def create_event(self, request: EventRequest) -> BookedEvent:
+        body: dict[str, Any] = {
+            "subject": request.subject,
+            "body": {"contentType": "HTML", "content": request.body_html},
+            "start": _graph_time(request.start),
+            "end": _graph_time(request.end),
+            "attendees": [
+                {"emailAddress": {"address": address, "name": name}, "type": "required"}
+                for address, name in request.attendees
+            ],
+            "allowNewTimeProposals": False,
+            "showAs": "busy",
+        }
+        if request.location:
+            body["location"] = {"displayName": request.location}
+        if request.online_meeting:
+            body["isOnlineMeeting"] = True
+            body["onlineMeetingProvider"] = "teamsForBusiness"
+        if request.transaction_id:
+            body["transactionId"] = request.transaction_id
+        data = await self.client.post_json(f"{self.base}/calendar/events", body)
+        return _booked(data)
+
+    async def move_event(self, event_id: str, start: datetime, end: datetime) -> BookedEvent:
+        data = await self.client.patch_json(
+            f"{self.base}/events/{event_id}", {"start": _graph_time(start), "end": _graph_time(end)}
+        )
+        if not data:
+            data = await self.client.get_json(f"{self.base}/events/{event_id}")
+        return _booked(data)
+
+    async def cancel_event(self, event_id: str, comment: str) -> bool:
+        """Cancel the meeting (attendees get Exchange's cancellation). False when the event
+        was already gone from the calendar (deleted in Outlook): nothing left to do."""
+        try:
+            await self.client.post_json(
+                f"{self.base}/events/{event_id}/cancel", {"comment": comment}
+            )
+        except ItemNotFound:
+            return False
+        return True
+
+
+def _booked(data: dict[str, Any]) -> BookedEvent:
+    event_id = data.get("id")
+    if not isinstance(event_id, str):
+        raise UnexpectedResponse("Microsoft Graph created the event but sent no id back.")
+    online = data.get("onlineMeeting")
+    join_url = online.get("joinUrl") if isinstance(online, dict) else None
+    return BookedEvent(
+        id=event_id,
+        ical_uid=data.get("iCalUId"),
+        change_key=data.get("changeKey"),
+        online_meeting_url=join_url or data.get("onlineMeetingUrl"),
+        raw=data,
+    )

@@ -1,0 +1,1 @@
+"""Organizations, members, domains to sync, API tokens."""

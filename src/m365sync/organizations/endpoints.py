@@ -1,0 +1,110 @@
+"""JSON API: the caller's organization, its domains to sync, members and audit log."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Body, Response
+
+from m365sync.audit import service as audit
+from m365sync.organizations import service as orgs
+from m365sync.organizations.schemas import (
+    AuditEventOut,
+    DomainIn,
+    DomainOut,
+    ImportOut,
+    MemberIn,
+    MemberOut,
+    MemberPatch,
+    OrganizationOut,
+)
+from m365sync.web.api.dependencies import Admin, ApiSession
+
+router = APIRouter(prefix="/organizations/{org}", tags=["organizations"])
+
+
+@router.get("", response_model=OrganizationOut)
+def get_organization(caller: Admin) -> OrganizationOut:
+    return OrganizationOut.model_validate(caller.organization)
+
+
+@router.get("/domains", response_model=list[DomainOut])
+def list_domains(caller: Admin, session: ApiSession) -> list[DomainOut]:
+    return [DomainOut.model_validate(d) for d in orgs.list_domains(session, caller.organization)]
+
+
+@router.post("/domains", response_model=DomainOut, status_code=201)
+def add_domain(caller: Admin, session: ApiSession, body: DomainIn) -> DomainOut:
+    return DomainOut.model_validate(
+        orgs.add_domain(session, caller.organization, body.name, actor=caller.actor)
+    )
+
+
+@router.delete("/domains/{name}", status_code=204)
+def remove_domain(caller: Admin, session: ApiSession, name: str) -> Response:
+    orgs.remove_domain(session, caller.organization, name, actor=caller.actor)
+    return Response(status_code=204)
+
+
+@router.get("/members", response_model=list[MemberOut])
+def list_members(caller: Admin, session: ApiSession) -> list[MemberOut]:
+    return [MemberOut.model_validate(m) for m in orgs.list_members(session, caller.organization)]
+
+
+@router.post("/members", response_model=MemberOut, status_code=201)
+def add_member(caller: Admin, session: ApiSession, body: MemberIn) -> MemberOut:
+    member = orgs.add_member(
+        session,
+        caller.organization,
+        body.email,
+        name=body.name,
+        role=body.role,
+        crm_user_id=body.crm_user_id,
+        actor=caller.actor,
+    )
+    return MemberOut.model_validate(member)
+
+
+@router.post("/members/import", response_model=ImportOut)
+def import_members(
+    caller: Admin,
+    session: ApiSession,
+    csv_text: str = Body(..., media_type="text/csv", description="email,name,role,crm_user_id"),
+) -> ImportOut:
+    result = orgs.import_members_csv(session, caller.organization, csv_text, actor=caller.actor)
+    return ImportOut(created=result.created, updated=result.updated, errors=result.errors)
+
+
+@router.get("/members/{member_id}", response_model=MemberOut)
+def get_member(caller: Admin, session: ApiSession, member_id: str) -> MemberOut:
+    return MemberOut.model_validate(orgs.get_member(session, caller.organization, member_id))
+
+
+@router.patch("/members/{member_id}", response_model=MemberOut)
+def update_member(
+    caller: Admin, session: ApiSession, member_id: str, body: MemberPatch
+) -> MemberOut:
+    member = orgs.get_member(session, caller.organization, member_id)
+    orgs.update_member(
+        session,
+        caller.organization,
+        member,
+        name=body.name,
+        role=body.role,
+        crm_user_id=body.crm_user_id,
+        actor=caller.actor,
+    )
+    return MemberOut.model_validate(member)
+
+
+@router.delete("/members/{member_id}", status_code=204)
+def remove_member(caller: Admin, session: ApiSession, member_id: str) -> Response:
+    member = orgs.get_member(session, caller.organization, member_id)
+    orgs.remove_member(session, caller.organization, member, actor=caller.actor)
+    return Response(status_code=204)
+
+
+@router.get("/audit", response_model=list[AuditEventOut])
+def audit_log(caller: Admin, session: ApiSession, limit: int = 100) -> list[AuditEventOut]:
+    return [
+        AuditEventOut.model_validate(e)
+        for e in audit.list_events(session, caller.organization.id, limit)
+    ]

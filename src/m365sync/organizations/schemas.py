@@ -1,0 +1,66 @@
+"""JSON shapes of organizations, domains, members and API tokens."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from m365sync.organizations.models import Role
+
+
+class OrganizationOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+    id: str
+    name: str
+    slug: str
+    created_at: datetime
+
+
+class DomainIn(BaseModel):
+    name: str = Field(examples=["contoso.com"])
+
+
+class DomainOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+    name: str
+    tenant_id: str | None
+    created_at: datetime
+
+
+class MemberIn(BaseModel):
+    email: str = Field(examples=["adele@contoso.com"])
+    name: str = ""
+    role: Role = Role.USER
+    crm_user_id: str | None = None
+
+
+class MemberPatch(BaseModel):
+    name: str | None = None
+    role: Role | None = None
+    crm_user_id: str | None = None
+
+
+class MemberOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+    id: str
+    email: str
+    name: str
+    role: Role
+    crm_user_id: str | None
+    created_at: datetime
+
+
+class ImportOut(BaseModel):
+    created: list[str]
+    updated: list[str]
+    errors: list[str]
+
+
+class AuditEventOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+    actor: str
+    action: str
+    target: str
+    detail: dict[str, object]
+    created_at: datetime

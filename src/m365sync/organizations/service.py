@@ -1,0 +1,359 @@
+"""Organizations, domains to sync, members and API tokens: the rules.
+
+Callers pass a ``Session`` and commit at their boundary. Every change is audited.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import re
+import secrets
+from dataclasses import dataclass, field
+
+from sqlalchemy.orm import Session
+
+from m365sync.audit import service as audit
+from m365sync.db.base import utcnow
+from m365sync.errors import Conflict, NotFound, Unauthorized, ValidationFailed
+from m365sync.organizations.models import ApiToken, Domain, Member, Organization, Role
+from m365sync.organizations.repository import OrganizationRepository
+
+DOMAIN_RE = re.compile(r"^(?=.{1,253}$)(?!-)([a-z0-9-]{1,63}(?<!-)\.)+[a-z]{2,63}$")
+EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+TOKEN_PREFIX = "m365s_"
+
+
+def _slugify(name: str) -> str:
+    slug = re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")
+    return slug or "org"
+
+
+# -- organizations ----------------------------------------------------------------------------
+
+
+def create_organization(
+    session: Session, name: str, *, slug: str | None = None, actor: str = "cli"
+) -> Organization:
+    name = name.strip()
+    if not name:
+        raise ValidationFailed("An organization needs a name.", fix="Give a name, e.g. 'Contoso'.")
+    repo = OrganizationRepository(session)
+    slug = _slugify(slug or name)
+    if repo.by_slug(slug) is not None:
+        raise Conflict(
+            f"An organization with the slug '{slug}' already exists.",
+            fix="Choose another name or slug.",
+        )
+    organization = repo.add(Organization(name=name, slug=slug))
+    audit.record(session, organization.id, actor, "organization.create", organization.slug)
+    return organization
+
+
+def list_organizations(session: Session) -> list[Organization]:
+    return OrganizationRepository(session).all()
+
+
+def get_organization(session: Session, key: str) -> Organization:
+    """By id or slug."""
+    repo = OrganizationRepository(session)
+    organization = repo.get(key) or repo.by_slug(key)
+    if organization is None:
+        raise NotFound(f"No organization '{key}'.", fix="List them with: m365sync orgs list")
+    return organization
+
+
+def delete_organization(session: Session, organization: Organization) -> None:
+    OrganizationRepository(session).delete(organization)
+
+
+# -- domains ---------------------------------------------------------------------------------
+
+
+def normalize_domain(name: str) -> str:
+    domain = name.strip().lower().rstrip(".")
+    if domain.startswith("@"):
+        domain = domain[1:]
+    try:
+        domain = domain.encode("idna").decode("ascii")
+    except UnicodeError as exc:
+        raise ValidationFailed(
+            f"'{name}' is not a domain name.", fix="Enter a domain such as contoso.com."
+        ) from exc
+    if not DOMAIN_RE.match(domain):
+        raise ValidationFailed(
+            f"'{name}' is not a domain name.", fix="Enter a domain such as contoso.com."
+        )
+    return domain
+
+
+def add_domain(
+    session: Session, organization: Organization, name: str, *, actor: str = "cli"
+) -> Domain:
+    domain_name = normalize_domain(name)
+    repo = OrganizationRepository(session)
+    if repo.domain(organization.id, domain_name) is not None:
+        raise Conflict(f"{domain_name} is already a domain to sync.", fix="Nothing to do.")
+    domain = repo.add_domain(Domain(organization_id=organization.id, name=domain_name))
+    audit.record(session, organization.id, actor, "domain.add", domain_name)
+    return domain
+
+
+def list_domains(session: Session, organization: Organization) -> list[Domain]:
+    return OrganizationRepository(session).domains(organization.id)
+
+
+def remove_domain(
+    session: Session, organization: Organization, name: str, *, actor: str = "cli"
+) -> None:
+    repo = OrganizationRepository(session)
+    domain = repo.domain(organization.id, normalize_domain(name))
+    if domain is None:
+        raise NotFound(
+            f"{name} is not a domain to sync.", fix="List them with: m365sync domains list"
+        )
+    repo.delete_domain(domain)
+    audit.record(session, organization.id, actor, "domain.remove", domain.name)
+
+
+def domain_names(session: Session, organization_id: str) -> set[str]:
+    return {d.name for d in OrganizationRepository(session).domains(organization_id)}
+
+
+def is_synced_address(session: Session, organization_id: str, address: str) -> bool:
+    return address.rsplit("@", 1)[-1].lower() in domain_names(session, organization_id)
+
+
+# -- members ---------------------------------------------------------------------------------
+
+
+def _role(value: str | Role | None) -> Role:
+    if isinstance(value, Role):
+        return value
+    text = (value or "user").strip().lower()
+    try:
+        return Role(text)
+    except ValueError as exc:
+        raise ValidationFailed(f"'{value}' is not a role.", fix="Use admin or user.") from exc
+
+
+def _email(value: str) -> str:
+    email = value.strip().lower()
+    if not EMAIL_RE.match(email):
+        raise ValidationFailed(
+            f"'{value}' is not an email address.", fix="Enter an address such as adele@contoso.com."
+        )
+    return email
+
+
+def add_member(
+    session: Session,
+    organization: Organization,
+    email: str,
+    *,
+    name: str = "",
+    role: str | Role = Role.USER,
+    crm_user_id: str | None = None,
+    actor: str = "cli",
+) -> Member:
+    address = _email(email)
+    repo = OrganizationRepository(session)
+    if repo.member_by_email(organization.id, address) is not None:
+        raise Conflict(f"{address} is already a member.", fix="Edit the member instead.")
+    member = repo.add_member(
+        Member(
+            organization_id=organization.id,
+            email=address,
+            name=name.strip(),
+            role=_role(role),
+            crm_user_id=crm_user_id,
+        )
+    )
+    audit.record(session, organization.id, actor, "member.add", address, role=member.role.value)
+    return member
+
+
+def update_member(
+    session: Session,
+    organization: Organization,
+    member: Member,
+    *,
+    name: str | None = None,
+    role: str | Role | None = None,
+    crm_user_id: str | None = None,
+    actor: str = "cli",
+) -> Member:
+    changed: list[str] = []
+    if name is not None:
+        member.name = name.strip()
+        changed.append("name")
+    if role is not None:
+        member.role = _role(role)
+        changed.append("role")
+    if crm_user_id is not None:
+        member.crm_user_id = crm_user_id or None
+        changed.append("crm_user_id")
+    session.flush()
+    audit.record(session, organization.id, actor, "member.update", member.email, fields=changed)
+    return member
+
+
+def list_members(session: Session, organization: Organization) -> list[Member]:
+    return OrganizationRepository(session).members(organization.id)
+
+
+def get_member(session: Session, organization: Organization, key: str) -> Member:
+    """By id or email, within the organization only."""
+    repo = OrganizationRepository(session)
+    member = repo.member(organization.id, key) or repo.member_by_email(organization.id, key)
+    if member is None:
+        raise NotFound(
+            f"No member '{key}' in {organization.name}.",
+            fix="List them with: m365sync members list",
+        )
+    return member
+
+
+def remove_member(
+    session: Session, organization: Organization, member: Member, *, actor: str = "cli"
+) -> None:
+    OrganizationRepository(session).delete_member(member)
+    audit.record(session, organization.id, actor, "member.remove", member.email)
+
+
+@dataclass
+class ImportResult:
+    created: list[str] = field(default_factory=list)
+    updated: list[str] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)  # "line N: message"
+
+
+def import_members_csv(
+    session: Session, organization: Organization, text: str, *, actor: str = "cli"
+) -> ImportResult:
+    """Add or update members from CSV with a header row: ``email`` (required), ``name``,
+    ``role`` (admin/user), ``crm_user_id``. Bad rows are reported and skipped; good rows are
+    applied."""
+    result = ImportResult()
+    reader = csv.DictReader(io.StringIO(text.lstrip("\ufeff")))
+    headers = {h.strip().lower() for h in (reader.fieldnames or [])}
+    if "email" not in headers:
+        raise ValidationFailed(
+            "The CSV has no 'email' column.",
+            fix="Put a header row first: email,name,role,crm_user_id",
+        )
+    repo = OrganizationRepository(session)
+    for line, raw in enumerate(reader, start=2):
+        row = {(k or "").strip().lower(): (v or "").strip() for k, v in raw.items()}
+        try:
+            address = _email(row.get("email", ""))
+            role = _role(row.get("role") or "user")
+            existing = repo.member_by_email(organization.id, address)
+            if existing is None:
+                repo.add_member(
+                    Member(
+                        organization_id=organization.id,
+                        email=address,
+                        name=row.get("name", ""),
+                        role=role,
+                        crm_user_id=row.get("crm_user_id") or None,
+                    )
+                )
+                result.created.append(address)
+            else:
+                existing.name = row.get("name") or existing.name
+                existing.role = role if row.get("role") else existing.role
+                existing.crm_user_id = row.get("crm_user_id") or existing.crm_user_id
+                result.updated.append(address)
+        except ValidationFailed as exc:
+            result.errors.append(f"line {line}: {exc.message} {exc.fix or ''}".strip())
+    session.flush()
+    audit.record(
+        session,
+        organization.id,
+        actor,
+        "member.import",
+        "",
+        created=len(result.created),
+        updated=len(result.updated),
+    )
+    return result
+
+
+# -- API tokens ------------------------------------------------------------------------------
+
+
+def hash_token(token: str) -> str:
+    return hashlib.sha256(token.encode("utf-8")).hexdigest()
+
+
+def create_api_token(
+    session: Session,
+    organization: Organization,
+    member: Member,
+    *,
+    name: str = "",
+    actor: str = "cli",
+) -> tuple[ApiToken, str]:
+    """A new API token for an admin; the plaintext is returned once and stored only hashed."""
+    if member.organization_id != organization.id:
+        raise NotFound(f"No member '{member.email}' in {organization.name}.")
+    if member.role != Role.ADMIN:
+        raise ValidationFailed(
+            f"{member.email} is not an admin; API tokens act as an organization admin.",
+            fix=f"Make them an admin first: m365sync members set-role {member.email} admin",
+        )
+    plaintext = TOKEN_PREFIX + secrets.token_urlsafe(32)
+    token = OrganizationRepository(session).add_token(
+        ApiToken(
+            organization_id=organization.id,
+            member_id=member.id,
+            name=name,
+            token_hash=hash_token(plaintext),
+            prefix=plaintext[: len(TOKEN_PREFIX) + 4],
+        )
+    )
+    audit.record(
+        session,
+        organization.id,
+        actor,
+        "api_token.create",
+        member.email,
+        token_id=token.id,
+        name=name,
+    )
+    return token, plaintext
+
+
+def authenticate_token(session: Session, plaintext: str) -> tuple[Organization, Member]:
+    """The organization and admin an API token acts as; ``Unauthorized`` otherwise."""
+    token = OrganizationRepository(session).token_by_hash(hash_token(plaintext.strip()))
+    if token is None or token.revoked_at is not None:
+        raise Unauthorized(
+            "The API token is missing, unknown or revoked.",
+            fix=(
+                "Send 'Authorization: Bearer <token>' with a token from: m365sync api-tokens create"
+            ),
+        )
+    member = token.member
+    if member.role != Role.ADMIN:
+        raise Unauthorized(
+            f"The API token belongs to {member.email}, who is no longer an admin.",
+            fix="Create a token for a current admin.",
+        )
+    token.last_used_at = utcnow()
+    organization = OrganizationRepository(session).get(token.organization_id)
+    assert organization is not None
+    return organization, member
+
+
+def revoke_api_token(
+    session: Session, organization: Organization, token_id: str, *, actor: str = "cli"
+) -> None:
+    for token in OrganizationRepository(session).tokens(organization.id):
+        if token.id == token_id:
+            token.revoked_at = utcnow()
+            audit.record(session, organization.id, actor, "api_token.revoke", token_id)
+            return
+    raise NotFound(f"No API token {token_id} in {organization.name}.")

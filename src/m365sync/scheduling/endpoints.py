@@ -1,0 +1,612 @@
+"""Calendar Scheduling on the web: public booking pages (``/book/...``, no sign-in) and the
+rep's and admin's pages (``/scheduling/...``).
+
+Routes parse the request, call ``SchedulingService`` and render; they are the boundary
+that commits. Booking, cancel and reschedule commit the local change *before* writing to
+Outlook (see ``service``'s docstring for why), then commit what Outlook answered.
+
+The public forms carry no CSRF token: there is no session to ride on, anyone may book, and
+cancel/reschedule need the signed link itself.
+"""
+
+from __future__ import annotations
+
+import zoneinfo
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from functools import lru_cache
+from pathlib import Path
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, FastAPI, Form, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.staticfiles import StaticFiles
+from fastapi.templating import Jinja2Templates
+from pydantic import ValidationError
+
+from m365sync.crm.embedded import EmbeddedCrm
+from m365sync.errors import M365SyncError
+from m365sync.scheduling.access import ConnectionCalendarAccess
+from m365sync.scheduling.availability import Slot, group_by_local_day, zone_from_microsoft
+from m365sync.scheduling.errors import (
+    CalendarWriteFailed,
+    InvalidBooking,
+    SchedulingError,
+    SlotUnavailable,
+)
+from m365sync.scheduling.models import AvailabilitySource, MeetingKind
+from m365sync.scheduling.schemas import InviteeInput, MeetingTypeInput
+from m365sync.scheduling.service import CalendarAccess, SchedulingService
+from m365sync.scheduling.tokens import BookingAction, BookingTokens
+from m365sync.settings import get_settings
+from m365sync.web.auth.dependencies import Admin, AdminForm, DbSession, MemberForm
+from m365sync.web.auth.dependencies import Member as SignedInMember
+
+__all__ = ["install_scheduling", "router"]
+
+WEB_DIR = Path(__file__).resolve().parent.parent / "web"
+templates = Jinja2Templates(directory=str(WEB_DIR / "templates"))
+router = APIRouter()
+DAYS_SHOWN = 7
+
+
+@dataclass
+class SchedulingWiring:
+    calendars: CalendarAccess
+    tokens: BookingTokens
+
+
+def install_scheduling(
+    app: FastAPI,
+    *,
+    calendars: CalendarAccess | None = None,
+    tokens: BookingTokens | None = None,
+) -> None:
+    """Mount the booking pages (``/book/...``) and the rep/admin pages (``/scheduling...``).
+
+    Defaults come from the app built by ``m365sync.web.app.create_app``: hosts' calendars
+    through ``app.state.runtime`` (the connections runtime) and ``app.state.database``; invitee
+    links signed with a key derived from the installation's secret key.
+    """
+    if calendars is None:
+        calendars = ConnectionCalendarAccess(app.state.runtime, app.state.database)
+    if tokens is None:
+        settings = getattr(app.state, "settings", None) or get_settings()
+        tokens = BookingTokens.from_settings(settings)
+    app.state.scheduling = SchedulingWiring(calendars=calendars, tokens=tokens)
+    if not any(getattr(r, "name", None) == "web_static" for r in app.routes):
+        # The dashboard's static mount (same path and name as ``install_pages``).
+        app.mount("/static/web", StaticFiles(directory=str(WEB_DIR / "static")), name="web_static")
+    app.include_router(router)
+
+
+def scheduling_service(request: Request, db: DbSession) -> SchedulingService:
+    wiring: SchedulingWiring = request.app.state.scheduling
+    service = SchedulingService(
+        db, calendars=wiring.calendars, crm=EmbeddedCrm, tokens=wiring.tokens
+    )
+    return service
+
+
+Service = Annotated[SchedulingService, Depends(scheduling_service)]
+
+
+@lru_cache(maxsize=1)
+def time_zone_names() -> list[str]:
+    skipped = ("Etc/", "SystemV/", "posix/", "right/")
+    names = (n for n in zoneinfo.available_timezones() if "/" in n and not n.startswith(skipped))
+    return [*sorted(names), "UTC"]
+
+
+def _zone_name(value: str | None) -> str:
+    if value and value in zoneinfo.available_timezones():
+        return value
+    return "UTC"
+
+
+def _parse_day(value: str | None, zone_name: str) -> date:
+    today = datetime.now(UTC).astimezone(zone_from_microsoft(zone_name)).date()
+    if not value:
+        return today
+    try:
+        return max(today, date.fromisoformat(value))
+    except ValueError:
+        return today
+
+
+def _parse_start(value: str) -> datetime | None:
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        return None
+    return parsed if parsed.tzinfo else None
+
+
+def _week(day: date, zone_name: str) -> tuple[datetime, datetime]:
+    zone = zone_from_microsoft(zone_name)
+    start = datetime.combine(day, datetime.min.time(), tzinfo=zone)
+    return start.astimezone(UTC), (start + timedelta(days=DAYS_SHOWN)).astimezone(UTC)
+
+
+def _slot_days(slots: list[Slot], zone_name: str) -> list[tuple[date, list[datetime]]]:
+    zone = zone_from_microsoft(zone_name)
+    return [
+        (day, [s.start.astimezone(zone) for s in day_slots])
+        for day, day_slots in group_by_local_day(slots, zone).items()
+    ]
+
+
+def _render(
+    request: Request, name: str, context: dict[str, Any], status: int = 200
+) -> HTMLResponse:
+    return templates.TemplateResponse(request, f"booking/{name}", context, status_code=status)
+
+
+def _error_page(request: Request, exc: M365SyncError) -> HTMLResponse:
+    return _render(
+        request, "error.html", {"title": "Something went wrong", "problem": exc}, exc.status
+    )
+
+
+# -- public booking pages ---------------------------------------------------------------------
+
+
+@router.get("/book/{org_slug}/{meeting_slug}", response_class=HTMLResponse, name="booking_page")
+async def booking_page(
+    request: Request,
+    org_slug: str,
+    meeting_slug: str,
+    service: Service,
+    tz: str | None = None,
+    day: str | None = None,
+) -> HTMLResponse:
+    zone_name = _zone_name(tz)
+    first_day = _parse_day(day, zone_name)
+    start, end = _week(first_day, zone_name)
+    try:
+        page = await service.slot_page(org_slug, meeting_slug, start, end)
+    except SchedulingError as exc:
+        return _error_page(request, exc)
+    return _render(
+        request,
+        "page.html",
+        {
+            "title": page.meeting_type.name,
+            "page": page,
+            "meeting_type": page.meeting_type,
+            "days": _slot_days(page.slots, zone_name),
+            "tz": zone_name,
+            "tz_given": tz is not None,
+            "zones": time_zone_names(),
+            "first_day": first_day,
+            "next_day": first_day + timedelta(days=DAYS_SHOWN),
+            "prev_day": first_day - timedelta(days=DAYS_SHOWN),
+            "book_url": request.url_for(
+                "booking_form", org_slug=org_slug, meeting_slug=meeting_slug
+            ),
+            "page_url": request.url_for(
+                "booking_page", org_slug=org_slug, meeting_slug=meeting_slug
+            ),
+        },
+    )
+
+
+@router.get(
+    "/book/{org_slug}/{meeting_slug}/book", response_class=HTMLResponse, name="booking_form"
+)
+async def booking_form(
+    request: Request,
+    org_slug: str,
+    meeting_slug: str,
+    service: Service,
+    start: str,
+    tz: str = "UTC",
+) -> HTMLResponse:
+    try:
+        _, meeting_type = service.booking_page(org_slug, meeting_slug)
+    except SchedulingError as exc:
+        return _error_page(request, exc)
+    when = _parse_start(start)
+    if when is None:
+        return RedirectResponse(  # type: ignore[return-value]
+            request.url_for("booking_page", org_slug=org_slug, meeting_slug=meeting_slug), 303
+        )
+    return _form(request, meeting_type, when, _zone_name(tz), org_slug, meeting_slug, {}, {})
+
+
+def _form(
+    request: Request,
+    meeting_type: Any,
+    when: datetime,
+    zone_name: str,
+    org_slug: str,
+    meeting_slug: str,
+    values: dict[str, str],
+    problems: dict[str, str],
+    status: int = 200,
+    alternatives: list[Slot] | None = None,
+) -> HTMLResponse:
+    zone = zone_from_microsoft(zone_name)
+    return _render(
+        request,
+        "form.html",
+        {
+            "title": f"Book {meeting_type.name}",
+            "meeting_type": meeting_type,
+            "start": when.astimezone(zone),
+            "start_value": when.astimezone(UTC).isoformat(),
+            "tz": zone_name,
+            "values": values,
+            "problems": problems,
+            "alternatives": [s.start.astimezone(zone) for s in alternatives or []],
+            "page_url": request.url_for(
+                "booking_page", org_slug=org_slug, meeting_slug=meeting_slug
+            ),
+            "form_url": request.url_for(
+                "booking_form", org_slug=org_slug, meeting_slug=meeting_slug
+            ),
+            "post_url": request.url_for("book", org_slug=org_slug, meeting_slug=meeting_slug),
+        },
+        status,
+    )
+
+
+@router.post("/book/{org_slug}/{meeting_slug}", response_class=HTMLResponse, name="book")
+async def book(
+    request: Request, org_slug: str, meeting_slug: str, service: Service, db: DbSession
+) -> Response:
+    form = await request.form()
+    fields = {k: str(v) for k, v in form.items() if isinstance(v, str)}
+    zone_name = _zone_name(fields.get("tz"))
+    invitee = InviteeInput(
+        name=fields.get("name", ""),
+        email=fields.get("email", ""),
+        time_zone=zone_name,
+        answers={k[2:]: v for k, v in fields.items() if k.startswith("q_")},
+    )
+    try:
+        _, meeting_type = service.booking_page(org_slug, meeting_slug)
+    except SchedulingError as exc:
+        return _error_page(request, exc)
+    when = _parse_start(fields.get("start", ""))
+    if when is None:
+        return _error_page(request, InvalidBooking({"start": "Pick a time from the list."}))
+    try:
+        booking = await service.reserve(org_slug, meeting_slug, when, invitee)
+    except InvalidBooking as exc:
+        return _form(
+            request, meeting_type, when, zone_name, org_slug, meeting_slug, fields, exc.fields, 422
+        )
+    except SlotUnavailable as exc:
+        db.rollback()
+        return _form(
+            request,
+            meeting_type,
+            when,
+            zone_name,
+            org_slug,
+            meeting_slug,
+            fields,
+            {"start": f"{exc.message} {exc.fix}"},
+            409,
+            exc.alternatives,
+        )
+    except SchedulingError as exc:
+        return _error_page(request, exc)
+    # The claim is durable before Outlook hears of the booking: a crash from here on leaves
+    # a pending booking to retry, never an Outlook event without its booking.
+    db.commit()
+    try:
+        view = await service.confirm(booking.id)
+    except CalendarWriteFailed as exc:
+        db.commit()  # keep the failure and the released time
+        return _error_page(request, exc)
+    db.commit()
+    return RedirectResponse(request.url_for("booking_confirmed", token=view.view_token), 303)
+
+
+@router.get("/book/_/booking/{token}", response_class=HTMLResponse, name="booking_confirmed")
+async def booking_confirmed(request: Request, token: str, service: Service) -> HTMLResponse:
+    try:
+        booking = service.booking_from_link(token, BookingAction.VIEW)
+        view = service.view(booking)
+    except M365SyncError as exc:
+        return _error_page(request, exc)
+    zone = zone_from_microsoft(booking.invitee_time_zone)
+    return _render(
+        request,
+        "confirmed.html",
+        {
+            "title": "Booked" if booking.active else "Cancelled",
+            "view": view,
+            "booking": booking,
+            "start": booking.start.astimezone(zone),
+            "end": booking.end.astimezone(zone),
+            "tz": booking.invitee_time_zone,
+            "cancel_url": request.url_for("cancel_page", token=view.cancel_token),
+            "reschedule_url": request.url_for("reschedule_page", token=view.reschedule_token),
+        },
+    )
+
+
+@router.get("/book/_/cancel/{token}", response_class=HTMLResponse, name="cancel_page")
+async def cancel_page(request: Request, token: str, service: Service) -> HTMLResponse:
+    try:
+        booking = service.booking_from_link(token, BookingAction.CANCEL)
+    except M365SyncError as exc:
+        return _error_page(request, exc)
+    zone = zone_from_microsoft(booking.invitee_time_zone)
+    return _render(
+        request,
+        "cancel.html",
+        {
+            "title": "Cancel meeting",
+            "booking": booking,
+            "start": booking.start.astimezone(zone),
+            "tz": booking.invitee_time_zone,
+            "post_url": request.url_for("cancel", token=token),
+        },
+    )
+
+
+@router.post("/book/_/cancel/{token}", response_class=HTMLResponse, name="cancel")
+async def cancel(
+    request: Request,
+    token: str,
+    service: Service,
+    db: DbSession,
+    reason: Annotated[str, Form()] = "",
+) -> HTMLResponse:
+    try:
+        booking = service.cancel(token, reason)
+    except M365SyncError as exc:
+        return _error_page(request, exc)
+    # Cancelled here first, then in Outlook (which tells every attendee).
+    db.commit()
+    await service.push_cancellation(booking.id)
+    db.commit()
+    return _render(request, "cancelled.html", {"title": "Meeting cancelled", "booking": booking})
+
+
+@router.get("/book/_/reschedule/{token}", response_class=HTMLResponse, name="reschedule_page")
+async def reschedule_page(
+    request: Request, token: str, service: Service, tz: str | None = None, day: str | None = None
+) -> HTMLResponse:
+    try:
+        booking = service.booking_from_link(token, BookingAction.RESCHEDULE)
+        zone_name = _zone_name(tz or booking.invitee_time_zone)
+        first_day = _parse_day(day, zone_name)
+        start, end = _week(first_day, zone_name)
+        booking, slots = await service.reschedule_slots(token, start, end)
+    except M365SyncError as exc:
+        return _error_page(request, exc)
+    zone = zone_from_microsoft(zone_name)
+    return _render(
+        request,
+        "reschedule.html",
+        {
+            "title": "Pick a new time",
+            "booking": booking,
+            "current": booking.start.astimezone(zone),
+            "days": _slot_days(slots, zone_name),
+            "tz": zone_name,
+            "zones": time_zone_names(),
+            "first_day": first_day,
+            "next_day": first_day + timedelta(days=DAYS_SHOWN),
+            "prev_day": first_day - timedelta(days=DAYS_SHOWN),
+            "page_url": request.url_for("reschedule_page", token=token),
+            "post_url": request.url_for("reschedule", token=token),
+            "problem": None,
+        },
+    )
+
+
+@router.post("/book/_/reschedule/{token}", response_class=HTMLResponse, name="reschedule")
+async def reschedule(
+    request: Request,
+    token: str,
+    service: Service,
+    db: DbSession,
+    start: Annotated[str, Form()],
+    tz: Annotated[str, Form()] = "UTC",
+) -> Response:
+    when = _parse_start(start)
+    if when is None:
+        return _error_page(request, InvalidBooking({"start": "Pick a time from the list."}))
+    try:
+        booking = await service.reschedule(token, when)
+    except SlotUnavailable as exc:
+        db.rollback()
+        zone = zone_from_microsoft(_zone_name(tz))
+        return _render(
+            request,
+            "error.html",
+            {
+                "title": "Time no longer free",
+                "problem": exc,
+                "alternatives": [s.start.astimezone(zone) for s in exc.alternatives],
+                "retry_url": request.url_for("reschedule_page", token=token),
+            },
+            409,
+        )
+    except M365SyncError as exc:
+        return _error_page(request, exc)
+    # Moved here first (new claims), then in Outlook (which sends the update).
+    db.commit()
+    await service.push_move(booking.id)
+    db.commit()
+    view = service.view(booking)
+    return RedirectResponse(request.url_for("booking_confirmed", token=view.view_token), 303)
+
+
+# -- the rep's and the admin's pages ---------------------------------------------------------
+
+
+@router.get("/scheduling", response_class=HTMLResponse, name="scheduling_home")
+async def scheduling_home(request: Request, me: SignedInMember, service: Service) -> HTMLResponse:
+    member = service.repo.member(me.organization_id, me.member_id)
+    status = await service.check_member(member) if member else "Unknown member."
+    organization = service.repo.organization(me.organization_id)
+    return _render(
+        request,
+        "rep_home.html",
+        {
+            "title": "Scheduling",
+            "me": me,
+            "area": "user",
+            "nav": "scheduling",
+            "status": status,
+            "org_slug": organization.slug if organization else "",
+            "meeting_types": service.meeting_types_for(me.organization_id, me.member_id),
+            "bookings": service.upcoming(me.organization_id, me.member_id),
+        },
+    )
+
+
+@router.get("/scheduling/meeting-types/new", response_class=HTMLResponse, name="new_meeting_type")
+async def new_meeting_type(request: Request, me: SignedInMember, service: Service) -> HTMLResponse:
+    return _meeting_type_form(request, me, service, {}, {})
+
+
+def _meeting_type_form(
+    request: Request,
+    me: Any,
+    service: SchedulingService,
+    values: dict[str, Any],
+    problems: dict[str, str],
+    status: int = 200,
+) -> HTMLResponse:
+    members = service.members(me.organization_id) if me.is_admin else []
+    return _render(
+        request,
+        "meeting_type_form.html",
+        {
+            "title": "New meeting type",
+            "me": me,
+            "area": "user",
+            "nav": "scheduling",
+            "values": values,
+            "problems": problems,
+            "members": members,
+            "weekdays": [
+                "Monday",
+                "Tuesday",
+                "Wednesday",
+                "Thursday",
+                "Friday",
+                "Saturday",
+                "Sunday",
+            ],
+        },
+        status,
+    )
+
+
+@router.post("/scheduling/meeting-types", response_class=HTMLResponse, name="create_meeting_type")
+async def create_meeting_type(
+    request: Request, me: MemberForm, service: Service, db: DbSession
+) -> Response:
+    form = await request.form()
+    values: dict[str, Any] = {k: v for k, v in form.items() if isinstance(v, str)}
+    hosts = [str(h) for h in form.getlist("hosts")] if me.is_admin else []
+    kind = MeetingKind(values.get("kind", "one_on_one")) if me.is_admin else MeetingKind.ONE_ON_ONE
+    if kind is MeetingKind.ONE_ON_ONE and not hosts:
+        hosts = [me.member_id]
+    windows = []
+    for day in range(7):
+        start, end = values.get(f"day{day}_start"), values.get(f"day{day}_end")
+        if start and end:
+            windows.append({"weekday": day, "start": start, "end": end})
+    raw = {
+        "name": values.get("name", ""),
+        "slug": values.get("slug", ""),
+        "description": values.get("description", ""),
+        "kind": kind,
+        "host_member_ids": hosts,
+        "duration_minutes": values.get("duration_minutes") or 30,
+        "location": values.get("location", ""),
+        "online_meeting": values.get("online_meeting") == "on",
+        "availability_source": AvailabilitySource.CUSTOM if windows else AvailabilitySource.OUTLOOK,
+        "windows": windows,
+        "buffer_before_minutes": values.get("buffer_before_minutes") or 0,
+        "buffer_after_minutes": values.get("buffer_after_minutes") or 0,
+        "minimum_notice_minutes": values.get("minimum_notice_minutes") or 240,
+        "horizon_days": values.get("horizon_days") or 60,
+        "daily_limit": values.get("daily_limit") or None,
+        "questions": [
+            {"label": q.strip(), "required": False}
+            for q in str(values.get("questions", "")).splitlines()
+            if q.strip()
+        ],
+    }
+    try:
+        data = MeetingTypeInput.model_validate(raw)
+        service.create_meeting_type(me.organization_id, data, created_by=me.member_id)
+    except ValidationError as exc:
+        problems = {"form": "; ".join(_field_message(e) for e in exc.errors())}
+        return _meeting_type_form(request, me, service, values, problems, 422)
+    except M365SyncError as exc:
+        db.rollback()
+        return _meeting_type_form(request, me, service, values, {"form": str(exc)}, exc.status)
+    return RedirectResponse(request.url_for("scheduling_home"), 303)
+
+
+def _field_message(error: Any) -> str:
+    where = ".".join(str(p) for p in error.get("loc", ()) if p != "__root__")
+    message = str(error.get("msg", "")).removeprefix("Value error, ")
+    return f"{where.replace('_', ' ')}: {message}" if where else message
+
+
+@router.post("/scheduling/meeting-types/{meeting_type_id}/active", name="toggle_meeting_type")
+async def toggle_meeting_type(
+    request: Request,
+    meeting_type_id: str,
+    me: MemberForm,
+    service: Service,
+    active: Annotated[str, Form()] = "",
+) -> Response:
+    meeting_type = service.repo.meeting_type(me.organization_id, meeting_type_id)
+    if meeting_type is None or (not me.is_admin and me.member_id not in meeting_type.host_ids):
+        return _error_page(
+            request,
+            SchedulingError(
+                "You can't change this meeting type.", fix="Ask an admin of your organization."
+            ),
+        )
+    service.set_meeting_type_active(me.organization_id, meeting_type_id, active == "on")
+    return RedirectResponse(request.url_for("scheduling_home"), 303)
+
+
+@router.get("/scheduling/admin", response_class=HTMLResponse, name="scheduling_admin")
+async def scheduling_admin(request: Request, me: Admin, service: Service) -> HTMLResponse:
+    rows = []
+    for member in service.members(me.organization_id):
+        rows.append({"member": member, "status": await service.check_member(member)})
+    return _render(
+        request,
+        "admin_members.html",
+        {
+            "title": "Scheduling by member",
+            "me": me,
+            "area": "admin",
+            "nav": "scheduling",
+            "rows": rows,
+            "meeting_types": service.meeting_types_for(me.organization_id, None),
+            "bookings": service.upcoming(me.organization_id, None),
+        },
+    )
+
+
+@router.post("/scheduling/admin/members/{member_id}", name="set_member_scheduling")
+async def set_member_scheduling(
+    request: Request,
+    member_id: str,
+    me: AdminForm,
+    service: Service,
+    enabled: Annotated[str, Form()] = "",
+) -> Response:
+    try:
+        service.set_member_enabled(me.organization_id, member_id, enabled == "on")
+    except M365SyncError as exc:
+        return _error_page(request, exc)
+    return RedirectResponse(request.url_for("scheduling_admin"), 303)

@@ -1,0 +1,365 @@
+"""Calendar Sync, two-way: the member's calendar window ↔ CRM events.
+
+Outlook → CRM: ``calendarView/delta`` over a rolling window (default 30 days back, 180
+ahead). One CRM event per meeting occurrence, keyed by ``iCalUId`` (plus the original
+start for occurrences of a series, whose ``series_key`` is the series' ``iCalUId``), so
+the same meeting in several members' calendars is one event linked to each.
+
+CRM → Outlook: CRM-side creations, edits and deletions of a member's events are written
+to that member's calendar **after** the pull has committed (see ``_push``).
+
+Rules people rely on (``docs/sync.md``):
+
+- no invitation is sent as a side effect: an event goes to Outlook without attendees
+  unless the user asked to invite them on that event (``send_invitations``); a meeting
+  that has attendees in Outlook is changed or deleted from the CRM only when the user
+  asked to notify them, because Exchange sends updates for any such change;
+- our own writes are recognised by ``changeKey`` and not applied again;
+- a conflict goes to the newest modification; the losing side is overwritten.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from datetime import datetime, timedelta
+from typing import Any
+
+from dateutil.parser import isoparse
+
+from m365sync.crm import open_crm
+from m365sync.crm.addresses import address_domain, normalize_address
+from m365sync.crm.models import ActivityKind
+from m365sync.crm.target import EventRecord, OutboundChange, Participant, PushResult
+from m365sync.db.base import utcnow
+from m365sync.microsoft import errors as ms
+from m365sync.microsoft.calendar import (
+    TEXT_BODY,
+    UTC_PREFERENCE,
+    calendar_delta,
+    create_event,
+    delete_event,
+    graph_time,
+    update_event,
+)
+from m365sync.microsoft.delta import read_ahead
+from m365sync.microsoft.graph import Page
+from m365sync.sync.context import LeaseLost, RunContext
+from m365sync.sync.repository import SyncRepository
+
+__all__ = ["event_key", "parse_event", "run_calendar_sync"]
+
+CURSOR_KEY = "calendar"
+
+
+def _time(value: Any) -> datetime | None:
+    if not isinstance(value, dict) or not value.get("dateTime"):
+        return None
+    parsed = isoparse(str(value["dateTime"]))
+    if parsed.tzinfo is None:
+        from datetime import UTC
+
+        parsed = parsed.replace(tzinfo=UTC)
+    return parsed
+
+
+def event_key(item: dict[str, Any]) -> tuple[str, str | None]:
+    """(external id, series key) of a Graph event."""
+    uid = str(item.get("iCalUId") or item.get("uid") or f"graph:{item['id']}")
+    if item.get("type") in ("occurrence", "exception"):
+        original = item.get("originalStart") or item.get("occurrenceId") or item.get("id")
+        return f"{uid}#{original}", uid
+    return uid, None
+
+
+def parse_event(item: dict[str, Any], member_id: str) -> EventRecord:
+    external_id, series_key = event_key(item)
+    participants: list[Participant] = []
+    organizer = (item.get("organizer") or {}).get("emailAddress") or {}
+    organizer_address = normalize_address(str(organizer.get("address") or ""))
+    if organizer_address:
+        participants.append(
+            Participant(organizer_address, str(organizer.get("name") or ""), "organizer")
+        )
+    for attendee in item.get("attendees") or []:
+        email = (attendee or {}).get("emailAddress") or {}
+        address = normalize_address(str(email.get("address") or ""))
+        if address and address != organizer_address:
+            participants.append(Participant(address, str(email.get("name") or ""), "attendee"))
+    body = item.get("body") or {}
+    location = item.get("location") or {}
+    modified = item.get("lastModifiedDateTime")
+    return EventRecord(
+        external_id=external_id,
+        member_id=member_id,
+        graph_item_id=str(item["id"]),
+        change_key=item.get("changeKey"),
+        subject=str(item.get("subject") or ""),
+        body=str(body.get("content") or "") if isinstance(body, dict) else None,
+        starts_at=_time(item.get("start")),
+        ends_at=_time(item.get("end")),
+        is_all_day=bool(item.get("isAllDay")),
+        location=str(location.get("displayName") or "") if isinstance(location, dict) else "",
+        is_cancelled=bool(item.get("isCancelled")),
+        series_key=series_key,
+        modified_at=isoparse(modified) if isinstance(modified, str) else utcnow(),
+        participants=participants,
+        people=[],
+        account_ids=[],
+        organizer_address=organizer_address,
+    )
+
+
+class EventPageWriter:
+    def __init__(self, ctx: RunContext, window: tuple[datetime, datetime]) -> None:
+        self.ctx = ctx
+        self.window = window
+
+    def write(self, page: Page) -> None:
+        ctx = self.ctx
+        with ctx.database.session() as session:
+            repo = SyncRepository(session)
+            if not repo.renew_lease(ctx.unit_id, ctx.lease_owner, ctx.settings.sync_lease_seconds):
+                raise LeaseLost("This mailbox is being synced by another worker.")
+            crm = open_crm(session, ctx.organization_id)
+            unique = {
+                i["id"]: i
+                for i in page.items
+                if isinstance(i, dict) and isinstance(i.get("id"), str)
+            }
+            removed = [i for i, item in unique.items() if "@removed" in item]
+            records: list[EventRecord] = []
+            for item_id, item in unique.items():
+                if "@removed" in item or item.get("type") == "seriesMaster":
+                    continue
+                try:
+                    records.append(parse_event(item, ctx.member_id))
+                except (ValueError, TypeError, KeyError, OverflowError) as exc:
+                    ctx.progress.quarantined += 1
+                    repo.quarantine(
+                        ctx.unit_id, item_id, f"Unreadable event: {exc}", repr(item)[:2000]
+                    )
+            linked = crm.linked_items(
+                ActivityKind.EVENT, ctx.member_id, [r.graph_item_id for r in records]
+            )
+            fresh: list[EventRecord] = []
+            for record in records:
+                known = linked.get(record.graph_item_id)
+                if known is not None and known.change_key and known.change_key == record.change_key:
+                    continue  # our own write, or nothing new
+                if (
+                    known is not None
+                    and known.crm_pending
+                    and known.modified_at > record.modified_at
+                ):
+                    continue  # the CRM edit is newer: it wins and is pushed below
+                fresh.append(record)
+            external = {p.address for r in fresh for p in r.participants}
+            people = crm.find_people(external) if external else {}
+            accounts = (
+                crm.find_accounts_by_domain({address_domain(a) for a in external})
+                if external
+                else {}
+            )
+            for record in fresh:
+                record.people = list(
+                    {
+                        people[p.address].id: people[p.address]
+                        for p in record.participants
+                        if p.address in people
+                    }.values()
+                )
+                ids = {p.account_id for p in record.people if p.account_id}
+                ids |= {
+                    accounts[address_domain(p.address)]
+                    for p in record.participants
+                    if address_domain(p.address) in accounts
+                }
+                record.account_ids = sorted(ids)
+            result = crm.upsert_events(fresh)
+            ctx.progress.logged += result.created
+            if removed:
+                ctx.progress.removed += crm.remove_items(
+                    ActivityKind.EVENT, ctx.member_id, removed, delete=True
+                )
+            repo.save_cursor(
+                ctx.unit_id,
+                CURSOR_KEY,
+                delta_link=page.delta_link,
+                next_link=page.next_link,
+                window=self.window,
+            )
+
+
+def _window_and_cursor(ctx: RunContext) -> tuple[tuple[datetime, datetime], str | None, str | None]:
+    with ctx.database.session() as session:
+        repo = SyncRepository(session)
+        settings = repo.settings_for(ctx.organization_id)
+        if ctx.full:
+            repo.clear_cursors(ctx.unit_id)
+        cursor = repo.cursor(ctx.unit_id, CURSOR_KEY)
+        today = utcnow().replace(hour=0, minute=0, second=0, microsecond=0)
+        wanted = (
+            today - timedelta(days=settings.calendar_days_back),
+            today + timedelta(days=settings.calendar_days_ahead),
+        )
+        if cursor.window_start == wanted[0] and cursor.window_end == wanted[1]:
+            link = cursor.next_link or cursor.delta_link
+        else:
+            link = None  # the window rolled on (a new day): a new round over the new window
+        crm_cursor = repo.cursor(ctx.unit_id, "crm:events").delta_link
+        return wanted, link, crm_cursor
+
+
+async def run_calendar_sync(ctx: RunContext) -> None:
+    window, link, crm_cursor = await asyncio.to_thread(_window_and_cursor, ctx)
+    try:
+        await _pull(ctx, window, link)
+    except ms.SyncStateExpired:
+        await _pull(ctx, window, None)
+    await _push(ctx, crm_cursor)
+
+
+async def _pull(ctx: RunContext, window: tuple[datetime, datetime], link: str | None) -> None:
+    writer = EventPageWriter(ctx, window)
+    pages = calendar_delta(
+        ctx.access.graph,
+        ctx.access.user_path,
+        start=window[0],
+        end=window[1],
+        cursor=link,
+        page_size=min(ctx.settings.sync_page_size, 500),
+    )
+    async for page in read_ahead(ctx.budget.pages(pages)):
+        await asyncio.to_thread(writer.write, page)
+        ctx.progress.page_done(len(page.items))
+
+
+def _event_body(change: OutboundChange, *, with_attendees: bool) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "subject": change.subject,
+        "body": {"contentType": "text", "content": change.body or ""},
+        "isAllDay": change.is_all_day,
+        "location": {"displayName": change.location},
+    }
+    if change.starts_at and change.ends_at:
+        body["start"] = graph_time(change.starts_at)
+        body["end"] = graph_time(change.ends_at)
+    if with_attendees:
+        body["attendees"] = [
+            {"emailAddress": {"address": a.address, "name": a.name}, "type": "required"}
+            for a in change.attendees
+        ]
+    return body
+
+
+async def _push(ctx: RunContext, crm_cursor: str | None) -> None:
+    """Write CRM-side changes to the member's calendar.
+
+    Each Microsoft write happens after the local transaction that decided it has
+    committed, and its result is recorded in a new one. Writing first and committing after
+    would, on a rollback, leave an Outlook event the CRM doesn't know about, and the retry
+    would create it a second time. A crash between the write and the record is covered by
+    the create's ``transactionId`` (the retried POST returns the same event).
+    """
+
+    def load() -> tuple[list[OutboundChange], str | None, dict[str, bool]]:
+        with ctx.database.session() as session:
+            crm = open_crm(session, ctx.organization_id)
+            changes, cursor = crm.changes_since(ActivityKind.EVENT, ctx.member_id, crm_cursor)
+            meetings = {c.activity_id: _is_meeting_elsewhere(c, ctx.member_email) for c in changes}
+            return changes, cursor, meetings
+
+    while True:
+        changes, next_cursor, meetings = await asyncio.to_thread(load)
+        results: list[PushResult] = []
+        kept: list[dict[str, Any]] = []
+        graph, path = ctx.access.graph, ctx.access.user_path
+        for change in changes:
+            notify = change.send_invitations
+            async with ctx.budget:
+                if change.deleted:
+                    if change.graph_item_id and (notify or not meetings[change.activity_id]):
+                        with contextlib.suppress(ms.ItemNotFound):
+                            await delete_event(graph, path, change.graph_item_id)
+                    results.append(PushResult(change.activity_id, change.change_seq, None, None))
+                elif change.graph_item_id is None:
+                    created = await create_event(
+                        graph,
+                        path,
+                        _event_body(change, with_attendees=notify),
+                        transaction_id=change.activity_id,
+                    )
+                    results.append(
+                        PushResult(
+                            change.activity_id,
+                            change.change_seq,
+                            str(created["id"]),
+                            created.get("changeKey"),
+                            external_id=str(created.get("iCalUId") or "") or None,
+                        )
+                    )
+                elif notify or not meetings[change.activity_id]:
+                    try:
+                        updated = await update_event(
+                            graph,
+                            path,
+                            change.graph_item_id,
+                            _event_body(change, with_attendees=notify),
+                        )
+                    except ms.ItemNotFound:
+                        results.append(
+                            PushResult(change.activity_id, change.change_seq, None, None)
+                        )
+                        continue
+                    results.append(
+                        PushResult(
+                            change.activity_id,
+                            change.change_seq,
+                            change.graph_item_id,
+                            updated.get("changeKey"),
+                        )
+                    )
+                else:
+                    # A meeting with attendees, edited in the CRM without asking to notify
+                    # them: Exchange would send an update, so Outlook's version is kept and
+                    # read back into the CRM.
+                    with contextlib.suppress(ms.ItemNotFound):
+                        kept.append(
+                            await graph.get_json(
+                                f"{path}/events/{change.graph_item_id}",
+                                prefer=[UTC_PREFERENCE, TEXT_BODY],
+                            )
+                        )
+                    results.append(
+                        PushResult(
+                            change.activity_id, change.change_seq, change.graph_item_id, None
+                        )
+                    )
+            ctx.progress.pushed += 1
+
+        def record() -> None:
+            with ctx.database.session() as session:
+                crm = open_crm(session, ctx.organization_id)
+                crm.record_pushed(
+                    ActivityKind.EVENT,
+                    ctx.member_id,
+                    [r for r in results if r.change_key or r.graph_item_id is None],
+                )
+                SyncRepository(session).save_cursor(
+                    ctx.unit_id, "crm:events", delta_link=next_cursor, next_link=None
+                )
+
+        await asyncio.to_thread(record)
+        if not changes or next_cursor == crm_cursor:
+            return
+        crm_cursor = next_cursor
+
+
+def _is_meeting_elsewhere(change: OutboundChange, member_email: str) -> bool:
+    """Does the Outlook copy have attendees (so any change would notify them)?"""
+    me = normalize_address(member_email)
+    return (
+        any(a.address and a.address != me for a in change.attendees)
+        and change.graph_item_id is not None
+    )

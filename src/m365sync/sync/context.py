@@ -1,0 +1,108 @@
+"""What one run of a unit carries: the database, the mailbox access, the lease, progress."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from m365sync.db.session import Database
+from m365sync.errors import M365SyncError
+from m365sync.microsoft.graph import GraphClient, Page
+from m365sync.sync.config import EngineSettings
+from m365sync.sync.models import SyncFeature
+
+__all__ = ["LeaseLost", "Progress", "RequestBudget", "RunContext"]
+
+
+class LeaseLost(M365SyncError):
+    """Another worker took over this unit (ours expired): stop without writing more."""
+
+    status = 409
+
+
+@dataclass
+class Progress:
+    """Running totals of one unit run; ``on_change`` feeds progress bars."""
+
+    feature: SyncFeature
+    mailbox: str
+    pages: int = 0
+    items: int = 0
+    logged: int = 0
+    skipped: int = 0
+    removed: int = 0
+    quarantined: int = 0
+    pushed: int = 0
+    requests: int = 0
+    on_change: Callable[[Progress], None] | None = field(default=None, repr=False)
+
+    def page_done(self, items: int) -> None:
+        self.pages += 1
+        self.items += items
+        if self.on_change is not None:
+            self.on_change(self)
+
+    def as_counts(self) -> dict[str, int]:
+        return {
+            "pages": self.pages,
+            "items": self.items,
+            "logged": self.logged,
+            "skipped": self.skipped,
+            "removed": self.removed,
+            "quarantined": self.quarantined,
+            "pushed": self.pushed,
+        }
+
+
+class RequestBudget:
+    """A process-wide cap on Graph requests in flight, shared by every unit."""
+
+    def __init__(self, limit: int) -> None:
+        self._semaphore = asyncio.Semaphore(limit)
+
+    async def pages(self, pages: AsyncIterator[Page]) -> AsyncIterator[Page]:
+        iterator = aiter(pages)
+        try:
+            while True:
+                async with self._semaphore:
+                    try:
+                        page = await anext(iterator)
+                    except StopAsyncIteration:
+                        return
+                yield page
+        finally:
+            closer = getattr(iterator, "aclose", None)
+            if closer is not None:
+                await closer()
+
+    async def __aenter__(self) -> None:
+        await self._semaphore.acquire()
+
+    async def __aexit__(self, *exc: object) -> None:
+        self._semaphore.release()
+
+
+class MailboxAccessLike(Protocol):
+    @property
+    def graph(self) -> GraphClient: ...
+
+    @property
+    def user_path(self) -> str: ...
+
+
+@dataclass
+class RunContext:
+    database: Database
+    unit_id: str
+    organization_id: str
+    member_id: str
+    member_email: str
+    access: MailboxAccessLike
+    settings: EngineSettings
+    lease_owner: str
+    budget: RequestBudget
+    progress: Progress
+    full: bool = False
+    extra: dict[str, Any] = field(default_factory=dict)

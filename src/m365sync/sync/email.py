@@ -1,0 +1,497 @@
+"""Email Sync: each configured folder's message delta into CRM email activities.
+
+Promises (``docs/sync.md``):
+
+- a page's activities and the folder's cursor commit in one transaction, so a crash
+  repeats at most one page, and repeating a page changes nothing (upserts by
+  ``internetMessageId``; member links by the immutable item id);
+- every participant of a page is matched with one batched lookup (people) and one
+  (account domains);
+- privacy rules decide what is logged before anything is written: drafts never,
+  messages involving an excluded address or domain never, internal-only mail not unless
+  the organization chose it, and by default only mail involving a known contact or lead;
+- one bad item never stops the mailbox: it is quarantined with the reason.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import logging
+from collections.abc import AsyncGenerator, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from dateutil.parser import isoparse
+from sqlalchemy.exc import DBAPIError, IntegrityError
+
+from m365sync.crm import open_crm
+from m365sync.crm.models import ActivityKind
+from m365sync.crm.target import (
+    CrmTarget,
+    EmailRecord,
+    NewLead,
+    Participant,
+    PersonMatch,
+    address_domain,
+    normalize_address,
+)
+from m365sync.db.base import utcnow
+from m365sync.microsoft import errors as ms
+from m365sync.microsoft.delta import read_ahead
+from m365sync.microsoft.graph import Page
+from m365sync.microsoft.mail import FILTERED_DELTA_LIMIT, message_delta
+from m365sync.sync.context import LeaseLost, RunContext
+from m365sync.sync.models import SyncSettings
+from m365sync.sync.repository import SyncRepository
+
+__all__ = ["ParsedMessage", "parse_message", "run_email_sync"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(slots=True)
+class ParsedMessage:
+    item_id: str
+    external_id: str
+    subject: str
+    body: str | None
+    occurred_at: datetime | None
+    received_at: datetime | None
+    from_address: str | None
+    participants: list[Participant]
+    is_draft: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Rules:
+    """An organization's ``SyncSettings``, detached from the session (used in threads)."""
+
+    folders: tuple[str, ...]
+    backfill_days: int
+    log_internal: bool
+    excluded_addresses: frozenset[str]
+    excluded_domains: frozenset[str]
+    headers_only: bool
+    log_unknown: bool
+    create_leads: bool
+    delete_policy: str
+    internal_domains: frozenset[str]
+
+    @classmethod
+    def from_settings(cls, settings: SyncSettings, domains: Sequence[str]) -> Rules:
+        def norm_domain(value: str) -> str:
+            return normalize_address(f"x@{value.lstrip('@')}") or value
+
+        return cls(
+            folders=tuple(settings.mail_folders or ("inbox", "sentitems")),
+            backfill_days=settings.backfill_days,
+            log_internal=settings.log_internal,
+            excluded_addresses=frozenset(
+                a for a in (normalize_address(x) for x in settings.excluded_addresses or []) if a
+            ),
+            excluded_domains=frozenset(
+                address_domain(norm_domain(d)) for d in settings.excluded_domains or []
+            ),
+            headers_only=settings.headers_only,
+            log_unknown=settings.log_unknown,
+            create_leads=settings.create_leads,
+            delete_policy=settings.delete_policy,
+            internal_domains=frozenset(address_domain(norm_domain(d)) for d in domains),
+        )
+
+
+def _time(value: Any) -> datetime | None:
+    if not value:
+        return None
+    if not isinstance(value, str):
+        raise ValueError(f"not a date-time: {value!r}")
+    try:
+        parsed = datetime.fromisoformat(value)  # Graph's form; the fast path
+    except ValueError:
+        parsed = isoparse(value)
+    return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)
+
+
+def _people(value: Any, role: str) -> list[Participant]:
+    out: list[Participant] = []
+    entries = value if isinstance(value, list) else [value] if isinstance(value, dict) else []
+    for entry in entries:
+        if not isinstance(entry, dict):
+            continue
+        email = entry.get("emailAddress")
+        if not isinstance(email, dict):
+            continue
+        address = normalize_address(str(email.get("address") or ""))
+        if address is None:
+            continue
+        out.append(Participant(address, str(email.get("name") or "")[:200], role))
+    return out
+
+
+def parse_message(item: dict[str, Any], max_body_chars: int) -> ParsedMessage:
+    """A Graph message as the engine needs it; raises ``ValueError`` when it can't be used."""
+    item_id = item.get("id")
+    if not isinstance(item_id, str) or not item_id:
+        raise ValueError("the item has no id")
+    participants = _people(item.get("from"), "from")
+    participants += _people(item.get("toRecipients"), "to")
+    participants += _people(item.get("ccRecipients"), "cc")
+    participants += _people(item.get("bccRecipients"), "bcc")
+    internet_id = item.get("internetMessageId")
+    external_id = (
+        internet_id.strip()
+        if isinstance(internet_id, str) and internet_id.strip()
+        else f"graph:{item_id}"
+    )
+    if len(external_id) > 400:
+        raise ValueError("internetMessageId longer than 400 characters")
+    body_value = item.get("body")
+    body: str | None = None
+    if isinstance(body_value, dict):
+        content = body_value.get("content")
+        if isinstance(content, str):
+            body = (
+                content
+                if len(content) <= max_body_chars
+                else content[:max_body_chars] + "\n[truncated]"
+            )
+            body = body.replace("\x00", "")
+    subject = item.get("subject")
+    from_address = next((p.address for p in participants if p.role == "from"), None)
+    received_at = _time(item.get("receivedDateTime"))
+    return ParsedMessage(
+        item_id=item_id,
+        external_id=external_id,
+        subject=(subject if isinstance(subject, str) else "").replace("\x00", ""),
+        body=body,
+        occurred_at=received_at or _time(item.get("sentDateTime")),
+        received_at=received_at,
+        from_address=from_address,
+        participants=participants,
+        is_draft=bool(item.get("isDraft")),
+    )
+
+
+@dataclass(slots=True)
+class PreparedPage:
+    """A page after the work that needs no database: parsed, privacy-filtered, with the
+    external addresses to look up. Built while the previous page is being stored."""
+
+    page: Page
+    candidates: list[tuple[ParsedMessage, set[str], set[str]]]
+    external: set[str]
+    removed: list[str]
+    rejected: list[tuple[str, str, str]]  # (item id, reason, excerpt) to quarantine
+    skipped: int
+
+
+class PageWriter:
+    """One folder's pages: ``prepare`` (pure Python, no database) then ``write`` (the
+    page's records and its cursor in one transaction). Both run in threads."""
+
+    def __init__(
+        self, ctx: RunContext, rules: Rules, folder: str, floor: datetime | None = None
+    ) -> None:
+        self.ctx = ctx
+        self.rules = rules
+        self.folder = folder
+        self.floor = floor  # messages received before it are outside the backfill window
+
+    def prepare(self, page: Page) -> PreparedPage:
+        rules = self.rules
+        unique: dict[str, dict[str, Any]] = {}
+        rejected: list[tuple[str, str, str]] = []
+        for item in page.items:
+            if isinstance(item, dict) and isinstance(item.get("id"), str):
+                unique[item["id"]] = item
+            else:
+                excerpt = repr(item)[:500]
+                digest = hashlib.sha256(excerpt.encode()).hexdigest()[:32]
+                rejected.append((f"unknown:{digest}", "The item has no id.", excerpt))
+        removed: list[str] = []
+        parsed: list[ParsedMessage] = []
+        max_body = self.ctx.settings.sync_max_body_chars
+        for item_id, item in unique.items():
+            if "@removed" in item:
+                removed.append(item_id)
+                continue
+            try:
+                parsed.append(parse_message(item, max_body))
+            except (ValueError, TypeError, OverflowError) as exc:
+                rejected.append((item_id, f"Unreadable message: {exc}", repr(item)[:2000]))
+        # Privacy first, with each message's addresses and domains worked out once.
+        internal = rules.internal_domains
+        floor = self.floor
+        candidates: list[tuple[ParsedMessage, set[str], set[str]]] = []
+        for m in parsed:
+            if floor is not None and (m.received_at or m.occurred_at or floor) < floor:
+                continue
+            addresses = {p.address for p in m.participants}
+            domains = {a.rpartition("@")[2] for a in addresses}
+            if self._may_log(m, addresses, domains):
+                candidates.append((m, addresses, domains))
+        external = {
+            a for _, addresses, _ in candidates for a in addresses if address_domain(a) not in internal
+        }
+        return PreparedPage(
+            page, candidates, external, removed, rejected, len(parsed) - len(candidates)
+        )
+
+    def write(self, prepared: PreparedPage) -> None:
+        ctx = self.ctx
+        page = prepared.page
+        with ctx.database.session() as session:
+            repo = SyncRepository(session)
+            if not repo.renew_lease(ctx.unit_id, ctx.lease_owner, ctx.settings.sync_lease_seconds):
+                raise LeaseLost("This mailbox is being synced by another worker.")
+            crm = open_crm(session, ctx.organization_id)
+            self._store(session, repo, crm, prepared)
+            repo.save_cursor(
+                ctx.unit_id,
+                f"mail:{self.folder}",
+                delta_link=page.delta_link,
+                next_link=page.next_link,
+                received_since=self.floor,
+            )
+
+    def _store(
+        self, session: Any, repo: SyncRepository, crm: CrmTarget, prepared: PreparedPage
+    ) -> None:
+        ctx, rules, progress = self.ctx, self.rules, self.ctx.progress
+        for item_id, reason, excerpt in prepared.rejected:
+            progress.quarantined += 1
+            repo.quarantine(ctx.unit_id, item_id, reason, excerpt)
+        progress.skipped += prepared.skipped
+        candidates, external = prepared.candidates, prepared.external
+        people = crm.find_people(external) if external else {}
+        accounts = (
+            crm.find_accounts_by_domain({address_domain(a) for a in external}) if external else {}
+        )
+        if rules.create_leads:
+            unknown = {}
+            for m, _, _ in candidates:
+                sender = m.from_address
+                if sender and sender in external and sender not in people:
+                    name = next((p.name for p in m.participants if p.address == sender), "")
+                    unknown[sender] = NewLead(sender, name)
+            if unknown:
+                people.update(crm.create_leads(list(unknown.values()), ctx.member_id))
+        records: list[EmailRecord] = []
+        headers_only = rules.headers_only
+        for m, addresses, domains in candidates:
+            matched = _unique_people(people.get(a) for a in addresses)
+            if not matched and not rules.log_unknown:
+                progress.skipped += 1
+                continue
+            account_ids = {p.account_id for p in matched if p.account_id}
+            account_ids.update(accounts[d] for d in domains if d in accounts)
+            records.append(
+                EmailRecord(
+                    external_id=m.external_id,
+                    member_id=ctx.member_id,
+                    graph_item_id=m.item_id,
+                    folder=self.folder,
+                    subject=m.subject,
+                    body=None if headers_only else m.body,
+                    body_type="text",
+                    headers_only=headers_only,
+                    occurred_at=m.occurred_at,
+                    from_address=m.from_address,
+                    participants=m.participants,
+                    people=matched,
+                    account_ids=sorted(account_ids),
+                )
+            )
+        self._upsert(session, repo, crm, records)
+        if prepared.removed and rules.delete_policy == "delete":
+            progress.removed += crm.remove_items(
+                ActivityKind.EMAIL, ctx.member_id, prepared.removed, delete=True, folder=self.folder
+            )
+
+    def _upsert(
+        self, session: Any, repo: SyncRepository, crm: CrmTarget, records: list[EmailRecord]
+    ) -> None:
+        """All at once; if the database refuses the batch, item by item so only the
+        offending items are quarantined."""
+        if not records:
+            return
+        try:
+            with session.begin_nested():
+                result = crm.upsert_emails(records)
+            self.ctx.progress.logged += result.created
+            return
+        except (IntegrityError, DBAPIError, ValueError):
+            pass
+        for record in records:
+            try:
+                with session.begin_nested():
+                    result = crm.upsert_emails([record])
+                self.ctx.progress.logged += result.created
+            except (IntegrityError, DBAPIError, ValueError) as exc:
+                self.ctx.progress.quarantined += 1
+                repo.quarantine(
+                    self.ctx.unit_id,
+                    record.graph_item_id,
+                    f"The CRM refused it: {exc.__class__.__name__}: {exc}"[:1000],
+                    record.subject[:500],
+                )
+
+    def _may_log(self, message: ParsedMessage, addresses: set[str], domains: set[str]) -> bool:
+        rules = self.rules
+        if message.is_draft or not addresses:
+            return False
+        if not addresses.isdisjoint(rules.excluded_addresses) or not domains.isdisjoint(
+            rules.excluded_domains
+        ):
+            return False
+        internal_only = domains <= rules.internal_domains
+        return not internal_only or rules.log_internal
+
+
+def _unique_people(found: Any) -> list[PersonMatch]:
+    seen: dict[str, PersonMatch] = {}
+    for person in found:
+        if person is not None:
+            seen[person.id] = person
+    return list(seen.values())
+
+
+FolderCursors = dict[str, tuple[str | None, datetime | None]]
+
+
+def load_rules(ctx: RunContext) -> tuple[Rules, FolderCursors]:
+    """The rules, and per folder key the link to resume from (a round's next link, else
+    the deltaLink) and the local receivedDateTime floor that folder's rounds apply."""
+    with ctx.database.session() as session:
+        repo = SyncRepository(session)
+        rules = Rules.from_settings(
+            repo.settings_for(ctx.organization_id), repo.org_domains(ctx.organization_id)
+        )
+        if ctx.full:
+            repo.clear_cursors(ctx.unit_id)
+        cursors = {
+            c.key: (c.next_link or c.delta_link, c.window_start) for c in repo.cursors(ctx.unit_id)
+        }
+    return rules, cursors
+
+
+async def run_email_sync(ctx: RunContext) -> None:
+    """One pass over every configured folder (incremental once each has a cursor)."""
+    rules, cursors = await asyncio.to_thread(load_rules, ctx)
+    for folder in rules.folders:
+        cursor, floor = cursors.get(f"mail:{folder}", (None, None))
+        try:
+            await _sync_folder(ctx, rules, folder, cursor, floor)
+        except ms.SyncStateExpired:
+            # Microsoft forgot the sync state: resync the folder from scratch (upserts make
+            # the repeat harmless), don't fail.
+            await asyncio.to_thread(_forget_cursor, ctx, folder)
+            await _sync_folder(ctx, rules, folder, None, None)
+
+
+def _forget_cursor(ctx: RunContext, folder: str) -> None:
+    with ctx.database.session() as session:
+        SyncRepository(session).save_cursor(
+            ctx.unit_id, f"mail:{folder}", delta_link=None, next_link=None, received_since=None
+        )
+
+
+async def _sync_folder(
+    ctx: RunContext, rules: Rules, folder: str, cursor: str | None, floor: datetime | None
+) -> None:
+    """One delta round of ``folder``: from ``cursor``, or a first round over the backfill
+    window.
+
+    A first round asks Graph for the window with ``$filter=receivedDateTime ge ...``, which
+    Graph cuts off at 5,000 messages. So the filtered round's pages are held back (at most
+    5,000 messages) until it ends: under the limit they are stored; at the limit the window
+    is busier than Graph will filter, and the folder is read with an unfiltered round
+    instead, the window applied on our side (its deltaLink is the cursor, and the window
+    is kept with it for the rounds that follow)."""
+    if cursor is not None or rules.backfill_days <= 0:
+        await _store_round(ctx, rules, folder, _round(ctx, rules, folder, cursor, None), floor)
+        return
+    since = utcnow() - timedelta(days=rules.backfill_days)
+    held: list[Page] = []
+    seen: set[Any] = set()
+    capped = False
+    pages = _round(ctx, rules, folder, None, since)
+    try:
+        async for page in pages:
+            held.append(page)
+            seen.update(
+                item.get("id") for item in page.items if isinstance(item, dict) and "@removed" not in item
+            )
+            if len(seen) >= FILTERED_DELTA_LIMIT:
+                capped = True
+                break
+    finally:
+        await pages.aclose()
+    if not capped:
+        await _store_round(ctx, rules, folder, _replay(held), None)
+        return
+    held.clear()
+    log.info(
+        "backfill window of %s/%s holds %s+ messages: reading the folder unfiltered",
+        ctx.member_email,
+        folder,
+        FILTERED_DELTA_LIMIT,
+    )
+    await _store_round(ctx, rules, folder, _round(ctx, rules, folder, None, None), since)
+
+
+def _round(
+    ctx: RunContext, rules: Rules, folder: str, cursor: str | None, since: datetime | None
+) -> AsyncGenerator[Page, None]:
+    pages = message_delta(
+        ctx.access.graph,
+        ctx.access.user_path,
+        folder,
+        cursor=cursor,
+        since=since,
+        headers_only=rules.headers_only,
+        page_size=ctx.settings.sync_page_size,
+    )
+    return read_ahead(ctx.budget.pages(pages))
+
+
+async def _replay(pages: list[Page]) -> AsyncGenerator[Page, None]:
+    for page in pages:
+        yield page
+
+
+async def _store_round(
+    ctx: RunContext,
+    rules: Rules,
+    folder: str,
+    pages: AsyncGenerator[Page, None],
+    floor: datetime | None,
+) -> None:
+    """Store a round's pages as a three-stage pipeline: page N+1 is fetched and prepared
+    while page N is stored. Stores run one at a time, in page order, so the cursor
+    committed with a page never passes a page that isn't stored; at most three pages are
+    in memory."""
+    writer = PageWriter(ctx, rules, folder, floor)
+    storing: asyncio.Future[None] | None = None
+    try:
+        async for page in pages:
+            prepared = await asyncio.to_thread(writer.prepare, page)
+            if storing is not None:
+                await storing
+            storing = asyncio.ensure_future(asyncio.to_thread(writer.write, prepared))
+            storing.add_done_callback(
+                lambda done, n=len(page.items): done.cancelled()
+                or done.exception()
+                or ctx.progress.page_done(n)
+            )
+        if storing is not None:
+            await storing
+    finally:
+        await pages.aclose()
+        if storing is not None and not storing.done():
+            # A store in flight finishes (commits or rolls back) before the error goes on.
+            with contextlib.suppress(Exception):
+                await asyncio.shield(storing)

@@ -1,0 +1,195 @@
+"""Change notifications: keeping subscriptions alive, and turning notifications into work.
+
+Delta stays the source of truth: a notification only says "sync this unit now". So a
+notification is checked (its ``clientState`` must equal the subscription's secret, which is
+stored sealed and opened only for the comparison), the unit is queued, and the webhook
+answers 202 at once; nothing is fetched in the request.
+Lifecycle events: ``missed`` and ``subscriptionRemoved`` queue a delta pass now (and the
+removed subscription is recreated at the next ``ensure_subscriptions``);
+``reauthorizationRequired`` marks the subscription for reauthorization, done by the next
+``ensure_subscriptions``. While every subscription of a unit is healthy, the scheduler
+polls it ``sync_subscribed_poll_factor`` times less often.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hmac
+import secrets
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any
+from urllib.parse import quote
+
+from m365sync.connections.errors import ConnectionsError
+from m365sync.connections.models import Feature
+from m365sync.connections.runtime import ConnectionRuntime
+from m365sync.crypto import SecretBox, SecretKeyError, seal_context
+from m365sync.db.base import new_id, utcnow
+from m365sync.db.session import Database
+from m365sync.microsoft import errors as ms
+from m365sync.microsoft.subscriptions import (
+    create_subscription,
+    delete_subscription,
+    reauthorize_subscription,
+    renew_subscription,
+)
+from m365sync.sync.models import GraphSubscription, SyncFeature
+from m365sync.sync.repository import SyncRepository
+
+__all__ = ["NotificationOutcome", "ensure_subscriptions", "handle_notifications"]
+
+LIFETIME = timedelta(days=2)
+RENEW_BEFORE = timedelta(hours=12)
+REAUTHORIZE = "reauthorize"
+
+
+@dataclass
+class NotificationOutcome:
+    queued: set[str] = field(default_factory=set)
+    rejected: int = 0
+
+
+def handle_notifications(
+    database: Database, box: SecretBox, payload: Any, dispatch: Callable[[str], None]
+) -> NotificationOutcome:
+    """Check and queue a notification POST's ``value`` items (fast: one small transaction)."""
+    outcome = NotificationOutcome()
+    items = payload.get("value") if isinstance(payload, Mapping) else None
+    if not isinstance(items, list):
+        return outcome
+    with database.session() as session:
+        repo = SyncRepository(session)
+        for item in items:
+            if not isinstance(item, Mapping):
+                outcome.rejected += 1
+                continue
+            subscription = repo.subscription_by_graph_id(str(item.get("subscriptionId") or ""))
+            given = str(item.get("clientState") or "")
+            if subscription is None or not _client_state_matches(box, subscription, given):
+                outcome.rejected += 1
+                continue
+            subscription.last_notification_at = utcnow()
+            event = item.get("lifecycleEvent")
+            if event == "reauthorizationRequired":
+                subscription.last_error = REAUTHORIZE
+                continue
+            if event == "subscriptionRemoved":
+                subscription.healthy = False
+                subscription.subscription_id = None
+            elif event == "missed":
+                pass
+            repo.schedule_now(subscription.unit_id)
+            outcome.queued.add(subscription.unit_id)
+    for unit_id in outcome.queued:
+        dispatch(unit_id)
+    return outcome
+
+
+def _client_state_matches(box: SecretBox, subscription: GraphSubscription, given: str) -> bool:
+    sealed = subscription.client_state_sealed
+    if sealed is None:
+        return False
+    try:
+        expected = box.open(sealed, _client_state_context(subscription))
+    except SecretKeyError:
+        return False
+    return hmac.compare_digest(given.encode(), expected.encode())
+
+
+def _client_state_context(subscription: GraphSubscription) -> str:
+    return seal_context(GraphSubscription.__tablename__, "client_state_sealed", subscription.id)
+
+
+def _resources(feature: SyncFeature, folders: list[str], user_id: str) -> list[str]:
+    if feature == SyncFeature.EMAIL:
+        return [f"users/{user_id}/mailFolders('{folder}')/messages" for folder in folders]
+    if feature == SyncFeature.CALENDAR:
+        return [f"users/{user_id}/events"]
+    return []
+
+
+async def ensure_subscriptions(
+    database: Database, runtime: ConnectionRuntime, unit_id: str, notification_url: str
+) -> list[GraphSubscription]:
+    """Create, renew, reauthorize or recreate the unit's subscriptions as needed."""
+
+    def load() -> tuple[Any, list[str], list[GraphSubscription], Any]:
+        with database.session() as session:
+            repo = SyncRepository(session)
+            unit = repo.unit(unit_id)
+            if unit is None:
+                return None, [], [], None
+            member = repo.member(unit.member_id)
+            try:
+                access = runtime.graph_for_mailbox(session, member, Feature(unit.feature.value))  # type: ignore[arg-type]
+            except (ms.MicrosoftError, ConnectionsError):
+                access = None
+            folders = list(repo.settings_for(unit.organization_id).mail_folders or [])
+            subs = repo.subscriptions(unit_id)
+            for sub in subs:
+                session.expunge(sub)
+            session.expunge(unit)
+            email = member.email if member else ""
+            return (unit, email), folders, subs, access
+
+    (unit_and_email, folders, existing, access) = await asyncio.to_thread(load)
+    if unit_and_email is None or access is None:
+        return []
+    unit, email = unit_and_email
+    wanted = _resources(unit.feature, folders, quote(email, safe="@"))
+    by_resource = {s.resource: s for s in existing}
+    now = utcnow()
+    changed: list[GraphSubscription] = []
+    for resource in wanted:
+        sub = by_resource.get(resource) or GraphSubscription(
+            id=new_id(), unit_id=unit_id, resource=resource
+        )
+        try:
+            if sub.client_state_sealed is None:
+                # No secret (a new row, or one migrated from plaintext): a subscription that
+                # exists at Microsoft can't be verified, so it is replaced.
+                if sub.subscription_id:
+                    with contextlib.suppress(ms.MicrosoftError):
+                        await delete_subscription(access.graph, sub.subscription_id)
+                    sub.subscription_id = None
+                runtime.seal(sub, "client_state_sealed", secrets.token_urlsafe(32))
+            if sub.subscription_id and sub.last_error == REAUTHORIZE:
+                await reauthorize_subscription(access.graph, sub.subscription_id)
+                sub.last_error = ""
+            if sub.subscription_id and sub.expires_at and sub.expires_at - now > RENEW_BEFORE:
+                sub.healthy = True
+            elif sub.subscription_id:
+                try:
+                    answer = await renew_subscription(
+                        access.graph, sub.subscription_id, now + LIFETIME
+                    )
+                    sub.expires_at = now + LIFETIME
+                    sub.healthy = bool(answer) or True
+                except ms.ItemNotFound:
+                    sub.subscription_id = None
+            if not sub.subscription_id:
+                created = await create_subscription(
+                    access.graph,
+                    resource=resource,
+                    notification_url=notification_url,
+                    client_state=runtime.open(sub, "client_state_sealed") or "",
+                    expires_at=now + LIFETIME,
+                )
+                sub.subscription_id = str(created["id"])
+                sub.expires_at = now + LIFETIME
+                sub.healthy = True
+                sub.last_error = ""
+        except ms.MicrosoftError as exc:
+            sub.healthy = False
+            sub.last_error = exc.message
+        changed.append(sub)
+
+    def save() -> None:
+        with database.session() as session:
+            SyncRepository(session).save_subscriptions(changed)
+
+    await asyncio.to_thread(save)
+    return changed

@@ -1,0 +1,279 @@
+"""Queries over sync state. A repository never commits: the job boundary does."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+from typing import Any, Literal
+
+from sqlalchemy import func, or_, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
+
+from m365sync.db.base import new_id, utcnow
+from m365sync.organizations.models import Domain, Member, Organization
+from m365sync.sync.models import (
+    GraphSubscription,
+    QuarantinedItem,
+    SyncCursor,
+    SyncFeature,
+    SyncSettings,
+    SyncUnit,
+    UnitStage,
+)
+
+__all__ = ["SyncRepository"]
+
+
+class SyncRepository:
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    # -- organizations and members ----------------------------------------------------------
+    def settings_for(self, organization_id: str) -> SyncSettings:
+        """The organization's settings; a row with the defaults is created when missing
+        (safe when several units ask at once)."""
+        found = self.session.get(SyncSettings, organization_id)
+        if found is None:
+            self.session.execute(
+                _insert(self.session)(SyncSettings)
+                .values(organization_id=organization_id)
+                .on_conflict_do_nothing()
+            )
+            found = self.session.get(SyncSettings, organization_id)
+            assert found is not None
+        return found
+
+    def org_domains(self, organization_id: str) -> list[str]:
+        return list(
+            self.session.scalars(
+                select(Domain.name).where(Domain.organization_id == organization_id)
+            )
+        )
+
+    def member(self, member_id: str) -> Member | None:
+        return self.session.get(Member, member_id)
+
+    def find_members(self, org: str | None = None, mailbox: str | None = None) -> list[Member]:
+        stmt = select(Member).join(Organization, Organization.id == Member.organization_id)
+        if org:
+            stmt = stmt.where(
+                or_(Organization.slug == org, Organization.id == org, Organization.name == org)
+            )
+        if mailbox:
+            stmt = stmt.where(func.lower(Member.email) == mailbox.lower())
+        return list(self.session.scalars(stmt.order_by(Member.email)))
+
+    # -- units ------------------------------------------------------------------------------
+    def unit(self, unit_id: str) -> SyncUnit | None:
+        return self.session.get(SyncUnit, unit_id)
+
+    def ensure_unit(self, member: Member, feature: SyncFeature) -> SyncUnit:
+        """The unit of ``member``/``feature``, created when missing (safe under races)."""
+        found = self.session.scalar(
+            select(SyncUnit).where(SyncUnit.member_id == member.id, SyncUnit.feature == feature)
+        )
+        if found is not None:
+            return found
+        row = {
+            "id": new_id(),
+            "organization_id": member.organization_id,
+            "member_id": member.id,
+            "feature": feature,
+            "status": "pending",
+            "stage": "idle",
+            "stage_started_at": utcnow(),
+            "failure_count": 0,
+            "last_error": "",
+            "last_error_fix": "",
+            "last_error_code": "",
+            "counts": {},
+            "next_run_at": utcnow(),
+            "full_resync_requested": False,
+            "created_at": utcnow(),
+        }
+        self.session.execute(_insert(self.session)(SyncUnit).values(row).on_conflict_do_nothing())
+        unit = self.session.scalar(
+            select(SyncUnit).where(SyncUnit.member_id == member.id, SyncUnit.feature == feature)
+        )
+        assert unit is not None
+        return unit
+
+    def units(
+        self, organization_id: str | None = None, member_ids: Sequence[str] | None = None
+    ) -> list[SyncUnit]:
+        stmt = select(SyncUnit)
+        if organization_id:
+            stmt = stmt.where(SyncUnit.organization_id == organization_id)
+        if member_ids is not None:
+            stmt = stmt.where(SyncUnit.member_id.in_(list(member_ids)))
+        return list(self.session.scalars(stmt.order_by(SyncUnit.member_id, SyncUnit.feature)))
+
+    def due_units(self, now: datetime, limit: int) -> list[SyncUnit]:
+        return list(
+            self.session.scalars(
+                select(SyncUnit)
+                .where(
+                    SyncUnit.next_run_at <= now,
+                    or_(SyncUnit.lease_owner.is_(None), SyncUnit.lease_expires_at < now),
+                )
+                .order_by(SyncUnit.next_run_at)
+                .limit(limit)
+            )
+        )
+
+    def try_lease(self, unit_id: str, owner: str, seconds: int) -> bool:
+        """Take the unit's lease if nobody holds a live one (one conditional UPDATE)."""
+        now = utcnow()
+        result = self.session.execute(
+            update(SyncUnit)
+            .where(
+                SyncUnit.id == unit_id,
+                or_(
+                    SyncUnit.lease_owner.is_(None),
+                    SyncUnit.lease_expires_at < now,
+                    SyncUnit.lease_owner == owner,
+                ),
+            )
+            .values(lease_owner=owner, lease_expires_at=now + timedelta(seconds=seconds))
+            .execution_options(synchronize_session=False)
+        )
+        return bool(result.rowcount)  # type: ignore[attr-defined]
+
+    def renew_lease(self, unit_id: str, owner: str, seconds: int) -> bool:
+        result = self.session.execute(
+            update(SyncUnit)
+            .where(SyncUnit.id == unit_id, SyncUnit.lease_owner == owner)
+            .values(lease_expires_at=utcnow() + timedelta(seconds=seconds))
+            .execution_options(synchronize_session=False)
+        )
+        return bool(result.rowcount)  # type: ignore[attr-defined]
+
+    def release_lease(self, unit_id: str, owner: str) -> None:
+        self.session.execute(
+            update(SyncUnit)
+            .where(SyncUnit.id == unit_id, SyncUnit.lease_owner == owner)
+            .values(lease_owner=None, lease_expires_at=None)
+            .execution_options(synchronize_session=False)
+        )
+
+    def reset_stuck(self, now: datetime, stuck_after: timedelta) -> list[SyncUnit]:
+        """Units left in a running stage by a process that died: back to idle, run soon."""
+        stuck = list(
+            self.session.scalars(
+                select(SyncUnit).where(
+                    SyncUnit.stage != UnitStage.IDLE,
+                    SyncUnit.stage_started_at < now - stuck_after,
+                    or_(SyncUnit.lease_owner.is_(None), SyncUnit.lease_expires_at < now),
+                )
+            )
+        )
+        for unit in stuck:
+            unit.stage = UnitStage.IDLE
+            unit.stage_started_at = now
+            unit.lease_owner = None
+            unit.lease_expires_at = None
+            unit.next_run_at = now
+        return stuck
+
+    def request_full_resync(self, unit: SyncUnit) -> None:
+        unit.full_resync_requested = True
+        unit.next_run_at = utcnow()
+
+    def schedule_now(self, unit_id: str) -> None:
+        self.session.execute(
+            update(SyncUnit)
+            .where(SyncUnit.id == unit_id)
+            .values(next_run_at=utcnow())
+            .execution_options(synchronize_session=False)
+        )
+
+    # -- cursors ----------------------------------------------------------------------------
+    def cursor(self, unit_id: str, key: str) -> SyncCursor:
+        found = self.session.scalar(
+            select(SyncCursor).where(SyncCursor.unit_id == unit_id, SyncCursor.key == key)
+        )
+        if found is None:
+            found = SyncCursor(unit_id=unit_id, key=key)
+            self.session.add(found)
+            self.session.flush()
+        return found
+
+    def cursors(self, unit_id: str) -> list[SyncCursor]:
+        return list(self.session.scalars(select(SyncCursor).where(SyncCursor.unit_id == unit_id)))
+
+    def save_cursor(
+        self,
+        unit_id: str,
+        key: str,
+        *,
+        delta_link: str | None,
+        next_link: str | None,
+        window: tuple[datetime, datetime] | None = None,
+        received_since: datetime | None | Literal[False] = False,
+    ) -> None:
+        """``window``: a calendar round's range; ``received_since``: the receivedDateTime
+        floor a mail folder's rounds apply locally (stored as ``window_start``; False
+        leaves it as it is)."""
+        cursor = self.cursor(unit_id, key)
+        cursor.delta_link = delta_link
+        cursor.next_link = next_link
+        if window is not None:
+            cursor.window_start, cursor.window_end = window
+        if received_since is not False:
+            cursor.window_start = received_since
+        cursor.updated_at = utcnow()
+
+    def clear_cursors(self, unit_id: str) -> None:
+        for cursor in self.cursors(unit_id):
+            self.session.delete(cursor)
+        self.session.flush()
+
+    # -- quarantine -------------------------------------------------------------------------
+    def quarantine(self, unit_id: str, item_id: str, reason: str, excerpt: str) -> None:
+        found = self.session.scalar(
+            select(QuarantinedItem).where(
+                QuarantinedItem.unit_id == unit_id, QuarantinedItem.item_id == item_id
+            )
+        )
+        if found is None:
+            self.session.add(
+                QuarantinedItem(
+                    unit_id=unit_id, item_id=item_id[:400], reason=reason, excerpt=excerpt[:2000]
+                )
+            )
+        else:
+            found.reason = reason
+
+    def quarantined(self, unit_id: str) -> list[QuarantinedItem]:
+        return list(
+            self.session.scalars(select(QuarantinedItem).where(QuarantinedItem.unit_id == unit_id))
+        )
+
+    # -- subscriptions ----------------------------------------------------------------------
+    def subscriptions(self, unit_id: str | None = None) -> list[GraphSubscription]:
+        stmt = select(GraphSubscription)
+        if unit_id is not None:
+            stmt = stmt.where(GraphSubscription.unit_id == unit_id)
+        return list(self.session.scalars(stmt))
+
+    def subscription_by_graph_id(self, subscription_id: str) -> GraphSubscription | None:
+        return self.session.scalar(
+            select(GraphSubscription).where(GraphSubscription.subscription_id == subscription_id)
+        )
+
+    def save_subscriptions(self, subscriptions: Sequence[GraphSubscription]) -> None:
+        """Store subscriptions changed outside a session (new ones or detached ones)."""
+        for subscription in subscriptions:
+            self.session.merge(subscription)
+
+    def has_healthy_subscriptions(self, unit_id: str, now: datetime) -> bool:
+        subs = self.subscriptions(unit_id)
+        return bool(subs) and all(
+            s.healthy and s.expires_at is not None and s.expires_at > now for s in subs
+        )
+
+
+def _insert(session: Session) -> Any:
+    """The dialect's INSERT (with ``on_conflict_do_nothing``)."""
+    return postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert

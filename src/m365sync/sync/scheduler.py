@@ -1,0 +1,175 @@
+"""The in-process scheduler (the default; ``m365sync serve`` runs it).
+
+Units run independently: each due unit runs as its own task, and the loop only starts
+the due units that are not already running (at most ``sync_max_parallel_units`` at once),
+then waits for a wake-up (a webhook's ``dispatch``, a finished unit, or the tick). So a
+long first sync of one mailbox never delays another mailbox's notified unit. Every unit
+shares one ``RequestBudget`` (a process-wide cap on Graph requests in flight) on top of
+the Graph client's 4-per-mailbox limit (both units of a mailbox use the same client).
+
+Before starting units, a pass resets stuck units and makes sure every member of every
+organization has its units. When a unit runs next is decided by ``run_unit``: the poll
+interval with jitter after a success (longer while its subscriptions are healthy), the
+``Retry-After`` when throttled, exponential back-off on transient errors, and the parked
+re-check interval on permanent ones.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from datetime import timedelta
+
+from m365sync.connections.models import ConnectionKind
+from m365sync.connections.repository import ConnectionRepository
+from m365sync.connections.runtime import ConnectionRuntime
+from m365sync.db.base import utcnow
+from m365sync.db.session import Database
+from m365sync.sync.config import EngineSettings, get_engine_settings
+from m365sync.sync.context import RequestBudget
+from m365sync.sync.models import SyncFeature
+from m365sync.sync.notifications import ensure_subscriptions
+from m365sync.sync.repository import SyncRepository
+from m365sync.sync.service import UnitResult, run_unit, worker_name
+
+__all__ = ["Scheduler"]
+
+log = logging.getLogger(__name__)
+
+
+class Scheduler:
+    def __init__(
+        self,
+        database: Database,
+        runtime: ConnectionRuntime,
+        settings: EngineSettings | None = None,
+        *,
+        tick_seconds: float = 5.0,
+    ) -> None:
+        self.database = database
+        self.runtime = runtime
+        self.settings = settings or get_engine_settings()
+        self.tick_seconds = tick_seconds
+        self.owner = worker_name()
+        self._wake: asyncio.Event | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._budget: RequestBudget | None = None
+        self._tasks: dict[str, asyncio.Task[UnitResult]] = {}
+        self.results: list[UnitResult] = []
+
+    @property
+    def running(self) -> set[str]:
+        """Ids of the units running now."""
+        return set(self._tasks)
+
+    def dispatch(self, unit_id: str) -> None:
+        """Make ``unit_id`` due now and wake the loop (thread-safe; called by the webhook)."""
+        with self.database.session() as session:
+            SyncRepository(session).schedule_now(unit_id)
+        self._poke()
+
+    def _poke(self) -> None:
+        loop, wake = self._loop, self._wake
+        if loop is not None and wake is not None and not loop.is_closed():
+            loop.call_soon_threadsafe(wake.set)
+
+    def _plan(self, running: set[str], limit: int) -> list[str]:
+        with self.database.session() as session:
+            repo = SyncRepository(session)
+            now = utcnow()
+            for unit in repo.reset_stuck(
+                now, timedelta(seconds=self.settings.sync_stuck_after_seconds)
+            ):
+                log.warning("reset stuck sync unit %s (%s)", unit.id, unit.feature.value)
+            connections = ConnectionRepository(session)
+            for member in repo.find_members():
+                repo.ensure_unit(member, SyncFeature.EMAIL)
+                repo.ensure_unit(member, SyncFeature.CALENDAR)
+                own = connections.user_connection(member.organization_id, member.id)
+                if own is not None and own.kind == ConnectionKind.OFFICE365:
+                    repo.ensure_unit(member, SyncFeature.TASKS)
+            session.flush()
+            due = repo.due_units(utcnow(), limit + len(running))
+            return [u.id for u in due if u.id not in running][:limit]
+
+    async def start_due(self, budget: RequestBudget | None = None) -> list[asyncio.Task[UnitResult]]:
+        """Start every due unit that is not running yet, each as its own task (up to the
+        free parallel slots); returns the tasks started."""
+        if budget is not None:
+            self._budget = budget
+        elif self._budget is None:
+            self._budget = RequestBudget(self.settings.sync_request_budget)
+        free = self.settings.sync_max_parallel_units - len(self._tasks)
+        if free <= 0:
+            return []
+        due = await asyncio.to_thread(self._plan, set(self._tasks), free)
+        started = []
+        for unit_id in due:
+            if unit_id in self._tasks:  # started while we were planning
+                continue
+            task = asyncio.create_task(self._run(unit_id, self._budget))
+            self._tasks[unit_id] = task
+            task.add_done_callback(lambda done, u=unit_id: self._finished(u, done))
+            started.append(task)
+        return started
+
+    async def _run(self, unit_id: str, budget: RequestBudget) -> UnitResult:
+        if self.settings.webhook_url:
+            await ensure_subscriptions(
+                self.database, self.runtime, unit_id, self.settings.webhook_url
+            )
+        return await run_unit(
+            self.database,
+            self.runtime,
+            unit_id,
+            owner=self.owner,
+            settings=self.settings,
+            budget=budget,
+        )
+
+    def _finished(self, unit_id: str, task: asyncio.Task[UnitResult]) -> None:
+        self._tasks.pop(unit_id, None)
+        if not task.cancelled():
+            error = task.exception()
+            if error is None:
+                self.results.append(task.result())
+            else:
+                log.error("sync unit %s stopped unexpectedly", unit_id, exc_info=error)
+        if self._wake is not None:
+            self._wake.set()  # a slot is free: more due units may start
+
+    async def tick(self, budget: RequestBudget | None = None) -> list[UnitResult]:
+        """Start the due units and wait for those (one pass; tests and one-shot runs)."""
+        started = await self.start_due(budget)
+        return list(await asyncio.gather(*started))
+
+    async def run_forever(self, stop: asyncio.Event | None = None) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._wake = asyncio.Event()
+        stop = stop or asyncio.Event()
+        self._budget = RequestBudget(self.settings.sync_request_budget)
+        try:
+            while not stop.is_set():
+                self._wake.clear()
+                try:
+                    await self.start_due()
+                except Exception:
+                    log.exception("scheduler pass failed")
+                waiters = [
+                    asyncio.ensure_future(self._wake.wait()),
+                    asyncio.ensure_future(stop.wait()),
+                ]
+                await asyncio.wait(
+                    waiters, timeout=self.tick_seconds, return_when=asyncio.FIRST_COMPLETED
+                )
+                for waiter in waiters:
+                    waiter.cancel()
+        finally:
+            # Units still running stop here; what they stored is committed page by page,
+            # and their leases run out, so the next start resumes them.
+            tasks = list(self._tasks.values())
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            self._loop = self._wake = None
+            await self.runtime.aclose()

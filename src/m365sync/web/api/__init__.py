@@ -1,0 +1,65 @@
+"""The JSON API under ``/api/v1``: organization-scoped routes, API-token authentication,
+errors as ``{"error": {"message", "fix"}}`` with their proper status (never a 500 for an
+expected error). The OpenAPI schema is published at ``/api/openapi.json``."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+
+from m365sync.connections.endpoints import router as connections_router
+from m365sync.connections.errors import RunTestFailed
+from m365sync.errors import M365SyncError
+from m365sync.organizations.endpoints import router as organizations_router
+
+API_PREFIX = "/api/v1"
+
+
+def api_router() -> APIRouter:
+    router = APIRouter(prefix=API_PREFIX)
+    router.include_router(organizations_router)
+    router.include_router(connections_router)
+    return router
+
+
+def error_body(error: M365SyncError) -> dict[str, object]:
+    body: dict[str, object] = {"message": error.message, "fix": error.fix}
+    code = getattr(error, "code", None)
+    if isinstance(code, str):
+        body["code"] = code
+    if isinstance(error, RunTestFailed):
+        body["test"] = error.report.as_json()
+    return {"error": body}
+
+
+def install_api(app: FastAPI) -> None:
+    app.include_router(api_router())
+
+    @app.exception_handler(M365SyncError)
+    async def expected_error(request: Request, exc: M365SyncError) -> JSONResponse:
+        if not request.url.path.startswith("/api/"):
+            handler = getattr(request.app.state, "page_error_handler", None)
+            if handler is not None:
+                response: JSONResponse = await handler(request, exc)
+                return response
+        return JSONResponse(error_body(exc), status_code=exc.status)
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid_request(request: Request, exc: RequestValidationError) -> JSONResponse:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in e.get('loc', ()) if p != 'body')}: {e.get('msg')}"
+            for e in exc.errors()
+        )
+        return JSONResponse(
+            {
+                "error": {
+                    "message": f"The request is not valid: {problems}",
+                    "fix": "Correct the fields named above.",
+                }
+            },
+            status_code=422,
+        )
+
+
+__all__ = ["API_PREFIX", "api_router", "error_body", "install_api"]

@@ -1,0 +1,100 @@
+"""The application factory: the whole product in one FastAPI app.
+
+``create_app(settings=..., database=..., runtime=..., workers=...)`` installs
+
+- the JSON API (``/api/v1``, ``m365sync.web.api``),
+- the dashboard and user portal (``m365sync.web.pages``: pages, ``/static/web``, security
+  headers),
+- Calendar Scheduling's booking pages and the rep/admin scheduling pages
+  (``m365sync.scheduling.install_scheduling``),
+- Microsoft Graph change notifications (``POST /webhooks/microsoft``, ``m365sync.web.webhooks``),
+
+and sets ``app.state.settings``, ``.database``, ``.runtime`` (the process's
+``ConnectionRuntime``) and ``.sync_workers``.
+
+``workers`` says where sync units run:
+
+- ``"in-process"`` — the sync engine's scheduler runs inside this process for the app's
+  lifetime (``m365sync serve``, and the dashboard's browser tests);
+- ``"celery"`` — Celery workers run elsewhere; webhooks and "sync now" queue units there;
+- ``"elsewhere"`` (default) — another process runs the workers; "sync now" marks units due.
+
+``migrate`` runs the database migrations first.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Literal
+
+from fastapi import FastAPI
+
+from m365sync.connections.runtime import ConnectionRuntime
+from m365sync.db import Database, database_from_settings
+from m365sync.db import migrate as run_migrations
+from m365sync.scheduling import install_scheduling
+from m365sync.settings import Settings, get_settings
+from m365sync.web.api import install_api
+from m365sync.web.pages import install_pages
+from m365sync.web.sync_workers import InProcessSyncWorkers, QueuedSyncWorkers, SyncWorkers
+from m365sync.web.webhooks import webhook_router
+
+__all__ = ["WorkerMode", "create_app"]
+
+WorkerMode = Literal["in-process", "celery", "elsewhere"]
+
+
+def _sync_workers(mode: WorkerMode, database: Database, runtime: ConnectionRuntime) -> SyncWorkers:
+    if mode == "in-process":
+        return InProcessSyncWorkers(database, runtime)
+    if mode == "celery":
+        from m365sync.workers.celery_app import celery_dispatch
+
+        return QueuedSyncWorkers(database, celery_dispatch)
+    return QueuedSyncWorkers(database)
+
+
+def create_app(
+    *,
+    settings: Settings | None = None,
+    database: Database | None = None,
+    runtime: ConnectionRuntime | None = None,
+    workers: WorkerMode = "elsewhere",
+    migrate: bool = False,
+) -> FastAPI:
+    settings = settings or get_settings()
+    database = database or database_from_settings(settings)
+    if migrate:
+        run_migrations(database.engine)
+    runtime = runtime or ConnectionRuntime.from_settings(settings, database)
+    sync_workers = _sync_workers(workers, database, runtime)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        await sync_workers.start()
+        try:
+            yield
+        finally:
+            await sync_workers.stop()
+            await runtime.aclose()
+
+    app = FastAPI(
+        title="m365sync",
+        version="0.1.0",
+        description="Sync Microsoft 365 mailboxes with your CRM. JSON API: organization-scoped, "
+        "authenticated with API tokens (m365sync api-tokens create).",
+        openapi_url="/api/openapi.json",
+        docs_url="/api/docs",
+        redoc_url=None,
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.state.database = database
+    app.state.runtime = runtime
+    app.state.sync_workers = sync_workers
+    install_api(app)
+    install_pages(app)
+    install_scheduling(app)
+    app.include_router(webhook_router(database, sync_workers.dispatch))
+    return app

@@ -1,0 +1,142 @@
+""" "Sign in with Microsoft": OpenID Connect against the organization's own tenant.
+
+The person types their work email; its domain names the organization (a domain to sync)
+and the authority (``{authority_host}/{domain}``), so the sign-in page they see is their
+own tenant's. MSAL runs the authorization-code flow with PKCE and checks the ``state`` and
+the ID token's nonce; the flow is kept server-side, bound to the browser that started it
+(a random cookie whose hash is stored with it), so a sign-in link cannot be replayed in
+another browser. The ID token's tenant must be the tenant of that domain when the product
+knows it, and its user must be a member of the organization.
+
+The app signed in to is the one for user connections (``user_app_client_id``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+import msal
+from sqlalchemy.orm import Session
+
+from m365sync.db.base import utcnow
+from m365sync.microsoft.errors import classify_aad_error
+from m365sync.settings import Settings
+from m365sync.web.auth import repository
+from m365sync.web.auth.models import MicrosoftSignInRequest
+from m365sync.web.auth.service import NewSession, SignInRefused, start_session
+
+SIGN_IN_SCOPES = ["User.Read"]
+_REQUEST_LIFETIME = timedelta(minutes=15)
+
+
+@dataclass(frozen=True)
+class MicrosoftSignInStart:
+    authorization_url: str
+    browser_binding: str  # set as a short-lived cookie
+
+
+def _client(settings: Settings, authority: str) -> msal.ConfidentialClientApplication:
+    if not settings.user_app_client_id or not settings.user_app_client_secret:
+        raise SignInRefused(
+            "Sign in with Microsoft is not set up on this server.",
+            fix="Sign in with your email and password, or ask the administrator to set "
+            "M365SYNC_USER_APP_CLIENT_ID and M365SYNC_USER_APP_CLIENT_SECRET.",
+        )
+    return msal.ConfidentialClientApplication(
+        settings.user_app_client_id,
+        client_credential=settings.user_app_client_secret,
+        authority=authority,
+        verify=settings.tls_verify,
+        instance_discovery=False,
+        timeout=settings.graph_timeout_seconds,
+    )
+
+
+def _hash(value: str) -> str:
+    return hashlib.sha256(value.encode()).hexdigest()
+
+
+def begin_microsoft_sign_in(
+    db: Session, settings: Settings, email: str, redirect_uri: str
+) -> MicrosoftSignInStart:
+    email = email.strip().lower()
+    domain = email.rpartition("@")[2]
+    if "@" not in email or not domain:
+        raise SignInRefused(
+            "Enter your work email address.", fix="For example: you@yourcompany.com."
+        )
+    matches = repository.organizations_with_domain(db, domain)
+    if not matches:
+        raise SignInRefused(
+            f"No organization here syncs the domain {domain}.",
+            fix="Check the address, or ask your admin to add the domain under Admin → My "
+            "Organization → Domains.",
+        )
+    organization, _domain = matches[0]
+    repository.delete_stale_microsoft_sign_in_requests(db, utcnow() - _REQUEST_LIFETIME)
+    authority = f"{settings.authority_host.rstrip('/')}/{domain}"
+    flow = _client(settings, authority).initiate_auth_code_flow(
+        SIGN_IN_SCOPES, redirect_uri=redirect_uri, login_hint=email, prompt="select_account"
+    )
+    binding = secrets.token_urlsafe(32)
+    db.add(
+        MicrosoftSignInRequest(
+            state=flow["state"],
+            browser_binding_hash=_hash(binding),
+            organization_id=organization.id,
+            authority=authority,
+            flow=dict(flow),
+        )
+    )
+    return MicrosoftSignInStart(authorization_url=flow["auth_uri"], browser_binding=binding)
+
+
+def complete_microsoft_sign_in(
+    db: Session, settings: Settings, query: Mapping[str, str], browser_binding: str | None
+) -> NewSession:
+    request = repository.pop_microsoft_sign_in_request(db, query.get("state", ""))
+    if (
+        request is None
+        or not browser_binding
+        or not secrets.compare_digest(request.browser_binding_hash, _hash(browser_binding))
+        or request.created_at < utcnow() - _REQUEST_LIFETIME
+    ):
+        raise SignInRefused(
+            "This sign-in link has expired or was started in another browser.",
+            fix="Click 'Sign in with Microsoft' again.",
+        )
+    if "error" in query:
+        error = classify_aad_error(dict(query))
+        raise SignInRefused(f"Microsoft did not sign you in: {error.message}", fix=error.fix)
+    result: dict[str, Any] = _client(settings, request.authority).acquire_token_by_auth_code_flow(
+        request.flow, dict(query), scopes=SIGN_IN_SCOPES
+    )
+    if "error" in result:
+        error = classify_aad_error(result)
+        raise SignInRefused(f"Microsoft did not sign you in: {error.message}", fix=error.fix)
+    claims: dict[str, Any] = result.get("id_token_claims") or {}
+    email = str(claims.get("preferred_username") or claims.get("email") or "").lower()
+    domain = email.rpartition("@")[2]
+    known = {
+        dom.tenant_id
+        for org, dom in repository.organizations_with_domain(db, domain)
+        if org.id == request.organization_id
+    }
+    if not known or (None not in known and claims.get("tid") not in known):
+        raise SignInRefused(
+            f"{email or 'This account'} does not belong to this organization's "
+            "Microsoft 365 tenant.",
+            fix="Sign in with your work account of the organization's domain.",
+        )
+    member = repository.member_by_email(db, request.organization_id, email)
+    if member is None:
+        raise SignInRefused(
+            f"{email} is not a member of this organization in m365sync.",
+            fix="Ask an admin to add you under Admin → Members and mailboxes.",
+        )
+    return start_session(db, member, sign_in_method="microsoft")

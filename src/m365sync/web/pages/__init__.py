@@ -1,0 +1,43 @@
+"""The HTML dashboard: sign-in, Admin (My Organization, members and mailboxes, sync
+settings, audit log), the user portal and Activities.
+
+``install_pages(app)`` mounts the routers, the static files and the security headers; the
+app factory ``m365sync.web.app.create_app`` calls it (a second call changes nothing).
+"""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+from fastapi.staticfiles import StaticFiles
+
+from m365sync.settings import get_settings
+from m365sync.web.pages import (
+    activities,
+    admin_organization,
+    members,
+    service_accounts,
+    sign_in,
+    user_connections,
+)
+from m365sync.web.pages.rendering import STATIC_DIR
+from m365sync.web.security import SecurityHeadersMiddleware
+
+__all__ = ["install_pages"]
+
+
+def install_pages(app: FastAPI) -> None:
+    if getattr(app.state, "pages_installed", False):
+        return
+    app.state.pages_installed = True
+    settings = getattr(app.state, "settings", None) or get_settings()
+    app.mount("/static/web", StaticFiles(directory=str(STATIC_DIR)), name="web_static")
+    for module in (
+        sign_in,
+        admin_organization,
+        service_accounts,
+        members,
+        user_connections,
+        activities,
+    ):
+        app.include_router(module.router)
+    app.add_middleware(SecurityHeadersMiddleware, sign_in_origins=(settings.authority_host,))

@@ -1,0 +1,71 @@
+"""Activities: the CRM-side view of synced emails, events and tasks, per contact or account,
+with search. Email bodies are sanitised before they reach the template."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request, Response
+
+from m365sync.web.auth.dependencies import DbSession, Member
+from m365sync.web.pages import services
+from m365sync.web.pages.rendering import PageRoute, render
+from m365sync.web.security import sanitize_email_html
+
+router = APIRouter(prefix="/activities", route_class=PageRoute)
+
+
+def _area(me: Member) -> str:
+    return "admin" if me.is_admin else "user"
+
+
+@router.get("", include_in_schema=False)
+def activities_page(
+    request: Request,
+    db: DbSession,
+    me: Member,
+    q: str = "",
+    kind: str = "",
+    contact: str = "",
+    account: str = "",
+    later: str = "",
+) -> Response:
+    found = services.search_activities(
+        db,
+        me.organization_id,
+        text=q,
+        kind=kind,
+        contact_id=contact or None,
+        account_id=account or None,
+        include_later=later == "on",
+    )
+    return render(
+        request,
+        "activities/list.html",
+        title="Activities",
+        area=_area(me),
+        nav="activities",
+        found=found,
+        q=q,
+        kind=kind,
+        kinds=services.ACTIVITY_KINDS,
+        later=later == "on",
+        upcoming_days=services.UPCOMING_DAYS,
+        contact=contact,
+        account=account,
+    )
+
+
+@router.get("/{activity_id}", include_in_schema=False)
+def activity_page(request: Request, db: DbSession, me: Member, activity_id: str) -> Response:
+    activity = services.get_activity(db, me.organization_id, activity_id)
+    body_html = None
+    if activity.body and activity.body_type == "html":
+        body_html = sanitize_email_html(activity.body)
+    return render(
+        request,
+        "activities/detail.html",
+        title=activity.subject or "(no subject)",
+        area=_area(me),
+        nav="activities",
+        activity=activity,
+        body_html=body_html,
+    )

@@ -1,0 +1,212 @@
+"""Admin → Members and mailboxes (members, CSV import, roles, per-mailbox sync status with
+Resync, organization-wide health) and Admin → Sync settings."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, BackgroundTasks, File, Form, Request, Response, UploadFile
+
+from m365sync.errors import M365SyncError
+from m365sync.web.auth.dependencies import Admin, AdminForm, DbSession
+from m365sync.web.pages import services
+from m365sync.web.pages.rendering import PageRoute, redirect, render
+from m365sync.web.pages.wiring import Workers
+
+router = APIRouter(prefix="/admin", route_class=PageRoute)
+
+NOTICES = {
+    "added": "Member added.",
+    "imported": "Members imported.",
+    "role": "Role changed.",
+    "password": "Password set: the member can sign in with it; their other sessions ended.",
+    "resync": "Full resync requested: it starts within a few seconds.",
+    "saved": "Sync settings saved.",
+}
+
+
+def _members_page(
+    request: Request,
+    db: DbSession,
+    me: Admin,
+    *,
+    status_code: int = 200,
+    error: M365SyncError | None = None,
+    notice: str | None = None,
+    rejected: list[str] | None = None,
+) -> Response:
+    rows, health = services.mailbox_rows(db, me.organization_id)
+    return render(
+        request,
+        "admin/members.html",
+        status_code=status_code,
+        title="Members and mailboxes",
+        area="admin",
+        nav="members",
+        rows=rows,
+        health=health,
+        error=error,
+        notice=notice,
+        rejected=rejected or [],
+    )
+
+
+@router.get("/members", include_in_schema=False)
+def members_page(request: Request, db: DbSession, me: Admin, notice: str = "") -> Response:
+    return _members_page(request, db, me, notice=NOTICES.get(notice))
+
+
+@router.get("/members/status", include_in_schema=False)
+def mailbox_status_fragment(request: Request, db: DbSession, me: Admin) -> Response:
+    rows, health = services.mailbox_rows(db, me.organization_id)
+    return render(request, "admin/_mailbox_status.html", rows=rows, health=health)
+
+
+@router.post("/members", include_in_schema=False)
+def add_member(
+    request: Request,
+    db: DbSession,
+    me: AdminForm,
+    email: Annotated[str, Form()] = "",
+    name: Annotated[str, Form()] = "",
+    role: Annotated[str, Form()] = "user",
+) -> Response:
+    try:
+        services.add_member(db, me, email, name, role)
+    except M365SyncError as error:
+        return _members_page(request, db, me, status_code=error.status, error=error)
+    return redirect("/admin/members?notice=added")
+
+
+@router.post("/members/import", include_in_schema=False)
+async def import_members(
+    request: Request,
+    db: DbSession,
+    me: AdminForm,
+    file: Annotated[UploadFile | None, File()] = None,
+) -> Response:
+    try:
+        raw = await file.read() if file is not None else b""
+        try:
+            text = raw.decode("utf-8-sig")
+        except UnicodeDecodeError as error:
+            raise services.ValidationFailed(
+                "The file is not UTF-8 text.",
+                fix="Save the spreadsheet as 'CSV UTF-8' and upload it again.",
+            ) from error
+        outcome = services.import_members_csv(db, me, text)
+    except M365SyncError as error:
+        db.rollback()
+        return _members_page(request, db, me, status_code=error.status, error=error)
+    if outcome.rejected:
+        db.commit()  # the good rows are applied; the page lists the others
+        return _members_page(
+            request, db, me, notice=f"Import: {outcome.summary}", rejected=outcome.rejected
+        )
+    return redirect("/admin/members?notice=imported")
+
+
+@router.post("/members/{member_id}/role", include_in_schema=False)
+def change_role(
+    db: DbSession, me: AdminForm, member_id: str, role: Annotated[str, Form()] = ""
+) -> Response:
+    services.set_member_role(db, me, member_id, role)
+    return redirect("/admin/members?notice=role")
+
+
+@router.post("/members/password", include_in_schema=False)
+def set_password(
+    request: Request,
+    db: DbSession,
+    me: AdminForm,
+    member_id: Annotated[str, Form()] = "",
+    password: Annotated[str, Form()] = "",
+    repeat_password: Annotated[str, Form()] = "",
+) -> Response:
+    """A local sign-in password for a member (e.g. one who can't use Sign in with Microsoft)."""
+    try:
+        services.set_member_password(db, me, member_id, password, repeat_password)
+    except M365SyncError as error:
+        db.rollback()
+        return _members_page(request, db, me, status_code=error.status, error=error)
+    return redirect("/admin/members?notice=password")
+
+
+@router.post("/mailboxes/{member_id}/resync", include_in_schema=False)
+def resync(
+    background: BackgroundTasks,
+    db: DbSession,
+    me: AdminForm,
+    workers: Workers,
+    member_id: str,
+    feature: Annotated[str, Form()] = "",
+) -> Response:
+    unit_id = services.request_resync(db, me, member_id, feature)
+    background.add_task(workers.dispatch, unit_id)  # once this request has committed
+    return redirect("/admin/members?notice=resync")
+
+
+def _settings_page(
+    request: Request,
+    db: DbSession,
+    me: Admin,
+    *,
+    status_code: int = 200,
+    error: M365SyncError | None = None,
+    notice: str | None = None,
+) -> Response:
+    return render(
+        request,
+        "admin/sync_settings.html",
+        status_code=status_code,
+        title="Sync settings",
+        area="admin",
+        nav="sync-settings",
+        view=services.sync_settings(db, me.organization_id),
+        error=error,
+        notice=notice,
+    )
+
+
+@router.get("/sync-settings", include_in_schema=False)
+def sync_settings_page(request: Request, db: DbSession, me: Admin, notice: str = "") -> Response:
+    return _settings_page(request, db, me, notice=NOTICES.get(notice))
+
+
+def _lines(text: str) -> list[str]:
+    return [part.strip().lower() for part in text.replace(",", "\n").splitlines() if part.strip()]
+
+
+def _days(text: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        return -1
+
+
+@router.post("/sync-settings", include_in_schema=False)
+async def save_sync_settings(request: Request, db: DbSession, me: AdminForm) -> Response:
+    form = await request.form()
+    try:
+        services.update_sync_settings(
+            db,
+            me,
+            services.SyncSettingsForm(
+                mail_folders=[str(v) for v in form.getlist("mail_folders")],
+                backfill_days=_days(str(form.get("backfill_days", ""))),
+                log_internal=form.get("log_internal") == "on",
+                excluded_addresses=_lines(str(form.get("excluded_addresses", ""))),
+                excluded_domains=_lines(str(form.get("excluded_domains", ""))),
+                headers_only=form.get("headers_only") == "on",
+                log_unknown=form.get("log_unknown") == "on",
+                create_leads=form.get("create_leads") == "on",
+                delete_policy=str(form.get("delete_policy", "keep")),
+                calendar_days_back=_days(str(form.get("calendar_days_back", ""))),
+                calendar_days_ahead=_days(str(form.get("calendar_days_ahead", ""))),
+                scheduling_create_leads=form.get("scheduling_create_leads") == "on",
+            ),
+        )
+    except M365SyncError as error:
+        db.rollback()
+        return _settings_page(request, db, me, status_code=error.status, error=error)
+    return redirect("/admin/sync-settings?notice=saved")

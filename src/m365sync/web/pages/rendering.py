@@ -1,0 +1,90 @@
+"""Templates, and the route class every dashboard page uses.
+
+``PageRoute`` turns the product's expected errors into pages instead of JSON: no session →
+redirect to sign-in; any ``M365SyncError`` → the error page with its status, message and
+fix (or just the error box, for the small fetches of ``app.js``). Only dashboard routes
+use it, so the JSON API keeps its own error format.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Coroutine
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+from fastapi import Request, Response
+from fastapi.responses import HTMLResponse, RedirectResponse
+from fastapi.routing import APIRoute
+from fastapi.templating import Jinja2Templates
+
+from m365sync.errors import M365SyncError
+from m365sync.web.auth.dependencies import NotSignedIn
+
+TEMPLATES_DIR = Path(__file__).resolve().parent.parent / "templates"
+STATIC_DIR = Path(__file__).resolve().parent.parent / "static"
+
+templates = Jinja2Templates(directory=str(TEMPLATES_DIR))
+
+
+def _when(value: datetime | None) -> str:
+    if value is None:
+        return "—"
+    return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
+
+
+def _day(value: datetime | None) -> str:
+    return "—" if value is None else value.astimezone(UTC).strftime("%Y-%m-%d")
+
+
+templates.env.filters["when"] = _when
+templates.env.filters["day"] = _day
+
+
+def is_fragment_request(request: Request) -> bool:
+    return request.headers.get("x-requested-with") == "fetch"
+
+
+def render(request: Request, template: str, status_code: int = 200, **context: Any) -> HTMLResponse:
+    context.setdefault("me", getattr(request.state, "signed_in", None))
+    context.setdefault("notice", None)
+    context.setdefault("error", None)
+    return templates.TemplateResponse(request, template, context, status_code=status_code)
+
+
+def redirect(url: str) -> RedirectResponse:
+    return RedirectResponse(url, status_code=303)
+
+
+class PageRoute(APIRoute):
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handler = super().get_route_handler()
+
+        async def page_handler(request: Request) -> Response:
+            try:
+                return await handler(request)
+            except NotSignedIn:
+                if request.method == "GET" and not is_fragment_request(request):
+                    target = request.url.path + (
+                        f"?{request.url.query}" if request.url.query else ""
+                    )
+                    return redirect(f"/sign-in?next={quote(target)}")
+                return redirect("/sign-in")
+            except M365SyncError as error:
+                if is_fragment_request(request):
+                    return render(
+                        request, "partials/error.html", status_code=error.status, error=error
+                    )
+                return render(
+                    request,
+                    "error_page.html",
+                    status_code=error.status,
+                    title={403: "Not allowed", 404: "Not found"}.get(
+                        error.status, "Something went wrong"
+                    ),
+                    error=error,
+                    area="admin" if request.url.path.startswith("/admin") else "user",
+                )
+
+        return page_handler

@@ -1,0 +1,176 @@
+"""User connections: Connect your Office 365 (auth code + PKCE through MSAL against
+m365sim's real pages), silent refresh, restart, revocation, disconnect; legacy Exchange."""
+
+from __future__ import annotations
+
+import pytest
+from tests.m365sync.conftest import DEMO_TENANT_ID, fresh
+from tests.m365sync.connections.signin import sign_in
+from tests.m365sync.connections.test_run_test import control
+
+from m365sync.connections import service as conns
+from m365sync.connections.errors import (
+    AuthorizationExpired,
+    ExchangeOnlineNotSupported,
+    NoConnection,
+)
+from m365sync.connections.models import ConnectionKind, ConnectionStatus, Feature
+from m365sync.connections.runtime import ConnectionRuntime
+from m365sync.db import Database
+from m365sync.microsoft import errors as ms
+from m365sync.organizations import service as orgs
+
+REDIRECT = "http://localhost:8365/connections/office365/callback"
+
+
+async def connect(
+    sim, db, runtime, org, email="adele@contoso.com", password="Demo-User-1!", consent=True
+):
+    with db.session() as session:
+        member = orgs.get_member(session, fresh(session, org), email)
+        url = await conns.start_office365_connection(session, runtime, fresh(session, org), member)
+    params = sign_in(
+        url,
+        username=email,
+        password=password,
+        ca_bundle=str(sim.tls.ca_bundle),
+        redirect_prefix=REDIRECT,
+        consent=consent,
+    )
+    with db.session() as session:
+        return await conns.complete_office365_connection(session, runtime, params)
+
+
+async def test_connect_refresh_restart_revoke_disconnect(
+    sim, db, runtime, settings, make_org, make_member
+):
+    org = make_org()
+    member = make_member(org, "adele@contoso.com")
+    connection = await connect(sim, db, runtime, org)
+    assert connection.status == ConnectionStatus.ACTIVE
+    assert connection.account_username == "adele@contoso.com"
+    assert {"Mail.ReadWrite", "Calendars.ReadWrite", "Tasks.ReadWrite"} <= set(
+        connection.granted_scopes
+    )
+
+    # Task Sync goes through the member's own connection.
+    with db.session() as session:
+        access = runtime.graph_for_mailbox(session, member, Feature.TASKS)
+        assert access.source == "user_connection" and access.user_path == "/me"
+        assert Feature.TASKS in access.features
+        me = await access.graph.get_json("/me")
+        assert me["userPrincipalName"] == "adele@contoso.com"
+    await runtime.aclose()
+
+    # Silent refresh (through the refresh token) works and is persisted.
+    with db.session() as session:
+        stored = conns.get_user_connection(session, fresh(session, org), member)
+        await conns.refresh_user_connection(session, runtime, stored)
+        assert stored.status == ConnectionStatus.ACTIVE
+
+    # A restart: a new engine and runtime on the same database file and key.
+    restarted_db = Database.from_url(str(db.engine.url.render_as_string(hide_password=False)))
+    restarted = ConnectionRuntime.from_settings(settings, restarted_db)
+    with restarted_db.session() as session:
+        stored = conns.get_user_connection(session, fresh(session, org), member)
+        await conns.refresh_user_connection(session, restarted, stored)
+        assert stored.status == ConnectionStatus.ACTIVE
+        access = restarted.graph_for_mailbox(session, member, Feature.EMAIL)
+        assert "value" in await access.graph.get_json(
+            "/me/mailFolders/inbox/messages", params={"$top": 1}
+        )
+    await restarted.aclose()
+
+    # Revoked sessions: "reconnect needed", told once.
+    control(sim, "POST", f"/_sim/tenants/{DEMO_TENANT_ID}/users/adele@contoso.com/revokeSessions")
+    with restarted_db.session() as session:
+        stored = conns.get_user_connection(session, fresh(session, org), member)
+        await conns.refresh_user_connection(session, restarted, stored)
+        assert stored.status == ConnectionStatus.NEEDS_RECONNECT
+        assert "Connect your Office 365" in stored.status_fix
+        notice = conns.take_notice(stored)
+        assert notice and "Reconnect" in notice
+        assert conns.take_notice(stored) is None
+        await conns.refresh_user_connection(session, restarted, stored)
+        assert conns.take_notice(stored) is None
+        with pytest.raises(ms.AuthRevoked):
+            restarted.graph_for_mailbox(session, member, Feature.TASKS)
+    restarted_db.dispose()
+
+    # Disconnect deletes the tokens.
+    with db.session() as session:
+        assert conns.disconnect(session, runtime, fresh(session, org), member)
+    with db.session() as session:
+        assert conns.get_user_connection(session, fresh(session, org), member) is None
+        with pytest.raises(NoConnection):
+            runtime.graph_for_mailbox(session, member, Feature.TASKS)
+
+
+async def test_state_mismatch_is_refused(sim, db, runtime, make_org, make_member):
+    org = make_org()
+    make_member(org, "alex@contoso.com")
+    with db.session() as session, pytest.raises(AuthorizationExpired):
+        await conns.complete_office365_connection(
+            session, runtime, {"code": "x", "state": "forged"}
+        )
+
+
+async def test_service_account_member_gets_tasks_from_own_connection(
+    sim, db, runtime, make_org, make_member
+):
+    from tests.m365sync.connections.test_service_accounts import add
+
+    org = make_org()
+    member = make_member(org, "adele@contoso.com")
+    await add(db, runtime, org)
+    await connect(sim, db, runtime, org)
+    with db.session() as session:
+        assert runtime.graph_for_mailbox(session, member, Feature.EMAIL).source == "service_account"
+        assert runtime.graph_for_mailbox(session, member, Feature.TASKS).source == "user_connection"
+    await runtime.aclose()
+
+
+@pytest.mark.parametrize(
+    "server",
+    [
+        "https://outlook.office365.com/EWS/Exchange.asmx",
+        "outlook.office.com",
+        "https://eur01.outlook.com/ews/exchange.asmx",
+    ],
+)
+def test_exchange_online_is_refused_with_migration_steps(
+    db, runtime, make_org, make_member, server
+):
+    org = make_org()
+    member = make_member(org, "adele@contoso.com")
+    with db.session() as session, pytest.raises(ExchangeOnlineNotSupported) as caught:
+        conns.connect_exchange(
+            session,
+            runtime,
+            fresh(session, org),
+            member,
+            server_url=server,
+            username="adele",
+            password="pw-123456",
+        )
+    fix = caught.value.fix or ""
+    assert "Disconnect" in fix and "Connect your Office 365" in fix and "service account" in fix
+
+
+def test_on_premises_exchange_is_kept(db, runtime, make_org, make_member):
+    org = make_org()
+    member = make_member(org, "adele@contoso.com")
+    with db.session() as session:
+        connection = conns.connect_exchange(
+            session,
+            runtime,
+            fresh(session, org),
+            member,
+            server_url="mail.contoso.com",
+            username="CONTOSO\\adele",
+            password="pw-123456",
+        )
+        assert connection.kind == ConnectionKind.EXCHANGE
+        assert connection.ews_url == "https://mail.contoso.com/EWS/Exchange.asmx"
+        assert conns.migration_guidance(connection) is None
+        assert runtime.open(connection, "password_sealed") == "pw-123456"

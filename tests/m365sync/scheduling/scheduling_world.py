@@ -1,0 +1,320 @@
+"""Helpers for the scheduling tests: a Contoso organization booking against m365sim.
+
+Members, a service account with the four Mail/Calendars permissions (the demo tenant's
+consented app, tokens through MSAL), the scheduling pages mounted on a FastAPI app, and
+helpers that change the world through m365sim's control API.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import socket
+import threading
+import time as _time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, time, timedelta
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+from zoneinfo import ZoneInfo
+
+import httpx
+import uvicorn
+from fastapi import FastAPI
+from fastapi.testclient import TestClient
+
+from m365sim.server import SimServer
+from m365sync.connections.models import (
+    ConnectionKind,
+    ConnectionStatus,
+    CredentialType,
+    ServiceAccount,
+)
+from m365sync.connections.runtime import ConnectionRuntime
+from m365sync.crm.models import ActivityKind, CrmActivity
+from m365sync.db.session import Database
+from m365sync.organizations import service as orgs
+from m365sync.organizations.models import Organization
+from m365sync.scheduling import install_scheduling
+from m365sync.scheduling.access import ConnectionCalendarAccess
+from m365sync.scheduling.models import Booking
+from m365sync.scheduling.schemas import MeetingTypeInput
+from m365sync.scheduling.service import SchedulingService
+from m365sync.scheduling.tokens import BookingTokens
+from m365sync.settings import Settings
+from m365sync.web.app import create_app
+from m365sync.web.pages import install_pages
+
+TENANT_ID = "6f1c2f4e-3b1a-4c1e-9a51-0c0ffee00001"
+SERVICE_APP = "11111111-2222-4333-8444-000000000001"
+SERVICE_SECRET = "Zx8Q~demo.service-account.secret-value-0001"
+PACIFIC = ZoneInfo("America/Los_Angeles")
+ALL_FOUR = ["Mail.Read", "Mail.ReadWrite", "Calendars.Read", "Calendars.ReadWrite"]
+
+
+def next_weekday(weekday: int, *, at_least_days: int = 7, zone: ZoneInfo = PACIFIC) -> date:
+    """A date ``weekday`` (Monday = 0) at least ``at_least_days`` from today in ``zone``."""
+    day = datetime.now(UTC).astimezone(zone).date() + timedelta(days=at_least_days)
+    while day.weekday() != weekday:
+        day += timedelta(days=1)
+    return day
+
+
+def local(day: date, hour: int, minute: int = 0, zone: ZoneInfo = PACIFIC) -> datetime:
+    return datetime.combine(day, time(hour, minute), tzinfo=zone)
+
+
+@dataclass
+class SchedulingWorld:
+    sim: SimServer
+    database: Database
+    settings: Settings
+    runtime: ConnectionRuntime
+    tokens: BookingTokens
+    organization: Organization
+    members: dict[str, str] = field(default_factory=dict)  # address -> member id
+    control: httpx.Client = field(init=False)
+    app: FastAPI = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.control = httpx.Client(
+            base_url=self.sim.url, verify=str(self.sim.tls.ca_bundle), timeout=30
+        )
+        # The product's app: JSON API and error handling, the dashboard, then scheduling.
+        self.app = create_app(settings=self.settings, database=self.database, runtime=self.runtime)
+        install_pages(self.app)
+        install_scheduling(
+            self.app,
+            calendars=ConnectionCalendarAccess(self.runtime, self.database),
+            tokens=self.tokens,
+        )
+
+    # -- the product ---------------------------------------------------------------------
+    def service(self, session: Any) -> SchedulingService:
+        return SchedulingService(
+            session,
+            calendars=ConnectionCalendarAccess(self.runtime, self.database),
+            crm=__import__("m365sync.crm.embedded", fromlist=["EmbeddedCrm"]).EmbeddedCrm,
+            tokens=self.tokens,
+        )
+
+    def meeting_type(self, slug: str, hosts: list[str], **values: Any) -> str:
+        data = MeetingTypeInput.model_validate(
+            {
+                "name": values.pop("name", slug.replace("-", " ").title()),
+                "slug": slug,
+                "host_member_ids": [self.members[h] for h in hosts],
+                "minimum_notice_minutes": 0,
+                "horizon_days": 365,
+                **values,
+            }
+        )
+        with self.database.session() as session:
+            created = self.service(session).create_meeting_type(
+                self.organization.id, data, created_by=None
+            )
+            return created.id
+
+    def bookings(self) -> list[Booking]:
+        with self.database.session() as session:
+            return list(session.query(Booking).order_by(Booking.start))
+
+    def crm_events(self) -> list[CrmActivity]:
+        with self.database.session() as session:
+            return list(
+                session.query(CrmActivity).filter(
+                    CrmActivity.organization_id == self.organization.id,
+                    CrmActivity.kind == ActivityKind.EVENT,
+                )
+            )
+
+    # -- the world (m365sim control API) -------------------------------------------------
+    def add_event(self, mailbox: str, **body: Any) -> dict[str, Any]:
+        response = self.control.post(f"/_sim/mailboxes/{mailbox}/events", json=body)
+        response.raise_for_status()
+        return dict(response.json())
+
+    def clear_calendar(self, mailbox: str) -> None:
+        """Remove the demo seed's events, so each test states the calendar it needs."""
+        for event in self.sim_events(mailbox):
+            response = self.control.delete(
+                f"/_sim/mailboxes/{mailbox}/events/{event['id']}",
+                params={"sendInvitations": "false"},
+            )
+            if response.status_code != 404:  # an occurrence goes with its series
+                response.raise_for_status()
+
+    def sim_events(self, mailbox: str) -> list[dict[str, Any]]:
+        response = self.control.get(f"/_sim/mailboxes/{mailbox}/events")
+        response.raise_for_status()
+        return list(response.json()["value"])
+
+    def invitations(self, **filters: str) -> list[dict[str, Any]]:
+        response = self.control.get("/_sim/invitations", params=filters)
+        response.raise_for_status()
+        return list(response.json()["value"])
+
+
+def graph_time(moment: datetime) -> dict[str, str]:
+    return {"dateTime": moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S"), "timeZone": "UTC"}
+
+
+def book_form(
+    client: TestClient | httpx.Client, path: str, start: datetime, **fields: str
+) -> httpx.Response:
+    data = {
+        "start": start.astimezone(UTC).isoformat(),
+        "tz": fields.pop("tz", "Europe/Berlin"),
+        "name": fields.pop("name", "Pat Buyer"),
+        "email": fields.pop("email", "pat@fabrikam.example"),
+        **fields,
+    }
+    return client.post(path, data=data, follow_redirects=False)
+
+
+def token_from(location: str) -> str:
+    return urlsplit(location).path.rstrip("/").rsplit("/", 1)[-1]
+
+
+def links_on(page: str) -> dict[str, str]:
+    return {
+        kind: token_from(m.group(1))
+        for kind, m in (
+            ("cancel", re.search(r'href="([^"]*/book/_/cancel/[^"]+)"', page)),
+            ("reschedule", re.search(r'href="([^"]*/book/_/reschedule/[^"]+)"', page)),
+        )
+        if m
+    }
+
+
+def query_of(url: str) -> dict[str, list[str]]:
+    return parse_qs(urlsplit(url).query)
+
+
+def build_world(
+    sim: SimServer, db: Database, tmp_path: Path, *, features: list[str] | None = None
+) -> SchedulingWorld:
+    settings = Settings(
+        _env_file=None,  # type: ignore[call-arg]
+        data_dir=tmp_path / "data",
+        authority_host=sim.url,
+        graph_url=sim.graph_url,
+        ca_bundle=sim.tls.ca_bundle,
+        graph_backoff_base_seconds=0.01,
+        graph_backoff_max_seconds=2.0,
+        graph_max_retries=2,
+    )
+    runtime = ConnectionRuntime.from_settings(settings, db)
+    enabled = features if features is not None else ["email", "calendar", "scheduling"]
+    with db.session() as session:
+        organization = orgs.create_organization(
+            session, "Contoso", slug=f"contoso-{uuid.uuid4().hex[:6]}"
+        )
+        domain = orgs.add_domain(session, organization, "contoso.com")
+        domain.tenant_id = TENANT_ID
+        members = {
+            address: orgs.add_member(session, organization, address, name=name).id
+            for address, name in (
+                ("adele@contoso.com", "Adele Vance"),
+                ("alex@contoso.com", "Alex Wilber"),
+                ("lee@contoso.com", "Lee Gu"),
+                ("diego@contoso.com", "Diego Siciliani"),
+            )
+        }
+        granted = ALL_FOUR if "scheduling" in enabled else ["Calendars.Read", "Calendars.ReadWrite"]
+        account = ServiceAccount(
+            id=str(uuid.uuid4()),
+            organization_id=organization.id,
+            name="Contoso service account",
+            kind=ConnectionKind.OFFICE365,
+            credential_type=CredentialType.SECRET,
+            client_id=SERVICE_APP,
+            tenant_id=TENANT_ID,
+            status=ConnectionStatus.ACTIVE if "scheduling" in enabled else ConnectionStatus.PARTIAL,
+            enabled_features=enabled,
+            granted_permissions=granted,
+            missing_permissions={}
+            if "scheduling" in enabled
+            else {
+                "email": ["Mail.Read", "Mail.ReadWrite"],
+                "scheduling": ["Mail.Read", "Mail.ReadWrite"],
+            },
+        )
+        runtime.seal(account, "secret_sealed", SERVICE_SECRET)
+        session.add(account)
+    world = SchedulingWorld(
+        sim=sim,
+        database=db,
+        settings=settings,
+        runtime=runtime,
+        tokens=BookingTokens(os.urandom(32)),
+        organization=organization,
+        members=members,
+    )
+    for address in members:
+        world.clear_calendar(address)
+    return world
+
+
+def slots_on_page(html: str) -> list[datetime]:
+    """The slot start times a booking page offers (each carries its own UTC offset)."""
+    return [datetime.fromisoformat(v) for v in re.findall(r'data-slot="([^"]+)"', html)]
+
+
+def local_times(html: str, day: date) -> list[str]:
+    return [s.strftime("%H:%M") for s in slots_on_page(html) if s.date() == day]
+
+
+def recurring_weekdays(
+    subject: str, first_day: date, start: str, end: str, **extra: Any
+) -> dict[str, Any]:
+    """A Graph body for a Mon-Fri series at ``start``-``end`` Pacific time from ``first_day``."""
+    return {
+        "subject": subject,
+        "start": {
+            "dateTime": f"{first_day.isoformat()}T{start}:00",
+            "timeZone": "Pacific Standard Time",
+        },
+        "end": {
+            "dateTime": f"{first_day.isoformat()}T{end}:00",
+            "timeZone": "Pacific Standard Time",
+        },
+        "recurrence": {
+            "pattern": {
+                "type": "weekly",
+                "interval": 1,
+                "daysOfWeek": ["monday", "tuesday", "wednesday", "thursday", "friday"],
+            },
+            "range": {"type": "noEnd", "startDate": first_day.isoformat()},
+        },
+        "sendInvitations": False,
+        **extra,
+    }
+
+
+@contextmanager
+def live_server(app: FastAPI) -> Iterator[str]:
+    """Serve ``app`` with uvicorn on a free local port (for real concurrent clients and the
+    browser); yields its base URL."""
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="off"))
+    server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
+    thread = threading.Thread(target=lambda: server.run(sockets=[sock]), daemon=True)
+    thread.start()
+    deadline = _time.monotonic() + 15
+    while not server.started:
+        if _time.monotonic() > deadline:
+            raise RuntimeError("the test server did not start")
+        _time.sleep(0.02)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+        sock.close()

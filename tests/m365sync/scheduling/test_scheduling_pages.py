@@ -1,0 +1,145 @@
+"""The rep's and admin's scheduling pages, and scheduling unavailable for a mailbox whose
+connection lacks permissions."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+from scheduling_world import (
+    SchedulingWorld,
+    book_form,
+    build_world,
+    local,
+    next_weekday,
+    slots_on_page,
+)
+
+from m365sim.server import SimServer
+from m365sync.db.session import Database
+from m365sync.organizations.models import Member, Role
+from m365sync.web.auth.service import start_session
+
+
+def sign_in(
+    world: SchedulingWorld, client: TestClient, address: str, *, admin: bool = False
+) -> str:
+    with world.database.session() as session:
+        member = session.get(Member, world.members[address])
+        assert member is not None
+        if admin:
+            member.role = Role.ADMIN
+        new = start_session(session, member, sign_in_method="password")
+    client.cookies.set("m365sync_session", new.token)
+    return new.signed_in.csrf_token
+
+
+def test_rep_sees_meeting_types_and_upcoming_bookings(
+    world: SchedulingWorld, client: TestClient
+) -> None:
+    world.meeting_type("intro", ["adele@contoso.com"], name="Intro call")
+    assert (
+        book_form(
+            client, f"/book/{world.organization.slug}/intro", local(next_weekday(1), 9)
+        ).status_code
+        == 303
+    )
+    sign_in(world, client, "adele@contoso.com")
+    page = client.get("/scheduling")
+    assert page.status_code == 200
+    assert 'data-scheduling-status="available"' in page.text
+    assert "Intro call" in page.text and f"/book/{world.organization.slug}/intro" in page.text
+    assert "pat@fabrikam.example" in page.text
+
+
+def test_rep_creates_a_meeting_type_with_custom_hours(
+    world: SchedulingWorld, client: TestClient
+) -> None:
+    csrf = sign_in(world, client, "adele@contoso.com")
+    form = {
+        "csrf_token": csrf,
+        "name": "Quick chat",
+        "slug": "quick-chat",
+        "duration_minutes": "15",
+        "minimum_notice_minutes": "0",
+        "day0_start": "13:00",
+        "day0_end": "14:00",
+        "questions": "Company\nTopic",
+    }
+    bad = client.post("/scheduling/meeting-types", data={**form, "duration_minutes": "7"})
+    assert bad.status_code == 422 and "multiple of 5" in bad.text
+    assert (
+        client.post("/scheduling/meeting-types", data={**form, "csrf_token": "forged"}).status_code
+        == 403
+    )
+    created = client.post("/scheduling/meeting-types", data=form, follow_redirects=False)
+    assert created.status_code == 303
+    monday = next_weekday(0)
+    page = client.get(
+        f"/book/{world.organization.slug}/quick-chat",
+        params={"tz": "America/Los_Angeles", "day": monday.isoformat()},
+    )
+    times = [s.strftime("%H:%M") for s in slots_on_page(page.text) if s.date() == monday]
+    assert times == ["13:00", "13:15", "13:30", "13:45"]
+    assert (
+        "Topic"
+        in client.get(
+            f"/book/{world.organization.slug}/quick-chat/book",
+            params={"start": local(monday, 13).isoformat(), "tz": "America/Los_Angeles"},
+        ).text
+    )
+
+
+def test_admin_switches_scheduling_off_for_a_member(
+    world: SchedulingWorld, client: TestClient
+) -> None:
+    world.meeting_type("intro", ["lee@contoso.com"])
+    csrf = sign_in(world, client, "adele@contoso.com", admin=True)
+    page = client.get("/scheduling/admin")
+    assert page.status_code == 200 and "Lee Gu" in page.text
+    lee = world.members["lee@contoso.com"]
+    assert (
+        client.post(
+            f"/scheduling/admin/members/{lee}", data={"csrf_token": csrf}, follow_redirects=False
+        ).status_code
+        == 303
+    )
+    assert "switched off for this member by an admin" in client.get("/scheduling/admin").text
+    public = client.get(f"/book/{world.organization.slug}/intro", params={"tz": "UTC"})
+    assert slots_on_page(public.text) == []
+
+
+def test_non_admin_cannot_switch_members(world: SchedulingWorld, client: TestClient) -> None:
+    csrf = sign_in(world, client, "lee@contoso.com")
+    assert client.get("/scheduling/admin").status_code == 403
+    adele = world.members["adele@contoso.com"]
+    assert (
+        client.post(f"/scheduling/admin/members/{adele}", data={"csrf_token": csrf}).status_code
+        == 403
+    )
+
+
+@pytest.fixture
+def calendars_only(sim: SimServer, db: Database, tmp_path: Path) -> Iterator[SchedulingWorld]:
+    built = build_world(sim, db, tmp_path, features=["calendar"])
+    try:
+        yield built
+    finally:
+        built.control.close()
+
+
+def test_mailbox_without_mail_permissions_shows_scheduling_unavailable(
+    calendars_only: SchedulingWorld,
+) -> None:
+    world = calendars_only
+    world.meeting_type("intro", ["adele@contoso.com"])
+    with TestClient(world.app) as client:
+        public = client.get(f"/book/{world.organization.slug}/intro", params={"tz": "UTC"})
+        assert slots_on_page(public.text) == []
+        assert "lacks the Mail.Read, Mail.ReadWrite permissions" in public.text
+        sign_in(world, client, "adele@contoso.com")
+        rep = client.get("/scheduling")
+        assert 'data-scheduling-status="unavailable"' in rep.text
+        assert "Mail.Read, Mail.ReadWrite" in rep.text and "Grant admin consent" in rep.text

@@ -1,0 +1,301 @@
+"""A synced organization against m365sim, for the sync, CRM and worker tests.
+
+``SyncWorld`` holds a migrated database, settings pointing at m365sim, the connections
+runtime, and the demo organization "Contoso" with its domain, members and an Office 365
+service account (the demo tenant's consented app). Mail, events and faults are changed
+through m365sim's control API, the way the world changes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import os
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+import jwt
+
+from m365sim.server import SimServer
+from m365sync.connections.models import (
+    ConnectionKind,
+    ConnectionStatus,
+    CredentialType,
+    ServiceAccount,
+)
+from m365sync.connections.runtime import ConnectionRuntime, MailboxAccess
+from m365sync.crm.embedded import EmbeddedCrm
+from m365sync.crm.models import CrmAccount, CrmAccountDomain, CrmContact, CrmLead
+from m365sync.db.migrate import migrate
+from m365sync.db.session import Database
+from m365sync.microsoft.graph import GraphClient
+from m365sync.organizations.models import Member, Organization
+from m365sync.organizations.service import add_domain, add_member, create_organization
+from m365sync.settings import Settings
+from m365sync.sync.config import EngineSettings
+from m365sync.sync.models import SyncFeature, SyncSettings
+from m365sync.sync.service import UnitResult, sync_member
+
+TENANT_ID = "6f1c2f4e-3b1a-4c1e-9a51-0c0ffee00001"
+SERVICE_APP = "11111111-2222-4333-8444-000000000001"
+SERVICE_SECRET = "Zx8Q~demo.service-account.secret-value-0001"
+USER_APP = "11111111-2222-4333-8444-000000000003"
+
+
+def make_settings(sim: SimServer, data_dir: Path, **overrides: Any) -> Settings:
+    values: dict[str, Any] = {
+        "data_dir": data_dir,
+        "database_url": f"sqlite:///{data_dir / 'm365sync.db'}",
+        "secret_key": base64.b64encode(os.urandom(32)).decode(),
+        "authority_host": sim.url,
+        "graph_url": sim.graph_url,
+        "ca_bundle": sim.tls.ca_bundle,
+        "graph_backoff_base_seconds": 0.01,
+        "graph_backoff_max_seconds": 5.0,
+        "graph_max_retries": 8,
+    }
+    values.update(overrides)
+    return Settings(**values)
+
+
+def engine_settings(**overrides: Any) -> EngineSettings:
+    values: dict[str, Any] = {"sync_jitter_seconds": 0, "sync_page_size": 200}
+    values.update(overrides)
+    return EngineSettings(**values)
+
+
+class DelegatedRuntime(ConnectionRuntime):
+    """The connections runtime, serving Task Sync through a delegated token minted by the
+    simulator's signing key (the stand-in for a completed "Connect your Office 365")."""
+
+    sim: SimServer
+
+    def graph_for_mailbox(self, session: Any, member: Member, feature: Any) -> MailboxAccess:
+        from m365sync.connections.models import Feature
+
+        if feature != Feature.TASKS:
+            return super().graph_for_mailbox(session, member, feature)
+        sim = self.sim
+        user = sim.state.find_tenant(TENANT_ID).find_user(member.email)  # type: ignore[union-attr]
+        assert user is not None
+
+        async def token(*, force_refresh: bool = False) -> str:
+            return mint_token(
+                sim, oid=user.id, scp="Tasks.ReadWrite Mail.ReadWrite Calendars.ReadWrite User.Read"
+            )
+
+        client = self.graph_client(f"delegated:{member.id}", "1", token)
+        return MailboxAccess(
+            client, "/me", frozenset(Feature), "user_connection", f"delegated:{member.id}"
+        )
+
+
+def mint_token(
+    sim: SimServer,
+    *,
+    oid: str | None = None,
+    scp: str | None = None,
+    roles: list[str] | None = None,
+) -> str:
+    now = sim.state.now()
+    claims: dict[str, Any] = {
+        "aud": "https://graph.microsoft.com",
+        "iss": f"https://sts.windows.net/{TENANT_ID}/",
+        "tid": TENANT_ID,
+        "appid": USER_APP if scp else SERVICE_APP,
+        "iat": int(now.timestamp()) - 5,
+        "nbf": int(now.timestamp()) - 5,
+        "exp": int((now + timedelta(hours=1)).timestamp()),
+    }
+    if scp:
+        claims.update(oid=oid, idtyp="user", scp=scp)
+    else:
+        claims.update(oid="sp", idtyp="app", roles=roles or [])
+    return jwt.encode(
+        claims, sim.state.signing_key, algorithm="RS256", headers={"kid": sim.state.signing_kid}
+    )
+
+
+@dataclass
+class SyncWorld:
+    sim: SimServer
+    database: Database
+    settings: Settings
+    runtime: DelegatedRuntime
+    engine: EngineSettings
+    organization_id: str
+    members: dict[str, str] = field(default_factory=dict)  # address → member id
+    control: httpx.Client = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.control = httpx.Client(
+            base_url=self.sim.url, verify=str(self.sim.tls.ca_bundle), timeout=60
+        )
+
+    # -- the CRM ----------------------------------------------------------------------------
+    def add_account(self, name: str, domains: Iterable[str] = ()) -> str:
+        with self.database.session() as s:
+            account = CrmAccount(organization_id=self.organization_id, name=name)
+            s.add(account)
+            s.flush()
+            for domain in domains:
+                s.add(
+                    CrmAccountDomain(
+                        organization_id=self.organization_id, account_id=account.id, domain=domain
+                    )
+                )
+            return account.id
+
+    def add_contact(self, email: str, account_id: str | None = None, name: str = "") -> str:
+        first, _, last = name.partition(" ")
+        with self.database.session() as s:
+            contact = CrmContact(
+                organization_id=self.organization_id,
+                email=email.lower(),
+                account_id=account_id,
+                first_name=first,
+                last_name=last,
+            )
+            s.add(contact)
+            s.flush()
+            return contact.id
+
+    def add_lead(self, email: str) -> str:
+        with self.database.session() as s:
+            lead = CrmLead(organization_id=self.organization_id, email=email.lower())
+            s.add(lead)
+            s.flush()
+            return lead.id
+
+    def configure(self, **values: Any) -> None:
+        with self.database.session() as s:
+            row = s.get(SyncSettings, self.organization_id)
+            if row is None:
+                row = SyncSettings(organization_id=self.organization_id)
+                s.add(row)
+            for key, value in values.items():
+                setattr(row, key, value)
+
+    def crm(self) -> Any:
+        """A context manager yielding the embedded CRM in a committing session."""
+        world = self
+
+        class _Ctx:
+            def __enter__(self) -> EmbeddedCrm:
+                self.cm = world.database.session()
+                return EmbeddedCrm(self.cm.__enter__(), world.organization_id)
+
+            def __exit__(self, *exc: Any) -> None:
+                self.cm.__exit__(*exc)
+
+        return _Ctx()
+
+    # -- the world (m365sim control API) -----------------------------------------------------
+    def deliver(self, mailbox: str, **spec: Any) -> dict[str, Any]:
+        response = self.control.post(f"/_sim/mailboxes/{mailbox}/messages", json=spec)
+        response.raise_for_status()
+        return dict(response.json())
+
+    def generate(self, mailbox: str, count: int, **spec: Any) -> None:
+        response = self.control.post(
+            f"/_sim/mailboxes/{mailbox}/messages/generate", json={"count": count, **spec}
+        )
+        response.raise_for_status()
+
+    def sim_messages(self, mailbox: str, folder: str | None = None) -> list[dict[str, Any]]:
+        params: dict[str, Any] = {"limit": 1_000_000}
+        if folder:
+            params["folder"] = folder
+        response = self.control.get(f"/_sim/mailboxes/{mailbox}/messages", params=params)
+        response.raise_for_status()
+        return list(response.json()["value"])
+
+    def requests(self, **filters: Any) -> list[dict[str, Any]]:
+        response = self.control.get("/_sim/requests", params=filters)
+        response.raise_for_status()
+        return list(response.json()["value"])
+
+    def clear_requests(self) -> None:
+        self.control.delete("/_sim/requests").raise_for_status()
+
+    def sim_config(self, **values: Any) -> None:
+        self.control.patch("/_sim/config", json=values).raise_for_status()
+
+    # -- running the engine ------------------------------------------------------------------
+    def sync(
+        self, mailbox: str, feature: SyncFeature = SyncFeature.EMAIL, **kwargs: Any
+    ) -> UnitResult:
+        member_id = self.members[mailbox]
+        return asyncio.run(self._sync(member_id, feature, **kwargs))
+
+    async def _sync(self, member_id: str, feature: SyncFeature, **kwargs: Any) -> UnitResult:
+        try:
+            return await sync_member(
+                self.database, self.runtime, member_id, feature, settings=self.engine, **kwargs
+            )
+        finally:
+            await self.runtime.aclose()
+
+    def graph(self) -> GraphClient:
+        async def token(*, force_refresh: bool = False) -> str:
+            return mint_token(self.sim, roles=["Mail.ReadWrite", "Calendars.ReadWrite"])
+
+        return GraphClient(self.settings, token)
+
+
+def build_world(
+    sim: SimServer, tmp_path: Path, members: Iterable[str] = ("adele@contoso.com",), **engine: Any
+) -> SyncWorld:
+    settings = make_settings(sim, tmp_path)
+    database = Database.from_url(settings.resolved_database_url)
+    migrate(database.engine)
+    runtime = DelegatedRuntime.from_settings(settings, database)
+    runtime.sim = sim  # type: ignore[attr-defined]
+    with database.session() as s:
+        org = create_organization(s, "Contoso")
+        add_domain(s, org, "contoso.com")
+        member_ids = {address: add_member(s, org, address).id for address in members}
+        account = ServiceAccount(
+            id=__import__("uuid").uuid4().__str__(),
+            organization_id=org.id,
+            name="Contoso service account",
+            kind=ConnectionKind.OFFICE365,
+            credential_type=CredentialType.SECRET,
+            client_id=SERVICE_APP,
+            tenant_id=TENANT_ID,
+            status=ConnectionStatus.ACTIVE,
+            enabled_features=["email", "calendar", "scheduling"],
+            granted_permissions=[
+                "Mail.Read",
+                "Mail.ReadWrite",
+                "Calendars.Read",
+                "Calendars.ReadWrite",
+            ],
+        )
+        runtime.seal(account, "secret_sealed", SERVICE_SECRET)
+        s.add(account)
+        org_id = org.id
+        for domain in s.query(Organization).filter_by(id=org_id).one().domains:
+            domain.tenant_id = TENANT_ID
+    world = SyncWorld(
+        sim, database, settings, runtime, engine_settings(**engine), org_id, member_ids
+    )
+    return world
+
+
+def wait_for(predicate: Any, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.05)
+    raise AssertionError("condition not met in time")
+
+
+def iso(dt: datetime) -> str:
+    return dt.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")

@@ -1,0 +1,36 @@
+"""A service account's token refused by Graph mid-sync: one refresh, then the sync goes on."""
+
+from __future__ import annotations
+
+from harness import SyncWorld
+
+from m365sync.crm.models import ActivityKind
+from m365sync.sync.models import UnitStatus
+
+ADELE = "adele@contoso.com"
+
+
+def test_a_401_after_the_token_expired_refreshes_once_and_the_sync_succeeds(
+    world: SyncWorld,
+) -> None:
+    world.add_contact("kim@fabrikam.com")
+    world.deliver(ADELE, **{"from": "kim@fabrikam.com", "subject": "Before"})
+    assert world.sync(ADELE).outcome == "ok"  # the token is now in the (sealed) MSAL cache
+
+    # Two hours later for Microsoft: the cached token has expired there, while MSAL, going
+    # by the machine's clock, still holds it for valid and sends it.
+    world.control.post("/_sim/clock", json={"advanceSeconds": 7200}).raise_for_status()
+    world.deliver(ADELE, **{"from": "kim@fabrikam.com", "subject": "After"})
+    world.clear_requests()
+
+    result = world.sync(ADELE)
+
+    assert result.outcome == "ok" and result.status == UnitStatus.ACTIVE
+    log = world.requests()
+    refused = [r for r in log if r["path"].startswith("/v1.0") and r["status"] == 401]
+    tokens = [r for r in log if r["path"].endswith("/oauth2/v2.0/token")]
+    assert len(refused) == 1
+    assert len(tokens) == 1  # exactly one refresh
+    assert log.index(tokens[0]) > log.index(refused[0])
+    with world.crm() as crm:
+        assert {a.subject for a in crm.activities(ActivityKind.EMAIL)} == {"Before", "After"}

@@ -1,0 +1,180 @@
+"""The CLI as a script uses it: exit codes (0 ok, 1 failure, 2 usage/validation), output,
+key rotation."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+
+import pytest
+from tests.m365sync.conftest import DEMO_APP_ID, DEMO_SECRET, DEMO_SECRET_ID
+
+from m365sync import cli
+from m365sync.settings import get_settings
+
+
+@pytest.fixture
+def m365sync(sim, tmp_path, monkeypatch, capsys):
+    env = {
+        "M365SYNC_DATA_DIR": str(tmp_path / "data"),
+        "M365SYNC_AUTHORITY_HOST": sim.url,
+        "M365SYNC_GRAPH_URL": sim.graph_url,
+        "M365SYNC_CA_BUNDLE": str(sim.tls.ca_bundle),
+        "M365SYNC_CONFIG_FILE": str(tmp_path / "none.env"),
+        "M365SYNC_GRAPH_BACKOFF_MAX_SECONDS": "1",
+    }
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.delenv("M365SYNC_DATABASE_URL", raising=False)
+    monkeypatch.delenv("M365SYNC_SECRET_KEY", raising=False)
+
+    def run(*args: str) -> tuple[int, str, str]:
+        get_settings.cache_clear()
+        with pytest.raises(SystemExit) as exited:
+            cli.main(list(args))
+        captured = capsys.readouterr()
+        return int(exited.value.code or 0), captured.out, captured.err
+
+    yield run
+    get_settings.cache_clear()
+
+
+def test_exit_codes_and_service_account_lifecycle(m365sync, tmp_path):
+    assert m365sync("orgs", "create", "Contoso")[0] == 0
+    code, _, err = m365sync(
+        "service-accounts",
+        "add",
+        "-o",
+        "contoso",
+        "--client-id",
+        DEMO_APP_ID,
+        "--secret",
+        DEMO_SECRET,
+        "--test-mailbox",
+        "adele@contoso.com",
+    )
+    assert code == 2 and "No domains to sync" in err and "domains add" in err
+    assert m365sync("domains", "add", "-o", "contoso", "not a domain")[0] == 2
+    assert m365sync("domains", "add", "-o", "contoso", "contoso.com")[0] == 0
+    assert m365sync("domains", "list", "-o", "nope")[0] == 2
+    assert m365sync("members", "list")[0] == 2  # --org missing: usage
+
+    code, out, _ = m365sync(
+        "service-accounts",
+        "test",
+        "-o",
+        "contoso",
+        "--client-id",
+        DEMO_APP_ID,
+        "--secret",
+        DEMO_SECRET_ID,
+        "--test-mailbox",
+        "adele@contoso.com",
+        "--json",
+    )
+    assert code == 1
+    report = json.loads(out)
+    assert any(
+        c["key"] == "secret_format" and "secret's ID" in c["message"] for c in report["checks"]
+    )
+
+    code, out, err = m365sync(
+        "service-accounts",
+        "add",
+        "-o",
+        "contoso",
+        "--client-id",
+        DEMO_APP_ID,
+        "--secret",
+        DEMO_SECRET,
+        "--test-mailbox",
+        "adele@contoso.com",
+    )
+    assert code == 0, err
+    assert "Saved service account" in out and DEMO_SECRET not in out + err
+    code, out, _ = m365sync("service-accounts", "list", "-o", "contoso", "--json")
+    accounts = json.loads(out)
+    assert code == 0 and accounts[0]["status"] == "active" and DEMO_SECRET not in out
+    account_id = accounts[0]["id"]
+
+    code, out, _ = m365sync(
+        "access-policy",
+        "commands",
+        "-o",
+        "contoso",
+        "--account",
+        account_id,
+        "--group",
+        "crm-sync@contoso.com",
+    )
+    assert code == 0
+    assert (
+        f"New-ApplicationAccessPolicy -AppId '{DEMO_APP_ID}' -PolicyScopeGroupId "
+        "'crm-sync@contoso.com' -AccessRight RestrictAccess" in out
+    )
+    assert (
+        "Test-ApplicationAccessPolicy" in out
+        and "New-ManagementScope" in out
+        and "New-ServicePrincipal" in out
+    )
+
+    members = tmp_path / "members.csv"
+    members.write_text(
+        "email,name,role\nadele@contoso.com,Adele Vance,user\npradeep@contoso.com,Pradeep,user\n"
+    )
+    assert m365sync("members", "import", "-o", "contoso", str(members))[0] == 0
+    code, out, _ = m365sync(
+        "access-policy", "report", "-o", "contoso", "--account", account_id, "--json"
+    )
+    reach = {r["email"]: r["reach"] for r in json.loads(out)}
+    assert reach == {"adele@contoso.com": "reachable", "pradeep@contoso.com": "mailbox_not_enabled"}
+
+    code, out, _ = m365sync("connections", "status", "-o", "contoso", "--json")
+    assert code == 0 and all(row["service_accounts"] for row in json.loads(out))
+    assert m365sync("service-accounts", "remove", "-o", "contoso", account_id)[0] == 0
+
+
+def test_key_rotation_reseals_everything(m365sync, tmp_path):
+    m365sync("orgs", "create", "Contoso")
+    m365sync("domains", "add", "-o", "contoso", "contoso.com")
+    assert (
+        m365sync(
+            "service-accounts",
+            "add",
+            "-o",
+            "contoso",
+            "--client-id",
+            DEMO_APP_ID,
+            "--secret",
+            DEMO_SECRET,
+            "--test-mailbox",
+            "adele@contoso.com",
+        )[0]
+        == 0
+    )
+    key_file = tmp_path / "data" / "secret.key"
+    before_key = key_file.read_text()
+    db_path = tmp_path / "data" / "m365sync.db"
+
+    def sealed() -> bytes:
+        with sqlite3.connect(db_path) as connection:
+            return connection.execute("select secret_sealed from service_accounts").fetchone()[0]
+
+    before = sealed()
+    code, out, _ = m365sync("keys", "rotate")
+    assert code == 0 and "Re-encrypted" in out
+    assert key_file.read_text() != before_key and oct(key_file.stat().st_mode & 0o777) == "0o600"
+    assert sealed() != before
+    code, out, _ = m365sync(
+        "service-accounts",
+        "test",
+        "-o",
+        "contoso",
+        json.loads(m365sync("service-accounts", "list", "-o", "contoso", "--json")[1])[0]["id"],
+    )
+    assert code == 0, out
+
+
+def test_db_upgrade(m365sync):
+    code, out, _ = m365sync("db", "upgrade")
+    assert code == 0 and "revision" in out

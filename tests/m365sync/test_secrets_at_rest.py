@@ -1,0 +1,179 @@
+"""A planted secret is found nowhere in plaintext: not in the SQLite file or its WAL, not
+in logs (at DEBUG), not in CLI output, not in API responses."""
+
+from __future__ import annotations
+
+import logging
+import stat
+import uuid
+from datetime import timedelta
+from pathlib import Path
+
+import httpx
+import pytest
+import sqlalchemy as sa
+from tests.m365sync.conftest import DEMO_APP_ID, fresh
+from tests.m365sync.connections.signin import sign_in
+
+from m365sim.directory.models import ClientSecret as SimSecret
+from m365sync.connections import service as conns
+from m365sync.crypto import SecretBox, load_keys
+from m365sync.organizations import service as orgs
+from m365sync.organizations.models import Role
+from m365sync.web.app import create_app
+
+
+def read_bytes(path: str) -> bytes:
+    return Path(path).read_bytes() if Path(path).exists() else b""
+
+
+def stored_bytes(db) -> bytes:
+    """Everything the database holds: the SQLite file and its WAL byte for byte, or, on
+    PostgreSQL, every row of every table rendered as text."""
+    if db.engine.dialect.name == "sqlite":
+        db.dispose()
+        path = db.engine.url.database
+        return b"".join(read_bytes(p) for p in (path, f"{path}-wal"))
+    with db.engine.connect() as connection:
+        tables = sa.inspect(connection).get_table_names()
+        rows = [
+            str(row[0])
+            for table in tables
+            for row in connection.execute(sa.text(f'SELECT t::text FROM "{table}" t'))
+        ]
+    assert rows, "the flows above stored nothing?"
+    return "\n".join(rows).encode()
+
+
+@pytest.fixture
+def planted(sim, demo_tenant) -> str:
+    value = f"Zx8Q~planted.{uuid.uuid4().hex}"
+    demo_tenant.apps[DEMO_APP_ID].secrets.append(
+        SimSecret(value=value, expires_at=sim.state.now() + timedelta(days=90))
+    )
+    return value
+
+
+async def test_planted_secrets_are_nowhere_in_plaintext(
+    sim, settings, db, runtime, make_org, planted, caplog, capsys
+):
+    caplog.set_level(logging.DEBUG)
+    password = f"ews-{uuid.uuid4().hex}"
+    org = make_org()
+    with db.session() as session:
+        organization = fresh(session, org)
+        admin = orgs.add_member(session, organization, "admin@contoso.com", role=Role.ADMIN)
+        orgs.add_member(session, organization, "adele@contoso.com")
+        _, token = orgs.create_api_token(session, organization, admin)
+    app = create_app(settings=settings, database=db, runtime=runtime)
+    seen: list[str] = []
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app), base_url="http://t"
+    ) as api:
+        headers = {"Authorization": f"Bearer {token}"}
+        base = "/api/v1/organizations/contoso"
+        body = {
+            "client_id": DEMO_APP_ID,
+            "client_secret": planted,
+            "test_mailbox": "adele@contoso.com",
+        }
+        for response in [
+            await api.post(f"{base}/service-accounts/test", headers=headers, json=body),
+            await api.post(f"{base}/service-accounts", headers=headers, json=body),
+            await api.post(
+                f"{base}/service-accounts", headers=headers, json={**body, "client_id": "bad-id"}
+            ),
+            await api.get(f"{base}/service-accounts", headers=headers),
+            await api.get(f"{base}/audit", headers=headers),
+            await api.get(f"{base}/connections", headers=headers),
+        ]:
+            seen.append(response.text)
+        account_id = (await api.get(f"{base}/service-accounts", headers=headers)).json()[0]["id"]
+        seen.append(
+            (await api.post(f"{base}/service-accounts/{account_id}/test", headers=headers)).text
+        )
+        members = (await api.get(f"{base}/members", headers=headers)).json()
+        adele = next(m for m in members if m["email"] == "adele@contoso.com")
+        seen.append(
+            (
+                await api.post(
+                    f"{base}/members/{adele['id']}/connection/exchange",
+                    headers=headers,
+                    json={
+                        "server_url": "mail.contoso.com",
+                        "username": "adele",
+                        "password": password,
+                    },
+                )
+            ).text
+        )
+        seen.append(
+            (
+                await api.post(
+                    f"{base}/members/{adele['id']}/connection/exchange",
+                    headers=headers,
+                    json={
+                        "server_url": "outlook.office365.com",
+                        "username": "adele",
+                        "password": password,
+                    },
+                )
+            ).text
+        )
+        # A user connection too: its refresh token must not be readable either.
+        start = await api.post(
+            f"{base}/members/{adele['id']}/connection/office365", headers=headers
+        )
+        params = sign_in(
+            start.json()["authorization_url"],
+            username="adele@contoso.com",
+            password="Demo-User-1!",
+            ca_bundle=str(sim.tls.ca_bundle),
+            redirect_prefix="http://localhost:8365/connections/office365/callback",
+        )
+        seen.append(
+            (
+                await api.post(
+                    f"{base}/connections/office365/complete",
+                    headers=headers,
+                    json={"params": params},
+                )
+            ).text
+        )
+    await runtime.aclose()
+
+    # The secrets were really used and stored (sealed): the flows above worked.
+    with db.session() as session:
+        account = conns.list_service_accounts(session, fresh(session, org))[0]
+        assert runtime.open(account, "secret_sealed") == planted
+        refresh_tokens = [
+            value["secret"]
+            for connection in conns.list_user_connections(session, fresh(session, org))
+            if connection.token_cache_sealed
+            for value in __import__("json")
+            .loads(runtime.open(connection, "token_cache_sealed"))["RefreshToken"]
+            .values()
+        ]
+    assert refresh_tokens
+
+    stored = stored_bytes(db)
+    logs = caplog.text + "".join(r.getMessage() for r in caplog.records)
+    captured = capsys.readouterr()
+    for secret in (planted, password, *refresh_tokens):
+        assert secret.encode() not in stored
+        assert secret not in logs
+        assert secret not in captured.out + captured.err
+        for text in seen:
+            assert secret not in text
+
+
+def test_key_file_is_created_0600(settings):
+    keys = load_keys(settings)
+    path = settings.data_dir / "secret.key"
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert load_keys(settings) == keys
+    box = SecretBox(keys)
+    sealed = box.seal("value", "t.c:1")
+    assert box.open(sealed, "t.c:1") == "value"
+    with pytest.raises(Exception, match="integrity"):
+        box.open(sealed, "t.c:2")

@@ -1,0 +1,176 @@
+"""The JSON API: token authentication, organization isolation, errors with cause and fix,
+and the service-account flow end to end."""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+from tests.m365sync.conftest import DEMO_APP_ID, DEMO_SECRET, DEMO_SECRET_ID, fresh
+
+from m365sync.organizations import service as orgs
+from m365sync.organizations.models import Role
+from m365sync.web.app import create_app
+
+
+@pytest.fixture
+def api(settings, db, runtime):
+    app = create_app(settings=settings, database=db, runtime=runtime)
+    return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://testserver")
+
+
+def admin_token(db, org, email) -> str:
+    with db.session() as session:
+        organization = fresh(session, org)
+        member = orgs.add_member(session, organization, email, role=Role.ADMIN)
+        _, token = orgs.create_api_token(session, organization, member)
+    return token
+
+
+def bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+async def test_openapi_is_published(api):
+    response = await api.get("/api/openapi.json")
+    assert response.status_code == 200
+    assert "/api/v1/organizations/{org}/service-accounts" in response.json()["paths"]
+
+
+async def test_missing_or_bad_token_is_401_with_a_fix(api, make_org):
+    make_org()
+    for headers in ({}, bearer("m365s_not-a-token")):
+        response = await api.get("/api/v1/organizations/contoso/domains", headers=headers)
+        assert response.status_code == 401
+        assert response.json()["error"]["fix"]
+
+
+async def test_an_admin_of_one_organization_cannot_touch_another(api, db, make_org, make_member):
+    contoso = make_org("Contoso", ("contoso.com",))
+    fabrikam = make_org("Fabrikam", ("fabrikam.com",))
+    contoso_token = admin_token(db, contoso, "admin@contoso.com")
+    fabrikam_token = admin_token(db, fabrikam, "admin@fabrikam.com")
+    victim = make_member(fabrikam, "ceo@fabrikam.com")
+
+    # Another organization's routes: refused outright.
+    for method, path in [
+        ("GET", "/api/v1/organizations/fabrikam/members"),
+        ("GET", "/api/v1/organizations/fabrikam/domains"),
+        ("POST", "/api/v1/organizations/fabrikam/domains"),
+        ("DELETE", "/api/v1/organizations/fabrikam/domains/fabrikam.com"),
+        ("GET", "/api/v1/organizations/fabrikam/service-accounts"),
+        ("GET", f"/api/v1/organizations/{fabrikam.id}/audit"),
+    ]:
+        response = await api.request(
+            method, path, headers=bearer(contoso_token), json={"name": "evil.com"}
+        )
+        assert response.status_code == 403, (method, path, response.text)
+        assert "another organization" in response.json()["error"]["message"]
+
+    # Another organization's ids through one's own routes: not found, nothing changed.
+    own = "/api/v1/organizations/contoso"
+    assert (
+        await api.get(f"{own}/members/{victim.id}", headers=bearer(contoso_token))
+    ).status_code == 404
+    assert (
+        await api.delete(f"{own}/members/{victim.id}", headers=bearer(contoso_token))
+    ).status_code == 404
+    assert (
+        await api.patch(
+            f"{own}/members/{victim.id}", headers=bearer(contoso_token), json={"role": "admin"}
+        )
+    ).status_code == 404
+    members = (
+        await api.get("/api/v1/organizations/fabrikam/members", headers=bearer(fabrikam_token))
+    ).json()
+    assert {m["email"] for m in members} == {"admin@fabrikam.com", "ceo@fabrikam.com"}
+    ceo = next(m for m in members if m["email"] == "ceo@fabrikam.com")
+    assert ceo["role"] == "user"
+    own_members = (await api.get(f"{own}/members", headers=bearer(contoso_token))).json()
+    assert {m["email"] for m in own_members} == {"admin@contoso.com"}
+
+
+async def test_non_admin_tokens_stop_working(api, db, make_org):
+    org = make_org()
+    token = admin_token(db, org, "admin@contoso.com")
+    with db.session() as session:
+        organization = fresh(session, org)
+        orgs.update_member(
+            session,
+            organization,
+            orgs.get_member(session, organization, "admin@contoso.com"),
+            role="user",
+        )
+    response = await api.get("/api/v1/organizations/contoso/domains", headers=bearer(token))
+    assert response.status_code == 401
+
+
+async def test_domains_members_and_expected_errors(api, db, make_org):
+    org = make_org(domains=())
+    token = admin_token(db, org, "admin@contoso.com")
+    base = "/api/v1/organizations/contoso"
+    created = await api.post(f"{base}/domains", headers=bearer(token), json={"name": "Contoso.com"})
+    assert created.status_code == 201 and created.json()["name"] == "contoso.com"
+    duplicate = await api.post(
+        f"{base}/domains", headers=bearer(token), json={"name": "contoso.com"}
+    )
+    assert duplicate.status_code == 409 and duplicate.json()["error"]["fix"]
+    invalid = await api.post(
+        f"{base}/domains", headers=bearer(token), json={"name": "not a domain"}
+    )
+    assert invalid.status_code == 422 and "contoso.com" in invalid.json()["error"]["fix"]
+    malformed = await api.post(f"{base}/members", headers=bearer(token), json={"name": "no email"})
+    assert malformed.status_code == 422 and "email" in malformed.json()["error"]["message"]
+    imported = await api.post(
+        f"{base}/members/import",
+        headers={**bearer(token), "Content-Type": "text/csv"},
+        content="email,name,role\nadele@contoso.com,Adele,user\nbad-address,X,user\nalex@contoso.com,Alex,admin\n",
+    )
+    assert imported.status_code == 200
+    assert imported.json()["created"] == ["adele@contoso.com", "alex@contoso.com"]
+    assert imported.json()["errors"][0].startswith("line 3:")
+    audit = (await api.get(f"{base}/audit", headers=bearer(token))).json()
+    assert {"domain.add", "member.import"} <= {e["action"] for e in audit}
+
+
+async def test_service_account_flow(api, db, make_org, sim):
+    org = make_org()
+    token = admin_token(db, org, "admin@contoso.com")
+    base = "/api/v1/organizations/contoso/service-accounts"
+    body = {
+        "client_id": DEMO_APP_ID,
+        "client_secret": DEMO_SECRET_ID,
+        "test_mailbox": "adele@contoso.com",
+    }
+    tested = await api.post(f"{base}/test", headers=bearer(token), json=body)
+    assert tested.status_code == 200
+    secret_check = next(c for c in tested.json()["checks"] if c["key"] == "secret_format")
+    assert secret_check["outcome"] == "failed" and "secret's ID" in secret_check["message"]
+    refused = await api.post(base, headers=bearer(token), json=body)
+    assert refused.status_code == 422
+    assert "secret's ID" in refused.json()["error"]["message"]
+    assert refused.json()["error"]["test"]["ok"] is False
+
+    body["client_secret"] = DEMO_SECRET
+    saved = await api.post(base, headers=bearer(token), json=body)
+    assert saved.status_code == 201, saved.text
+    account = saved.json()["service_account"]
+    assert account["status"] == "active"
+    assert {k for k, v in account["features"].items() if v["enabled"]} == {
+        "email",
+        "calendar",
+        "scheduling",
+    }
+
+    listed = (await api.get(base, headers=bearer(token))).json()
+    assert [a["id"] for a in listed] == [account["id"]]
+    policy = await api.post(
+        f"{base}/{account['id']}/access-policy",
+        headers=bearer(token),
+        json={"group": "crm-sync@contoso.com"},
+    )
+    assert policy.status_code == 200
+    assert "New-ApplicationAccessPolicy" in policy.json()["application_access_policy"]
+    reach = await api.get(f"{base}/{account['id']}/reachability", headers=bearer(token))
+    assert reach.status_code == 200
+    assert (await api.delete(f"{base}/{account['id']}", headers=bearer(token))).status_code == 204
+    assert (await api.get(f"{base}/{account['id']}", headers=bearer(token))).status_code == 404

@@ -1,0 +1,245 @@
+"""The admin pages beyond the first pass: edit and rotate secret in the side panel,
+Connect using Exchange, a member's password, CSV import results, and the scheduling
+setting in Sync settings — as the HTML a person gets back."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+
+from m365sync.organizations.models import Role
+
+DEMO_APP = "11111111-2222-4333-8444-000000000001"
+DEMO_SECRET_ID = "5ec2e7a1-0000-4000-8000-000000000001"
+DEMO_SECRET_VALUE = "Zx8Q~demo.service-account.secret-value-0001"
+
+
+@pytest.fixture
+def admin(client: TestClient, people: Any, sign_in: Any, csrf_of: Any) -> str:
+    """Signed in as Contoso's admin, with contoso.com as a domain to sync; the CSRF token."""
+    contoso = people.organization("Contoso", "contoso")
+    people.member(contoso, "admin@contoso.com", Role.ADMIN, name="Megan Bowen")
+    people.member(contoso, "adele@contoso.com", Role.USER, name="Adele Vance")
+    sign_in(client, "admin@contoso.com")
+    token = csrf_of(client.get("/admin/domains").text)
+    assert (
+        client.post("/admin/domains", data={"name": "contoso.com", "csrf_token": token}).status_code
+        == 303
+    )
+    return token
+
+
+def saved_account(client: TestClient, token: str) -> str:
+    answer = client.post(
+        "/admin/service-accounts",
+        data={
+            "csrf_token": token,
+            "name": "Contoso sync",
+            "client_id": DEMO_APP,
+            "client_secret": DEMO_SECRET_VALUE,
+            "test_mailbox": "adele@contoso.com",
+        },
+    )
+    assert answer.headers["location"] == "/admin/service-accounts?notice=saved"
+    page = client.get("/admin/service-accounts").text
+    return page.split("/limit-access", 1)[0].rsplit("/", 1)[1]
+
+
+def test_rotating_to_a_secret_id_is_refused_with_the_fix_and_keeps_the_old_secret(
+    sim: Any, client: TestClient, admin: str
+) -> None:
+    account_id = saved_account(client, admin)
+    panel = client.get(f"/admin/service-accounts?panel=rotate&account={account_id}").text
+    assert "Rotate the client secret" in panel and "New Client Secret Value" in panel
+
+    refused = client.post(
+        f"/admin/service-accounts/{account_id}/rotate-secret",
+        data={"csrf_token": admin, "client_secret": DEMO_SECRET_ID},
+    )
+
+    assert refused.status_code == 422
+    assert "This is the secret&#39;s ID, not its value." in refused.text
+    assert "Save anyway with the failing features turned off" in refused.text
+    assert DEMO_SECRET_ID not in refused.text
+    listing = client.get("/admin/service-accounts").text
+    assert 'badge-active">Active' in listing
+
+    rotated = client.post(
+        f"/admin/service-accounts/{account_id}/rotate-secret",
+        data={"csrf_token": admin, "client_secret": DEMO_SECRET_VALUE},
+        follow_redirects=True,
+    )
+    assert "New client secret tested and saved" in rotated.text
+    assert DEMO_SECRET_VALUE not in rotated.text
+
+
+def test_editing_renames_and_tests_again(sim: Any, client: TestClient, admin: str) -> None:
+    account_id = saved_account(client, admin)
+
+    edited = client.post(
+        f"/admin/service-accounts/{account_id}/edit",
+        data={"csrf_token": admin, "name": "CRM sync (Graph)", "test_mailbox": "admin@contoso.com"},
+        follow_redirects=True,
+    )
+
+    assert "Service account tested and saved." in edited.text
+    assert "CRM sync (Graph)" in edited.text
+    panel = client.get(f"/admin/service-accounts?panel=edit&account={account_id}").text
+    assert 'value="admin@contoso.com"' in panel
+
+    blank = client.post(
+        f"/admin/service-accounts/{account_id}/edit",
+        data={"csrf_token": admin, "name": "", "test_mailbox": "admin@contoso.com"},
+    )
+    assert blank.status_code == 422
+    assert "A service account needs a name." in blank.text
+
+
+def test_connect_using_exchange_refuses_exchange_online_and_saves_on_premises(
+    client: TestClient, admin: str
+) -> None:
+    panel = client.get("/admin/service-accounts?panel=exchange").text
+    assert "EWS server URL" in panel
+
+    online = client.post(
+        "/admin/service-accounts/exchange",
+        data={
+            "csrf_token": admin,
+            "server_url": "https://outlook.office365.com/EWS/Exchange.asmx",
+            "username": "svc-crm@contoso.com",
+            "password": "an Exchange password",
+        },
+    )
+    assert online.status_code >= 400
+    assert "is Exchange Online" in online.text
+    assert "Connect your Office 365" in online.text or "Office 365" in online.text
+    assert "an Exchange password" not in online.text
+
+    missing = client.post(
+        "/admin/service-accounts/exchange",
+        data={"csrf_token": admin, "server_url": "https://mail.contoso.com/EWS/Exchange.asmx"},
+    )
+    assert "Username, Password: required." in missing.text
+
+    saved = client.post(
+        "/admin/service-accounts/exchange",
+        data={
+            "csrf_token": admin,
+            "server_url": "https://mail.contoso.com/EWS/Exchange.asmx",
+            "username": "CONTOSO\\svc-crm",
+            "password": "an Exchange password",
+        },
+        follow_redirects=True,
+    )
+    assert "Exchange service account saved." in saved.text
+    assert "https://mail.contoso.com/EWS/Exchange.asmx" in saved.text
+    assert "an Exchange password" not in saved.text
+
+
+def test_an_admin_sets_a_members_password_and_they_sign_in_with_it(
+    client: TestClient, admin: str, people: Any, sign_in: Any
+) -> None:
+    page = client.get("/admin/members").text
+    found = re.search(r'<option value="([^"]+)">adele@contoso.com</option>', page)
+    assert found is not None
+    adele_id = found.group(1)
+
+    different = client.post(
+        "/admin/members/password",
+        data={
+            "csrf_token": admin,
+            "member_id": adele_id,
+            "password": "x" * 14,
+            "repeat_password": "y" * 14,
+        },
+    )
+    assert different.status_code == 422
+    assert "The two passwords are different." in different.text
+
+    weak = client.post(
+        "/admin/members/password",
+        data={
+            "csrf_token": admin,
+            "member_id": adele_id,
+            "password": "short",
+            "repeat_password": "short",
+        },
+    )
+    assert "This password is too weak." in weak.text and "at least 12 characters" in weak.text
+
+    done = client.post(
+        "/admin/members/password",
+        data={
+            "csrf_token": admin,
+            "member_id": adele_id,
+            "password": "adele's new passphrase",
+            "repeat_password": "adele's new passphrase",
+        },
+        follow_redirects=True,
+    )
+    assert "Password set" in done.text
+    client.cookies.clear()
+    assert sign_in(client, "adele@contoso.com", "adele's new passphrase").status_code == 303
+
+
+def test_a_csv_import_applies_good_rows_and_lists_the_rejected_ones(
+    client: TestClient, admin: str
+) -> None:
+    csv = "email,name,role\nlee@contoso.com,Lee Gu,user\nnot-an-address,Nobody,user\n"
+
+    answer = client.post(
+        "/admin/members/import",
+        data={"csrf_token": admin},
+        files={"file": ("team.csv", csv.encode(), "text/csv")},
+    )
+
+    assert "1 added, 0 updated; 1 rows not imported" in answer.text
+    assert "line 3: &#39;not-an-address&#39; is not an email address." in answer.text
+    assert "lee@contoso.com" in client.get("/admin/members").text
+
+
+def test_sync_settings_hold_the_scheduling_lead_rule(client: TestClient, admin: str) -> None:
+    page = client.get("/admin/sync-settings").text
+    assert "Create a lead for an unknown invitee" in page
+    assert 'name="scheduling_create_leads" aria-describedby="scheduling-leads-help" checked' in page
+
+    bad = client.post(
+        "/admin/sync-settings",
+        data={
+            "csrf_token": admin,
+            "mail_folders": "inbox",
+            "backfill_days": "-3",
+            "calendar_days_back": "30",
+            "calendar_days_ahead": "180",
+            "delete_policy": "keep",
+        },
+    )
+    assert bad.status_code == 422
+    assert "Backfill window: enter a number of days from 0 (everything) to 3650." in bad.text
+
+    saved = client.post(
+        "/admin/sync-settings",
+        data={
+            "csrf_token": admin,
+            "mail_folders": "inbox",
+            "backfill_days": "14",
+            "calendar_days_back": "30",
+            "calendar_days_ahead": "180",
+            "delete_policy": "keep",
+        },
+        follow_redirects=True,
+    )
+    assert "Sync settings saved." in saved.text
+    assert 'name="scheduling_create_leads" aria-describedby="scheduling-leads-help" >' in saved.text
+    assert 'value="14"' in saved.text
+
+
+def test_the_navigation_links_the_scheduling_pages(client: TestClient, admin: str) -> None:
+    admin_page = client.get("/admin/members").text
+    assert 'href="/scheduling/admin"' in admin_page
+    user_page = client.get("/me/connections").text
+    assert 'href="/scheduling"' in user_page
+    assert client.get("/scheduling/admin").status_code == 200
