@@ -117,8 +117,10 @@ class _PreparedInsert:
         )
 
     def sql(self, rows: int) -> str:
+        # Table and column names come from the models, quoted by the dialect; every value
+        # is a bound parameter.
         values = ", ".join([self.placeholder] * rows)
-        return f"INSERT INTO {self.table} ({self.columns}) VALUES {values} ON CONFLICT DO NOTHING"
+        return f"INSERT INTO {self.table} ({self.columns}) VALUES {values} ON CONFLICT DO NOTHING"  # noqa: S608
 
     def params(self, rows: Sequence[Sequence[Any]]) -> list[Any]:
         """Rows of Python values (in column order), converted as the DBAPI wants them and
@@ -621,6 +623,37 @@ class EmbeddedCrm:
                     continue
                 found[item_id] = LinkedItem(aid, ck, modified, crm_pending=seq > pushed)
         return found
+
+    def linked_item_ids(
+        self,
+        kind: ActivityKind,
+        member_id: str,
+        *,
+        folder: str | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+    ) -> set[str]:
+        ids: set[str] = set()
+        stmt = (
+            select(CrmActivityMember.graph_item_id)
+            .join(CrmActivity, CrmActivity.id == CrmActivityMember.activity_id)
+            .where(
+                CrmActivityMember.member_id == member_id,
+                CrmActivityMember.graph_item_id.is_not(None),
+                CrmActivityMember.removed_at.is_(None),
+                CrmActivity.kind == kind,
+            )
+        )
+        if folder is not None:
+            stmt = stmt.where(CrmActivityMember.folder == folder)
+        if since is not None:
+            stmt = stmt.where(CrmActivity.occurred_at >= since)
+        if until is not None:
+            stmt = stmt.where(CrmActivity.occurred_at < until)
+        for item_id in self.session.scalars(stmt):
+            if item_id is not None:
+                ids.add(item_id)
+        return ids
 
     def remove_items(
         self,

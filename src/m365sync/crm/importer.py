@@ -84,10 +84,20 @@ def _row(
     email = normalize_address(get("email"))
     if email is None:
         raise ValueError(f"'{get('email')}' is not an email address")
-    model = CrmContact if kind == "contacts" else CrmLead
-    found = session.scalar(
-        select(model).where(model.organization_id == organization_id, model.email == email)
-    )
+    model: type[CrmContact] | type[CrmLead] = CrmContact if kind == "contacts" else CrmLead
+    found: CrmContact | CrmLead | None
+    if model is CrmContact:
+        found = session.scalar(
+            select(CrmContact).where(
+                CrmContact.organization_id == organization_id, CrmContact.email == email
+            )
+        )
+    else:
+        found = session.scalar(
+            select(CrmLead).where(
+                CrmLead.organization_id == organization_id, CrmLead.email == email
+            )
+        )
     if found is None:
         found = model(organization_id=organization_id, email=email)
         session.add(found)

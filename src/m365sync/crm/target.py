@@ -206,6 +206,20 @@ class CrmTarget(Protocol):
         self, kind: ActivityKind, member_id: str, graph_item_ids: Collection[str]
     ) -> dict[str, LinkedItem]: ...
 
+    def linked_item_ids(
+        self,
+        kind: ActivityKind,
+        member_id: str,
+        *,
+        folder: str | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+    ) -> set[str]:
+        """The mailbox item ids this member's current links point at (optionally only
+        those of ``folder`` and of activities that occurred in ``[since, until)``): what a
+        full round is compared with to find deletions it could not report."""
+        ...
+
     def remove_items(
         self,
         kind: ActivityKind,

@@ -12,7 +12,7 @@ cancel/reschedule need the signed link itself.
 from __future__ import annotations
 
 import zoneinfo
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from functools import lru_cache
 from pathlib import Path
@@ -23,8 +23,10 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 from pydantic import ValidationError
+from sqlalchemy.orm import Session
 
 from m365sync.crm.embedded import EmbeddedCrm
+from m365sync.db.session import Database
 from m365sync.errors import M365SyncError
 from m365sync.scheduling.access import ConnectionCalendarAccess
 from m365sync.scheduling.availability import Slot, group_by_local_day, zone_from_microsoft
@@ -37,12 +39,13 @@ from m365sync.scheduling.errors import (
 from m365sync.scheduling.models import AvailabilitySource, MeetingKind
 from m365sync.scheduling.schemas import InviteeInput, MeetingTypeInput
 from m365sync.scheduling.service import CalendarAccess, SchedulingService
+from m365sync.scheduling.tasks import PendingBookingRecovery
 from m365sync.scheduling.tokens import BookingAction, BookingTokens
 from m365sync.settings import get_settings
 from m365sync.web.auth.dependencies import Admin, AdminForm, DbSession, MemberForm
 from m365sync.web.auth.dependencies import Member as SignedInMember
 
-__all__ = ["install_scheduling", "router"]
+__all__ = ["SchedulingWiring", "install_scheduling", "router"]
 
 WEB_DIR = Path(__file__).resolve().parent.parent / "web"
 templates = Jinja2Templates(directory=str(WEB_DIR / "templates"))
@@ -52,8 +55,21 @@ DAYS_SHOWN = 7
 
 @dataclass
 class SchedulingWiring:
+    """What ``install_scheduling`` put on ``app.state.scheduling``."""
+
+    database: Database
     calendars: CalendarAccess
     tokens: BookingTokens
+    recovery: PendingBookingRecovery = field(init=False)
+    """Finishes or releases bookings left pending; the app's lifespan starts and stops it."""
+
+    def __post_init__(self) -> None:
+        self.recovery = PendingBookingRecovery(self.database, self.service)
+
+    def service(self, session: Session) -> SchedulingService:
+        return SchedulingService(
+            session, calendars=self.calendars, crm=EmbeddedCrm, tokens=self.tokens
+        )
 
 
 def install_scheduling(
@@ -61,31 +77,38 @@ def install_scheduling(
     *,
     calendars: CalendarAccess | None = None,
     tokens: BookingTokens | None = None,
-) -> None:
+) -> SchedulingWiring:
     """Mount the booking pages (``/book/...``) and the rep/admin pages (``/scheduling...``).
 
     Defaults come from the app built by ``m365sync.web.app.create_app``: hosts' calendars
     through ``app.state.runtime`` (the connections runtime) and ``app.state.database``; invitee
-    links signed with a key derived from the installation's secret key.
+    links signed with a key derived from the installation's secret key. ``create_app``
+    already calls this; a second call on the same app is refused (it would mount every
+    route twice), so tests and embedders read ``app.state.scheduling`` instead.
     """
+    if getattr(app.state, "scheduling", None) is not None:
+        raise RuntimeError(
+            "Calendar Scheduling is already installed on this app (create_app installs it); "
+            "use app.state.scheduling instead of installing it again."
+        )
+    database: Database = app.state.database
     if calendars is None:
-        calendars = ConnectionCalendarAccess(app.state.runtime, app.state.database)
+        calendars = ConnectionCalendarAccess(app.state.runtime, database)
     if tokens is None:
         settings = getattr(app.state, "settings", None) or get_settings()
         tokens = BookingTokens.from_settings(settings)
-    app.state.scheduling = SchedulingWiring(calendars=calendars, tokens=tokens)
+    wiring = SchedulingWiring(database=database, calendars=calendars, tokens=tokens)
+    app.state.scheduling = wiring
     if not any(getattr(r, "name", None) == "web_static" for r in app.routes):
         # The dashboard's static mount (same path and name as ``install_pages``).
         app.mount("/static/web", StaticFiles(directory=str(WEB_DIR / "static")), name="web_static")
     app.include_router(router)
+    return wiring
 
 
 def scheduling_service(request: Request, db: DbSession) -> SchedulingService:
     wiring: SchedulingWiring = request.app.state.scheduling
-    service = SchedulingService(
-        db, calendars=wiring.calendars, crm=EmbeddedCrm, tokens=wiring.tokens
-    )
-    return service
+    return wiring.service(db)
 
 
 Service = Annotated[SchedulingService, Depends(scheduling_service)]

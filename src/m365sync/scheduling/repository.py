@@ -192,6 +192,18 @@ class SchedulingRepository:
         self.session.execute(delete(BookingClaim).where(BookingClaim.booking_id == booking.id))
         self.session.flush()
 
+    def stale_pending_bookings(self, created_before: datetime, limit: int = 100) -> list[str]:
+        """Ids of bookings still pending that were made before ``created_before``, oldest
+        first: the process that made them stopped before Outlook heard of them."""
+        return list(
+            self.session.scalars(
+                select(Booking.id)
+                .where(Booking.status == BookingStatus.PENDING, Booking.created_at < created_before)
+                .order_by(Booking.created_at)
+                .limit(limit)
+            )
+        )
+
     def live_booking_intervals(
         self, member_id: str, start: datetime, end: datetime, *, excluding: str | None = None
     ) -> list[Interval]:

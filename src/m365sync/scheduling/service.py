@@ -9,6 +9,8 @@ booking the database has already accepted:
 2. ``confirm`` creates the Outlook event (the invitee as attendee, so Exchange sends the
    invitation) and logs it in the CRM. The boundary commits again.
 
+If the process stops between the two, the booking stays pending and holds its time;
+``recover`` (run periodically by ``tasks.PendingBookingRecovery``) finishes or releases it.
 Cancel and reschedule follow the same order: local change, commit, then Microsoft.
 """
 
@@ -505,8 +507,13 @@ class SchedulingService:
             alternatives=alternatives,
         )
 
-    async def confirm(self, booking_id: str) -> BookingView:
-        """Create the Outlook event for a reserved booking and log it in the CRM."""
+    async def confirm(self, booking_id: str, *, retry_later: bool = False) -> BookingView:
+        """Create the Outlook event for a reserved booking and log it in the CRM.
+
+        When Microsoft refuses, the booking is marked failed and its time released
+        (``CalendarWriteFailed``); with ``retry_later`` a retryable refusal (throttled,
+        transient) is raised as is and the booking stays pending for the next attempt.
+        """
         booking = self.repo.booking(booking_id)
         if booking is None:
             raise BookingNotFound("That booking does not exist.", fix="Book again.")
@@ -529,6 +536,8 @@ class SchedulingService:
                 calendar = await self._calendar(organizer)
                 event = await calendar.create_event(request)
             except (MicrosoftError, SchedulingUnavailable) as exc:
+                if retry_later and isinstance(exc, MicrosoftError) and exc.retryable:
+                    raise
                 booking.status = BookingStatus.FAILED
                 booking.failure = str(exc)
                 self.repo.release_claims(booking)
@@ -544,6 +553,38 @@ class SchedulingService:
             self._log_in_crm(booking, organizer)
             self.session.flush()
         return self.view(booking)
+
+    async def recover(self, booking_id: str) -> BookingStatus | None:
+        """Finish a booking left pending (the process stopped between committing its claim
+        and confirming it), or release its time. Returns its status afterwards (None when
+        it no longer exists).
+
+        Safe to repeat, and to race with the request that made the booking: the Outlook
+        create carries the booking id as ``transactionId``, so when the first attempt did
+        reach Outlook, Graph answers with that event instead of making a second one, and
+        the CRM event is upserted by its iCalUId. A booking whose meeting has already
+        started is released without touching Outlook (an invitation to a past meeting
+        helps nobody). A retryable refusal (throttled, transient) leaves it pending for
+        the next attempt; any other refusal releases it, as at booking time.
+        """
+        booking = self.repo.booking(booking_id)
+        if booking is None or booking.status is not BookingStatus.PENDING:
+            return booking.status if booking else None
+        if booking.start <= self.now():
+            booking.status = BookingStatus.FAILED
+            booking.failure = (
+                "The meeting time passed before it was added to Outlook, so it was released."
+            )
+            self.repo.release_claims(booking)
+            self.session.flush()
+            return booking.status
+        try:
+            await self.confirm(booking.id, retry_later=True)
+        except CalendarWriteFailed:
+            pass  # marked failed, with the reason, and its time released
+        except MicrosoftError as exc:
+            log.info("booking %s stays pending, Outlook will be asked again: %s", booking.id, exc)
+        return booking.status
 
     def _member(self, organization_id: str, member_id: str) -> Member:
         member = self.repo.member(organization_id, member_id)

@@ -111,9 +111,19 @@ def parse_event(item: dict[str, Any], member_id: str) -> EventRecord:
 
 
 class EventPageWriter:
-    def __init__(self, ctx: RunContext, window: tuple[datetime, datetime]) -> None:
+    """Stores one page of a calendar round with its cursor, in one transaction.
+
+    A round read from the start (first sync, a new window, an expired cursor) lists every
+    event in the window: whatever this member's calendar held in the window before and the
+    round didn't list was deleted meanwhile, and is removed with the round's last page."""
+
+    def __init__(
+        self, ctx: RunContext, window: tuple[datetime, datetime], *, full_round: bool = False
+    ) -> None:
         self.ctx = ctx
         self.window = window
+        self.full_round = full_round
+        self.seen: set[str] = set()
 
     def write(self, page: Page) -> None:
         ctx = self.ctx
@@ -128,6 +138,7 @@ class EventPageWriter:
                 if isinstance(i, dict) and isinstance(i.get("id"), str)
             }
             removed = [i for i, item in unique.items() if "@removed" in item]
+            self.seen.update(i for i, item in unique.items() if "@removed" not in item)
             records: list[EventRecord] = []
             for item_id, item in unique.items():
                 if "@removed" in item or item.get("type") == "seriesMaster":
@@ -178,6 +189,12 @@ class EventPageWriter:
                 record.account_ids = sorted(ids)
             result = crm.upsert_events(fresh)
             ctx.progress.logged += result.created
+            if self.full_round and page.delta_link is not None:
+                start, end = self.window
+                removed += (
+                    crm.linked_item_ids(ActivityKind.EVENT, ctx.member_id, since=start, until=end)
+                    - self.seen
+                )
             if removed:
                 ctx.progress.removed += crm.remove_items(
                     ActivityKind.EVENT, ctx.member_id, removed, delete=True
@@ -221,7 +238,7 @@ async def run_calendar_sync(ctx: RunContext) -> None:
 
 
 async def _pull(ctx: RunContext, window: tuple[datetime, datetime], link: str | None) -> None:
-    writer = EventPageWriter(ctx, window)
+    writer = EventPageWriter(ctx, window, full_round=link is None)
     pages = calendar_delta(
         ctx.access.graph,
         ctx.access.user_path,
@@ -338,19 +355,19 @@ async def _push(ctx: RunContext, crm_cursor: str | None) -> None:
                     )
             ctx.progress.pushed += 1
 
-        def record() -> None:
+        def record(pushed: list[PushResult], cursor: str | None) -> None:
             with ctx.database.session() as session:
                 crm = open_crm(session, ctx.organization_id)
                 crm.record_pushed(
                     ActivityKind.EVENT,
                     ctx.member_id,
-                    [r for r in results if r.change_key or r.graph_item_id is None],
+                    [r for r in pushed if r.change_key or r.graph_item_id is None],
                 )
                 SyncRepository(session).save_cursor(
-                    ctx.unit_id, "crm:events", delta_link=next_cursor, next_link=None
+                    ctx.unit_id, "crm:events", delta_link=cursor, next_link=None
                 )
 
-        await asyncio.to_thread(record)
+        await asyncio.to_thread(record, results, next_cursor)
         if not changes or next_cursor == crm_cursor:
             return
         crm_cursor = next_cursor

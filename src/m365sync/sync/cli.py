@@ -127,7 +127,8 @@ def sync_command(
         if result.outcome == "ok":
             console.print(
                 f"[green]✓[/green] {result.progress.mailbox} {result.progress.feature.value}: "
-                f"{result.progress.items} items, {result.progress.logged} logged, {result.progress.pushed} pushed"
+                f"{result.progress.items} items, {result.progress.logged} logged, "
+                f"{result.progress.pushed} pushed"
             )
         elif result.outcome == "busy":
             console.print(
@@ -136,7 +137,8 @@ def sync_command(
         else:
             failed = True
             console.print(
-                f"[red]✗[/red] {result.progress.mailbox} {result.progress.feature.value}: {result.status.value}"
+                f"[red]✗[/red] {result.progress.mailbox} {result.progress.feature.value}: "
+                f"{result.status.value}"
             )
             console.print(f"   {result.error}")
             if result.fix:

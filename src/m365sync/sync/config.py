@@ -1,7 +1,10 @@
 """Engine settings (``M365SYNC_*`` environment variables, like every other setting).
 
 They tune how the work runs, not what is synced: what is synced is per organization, in
-``SyncSettings`` (database). Documented in ``docs/sync.md``.
+``SyncSettings`` (database). A class of their own (same prefix, same config file as
+``m365sync.settings.Settings``) because only the sync engine and its workers read them and
+the CLI, tests and benchmark override them per run. Every one is documented in
+``docs/configuration.md`` ("Sync engine"; a test checks it).
 """
 
 from __future__ import annotations
@@ -60,7 +63,9 @@ class EngineSettings(BaseSettings):
     )
     webhook_url: str | None = Field(
         default=None,
-        description="Public HTTPS URL of /webhooks/microsoft (change notifications); unset: polling only.",
+        description=(
+            "Public HTTPS URL of /webhooks/microsoft (change notifications); unset: polling only."
+        ),
     )
     celery_broker_url: str = Field(
         default="redis://127.0.0.1:6379/0", description="Celery broker (scale-out workers)."

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import hashlib
 import logging
 from collections.abc import AsyncGenerator, Sequence
@@ -193,12 +194,25 @@ class PageWriter:
     page's records and its cursor in one transaction). Both run in threads."""
 
     def __init__(
-        self, ctx: RunContext, rules: Rules, folder: str, floor: datetime | None = None
+        self,
+        ctx: RunContext,
+        rules: Rules,
+        folder: str,
+        floor: datetime | None = None,
+        *,
+        full_round: bool = False,
+        scope: datetime | None = None,
     ) -> None:
         self.ctx = ctx
         self.rules = rules
         self.folder = folder
         self.floor = floor  # messages received before it are outside the backfill window
+        # A round read from the start lists everything the folder holds (received since
+        # ``scope``): with the "delete" policy, what it didn't list is gone (deleted while
+        # a cursor had expired, say), and is removed with the round's last page.
+        self.reconcile = full_round and rules.delete_policy == "delete"
+        self.scope = scope
+        self.seen: set[str] = set()
 
     def prepare(self, page: Page) -> PreparedPage:
         rules = self.rules
@@ -218,6 +232,8 @@ class PageWriter:
             if "@removed" in item:
                 removed.append(item_id)
                 continue
+            if self.reconcile:
+                self.seen.add(item_id)
             try:
                 parsed.append(parse_message(item, max_body))
             except (ValueError, TypeError, OverflowError) as exc:
@@ -234,7 +250,10 @@ class PageWriter:
             if self._may_log(m, addresses, domains):
                 candidates.append((m, addresses, domains))
         external = {
-            a for _, addresses, _ in candidates for a in addresses if address_domain(a) not in internal
+            a
+            for _, addresses, _ in candidates
+            for a in addresses
+            if address_domain(a) not in internal
         }
         return PreparedPage(
             page, candidates, external, removed, rejected, len(parsed) - len(candidates)
@@ -249,6 +268,17 @@ class PageWriter:
                 raise LeaseLost("This mailbox is being synced by another worker.")
             crm = open_crm(session, ctx.organization_id)
             self._store(session, repo, crm, prepared)
+            if self.reconcile and page.delta_link is not None:
+                gone = (
+                    crm.linked_item_ids(
+                        ActivityKind.EMAIL, ctx.member_id, folder=self.folder, since=self.scope
+                    )
+                    - self.seen
+                )
+                if gone:
+                    ctx.progress.removed += crm.remove_items(
+                        ActivityKind.EMAIL, ctx.member_id, gone, delete=True, folder=self.folder
+                    )
             repo.save_cursor(
                 ctx.unit_id,
                 f"mail:{self.folder}",
@@ -412,7 +442,8 @@ async def _sync_folder(
     instead, the window applied on our side (its deltaLink is the cursor, and the window
     is kept with it for the rounds that follow)."""
     if cursor is not None or rules.backfill_days <= 0:
-        await _store_round(ctx, rules, folder, _round(ctx, rules, folder, cursor, None), floor)
+        round_pages = _round(ctx, rules, folder, cursor, None)
+        await _store_round(ctx, rules, folder, round_pages, floor, full=cursor is None)
         return
     since = utcnow() - timedelta(days=rules.backfill_days)
     held: list[Page] = []
@@ -423,7 +454,9 @@ async def _sync_folder(
         async for page in pages:
             held.append(page)
             seen.update(
-                item.get("id") for item in page.items if isinstance(item, dict) and "@removed" not in item
+                item.get("id")
+                for item in page.items
+                if isinstance(item, dict) and "@removed" not in item
             )
             if len(seen) >= FILTERED_DELTA_LIMIT:
                 capped = True
@@ -431,7 +464,7 @@ async def _sync_folder(
     finally:
         await pages.aclose()
     if not capped:
-        await _store_round(ctx, rules, folder, _replay(held), None)
+        await _store_round(ctx, rules, folder, _replay(held), None, full=True, scope=since)
         return
     held.clear()
     log.info(
@@ -440,7 +473,8 @@ async def _sync_folder(
         folder,
         FILTERED_DELTA_LIMIT,
     )
-    await _store_round(ctx, rules, folder, _round(ctx, rules, folder, None, None), since)
+    round_pages = _round(ctx, rules, folder, None, None)
+    await _store_round(ctx, rules, folder, round_pages, since, full=True, scope=since)
 
 
 def _round(
@@ -458,6 +492,11 @@ def _round(
     return read_ahead(ctx.budget.pages(pages))
 
 
+def _stored(ctx: RunContext, items: int, done: asyncio.Future[None]) -> None:
+    if not done.cancelled() and done.exception() is None:
+        ctx.progress.page_done(items)
+
+
 async def _replay(pages: list[Page]) -> AsyncGenerator[Page, None]:
     for page in pages:
         yield page
@@ -469,12 +508,15 @@ async def _store_round(
     folder: str,
     pages: AsyncGenerator[Page, None],
     floor: datetime | None,
+    *,
+    full: bool = False,
+    scope: datetime | None = None,
 ) -> None:
     """Store a round's pages as a three-stage pipeline: page N+1 is fetched and prepared
     while page N is stored. Stores run one at a time, in page order, so the cursor
     committed with a page never passes a page that isn't stored; at most three pages are
     in memory."""
-    writer = PageWriter(ctx, rules, folder, floor)
+    writer = PageWriter(ctx, rules, folder, floor, full_round=full, scope=scope)
     storing: asyncio.Future[None] | None = None
     try:
         async for page in pages:
@@ -482,11 +524,7 @@ async def _store_round(
             if storing is not None:
                 await storing
             storing = asyncio.ensure_future(asyncio.to_thread(writer.write, prepared))
-            storing.add_done_callback(
-                lambda done, n=len(page.items): done.cancelled()
-                or done.exception()
-                or ctx.progress.page_done(n)
-            )
+            storing.add_done_callback(functools.partial(_stored, ctx, len(page.items)))
         if storing is not None:
             await storing
     finally:

@@ -9,6 +9,13 @@ removed subscription is recreated at the next ``ensure_subscriptions``);
 ``reauthorizationRequired`` marks the subscription for reauthorization, done by the next
 ``ensure_subscriptions``. While every subscription of a unit is healthy, the scheduler
 polls it ``sync_subscribed_poll_factor`` times less often.
+
+What is watched, per unit: Email Sync, each synced mail folder; Calendar Sync, the events;
+Task Sync, the To Do list it syncs (the default list; a delegated subscription, since To Do
+subscriptions take no application permission, so only members whose own Office 365
+connection grants Tasks.ReadWrite get one). Graph sends To Do only
+``reauthorizationRequired`` lifecycle events; a lost To Do subscription is noticed when
+renewing fails and is recreated then.
 """
 
 from __future__ import annotations
@@ -25,7 +32,7 @@ from urllib.parse import quote
 
 from m365sync.connections.errors import ConnectionsError
 from m365sync.connections.models import Feature
-from m365sync.connections.runtime import ConnectionRuntime
+from m365sync.connections.runtime import ConnectionRuntime, MailboxAccess
 from m365sync.crypto import SecretBox, SecretKeyError, seal_context
 from m365sync.db.base import new_id, utcnow
 from m365sync.db.session import Database
@@ -36,11 +43,14 @@ from m365sync.microsoft.subscriptions import (
     reauthorize_subscription,
     renew_subscription,
 )
+from m365sync.microsoft.todo import default_list_id, list_id_from_link
 from m365sync.sync.models import GraphSubscription, SyncFeature
 from m365sync.sync.repository import SyncRepository
+from m365sync.sync.tasks import CURSOR_KEY as TASKS_CURSOR_KEY
 
 __all__ = ["NotificationOutcome", "ensure_subscriptions", "handle_notifications"]
 
+# Under every watched resource's maximum (Outlook 10,080 minutes, To Do 4,230 minutes).
 LIFETIME = timedelta(days=2)
 RENEW_BEFORE = timedelta(hours=12)
 REAUTHORIZE = "reauthorize"
@@ -111,35 +121,61 @@ def _resources(feature: SyncFeature, folders: list[str], user_id: str) -> list[s
     return []
 
 
+async def _todo_resources(access: MailboxAccess, task_link: str | None) -> list[str]:
+    """The tasks of the list Task Sync pulls: the one in its delta cursor, else the default
+    list (one request, until the first sync stored a cursor)."""
+    list_id = list_id_from_link(task_link) if task_link else None
+    if list_id is None:
+        try:
+            list_id = await default_list_id(access.graph, access.user_path)
+        except LookupError:
+            return []
+    return [f"{access.user_path.strip('/')}/todo/lists/{list_id}/tasks"]
+
+
 async def ensure_subscriptions(
     database: Database, runtime: ConnectionRuntime, unit_id: str, notification_url: str
 ) -> list[GraphSubscription]:
     """Create, renew, reauthorize or recreate the unit's subscriptions as needed."""
 
-    def load() -> tuple[Any, list[str], list[GraphSubscription], Any]:
+    def load() -> tuple[Any, list[str], str | None, list[GraphSubscription], Any]:
         with database.session() as session:
             repo = SyncRepository(session)
             unit = repo.unit(unit_id)
             if unit is None:
-                return None, [], [], None
+                return None, [], None, [], None
             member = repo.member(unit.member_id)
             try:
                 access = runtime.graph_for_mailbox(session, member, Feature(unit.feature.value))  # type: ignore[arg-type]
             except (ms.MicrosoftError, ConnectionsError):
                 access = None
             folders = list(repo.settings_for(unit.organization_id).mail_folders or [])
+            task_link = next(
+                (
+                    c.next_link or c.delta_link
+                    for c in repo.cursors(unit_id)
+                    if c.key == TASKS_CURSOR_KEY
+                ),
+                None,
+            )
             subs = repo.subscriptions(unit_id)
             for sub in subs:
                 session.expunge(sub)
             session.expunge(unit)
             email = member.email if member else ""
-            return (unit, email), folders, subs, access
+            return (unit, email), folders, task_link, subs, access
 
-    (unit_and_email, folders, existing, access) = await asyncio.to_thread(load)
+    (unit_and_email, folders, task_link, existing, access) = await asyncio.to_thread(load)
     if unit_and_email is None or access is None:
         return []
     unit, email = unit_and_email
-    wanted = _resources(unit.feature, folders, quote(email, safe="@"))
+    if unit.feature == SyncFeature.TASKS:
+        try:
+            wanted = await _todo_resources(access, task_link)
+        except ms.MicrosoftError:
+            return []  # the unit's own run reports why To Do can't be reached
+    else:
+        wanted = _resources(unit.feature, folders, quote(email, safe="@"))
     by_resource = {s.resource: s for s in existing}
     now = utcnow()
     changed: list[GraphSubscription] = []
@@ -155,7 +191,9 @@ async def ensure_subscriptions(
                     with contextlib.suppress(ms.MicrosoftError):
                         await delete_subscription(access.graph, sub.subscription_id)
                     sub.subscription_id = None
-                runtime.seal(sub, "client_state_sealed", secrets.token_urlsafe(32))
+                sub.client_state_sealed = runtime.box.seal(
+                    secrets.token_urlsafe(32), _client_state_context(sub)
+                )
             if sub.subscription_id and sub.last_error == REAUTHORIZE:
                 await reauthorize_subscription(access.graph, sub.subscription_id)
                 sub.last_error = ""
@@ -175,7 +213,9 @@ async def ensure_subscriptions(
                     access.graph,
                     resource=resource,
                     notification_url=notification_url,
-                    client_state=runtime.open(sub, "client_state_sealed") or "",
+                    client_state=runtime.box.open(
+                        sub.client_state_sealed, _client_state_context(sub)
+                    ),
                     expires_at=now + LIFETIME,
                 )
                 sub.subscription_id = str(created["id"])

@@ -210,7 +210,7 @@ class SyncRepository:
         delta_link: str | None,
         next_link: str | None,
         window: tuple[datetime, datetime] | None = None,
-        received_since: datetime | None | Literal[False] = False,
+        received_since: datetime | Literal[False] | None = False,
     ) -> None:
         """``window``: a calendar round's range; ``received_since``: the receivedDateTime
         floor a mail folder's rounds apply locally (stored as ``window_start``; False

@@ -17,6 +17,7 @@ re-check interval on permanent ones.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from datetime import timedelta
 
@@ -92,7 +93,9 @@ class Scheduler:
             due = repo.due_units(utcnow(), limit + len(running))
             return [u.id for u in due if u.id not in running][:limit]
 
-    async def start_due(self, budget: RequestBudget | None = None) -> list[asyncio.Task[UnitResult]]:
+    async def start_due(
+        self, budget: RequestBudget | None = None
+    ) -> list[asyncio.Task[UnitResult]]:
         """Start every due unit that is not running yet, each as its own task (up to the
         free parallel slots); returns the tasks started."""
         if budget is not None:
@@ -109,7 +112,7 @@ class Scheduler:
                 continue
             task = asyncio.create_task(self._run(unit_id, self._budget))
             self._tasks[unit_id] = task
-            task.add_done_callback(lambda done, u=unit_id: self._finished(u, done))
+            task.add_done_callback(functools.partial(self._finished, unit_id))
             started.append(task)
         return started
 

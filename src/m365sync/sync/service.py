@@ -187,7 +187,7 @@ async def run_unit(
                 if repo.has_healthy_subscriptions(row.id, now):
                     interval *= settings.sync_subscribed_poll_factor
                 row.next_run_at = now + timedelta(
-                    seconds=interval + random.uniform(0, settings.sync_jitter_seconds)
+                    seconds=interval + random.uniform(0, settings.sync_jitter_seconds)  # noqa: S311 (jitter)
                 )
                 outcome: Outcome = "ok"
             else:

@@ -207,16 +207,16 @@ async def _push(ctx: RunContext, list_id: str, crm_cursor: str | None) -> None:
                     )
             ctx.progress.pushed += 1
 
-        def record() -> None:
+        def record(pushed: list[PushResult], cursor: str | None) -> None:
             with ctx.database.session() as session:
                 open_crm(session, ctx.organization_id).record_pushed(
-                    ActivityKind.TASK, ctx.member_id, results
+                    ActivityKind.TASK, ctx.member_id, pushed
                 )
                 SyncRepository(session).save_cursor(
-                    ctx.unit_id, "crm:tasks", delta_link=next_cursor, next_link=None
+                    ctx.unit_id, "crm:tasks", delta_link=cursor, next_link=None
                 )
 
-        await asyncio.to_thread(record)
+        await asyncio.to_thread(record, results, next_cursor)
         if not changes or next_cursor == crm_cursor:
             return
         crm_cursor = next_cursor

@@ -6,7 +6,8 @@
 - the dashboard and user portal (``m365sync.web.pages``: pages, ``/static/web``, security
   headers),
 - Calendar Scheduling's booking pages and the rep/admin scheduling pages
-  (``m365sync.scheduling.install_scheduling``),
+  (``m365sync.scheduling.install_scheduling``; ``app.state.scheduling``, whose job that
+  recovers bookings left pending runs for the app's lifetime),
 - Microsoft Graph change notifications (``POST /webhooks/microsoft``, ``m365sync.web.webhooks``),
 
 and sets ``app.state.settings``, ``.database``, ``.runtime`` (the process's
@@ -73,9 +74,11 @@ def create_app(
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await sync_workers.start()
+        await app.state.scheduling.recovery.start()  # bookings left pending by a crash
         try:
             yield
         finally:
+            await app.state.scheduling.recovery.stop()
             await sync_workers.stop()
             await runtime.aclose()
 
@@ -96,5 +99,5 @@ def create_app(
     install_api(app)
     install_pages(app)
     install_scheduling(app)
-    app.include_router(webhook_router(database, sync_workers.dispatch))
+    app.include_router(webhook_router(database, sync_workers.dispatch, box=runtime.box))
     return app

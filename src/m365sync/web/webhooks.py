@@ -7,9 +7,9 @@
 
 Mount it with ``app.include_router(webhook_router(database, dispatch, box=runtime.box))``;
 ``dispatch`` queues a unit id (the in-process ``Scheduler.dispatch``, or
-``workers.celery_dispatch``); ``box`` opens the sealed per-subscription secrets (without it,
-the box is built from the settings at the first notification). The public URL of this
-route is the ``M365SYNC_WEBHOOK_URL`` setting.
+``workers.celery_dispatch``); ``box`` opens the sealed per-subscription secrets (the
+connection runtime's, so both use the installation's key). The public URL of this route is
+the ``M365SYNC_WEBHOOK_URL`` setting.
 """
 
 from __future__ import annotations
@@ -22,7 +22,6 @@ from fastapi import APIRouter, Request, Response
 
 from m365sync.crypto import SecretBox
 from m365sync.db.session import Database
-from m365sync.settings import get_settings
 from m365sync.sync.notifications import handle_notifications
 
 __all__ = ["WEBHOOK_PATH", "webhook_router"]
@@ -31,15 +30,9 @@ WEBHOOK_PATH = "/webhooks/microsoft"
 
 
 def webhook_router(
-    database: Database, dispatch: Callable[[str], None], *, box: SecretBox | None = None
+    database: Database, dispatch: Callable[[str], None], *, box: SecretBox
 ) -> APIRouter:
     router = APIRouter(tags=["webhooks"])
-    boxes: list[SecretBox] = [box] if box is not None else []
-
-    def secret_box() -> SecretBox:
-        if not boxes:
-            boxes.append(SecretBox.from_settings(get_settings()))
-        return boxes[0]
 
     @router.post(WEBHOOK_PATH, include_in_schema=False)
     async def microsoft_notifications(request: Request) -> Response:
@@ -51,7 +44,7 @@ def webhook_router(
             payload = orjson.loads(raw) if raw else {}
         except orjson.JSONDecodeError:
             return Response(status_code=400)
-        await asyncio.to_thread(handle_notifications, database, secret_box(), payload, dispatch)
+        await asyncio.to_thread(handle_notifications, database, box, payload, dispatch)
         return Response(status_code=202)  # accepted or refused: a forger learns nothing
 
     return router

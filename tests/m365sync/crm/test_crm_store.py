@@ -3,33 +3,36 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from pathlib import Path
 
 import pytest
+from sqlalchemy.orm import Session
 
 from m365sync.crm.embedded import EmbeddedCrm
 from m365sync.crm.importer import import_csv, load_demo_crm
 from m365sync.crm.models import ActivityKind, PersonKind
 from m365sync.crm.target import EmailRecord, NewLead, Participant
-from m365sync.db.migrate import migrate
 from m365sync.db.session import Database
-from m365sync.organizations.service import add_member, create_organization
+from m365sync.organizations.models import Organization
+from m365sync.organizations.service import add_member, create_organization, get_organization
 
 
 @pytest.fixture
-def store(tmp_path: Path) -> tuple[Database, str, str]:
-    database = Database.from_url(f"sqlite:///{tmp_path / 'crm.db'}")
-    migrate(database.engine)
-    with database.session() as s:
+def store(db: Database) -> tuple[Database, str, str]:
+    """Contoso and one member, on SQLite and on PostgreSQL."""
+    with db.session() as s:
         org = create_organization(s, "Contoso")
         member = add_member(s, org, "adele@contoso.com")
-        return database, org.id, member.id
+        return db, org.id, member.id
 
 
 def test_csv_import_is_idempotent_and_reports_bad_rows(store: tuple[Database, str, str]) -> None:
     database, org, _ = store
     accounts = "name,domains\nFabrikam,fabrikam.com fabrikam.de\nLitware,litware.com\n"
-    contacts = "email,first_name,last_name,company,title\nKim@Fabrikam.com,Kim,Akers,Fabrikam,Buyer\nnot-an-email,X,Y,,\n"
+    contacts = (
+        "email,first_name,last_name,company,title\n"
+        "Kim@Fabrikam.com,Kim,Akers,Fabrikam,Buyer\n"
+        "not-an-email,X,Y,,\n"
+    )
     with database.session() as s:
         first = import_csv(s, org, "accounts", accounts)
         again = import_csv(s, org, "accounts", accounts)
@@ -92,3 +95,48 @@ def test_upserts_are_idempotent_by_external_id(store: tuple[Database, str, str])
         assert crm.count_activities(ActivityKind.EMAIL) == 1
         (activity,) = crm.activities(ActivityKind.EMAIL)
         assert crm.activity_people(activity.id) == [(PersonKind.LEAD, lead.id)]
+
+
+def _email(external_id: str, member: str, item: str) -> EmailRecord:
+    return EmailRecord(
+        external_id=external_id,
+        member_id=member,
+        graph_item_id=item,
+        folder="inbox",
+        subject=f"About {external_id}",
+        body="x",
+        body_type="text",
+        headers_only=False,
+        occurred_at=datetime.now(UTC),
+        from_address="pat@example.net",
+        participants=[Participant("pat@example.net", "Pat", "from")],
+        people=[],
+        account_ids=[],
+    )
+
+
+def test_a_page_mixing_new_and_known_emails_links_without_duplicates(
+    store: tuple[Database, str, str],
+) -> None:
+    database, org, adele = store
+    with database.session() as s:
+        alex = add_member(s, org_of(s, org), "alex@contoso.com").id
+    with database.session() as s:
+        crm = EmbeddedCrm(s, org)
+        assert crm.upsert_emails([_email("<shared@x>", adele, "a-1")]).created == 1
+    with database.session() as s:
+        crm = EmbeddedCrm(s, org)
+        page = [_email("<shared@x>", alex, "b-1"), _email("<new@x>", alex, "b-2")]
+        result = crm.upsert_emails(page)
+        assert (result.created, result.unchanged, result.linked) == (1, 1, 2)
+        by_id = {a.external_id: a for a in crm.activities(ActivityKind.EMAIL)}
+        assert sorted(by_id) == ["<new@x>", "<shared@x>"]
+        shared = {
+            m.member_id: m.graph_item_id for m in crm.activity_members(by_id["<shared@x>"].id)
+        }
+        assert shared == {adele: "a-1", alex: "b-1"}
+        assert crm.upsert_emails(page).created == 0
+
+
+def org_of(session: Session, organization_id: str) -> Organization:
+    return get_organization(session, organization_id)

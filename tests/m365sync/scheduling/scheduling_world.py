@@ -1,13 +1,13 @@
 """Helpers for the scheduling tests: a Contoso organization booking against m365sim.
 
 Members, a service account with the four Mail/Calendars permissions (the demo tenant's
-consented app, tokens through MSAL), the scheduling pages mounted on a FastAPI app, and
-helpers that change the world through m365sim's control API.
+consented app, tokens through MSAL), the product's app as ``create_app`` builds it (the
+scheduling wiring it installed is ``app.state.scheduling``), and helpers that change the
+world through m365sim's control API.
 """
 
 from __future__ import annotations
 
-import os
 import re
 import socket
 import threading
@@ -26,6 +26,7 @@ import httpx
 import uvicorn
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
+from sqlalchemy.orm import Session
 
 from m365sim.server import SimServer
 from m365sync.connections.models import (
@@ -39,15 +40,13 @@ from m365sync.crm.models import ActivityKind, CrmActivity
 from m365sync.db.session import Database
 from m365sync.organizations import service as orgs
 from m365sync.organizations.models import Organization
-from m365sync.scheduling import install_scheduling
-from m365sync.scheduling.access import ConnectionCalendarAccess
+from m365sync.scheduling.endpoints import SchedulingWiring
 from m365sync.scheduling.models import Booking
 from m365sync.scheduling.schemas import MeetingTypeInput
 from m365sync.scheduling.service import SchedulingService
 from m365sync.scheduling.tokens import BookingTokens
 from m365sync.settings import Settings
 from m365sync.web.app import create_app
-from m365sync.web.pages import install_pages
 
 TENANT_ID = "6f1c2f4e-3b1a-4c1e-9a51-0c0ffee00001"
 SERVICE_APP = "11111111-2222-4333-8444-000000000001"
@@ -74,7 +73,6 @@ class SchedulingWorld:
     database: Database
     settings: Settings
     runtime: ConnectionRuntime
-    tokens: BookingTokens
     organization: Organization
     members: dict[str, str] = field(default_factory=dict)  # address -> member id
     control: httpx.Client = field(init=False)
@@ -84,23 +82,21 @@ class SchedulingWorld:
         self.control = httpx.Client(
             base_url=self.sim.url, verify=str(self.sim.tls.ca_bundle), timeout=30
         )
-        # The product's app: JSON API and error handling, the dashboard, then scheduling.
         self.app = create_app(settings=self.settings, database=self.database, runtime=self.runtime)
-        install_pages(self.app)
-        install_scheduling(
-            self.app,
-            calendars=ConnectionCalendarAccess(self.runtime, self.database),
-            tokens=self.tokens,
-        )
 
     # -- the product ---------------------------------------------------------------------
-    def service(self, session: Any) -> SchedulingService:
-        return SchedulingService(
-            session,
-            calendars=ConnectionCalendarAccess(self.runtime, self.database),
-            crm=__import__("m365sync.crm.embedded", fromlist=["EmbeddedCrm"]).EmbeddedCrm,
-            tokens=self.tokens,
-        )
+    @property
+    def scheduling(self) -> SchedulingWiring:
+        """What ``create_app`` installed: calendars, link signing, the recovery job."""
+        wiring: SchedulingWiring = self.app.state.scheduling
+        return wiring
+
+    @property
+    def tokens(self) -> BookingTokens:
+        return self.scheduling.tokens
+
+    def service(self, session: Session) -> SchedulingService:
+        return self.scheduling.service(session)
 
     def meeting_type(self, slug: str, hosts: list[str], **values: Any) -> str:
         data = MeetingTypeInput.model_validate(
@@ -251,7 +247,6 @@ def build_world(
         database=db,
         settings=settings,
         runtime=runtime,
-        tokens=BookingTokens(os.urandom(32)),
         organization=organization,
         members=members,
     )

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -11,10 +12,12 @@ from harness import SyncWorld, build_world
 
 from m365sim.seed import DEMO_SEED, load_seed, read_seed
 from m365sim.server import SimServer
+from m365sync.db.session import Database
+
+MEMBERS = ("adele@contoso.com", "alex@contoso.com", "diego@contoso.com")
 
 
-@pytest.fixture
-def world(sim: SimServer, tmp_path: Path) -> SyncWorld:
+def _empty_demo_tenant(sim: SimServer) -> None:
     """The demo tenant with empty mailboxes (the demo seed's sample mail and events left
     out), so each test's world is exactly what it builds."""
     data = read_seed(DEMO_SEED)
@@ -22,8 +25,23 @@ def world(sim: SimServer, tmp_path: Path) -> SyncWorld:
         tenant.pop("mailboxes", None)
     sim.state.reset()
     load_seed(sim.state, data)
-    members = ("adele@contoso.com", "alex@contoso.com", "diego@contoso.com")
-    w = build_world(sim, tmp_path, members)
+
+
+@pytest.fixture
+def world(sim: SimServer, tmp_path: Path) -> Iterator[SyncWorld]:
+    """The synced organization on a SQLite file."""
+    _empty_demo_tenant(sim)
+    w = build_world(sim, tmp_path, MEMBERS)
     yield w
     w.control.close()
     w.database.dispose()
+
+
+@pytest.fixture
+def db_world(sim: SimServer, tmp_path: Path, db: Database) -> Iterator[SyncWorld]:
+    """The synced organization on the ``db`` fixture's database: once on SQLite, once on
+    PostgreSQL. A test module opts in by defining ``world`` as this fixture."""
+    _empty_demo_tenant(sim)
+    w = build_world(sim, tmp_path, MEMBERS, database=db)
+    yield w
+    w.control.close()

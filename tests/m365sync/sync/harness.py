@@ -12,11 +12,12 @@ import asyncio
 import base64
 import os
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import httpx
 import jwt
@@ -181,19 +182,11 @@ class SyncWorld:
             for key, value in values.items():
                 setattr(row, key, value)
 
-    def crm(self) -> Any:
-        """A context manager yielding the embedded CRM in a committing session."""
-        world = self
-
-        class _Ctx:
-            def __enter__(self) -> EmbeddedCrm:
-                self.cm = world.database.session()
-                return EmbeddedCrm(self.cm.__enter__(), world.organization_id)
-
-            def __exit__(self, *exc: Any) -> None:
-                self.cm.__exit__(*exc)
-
-        return _Ctx()
+    @contextmanager
+    def crm(self) -> Iterator[EmbeddedCrm]:
+        """The embedded CRM in a committing session."""
+        with self.database.session() as session:
+            yield EmbeddedCrm(session, self.organization_id)
 
     # -- the world (m365sim control API) -----------------------------------------------------
     def deliver(self, mailbox: str, **spec: Any) -> dict[str, Any]:
@@ -249,13 +242,23 @@ class SyncWorld:
 
 
 def build_world(
-    sim: SimServer, tmp_path: Path, members: Iterable[str] = ("adele@contoso.com",), **engine: Any
+    sim: SimServer,
+    tmp_path: Path,
+    members: Iterable[str] = ("adele@contoso.com",),
+    database: Database | None = None,
+    **engine: Any,
 ) -> SyncWorld:
-    settings = make_settings(sim, tmp_path)
-    database = Database.from_url(settings.resolved_database_url)
-    migrate(database.engine)
-    runtime = DelegatedRuntime.from_settings(settings, database)
-    runtime.sim = sim  # type: ignore[attr-defined]
+    """The world on ``database`` (migrated and empty, e.g. the ``db`` fixture: SQLite or
+    PostgreSQL), or on a new SQLite file in ``tmp_path``."""
+    if database is None:
+        settings = make_settings(sim, tmp_path)
+        database = Database.from_url(settings.resolved_database_url)
+        migrate(database.engine)
+    else:
+        url = database.engine.url.render_as_string(hide_password=False)
+        settings = make_settings(sim, tmp_path, database_url=url)
+    runtime = cast(DelegatedRuntime, DelegatedRuntime.from_settings(settings, database))
+    runtime.sim = sim
     with database.session() as s:
         org = create_organization(s, "Contoso")
         add_domain(s, org, "contoso.com")

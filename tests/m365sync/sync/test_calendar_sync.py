@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import pytest
 from harness import SyncWorld
 
 from m365sync.crm.models import ActivityKind
@@ -12,6 +13,14 @@ from m365sync.crm.target import Participant
 from m365sync.sync.models import SyncFeature
 
 ADELE = "adele@contoso.com"
+
+
+@pytest.fixture
+def world(db_world: SyncWorld) -> SyncWorld:
+    """Every test here runs on SQLite and on PostgreSQL."""
+    return db_world
+
+
 ALEX = "alex@contoso.com"
 CAL = SyncFeature.CALENDAR
 

@@ -2,12 +2,21 @@
 
 from __future__ import annotations
 
+import pytest
 from harness import SyncWorld
 
 from m365sync.crm.models import ActivityKind, PersonKind
 from m365sync.sync.models import SyncFeature, UnitStatus
 
 ADELE = "adele@contoso.com"
+
+
+@pytest.fixture
+def world(db_world: SyncWorld) -> SyncWorld:
+    """Every test here runs on SQLite and on PostgreSQL."""
+    return db_world
+
+
 ALEX = "alex@contoso.com"
 
 
@@ -143,7 +152,7 @@ def test_backfill_window_limits_the_first_sync(world: SyncWorld) -> None:
     assert world.sync(ADELE).outcome == "ok"
 
     assert subjects(world) == ["Recent"]
-    first = [r for r in world.requests() if r["path"].endswith("/delta")][0]
+    first = next(r for r in world.requests() if r["path"].endswith("/delta"))
     assert "receivedDateTime+ge" in first["query"]
 
 

@@ -15,8 +15,11 @@ import uvicorn
 from fastapi import FastAPI
 from harness import SyncWorld, wait_for
 
+from m365sync.connections.models import ConnectionKind, ConnectionStatus, UserConnection
 from m365sync.crm.models import ActivityKind
-from m365sync.sync.models import GraphSubscription, SyncFeature
+from m365sync.crypto import seal_context
+from m365sync.db.base import utcnow
+from m365sync.sync.models import GraphSubscription, SyncFeature, SyncUnit
 from m365sync.sync.repository import SyncRepository
 from m365sync.sync.scheduler import Scheduler
 from m365sync.web.webhooks import WEBHOOK_PATH, webhook_router
@@ -124,6 +127,100 @@ def test_notification_triggers_an_immediate_sync_and_polling_slows(
         runner.join(10)
 
 
+def connect_office365(world: SyncWorld, mailbox: str, scopes: list[str]) -> None:
+    """The member's own "Connect your Office 365" (the harness's runtime serves its tokens)."""
+    with world.database.session() as s:
+        s.add(
+            UserConnection(
+                organization_id=world.organization_id,
+                member_id=world.members[mailbox],
+                kind=ConnectionKind.OFFICE365,
+                status=ConnectionStatus.ACTIVE,
+                account_username=mailbox,
+                granted_scopes=scopes,
+            )
+        )
+
+
+def test_a_to_do_task_reaches_the_crm_through_its_notification(
+    world: SyncWorld, receiver: Receiver
+) -> None:
+    connect_office365(world, ADELE, ["Tasks.ReadWrite", "User.Read", "offline_access"])
+    stop = asyncio.Event()
+    loop = asyncio.new_event_loop()
+    runner = threading.Thread(
+        target=lambda: loop.run_until_complete(receiver.scheduler.run_forever(stop)), daemon=True
+    )
+    runner.start()
+    try:
+
+        def tasks_unit() -> SyncUnit | None:
+            with world.database.session() as s:
+                repo = SyncRepository(s)
+                unit = next(
+                    (
+                        u
+                        for u in repo.units(world.organization_id)
+                        if u.feature == SyncFeature.TASKS
+                    ),
+                    None,
+                )
+                if unit is None or unit.last_success_at is None:
+                    return None
+                if not repo.has_healthy_subscriptions(unit.id, utcnow()):
+                    return None
+                s.expunge(unit)
+                return unit
+
+        wait_for(lambda: tasks_unit() is not None, 15)
+        unit = tasks_unit()
+        assert unit is not None and unit.member_id == world.members[ADELE]
+        # Only the member with Task Sync has a To Do unit, and its polling slowed down.
+        with world.database.session() as s:
+            units = SyncRepository(s).units(world.organization_id)
+            assert [u.member_id for u in units if u.feature == SyncFeature.TASKS] == [
+                world.members[ADELE]
+            ]
+        assert (
+            unit.next_run_at.timestamp() - time.time()
+            > world.engine.sync_subscribed_poll_factor * 250
+        )
+        lists = world.control.get(f"/_sim/mailboxes/{ADELE}/todo/lists").json()["value"]
+        default = next(i["id"] for i in lists if i["wellknownListName"] == "defaultList")
+        [todo_subscription] = [
+            sub
+            for sub in world.control.get("/_sim/subscriptions").json()["value"]
+            if "/todo/" in sub["resource"]
+        ]
+        assert todo_subscription["resource"] == f"me/todo/lists/{default}/tasks"
+        assert todo_subscription["changeType"] == "created,updated,deleted"
+
+        made = world.control.post(
+            f"/_sim/mailboxes/{ADELE}/todo/lists/default/tasks",
+            json={"title": "Call Kim about the renewal", "importance": "high"},
+        )
+        made.raise_for_status()
+
+        def in_crm() -> bool:
+            with world.crm() as crm:
+                return any(
+                    t.subject == "Call Kim about the renewal"
+                    for t in crm.activities(ActivityKind.TASK)
+                )
+
+        wait_for(in_crm, 10)
+        assert unit.id in receiver.dispatched
+        delivered = world.control.get(
+            "/_sim/notifications",
+            params={"subscriptionId": todo_subscription["id"], "kind": "notification"},
+        ).json()["value"]
+        assert [(n["event"], n["status"]) for n in delivered] == [("created", 202)]
+        assert delivered[0]["payload"]["value"][0]["resourceData"]["id"] == made.json()["id"]
+    finally:
+        loop.call_soon_threadsafe(stop.set)
+        runner.join(10)
+
+
 def test_webhook_handshake_forged_client_state_and_lifecycle_events(
     world: SyncWorld, receiver: Receiver
 ) -> None:
@@ -146,7 +243,9 @@ def test_webhook_handshake_forged_client_state_and_lifecycle_events(
             subscription_id="sub-1",
             healthy=True,
         )
-        world.runtime.seal(subscription, "client_state_sealed", "s3cret")
+        subscription.client_state_sealed = world.runtime.box.seal(
+            "s3cret", seal_context("sync_subscriptions", "client_state_sealed", subscription.id)
+        )
         s.add(subscription)
         unit_id = unit.id
 

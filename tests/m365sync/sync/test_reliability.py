@@ -116,7 +116,7 @@ def test_soak_with_random_faults_converges_to_mailbox_truth(world: SyncWorld) ->
     for round_number in range(6):
         for _ in range(15):
             mailbox = rng.choice(MAILBOXES)
-            other = [m for m in MAILBOXES if m != mailbox][0]
+            other = next(m for m in MAILBOXES if m != mailbox)
             spec: dict[str, Any] = {
                 "from": rng.choice(CONTACTS),
                 "subject": f"r{round_number} {rng.random():.6f}",
@@ -140,7 +140,7 @@ def test_soak_with_random_faults_converges_to_mailbox_truth(world: SyncWorld) ->
                 )
         for _ in range(4):  # meetings: some with the other rep, all with a customer
             organizer = rng.choice(MAILBOXES)
-            other = [m for m in MAILBOXES if m != organizer][0]
+            other = next(m for m in MAILBOXES if m != organizer)
             attendees = [{"emailAddress": {"address": rng.choice(CONTACTS)}}]
             if rng.random() < 0.5:
                 attendees.append({"emailAddress": {"address": other}})

@@ -207,9 +207,7 @@ def test_a_long_first_sync_does_not_delay_another_mailboxs_notified_unit(
 
         def logged() -> bool:
             with world.crm() as crm:
-                return any(
-                    a.subject == "Notified" for a in crm.activities(ActivityKind.EMAIL)
-                )
+                return any(a.subject == "Notified" for a in crm.activities(ActivityKind.EMAIL))
 
         wait_for(logged, 5)
         assert time.monotonic() - notified_at < 5

@@ -96,7 +96,8 @@ def test_tasks_sync_both_ways(world: SyncWorld) -> None:
 def test_task_sync_needs_the_members_own_connection(world: SyncWorld) -> None:
     from m365sync.connections.runtime import ConnectionRuntime
 
-    world.runtime.__class__ = ConnectionRuntime  # the plain runtime: only the service account
+    # The plain runtime: only the service account.
+    world.runtime.__class__ = ConnectionRuntime  # type: ignore[assignment]
     result = world.sync(ADELE, TASKS)
     assert result.outcome == "failed"
     assert result.status == UnitStatus.NO_CONNECTION

@@ -22,6 +22,7 @@ from fastapi.testclient import TestClient
 
 from m365sync.crm.importer import load_demo_crm
 from m365sync.db import Database, migrate
+from m365sync.organizations import service as organizations
 from m365sync.organizations.models import Member, Organization, Role
 from m365sync.settings import Settings
 from m365sync.web.app import create_app
@@ -86,6 +87,11 @@ class People:
             db.flush()
             set_password(db, member, PASSWORD)
         return member
+
+    def domain(self, org: Organization, name: str) -> None:
+        """A domain to sync (as the admin adds it on the Domains page)."""
+        with self.database.session() as db:
+            organizations.add_domain(db, org, name, actor="test")
 
     def demo_crm(self, org: Organization) -> None:
         """The CRM accounts and contacts the demo tenant's mail involves."""

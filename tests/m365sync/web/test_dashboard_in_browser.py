@@ -191,6 +191,7 @@ def test_a_user_connects_their_office_365_sees_task_sync_and_disconnects(
     sim: Any, live_server: Any, people: Any, new_page: Any, sign_in_as: Any, screenshot: Any
 ) -> None:
     contoso = people.organization("Contoso", "contoso")
+    people.domain(contoso, "contoso.com")
     people.member(contoso, "adele@contoso.com", Role.USER)
     app = sim.state.find_tenant("contoso.com").apps["11111111-2222-4333-8444-000000000003"]
     app.redirect_uris.append(f"{live_server.url}/connections/office365/callback")

@@ -44,9 +44,9 @@ def test_celery_worker_runs_sync_unit(sim: SimServer, tmp_path: Path) -> None:
     world.deliver("adele@contoso.com", **{"from": "kim@fabrikam.com", "subject": "Via Celery"})
     with world.database.session() as s:
         repo = SyncRepository(s)
-        unit_id = repo.ensure_unit(
-            repo.member(world.members["adele@contoso.com"]), SyncFeature.EMAIL
-        ).id  # type: ignore[arg-type]
+        member = repo.member(world.members["adele@contoso.com"])
+        assert member is not None
+        unit_id = repo.ensure_unit(member, SyncFeature.EMAIL).id
 
     queue = f"test-{uuid.uuid4().hex[:8]}"
     settings = world.settings

@@ -1,24 +1,30 @@
-"""Change-notification subscriptions for Outlook messages and events.
+"""Change-notification subscriptions for Outlook messages and events, and To Do tasks.
 
 A ``Subscription`` watches one mailbox resource: all messages
 (``users/{id}/messages``), the messages of one folder
-(``users/{id}/mailFolders('inbox')/messages`` or ``mailFolders/{id}/messages``), or
-events (``users/{id}/events``); ``me/...`` forms are stored with the signed-in user's id.
+(``users/{id}/mailFolders('inbox')/messages`` or ``mailFolders/{id}/messages``), events
+(``users/{id}/events``), or the tasks of one To Do list
+(``users/{id}/todo/lists/{listId}/tasks``); ``me/...`` forms are stored with the signed-in
+user's id.
 ``SubscriptionBook`` (``state.extension("subscriptions", ...)``) holds them; its lock
 is shared with the delivery thread, which reads subscriptions while requests change them.
 
 Rules kept from Microsoft Graph: ``changeType`` is a comma-separated subset of
 ``created,updated,deleted``; ``clientState`` is at most 128 characters; Outlook
-resources expire at most 10,080 minutes after now; an expired subscription delivers
-nothing and is removed; creating, renewing and reauthorizing need read permission on the
-mailbox, including Application Access Policies and RBAC for Applications; delegated
-callers can subscribe only to their own mailbox.
+resources expire at most 10,080 minutes after now, To Do tasks at most 4,230 minutes; an
+expired subscription delivers nothing and is removed; creating, renewing and
+reauthorizing need read permission on the mailbox, including Application Access Policies
+and RBAC for Applications (To Do: delegated ``Tasks.ReadWrite`` only, app-only callers
+are refused); delegated callers can subscribe only to their own mailbox. Graph sends only
+``reauthorizationRequired`` lifecycle events for To Do (``missed`` and
+``subscriptionRemoved`` are Outlook's).
 
 Differences: ``notificationUrl`` may be plain ``http`` (Microsoft requires ``https``);
 ``includeResourceData`` (encrypted rich notifications) and ``$filter`` in ``resource``
 are refused; the 1,000-subscriptions-per-mailbox limit is not enforced. A mail folder
 named by well-known name or id is resolved to its folder id when the subscription is
 created; a calendar named in an events resource is not (all events of the mailbox match).
+A To Do list must exist when the subscription is created, and is stored by its id.
 """
 
 from __future__ import annotations
@@ -35,17 +41,28 @@ from m365sim.state import Change, SimState
 __all__ = [
     "CHANGE_TYPES",
     "MAX_EXPIRATION_MINUTES",
+    "TODO_LIFECYCLE_EVENTS",
     "DeliverySettings",
     "ParsedResource",
     "Subscription",
     "SubscriptionBook",
+    "max_expiration",
+    "max_expiration_minutes",
     "parse_resource",
     "subscription_book",
 ]
 
 CHANGE_TYPES = ("created", "updated", "deleted")
-MAX_EXPIRATION_MINUTES = 10080
+MAX_EXPIRATION_MINUTES = 10080  # Outlook message and event
+_MAX_EXPIRATION_BY_KIND = {"message": 10080, "event": 10080, "todoTask": 4230}
 MAX_CLIENT_STATE = 128
+TODO_LIFECYCLE_EVENTS = ("reauthorizationRequired",)
+
+_TODO_RESOURCE = re.compile(
+    r"""^/?(?:(?P<me>me)|users/(?P<user>[^/(]+)|users\('(?P<quoted>[^']+)'\))
+        /todo/lists(?:\('(?P<listq>[^']+)'\)|/(?P<list>[^/(]+))/tasks/?$""",
+    re.VERBOSE | re.IGNORECASE,
+)
 
 _RESOURCE = re.compile(
     r"""^/?(?:(?P<me>me)|users/(?P<user>[^/(]+)|users\('(?P<quoted>[^']+)'\))
@@ -59,11 +76,18 @@ _RESOURCE = re.compile(
 @dataclass(frozen=True)
 class ParsedResource:
     user_key: str | None  # None for "me"
-    kind: str  # "message" | "event"
-    folder: str | None
+    kind: str  # "message" | "event" | "todoTask"
+    folder: str | None  # mail folder, calendar or To Do list
 
 
 def parse_resource(resource: str) -> ParsedResource | None:
+    todo = _TODO_RESOURCE.match(resource.strip())
+    if todo is not None:
+        return ParsedResource(
+            user_key=None if todo.group("me") else (todo.group("user") or todo.group("quoted")),
+            kind="todoTask",
+            folder=todo.group("listq") or todo.group("list"),
+        )
     match = _RESOURCE.match(resource.strip())
     if match is None:
         return None
@@ -160,15 +184,16 @@ class Subscription:
 
     def notification(self, change: Change, etag: str) -> dict[str, Any]:
         """One entry of the ``value`` array Graph posts (a notification without resource data)."""
-        segment, odata_type = (
-            ("Messages", "#Microsoft.Graph.Message")
-            if self.kind == "message"
-            else (
-                "Events",
-                "#Microsoft.Graph.Event",
+        if self.kind == "todoTask":
+            path = f"Users/{self.user_id}/todo/lists/{change.folder_id}/tasks/{change.item_id}"
+            odata_type = "#microsoft.graph.todoTask"
+        else:
+            segment, odata_type = (
+                ("Messages", "#Microsoft.Graph.Message")
+                if self.kind == "message"
+                else ("Events", "#Microsoft.Graph.Event")
             )
-        )
-        path = f"Users/{self.user_id}/{segment}/{change.item_id}"
+            path = f"Users/{self.user_id}/{segment}/{change.item_id}"
         return {
             "subscriptionId": self.id,
             "subscriptionExpirationDateTime": iso(self.expiration),
@@ -239,5 +264,10 @@ def subscription_book(state: SimState) -> SubscriptionBook:
     return state.extension("subscriptions", SubscriptionBook)
 
 
-def max_expiration(now: datetime) -> datetime:
-    return now + timedelta(minutes=MAX_EXPIRATION_MINUTES)
+def max_expiration_minutes(kind: str) -> int:
+    """Graph's longest subscription lifetime for a resource kind."""
+    return _MAX_EXPIRATION_BY_KIND.get(kind, MAX_EXPIRATION_MINUTES)
+
+
+def max_expiration(now: datetime, kind: str = "message") -> datetime:
+    return now + timedelta(minutes=max_expiration_minutes(kind))

@@ -27,10 +27,12 @@ from m365sim.graph.subscriptions.exceptions import (
 from m365sim.graph.subscriptions.models import (
     CHANGE_TYPES,
     MAX_CLIENT_STATE,
-    MAX_EXPIRATION_MINUTES,
+    TODO_LIFECYCLE_EVENTS,
     DeliverySettings,
+    ParsedResource,
     Subscription,
     max_expiration,
+    max_expiration_minutes,
     parse_resource,
     subscription_book,
 )
@@ -55,13 +57,14 @@ def _parse_expiration(value: Any) -> datetime:
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
-def _check_expiration(state: SimState, expiration: datetime) -> None:
+def _check_expiration(state: SimState, expiration: datetime, kind: str) -> None:
     now = state.now()
     if expiration <= now:
         raise SubscriptionInvalidRequest("Subscription expiration must be in the future.")
-    if expiration > max_expiration(now):
+    if expiration > max_expiration(now, kind):
         raise ExpirationTooFar(
-            f"Subscription expiration can only be {MAX_EXPIRATION_MINUTES} minutes in the future."
+            f"Subscription expiration can only be {max_expiration_minutes(kind)} minutes in the "
+            "future."
         )
 
 
@@ -76,38 +79,58 @@ def _check_url(value: Any, name: str) -> str:
     return value
 
 
-def _caller_and_mailbox(
-    request: Request, resource: str, operation: str
-) -> tuple[Caller, str, str | None, str]:
-    """Check the caller may read the mailbox the resource names, as Graph does on create,
-    renew and reauthorize; mailbox errors come back wrapped in ``ExtensionError``."""
+def _parsed(resource: str) -> ParsedResource:
     parsed = parse_resource(resource)
     if parsed is None:
         raise SubscriptionInvalidRequest(
             f"The resource '{resource}' isn't supported for change notifications here; use "
-            "users/{id}/messages, users/{id}/mailFolders('{folder}')/messages or users/{id}/events."
+            "users/{id}/messages, users/{id}/mailFolders('{folder}')/messages, "
+            "users/{id}/events or users/{id}/todo/lists/{listId}/tasks."
         )
+    return parsed
+
+
+def _caller_and_mailbox(
+    request: Request, resource: str, operation: str
+) -> tuple[Caller, str, str | None, str]:
+    """Check the caller may read the mailbox the resource names, as Graph does on create,
+    renew and reauthorize; mailbox errors come back wrapped in ``ExtensionError``.
+
+    To Do tasks need delegated ``Tasks.ReadWrite`` (Graph's permission table for
+    subscriptions: ``Tasks.Read`` isn't enough, application permissions aren't supported),
+    and the list must exist."""
+    parsed = _parsed(resource)
     caller = authenticate(request)
     try:
         if not caller.app_only and parsed.user_key is not None:
             target = caller.tenant.find_user(parsed.user_key)
             if target is None or caller.user is None or target.id != caller.user.id:
                 raise ErrorAccessDenied()
-        _, owner = resolve_mailbox(
-            request, parsed.user_key, "Mail" if parsed.kind == "message" else "Calendars"
-        )
+        if parsed.kind == "todoTask":
+            _, owner = resolve_mailbox(
+                request, parsed.user_key, "Tasks", permission="Tasks.ReadWrite"
+            )
+        else:
+            _, owner = resolve_mailbox(
+                request, parsed.user_key, "Mail" if parsed.kind == "message" else "Calendars"
+            )
     except GraphError as exc:
         if exc.status == 401:
             raise
         raise ExtensionError(operation, exc) from exc
     folder = parsed.folder
-    if folder is not None and parsed.kind == "message":
-        from m365sim.graph.mail.models import mail_store
+    try:
+        if folder is not None and parsed.kind == "message":
+            from m365sim.graph.mail.models import mail_store
 
-        try:
             folder = mail_store(sim_state(request), caller.tenant, owner).folder(folder).id
-        except GraphError as exc:
-            raise ExtensionError(operation, exc) from exc
+        elif folder is not None and parsed.kind == "todoTask":
+            from m365sim.graph.todo.backend import TodoBackend
+
+            store = TodoBackend(sim_state(request)).store(caller.tenant, owner)
+            folder = store.task_list(folder).id
+    except GraphError as exc:
+        raise ExtensionError(operation, exc) from exc
     return caller, owner.id, folder, parsed.kind
 
 
@@ -171,7 +194,7 @@ async def create_subscription(request: Request) -> Response:
             "resource data aren't supported by m365sim."
         )
     expiration = _parse_expiration(body.get("expirationDateTime"))
-    _check_expiration(state, expiration)
+    _check_expiration(state, expiration, _parsed(resource).kind)
     caller, owner_id, folder, kind = _caller_and_mailbox(request, resource, "Create")
     await _validated(state, notification_url, None)
     if lifecycle_url:
@@ -234,7 +257,7 @@ async def update_subscription(request: Request) -> Response:
     expiration = subscription.expiration
     if "expirationDateTime" in body:
         expiration = _parse_expiration(body["expirationDateTime"])
-        _check_expiration(state, expiration)
+        _check_expiration(state, expiration, subscription.kind)
     notification_url = subscription.notification_url
     if "notificationUrl" in body:
         notification_url = _check_url(body["notificationUrl"], "notificationUrl")
@@ -277,7 +300,8 @@ LIFECYCLE_EVENTS = ("reauthorizationRequired", "subscriptionRemoved", "missed")
 
 async def sim_lifecycle(request: Request) -> Response:
     """``{"event": "missed" | "subscriptionRemoved" | "reauthorizationRequired"}``: send that
-    lifecycle notification now (``subscriptionRemoved`` also deletes the subscription)."""
+    lifecycle notification now (``subscriptionRemoved`` also deletes the subscription). To Do
+    subscriptions get only ``reauthorizationRequired``, as from Graph."""
     state = sim_state(request)
     book = subscription_book(state)
     subscription = book.get(str(request.path_params["subscription_id"]))
@@ -290,6 +314,11 @@ async def sim_lifecycle(request: Request) -> Response:
     if not subscription.lifecycle_notification_url:
         raise BadRequest(
             "This subscription has no lifecycleNotificationUrl, so Graph would send it nothing."
+        )
+    if subscription.kind == "todoTask" and event not in TODO_LIFECYCLE_EVENTS:
+        raise BadRequest(
+            f"Graph sends {event} only for Outlook resources; To Do subscriptions get "
+            "reauthorizationRequired."
         )
     if event == "subscriptionRemoved":
         book.remove(subscription.id)

@@ -1,16 +1,17 @@
-"""Calendar tests' ``graph`` clients and tokens: ``graph("lee@contoso.com")`` is delegated
-with Calendars.ReadWrite, ``graph()`` app-only with the calendar roles."""
+"""Calendar tests' ``graph`` clients: ``graph("lee@contoso.com")`` is delegated with
+Calendars.ReadWrite, ``graph()`` app-only with the calendar roles. The msgraph-sdk test signs
+users in through ``entra_client`` (tests/m365sim/identity), put on the import path here."""
 
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable
+import sys
+from pathlib import Path
 
 import pytest
-from sim_tokens import GraphFactory, mint_token
+from sim_tokens import GraphFactory
 
-from m365sim.directory.models import Tenant
-from m365sim.server import SimServer
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "identity"))
 
 DELEGATED_SCOPES = ("User.Read", "Calendars.ReadWrite", "Tasks.ReadWrite", "Mail.ReadWrite")
 APP_ROLES = ("Calendars.ReadWrite", "Calendars.Read", "Mail.Read", "User.Read.All")
@@ -19,9 +20,3 @@ APP_ROLES = ("Calendars.ReadWrite", "Calendars.Read", "Mail.Read", "User.Read.Al
 @pytest.fixture
 def graph(graph: GraphFactory) -> GraphFactory:
     return functools.partial(graph, roles=APP_ROLES, scopes=DELEGATED_SCOPES)
-
-
-@pytest.fixture
-def token_for(sim: SimServer, demo_tenant: Tenant) -> Callable[[str | None], str]:
-    """``token_for("lee@contoso.com")`` (delegated) or ``token_for(None)`` (app-only)."""
-    return lambda user: mint_token(sim, demo_tenant, user, roles=APP_ROLES, scopes=DELEGATED_SCOPES)

@@ -1,17 +1,24 @@
 """Fidelity: Microsoft's own Graph SDK (msgraph-sdk), unmodified, against m365sim's calendar.
 
 The SDK is configured only as its documentation allows: a ``GraphRequestAdapter`` whose
-base URL is m365sim's and an ``AzureIdentityAuthenticationProvider`` with a token
-credential; its HTTP client trusts m365sim's CA through ``SSL_CERT_FILE``.
+base URL is m365sim's and an ``AzureIdentityAuthenticationProvider`` over a real
+azure-identity credential, which gets its tokens from m365sim's Entra ID:
+``ClientSecretCredential`` (the demo service account, app-only) and
+``AuthorizationCodeCredential`` (a user signed in through m365sim's sign-in pages, then the
+code redeemed by azure-identity: delegated). HTTP trusts m365sim's CA through
+``SSL_CERT_FILE``, which the sim_server fixture sets.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+from collections.abc import AsyncIterator
+from datetime import date
+from urllib.parse import urlencode
 
 import pytest
-from azure.core.credentials import AccessToken
+from azure.core.credentials_async import AsyncTokenCredential
+from azure.identity.aio import AuthorizationCodeCredential, ClientSecretCredential
+from entra_client import CONTOSO, REDIRECT_URI, Browser
 from kiota_abstractions.base_request_configuration import RequestConfiguration
 from kiota_authentication_azure.azure_identity_authentication_provider import (
     AzureIdentityAuthenticationProvider,
@@ -34,34 +41,78 @@ from msgraph.generated.users.item.calendar_view.calendar_view_request_builder im
 from msgraph.generated.users.item.calendar_view.delta.delta_request_builder import (
     DeltaRequestBuilder,
 )
+from sim_tokens import GRAPH_DEFAULT, SERVICE_APP_ID, SERVICE_SECRET, USER_APP_ID, USER_SECRET
 
+from m365sim.directory.models import Tenant
 from m365sim.server import SimServer
 
-
-class SimulatorCredential:
-    """A ``TokenCredential`` handing out tokens signed by the simulator's key."""
-
-    def __init__(self, make: Callable[[], str]) -> None:
-        self.make = make
-
-    def get_token(self, *scopes: str, **kwargs: object) -> AccessToken:
-        expires = int((datetime.now(UTC) + timedelta(hours=1)).timestamp())
-        return AccessToken(self.make(), expires)
+ALEX = ("alex@contoso.com", "Demo-User-1!")
 
 
-def sdk_client(sim: SimServer, token: Callable[[], str]) -> GraphServiceClient:
-    auth = AzureIdentityAuthenticationProvider(SimulatorCredential(token))  # type: ignore[arg-type]
-    # The adapter's own client (with Graph's default middleware) trusts m365sim's CA through
-    # SSL_CERT_FILE, which the sim_server fixture sets.
+def sdk_client(sim: SimServer, credential: AsyncTokenCredential) -> GraphServiceClient:
+    auth = AzureIdentityAuthenticationProvider(credential, scopes=GRAPH_DEFAULT)
     adapter = GraphRequestAdapter(auth)
     adapter.base_url = sim.graph_url
     return GraphServiceClient(request_adapter=adapter)
 
 
+def authority(sim: SimServer) -> str:
+    """azure-identity takes the authority host without its scheme (it always uses https)."""
+    return sim.url.removeprefix("https://")
+
+
+@pytest.fixture
+async def app_sdk(sim: SimServer, demo_tenant: Tenant) -> AsyncIterator[GraphServiceClient]:
+    """App-only: the demo service account's client secret, through azure-identity."""
+    credential = ClientSecretCredential(
+        demo_tenant.id,
+        SERVICE_APP_ID,
+        SERVICE_SECRET,
+        authority=authority(sim),
+        disable_instance_discovery=True,
+    )
+    async with credential:
+        yield sdk_client(sim, credential)
+
+
+def sign_in(sim: SimServer, user: tuple[str, str]) -> str:
+    """The user signs in to the "Connect your Office 365" app through m365sim's pages and
+    consents; returns the authorization code the app's redirect URI receives."""
+    query = urlencode(
+        {
+            "client_id": USER_APP_ID,
+            "response_type": "code",
+            "redirect_uri": REDIRECT_URI,
+            "scope": " ".join([*GRAPH_DEFAULT, "openid", "profile", "offline_access"]),
+            "state": "calendar-sdk",
+        }
+    )
+    with Browser(sim) as browser:
+        answer = browser.sign_in(f"{sim.authority(CONTOSO)}/oauth2/v2.0/authorize?{query}", *user)
+    assert "code" in answer, answer
+    return answer["code"]
+
+
+@pytest.fixture
+async def alex_sdk(sim: SimServer, demo_tenant: Tenant) -> AsyncIterator[GraphServiceClient]:
+    """Delegated: Alex signs in, azure-identity redeems the code for his token."""
+    credential = AuthorizationCodeCredential(
+        demo_tenant.id,
+        USER_APP_ID,
+        sign_in(sim, ALEX),
+        REDIRECT_URI,
+        client_secret=USER_SECRET,
+        authority=authority(sim),
+    )
+    async with credential:
+        yield sdk_client(sim, credential)
+
+
 @pytest.mark.asyncio
-async def test_sdk_creates_reads_events_and_reads_calendar_view(sim: SimServer, token_for) -> None:
-    client = sdk_client(sim, lambda: token_for(None))
-    lee = client.users.by_user_id("lee@contoso.com")
+async def test_sdk_creates_reads_events_and_reads_calendar_view(
+    app_sdk: GraphServiceClient,
+) -> None:
+    lee = app_sdk.users.by_user_id("lee@contoso.com")
     created = await lee.events.post(
         Event(
             subject="Renewal call",
@@ -81,7 +132,7 @@ async def test_sdk_creates_reads_events_and_reads_calendar_view(sim: SimServer, 
                 pattern=RecurrencePattern(type=RecurrencePatternType.Daily, interval=1),
                 range=RecurrenceRange(
                     type=RecurrenceRangeType.Numbered,
-                    start_date=datetime(2030, 9, 2).date(),
+                    start_date=date(2030, 9, 2),
                     number_of_occurrences=3,
                 ),
             ),
@@ -122,8 +173,8 @@ async def test_sdk_creates_reads_events_and_reads_calendar_view(sim: SimServer, 
 
 
 @pytest.mark.asyncio
-async def test_sdk_reads_the_signed_in_users_calendar(sim: SimServer, token_for) -> None:
-    client = sdk_client(sim, lambda: token_for("alex@contoso.com"))
+async def test_sdk_reads_the_signed_in_users_calendar(alex_sdk: GraphServiceClient) -> None:
+    client = alex_sdk
     calendar = await client.me.calendar.get()
     assert calendar is not None and calendar.is_default_calendar is True
     await client.me.events.post(
