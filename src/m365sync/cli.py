@@ -14,7 +14,7 @@ import json
 import logging
 import os
 import sys
-from collections.abc import Coroutine, Iterator
+from collections.abc import Callable, Coroutine, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -26,6 +26,7 @@ from rich.table import Table
 from sqlalchemy.orm import Session
 
 from m365sync.errors import M365SyncError
+from m365sync.sync import cli as sync_cli
 
 T = TypeVar("T")
 
@@ -56,6 +57,7 @@ app.add_typer(connections_app, name="connections")
 app.add_typer(db_app, name="db")
 app.add_typer(keys_app, name="keys")
 app.add_typer(tokens_app, name="api-tokens")
+app.add_typer(sync_cli.app)  # unnamed: ``sync``, ``status``, ``resync``, ``crm`` at the top
 
 out = Console()
 err = Console(stderr=True)
@@ -141,6 +143,21 @@ def _table(title: str, columns: list[str], rows: list[list[Any]]) -> None:
     out.print(table)
 
 
+def _show(
+    rows: list[dict[str, Any]],
+    as_json: bool,
+    title: str,
+    columns: list[str],
+    cells: Callable[[dict[str, Any]], list[Any]],
+) -> None:
+    """A list command's answer: the rows as JSON for scripts (``--json``), else a table
+    whose ``cells`` say how each row reads to a person."""
+    if as_json:
+        _json(rows)
+    else:
+        _table(title, columns, [cells(row) for row in rows])
+
+
 def _secret_value(value: str | None, prompt: str) -> str:
     if value:
         return value
@@ -163,12 +180,13 @@ def orgs_list(as_json: JsonOption = False) -> None:
         rows = [
             {"id": o.id, "slug": o.slug, "name": o.name} for o in orgs.list_organizations(session)
         ]
-    if as_json:
-        _json(rows)
-    else:
-        _table(
-            "Organizations", ["slug", "name", "id"], [[r["slug"], r["name"], r["id"]] for r in rows]
-        )
+    _show(
+        rows,
+        as_json,
+        "Organizations",
+        ["slug", "name", "id"],
+        lambda r: [r["slug"], r["name"], r["id"]],
+    )
 
 
 @orgs_app.command("create")
@@ -211,14 +229,13 @@ def domains_list(org: OrgOption, as_json: JsonOption = False) -> None:
             {"name": d.name, "tenant_id": d.tenant_id}
             for d in orgs.list_domains(session, _org(session, org))
         ]
-    if as_json:
-        _json(rows)
-    else:
-        _table(
-            "Domains to sync",
-            ["domain", "tenant"],
-            [[r["name"], r["tenant_id"] or "(found at Run Test)"] for r in rows],
-        )
+    _show(
+        rows,
+        as_json,
+        "Domains to sync",
+        ["domain", "tenant"],
+        lambda r: [r["name"], r["tenant_id"] or "(found at Run Test)"],
+    )
 
 
 @domains_app.command("add")
@@ -262,14 +279,13 @@ def members_list(org: OrgOption, as_json: JsonOption = False) -> None:
             }
             for m in orgs.list_members(session, _org(session, org))
         ]
-    if as_json:
-        _json(rows)
-    else:
-        _table(
-            "Members",
-            ["email", "name", "role", "CRM user"],
-            [[r["email"], r["name"], r["role"], r["crm_user_id"]] for r in rows],
-        )
+    _show(
+        rows,
+        as_json,
+        "Members",
+        ["email", "name", "role", "CRM user"],
+        lambda r: [r["email"], r["name"], r["role"], r["crm_user_id"]],
+    )
 
 
 @members_app.command("add")
@@ -736,26 +752,24 @@ def connections_status(org: OrgOption, as_json: JsonOption = False) -> None:
                     "connection": view,
                 }
             )
-    if as_json:
-        _json(rows)
-        return
-    _table(
+
+    def cells(row: dict[str, Any]) -> list[Any]:
+        connection = row["connection"] or {}
+        status = f"{connection.get('status', '')} {connection.get('migration') or ''}"
+        return [
+            row["email"],
+            "yes" if row["synced_domain"] else "no (not synced)",
+            ", ".join(row["service_accounts"]) or "-",
+            connection.get("kind", "-"),
+            status.strip(),
+        ]
+
+    _show(
+        rows,
+        as_json,
         "Connections",
         ["member", "synced domain", "service account", "own connection", "status"],
-        [
-            [
-                r["email"],
-                "yes" if r["synced_domain"] else "no (not synced)",
-                ", ".join(r["service_accounts"]) or "-",
-                (r["connection"] or {}).get("kind", "-"),
-                (
-                    (r["connection"] or {}).get("status", "")
-                    + " "
-                    + ((r["connection"] or {}).get("migration") or "")
-                ).strip(),
-            ]
-            for r in rows
-        ],
+        cells,
     )
 
 

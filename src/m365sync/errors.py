@@ -8,7 +8,7 @@
     ├── Forbidden                 403 (another organization's data, or a non-admin)
     ├── ValidationFailed          422 (bad input; nothing was changed)
     ├── Conflict                  409
-    └── (per package)             e.g. connections.errors, microsoft.errors, sync.errors
+    └── (per package)             connections.errors, microsoft.errors, scheduling.errors
 
 Expected errors carry a status and never surface as a 500. Messages are written for the
 person who sees them: what went wrong and how to fix it.

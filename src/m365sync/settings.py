@@ -4,15 +4,22 @@ Precedence, highest first: environment variables, the ``.env``-style config file
 by ``M365SYNC_CONFIG_FILE`` (default ``m365sync.env`` in the working directory, if present),
 then the defaults below. Every setting is documented in ``docs/configuration.md``; keep the
 two in step (a test compares them).
+
+The sync engine's tuning (``sync_*``, the webhook URL, Celery) is here too: the engine,
+its workers, the CLI, the tests and the benchmark read it from the same object, and
+override it per run by constructing one with keywords.
 """
 
 from __future__ import annotations
 
 import os
 import ssl
-from functools import lru_cache
+from collections.abc import Mapping
+from functools import cached_property, lru_cache
 from pathlib import Path
+from typing import Any, Self
 
+import certifi
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -97,6 +104,54 @@ class Settings(BaseSettings):
     port: int = Field(default=8365, description="Port `m365sync serve` listens on.")
     log_level: str = Field(default="INFO", description="Python logging level.")
 
+    # The sync engine: how the work runs. What is synced is per organization, in the
+    # database (``m365sync.sync.models.SyncSettings``).
+    sync_page_size: int = Field(
+        default=1000, ge=10, le=1000, description="odata.maxpagesize of delta rounds."
+    )
+    sync_max_body_chars: int = Field(
+        default=200_000, ge=0, description="Longer email bodies are stored truncated."
+    )
+    sync_lease_seconds: int = Field(
+        default=300, ge=2, description="A running unit's lease; renewed every page."
+    )
+    sync_stuck_after_seconds: int = Field(
+        default=1800,
+        ge=60,
+        description="A unit in a running stage this long without a lease is reset.",
+    )
+    sync_max_parallel_units: int = Field(
+        default=8, ge=1, description="Units the in-process scheduler runs at once."
+    )
+    sync_request_budget: int = Field(
+        default=16,
+        ge=1,
+        description="Graph requests in flight at once in this process (all mailboxes).",
+    )
+    sync_jitter_seconds: float = Field(
+        default=30.0, ge=0, description="Random delay added to every poll interval."
+    )
+    sync_parked_retry_seconds: int = Field(
+        default=900,
+        ge=10,
+        description="How often a parked unit checks whether its cause was fixed.",
+    )
+    sync_subscribed_poll_factor: int = Field(
+        default=6,
+        ge=1,
+        description="Poll interval multiplier while change notifications are healthy.",
+    )
+    webhook_url: str | None = Field(
+        default=None,
+        description=(
+            "Public HTTPS URL of /webhooks/microsoft (change notifications); unset: polling only."
+        ),
+    )
+    celery_broker_url: str = Field(
+        default="redis://127.0.0.1:6379/0", description="Celery broker (scale-out workers)."
+    )
+    celery_result_backend: str | None = Field(default=None, description="Celery result backend.")
+
     @property
     def resolved_database_url(self) -> str:
         if self.database_url:
@@ -105,16 +160,25 @@ class Settings(BaseSettings):
 
     @property
     def tls_verify(self) -> str | bool:
-        """What to pass as ``verify`` to requests and MSAL."""
+        """``verify`` for requests and MSAL, which take a CA bundle path (or ``True``)."""
         return str(self.ca_bundle) if self.ca_bundle else True
 
-    def httpx_verify(self) -> ssl.SSLContext | bool:
-        """What to pass as ``verify`` to httpx (system CAs, plus ``ca_bundle`` when set)."""
-        if not self.ca_bundle:
-            return True
+    @cached_property
+    def ssl_context(self) -> ssl.SSLContext:
+        """``verify`` for httpx: the system's CAs plus ``ca_bundle``. Built once and shared
+        by every client, since loading CA certificates costs milliseconds per client."""
         context = ssl.create_default_context()
-        context.load_verify_locations(cafile=str(self.ca_bundle))
+        if not context.cert_store_stats()["x509_ca"]:
+            # No system store (some slim containers): trust what httpx trusts by default.
+            context.load_verify_locations(cafile=certifi.where())
+        if self.ca_bundle:
+            context.load_verify_locations(cafile=str(self.ca_bundle))
         return context
+
+    def model_copy(self, *, update: Mapping[str, Any] | None = None, deep: bool = False) -> Self:
+        copy = super().model_copy(update=update, deep=deep)
+        copy.__dict__.pop("ssl_context", None)  # the copy may name another CA bundle
+        return copy
 
 
 @lru_cache(maxsize=1)

@@ -128,6 +128,8 @@ async def test_draft(
     organization: Organization,
     draft: ServiceAccountDraft,
     test_mailbox: str,
+    *,
+    cache_blob: str | None = None,
 ) -> TestReport:
     """Run Test on what the admin entered, storing nothing."""
     return await run_connection_test(
@@ -136,8 +138,25 @@ async def test_draft(
         organization,
         draft,
         test_mailbox,
+        cache_blob=cache_blob,
         graph_transport=runtime.graph_transport,
     )
+
+
+def _keep_test_result(
+    session: Session,
+    runtime: ConnectionRuntime,
+    account: ServiceAccount,
+    report: TestReport,
+    *,
+    partial: bool,
+) -> None:
+    """A stored account takes a new test's outcome; its cached MSAL client is dropped so the
+    next run signs in with what was just saved."""
+    _apply_report(account, report, partial=partial)
+    account.updated_at = utcnow()
+    runtime.forget(account.id)
+    session.flush()
 
 
 async def add_service_account(
@@ -301,25 +320,21 @@ async def retest_service_account(
         credential=runtime.credential(account),
         tenant_id=tenant_id or None,
     )
-    report = await run_connection_test(
+    report = await test_draft(
         session,
-        runtime.settings,
+        runtime,
         organization,
         draft,
         mailbox,
         cache_blob=runtime.open(account, "token_cache_sealed"),
-        graph_transport=runtime.graph_transport,
     )
     if save and not report.ok and not partial:
         raise RunTestFailed(report)
     account.test_mailbox = mailbox.strip().lower() or account.test_mailbox
     if report.token_cache:
         runtime.seal(account, "token_cache_sealed", report.token_cache)
-    _apply_report(account, report, partial=partial or not save)
-    account.updated_at = utcnow()
-    runtime.forget(account.id)
     _set_domain_tenants(session, organization, report)
-    session.flush()
+    _keep_test_result(session, runtime, account, report, partial=partial or not save)
     audit.record(
         session,
         organization.id,
@@ -349,24 +364,14 @@ async def replace_secret(
         credential=ClientSecret(secret),
         tenant_id=account.tenant_id,
     )
-    report = await run_connection_test(
-        session,
-        runtime.settings,
-        organization,
-        draft,
-        account.test_mailbox or "",
-        graph_transport=runtime.graph_transport,
-    )
+    report = await test_draft(session, runtime, organization, draft, account.test_mailbox or "")
     if not report.ok and not partial:
         raise RunTestFailed(report)
     account.credential_type = CredentialType.SECRET
     runtime.seal(account, "secret_sealed", secret)
     runtime.seal(account, "token_cache_sealed", report.token_cache)
     account.secret_expires_at = secret_expires_at
-    _apply_report(account, report, partial=partial)
-    account.updated_at = utcnow()
-    runtime.forget(account.id)
-    session.flush()
+    _keep_test_result(session, runtime, account, report, partial=partial)
     audit.record(
         session,
         organization.id,
@@ -376,6 +381,31 @@ async def replace_secret(
         account_id=account.id,
     )
     return report
+
+
+def rename_service_account(
+    session: Session,
+    organization: Organization,
+    account: ServiceAccount,
+    name: str,
+    *,
+    actor: str = "cli",
+) -> None:
+    """Give the account a new display name (audited); an unchanged name records nothing."""
+    name = name.strip()
+    if not name:
+        raise ValidationFailed("A service account needs a name.", fix="Enter a name.")
+    if account.name == name:
+        return
+    account.name = name
+    audit.record(
+        session,
+        organization.id,
+        actor,
+        "service_account.rename",
+        account.name,
+        account_id=account.id,
+    )
 
 
 def remove_service_account(
@@ -670,7 +700,10 @@ async def complete_office365_connection(
     tenant_id = str(flow.pop("m365sync_tenant_id", "")) or None
     member = OrganizationRepository(session).member(request.organization_id, request.member_id)
     if member is None:
-        raise NotFound("The member who started this sign-in no longer exists.")
+        raise NotFound(
+            "The member who started this sign-in no longer exists.",
+            fix="Ask an admin to add you to the organization again, then connect again.",
+        )
     existing = repo.user_connection(request.organization_id, member.id)
     if existing is not None:
         repo.delete_user_connection(existing)

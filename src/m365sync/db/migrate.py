@@ -3,7 +3,8 @@
 The Alembic environment ships inside the package (``m365sync/alembic.ini`` and
 ``m365sync/migrations``) so an installed m365sync can migrate without a checkout.
 Revisions form a single line of history; a new revision's ``down_revision`` is the
-current head (``m365sync db heads`` / ``alembic -c src/m365sync/alembic.ini heads``).
+current head (``m365sync db current`` shows it; or ``alembic -c src/m365sync/alembic.ini
+heads``).
 """
 
 from __future__ import annotations

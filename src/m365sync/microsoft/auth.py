@@ -13,7 +13,9 @@ Access tokens are decoded without signature verification only to read their clai
 from __future__ import annotations
 
 import asyncio
+import base64
 import datetime as dt
+import json
 import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -85,12 +87,12 @@ def read_claims(token: str) -> dict[str, Any]:
 async def discover_tenant(
     settings: Settings, domain: str, *, transport: httpx.AsyncBaseTransport | None = None
 ) -> str:
-    """The tenant id owning ``domain``, from "
-    "``{authority}/{domain}/v2.0/.well-known/openid-configuration``."""
+    """The tenant id owning ``domain``, from
+    ``{authority}/{domain}/v2.0/.well-known/openid-configuration``."""
     url = f"{settings.authority_host.rstrip('/')}/{domain}/v2.0/.well-known/openid-configuration"
     try:
         async with httpx.AsyncClient(
-            verify=settings.httpx_verify() if transport is None else True,
+            verify=settings.ssl_context if transport is None else True,
             transport=transport,
             timeout=settings.graph_timeout_seconds,
         ) as client:
@@ -103,11 +105,11 @@ async def discover_tenant(
     if response.status_code >= 500:
         raise Transient(http_status=response.status_code)
     try:
-        data = response.json()
+        configuration = response.json()
     except ValueError:
-        data = {}
-    if response.status_code >= 400 or not isinstance(data, dict):
-        error = classify_aad_error(data if isinstance(data, dict) else {})
+        configuration = {}
+    if response.status_code >= 400 or not isinstance(configuration, dict):
+        error = classify_aad_error(configuration if isinstance(configuration, dict) else {})
         if isinstance(error, TenantNotFound | UnexpectedResponse):
             raise TenantNotFound(
                 f"Microsoft knows no tenant for the domain {domain}.",
@@ -115,7 +117,7 @@ async def discover_tenant(
                 http_status=response.status_code,
             )
         raise error
-    issuer = str(data.get("issuer") or data.get("token_endpoint") or "")
+    issuer = str(configuration.get("issuer") or configuration.get("token_endpoint") or "")
     parts = [p for p in urlsplit(issuer).path.split("/") if p]
     if not parts:
         raise UnexpectedResponse(f"The OpenID configuration for {domain} names no tenant.")
@@ -150,6 +152,20 @@ def certificate_thumbprint(certificate: x509.Certificate) -> str:
     return certificate.fingerprint(hashes.SHA1()).hex().upper()  # noqa: S303 (Entra's thumbprint is SHA-1)
 
 
+def _client_certificate(key: Any, certificate: x509.Certificate) -> ClientCertificate:
+    """The pair as MSAL takes it: an unencrypted PKCS#8 key (sealed at rest by the caller),
+    the PEM certificate, and the SHA-1 thumbprint Entra ID shows."""
+    return ClientCertificate(
+        private_key_pem=key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        ).decode("ascii"),
+        certificate_pem=certificate.public_bytes(serialization.Encoding.PEM).decode("ascii"),
+        thumbprint=certificate_thumbprint(certificate),
+    )
+
+
 def generate_certificate(common_name: str, *, days: int = 730) -> ClientCertificate:
     """A new RSA key pair and self-signed certificate: upload the certificate to the app
     registration (Certificates & secrets → Certificates), keep the key here."""
@@ -166,28 +182,20 @@ def generate_certificate(common_name: str, *, days: int = 730) -> ClientCertific
         .not_valid_after(now + dt.timedelta(days=days))
         .sign(key, hashes.SHA256())
     )
-    return ClientCertificate(
-        private_key_pem=key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        ).decode("ascii"),
-        certificate_pem=certificate.public_bytes(serialization.Encoding.PEM).decode("ascii"),
-        thumbprint=certificate_thumbprint(certificate),
-    )
+    return _client_certificate(key, certificate)
 
 
-def load_certificate(data: bytes, password: str | None = None) -> ClientCertificate:
+def load_certificate(content: bytes, password: str | None = None) -> ClientCertificate:
     """A certificate and its private key from an uploaded PEM (key + certificate) or PFX."""
     pw = password.encode("utf-8") if password else None
     key: Any
     certificate: x509.Certificate | None
     try:
-        if b"-----BEGIN" in data:
-            key = serialization.load_pem_private_key(data, password=pw)
-            certificate = x509.load_pem_x509_certificate(data)
+        if b"-----BEGIN" in content:
+            key = serialization.load_pem_private_key(content, password=pw)
+            certificate = x509.load_pem_x509_certificate(content)
         else:
-            key, certificate, _ = pkcs12.load_key_and_certificates(data, pw)
+            key, certificate, _ = pkcs12.load_key_and_certificates(content, pw)
     except (ValueError, TypeError) as exc:
         raise ValidationFailed(
             "The certificate file could not be read.",
@@ -199,15 +207,7 @@ def load_certificate(data: bytes, password: str | None = None) -> ClientCertific
             "The file holds no private key and certificate pair.",
             fix="Export the certificate with its private key (PFX, or PEM with both parts).",
         )
-    return ClientCertificate(
-        private_key_pem=key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        ).decode("ascii"),
-        certificate_pem=certificate.public_bytes(serialization.Encoding.PEM).decode("ascii"),
-        thumbprint=certificate_thumbprint(certificate),
-    )
+    return _client_certificate(key, certificate)
 
 
 class _TrustingSession(requests.Session):
@@ -407,9 +407,6 @@ class DelegatedAuth(_CachedApp):
 def _home_account_id(result: Mapping[str, Any], claims: Mapping[str, Any]) -> str | None:
     info = result.get("client_info")
     if isinstance(info, str):
-        import base64
-        import json
-
         try:
             padded = info + "=" * (-len(info) % 4)
             decoded = json.loads(base64.urlsafe_b64decode(padded))

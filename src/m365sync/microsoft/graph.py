@@ -95,7 +95,7 @@ class GraphClient:
         self._semaphores: dict[str, asyncio.Semaphore] = {}
         self._sleep = sleep
         self._http = httpx.AsyncClient(
-            verify=settings.httpx_verify() if transport is None else True,
+            verify=settings.ssl_context if transport is None else True,
             transport=transport,
             timeout=settings.graph_timeout_seconds,
             headers={"Accept": "application/json"},

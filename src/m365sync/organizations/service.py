@@ -298,7 +298,11 @@ def create_api_token(
 ) -> tuple[ApiToken, str]:
     """A new API token for an admin; the plaintext is returned once and stored only hashed."""
     if member.organization_id != organization.id:
-        raise NotFound(f"No member '{member.email}' in {organization.name}.")
+        raise NotFound(
+            f"No member '{member.email}' in {organization.name}.",
+            fix="API tokens are created for an admin of the same organization "
+            "(m365sync members list).",
+        )
     if member.role != Role.ADMIN:
         raise ValidationFailed(
             f"{member.email} is not an admin; API tokens act as an organization admin.",
@@ -356,4 +360,7 @@ def revoke_api_token(
             token.revoked_at = utcnow()
             audit.record(session, organization.id, actor, "api_token.revoke", token_id)
             return
-    raise NotFound(f"No API token {token_id} in {organization.name}.")
+    raise NotFound(
+        f"No API token {token_id} in {organization.name}.",
+        fix="Check the token's id: it was shown with the token when it was created.",
+    )

@@ -809,6 +809,15 @@ def unavailable_reason(missing: Sequence[str], who: str) -> SchedulingUnavailabl
     )
 
 
+def creates_leads(session: Session, organization_id: str) -> bool:
+    """Whether a booking by an invitee the CRM doesn't know creates a lead for them."""
+    return SchedulingRepository(session).settings(organization_id).create_leads
+
+
+def set_creates_leads(session: Session, organization_id: str, enabled: bool) -> None:
+    SchedulingRepository(session).settings(organization_id).create_leads = enabled
+
+
 __all__ = [
     "REQUIRED_PERMISSIONS",
     "BookingView",
@@ -816,6 +825,8 @@ __all__ = [
     "CrmFactory",
     "SchedulingService",
     "SlotPage",
+    "creates_leads",
     "local_day_bounds",
+    "set_creates_leads",
     "unavailable_reason",
 ]

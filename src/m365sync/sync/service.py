@@ -21,20 +21,37 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any, Literal
 
+from sqlalchemy.orm import Session
+
+from m365sync.audit import service as audit
 from m365sync.connections.errors import ConnectionsError
 from m365sync.connections.models import Feature
 from m365sync.connections.runtime import ConnectionRuntime, MailboxAccess
 from m365sync.db.base import utcnow
 from m365sync.db.session import Database
+from m365sync.errors import NotFound, ValidationFailed
 from m365sync.microsoft.errors import AuthRevoked, ConsentMissing, CredentialError, MicrosoftError
 from m365sync.organizations.models import Member
+from m365sync.organizations.service import EMAIL_RE, normalize_domain
 from m365sync.sync.config import EngineSettings, get_engine_settings
 from m365sync.sync.context import LeaseLost, Progress, RequestBudget, RunContext
-from m365sync.sync.models import SyncFeature, SyncUnit, UnitStage, UnitStatus
+from m365sync.sync.models import SyncFeature, SyncSettings, SyncUnit, UnitStage, UnitStatus
 from m365sync.sync.repository import SyncRepository
 from m365sync.sync.status import judge_failure
 
-__all__ = ["UnitResult", "run_unit", "sync_member", "worker_name"]
+__all__ = [
+    "HealthSummary",
+    "SyncRules",
+    "UnitResult",
+    "health",
+    "mailbox_units",
+    "request_resync",
+    "run_unit",
+    "sync_member",
+    "sync_settings",
+    "update_sync_settings",
+    "worker_name",
+]
 
 log = logging.getLogger(__name__)
 
@@ -239,3 +256,137 @@ async def sync_member(
     """``sync(mailbox, feature)``: the unit for this member and feature, run now."""
     (unit_id,) = await asyncio.to_thread(ensure_units, database, [member_id], [feature])
     return await run_unit(database, runtime, unit_id, **kwargs)
+
+
+# -- what people see and change: status, resync, the organization's sync rules -------------
+# Callers pass a ``Session`` and commit at their boundary (the dashboard's request).
+
+
+@dataclass
+class HealthSummary:
+    """How many of an organization's sync units are fine, busy, retrying or stopped."""
+
+    healthy: int = 0
+    syncing: int = 0
+    failing: int = 0
+    parked: int = 0
+    parked_reasons: dict[str, int] = field(default_factory=dict)
+
+
+def health(units: list[SyncUnit]) -> HealthSummary:
+    summary = HealthSummary()
+    for unit in units:
+        status = UnitStatus(unit.status)
+        if status.parked:
+            summary.parked += 1
+            reason = status.value.replace("_", " ")
+            summary.parked_reasons[reason] = summary.parked_reasons.get(reason, 0) + 1
+        elif status == UnitStatus.BACKING_OFF:
+            summary.failing += 1
+        elif (
+            unit.stage in (UnitStage.INITIAL_SYNC, UnitStage.QUEUED) or status == UnitStatus.PENDING
+        ):
+            summary.syncing += 1
+        else:
+            summary.healthy += 1
+    return summary
+
+
+def mailbox_units(
+    session: Session, organization_id: str, member_ids: list[str] | None = None
+) -> list[SyncUnit]:
+    """The organization's sync units (or those of ``member_ids``), by member and feature."""
+    return SyncRepository(session).units(organization_id, member_ids)
+
+
+def request_resync(session: Session, member: Member, feature: str, *, actor: str) -> str:
+    """A full resync of one mailbox feature at its next run (as ``m365sync resync``). Returns
+    the unit's id so the caller can wake the workers once its transaction commits."""
+    repo = SyncRepository(session)
+    unit = next(
+        (u for u in repo.units(member.organization_id, [member.id]) if u.feature == feature), None
+    )
+    if unit is None:
+        raise NotFound(
+            "This mailbox has no sync for that feature yet.",
+            fix="It starts once a connection serves the feature; check Service Accounts.",
+        )
+    repo.request_full_resync(unit)
+    repo.schedule_now(unit.id)
+    audit.record(
+        session, member.organization_id, actor, "sync.resync", member.email, feature=feature
+    )
+    return unit.id
+
+
+def sync_settings(session: Session, organization_id: str) -> SyncSettings:
+    """The organization's sync rules, read by the engine at every run (defaults if unset)."""
+    return SyncRepository(session).settings_for(organization_id)
+
+
+@dataclass(frozen=True)
+class SyncRules:
+    """The rules an admin can change (``SyncSettings`` holds them)."""
+
+    mail_folders: list[str]
+    backfill_days: int
+    log_internal: bool
+    excluded_addresses: list[str]
+    excluded_domains: list[str]
+    headers_only: bool
+    log_unknown: bool
+    create_leads: bool
+    delete_policy: str
+    calendar_days_back: int
+    calendar_days_ahead: int
+
+
+def _rules_problems(rules: SyncRules) -> list[str]:
+    problems = []
+    if not rules.mail_folders:
+        problems.append(
+            "Choose at least one mail folder (Inbox and Sent Items are the usual pair)."
+        )
+    if not 0 <= rules.backfill_days <= 3650:
+        problems.append("Backfill window: enter a number of days from 0 (everything) to 3650.")
+    if not 0 <= rules.calendar_days_back <= 3650 or not 1 <= rules.calendar_days_ahead <= 3650:
+        problems.append(
+            "Calendar window: enter days back from 0 and days ahead from 1, up to 3650."
+        )
+    if rules.delete_policy not in {"keep", "delete"}:
+        problems.append("Deletions: choose keep or delete.")
+    bad = [a for a in rules.excluded_addresses if not EMAIL_RE.match(a)]
+    if bad:
+        problems.append(f"Excluded addresses: {', '.join(bad)} is not an email address.")
+    bad_domains = []
+    for name in rules.excluded_domains:
+        try:
+            normalize_domain(name)
+        except ValidationFailed:
+            bad_domains.append(name)
+    if bad_domains:
+        problems.append(f"Excluded domains: {', '.join(bad_domains)} is not a domain name.")
+    return problems
+
+
+def update_sync_settings(
+    session: Session, organization_id: str, rules: SyncRules, *, actor: str
+) -> None:
+    """Replace the organization's sync rules, all or nothing: every problem is named in one
+    error's fix so the admin can correct the whole form at once."""
+    problems = _rules_problems(rules)
+    if problems:
+        raise ValidationFailed("The settings were not saved.", fix=" ".join(problems))
+    row = sync_settings(session, organization_id)
+    row.mail_folders = rules.mail_folders
+    row.backfill_days = rules.backfill_days
+    row.log_internal = rules.log_internal
+    row.excluded_addresses = rules.excluded_addresses
+    row.excluded_domains = [normalize_domain(d) for d in rules.excluded_domains]
+    row.headers_only = rules.headers_only
+    row.log_unknown = rules.log_unknown
+    row.create_leads = rules.create_leads
+    row.delete_policy = rules.delete_policy
+    row.calendar_days_back = rules.calendar_days_back
+    row.calendar_days_ahead = rules.calendar_days_ahead
+    audit.record(session, organization_id, actor, "sync_settings.update", "sync settings")

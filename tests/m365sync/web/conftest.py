@@ -134,16 +134,6 @@ def csrf_of() -> Callable[[str], str]:
 
 # --- browser --------------------------------------------------------------------------------
 
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
-
 
 class LiveServer:
     def __init__(self, app: FastAPI) -> None:
@@ -180,17 +170,8 @@ def live_server(app: FastAPI) -> Iterator[LiveServer]:
 
 
 @pytest.fixture(scope="session")
-def browser() -> Iterator[Any]:
-    playwright_api = pytest.importorskip("playwright.sync_api")
-    executable = os.environ.get("M365SYNC_CHROMIUM", "/usr/bin/chromium")
-    if not Path(executable).exists():
-        pytest.skip(f"chromium not installed at {executable} (scripts/test.sh installs it)")
-    with playwright_api.sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path=executable, headless=True, args=CHROMIUM_ARGS
-        )
-        yield browser
-        browser.close()
+def browser(chromium_browser: Any) -> Any:
+    return chromium_browser
 
 
 @pytest.fixture
@@ -228,13 +209,17 @@ def sim_control(sim: Any) -> Callable[..., Any]:
 
 
 @pytest.fixture
-def screenshot() -> Callable[..., None]:
-    """``screenshot(page, name)``: the whole page into docs/screenshots/{name}.png
-    (``full_page=False``: what the window shows, e.g. a scrolled side panel)."""
+def screenshot(tmp_path: Path) -> Callable[..., None]:
+    """``screenshot(page, name)``: the whole page as {name}.png (``full_page=False``: what
+    the window shows, e.g. a scrolled side panel). The README's pictures in docs/screenshots/
+    are refreshed with ``M365SYNC_UPDATE_SCREENSHOTS=1 ./scripts/test.sh -m browser``; other
+    runs write to the test's temporary directory, so a test run leaves the tree clean."""
+    folder = SCREENSHOTS if os.environ.get("M365SYNC_UPDATE_SCREENSHOTS") == "1" else tmp_path
 
     def take(page: Any, name: str, *, full_page: bool = True) -> None:
-        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-        page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=full_page)
+        folder.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(folder / f"{name}.png"), full_page=full_page)
+        assert (folder / f"{name}.png").stat().st_size > 0
 
     return take
 

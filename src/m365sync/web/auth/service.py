@@ -22,7 +22,7 @@ from datetime import datetime, timedelta
 from sqlalchemy.orm import Session
 
 from m365sync.db.base import utcnow
-from m365sync.errors import Conflict, M365SyncError, NotFound, ValidationFailed
+from m365sync.errors import Conflict, M365SyncError, ValidationFailed
 from m365sync.organizations.models import Member, Role
 from m365sync.web.auth import repository
 from m365sync.web.auth.models import LocalCredential, WebSession
@@ -191,13 +191,6 @@ def end_session(db: Session, token: str | None) -> None:
 
 def csrf_token_matches(expected: str, given: str | None) -> bool:
     return bool(given) and hmac.compare_digest(expected.encode(), (given or "").encode())
-
-
-def require_member(db: Session, organization_id: str, member_id: str) -> Member:
-    member = repository.member(db, member_id)
-    if member is None or member.organization_id != organization_id:
-        raise NotFound("No such member in your organization.")
-    return member
 
 
 def is_locked(credential: LocalCredential, now: datetime | None = None) -> bool:

@@ -191,7 +191,7 @@ async def save_sync_settings(request: Request, db: DbSession, me: AdminForm) -> 
         services.update_sync_settings(
             db,
             me,
-            services.SyncSettingsForm(
+            services.SyncRules(
                 mail_folders=[str(v) for v in form.getlist("mail_folders")],
                 backfill_days=_days(str(form.get("backfill_days", ""))),
                 log_internal=form.get("log_internal") == "on",
@@ -203,8 +203,8 @@ async def save_sync_settings(request: Request, db: DbSession, me: AdminForm) -> 
                 delete_policy=str(form.get("delete_policy", "keep")),
                 calendar_days_back=_days(str(form.get("calendar_days_back", ""))),
                 calendar_days_ahead=_days(str(form.get("calendar_days_ahead", ""))),
-                scheduling_create_leads=form.get("scheduling_create_leads") == "on",
             ),
+            scheduling_create_leads=form.get("scheduling_create_leads") == "on",
         )
     except M365SyncError as error:
         db.rollback()

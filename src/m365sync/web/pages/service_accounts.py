@@ -46,11 +46,32 @@ def _draft(
     )
 
 
-def _checks_of(error: M365SyncError) -> list[services.CheckView] | None:
-    """Run Test's checks when saving was refused because of them."""
+def _refused(
+    request: Request,
+    db: DbSession,
+    me: Admin,
+    error: M365SyncError,
+    *,
+    panel: str,
+    account_id: str = "",
+    draft: Any = None,
+) -> Response:
+    """The panel again, with why saving was refused and, when Run Test was the reason, its
+    checks (the panel then offers to save with only some features)."""
+    checks = None
     if isinstance(error, services.RunTestFailed):
-        return services.check_views(error.report)
-    return None
+        checks = services.check_views(error.report)
+    return _list_page(
+        request,
+        db,
+        me,
+        panel=panel,
+        account_id=account_id,
+        status_code=error.status,
+        error=error,
+        draft=draft,
+        checks=checks,
+    )
 
 
 def _list_page(
@@ -151,16 +172,7 @@ async def save(
             db, runtime, me, draft, accept_partial=accept_partial == "yes"
         )
     except M365SyncError as error:
-        return _list_page(
-            request,
-            db,
-            me,
-            panel="office365",
-            status_code=error.status,
-            error=error,
-            draft=draft,
-            checks=_checks_of(error),
-        )
+        return _refused(request, db, me, error, panel="office365", draft=draft)
     # After the response, i.e. after this request's transaction has committed.
     background.add_task(workers.sync_organization_now, me.organization_id)
     return redirect("/admin/service-accounts?notice=saved")
@@ -217,16 +229,7 @@ async def edit(
         )
     except M365SyncError as error:
         db.rollback()
-        return _list_page(
-            request,
-            db,
-            me,
-            panel="edit",
-            account_id=account_id,
-            status_code=error.status,
-            error=error,
-            checks=_checks_of(error),
-        )
+        return _refused(request, db, me, error, panel="edit", account_id=account_id)
     background.add_task(workers.sync_organization_now, me.organization_id)
     return redirect("/admin/service-accounts?notice=edited")
 
@@ -256,16 +259,7 @@ async def rotate_secret(
         )
     except M365SyncError as error:
         db.rollback()
-        return _list_page(
-            request,
-            db,
-            me,
-            panel="rotate",
-            account_id=account_id,
-            status_code=error.status,
-            error=error,
-            checks=_checks_of(error),
-        )
+        return _refused(request, db, me, error, panel="rotate", account_id=account_id)
     background.add_task(workers.sync_organization_now, me.organization_id)
     return redirect("/admin/service-accounts?notice=rotated")
 

@@ -3,22 +3,20 @@
 Routes parse a form, call one function here, and render. Each function forwards to the
 package that owns the rule: ``organizations`` (domains, members, roles, CSV import),
 ``connections`` (service accounts, Run Test, access policy, user connections), ``sync``
-(mailbox status, resync, sync settings), ``scheduling`` (its settings), ``audit`` and the
-CRM store. Every function takes the signed-in member first (or their organization id) and
-never reads another organization's rows.
+(mailbox status, resync, sync settings), ``scheduling`` (its settings), ``audit`` and
+``crm`` (activity search, re-exported as is). Every function takes the signed-in member
+first (or their organization id) and never reads another organization's rows.
 
-Where the owning package has no service function for what a page needs, the adapter here
-says so in its docstring and keeps to that package's repository.
+Nothing here queries the database: what a page shows is shaped here (labels, views),
+the rules and the rows stay with their package.
 """
 
 from __future__ import annotations
 
-import re
-from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
 from m365sync.audit import service as audit
@@ -27,26 +25,30 @@ from m365sync.connections import access_policy
 from m365sync.connections import service as connections
 from m365sync.connections.errors import RunTestFailed
 from m365sync.connections.models import ConnectionKind, ServiceAccount, UserConnection
+from m365sync.connections.run_test import ServiceAccountDraft as TestDraft
 from m365sync.connections.runtime import ConnectionRuntime
-from m365sync.crm.models import (
-    CrmAccount,
-    CrmActivity,
-    CrmActivityPerson,
-    CrmActivityRecord,
-    CrmContact,
-)
+from m365sync.crm.service import ACTIVITY_KINDS, UPCOMING_DAYS, get_activity, search_activities
 from m365sync.errors import NotFound, ValidationFailed
+from m365sync.microsoft.auth import ClientSecret
 from m365sync.organizations import service as organizations
 from m365sync.organizations.models import Domain, Member, Organization, Role
-from m365sync.scheduling.repository import SchedulingRepository
+from m365sync.scheduling import service as scheduling
+from m365sync.sync import service as sync
 from m365sync.sync.models import SyncFeature, SyncSettings, SyncUnit, UnitStage, UnitStatus
-from m365sync.sync.repository import SyncRepository
+from m365sync.sync.service import HealthSummary, SyncRules
 from m365sync.web.auth import set_password
 from m365sync.web.auth.service import SignedIn
 
-_EMAIL_PATTERN = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
-
-__all__ = ["NotFound", "RunTestFailed", "ValidationFailed"]
+__all__ = [
+    "ACTIVITY_KINDS",
+    "UPCOMING_DAYS",
+    "NotFound",
+    "RunTestFailed",
+    "SyncRules",
+    "ValidationFailed",
+    "get_activity",
+    "search_activities",
+]
 
 
 def _organization(db: Session, organization_id: str) -> Organization:
@@ -181,105 +183,6 @@ def audit_events(db: Session, organization_id: str, limit: int = 200) -> list[Au
     return audit.list_events(db, organization_id, limit)
 
 
-# --- Activities ------------------------------------------------------------------------------
-
-
-@dataclass
-class ActivityList:
-    activities: list[CrmActivity]
-    contacts: list[CrmContact] = field(default_factory=list)
-    accounts: list[CrmAccount] = field(default_factory=list)
-
-
-ACTIVITY_KINDS = {"email": "Emails", "event": "Meetings", "task": "Tasks"}
-UPCOMING_DAYS = 14
-
-
-def search_activities(
-    db: Session,
-    organization_id: str,
-    *,
-    text: str = "",
-    kind: str = "",
-    contact_id: str | None = None,
-    account_id: str | None = None,
-    include_later: bool = False,
-    limit: int = 100,
-) -> ActivityList:
-    """Read-only search of the embedded CRM store (the ``crm`` package has no search
-    service yet; this adapter only reads its tables, scoped to one organization).
-
-    Newest first; meetings and tasks more than ``UPCOMING_DAYS`` ahead only when asked
-    (a weekly series would otherwise fill the page with next year's occurrences)."""
-    when = func.coalesce(CrmActivity.occurred_at, CrmActivity.starts_at, CrmActivity.due_at)
-    query = select(CrmActivity).where(
-        CrmActivity.organization_id == organization_id, CrmActivity.deleted_at.is_(None)
-    )
-    if kind in ACTIVITY_KINDS:
-        query = query.where(CrmActivity.kind == kind)
-    if not include_later:
-        query = query.where(
-            or_(when.is_(None), when <= datetime.now(UTC) + timedelta(days=UPCOMING_DAYS))
-        )
-    if text.strip():
-        like = f"%{text.strip().lower()}%"
-        query = query.where(
-            or_(
-                func.lower(CrmActivity.subject).like(like),
-                func.lower(CrmActivity.from_address).like(like),
-            )
-        )
-    if contact_id:
-        query = query.where(
-            CrmActivity.id.in_(
-                select(CrmActivityPerson.activity_id).where(
-                    CrmActivityPerson.person_id == contact_id
-                )
-            )
-        )
-    if account_id:
-        query = query.where(
-            CrmActivity.id.in_(
-                select(CrmActivityRecord.activity_id).where(
-                    CrmActivityRecord.record_id == account_id
-                )
-            )
-        )
-    activities = list(
-        db.scalars(
-            query.order_by(when.desc().nulls_last(), CrmActivity.created_at.desc()).limit(limit)
-        )
-    )
-    contacts = list(
-        db.scalars(
-            select(CrmContact)
-            .where(CrmContact.organization_id == organization_id)
-            .order_by(CrmContact.email)
-        )
-    )
-    accounts = list(
-        db.scalars(
-            select(CrmAccount)
-            .where(CrmAccount.organization_id == organization_id)
-            .order_by(CrmAccount.name)
-        )
-    )
-    return ActivityList(activities=activities, contacts=contacts, accounts=accounts)
-
-
-def get_activity(db: Session, organization_id: str, activity_id: str) -> CrmActivity:
-    activity = db.get(CrmActivity, activity_id)
-    if (
-        activity is None
-        or activity.organization_id != organization_id
-        or activity.deleted_at is not None
-    ):
-        raise NotFound(
-            "That activity is not in your organization's CRM.", fix="Go back to Activities."
-        )
-    return activity
-
-
 # --- Run Test, save, edit, rotate secret, remove (connections service) ------------------------
 
 
@@ -326,9 +229,6 @@ def _expiry(value: str) -> datetime | None:
 async def run_service_account_test(
     db: Session, runtime: ConnectionRuntime, actor: SignedIn, draft: ServiceAccountDraft
 ) -> list[CheckView]:
-    from m365sync.connections.run_test import ServiceAccountDraft as Draft
-    from m365sync.microsoft.auth import ClientSecret
-
     missing = [
         label
         for label, value in (
@@ -348,7 +248,7 @@ async def run_service_account_test(
         db,
         runtime,
         _organization(db, actor.organization_id),
-        Draft(
+        TestDraft(
             client_id=draft.client_id,
             credential=ClientSecret(draft.client_secret),
             tenant_id=draft.tenant_id or None,
@@ -394,21 +294,13 @@ async def edit_service_account(
     accept_partial: bool,
 ) -> list[CheckView]:
     """Rename, change the test mailbox, and test and save again with the stored
-    credentials. (``connections`` has no rename function: the name is set here and audited.)"""
+    credentials. An Exchange account has only its name to change."""
     organization = _organization(db, actor.organization_id)
     account = get_service_account(db, actor.organization_id, account_id)
     if not name.strip():
         raise ValidationFailed("A service account needs a name.", fix="Enter a name.")
     if account.kind == ConnectionKind.EXCHANGE:
-        account.name = name.strip()
-        audit.record(
-            db,
-            organization.id,
-            actor.email,
-            "service_account.rename",
-            account.name,
-            account_id=account.id,
-        )
+        connections.rename_service_account(db, organization, account, name, actor=actor.email)
         return []
     if not test_mailbox.strip():
         raise ValidationFailed(
@@ -424,16 +316,7 @@ async def edit_service_account(
         save=True,
         actor=actor.email,
     )
-    if account.name != name.strip():
-        account.name = name.strip()
-        audit.record(
-            db,
-            organization.id,
-            actor.email,
-            "service_account.rename",
-            account.name,
-            account_id=account.id,
-        )
+    connections.rename_service_account(db, organization, account, name, actor=actor.email)
     return check_views(report)
 
 
@@ -635,65 +518,21 @@ class MailboxRow:
     units: list[UnitView]
 
 
-@dataclass
-class HealthSummary:
-    healthy: int = 0
-    syncing: int = 0
-    failing: int = 0
-    parked: int = 0
-    parked_reasons: dict[str, int] = field(default_factory=dict)
-
-
-def _health(units: list[SyncUnit]) -> HealthSummary:
-    summary = HealthSummary()
-    for unit in units:
-        status = UnitStatus(unit.status)
-        if status.parked:
-            summary.parked += 1
-            reason = status.value.replace("_", " ")
-            summary.parked_reasons[reason] = summary.parked_reasons.get(reason, 0) + 1
-        elif status == UnitStatus.BACKING_OFF:
-            summary.failing += 1
-        elif (
-            unit.stage in (UnitStage.INITIAL_SYNC, UnitStage.QUEUED) or status == UnitStatus.PENDING
-        ):
-            summary.syncing += 1
-        else:
-            summary.healthy += 1
-    return summary
-
-
 def mailbox_rows(db: Session, organization_id: str) -> tuple[list[MailboxRow], HealthSummary]:
-    """Per member, each feature's sync unit (the sync engine's ``SyncRepository``: it has no
-    status service yet), and the organization's health."""
+    """Per member, each feature's sync, and the organization's health."""
     members = list_members(db, organization_id)
-    units = SyncRepository(db).units(organization_id)
+    units = sync.mailbox_units(db, organization_id)
     by_member: dict[str, list[UnitView]] = {}
     for unit in units:
         by_member.setdefault(unit.member_id, []).append(_unit_view(unit))
     rows = [MailboxRow(member=m, units=by_member.get(m.id, [])) for m in members]
-    return rows, _health(units)
+    return rows, sync.health(units)
 
 
 def request_resync(db: Session, actor: SignedIn, member_id: str, feature: str) -> str:
-    """A full resync of one mailbox feature at its next run (as ``m365sync resync``); returns
-    the unit's id so the caller can wake the workers once this commits."""
+    """Returns the unit's id so the route can wake the workers once the request commits."""
     member = _member(db, actor.organization_id, member_id)
-    repo = SyncRepository(db)
-    unit = next(
-        (u for u in repo.units(actor.organization_id, [member.id]) if u.feature == feature), None
-    )
-    if unit is None:
-        raise NotFound(
-            "This mailbox has no sync for that feature yet.",
-            fix="It starts once a connection serves the feature; check Service Accounts.",
-        )
-    repo.request_full_resync(unit)
-    repo.schedule_now(unit.id)
-    audit.record(
-        db, actor.organization_id, actor.email, "sync.resync", member.email, feature=feature
-    )
-    return unit.id
+    return sync.request_resync(db, member, feature, actor=actor.email)
 
 
 @dataclass(frozen=True)
@@ -704,78 +543,18 @@ class SyncSettingsView:
 
 def sync_settings(db: Session, organization_id: str) -> SyncSettingsView:
     return SyncSettingsView(
-        sync=SyncRepository(db).settings_for(organization_id),
-        scheduling_create_leads=SchedulingRepository(db).settings(organization_id).create_leads,
+        sync=sync.sync_settings(db, organization_id),
+        scheduling_create_leads=scheduling.creates_leads(db, organization_id),
     )
 
 
-@dataclass(frozen=True)
-class SyncSettingsForm:
-    mail_folders: list[str]
-    backfill_days: int
-    log_internal: bool
-    excluded_addresses: list[str]
-    excluded_domains: list[str]
-    headers_only: bool
-    log_unknown: bool
-    create_leads: bool
-    delete_policy: str
-    calendar_days_back: int
-    calendar_days_ahead: int
-    scheduling_create_leads: bool
-
-
-def _settings_problems(form: SyncSettingsForm) -> list[str]:
-    problems = []
-    if not form.mail_folders:
-        problems.append(
-            "Choose at least one mail folder (Inbox and Sent Items are the usual pair)."
-        )
-    if not 0 <= form.backfill_days <= 3650:
-        problems.append("Backfill window: enter a number of days from 0 (everything) to 3650.")
-    if not 0 <= form.calendar_days_back <= 3650 or not 1 <= form.calendar_days_ahead <= 3650:
-        problems.append(
-            "Calendar window: enter days back from 0 and days ahead from 1, up to 3650."
-        )
-    if form.delete_policy not in {"keep", "delete"}:
-        problems.append("Deletions: choose keep or delete.")
-    bad = [a for a in form.excluded_addresses if not _EMAIL_PATTERN.match(a)]
-    if bad:
-        problems.append(f"Excluded addresses: {', '.join(bad)} is not an email address.")
-    bad_domains = []
-    for name in form.excluded_domains:
-        try:
-            organizations.normalize_domain(name)
-        except ValidationFailed:
-            bad_domains.append(name)
-    if bad_domains:
-        problems.append(f"Excluded domains: {', '.join(bad_domains)} is not a domain name.")
-    return problems
-
-
-def update_sync_settings(db: Session, actor: SignedIn, form: SyncSettingsForm) -> None:
-    """The organization's sync rules (``SyncSettings``, read by the sync engine at every run)
-    and scheduling's "create a lead for an unknown invitee". Neither package has a settings
-    service yet: the rows come from their repositories, the checks are here."""
-    problems = _settings_problems(form)
-    if problems:
-        raise ValidationFailed("The settings were not saved.", fix=" ".join(problems))
-    row = SyncRepository(db).settings_for(actor.organization_id)
-    row.mail_folders = form.mail_folders
-    row.backfill_days = form.backfill_days
-    row.log_internal = form.log_internal
-    row.excluded_addresses = form.excluded_addresses
-    row.excluded_domains = [organizations.normalize_domain(d) for d in form.excluded_domains]
-    row.headers_only = form.headers_only
-    row.log_unknown = form.log_unknown
-    row.create_leads = form.create_leads
-    row.delete_policy = form.delete_policy
-    row.calendar_days_back = form.calendar_days_back
-    row.calendar_days_ahead = form.calendar_days_ahead
-    SchedulingRepository(db).settings(
-        actor.organization_id
-    ).create_leads = form.scheduling_create_leads
-    audit.record(db, actor.organization_id, actor.email, "sync_settings.update", "sync settings")
+def update_sync_settings(
+    db: Session, actor: SignedIn, rules: SyncRules, *, scheduling_create_leads: bool
+) -> None:
+    """The Sync settings page saves the sync engine's rules and scheduling's "create a lead
+    for an unknown invitee" together; nothing changes if the rules are refused."""
+    sync.update_sync_settings(db, actor.organization_id, rules, actor=actor.email)
+    scheduling.set_creates_leads(db, actor.organization_id, scheduling_create_leads)
 
 
 # --- The user's own connection ----------------------------------------------------------------
@@ -842,7 +621,7 @@ def my_connections(db: Session, me: SignedIn) -> MyConnectionsView:
                 why_not=why_not,
             )
         )
-    units = [_unit_view(u) for u in SyncRepository(db).units(organization.id, [member.id])]
+    units = [_unit_view(u) for u in sync.mailbox_units(db, organization.id, [member.id])]
     return MyConnectionsView(
         member=member,
         connection=connection,
