@@ -11,10 +11,24 @@ from pathlib import Path
 from typing import Any
 
 import uvicorn
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from m365sim.app import build_app
 from m365sim.state import SimState
 from m365sim.tls import TlsFiles, prepare_tls
+
+
+class _QuietHttpProtocol(HttpToolsProtocol):
+    """uvicorn's HTTP protocol without access logging.
+
+    uvicorn decides per connection from the shared ``uvicorn.access`` logger, which another
+    uvicorn server in the same process (``m365sync serve`` runs both) configures; m365sim's
+    requests are in its own request log instead.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.access_log = False
 
 
 class SimServer:
@@ -62,6 +76,7 @@ class SimServer:
             ssl_keyfile=str(self.tls.private_key),
             log_level="warning",
             access_log=False,
+            http=_QuietHttpProtocol,
             lifespan="off",
             timeout_graceful_shutdown=1,
             **overrides,

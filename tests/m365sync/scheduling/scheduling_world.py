@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 import socket
+import ssl
 import threading
 import time as _time
 import uuid
@@ -80,7 +81,9 @@ class SchedulingWorld:
 
     def __post_init__(self) -> None:
         self.control = httpx.Client(
-            base_url=self.sim.url, verify=str(self.sim.tls.ca_bundle), timeout=30
+            base_url=self.sim.url,
+            verify=ssl.create_default_context(cafile=self.sim.tls.ca_bundle),
+            timeout=30,
         )
         self.app = create_app(settings=self.settings, database=self.database, runtime=self.runtime)
 
@@ -299,7 +302,7 @@ def live_server(app: FastAPI) -> Iterator[str]:
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]
     server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="off"))
-    server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
+    server.install_signal_handlers = lambda: None  # type: ignore[attr-defined]
     thread = threading.Thread(target=lambda: server.run(sockets=[sock]), daemon=True)
     thread.start()
     deadline = _time.monotonic() + 15

@@ -5,25 +5,12 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from scheduling_world import SchedulingWorld, live_server
 
-CHROMIUM = "/usr/bin/chromium"
-ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
-
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="Debian's chromium is not installed"),
-]
+pytestmark = pytest.mark.browser
 
 
 @pytest.fixture
@@ -34,9 +21,9 @@ def server_url(world: SchedulingWorld) -> Iterator[str]:
 
 
 def test_invitee_books_through_the_public_page(
-    world: SchedulingWorld, server_url: str, tmp_path: Path
+    world: SchedulingWorld, server_url: str, tmp_path: Path, chromium_browser: Any
 ) -> None:
-    from playwright.sync_api import expect, sync_playwright
+    from playwright.sync_api import expect
 
     world.meeting_type(
         "intro",
@@ -45,37 +32,35 @@ def test_invitee_books_through_the_public_page(
         questions=[{"label": "Company", "required": True}],
     )
     errors: list[str] = []
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=ARGS)
-        try:
-            context = browser.new_context(timezone_id="Europe/Berlin", locale="en-GB")
-            page = context.new_page()
-            page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
-            page.goto(f"{server_url}/book/{world.organization.slug}/intro")
-            # booking.js picked the browser's time zone.
-            page.wait_for_url("**tz=Europe%2FBerlin**")
-            expect(page.locator("select#tz")).to_have_value("Europe/Berlin")
-            expect(page.get_by_role("heading", name="Intro call")).to_be_visible()
-            page.screenshot(path=str(tmp_path / "booking-page.png"), full_page=True)
+    context = chromium_browser.new_context(timezone_id="Europe/Berlin", locale="en-GB")
+    try:
+        page = context.new_page()
+        page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+        page.goto(f"{server_url}/book/{world.organization.slug}/intro")
+        # booking.js picked the browser's time zone.
+        page.wait_for_url("**tz=Europe%2FBerlin**")
+        expect(page.locator("select#tz")).to_have_value("Europe/Berlin")
+        expect(page.get_by_role("heading", name="Intro call")).to_be_visible()
+        page.screenshot(path=str(tmp_path / "booking-page.png"), full_page=True)
+        slot = page.locator("a.slot").first
+        if slot.count() == 0:  # late on a Friday: the next week has times
+            page.locator("[data-next-week]").click()
             slot = page.locator("a.slot").first
-            if slot.count() == 0:  # late on a Friday: the next week has times
-                page.locator("[data-next-week]").click()
-                slot = page.locator("a.slot").first
-            chosen = slot.get_attribute("data-slot")
-            assert chosen is not None and chosen.endswith(("+01:00", "+02:00"))  # Berlin time
-            slot.click()
-            page.get_by_label("Your name").fill("Pat Buyer")
-            page.get_by_label("Email").fill("pat@fabrikam.example")
-            page.get_by_role("button", name="Book meeting").click()
-            expect(page.get_by_text("Please answer: Company")).to_be_visible()
-            page.get_by_label("Company (required)").fill("Fabrikam")
-            page.get_by_role("button", name="Book meeting").click()
-            expect(page.get_by_role("heading", name="You're booked")).to_be_visible()
-            expect(page.get_by_text("Europe/Berlin".replace("_", " "))).to_be_visible()
-            expect(page.get_by_role("link", name="Cancel")).to_be_visible()
-            page.screenshot(path=str(tmp_path / "booking-confirmed.png"))
-        finally:
-            browser.close()
+        chosen = slot.get_attribute("data-slot")
+        assert chosen is not None and chosen.endswith(("+01:00", "+02:00"))  # Berlin time
+        slot.click()
+        page.get_by_label("Your name").fill("Pat Buyer")
+        page.get_by_label("Email").fill("pat@fabrikam.example")
+        page.get_by_role("button", name="Book meeting").click()
+        expect(page.get_by_text("Please answer: Company")).to_be_visible()
+        page.get_by_label("Company (required)").fill("Fabrikam")
+        page.get_by_role("button", name="Book meeting").click()
+        expect(page.get_by_role("heading", name="You're booked")).to_be_visible()
+        expect(page.get_by_text("Europe/Berlin".replace("_", " "))).to_be_visible()
+        expect(page.get_by_role("link", name="Cancel")).to_be_visible()
+        page.screenshot(path=str(tmp_path / "booking-confirmed.png"))
+    finally:
+        context.close()
     assert not [e for e in errors if "Content Security Policy" in e]
     events = [e for e in world.sim_events("adele@contoso.com") if "Intro call" in e["subject"]]
     assert len(events) == 1

@@ -8,6 +8,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
@@ -74,7 +75,7 @@ def claims(world: SchedulingWorld, booking_id: str) -> int:
         )
 
 
-def demo_events(world: SchedulingWorld) -> list[dict]:
+def demo_events(world: SchedulingWorld) -> list[dict[str, Any]]:
     return [e for e in world.sim_events(ADELE) if "Product demo" in (e.get("subject") or "")]
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import os
+import ssl
 import time
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
@@ -135,7 +136,9 @@ class SyncWorld:
 
     def __post_init__(self) -> None:
         self.control = httpx.Client(
-            base_url=self.sim.url, verify=str(self.sim.tls.ca_bundle), timeout=60
+            base_url=self.sim.url,
+            verify=ssl.create_default_context(cafile=self.sim.tls.ca_bundle),
+            timeout=60,
         )
 
     # -- the CRM ----------------------------------------------------------------------------
