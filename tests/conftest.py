@@ -22,12 +22,14 @@ CHROMIUM_ARGS = [
 ]
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def chromium_browser() -> Iterator[Any]:
-    """Debian's chromium driven by playwright, one per test session.
+    """Debian's chromium driven by playwright, one per test module.
 
-    Playwright's sync API runs its own event loop on the main thread, so only one
-    ``sync_playwright()`` may be open at a time: every browser test shares this one.
+    Playwright's sync API runs its own event loop on the main thread while it is open, so
+    only one ``sync_playwright()`` may be open at a time, and tests after it that start an
+    event loop of their own (``asyncio.run``) must not find it still running: each browser
+    module opens and closes its own, through this fixture.
     Without chromium the browser tests are skipped locally and fail in CI
     (``M365SYNC_TEST_REQUIRE_SERVICES``); ``scripts/test.sh`` installs it.
     """

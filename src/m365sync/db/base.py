@@ -60,9 +60,17 @@ def new_id() -> str:
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")
+    # In WAL mode NORMAL never corrupts the database; a power cut may roll back the last
+    # commits, and a sync cursor commits with its page, so those pages are simply read again.
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute("PRAGMA busy_timeout=30000")
+    # Bulk sync writes: checkpoint the WAL every ~40 MB (10,000 pages) instead of every
+    # ~4 MB, so a first sync is not copying pages back into the database (with an fsync)
+    # after almost every page it commits. Measured on a 50,000-message first sync: commit
+    # time roughly halved. (A larger page cache saved a little more, but its memory grows
+    # with the database up to the cache's size, so it stays at the default.)
+    cursor.execute("PRAGMA wal_autocheckpoint=10000")
     cursor.close()
 
 

@@ -8,7 +8,13 @@ from datetime import datetime
 from m365sync.microsoft.delta import delta_pages
 from m365sync.microsoft.graph import GraphClient, Page
 
-__all__ = ["FILTERED_DELTA_LIMIT", "HEADER_FIELDS", "MESSAGE_FIELDS", "message_delta"]
+__all__ = [
+    "FILTERED_DELTA_LIMIT",
+    "HEADER_FIELDS",
+    "MESSAGE_FIELDS",
+    "count_received_since",
+    "message_delta",
+]
 
 HEADER_FIELDS = (
     "id",
@@ -28,6 +34,29 @@ FILTERED_DELTA_LIMIT = 5000
 TEXT_BODY = 'outlook.body-content-type="text"'
 
 
+def _received_since(since: datetime) -> str:
+    return f"receivedDateTime ge {since.strftime('%Y-%m-%dT%H:%M:%SZ')}"
+
+
+async def count_received_since(
+    graph: GraphClient, user_path: str, folder: str, since: datetime
+) -> int | None:
+    """How many messages of ``folder`` were received since ``since``: one small request
+    (``$count=true`` on the folder's message list with the window's ``$filter``, one
+    ``id`` returned). None when the answer carries no ``@odata.count``."""
+    data = await graph.get_json(
+        f"{user_path}/mailFolders/{folder}/messages",
+        params={
+            "$filter": _received_since(since),
+            "$count": "true",
+            "$top": 1,
+            "$select": "id",
+        },
+    )
+    count = data.get("@odata.count")
+    return count if isinstance(count, int) and not isinstance(count, bool) else None
+
+
 def message_delta(
     graph: GraphClient,
     user_path: str,
@@ -44,7 +73,7 @@ def message_delta(
         "$select": ",".join(HEADER_FIELDS if headers_only else MESSAGE_FIELDS)
     }
     if since is not None:
-        params["$filter"] = f"receivedDateTime ge {since.strftime('%Y-%m-%dT%H:%M:%SZ')}"
+        params["$filter"] = _received_since(since)
     return delta_pages(
         graph,
         initial_path=f"{user_path}/mailFolders/{folder}/messages/delta",

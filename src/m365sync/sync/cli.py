@@ -26,6 +26,7 @@ from m365sync.sync.config import get_engine_settings
 from m365sync.sync.context import Progress as SyncProgress
 from m365sync.sync.models import SyncFeature, SyncUnit, UnitStatus
 from m365sync.sync.repository import SyncRepository
+from m365sync.workers.process import freeze_startup_heap
 
 __all__ = ["app"]
 
@@ -77,6 +78,7 @@ def sync_command(
     unit_ids = _select_units(database, org, mailbox, features)
     runtime = ConnectionRuntime.from_settings(get_settings(), database)
     engine = get_engine_settings()
+    freeze_startup_heap()
     columns = (
         TextColumn("{task.description}"),
         BarColumn(bar_width=None),

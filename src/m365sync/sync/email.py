@@ -43,7 +43,11 @@ from m365sync.db.base import utcnow
 from m365sync.microsoft import errors as ms
 from m365sync.microsoft.delta import read_ahead
 from m365sync.microsoft.graph import Page
-from m365sync.microsoft.mail import FILTERED_DELTA_LIMIT, message_delta
+from m365sync.microsoft.mail import (
+    FILTERED_DELTA_LIMIT,
+    count_received_since,
+    message_delta,
+)
 from m365sync.sync.context import LeaseLost, RunContext
 from m365sync.sync.models import SyncSettings
 from m365sync.sync.repository import SyncRepository
@@ -138,6 +142,7 @@ def parse_message(item: dict[str, Any], max_body_chars: int) -> ParsedMessage:
     if not isinstance(item_id, str) or not item_id:
         raise ValueError("the item has no id")
     participants = _people(item.get("from"), "from")
+    from_address = participants[0].address if participants else None
     participants += _people(item.get("toRecipients"), "to")
     participants += _people(item.get("ccRecipients"), "cc")
     participants += _people(item.get("bccRecipients"), "bcc")
@@ -161,7 +166,6 @@ def parse_message(item: dict[str, Any], max_body_chars: int) -> ParsedMessage:
             )
             body = body.replace("\x00", "")
     subject = item.get("subject")
-    from_address = next((p.address for p in participants if p.role == "from"), None)
     received_at = _time(item.get("receivedDateTime"))
     return ParsedMessage(
         item_id=item_id,
@@ -436,19 +440,50 @@ async def _sync_folder(
     window.
 
     A first round asks Graph for the window with ``$filter=receivedDateTime ge ...``, which
-    Graph cuts off at 5,000 messages. So the filtered round's pages are held back (at most
-    5,000 messages) until it ends: under the limit they are stored; at the limit the window
-    is busier than Graph will filter, and the folder is read with an unfiltered round
-    instead, the window applied on our side (its deltaLink is the cursor, and the window
-    is kept with it for the rounds that follow)."""
+    Graph cuts off at 5,000 messages. So it first asks how many messages the window holds
+    (one small ``$count`` request). At the limit or over, the folder is read with an
+    unfiltered round, the window applied on our side (its deltaLink is the cursor, and the
+    window is kept with it for the rounds that follow). Under it, the filtered round is
+    read, and its pages are held back (at most 5,000 messages) until it ends, in case mail
+    arriving meanwhile (or a count Graph did not give) takes the window to the limit after
+    all: then the held pages are dropped and the folder is read unfiltered as above."""
     if cursor is not None or rules.backfill_days <= 0:
         round_pages = _round(ctx, rules, folder, cursor, None)
         await _store_round(ctx, rules, folder, round_pages, floor, full=cursor is None)
         return
     since = utcnow() - timedelta(days=rules.backfill_days)
+    in_window = await _count_window(ctx, folder, since)
+    if in_window is None or in_window < FILTERED_DELTA_LIMIT:
+        held = await _filtered_round(ctx, rules, folder, since)
+        if held is not None:
+            await _store_round(ctx, rules, folder, _replay(held), None, full=True, scope=since)
+            return
+    log.info(
+        "backfill window of %s/%s holds %s+ messages: reading the folder unfiltered",
+        ctx.member_email,
+        folder,
+        FILTERED_DELTA_LIMIT,
+    )
+    round_pages = _round(ctx, rules, folder, None, None)
+    await _store_round(ctx, rules, folder, round_pages, since, full=True, scope=since)
+
+
+async def _count_window(ctx: RunContext, folder: str, since: datetime) -> int | None:
+    """The messages received in the window, or None when Graph would not count them."""
+    try:
+        async with ctx.budget:
+            return await count_received_since(ctx.access.graph, ctx.access.user_path, folder, since)
+    except ms.UnexpectedResponse as exc:
+        log.info("no message count for %s/%s: %s", ctx.member_email, folder, exc)
+        return None
+
+
+async def _filtered_round(
+    ctx: RunContext, rules: Rules, folder: str, since: datetime
+) -> list[Page] | None:
+    """The filtered round's pages, or None if it reached Graph's 5,000-message limit."""
     held: list[Page] = []
     seen: set[Any] = set()
-    capped = False
     pages = _round(ctx, rules, folder, None, since)
     try:
         async for page in pages:
@@ -459,22 +494,10 @@ async def _sync_folder(
                 if isinstance(item, dict) and "@removed" not in item
             )
             if len(seen) >= FILTERED_DELTA_LIMIT:
-                capped = True
-                break
+                return None
     finally:
         await pages.aclose()
-    if not capped:
-        await _store_round(ctx, rules, folder, _replay(held), None, full=True, scope=since)
-        return
-    held.clear()
-    log.info(
-        "backfill window of %s/%s holds %s+ messages: reading the folder unfiltered",
-        ctx.member_email,
-        folder,
-        FILTERED_DELTA_LIMIT,
-    )
-    round_pages = _round(ctx, rules, folder, None, None)
-    await _store_round(ctx, rules, folder, round_pages, since, full=True, scope=since)
+    return held
 
 
 def _round(

@@ -14,12 +14,14 @@ from functools import lru_cache
 from typing import Any
 
 from celery import Celery
+from celery.signals import worker_process_init
 
 from m365sync.connections.runtime import ConnectionRuntime
 from m365sync.db.session import Database, database_from_settings
 from m365sync.settings import get_settings
 from m365sync.sync.config import get_engine_settings
 from m365sync.sync.service import run_unit
+from m365sync.workers.process import freeze_startup_heap
 
 __all__ = ["app", "celery_dispatch", "sync_unit"]
 
@@ -37,6 +39,11 @@ app.conf.update(
     result_serializer="json",
     accept_content=["json"],
 )
+
+
+@worker_process_init.connect  # type: ignore[untyped-decorator]
+def _worker_started(**_: Any) -> None:
+    freeze_startup_heap()
 
 
 @lru_cache(maxsize=1)

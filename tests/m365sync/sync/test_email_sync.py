@@ -166,8 +166,17 @@ def test_a_backfill_window_busier_than_graph_filters_is_synced_whole(world: Sync
     world.engine.sync_page_size = 1000
     world.generate(ADELE, 6200, correspondents=contacts, days=20, seed=7)
     world.deliver(ADELE, **{"from": contacts[0], "subject": "Old", "receivedDateTime": "-45d"})
+    world.clear_requests()
 
     assert world.sync(ADELE).outcome == "ok"
+
+    # Counted first, so no filtered page is read only to be thrown away: the pages of each
+    # folder and one count per folder.
+    graph = [r for r in world.requests() if r["path"].startswith("/v1.0")]
+    inbox_delta = [r for r in graph if "/inbox/messages/delta" in r["path"]]
+    assert len(inbox_delta) == 7  # 6,201 messages, 1,000 a page
+    assert not any("filter" in r["query"] for r in inbox_delta)
+    assert len(graph) == 7 + 1 + 2  # Inbox pages, Sent Items' page, a count per folder
 
     in_window = {
         m["internetMessageId"] for m in world.sim_messages(ADELE, "inbox") if m["subject"] != "Old"

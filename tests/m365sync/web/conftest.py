@@ -169,7 +169,7 @@ def live_server(app: FastAPI) -> Iterator[LiveServer]:
     server.stop()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser(chromium_browser: Any) -> Any:
     return chromium_browser
 
