@@ -168,7 +168,6 @@ def child_sync(config_path: str, mailbox: str, trace_memory: bool = False) -> No
     from m365sync.connections.runtime import ConnectionRuntime
     from m365sync.db.session import Database
     from m365sync.settings import Settings
-    from m365sync.sync.config import EngineSettings
     from m365sync.sync.models import SyncFeature
     from m365sync.sync.service import sync_member
 
@@ -176,7 +175,7 @@ def child_sync(config_path: str, mailbox: str, trace_memory: bool = False) -> No
     settings = Settings(**config["settings"])
     database = Database.from_url(settings.resolved_database_url)
     runtime = ConnectionRuntime.from_settings(settings, database)
-    engine = EngineSettings(sync_page_size=PAGE, sync_jitter_seconds=0)
+    engine = Settings(sync_page_size=PAGE, sync_jitter_seconds=0)
 
     async def run() -> Any:
         try:

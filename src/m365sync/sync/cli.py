@@ -22,7 +22,6 @@ from m365sync.db.migrate import migrate
 from m365sync.db.session import Database, database_from_settings
 from m365sync.settings import get_settings
 from m365sync.sync import service
-from m365sync.sync.config import get_engine_settings
 from m365sync.sync.context import Progress as SyncProgress
 from m365sync.sync.models import SyncFeature, SyncUnit, UnitStatus
 from m365sync.sync.repository import SyncRepository
@@ -77,7 +76,7 @@ def sync_command(
     database = _database()
     unit_ids = _select_units(database, org, mailbox, features)
     runtime = ConnectionRuntime.from_settings(get_settings(), database)
-    engine = get_engine_settings()
+    engine = get_settings()
     freeze_startup_heap()
     columns = (
         TextColumn("{task.description}"),

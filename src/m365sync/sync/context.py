@@ -10,7 +10,7 @@ from typing import Any, Protocol
 from m365sync.db.session import Database
 from m365sync.errors import M365SyncError
 from m365sync.microsoft.graph import GraphClient, Page
-from m365sync.sync.config import EngineSettings
+from m365sync.settings import Settings
 from m365sync.sync.models import SyncFeature
 
 __all__ = ["LeaseLost", "Progress", "RequestBudget", "RunContext"]
@@ -100,7 +100,7 @@ class RunContext:
     member_id: str
     member_email: str
     access: MailboxAccessLike
-    settings: EngineSettings
+    settings: Settings
     lease_owner: str
     budget: RequestBudget
     progress: Progress

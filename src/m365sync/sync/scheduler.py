@@ -26,7 +26,7 @@ from m365sync.connections.repository import ConnectionRepository
 from m365sync.connections.runtime import ConnectionRuntime
 from m365sync.db.base import utcnow
 from m365sync.db.session import Database
-from m365sync.sync.config import EngineSettings, get_engine_settings
+from m365sync.settings import Settings, get_settings
 from m365sync.sync.context import RequestBudget
 from m365sync.sync.models import SyncFeature
 from m365sync.sync.notifications import ensure_subscriptions
@@ -43,13 +43,13 @@ class Scheduler:
         self,
         database: Database,
         runtime: ConnectionRuntime,
-        settings: EngineSettings | None = None,
+        settings: Settings | None = None,
         *,
         tick_seconds: float = 5.0,
     ) -> None:
         self.database = database
         self.runtime = runtime
-        self.settings = settings or get_engine_settings()
+        self.settings = settings or get_settings()
         self.tick_seconds = tick_seconds
         self.owner = worker_name()
         self._wake: asyncio.Event | None = None

@@ -33,7 +33,7 @@ from m365sync.errors import NotFound, ValidationFailed
 from m365sync.microsoft.errors import AuthRevoked, ConsentMissing, CredentialError, MicrosoftError
 from m365sync.organizations.models import Member
 from m365sync.organizations.service import EMAIL_RE, normalize_domain
-from m365sync.sync.config import EngineSettings, get_engine_settings
+from m365sync.settings import Settings, get_settings
 from m365sync.sync.context import LeaseLost, Progress, RequestBudget, RunContext
 from m365sync.sync.models import SyncFeature, SyncSettings, SyncUnit, UnitStage, UnitStatus
 from m365sync.sync.repository import SyncRepository
@@ -111,11 +111,11 @@ async def run_unit(
     *,
     full: bool = False,
     owner: str | None = None,
-    settings: EngineSettings | None = None,
+    settings: Settings | None = None,
     budget: RequestBudget | None = None,
     on_progress: Callable[[Progress], None] | None = None,
 ) -> UnitResult:
-    settings = settings or get_engine_settings()
+    settings = settings or get_settings()
     owner = owner or worker_name()
     budget = budget or _budget_for_loop(settings.sync_request_budget)
 

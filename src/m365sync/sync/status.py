@@ -14,7 +14,7 @@ from datetime import datetime, timedelta
 
 from m365sync.connections.errors import MemberNotSynced, NoConnection
 from m365sync.microsoft import errors as ms
-from m365sync.sync.config import EngineSettings
+from m365sync.settings import Settings
 from m365sync.sync.models import UnitStatus
 
 __all__ = ["Verdict", "judge_failure", "transient_delay"]
@@ -49,9 +49,7 @@ _PARKED: list[tuple[type[Exception], UnitStatus]] = [
 ]
 
 
-def judge_failure(
-    error: Exception, failures: int, now: datetime, settings: EngineSettings
-) -> Verdict:
+def judge_failure(error: Exception, failures: int, now: datetime, settings: Settings) -> Verdict:
     """``failures`` counts this one."""
     message = getattr(error, "message", None) or str(error) or error.__class__.__name__
     fix = getattr(error, "fix", None) or ""

@@ -19,13 +19,12 @@ from celery.signals import worker_process_init
 from m365sync.connections.runtime import ConnectionRuntime
 from m365sync.db.session import Database, database_from_settings
 from m365sync.settings import get_settings
-from m365sync.sync.config import get_engine_settings
 from m365sync.sync.service import run_unit
 from m365sync.workers.process import freeze_startup_heap
 
 __all__ = ["app", "celery_dispatch", "sync_unit"]
 
-_engine = get_engine_settings()
+_engine = get_settings()
 app = Celery(
     "m365sync",
     broker=_engine.celery_broker_url,

@@ -39,7 +39,6 @@ from m365sync.microsoft.graph import GraphClient
 from m365sync.organizations.models import Member, Organization
 from m365sync.organizations.service import add_domain, add_member, create_organization
 from m365sync.settings import Settings
-from m365sync.sync.config import EngineSettings
 from m365sync.sync.models import SyncFeature, SyncSettings
 from m365sync.sync.service import UnitResult, sync_member
 
@@ -65,10 +64,10 @@ def make_settings(sim: SimServer, data_dir: Path, **overrides: Any) -> Settings:
     return Settings(**values)
 
 
-def engine_settings(**overrides: Any) -> EngineSettings:
+def engine_settings(**overrides: Any) -> Settings:
     values: dict[str, Any] = {"sync_jitter_seconds": 0, "sync_page_size": 200}
     values.update(overrides)
-    return EngineSettings(**values)
+    return Settings(**values)
 
 
 class DelegatedRuntime(ConnectionRuntime):
@@ -129,7 +128,7 @@ class SyncWorld:
     database: Database
     settings: Settings
     runtime: DelegatedRuntime
-    engine: EngineSettings
+    engine: Settings
     organization_id: str
     members: dict[str, str] = field(default_factory=dict)  # address → member id
     control: httpx.Client = field(init=False)

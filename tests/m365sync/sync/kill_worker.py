@@ -10,7 +10,6 @@ from pathlib import Path
 from m365sync.connections.runtime import ConnectionRuntime
 from m365sync.db.session import Database
 from m365sync.settings import Settings
-from m365sync.sync.config import EngineSettings
 from m365sync.sync.models import SyncFeature
 from m365sync.sync.service import sync_member
 
@@ -19,7 +18,7 @@ async def main(config: dict[str, object]) -> None:
     settings = Settings(**config["settings"])  # type: ignore[arg-type]
     database = Database.from_url(str(config["database_url"]))
     runtime = ConnectionRuntime.from_settings(settings, database)
-    engine = EngineSettings(**config["engine"])  # type: ignore[arg-type]
+    engine = Settings(**config["engine"])  # type: ignore[arg-type]
     try:
         result = await sync_member(
             database, runtime, str(config["member_id"]), SyncFeature.EMAIL, settings=engine
