@@ -29,7 +29,7 @@ from m365sync.organizations.models import Role
 from m365sync.settings import Settings, get_settings
 from m365sync.web.auth import set_password
 from m365sync.web.auth.repository import credential_for_member
-from m365sync.workers.process import freeze_startup_heap
+from m365sync.workers.process import tune_garbage_collector
 
 log = logging.getLogger(__name__)
 console = Console(soft_wrap=True)
@@ -187,7 +187,7 @@ def serve_app(
         )
         console.print(f"  User connections app: client id {DEMO_USER_APP[0]}", highlight=False)
         console.print(f"  Admin API token (organization '{DEMO_ORG}'): {token}", highlight=False)
-    freeze_startup_heap()
+    tune_garbage_collector()
     try:
         uvicorn.run(
             app, host=settings.host, port=settings.port, log_level=settings.log_level.lower()

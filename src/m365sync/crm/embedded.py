@@ -22,10 +22,11 @@ import time
 from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from itertools import chain
 from typing import Any, TypeVar
 
 import orjson
-from sqlalchemy import JSON, Table, and_, delete, func, or_, select, update
+from sqlalchemy import JSON, Table, and_, delete, func, literal_column, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import Session
@@ -124,22 +125,20 @@ class _PreparedInsert:
 
     def params(self, rows: Sequence[Sequence[Any]]) -> list[Any]:
         """Rows of Python values (in column order), converted as the DBAPI wants them and
-        flattened. A value that is the previous row's (the organization, the member, the
-        page's timestamp) is converted once."""
-        converted = [list(row) for row in rows]
+        flattened row by row. Conversion is column-wise: a column holding one value in
+        every row (the organization, the page's timestamp, the email constants) is
+        converted once."""
+        columns: list[Sequence[Any]] = list(zip(*rows, strict=True))
         for i, processor in enumerate(self.processors):
             if processor is None:
                 continue
-            last_in: Any = None
-            last_out: Any = None
-            for values in converted:
-                value = values[i]
-                if value is None:
-                    continue
-                if value is not last_in:
-                    last_in, last_out = value, processor(value)
-                values[i] = last_out
-        return [value for values in converted for value in values]
+            column = columns[i]
+            first = column[0]
+            if column.count(first) == len(column):
+                columns[i] = [None if first is None else processor(first)] * len(column)
+            else:
+                columns[i] = [None if value is None else processor(value) for value in column]
+        return list(chain.from_iterable(zip(*columns, strict=True)))
 
 
 def _processor(table: Table, column: str, dialect: Dialect) -> Callable[[Any], Any] | None:
@@ -723,6 +722,8 @@ class EmbeddedCrm:
                 CrmActivity.organization_id == self.organization_id,
                 CrmActivity.kind == kind,
                 CrmActivity.change_seq > after,
+                # Spelled as in the partial index's WHERE, so the database can use it.
+                CrmActivity.change_seq > literal_column("0"),
                 or_(link.member_id.is_not(None), CrmActivity.owner_member_id == member_id),
             )
             .order_by(CrmActivity.change_seq)

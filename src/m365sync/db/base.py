@@ -65,12 +65,10 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute("PRAGMA busy_timeout=30000")
-    # Bulk sync writes: checkpoint the WAL every ~40 MB (10,000 pages) instead of every
-    # ~4 MB, so a first sync is not copying pages back into the database (with an fsync)
-    # after almost every page it commits. Measured on a 50,000-message first sync: commit
-    # time roughly halved. (A larger page cache saved a little more, but its memory grows
-    # with the database up to the cache's size, so it stays at the default.)
-    cursor.execute("PRAGMA wal_autocheckpoint=10000")
+    # WAL checkpoints stay automatic here (SQLite's default: every 1,000 pages, about 4 MB),
+    # run by whichever commit crosses that mark. A ``Database`` on a SQLite file turns them
+    # off and runs them from a background thread instead (``m365sync.db.checkpoint``), so a
+    # sync's commits do not copy the WAL back into the database file and fsync it.
     cursor.close()
 
 

@@ -11,6 +11,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from m365sync.db.base import create_db_engine, session_factory
+from m365sync.db.checkpoint import WalCheckpointer
 from m365sync.settings import Settings
 
 
@@ -20,16 +21,24 @@ class Database:
 
     ``session()`` is for boundaries (a request, a job, a CLI command): it commits when the
     block ends normally and rolls back on an exception. Code below the boundary receives a
-    ``Session`` and never commits.
+    ``Session`` and never commits. On a SQLite file, ``from_url`` also starts the WAL
+    checkpointer, and ``dispose()`` stops it.
     """
 
     engine: Engine
     sessions: sessionmaker[Session]
+    checkpointer: WalCheckpointer | None = None
 
     @classmethod
-    def from_url(cls, url: str, **engine_kwargs: Any) -> Database:
+    def from_url(
+        cls, url: str, *, checkpoint_interval: float = 1.0, **engine_kwargs: Any
+    ) -> Database:
         engine = create_db_engine(url, **engine_kwargs)
-        return cls(engine=engine, sessions=session_factory(engine))
+        return cls(
+            engine=engine,
+            sessions=session_factory(engine),
+            checkpointer=WalCheckpointer.attach_to(engine, checkpoint_interval),
+        )
 
     @contextmanager
     def session(self) -> Iterator[Session]:
@@ -45,6 +54,8 @@ class Database:
 
     def dispose(self) -> None:
         self.engine.dispose()
+        if self.checkpointer is not None:
+            self.checkpointer.stop()
 
 
 def database_from_settings(settings: Settings) -> Database:

@@ -25,7 +25,7 @@ from m365sync.sync import service
 from m365sync.sync.context import Progress as SyncProgress
 from m365sync.sync.models import SyncFeature, SyncUnit, UnitStatus
 from m365sync.sync.repository import SyncRepository
-from m365sync.workers.process import freeze_startup_heap
+from m365sync.workers.process import tune_garbage_collector
 
 __all__ = ["app"]
 
@@ -77,7 +77,7 @@ def sync_command(
     unit_ids = _select_units(database, org, mailbox, features)
     runtime = ConnectionRuntime.from_settings(get_settings(), database)
     engine = get_settings()
-    freeze_startup_heap()
+    tune_garbage_collector()
     columns = (
         TextColumn("{task.description}"),
         BarColumn(bar_width=None),

@@ -316,12 +316,13 @@ class PageWriter:
         records: list[EmailRecord] = []
         headers_only = rules.headers_only
         for m, addresses, domains in candidates:
-            matched = _unique_people(people.get(a) for a in addresses)
+            matched = _unique_people([people[a] for a in addresses if a in people])
             if not matched and not rules.log_unknown:
                 progress.skipped += 1
                 continue
             account_ids = {p.account_id for p in matched if p.account_id}
-            account_ids.update(accounts[d] for d in domains if d in accounts)
+            if accounts:
+                account_ids.update(accounts[d] for d in domains if d in accounts)
             records.append(
                 EmailRecord(
                     external_id=m.external_id,
@@ -385,12 +386,11 @@ class PageWriter:
         return not internal_only or rules.log_internal
 
 
-def _unique_people(found: Any) -> list[PersonMatch]:
-    seen: dict[str, PersonMatch] = {}
-    for person in found:
-        if person is not None:
-            seen[person.id] = person
-    return list(seen.values())
+def _unique_people(found: list[PersonMatch]) -> list[PersonMatch]:
+    """``found`` without repeats (a person can be on a message under two roles)."""
+    if len(found) < 2:
+        return found
+    return list({person.id: person for person in found}.values())
 
 
 FolderCursors = dict[str, tuple[str | None, datetime | None]]

@@ -20,7 +20,7 @@ from m365sync.connections.runtime import ConnectionRuntime
 from m365sync.db.session import Database, database_from_settings
 from m365sync.settings import get_settings
 from m365sync.sync.service import run_unit
-from m365sync.workers.process import freeze_startup_heap
+from m365sync.workers.process import tune_garbage_collector
 
 __all__ = ["app", "celery_dispatch", "sync_unit"]
 
@@ -42,7 +42,7 @@ app.conf.update(
 
 @worker_process_init.connect  # type: ignore[untyped-decorator]
 def _worker_started(**_: Any) -> None:
-    freeze_startup_heap()
+    tune_garbage_collector()
 
 
 @lru_cache(maxsize=1)

@@ -5,20 +5,35 @@ from __future__ import annotations
 
 import gc
 
-__all__ = ["freeze_startup_heap"]
+__all__ = ["YOUNG_COLLECTION_THRESHOLD", "tune_garbage_collector"]
+
+# Container objects allocated (net) between two collections of the youngest generation;
+# CPython's default is 700. Then every 20th young collection also collects the middle
+# generation, and every 20th of those may collect everything.
+YOUNG_COLLECTION_THRESHOLD = 50_000
+OLDER_COLLECTION_THRESHOLDS = (20, 20)
 
 
-def freeze_startup_heap() -> None:
-    """Leave everything allocated during start-up out of later garbage collections.
+def tune_garbage_collector() -> None:
+    """Set the cyclic garbage collector up for a process that syncs mailboxes.
 
-    Why: a first Email Sync parses and stores pages of 1,000 messages, and what each page
-    leaves behind triggers a full collection every few pages. Each of those walked the
-    whole start-up heap (modules, classes, SQLAlchemy and MSAL internals), which never
-    becomes garbage: on a 50,000-message first sync, 13 full collections cost about 1.1 s
-    of a 4.5 s run. ``gc.freeze`` moves those objects to a permanent generation the
-    collector skips; objects created afterwards are collected as usual. Call it once,
-    after imports and configuration, before the process starts working (the same advice
-    as CPython's documentation of ``gc.freeze`` for long-running servers).
+    Why: a first Email Sync parses pages of 1,000 messages (about 15,000 dicts and lists
+    each) that stay alive while the page is prepared and stored. Measured on a
+    50,000-message first sync:
+
+    - Without ``gc.freeze()``, each full collection walked the whole start-up heap
+      (modules, classes, SQLAlchemy and MSAL internals), which never becomes garbage: 13
+      full collections, about 1.1 s. Frozen once, after imports and configuration (as
+      CPython's documentation advises for long-running servers), the collector skips it.
+    - With CPython's default thresholds (700, 10, 10) the live pages were still walked
+      again and again and promoted: about 1,450 young, 130 middle and 13 full collections,
+      0.8-0.9 s. With young collections every 50,000 allocations: 34, 3 and 2, about
+      0.2 s, and the same peak memory. (Reference counting frees almost everything; the
+      cycles it can't free, such as an httpx response and its stream, are broken where
+      they hold much memory: see ``GraphClient.request``.)
+
+    Call it once, before the process starts working.
     """
     gc.collect()
     gc.freeze()
+    gc.set_threshold(YOUNG_COLLECTION_THRESHOLD, *OLDER_COLLECTION_THRESHOLDS)
