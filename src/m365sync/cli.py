@@ -893,7 +893,8 @@ def serve(
 
 def main(argv: list[str] | None = None) -> None:
     try:
-        app(args=argv, standalone_mode=False)
+        # Outside standalone mode click returns a ``typer.Exit``'s code instead of exiting.
+        returned = app(args=argv, standalone_mode=False)
     except Exit as exc:
         sys.exit(exc.code)
     except M365SyncError as exc:
@@ -916,7 +917,7 @@ def main(argv: list[str] | None = None) -> None:
         else:
             err.print(f"Error: {exc}", highlight=False, markup=False)
         sys.exit(int(getattr(exc, "exit_code", 2) or 2))
-    sys.exit(0)
+    sys.exit(returned if isinstance(returned, int) else 0)
 
 
 def _print_report_to_err(report: Any) -> None:

@@ -193,5 +193,6 @@ def serve_app(
             app, host=settings.host, port=settings.port, log_level=settings.log_level.lower()
         )
     finally:
+        database.dispose()  # a last checkpoint empties SQLite's write-ahead log
         if server is not None:
             server.stop()

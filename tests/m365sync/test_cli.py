@@ -11,6 +11,7 @@ from tests.m365sync.conftest import DEMO_APP_ID, DEMO_SECRET, DEMO_SECRET_ID
 
 from m365sync import cli
 from m365sync.settings import get_settings
+from m365sync.sync import cli as sync_cli
 
 
 @pytest.fixture
@@ -178,3 +179,47 @@ def test_key_rotation_reseals_everything(m365sync, tmp_path):
 def test_db_upgrade(m365sync):
     code, out, _ = m365sync("db", "upgrade")
     assert code == 0 and "revision" in out
+
+
+def test_sync_and_status_commands(m365sync, tmp_path, monkeypatch):
+    """``m365sync sync`` logs a mailbox's mail with the CRM's contacts, ``status`` shows the
+    unit, and the SQLite write-ahead log is emptied when the command ends."""
+    assert m365sync("orgs", "create", "Contoso")[0] == 0
+    assert m365sync("domains", "add", "-o", "contoso", "contoso.com")[0] == 0
+    code, _, err = m365sync(
+        "service-accounts",
+        "add",
+        "-o",
+        "contoso",
+        "--client-id",
+        DEMO_APP_ID,
+        "--secret",
+        DEMO_SECRET,
+        "--test-mailbox",
+        "diego@contoso.com",
+    )
+    assert code == 0, err
+    members = tmp_path / "members.csv"
+    members.write_text("email,name,role\ndiego@contoso.com,Diego Siciliani,user\n")
+    assert m365sync("members", "import", "-o", "contoso", str(members))[0] == 0
+    contacts = tmp_path / "contacts.csv"
+    contacts.write_text("email,first_name,last_name,company\nkim@fabrikam.com,Kim,Buyer,Fabrikam\n")
+    assert m365sync("crm", "import", str(contacts), "--org", "contoso")[0] == 0
+
+    code, out, err = m365sync("sync", "--mailbox", "nobody@contoso.com")
+    assert code == 2 and "No member matches" in out, (code, out, err)
+
+    code, out, _ = m365sync("sync", "--org", "contoso", "--feature", "email")
+    assert code == 0, out
+    logged = int(out.split("diego@contoso.com email:")[1].split("logged")[0].split(",")[1])
+    assert logged > 0  # the mail from Kim Buyer, a contact; the rest is not logged
+
+    monkeypatch.setattr(sync_cli.console, "width", 160)  # a wide terminal
+    code, out, _ = m365sync("status", "--org", "contoso")
+    assert code == 0
+    table = out.replace("│", " ")
+    row = next(line for line in table.splitlines() if "diego@contoso.com" in line)
+    assert row.split()[1:3] == ["email", "active"] and str(logged) in row.split()
+
+    wal = tmp_path / "data" / "m365sync.db-wal"
+    assert not wal.exists() or wal.stat().st_size == 0

@@ -14,7 +14,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
-from rich.table import Table
+from rich.table import Column, Table
 
 from m365sync.connections.runtime import ConnectionRuntime
 from m365sync.db.base import utcnow
@@ -121,8 +121,11 @@ def sync_command(
         finally:
             await runtime.aclose()
 
-    with Progress(*columns, console=console, transient=False) as progress:
-        results = asyncio.run(run_all(progress))
+    try:
+        with Progress(*columns, console=console, transient=False) as progress:
+            results = asyncio.run(run_all(progress))
+    finally:
+        database.dispose()  # a last checkpoint empties SQLite's write-ahead log
     failed = False
     for result in results:
         if result.outcome == "ok":
@@ -164,16 +167,23 @@ def status_command(org: OrgOption = None, mailbox: MailboxOption = None) -> None
     """What each unit is doing, when it last succeeded, and what to fix."""
     database = _database()
     rows = _status_rows(database, org, mailbox)
+    # On a narrow terminal, cells wrap instead of being cut short; addresses never break.
+    width = max((len(email) for email, _ in rows), default=7)
     table = Table(
-        "mailbox",
-        "feature",
-        "status",
-        "stage",
-        "since",
-        "failures",
-        "last success",
-        "logged",
-        "next run",
+        Column("mailbox", no_wrap=True, min_width=width),
+        *(
+            Column(name, overflow="fold")
+            for name in (
+                "feature",
+                "status",
+                "stage",
+                "since",
+                "failures",
+                "last success",
+                "logged",
+                "next run",
+            )
+        ),
     )
     problems: list[tuple[str, SyncUnit]] = []
     for email, unit in rows:
