@@ -40,9 +40,9 @@ def m365sync(sim, tmp_path, monkeypatch, capsys):
     get_settings.cache_clear()
 
 
-def test_exit_codes_and_service_account_lifecycle(m365sync, tmp_path):
-    assert m365sync("orgs", "create", "Contoso")[0] == 0
-    code, _, err = m365sync(
+def add_service_account(m365sync, test_mailbox: str) -> tuple[int, str, str]:
+    """``m365sync service-accounts add`` for Contoso with the demo app's secret."""
+    return m365sync(
         "service-accounts",
         "add",
         "-o",
@@ -52,8 +52,13 @@ def test_exit_codes_and_service_account_lifecycle(m365sync, tmp_path):
         "--secret",
         DEMO_SECRET,
         "--test-mailbox",
-        "adele@contoso.com",
+        test_mailbox,
     )
+
+
+def test_exit_codes_and_service_account_lifecycle(m365sync, tmp_path):
+    assert m365sync("orgs", "create", "Contoso")[0] == 0
+    code, _, err = add_service_account(m365sync, "adele@contoso.com")
     assert code == 2 and "No domains to sync" in err and "domains add" in err
     assert m365sync("domains", "add", "-o", "contoso", "not a domain")[0] == 2
     assert m365sync("domains", "add", "-o", "contoso", "contoso.com")[0] == 0
@@ -79,18 +84,7 @@ def test_exit_codes_and_service_account_lifecycle(m365sync, tmp_path):
         c["key"] == "secret_format" and "secret's ID" in c["message"] for c in report["checks"]
     )
 
-    code, out, err = m365sync(
-        "service-accounts",
-        "add",
-        "-o",
-        "contoso",
-        "--client-id",
-        DEMO_APP_ID,
-        "--secret",
-        DEMO_SECRET,
-        "--test-mailbox",
-        "adele@contoso.com",
-    )
+    code, out, err = add_service_account(m365sync, "adele@contoso.com")
     assert code == 0, err
     assert "Saved service account" in out and DEMO_SECRET not in out + err
     code, out, _ = m365sync("service-accounts", "list", "-o", "contoso", "--json")
@@ -186,18 +180,7 @@ def test_sync_and_status_commands(m365sync, tmp_path, monkeypatch):
     unit, and the SQLite write-ahead log is emptied when the command ends."""
     assert m365sync("orgs", "create", "Contoso")[0] == 0
     assert m365sync("domains", "add", "-o", "contoso", "contoso.com")[0] == 0
-    code, _, err = m365sync(
-        "service-accounts",
-        "add",
-        "-o",
-        "contoso",
-        "--client-id",
-        DEMO_APP_ID,
-        "--secret",
-        DEMO_SECRET,
-        "--test-mailbox",
-        "diego@contoso.com",
-    )
+    code, _, err = add_service_account(m365sync, "diego@contoso.com")
     assert code == 0, err
     members = tmp_path / "members.csv"
     members.write_text("email,name,role\ndiego@contoso.com,Diego Siciliani,user\n")
