@@ -321,8 +321,7 @@ class PageWriter:
                 progress.skipped += 1
                 continue
             account_ids = {p.account_id for p in matched if p.account_id}
-            if accounts:
-                account_ids.update(accounts[d] for d in domains if d in accounts)
+            account_ids.update(accounts[d] for d in domains if d in accounts)
             records.append(
                 EmailRecord(
                     external_id=m.external_id,

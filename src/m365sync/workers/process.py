@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import gc
 
-__all__ = ["YOUNG_COLLECTION_THRESHOLD", "tune_garbage_collector"]
+__all__ = ["tune_garbage_collector"]
 
 # Container objects allocated (net) between two collections of the youngest generation;
 # CPython's default is 700. Then every 20th young collection also collects the middle
