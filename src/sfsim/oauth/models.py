@@ -125,7 +125,8 @@ class AuthBackend:
             expires_at=now + timedelta(seconds=self.state.config.session_timeout_seconds),
             scope=scope,
         )
-        identity = f"https://{login_host}/id/{org.id}/{user_id}"
+        # Salesforce names the identity URL on the shared login host, whatever host was used.
+        identity = f"https://{org.login_host}/id/{org.id}/{user_id}"
         issued_at = str(int(now.timestamp() * 1000))
         signature = base64.b64encode(
             hmac.new(
