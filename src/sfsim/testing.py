@@ -41,7 +41,7 @@ class SalesforceHostsAdapter(HTTPAdapter):
 
     def send(
         self, request: requests.PreparedRequest, *args: Any, **kwargs: Any
-    ) -> requests.Response:  # type: ignore[override]
+    ) -> requests.Response:
         parts = urlsplit(request.url or "")
         request.headers["Host"] = parts.netloc
         request.url = urlunsplit(

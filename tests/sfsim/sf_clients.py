@@ -26,7 +26,9 @@ INTEGRATION_USER = "integration@acme.example"
 MY_DOMAIN = "acme-demo.my"  # simple-salesforce's ``domain`` for the demo org's My Domain
 
 
-def client_credentials_token(sf: SfServer, session: requests.Session | None = None) -> dict[str, Any]:
+def client_credentials_token(
+    sf: SfServer, session: requests.Session | None = None
+) -> dict[str, Any]:
     answer = (session or session_for(sf)).post(
         sf.token_url,
         data={"grant_type": "client_credentials"},
@@ -41,8 +43,9 @@ def sf_client(sf: SfServer, session: requests.Session | None = None) -> Salesfor
     """simple-salesforce, unmodified, on a session token from the client credentials flow."""
     session = session or session_for(sf)
     token = client_credentials_token(sf, session)
-    return Salesforce(instance_url=token["instance_url"], session_id=token["access_token"],
-                      session=session)
+    return Salesforce(
+        instance_url=token["instance_url"], session_id=token["access_token"], session=session
+    )
 
 
 def pkce_pair() -> tuple[str, str]:
@@ -51,11 +54,22 @@ def pkce_pair() -> tuple[str, str]:
     return verifier, challenge.decode()
 
 
-def authorize(sf: SfServer, session: requests.Session, *, username: str, password: str,
-              challenge: str | None, state: str = "xyz") -> requests.Response:
+def authorize(
+    sf: SfServer,
+    session: requests.Session,
+    *,
+    username: str,
+    password: str,
+    challenge: str | None,
+    state: str = "xyz",
+) -> requests.Response:
     """Log in on sfsim's authorize page as a person would (GET the page, POST the form)."""
-    params = {"response_type": "code", "client_id": CONSUMER_KEY, "redirect_uri": CALLBACK,
-              "state": state}
+    params = {
+        "response_type": "code",
+        "client_id": CONSUMER_KEY,
+        "redirect_uri": CALLBACK,
+        "state": state,
+    }
     if challenge:
         params.update(code_challenge=challenge, code_challenge_method="S256")
     page = session.get(f"{sf.url}/services/oauth2/authorize", params=params)

@@ -71,7 +71,9 @@ def test_crud_round_trip_with_18_character_ids(client: Salesforce) -> None:
     assert errors_of(gone)[0]["errorCode"] == "NOT_FOUND"
     with pytest.raises(SalesforceResourceNotFound) as deleted:
         client.Account.update(account_id, {"Name": "x"})
-    assert errors_of(deleted) == [{"message": "entity is deleted", "errorCode": "ENTITY_IS_DELETED"}]
+    assert errors_of(deleted) == [
+        {"message": "entity is deleted", "errorCode": "ENTITY_IS_DELETED"}
+    ]
 
 
 def test_upsert_by_external_id_creates_then_updates(client: Salesforce) -> None:
@@ -86,12 +88,19 @@ def test_upsert_by_external_id_creates_then_updates(client: Salesforce) -> None:
 def test_saves_refused_the_way_salesforce_refuses_them(client: Salesforce, sf: SfServer) -> None:
     with pytest.raises(SalesforceMalformedRequest) as missing:
         client.Contact.create({"FirstName": "No"})
-    assert errors_of(missing) == [{"message": "Required fields are missing: [LastName]",
-                                   "errorCode": "REQUIRED_FIELD_MISSING", "fields": ["LastName"]}]
+    assert errors_of(missing) == [
+        {
+            "message": "Required fields are missing: [LastName]",
+            "errorCode": "REQUIRED_FIELD_MISSING",
+            "fields": ["LastName"],
+        }
+    ]
     with pytest.raises(SalesforceMalformedRequest) as unknown:
         client.Contact.create({"LastName": "X", "Nickname": "Y"})
     assert errors_of(unknown)[0]["errorCode"] == "INVALID_FIELD"
-    assert errors_of(unknown)[0]["message"] == "No such column 'Nickname' on sobject of type Contact"
+    assert (
+        errors_of(unknown)[0]["message"] == "No such column 'Nickname' on sobject of type Contact"
+    )
     former = next(u for u in sf.state.records.live("User") if not u["IsActive"])
     with pytest.raises(SalesforceMalformedRequest) as inactive:
         client.Contact.create({"LastName": "X", "OwnerId": former["Id"]})
@@ -130,13 +139,19 @@ def test_soql_errors_point_at_the_problem(client: Salesforce) -> None:
         client.query("SELECT Id, Nickname FROM Contact")
     error = errors_of(field)[0]
     assert error["errorCode"] == "INVALID_FIELD"
-    assert "ERROR at Row:1:Column:12\nNo such column 'Nickname' on entity 'Contact'" in error["message"]
+    assert (
+        "ERROR at Row:1:Column:12\nNo such column 'Nickname' on entity 'Contact'"
+        in error["message"]
+    )
     with pytest.raises(SalesforceMalformedRequest) as mixed:
         client.query("SELECT Id FROM Contact WHERE LastName = 'a' AND Email = 'b' OR Title = 'c'")
     assert errors_of(mixed)[0]["errorCode"] == "MALFORMED_QUERY"
     with pytest.raises(SalesforceMalformedRequest) as quoted_date:
         client.query("SELECT Id FROM Contact WHERE CreatedDate > '2020-01-01'")
-    assert "must be of type dateTime and should not be enclosed in quotes" in errors_of(quoted_date)[0]["message"]
+    assert (
+        "must be of type dateTime and should not be enclosed in quotes"
+        in errors_of(quoted_date)[0]["message"]
+    )
     with pytest.raises(SalesforceMalformedRequest) as table:
         client.query("SELECT Id FROM Contacts")
     assert errors_of(table)[0]["errorCode"] == "INVALID_TYPE"
@@ -146,7 +161,9 @@ def test_query_pages_of_2000_with_next_records_url(client: Salesforce, sf: SfSer
     store = sf.state.records
     owner = next(store.live("User"))["Id"]
     for n in range(4500):
-        store.insert(store.object("Lead"), {"LastName": f"L{n:04d}", "Company": "Bulk"}, user_id=owner)
+        store.insert(
+            store.object("Lead"), {"LastName": f"L{n:04d}", "Company": "Bulk"}, user_id=owner
+        )
     first = client.query("SELECT Id, LastName FROM Lead WHERE Company = 'Bulk'")
     assert first["totalSize"] == 4500
     assert len(first["records"]) == 2000
@@ -161,8 +178,9 @@ def test_query_all_includes_deleted_records(client: Salesforce) -> None:
     lead = client.Lead.create({"LastName": "Gone", "Company": "Ghost"})["id"]
     client.Lead.delete(lead)
     assert client.query("SELECT Id FROM Lead WHERE Company = 'Ghost'")["totalSize"] == 0
-    deleted = client.query_all("SELECT Id, IsDeleted FROM Lead WHERE Company = 'Ghost'",
-                               include_deleted=True)
+    deleted = client.query_all(
+        "SELECT Id, IsDeleted FROM Lead WHERE Company = 'Ghost'", include_deleted=True
+    )
     assert deleted["records"][0]["IsDeleted"] is True
 
 
@@ -181,8 +199,9 @@ def test_daily_api_limit_is_counted_and_enforced(client: Salesforce, sf: SfServe
     assert client.api_usage["api-usage"].used == 3
     with pytest.raises(SalesforceRefusedRequest) as refused:
         client.query("SELECT Id FROM Account")
-    assert errors_of(refused) == [{"message": "TotalRequests Limit exceeded.",
-                                   "errorCode": "REQUEST_LIMIT_EXCEEDED"}]
+    assert errors_of(refused) == [
+        {"message": "TotalRequests Limit exceeded.", "errorCode": "REQUEST_LIMIT_EXCEEDED"}
+    ]
     # The window rolls: a day later the allowance is back.
     requests.post(f"{sf.url}/_sim/clock", json={"advanceSeconds": 24 * 3600 + 1})
     fresh = sf_client(sf)

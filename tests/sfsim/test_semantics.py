@@ -26,17 +26,28 @@ def _contact(client: Salesforce, email: str) -> str:
 
 def test_email_message_creates_its_task_and_relations(client: Salesforce) -> None:
     account = client.query("SELECT Id FROM Account WHERE Name = 'Fabrikam'")["records"][0]["Id"]
-    email = client.EmailMessage.create({
-        "Subject": "Quote", "TextBody": "Here it is", "FromAddress": "riley@acme.example",
-        "ToAddress": "pat@fabrikam.example", "Status": "3", "MessageDate": "2030-05-01T09:30:00Z",
-        "MessageIdentifier": "<abc@acme.example>", "ThreadIdentifier": "<abc@acme.example>",
-        "RelatedToId": account, "M365_Id__c": "AAMk-1",
-    })["id"]
+    email = client.EmailMessage.create(
+        {
+            "Subject": "Quote",
+            "TextBody": "Here it is",
+            "FromAddress": "riley@acme.example",
+            "ToAddress": "pat@fabrikam.example",
+            "Status": "3",
+            "MessageDate": "2030-05-01T09:30:00Z",
+            "MessageIdentifier": "<abc@acme.example>",
+            "ThreadIdentifier": "<abc@acme.example>",
+            "RelatedToId": account,
+            "M365_Id__c": "AAMk-1",
+        }
+    )["id"]
     assert email.startswith("02s")
-    relation = client.EmailMessageRelation.create({
-        "EmailMessageId": email, "RelationId": _contact(client, "pat@fabrikam.example"),
-        "RelationType": "ToAddress",
-    })
+    relation = client.EmailMessageRelation.create(
+        {
+            "EmailMessageId": email,
+            "RelationId": _contact(client, "pat@fabrikam.example"),
+            "RelationType": "ToAddress",
+        }
+    )
     assert relation["success"]
     saved = client.query(
         "SELECT ActivityId, Activity.Subject, Activity.TaskSubtype, Activity.Status, "
@@ -52,8 +63,13 @@ def test_email_message_creates_its_task_and_relations(client: Salesforce) -> Non
 
 
 def test_event_duration_follows_start_and_end(client: Salesforce) -> None:
-    event = client.Event.create({"Subject": "Demo", "StartDateTime": "2030-05-01T10:00:00Z",
-                                 "EndDateTime": "2030-05-01T11:30:00Z"})["id"]
+    event = client.Event.create(
+        {
+            "Subject": "Demo",
+            "StartDateTime": "2030-05-01T10:00:00Z",
+            "EndDateTime": "2030-05-01T11:30:00Z",
+        }
+    )["id"]
     assert client.Event.get(event)["DurationInMinutes"] == 90
     client.Event.update(event, {"StartDateTime": "2030-05-02T10:00:00Z"})
     moved = client.Event.get(event)
@@ -68,30 +84,51 @@ def test_event_duration_follows_start_and_end(client: Salesforce) -> None:
 
 
 def test_validation_rule_from_the_seed(client: Salesforce, sf: SfServer) -> None:
-    requests.post(f"{sf.url}/_sim/seed", json={"validationRules": [
-        {"object": "Contact", "name": "Email_Required", "field": "Email", "kind": "required",
-         "message": "Contacts need an email address."}]})
+    requests.post(
+        f"{sf.url}/_sim/seed",
+        json={
+            "validationRules": [
+                {
+                    "object": "Contact",
+                    "name": "Email_Required",
+                    "field": "Email",
+                    "kind": "required",
+                    "message": "Contacts need an email address.",
+                }
+            ]
+        },
+    )
     with pytest.raises(SalesforceMalformedRequest) as refused:
         client.Contact.create({"LastName": "Mailless"})
-    assert refused.value.content == [{"message": "Contacts need an email address.",
-                                      "errorCode": "FIELD_CUSTOM_VALIDATION_EXCEPTION",
-                                      "fields": ["Email"]}]
+    assert refused.value.content == [
+        {
+            "message": "Contacts need an email address.",
+            "errorCode": "FIELD_CUSTOM_VALIDATION_EXCEPTION",
+            "fields": ["Email"],
+        }
+    ]
 
 
-def test_duplicate_rule_alert_can_be_overridden_block_cannot(client: Salesforce, sf: SfServer) -> None:
+def test_duplicate_rule_alert_can_be_overridden_block_cannot(
+    client: Salesforce, sf: SfServer
+) -> None:
     with pytest.raises(SalesforceMalformedRequest) as alerted:
         client.Contact.create({"LastName": "Again", "Email": "PAT@fabrikam.example"})
     error = alerted.value.content[0]
     assert error["errorCode"] == "DUPLICATES_DETECTED"
     assert error["duplicateResult"]["allowSave"] is True
-    created = client.Contact.create({"LastName": "Again", "Email": "pat@fabrikam.example"},
-                                    headers={"Sforce-Duplicate-Rule-Header": "allowSave=true"})
+    created = client.Contact.create(
+        {"LastName": "Again", "Email": "pat@fabrikam.example"},
+        headers={"Sforce-Duplicate-Rule-Header": "allowSave=true"},
+    )
     assert created["success"]
     for rule in sf.state.records.duplicate_rules:
         rule.action = "block"
     with pytest.raises(SalesforceMalformedRequest) as blocked:
-        client.Contact.create({"LastName": "Third", "Email": "pat@fabrikam.example"},
-                              headers={"Sforce-Duplicate-Rule-Header": "allowSave=true"})
+        client.Contact.create(
+            {"LastName": "Third", "Email": "pat@fabrikam.example"},
+            headers={"Sforce-Duplicate-Rule-Header": "allowSave=true"},
+        )
     assert blocked.value.content[0]["duplicateResult"]["allowSave"] is False
 
 

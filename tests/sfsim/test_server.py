@@ -38,8 +38,10 @@ def test_reset_and_seed_through_the_control_api(sf: SfServer) -> None:
     assert requests.get(f"{sf.url}/_sim/org").json()["users"] == []
     seeded = requests.post(
         f"{sf.url}/_sim/seed",
-        json={"org": {"name": "Globex", "myDomain": "globex", "sandbox": "uat"},
-              "users": [{"username": "ops@globex.example", "lastName": "Ops"}]},
+        json={
+            "org": {"name": "Globex", "myDomain": "globex", "sandbox": "uat"},
+            "users": [{"username": "ops@globex.example", "lastName": "Ops"}],
+        },
     )
     assert seeded.status_code == 201
     org = seeded.json()
@@ -58,7 +60,9 @@ def test_request_log_counts_api_requests(sf: SfServer) -> None:
     client.Contact.describe()
     log = requests.get(f"{sf.url}/_sim/requests", params={"path_contains": "/services/data"}).json()
     assert log["count"] == 2
-    assert all(entry["countedAsApiRequest"] and entry["app"] == "m365sync" for entry in log["value"])
+    assert all(
+        entry["countedAsApiRequest"] and entry["app"] == "m365sync" for entry in log["value"]
+    )
 
 
 def test_config_rejects_unknown_settings(sf: SfServer) -> None:

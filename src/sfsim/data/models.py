@@ -494,14 +494,14 @@ class RecordStore:
                 if isinstance(end, datetime)
                 else max(1, (record.get("DurationInMinutes") or 1440) // 1440)
             )
-            start = datetime(
+            midnight = datetime(
                 start_day.year, start_day.month, start_day.day, tzinfo=self.state.now().tzinfo
             )
             record.update(
                 ActivityDate=start_day,
                 ActivityDateTime=None,
-                StartDateTime=start,
-                EndDateTime=start + timedelta(days=days - 1),
+                StartDateTime=midnight,
+                EndDateTime=midnight + timedelta(days=days - 1),
                 DurationInMinutes=days * 1440,
             )
             return

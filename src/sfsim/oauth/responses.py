@@ -18,9 +18,11 @@ from urllib.parse import urlencode
 
 import jwt
 from cryptography import x509
+from cryptography.hazmat.primitives.asymmetric import rsa
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 
+from sfsim.exceptions import OAuthError
 from sfsim.http import JSONResponse, sf_state
 from sfsim.oauth import exceptions as oerr
 from sfsim.oauth.models import ConnectedApp
@@ -110,6 +112,8 @@ def _jwt_bearer(state: SfState, request: Request, form: dict[str, str]) -> dict[
     if app.certificate_pem is None:
         raise oerr.InvalidGrant("invalid assertion")
     public_key = x509.load_pem_x509_certificate(app.certificate_pem.encode()).public_key()
+    if not isinstance(public_key, rsa.RSAPublicKey):
+        raise oerr.InvalidGrant("invalid assertion")
     audiences = {
         f"https://{state.org.login_host}",
         f"https://{state.org.my_domain_host}",
@@ -119,7 +123,7 @@ def _jwt_bearer(state: SfState, request: Request, form: dict[str, str]) -> dict[
         claims = jwt.decode(
             assertion,
             public_key,
-            algorithms=["RS256"],  # type: ignore[arg-type]
+            algorithms=["RS256"],
             options={"verify_aud": False, "require": ["exp", "iss", "sub", "aud"]},
         )
     except jwt.ExpiredSignatureError:
@@ -274,7 +278,7 @@ _AUTHORIZE_FIELDS = (
 )
 
 
-def _error_page(error: oerr.OAuthError) -> HTMLResponse:
+def _error_page(error: OAuthError) -> HTMLResponse:
     text = html.escape(f"error={error.code}&error_description={error.detail}")
     return HTMLResponse(
         f"<!doctype html><html><body><h1>Remote Access Authorization Error</h1><p>{text}</p>"

@@ -339,6 +339,7 @@ async def composite(request: Request) -> Response:
     all_or_none = bool(body.get("allOrNone", False))
     answers: dict[str, Any] = {}
     responses: list[dict[str, Any]] = []
+    headers: dict[str, str]
     failed_at: int | None = None
     try:
         with store.atomic():

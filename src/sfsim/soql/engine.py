@@ -180,14 +180,15 @@ def _compare(op: str, actual: Any, expected: Any, definition: FieldDef | None, t
             end: Any = datetime(end_day.year, end_day.month, end_day.day, tzinfo=UTC)
         else:
             start, end = start_day, end_day
-        return {
+        within: dict[str, bool] = {
             "=": start <= actual < end,
             "!=": not (start <= actual < end),
             "<": actual < start,
             "<=": actual < end,
             ">": actual >= end,
             ">=": actual >= start,
-        }[op]
+        }
+        return within[op]
     if op == "=":
         return _equal(actual, expected)
     if op == "!=":
@@ -209,7 +210,13 @@ def _compare(op: str, actual: Any, expected: Any, definition: FieldDef | None, t
     left, right = actual, expected
     if isinstance(left, str) and isinstance(right, str):
         left, right = left.lower(), right.lower()
-    return {"<": left < right, "<=": left <= right, ">": left > right, ">=": left >= right}[op]
+    ordered: dict[str, bool] = {
+        "<": left < right,
+        "<=": left <= right,
+        ">": left > right,
+        ">=": left >= right,
+    }
+    return ordered[op]
 
 
 def _equal(actual: Any, expected: Any) -> bool:
