@@ -112,7 +112,7 @@ class AuthBackend:
         return found
 
     def issue(
-        self, app: ConnectedApp, user_id: str, *, login_host: str, scope: str, refresh: bool = False
+        self, app: ConnectedApp, user_id: str, *, scope: str, refresh: bool = False
     ) -> dict[str, Any]:
         now = self.state.now()
         org = self.state.org

@@ -102,7 +102,7 @@ async def token(request: Request) -> Response:
 
 
 def _jwt_bearer(state: SfState, request: Request, form: dict[str, str]) -> dict[str, Any]:
-    login_host = _login_host(state, request)
+    _login_host(state, request)  # refuses a login host this org does not answer on
     assertion = form.get("assertion", "")
     try:
         unverified = jwt.decode(assertion, options={"verify_signature": False})
@@ -147,7 +147,6 @@ def _jwt_bearer(state: SfState, request: Request, form: dict[str, str]) -> dict[
     return state.auth.issue(
         app,
         user["Id"],
-        login_host=login_host,
         scope=" ".join(s for s in app.scopes if s != "refresh_token") or "api",
     )
 
@@ -160,8 +159,7 @@ def _self_approved(state: SfState, app: ConnectedApp) -> set[str]:
 def _client_credentials_grant(
     state: SfState, request: Request, form: dict[str, str]
 ) -> dict[str, Any]:
-    login_host = _login_host(state, request)
-    if login_host in (PRODUCTION_LOGIN_HOST, SANDBOX_LOGIN_HOST):
+    if _login_host(state, request) in (PRODUCTION_LOGIN_HOST, SANDBOX_LOGIN_HOST):
         raise oerr.InvalidGrant("request not supported on this domain")
     key, secret = _client_credentials(request, form)
     app = _app(state, key)
@@ -175,13 +173,12 @@ def _client_credentials_grant(
     return state.auth.issue(
         app,
         user["Id"],
-        login_host=login_host,
         scope=" ".join(s for s in app.scopes if s != "refresh_token") or "api",
     )
 
 
 def _authorization_code(state: SfState, request: Request, form: dict[str, str]) -> dict[str, Any]:
-    login_host = _login_host(state, request)
+    _login_host(state, request)  # refuses a login host this org does not answer on
     key, secret = _client_credentials(request, form)
     app = _app(state, key)
     if secret is not None and secret != app.consumer_secret:
@@ -205,14 +202,13 @@ def _authorization_code(state: SfState, request: Request, form: dict[str, str]) 
     return state.auth.issue(
         app,
         code.user_id,
-        login_host=login_host,
         scope=code.scope,
         refresh="refresh_token" in code.scope.split(),
     )
 
 
 def _refresh_token(state: SfState, request: Request, form: dict[str, str]) -> dict[str, Any]:
-    login_host = _login_host(state, request)
+    _login_host(state, request)  # refuses a login host this org does not answer on
     key, secret = _client_credentials(request, form)
     app = _app(state, key)
     if secret is not None and secret != app.consumer_secret:
@@ -223,11 +219,11 @@ def _refresh_token(state: SfState, request: Request, form: dict[str, str]) -> di
     user = state.records.find(grant.user_id)
     if user is None or not user[1]["IsActive"]:
         raise oerr.InvalidGrant("inactive user")
-    return state.auth.issue(app, grant.user_id, login_host=login_host, scope=grant.scope)
+    return state.auth.issue(app, grant.user_id, scope=grant.scope)
 
 
 def _password(state: SfState, request: Request, form: dict[str, str]) -> dict[str, Any]:
-    login_host = _login_host(state, request)
+    _login_host(state, request)  # refuses a login host this org does not answer on
     key, secret = _client_credentials(request, form)
     app = _app(state, key)
     if secret != app.consumer_secret:
@@ -242,7 +238,6 @@ def _password(state: SfState, request: Request, form: dict[str, str]) -> dict[st
     return state.auth.issue(
         app,
         user["Id"],
-        login_host=login_host,
         scope=" ".join(s for s in app.scopes if s != "refresh_token") or "api",
     )
 
