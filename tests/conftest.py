@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-pytest_plugins = ["m365sim.testing"]
+pytest_plugins = ["m365sim.testing", "sfsim.testing"]
 
 CHROMIUM_ARGS = [
     "--no-sandbox",

@@ -1,0 +1,3 @@
+from sfsim.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,155 @@
+"""The sfsim ASGI application: OAuth, REST and control routes on one HTTPS origin."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import BaseRoute
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from sfsim.data.exceptions import MethodNotAllowed, NotFound
+from sfsim.exceptions import SfError
+from sfsim.faults import FaultMiddleware
+from sfsim.http import JSONResponse
+from sfsim.state import RequestRecord, SfState
+
+_DATA_PREFIX = "/services/data/v"
+
+
+class RequestLogMiddleware:
+    """Gives every request an id and appends it to the request log (``/_sim`` excluded)."""
+
+    def __init__(self, app: ASGIApp, state: SfState) -> None:
+        self.app = app
+        self.state = state
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        scope.setdefault("state", {})
+        rid = uuid.uuid4().hex
+        scope["state"]["request_id"] = rid
+        status = 500
+        started = time.perf_counter()
+        started_at = self.state.now()
+
+        async def send_wrapper(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_wrapper)
+        finally:
+            path: str = scope["path"]
+            if not path.startswith("/_sim"):
+                tags: dict[str, Any] = scope["state"].get("log_tags", {})
+                self.state.request_log.append(
+                    RequestRecord(
+                        method=scope["method"],
+                        path=path,
+                        query=scope.get("query_string", b"").decode("latin-1"),
+                        status=status,
+                        started_at=started_at,
+                        duration_ms=(time.perf_counter() - started) * 1000,
+                        request_id=rid,
+                        **tags,
+                    )
+                )
+
+
+class LatencyMiddleware:
+    """Realistic latency: each Salesforce answer waits ``latency_ms ± latency_jitter_ms``,
+    drawn from a generator seeded with ``latency_seed`` (off when ``latency_ms`` is 0)."""
+
+    def __init__(self, app: ASGIApp, state: SfState) -> None:
+        self.app = app
+        self.state = state
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        config = self.state.config
+        if (
+            scope["type"] == "http"
+            and config.latency_ms > 0
+            and not scope["path"].startswith("/_sim")
+        ):
+            jitter = config.latency_jitter_ms
+            delay = config.latency_ms + (
+                self.state.latency_rng.uniform(-jitter, jitter) if jitter else 0
+            )
+            await asyncio.sleep(max(0.0, delay) / 1000)
+        await self.app(scope, receive, send)
+
+
+class LimitInfoMiddleware:
+    """``Sforce-Limit-Info: api-usage=N/M`` on every answer of the REST API."""
+
+    def __init__(self, app: ASGIApp, state: SfState) -> None:
+        self.app = app
+        self.state = state
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or not scope["path"].startswith(_DATA_PREFIX):
+            await self.app(scope, receive, send)
+            return
+
+        async def with_header(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = list(message.get("headers", []))
+                headers.append((b"sforce-limit-info", self.state.limit_info_header().encode()))
+                message["headers"] = headers
+            await send(message)
+
+        await self.app(scope, receive, with_header)
+
+
+async def render_sf_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, SfError)
+    return JSONResponse(exc.body(), status_code=exc.status, headers=exc.headers)
+
+
+async def render_http_error(request: Request, exc: Exception) -> Response:
+    """Starlette's own 404/405 (no such route, wrong method) in Salesforce's shape."""
+    assert isinstance(exc, HTTPException)
+    if exc.status_code == 405:
+        allowed = exc.headers.get("Allow", "") if exc.headers else ""
+        error: SfError = MethodNotAllowed(
+            f"HTTP Method '{request.method}' not allowed. Allowed are {allowed.replace(' ', '')}"
+        )
+    else:
+        error = NotFound()
+    return JSONResponse(error.body(), status_code=error.status)
+
+
+def collect_routes() -> list[BaseRoute]:
+    """Every route sfsim serves, gathered from each package's ``urls.py``."""
+    from sfsim import faults
+    from sfsim.control import urls as control_urls
+    from sfsim.oauth import urls as oauth_urls
+    from sfsim.rest import urls as rest_urls
+
+    return [*control_urls.routes, *faults.routes, *oauth_urls.routes, *rest_urls.routes]
+
+
+def build_app(state: SfState | None = None) -> Starlette:
+    state = state or SfState()
+    app = Starlette(
+        routes=collect_routes(),
+        exception_handlers={SfError: render_sf_error, HTTPException: render_http_error},
+    )
+    app.state.sf = state
+    # Added innermost first: the request log sees everything, latency delays faults too.
+    app.add_middleware(LimitInfoMiddleware, state=state)
+    app.add_middleware(FaultMiddleware, state=state)
+    app.add_middleware(LatencyMiddleware, state=state)
+    app.add_middleware(RequestLogMiddleware, state=state)
+    return app

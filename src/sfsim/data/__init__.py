@@ -1,0 +1,1 @@
+"""The org's records and the rules Salesforce applies to them."""

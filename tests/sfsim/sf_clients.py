@@ -1,0 +1,87 @@
+"""What sfsim tests share: the demo org's connected app, and simple-salesforce clients
+signed in through sfsim's real OAuth flows.
+
+Import from here (``from sf_clients import ...``), not from ``conftest``.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import secrets
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+import requests
+from simple_salesforce import Salesforce
+
+from sfsim import DEMO_SEED, SfServer
+from sfsim.testing import session_for
+
+CONSUMER_KEY = "3MVG9sfsim.demo.m365sync.consumer.key.0001"
+CONSUMER_SECRET = "sfsim-demo-consumer-secret-0001"
+DEMO_KEY = DEMO_SEED.parent / "demo-jwt.key"
+CALLBACK = "http://127.0.0.1:8365/salesforce/callback"
+INTEGRATION_USER = "integration@acme.example"
+MY_DOMAIN = "acme-demo.my"  # simple-salesforce's ``domain`` for the demo org's My Domain
+
+
+def client_credentials_token(
+    sf: SfServer, session: requests.Session | None = None
+) -> dict[str, Any]:
+    answer = (session or session_for(sf)).post(
+        sf.token_url,
+        data={"grant_type": "client_credentials"},
+        auth=(CONSUMER_KEY, CONSUMER_SECRET),
+    )
+    assert answer.status_code == 200, answer.text
+    body: dict[str, Any] = answer.json()
+    return body
+
+
+def sf_client(sf: SfServer, session: requests.Session | None = None) -> Salesforce:
+    """simple-salesforce, unmodified, on a session token from the client credentials flow."""
+    session = session or session_for(sf)
+    token = client_credentials_token(sf, session)
+    return Salesforce(
+        instance_url=token["instance_url"], session_id=token["access_token"], session=session
+    )
+
+
+def pkce_pair() -> tuple[str, str]:
+    verifier = secrets.token_urlsafe(48)
+    challenge = base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest()).rstrip(b"=")
+    return verifier, challenge.decode()
+
+
+def authorize(
+    sf: SfServer,
+    session: requests.Session,
+    *,
+    username: str,
+    password: str,
+    challenge: str | None,
+    state: str = "xyz",
+) -> requests.Response:
+    """Log in on sfsim's authorize page as a person would (GET the page, POST the form)."""
+    params = {
+        "response_type": "code",
+        "client_id": CONSUMER_KEY,
+        "redirect_uri": CALLBACK,
+        "state": state,
+    }
+    if challenge:
+        params.update(code_challenge=challenge, code_challenge_method="S256")
+    page = session.get(f"{sf.url}/services/oauth2/authorize", params=params)
+    assert page.status_code == 200, page.text
+    return session.post(
+        f"{sf.url}/services/oauth2/authorize",
+        data={**params, "username": username, "pw": password, "decision": "allow"},
+        allow_redirects=False,
+    )
+
+
+def code_from(redirect: requests.Response) -> str:
+    assert redirect.status_code == 302, redirect.text
+    query = parse_qs(urlsplit(redirect.headers["location"]).query)
+    return query["code"][0]
