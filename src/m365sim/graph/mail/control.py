@@ -29,7 +29,6 @@ from m365sim.graph.mail.models import (
     parse_recipients,
 )
 from m365sim.http import JSONResponse, json_body, sim_state
-from m365sim.seed import MAILBOX_SEEDERS
 from m365sim.state import SimState
 
 _RELATIVE = re.compile(r"^([+-]\d+(?:\.\d+)?)([dhm])$")
@@ -259,6 +258,3 @@ def seed_messages(state: SimState, tenant: Tenant, user: User, content: Any) -> 
             generate_from_spec(store, dict(entry["generate"]))
         else:
             deliver_from_spec(store, dict(entry))
-
-
-MAILBOX_SEEDERS["messages"] = seed_messages
