@@ -18,13 +18,11 @@ from starlette.responses import Response
 
 from m365sim.directory.models import Tenant, User
 from m365sim.graph import exceptions as errors
+from m365sim.graph.mail.backend import MailBackend
 from m365sim.graph.mail.models import (
     MailSettings,
     MailStore,
     Message,
-    mail_settings,
-    mail_store,
-    outbound_log,
     parse_recipient,
     parse_recipients,
 )
@@ -60,7 +58,7 @@ def _owner(state: SimState, key: str) -> tuple[Tenant, User]:
 def _store(request: Request) -> MailStore:
     state = sim_state(request)
     tenant, user = _owner(state, request.path_params["user"])
-    return mail_store(state, tenant, user)
+    return MailBackend(state).store(tenant, user)
 
 
 def deliver_from_spec(store: MailStore, spec: dict[str, Any]) -> Message:
@@ -212,13 +210,13 @@ async def delete(request: Request) -> Response:
 
 async def outbound(request: Request) -> Response:
     """Mail sent to addresses outside every sim tenant (never delivered)."""
-    log = outbound_log(sim_state(request))
+    log = MailBackend(sim_state(request)).outbound
     return JSONResponse({"value": [m.as_json() for m in log], "count": len(log)})
 
 
 async def settings(request: Request) -> Response:
     """GET or PATCH the mail knobs (delta replay and page overlap counts, max page size)."""
-    current = mail_settings(sim_state(request))
+    current = MailBackend(sim_state(request)).settings
     if request.method == "PATCH":
         body = await json_body(request)
         if not isinstance(body, dict):
@@ -249,7 +247,7 @@ def seed_messages(state: SimState, tenant: Tenant, user: User, content: Any) -> 
     """The ``messages:`` section of ``mailboxes.<address>`` in a seed file: a list whose
     entries are message specs (as ``POST /_sim/mailboxes/{user}/messages`` takes) or
     ``{generate: {count, folder, correspondents, days, seed}}``."""
-    store = mail_store(state, tenant, user)
+    store = MailBackend(state).store(tenant, user)
     entries = content if isinstance(content, list) else [content]
     for entry in entries:
         if not isinstance(entry, dict):

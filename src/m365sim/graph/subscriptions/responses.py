@@ -121,9 +121,10 @@ def _caller_and_mailbox(
     folder = parsed.folder
     try:
         if folder is not None and parsed.kind == "message":
-            from m365sim.graph.mail.models import mail_store
+            from m365sim.graph.mail.backend import MailBackend
 
-            folder = mail_store(sim_state(request), caller.tenant, owner).folder(folder).id
+            mail = MailBackend(sim_state(request)).store(caller.tenant, owner)
+            folder = mail.folder(folder).id
         elif folder is not None and parsed.kind == "todoTask":
             from m365sim.graph.todo.backend import TodoBackend
 
