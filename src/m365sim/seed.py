@@ -12,12 +12,13 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Callable, Mapping
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from m365sim.dates import parse_when
 from m365sim.directory.models import (
     AppRegistration,
     Certificate,
@@ -57,20 +58,6 @@ def read_seed(path: Path) -> dict[str, Any]:
     return data
 
 
-def _when(value: Any, now: datetime) -> datetime:
-    """An absolute ISO date-time, or a relative one: ``{days: 30}`` / ``"+30d"`` / ``"-2d"``."""
-    if isinstance(value, datetime):
-        return value if value.tzinfo else value.replace(tzinfo=UTC)
-    if isinstance(value, dict):
-        return now + timedelta(**{k: float(v) for k, v in value.items()})
-    text = str(value).strip()
-    if text[:1] in "+-" and text[-1:] in "dhm":
-        unit = {"d": "days", "h": "hours", "m": "minutes"}[text[-1]]
-        return now + timedelta(**{unit: float(text[:-1])})
-    parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
-
-
 def secret_from_spec(spec: dict[str, Any], now: datetime) -> ClientSecret:
     """A client secret: ``value`` (generated when absent), ``keyId``, ``expires``,
     ``displayName``."""
@@ -79,7 +66,7 @@ def secret_from_spec(spec: dict[str, Any], now: datetime) -> ClientSecret:
     )
     secret = ClientSecret(
         value=value,
-        expires_at=_when(spec.get("expires", spec.get("endDateTime", "+365d")), now),
+        expires_at=parse_when(spec.get("expires", spec.get("endDateTime", "+365d")), now),
         display_name=str(spec.get("displayName", "")),
     )
     if spec.get("keyId"):

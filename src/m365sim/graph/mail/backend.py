@@ -20,13 +20,13 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from m365sim.dates import timestamp_to_second
 from m365sim.directory.models import Tenant, User
 from m365sim.graph.mail import exceptions as mail_errors
 from m365sim.graph.mail.models import (
     MailSettings,
     MailStore,
     Message,
-    message_timestamp,
     parse_item_body,
     parse_recipients,
 )
@@ -55,7 +55,7 @@ class OutboundMail:
             "recipients": self.recipients,
             "subject": self.subject,
             "internetMessageId": self.internet_message_id,
-            "sentDateTime": message_timestamp(self.sent_at),
+            "sentDateTime": timestamp_to_second(self.sent_at),
             "reason": self.reason,
         }
 

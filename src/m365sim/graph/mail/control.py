@@ -9,13 +9,13 @@ any sim tenant.
 
 from __future__ import annotations
 
-import re
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import Response
 
+from m365sim.dates import parse_when
 from m365sim.directory.models import Tenant, User
 from m365sim.graph import exceptions as errors
 from m365sim.graph.mail.backend import MailBackend
@@ -29,23 +29,13 @@ from m365sim.graph.mail.models import (
 from m365sim.http import JSONResponse, json_body, sim_state
 from m365sim.state import SimState
 
-_RELATIVE = re.compile(r"^([+-]\d+(?:\.\d+)?)([dhm])$")
 
-
-def parse_when(value: Any, now: datetime) -> datetime:
-    """An ISO 8601 date-time, or one relative to now: ``"-2d"``, ``"-3h"``, ``"+30m"``."""
-    if isinstance(value, datetime):
-        return value if value.tzinfo else value.replace(tzinfo=UTC)
-    text = str(value).strip()
-    match = _RELATIVE.match(text)
-    if match:
-        unit = {"d": "days", "h": "hours", "m": "minutes"}[match.group(2)]
-        return now + timedelta(**{unit: float(match.group(1))})
+def _received(value: Any, now: datetime) -> datetime:
+    """A message's ``receivedDateTime``: ISO 8601, or relative to now (``"-2d"``, ``"-3h"``)."""
     try:
-        parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError as exc:
-        raise errors.BadRequest(f"'{text}' is not a date-time.") from exc
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+        return parse_when(value, now)
+    except (ValueError, TypeError) as exc:
+        raise errors.BadRequest(f"'{str(value).strip()}' is not a date-time.") from exc
 
 
 def _owner(state: SimState, key: str) -> tuple[Tenant, User]:
@@ -88,7 +78,7 @@ def deliver_from_spec(store: MailStore, spec: dict[str, Any]) -> Message:
     sender = parse_recipient(spec["from"]) if spec.get("from") else None
     to = parse_recipients(spec.get("to")) if spec.get("to") is not None else [store.owner]
     received = (
-        parse_when(spec["receivedDateTime"], store.now()) if spec.get("receivedDateTime") else None
+        _received(spec["receivedDateTime"], store.now()) if spec.get("receivedDateTime") else None
     )
     return store.add_message(
         store.folder(str(spec.get("folder", "inbox"))),

@@ -44,6 +44,7 @@ from typing import Any, Literal
 
 import orjson
 
+from m365sim.dates import timestamp_to_second
 from m365sim.directory.models import Tenant, User
 from m365sim.graph import exceptions as errors
 from m365sim.graph.delta import is_expired, token_lifetime
@@ -63,7 +64,6 @@ __all__ = [
     "MessageFields",
     "Tombstone",
     "html_to_text",
-    "message_timestamp",
     "parse_item_body",
     "parse_recipient",
     "parse_recipients",
@@ -149,13 +149,6 @@ class MailSettings:
 
 
 # -- helpers --------------------------------------------------------------------------------
-
-
-def message_timestamp(value: datetime) -> str:
-    """Graph's ``2024-05-01T09:30:00Z``; the store keeps every time in UTC."""
-    if value.utcoffset():
-        value = value.astimezone(UTC)
-    return value.isoformat()[:19] + "Z"
 
 
 def _utc(value: datetime) -> datetime:
@@ -384,12 +377,12 @@ class Message:
             out["@odata.type"] = "#microsoft.graph.message"
         out["@odata.etag"] = f'W/"{change_key}"'
         out["id"] = mid
-        out["createdDateTime"] = message_timestamp(self.created)
-        out["lastModifiedDateTime"] = message_timestamp(self.modified)
+        out["createdDateTime"] = timestamp_to_second(self.created)
+        out["lastModifiedDateTime"] = timestamp_to_second(self.modified)
         out["changeKey"] = change_key
         out["categories"] = list(self.categories)
-        out["receivedDateTime"] = message_timestamp(self.received)
-        out["sentDateTime"] = message_timestamp(self.sent) if self.sent else None
+        out["receivedDateTime"] = timestamp_to_second(self.received)
+        out["sentDateTime"] = timestamp_to_second(self.sent) if self.sent else None
         out["hasAttachments"] = self.has_attachments
         out["internetMessageId"] = self.internet_message_id
         out["subject"] = self.subject
@@ -451,10 +444,10 @@ class MessageFields(Mapping[str, Any]):
 
 
 _FIELD_GETTERS: dict[str, Any] = {
-    "createdDateTime": lambda m: message_timestamp(m.created),
-    "lastModifiedDateTime": lambda m: message_timestamp(m.modified),
-    "receivedDateTime": lambda m: message_timestamp(m.received),
-    "sentDateTime": lambda m: message_timestamp(m.sent) if m.sent else None,
+    "createdDateTime": lambda m: timestamp_to_second(m.created),
+    "lastModifiedDateTime": lambda m: timestamp_to_second(m.modified),
+    "receivedDateTime": lambda m: timestamp_to_second(m.received),
+    "sentDateTime": lambda m: timestamp_to_second(m.sent) if m.sent else None,
     "categories": lambda m: list(m.categories),
     "hasAttachments": lambda m: m.has_attachments,
     "internetMessageId": lambda m: m.internet_message_id,
