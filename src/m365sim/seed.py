@@ -3,20 +3,22 @@
 The format is documented in ``docs/m365sim/identity.md`` ("Seed format", the directory part)
 and ``docs/m365sim.md``. Directory objects are loaded here; mailbox contents (``mailboxes:``)
 are handed to the Graph backends through ``MAILBOX_SEEDERS``, keyed by the section name
-(``messages``, ``events``, ``todo``...). The ``*_from_spec`` builders are shared with the
+(``messages``, ``events``, ``todo``): the one table of mailbox sections, listed here rather
+than filled in by importing the backends. The ``*_from_spec`` builders are shared with the
 ``/_sim/tenants`` control API, so a seed entry and a control API body are the same JSON.
 """
 
 from __future__ import annotations
 
 import secrets
-from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+from collections.abc import Callable, Mapping
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from m365sim.dates import parse_when
 from m365sim.directory.models import (
     AppRegistration,
     Certificate,
@@ -26,13 +28,20 @@ from m365sim.directory.models import (
     Tenant,
     User,
 )
+from m365sim.graph.calendar.control import seed_events
+from m365sim.graph.mail.control import seed_messages
 from m365sim.graph.policies.models import PolicyError
 from m365sim.graph.policies.seed import load_policies
+from m365sim.graph.todo.control import seed_todo
 from m365sim.state import SimState
 
 MailboxSeeder = Callable[[SimState, Tenant, User, Any], None]
-MAILBOX_SEEDERS: dict[str, MailboxSeeder] = {}
-"""Section name under ``mailboxes.<address>`` → function loading it. Graph backends register."""
+MAILBOX_SEEDERS: Mapping[str, MailboxSeeder] = {
+    "messages": seed_messages,
+    "events": seed_events,
+    "todo": seed_todo,
+}
+"""Section name under ``mailboxes.<address>`` → the Graph backend's function loading it."""
 
 DEMO_SEED = Path(__file__).with_name("seeds") / "demo.yaml"
 
@@ -49,20 +58,6 @@ def read_seed(path: Path) -> dict[str, Any]:
     return data
 
 
-def _when(value: Any, now: datetime) -> datetime:
-    """An absolute ISO date-time, or a relative one: ``{days: 30}`` / ``"+30d"`` / ``"-2d"``."""
-    if isinstance(value, datetime):
-        return value if value.tzinfo else value.replace(tzinfo=UTC)
-    if isinstance(value, dict):
-        return now + timedelta(**{k: float(v) for k, v in value.items()})
-    text = str(value).strip()
-    if text[:1] in "+-" and text[-1:] in "dhm":
-        unit = {"d": "days", "h": "hours", "m": "minutes"}[text[-1]]
-        return now + timedelta(**{unit: float(text[:-1])})
-    parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
-
-
 def secret_from_spec(spec: dict[str, Any], now: datetime) -> ClientSecret:
     """A client secret: ``value`` (generated when absent), ``keyId``, ``expires``,
     ``displayName``."""
@@ -71,7 +66,7 @@ def secret_from_spec(spec: dict[str, Any], now: datetime) -> ClientSecret:
     )
     secret = ClientSecret(
         value=value,
-        expires_at=_when(spec.get("expires", spec.get("endDateTime", "+365d")), now),
+        expires_at=parse_when(spec.get("expires", spec.get("endDateTime", "+365d")), now),
         display_name=str(spec.get("displayName", "")),
     )
     if spec.get("keyId"):
@@ -201,8 +196,6 @@ def group_from_spec(tenant: Tenant, spec: dict[str, Any]) -> Group:
 
 def load_seed(state: SimState, data: dict[str, Any]) -> list[Tenant]:
     """Add the seed's tenants to ``state`` (call ``state.reset()`` first to replace)."""
-    import m365sim.graph.urls  # noqa: F401  (importing the Graph backends registers their seeders)
-
     now = state.now()
     loaded: list[Tenant] = []
     for t_index, spec in enumerate(data.get("tenants", [])):

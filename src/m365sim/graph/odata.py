@@ -28,13 +28,14 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, ClassVar, TypeVar
 from urllib.parse import urlencode
 
 import orjson
 from starlette.requests import Request
 
+from m365sim.dates import parse_datetime
 from m365sim.exceptions import GraphError
 from m365sim.graph.exceptions import (
     DirectoryPropertyNotFound,
@@ -166,11 +167,6 @@ def _tokenize(text: str) -> list[tuple[str, str]]:
     return tokens
 
 
-def _parse_datetime(text: str) -> datetime:
-    parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
-
-
 class _FilterParser:
     """Recursive descent over OData's boolean expression grammar (the subset above)."""
 
@@ -244,8 +240,8 @@ class _FilterParser:
             return text[1:-1].replace("''", "'")
         if kind == "datetime":
             if "T" not in text and len(text) == 10:
-                return _parse_datetime(text + "T00:00:00Z")
-            return _parse_datetime(text)
+                return parse_datetime(text + "T00:00:00Z")
+            return parse_datetime(text)
         if kind == "number":
             return float(text) if "." in text else int(text)
         if kind == "word" and text in ("true", "false"):
@@ -347,7 +343,7 @@ def _normalise(value: Any, like: Literal_) -> Any:
     if isinstance(like, datetime):
         if isinstance(value, str):
             try:
-                return _parse_datetime(value)
+                return parse_datetime(value)
             except ValueError:
                 return None
         return value

@@ -16,6 +16,7 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import Response
 
+from m365sim.dates import timestamp_to_second
 from m365sim.directory.models import AppRegistration, Group, ServicePrincipal, Tenant, User
 from m365sim.graph.exceptions import BadRequest, ResourceNotFound
 from m365sim.http import JSONResponse, json_body, sim_state
@@ -40,7 +41,7 @@ APP_FIELDS = {
 
 
 def _iso(value: datetime | None) -> str | None:
-    return value.strftime("%Y-%m-%dT%H:%M:%SZ") if value else None
+    return timestamp_to_second(value) if value else None
 
 
 # -- lookups ----------------------------------------------------------------------------------

@@ -1,10 +1,12 @@
-"""The Entra ID backend: who may get which token, and the sign-in and consent steps.
+"""The Entra ID backend: who may get which token.
 
 One ``IdentityBackend`` per ``SimState`` (``identity_backend(state)``); ``state.reset()``
-drops it with everything else. It holds what Entra keeps between requests: authorization
-codes, refresh tokens, browser sessions (who is signed in, by cookie) and sign-in requests
-waiting for a person to answer a page. Directory objects (tenants, users, apps, consent)
-stay in ``m365sim.directory.models``.
+drops it with everything else. It holds what the token service keeps between requests
+(authorization codes and refresh tokens) and the rules of the token endpoint: client
+authentication, the four grants, consent checks and the claims of what it issues. The
+interactive sign-in (browser sessions, the pages a person answers, consent given there) is
+``m365sim.identity.sign_in``; directory objects (tenants, users, apps, consent) stay in
+``m365sim.directory.models``.
 
 Where m365sim differs from Microsoft Entra ID:
 
@@ -26,7 +28,7 @@ import base64
 import binascii
 import secrets
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Literal
 from urllib.parse import unquote_plus
@@ -46,10 +48,7 @@ from m365sim.identity import tokens
 from m365sim.identity.permissions import (
     ADMIN_ONLY_DELEGATED,
     OIDC_SCOPES,
-    Permission,
     RequestedScopes,
-    describe_application,
-    describe_delegated,
 )
 from m365sim.state import SimState
 
@@ -84,43 +83,7 @@ class RefreshGrant:
     expires_at: datetime
 
 
-@dataclass
-class BrowserSession:
-    """The accounts signed in in one browser (the ``m365sim.session`` cookie)."""
-
-    id: str
-    # (tenant id, user id) → when the password was typed; most recent first
-    accounts: dict[tuple[str, str], datetime] = field(default_factory=dict)
-
-    def remember(self, tenant: Tenant, user: User, at: datetime) -> None:
-        self.accounts.pop((tenant.id, user.id), None)
-        self.accounts = {(tenant.id, user.id): at, **self.accounts}
-
-
-@dataclass
-class SignInRequest:
-    """An authorize or admin-consent request waiting for the person at the browser."""
-
-    id: str
-    kind: Literal["authorize", "adminconsent"]
-    tenant_key: str
-    app: AppRegistration
-    app_tenant: Tenant
-    redirect_uri: str
-    state: str | None
-    scope: str = ""
-    nonce: str | None = None
-    code_challenge: str | None = None
-    code_challenge_method: str = "plain"
-    prompt: str | None = None
-    login_hint: str | None = None
-    response_mode: str = "query"
-    v2_admin_consent: bool = False
-    user: User | None = None
-    user_tenant: Tenant | None = None
-
-
-# -- what the pages show next -----------------------------------------------------------------
+# -- what the token endpoint answers ----------------------------------------------------------
 @dataclass(frozen=True)
 class IssuedTokens:
     """A token endpoint answer, and the user it was issued for (for the request log)."""
@@ -129,68 +92,13 @@ class IssuedTokens:
     user_id: str | None = None
 
 
-@dataclass(frozen=True)
-class Account:
-    tenant_id: str
-    user_id: str
-    user_principal_name: str
-    display_name: str
-
-
-@dataclass(frozen=True)
-class PickAccount:
-    request: SignInRequest
-    accounts: list[Account]
-
-
-@dataclass(frozen=True)
-class EnterPassword:
-    request: SignInRequest
-    username: str = ""
-    problem: str | None = None  # what went wrong with the last attempt
-
-
-@dataclass(frozen=True)
-class AskConsent:
-    request: SignInRequest
-    permissions: list[Permission]
-    can_consent_for_organization: bool
-    for_organization_only: bool  # the admin consent endpoints
-
-
-@dataclass(frozen=True)
-class NeedAdminApproval:
-    request: SignInRequest
-    permissions: list[Permission]
-    error: errors.EntraError
-
-
-@dataclass(frozen=True)
-class ShowError:
-    """An error Entra shows on its own page, because the redirect URI can't be trusted."""
-
-    error: errors.EntraError
-
-
-@dataclass(frozen=True)
-class RedirectToApp:
-    redirect_uri: str
-    params: dict[str, str]
-    response_mode: str = "query"
-
-
-Step = PickAccount | EnterPassword | AskConsent | NeedAdminApproval | ShowError | RedirectToApp
-
-
 class IdentityBackend:
-    """Entra ID's token service and sign-in pages over one ``SimState``."""
+    """Entra ID's token service over one ``SimState``."""
 
     def __init__(self, state: SimState) -> None:
         self.state = state
         self.codes: dict[str, AuthorizationCode] = {}
         self.refresh_tokens: dict[str, RefreshGrant] = {}
-        self.sessions: dict[str, BrowserSession] = {}
-        self.sign_in_requests: dict[str, SignInRequest] = {}
 
     # -- tenants, apps --------------------------------------------------------------------
     def find_tenant(self, key: str) -> Tenant:
@@ -463,7 +371,7 @@ class IdentityBackend:
     def client_credentials(
         self, tenant: Tenant, app: AppRegistration, scope: str, acr: ClientAuthentication
     ) -> IssuedTokens:
-        requested = self._parse_scope(tenant, app, scope)
+        requested = self.parse_scope(tenant, app, scope)
         if requested.oidc or requested.graph or not requested.default:
             named = " ".join(requested.raw)
             if len(requested.raw) == 1:
@@ -492,6 +400,33 @@ class IdentityBackend:
             }
         )
 
+    def issue_code(
+        self,
+        tenant: Tenant,
+        app: AppRegistration,
+        user: User,
+        *,
+        redirect_uri: str,
+        scope: str,
+        nonce: str | None,
+        code_challenge: str | None,
+        code_challenge_method: str,
+    ) -> str:
+        """A new authorization code for a finished sign-in, for ``redeem_code`` to take."""
+        value = tokens.opaque_token("0.A")
+        self.codes[value] = AuthorizationCode(
+            tenant_id=tenant.id,
+            app_id=app.app_id,
+            user_id=user.id,
+            redirect_uri=redirect_uri,
+            scope=scope,
+            nonce=nonce,
+            code_challenge=code_challenge,
+            code_challenge_method=code_challenge_method,
+            issued_at=self.state.now(),
+        )
+        return value
+
     def redeem_code(
         self,
         tenant: Tenant,
@@ -506,7 +441,7 @@ class IdentityBackend:
             raise errors.MissingParameter(
                 "The request body must contain the following parameter: 'code'."
             )
-        self._check_redirect_uri(app, redirect_uri)
+        self.check_redirect_uri(app, redirect_uri)
         code = self.codes.get(value)
         now = self.state.now()
         if code is None or now > code.issued_at + CODE_LIFETIME:
@@ -603,7 +538,7 @@ class IdentityBackend:
             )
         return user
 
-    def _parse_scope(self, tenant: Tenant, app: AppRegistration, scope: str) -> RequestedScopes:
+    def parse_scope(self, tenant: Tenant, app: AppRegistration, scope: str) -> RequestedScopes:
         if not scope.strip():
             raise errors.MissingParameter(
                 "The request body must contain the following parameter: 'scope'."
@@ -648,7 +583,7 @@ class IdentityBackend:
         acr: ClientAuthentication,
         origin: str,
     ) -> IssuedTokens:
-        requested = self._parse_scope(tenant, app, scope)
+        requested = self.parse_scope(tenant, app, scope)
         granted, missing = self.delegated_scopes(tenant, app, user, requested)
         if missing:
             if self.needs_admin(tenant, missing):
@@ -703,7 +638,8 @@ class IdentityBackend:
         return IssuedTokens(response, user.id)
 
     @staticmethod
-    def _check_redirect_uri(app: AppRegistration, redirect_uri: str) -> None:
+    def check_redirect_uri(app: AppRegistration, redirect_uri: str) -> None:
+        """Refuse a redirect URI the app did not register (AADSTS50011)."""
         if redirect_uri not in app.redirect_uris:
             raise errors.RedirectUriMismatch(
                 f"The redirect URI '{redirect_uri}' specified in the request does not match the "
@@ -712,368 +648,6 @@ class IdentityBackend:
                 "Azure portal. Navigate to https://aka.ms/redirectUriMismatchError to learn more "
                 "about how to fix this."
             )
-
-    # -- browser sessions --------------------------------------------------------------------
-    def session(self, session_id: str | None) -> BrowserSession:
-        if session_id and session_id in self.sessions:
-            return self.sessions[session_id]
-        created = BrowserSession(id=secrets.token_urlsafe(24))
-        self.sessions[created.id] = created
-        return created
-
-    def sign_out(self, session_id: str | None) -> None:
-        if session_id:
-            self.sessions.pop(session_id, None)
-
-    def _accounts(
-        self, session: BrowserSession, request: SignInRequest
-    ) -> list[tuple[Tenant, User]]:
-        """The browser's accounts this request may use: signed in to the request's tenant,
-        still enabled, and not signed out by a session revocation since."""
-        found: list[tuple[Tenant, User]] = []
-        for (tenant_id, user_id), signed_in_at in session.accounts.items():
-            tenant = self.state.tenants.get(tenant_id)
-            user = tenant.users.get(user_id) if tenant else None
-            if tenant is None or user is None or not user.account_enabled:
-                continue
-            if user.sessions_revoked_at is not None and signed_in_at < user.sessions_revoked_at:
-                continue
-            if (
-                request.tenant_key.lower() not in MULTI_TENANT_KEYS
-                and tenant.id != request.app_tenant.id
-            ):
-                continue
-            found.append((tenant, user))
-        return found
-
-    # -- authorize and admin consent ----------------------------------------------------------
-    def _app_and_redirect_uri(
-        self, tenant_key: str, params: Mapping[str, str]
-    ) -> tuple[Tenant, AppRegistration, str]:
-        """The app a sign-in request names, its home tenant, and the registered redirect URI
-        to answer on (the app's first when the request names none). Errors here are raised,
-        not redirected: the redirect URI is not trusted yet."""
-        tenant = self.check_tenant_key(tenant_key)
-        app_tenant, app = self.find_app(tenant_key, tenant, params.get("client_id", ""))
-        redirect_uri = params.get("redirect_uri") or (
-            app.redirect_uris[0] if app.redirect_uris else ""
-        )
-        self._check_redirect_uri(app, redirect_uri)
-        return app_tenant, app, redirect_uri
-
-    def begin_authorize(
-        self, tenant_key: str, params: Mapping[str, str], session: BrowserSession
-    ) -> Step:
-        """Validate an authorize request, then decide the first page (or answer at once)."""
-        app_tenant, app, redirect_uri = self._app_and_redirect_uri(tenant_key, params)
-        request = SignInRequest(
-            id=secrets.token_urlsafe(18),
-            kind="authorize",
-            tenant_key=tenant_key,
-            app=app,
-            app_tenant=app_tenant,
-            redirect_uri=redirect_uri,
-            state=params.get("state"),
-            scope=params.get("scope", ""),
-            nonce=params.get("nonce"),
-            code_challenge=params.get("code_challenge"),
-            code_challenge_method=params.get("code_challenge_method", "plain"),
-            prompt=(params.get("prompt") or None),
-            login_hint=params.get("login_hint") or None,
-            response_mode=params.get("response_mode") or "query",
-        )
-        if params.get("response_type", "") != "code":
-            return self._error_redirect(
-                request,
-                errors.UnsupportedResponseType(
-                    "The provided value for the input parameter 'response_type' is not allowed "
-                    "for this request. Expected value: 'code'. m365sim serves the authorization "
-                    "code flow only."
-                ),
-            )
-        if request.code_challenge is not None and request.code_challenge_method not in (
-            "S256",
-            "plain",
-        ):
-            return self._error_redirect(
-                request,
-                errors.MissingParameter(
-                    "The code_challenge_method parameter must be 'S256' or 'plain'."
-                ),
-            )
-        try:
-            self._parse_scope(app_tenant, app, request.scope)
-        except errors.EntraError as error:
-            return self._error_redirect(request, error)
-        self.sign_in_requests[request.id] = request
-        return self._choose_account(request, session)
-
-    def begin_admin_consent(
-        self, tenant_key: str, params: Mapping[str, str], session: BrowserSession, *, v2: bool
-    ) -> Step:
-        app_tenant, app, redirect_uri = self._app_and_redirect_uri(tenant_key, params)
-        request = SignInRequest(
-            id=secrets.token_urlsafe(18),
-            kind="adminconsent",
-            tenant_key=tenant_key,
-            app=app,
-            app_tenant=app_tenant,
-            redirect_uri=redirect_uri,
-            state=params.get("state"),
-            scope=params.get("scope", "https://graph.microsoft.com/.default" if v2 else ""),
-            prompt="select_account",
-            v2_admin_consent=v2,
-        )
-        self.sign_in_requests[request.id] = request
-        return self._choose_account(request, session)
-
-    def pending(self, request_id: str) -> SignInRequest:
-        request = self.sign_in_requests.get(request_id)
-        if request is None:
-            raise errors.MissingParameter(
-                "This sign-in page has expired or was already used. Start again from the "
-                "application."
-            )
-        return request
-
-    def _choose_account(self, request: SignInRequest, session: BrowserSession) -> Step:
-        accounts = self._accounts(session, request)
-        prompt = request.prompt
-        if prompt == "login" or (not accounts and prompt != "none"):
-            return EnterPassword(request, username=request.login_hint or "")
-        if prompt == "select_account":
-            return self._picker(request, accounts)
-        hinted = [
-            a
-            for a in accounts
-            if request.login_hint and a[1].user_principal_name.lower() == request.login_hint.lower()
-        ]
-        if hinted:
-            return self._signed_in(request, session, *hinted[0])
-        if prompt == "none":
-            if not accounts:
-                return self._error_redirect(request, errors.LoginRequired())
-            if len(accounts) > 1:
-                return self._error_redirect(request, errors.InteractionRequired())
-        if len(accounts) == 1:
-            return self._signed_in(request, session, *accounts[0])
-        return self._picker(request, accounts)
-
-    @staticmethod
-    def _picker(request: SignInRequest, accounts: list[tuple[Tenant, User]]) -> Step:
-        return PickAccount(
-            request,
-            [Account(t.id, u.id, u.user_principal_name, u.display_name) for t, u in accounts],
-        )
-
-    def select_account(self, request_id: str, account: str, session: BrowserSession) -> Step:
-        request = self.pending(request_id)
-        for tenant, user in self._accounts(session, request):
-            if f"{tenant.id}:{user.id}" == account:
-                return self._signed_in(request, session, tenant, user)
-        return EnterPassword(request)
-
-    def use_another_account(self, request_id: str) -> Step:
-        return EnterPassword(self.pending(request_id))
-
-    def submit_password(
-        self, request_id: str, username: str, password: str, session: BrowserSession
-    ) -> Step:
-        request = self.pending(request_id)
-        if request.tenant_key.lower() in MULTI_TENANT_KEYS:
-            found = self.state.find_user_anywhere(username)
-            tenant, user = found if found else (None, None)
-        else:
-            tenant, user = request.app_tenant, request.app_tenant.find_user(username)
-            if user is None and self.state.find_user_anywhere(username) is not None:
-                return ShowError(
-                    errors.AccountNotInTenant(
-                        f"User account '{username}' from identity provider does not exist in "
-                        "tenant "
-                        f"'{request.app_tenant.display_name}' and cannot access the application "
-                        f"'{request.app.app_id}'({request.app.display_name}) in that tenant. The "
-                        "account needs to be added as an external user in the tenant first. Sign "
-                        "out and sign in again with a different Azure Active Directory user "
-                        "account."
-                    )
-                )
-        if tenant is None or user is None:
-            return EnterPassword(
-                request,
-                username,
-                "AADSTS50034: This username may be incorrect. Make sure you typed it correctly.",
-            )
-        if not secrets.compare_digest(user.password.encode(), password.encode()):
-            return EnterPassword(
-                request, username, "AADSTS50126: Your account or password is incorrect."
-            )
-        if not user.account_enabled:
-            return EnterPassword(
-                request,
-                username,
-                "AADSTS50057: The user account is disabled. Contact your administrator.",
-            )
-        session.remember(tenant, user, self.state.now())
-        return self._signed_in(request, session, tenant, user)
-
-    def _signed_in(
-        self, request: SignInRequest, session: BrowserSession, tenant: Tenant, user: User
-    ) -> Step:
-        """The person is known; next is consent (if needed) or the answer."""
-        request.user, request.user_tenant = user, tenant
-        if tenant.id != request.app_tenant.id:
-            return ShowError(errors.AppNotFound(
-                f"Application with identifier '{request.app.app_id}' was not found in the "
-                f"directory '{tenant.display_name}'. This can happen if the application has not "
-                "been installed by "
-                "the administrator of the tenant or consented to by any user in the tenant."
-            ))  # fmt: skip
-        if request.kind == "adminconsent":
-            permissions = self._admin_consent_permissions(request)
-            if not user.is_admin:
-                return NeedAdminApproval(request, permissions, self._admin_required_error(request))
-            return AskConsent(
-                request, permissions, can_consent_for_organization=True, for_organization_only=True
-            )
-        requested = RequestedScopes.parse(request.scope)
-        _, missing = self.delegated_scopes(tenant, request.app, user, requested)
-        if request.prompt == "none" and missing:
-            return self._error_redirect(
-                request,
-                errors.ConsentRequired(
-                    f"The user or administrator has not consented to use the application with ID "
-                    f"'{request.app.app_id}' named '{request.app.display_name}'. Send an "
-                    "interactive authorization request for this user and resource."
-                ),
-                code="consent_required",
-            )
-        if missing or request.prompt == "consent":
-            shown = missing or requested.wanted(request.app.delegated_permissions)
-            permissions = [
-                describe_delegated(s) for s in sorted(requested.oidc - {"offline_access"})
-            ]
-            permissions += [describe_delegated(s) for s in sorted(shown)]
-            if "offline_access" in requested.oidc:
-                permissions.append(describe_delegated("offline_access"))
-            if self.needs_admin(tenant, missing) and not user.is_admin:
-                return NeedAdminApproval(request, permissions, self._admin_required_error(request))
-            return AskConsent(
-                request,
-                permissions,
-                can_consent_for_organization=user.is_admin,
-                for_organization_only=False,
-            )
-        return self._issue_code(request)
-
-    def _admin_required_error(self, request: SignInRequest) -> errors.EntraError:
-        return errors.AdminConsentRequired(
-            f"Admin consent is required for the permissions requested by the application "
-            f"'{request.app.display_name}'. An administrator of {request.app_tenant.display_name} "
-            "must grant it, on this page or in the Azure portal (Enterprise applications → "
-            "Permissions → Grant admin consent)."
-        )
-
-    def _admin_consent_permissions(self, request: SignInRequest) -> list[Permission]:
-        application, delegated = self._admin_consent_selection(request)
-        return [describe_application(p) for p in sorted(application)] + [
-            describe_delegated(p) for p in sorted(delegated)
-        ]
-
-    def _admin_consent_selection(self, request: SignInRequest) -> tuple[set[str], set[str]]:
-        app = request.app
-        requested = RequestedScopes.parse(request.scope)
-        if not request.v2_admin_consent or requested.default or not requested.graph:
-            return set(app.application_permissions), set(app.delegated_permissions)
-        return (
-            requested.graph & app.application_permissions,
-            (requested.graph - app.application_permissions) | requested.oidc,
-        )
-
-    def submit_consent(self, request_id: str, *, accept: bool, for_organization: bool) -> Step:
-        request = self.pending(request_id)
-        if request.user is None or request.user_tenant is None:
-            return EnterPassword(request)
-        if not accept:
-            self.sign_in_requests.pop(request.id, None)
-            return self._error_redirect(request, errors.UserDeclinedConsent(), subcode="cancel")
-        tenant, user, app = request.user_tenant, request.user, request.app
-        principal = self.principal(tenant, app)
-        if request.kind == "adminconsent":
-            if not user.is_admin:
-                return NeedAdminApproval(
-                    request,
-                    self._admin_consent_permissions(request),
-                    self._admin_required_error(request),
-                )
-            application, delegated = self._admin_consent_selection(request)
-            principal.granted_application_permissions |= application
-            if delegated:
-                grant_delegated(principal, delegated, None)
-            self.sign_in_requests.pop(request.id, None)
-            params = {"admin_consent": "True", "tenant": tenant.id}
-            if request.v2_admin_consent:
-                params["scope"] = " ".join(
-                    f"https://graph.microsoft.com/{p}" for p in sorted(application)
-                )
-            if request.state is not None:
-                params["state"] = request.state
-            return RedirectToApp(request.redirect_uri, params)
-        requested = RequestedScopes.parse(request.scope)
-        scopes = requested.wanted(app.delegated_permissions) | requested.oidc
-        if self.needs_admin(tenant, scopes - OIDC_SCOPES) and not user.is_admin:
-            return NeedAdminApproval(
-                request,
-                [describe_delegated(s) for s in sorted(scopes)],
-                self._admin_required_error(request),
-            )
-        grant_delegated(
-            principal, scopes, None if (for_organization and user.is_admin) else user.id
-        )
-        return self._issue_code(request)
-
-    def decline_admin_approval(self, request_id: str) -> Step:
-        request = self.pending(request_id)
-        self.sign_in_requests.pop(request.id, None)
-        return self._error_redirect(
-            request, self._admin_required_error(request), code="access_denied", subcode="cancel"
-        )
-
-    def _issue_code(self, request: SignInRequest) -> Step:
-        assert request.user is not None and request.user_tenant is not None
-        value = tokens.opaque_token("0.A")
-        self.codes[value] = AuthorizationCode(
-            tenant_id=request.user_tenant.id,
-            app_id=request.app.app_id,
-            user_id=request.user.id,
-            redirect_uri=request.redirect_uri,
-            scope=request.scope,
-            nonce=request.nonce,
-            code_challenge=request.code_challenge,
-            code_challenge_method=request.code_challenge_method,
-            issued_at=self.state.now(),
-        )
-        self.sign_in_requests.pop(request.id, None)
-        params = {"code": value}
-        if request.state is not None:
-            params["state"] = request.state
-        params["session_state"] = tokens.b64url(request.user.id.encode())[:36]
-        return RedirectToApp(request.redirect_uri, params, request.response_mode)
-
-    def _error_redirect(
-        self,
-        request: SignInRequest,
-        error: errors.EntraError,
-        *,
-        code: str | None = None,
-        subcode: str | None = None,
-    ) -> RedirectToApp:
-        self.sign_in_requests.pop(request.id, None)
-        params = {"error": code or error.code, "error_description": error.redirect_description}
-        if subcode:
-            params["error_subcode"] = subcode
-        if request.state is not None:
-            params["state"] = request.state
-        return RedirectToApp(request.redirect_uri, params, request.response_mode)
 
 
 def grant_delegated(principal: ServicePrincipal, scopes: set[str], user_id: str | None) -> None:

@@ -1,4 +1,5 @@
-"""Entra ID routes: parse the request, ask ``IdentityBackend``, serialise the answer.
+"""Entra ID routes: parse the request, ask ``IdentityBackend`` (tokens) or ``SignInFlow``
+(sign-in pages), serialise the answer.
 
 JSON endpoints (discovery, keys, token) answer errors in Entra's JSON shape through the
 app's ``SimError`` handler. Sign-in pages answer errors as an HTML page, or, once the
@@ -17,18 +18,18 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response
 
 from m365sim.http import JSONResponse, request_id, sim_state, tag_request
 from m365sim.identity import exceptions as errors
-from m365sim.identity.models import (
+from m365sim.identity.models import IdentityBackend, basic_credentials, identity_backend
+from m365sim.identity.sign_in import (
     AskConsent,
     BrowserSession,
     EnterPassword,
-    IdentityBackend,
     NeedAdminApproval,
     PickAccount,
     RedirectToApp,
     ShowError,
+    SignInFlow,
     Step,
-    basic_credentials,
-    identity_backend,
+    sign_in_flow,
 )
 
 SESSION_COOKIE = "m365sim_session"
@@ -43,6 +44,10 @@ _templates = jinja2.Environment(
 
 def _backend(request: Request) -> IdentityBackend:
     return identity_backend(sim_state(request))
+
+
+def _flow(request: Request) -> SignInFlow:
+    return sign_in_flow(sim_state(request))
 
 
 def origin(request: Request) -> str:
@@ -173,12 +178,12 @@ async def token(request: Request) -> Response:
 
 
 # -- sign-in pages ----------------------------------------------------------------------------
-def _session(request: Request, backend: IdentityBackend) -> BrowserSession:
-    return backend.session(request.cookies.get(SESSION_COOKIE))
+def _session(request: Request, flow: SignInFlow) -> BrowserSession:
+    return flow.session(request.cookies.get(SESSION_COOKIE))
 
 
 def render(request: Request, step: Step, session: BrowserSession | None = None) -> Response:
-    """Turn the backend's next step into a page or a redirect (and keep the session cookie)."""
+    """Turn the sign-in flow's next step into a page or a redirect (and keep the session cookie)."""
     response: Response
     if isinstance(step, RedirectToApp):
         if step.response_mode == "form_post":
@@ -263,13 +268,13 @@ def _error_page(request: Request, error: errors.EntraError) -> HTMLResponse:
 
 async def authorize(request: Request) -> Response:
     """Start a sign-in: account picker, password page, consent, then the redirect with a code."""
-    backend = _backend(request)
-    session = _session(request, backend)
+    flow = _flow(request)
+    session = _session(request, flow)
     params = dict(request.query_params)
     if request.method == "POST":
         params.update(await _form(request))
     try:
-        step = backend.begin_authorize(_tenant(request), params, session)
+        step = flow.begin_authorize(_tenant(request), params, session)
     except errors.EntraError as error:
         return render(request, ShowError(error), session)
     return render(request, step, session)
@@ -277,11 +282,11 @@ async def authorize(request: Request) -> Response:
 
 async def admin_consent(request: Request) -> Response:
     """Admin consent endpoint: an admin grants the app's permissions for the whole tenant."""
-    backend = _backend(request)
-    session = _session(request, backend)
+    flow = _flow(request)
+    session = _session(request, flow)
     v2 = "/v2.0/" in request.url.path
     try:
-        step = backend.begin_admin_consent(
+        step = flow.begin_admin_consent(
             _tenant(request), dict(request.query_params), session, v2=v2
         )
     except errors.EntraError as error:
@@ -290,11 +295,11 @@ async def admin_consent(request: Request) -> Response:
 
 
 async def _page_action(request: Request, act: Any) -> Response:
-    backend = _backend(request)
-    session = _session(request, backend)
+    flow = _flow(request)
+    session = _session(request, flow)
     form = await _form(request)
     try:
-        step = act(backend, form, session)
+        step = act(flow, form, session)
     except errors.EntraError as error:
         return render(request, ShowError(error), session)
     return render(request, step, session)
@@ -304,7 +309,7 @@ async def submit_password(request: Request) -> Response:
     """The password page's form."""
     return await _page_action(
         request,
-        lambda backend, form, session: backend.submit_password(
+        lambda flow, form, session: flow.submit_password(
             form.get("request", ""), form.get("login", "").strip(), form.get("passwd", ""), session
         ),
     )
@@ -313,10 +318,10 @@ async def submit_password(request: Request) -> Response:
 async def select_account(request: Request) -> Response:
     """The account picker's form ("Use another account" leads to the password page)."""
 
-    def act(backend: IdentityBackend, form: dict[str, str], session: BrowserSession) -> Step:
+    def act(flow: SignInFlow, form: dict[str, str], session: BrowserSession) -> Step:
         if not form.get("account"):
-            return backend.use_another_account(form.get("request", ""))
-        return backend.select_account(form.get("request", ""), form["account"], session)
+            return flow.use_another_account(form.get("request", ""))
+        return flow.select_account(form.get("request", ""), form["account"], session)
 
     return await _page_action(request, act)
 
@@ -325,7 +330,7 @@ async def submit_consent(request: Request) -> Response:
     """The consent page's Accept / Cancel (with "Consent on behalf of your organization")."""
     return await _page_action(
         request,
-        lambda backend, form, session: backend.submit_consent(
+        lambda flow, form, session: flow.submit_consent(
             form.get("request", ""),
             accept=form.get("action") == "accept",
             for_organization=form.get("consent_org") in ("1", "on", "true"),
@@ -337,14 +342,13 @@ async def decline_admin_approval(request: Request) -> Response:
     """ "Need admin approval": return to the app with ``error=access_denied``."""
     return await _page_action(
         request,
-        lambda backend, form, session: backend.decline_admin_approval(form.get("request", "")),
+        lambda flow, form, session: flow.decline_admin_approval(form.get("request", "")),
     )
 
 
 async def logout(request: Request) -> Response:
     """Sign out of every account in this browser; redirect to ``post_logout_redirect_uri``."""
-    backend = _backend(request)
-    backend.sign_out(request.cookies.get(SESSION_COOKIE))
+    _flow(request).sign_out(request.cookies.get(SESSION_COOKIE))
     target = request.query_params.get("post_logout_redirect_uri")
     response: Response
     if target:

@@ -25,10 +25,11 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from m365sim.dates import graph_timestamp
 from m365sim.directory.models import Tenant, User
 from m365sim.exceptions import GraphError
 from m365sim.graph.calendar.exceptions import CalendarInvalidRequest
-from m365sim.graph.calendar.formats import graph_timestamp, new_item_id, occurrence_id
+from m365sim.graph.calendar.formats import new_item_id, occurrence_id
 from m365sim.graph.calendar.models import (
     PERSONAL_PROPERTIES,
     SCHEDULE_PROPERTIES,

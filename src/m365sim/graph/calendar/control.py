@@ -8,12 +8,13 @@ never spams attendees.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, time, timedelta
+from datetime import datetime, time
 from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import Response
 
+from m365sim.dates import parse_when, relative_offset, utc_date_time_tz
 from m365sim.directory.models import Tenant, User
 from m365sim.graph.calendar.backend import CalendarBackend, Invitation
 from m365sim.graph.calendar.recurrence import DAYS
@@ -159,16 +160,10 @@ def _seed_time(value: Any, now: datetime) -> dict[str, Any]:
     ISO date-time or relative to now (``"+2d"``, ``"-3h"``, ``"+30m"``)."""
     if isinstance(value, dict):
         return value
-    text = str(value).strip()
-    if text[:1] in "+-" and text[-1:] in "dhm":
-        unit = {"d": "days", "h": "hours", "m": "minutes"}[text[-1]]
-        moment = now + timedelta(**{unit: float(text[:-1])})
-        moment = moment.replace(second=0, microsecond=0)
-    else:
-        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
-        if moment.tzinfo is None:
-            moment = moment.replace(tzinfo=UTC)
-    return {"dateTime": moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S"), "timeZone": "UTC"}
+    offset = relative_offset(str(value))
+    if offset is not None:
+        return utc_date_time_tz((now + offset).replace(second=0, microsecond=0))
+    return utc_date_time_tz(parse_when(value, now))
 
 
 def seed_events(state: SimState, tenant: Tenant, user: User, content: Any) -> None:

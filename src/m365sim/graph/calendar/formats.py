@@ -1,4 +1,5 @@
-"""Graph's calendar wire formats: ``dateTimeTimeZone``, timestamps, ids, change keys.
+"""Graph's calendar wire formats: ``dateTimeTimeZone``, ids, change keys (timestamps are
+``m365sim.dates``).
 
 Kept apart from the models so the To Do backend and the availability code share them.
 """
@@ -14,6 +15,7 @@ import uuid
 from datetime import UTC, date, datetime, time, tzinfo
 from typing import Any
 
+from m365sim.dates import parse_datetime, parse_iso
 from m365sim.graph.calendar.exceptions import CalendarInvalidRequest, TimeZoneNotSupported
 from m365sim.graph.timezones import UnknownTimeZone, to_zone, windows_name
 
@@ -21,7 +23,6 @@ __all__ = [
     "body_preview",
     "change_key",
     "date_time_tz",
-    "graph_timestamp",
     "new_item_id",
     "occurrence_id",
     "parse_date_time_tz",
@@ -53,12 +54,6 @@ def stored_zone_name(name: str) -> str:
         raise TimeZoneNotSupported.named(name) from exc
 
 
-def graph_timestamp(value: datetime) -> str:
-    """``2024-03-10T17:00:00.1234560Z`` (seven fractional digits, UTC), like Exchange."""
-    v = value.astimezone(UTC)
-    return f"{v:%Y-%m-%dT%H:%M:%S}.{v.microsecond:06d}0Z"
-
-
 def date_time_tz(value: datetime, zone_name: str) -> dict[str, str]:
     """A ``dateTimeTimeZone`` for ``value`` rendered in ``zone_name`` (echoed as given)."""
     local = value.astimezone(zone(zone_name))
@@ -73,15 +68,6 @@ def floating_date_time_tz(day: date, zone_name: str) -> dict[str, str]:
     return {"dateTime": f"{day.isoformat()}T00:00:00.0000000", "timeZone": zone_name}
 
 
-def _parse_local(text: str) -> datetime:
-    cleaned = text.strip().replace("Z", "+00:00")
-    # Graph sends seven fractional digits; Python accepts at most six.
-    match = re.match(r"^(.*T\d{2}:\d{2}:\d{2})\.(\d+)(.*)$", cleaned)
-    if match:
-        cleaned = f"{match.group(1)}.{match.group(2)[:6].ljust(6, '0')}{match.group(3)}"
-    return datetime.fromisoformat(cleaned)
-
-
 def parse_date_time_tz(raw: Any, field: str) -> tuple[datetime, str]:
     """A request's ``dateTimeTimeZone`` → (UTC instant, the zone name as sent).
 
@@ -92,7 +78,7 @@ def parse_date_time_tz(raw: Any, field: str) -> tuple[datetime, str]:
     zone_name = str(raw.get("timeZone") or "UTC")
     tz = zone(zone_name)
     try:
-        parsed = _parse_local(str(raw["dateTime"]))
+        parsed = parse_iso(str(raw["dateTime"]))
     except ValueError as exc:
         raise CalendarInvalidRequest(
             f"Cannot convert the literal '{raw['dateTime']}' to the expected type 'Edm.DateTime'."
@@ -106,8 +92,7 @@ def parse_window_bound(text: str | None) -> datetime | None:
     """``startDateTime``/``endDateTime`` of calendarView: ISO 8601; no offset means UTC."""
     if text is None or not text.strip():
         return None
-    parsed = _parse_local(text.replace(" ", "+"))
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+    return parse_datetime(text.replace(" ", "+"))
 
 
 def new_item_id() -> str:

@@ -40,6 +40,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 from urllib.parse import quote
 
+from m365sim.dates import graph_timestamp
 from m365sim.graph.calendar.exceptions import (
     CalendarInvalidRequest,
     CalendarNotFound,
@@ -51,7 +52,6 @@ from m365sim.graph.calendar.formats import (
     change_key,
     date_time_tz,
     floating_date_time_tz,
-    graph_timestamp,
     midnight,
     new_item_id,
     occurrence_id,

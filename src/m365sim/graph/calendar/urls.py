@@ -12,9 +12,6 @@ from starlette.routing import BaseRoute, Route
 
 from m365sim.graph.calendar import control, responses
 from m365sim.graph.routing import mailbox_routes
-from m365sim.seed import MAILBOX_SEEDERS
-
-MAILBOX_SEEDERS["events"] = control.seed_events
 
 _EVENT_COLLECTIONS = ("/events", "/calendar/events", "/calendars/{calendar_id}/events")
 _VIEWS = ("/calendarView", "/calendar/calendarView", "/calendars/{calendar_id}/calendarView")

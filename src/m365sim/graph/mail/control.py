@@ -9,46 +9,33 @@ any sim tenant.
 
 from __future__ import annotations
 
-import re
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import Response
 
+from m365sim.dates import parse_when
 from m365sim.directory.models import Tenant, User
 from m365sim.graph import exceptions as errors
+from m365sim.graph.mail.backend import MailBackend
 from m365sim.graph.mail.models import (
     MailSettings,
     MailStore,
     Message,
-    mail_settings,
-    mail_store,
-    outbound_log,
     parse_recipient,
     parse_recipients,
 )
 from m365sim.http import JSONResponse, json_body, sim_state
-from m365sim.seed import MAILBOX_SEEDERS
 from m365sim.state import SimState
 
-_RELATIVE = re.compile(r"^([+-]\d+(?:\.\d+)?)([dhm])$")
 
-
-def parse_when(value: Any, now: datetime) -> datetime:
-    """An ISO 8601 date-time, or one relative to now: ``"-2d"``, ``"-3h"``, ``"+30m"``."""
-    if isinstance(value, datetime):
-        return value if value.tzinfo else value.replace(tzinfo=UTC)
-    text = str(value).strip()
-    match = _RELATIVE.match(text)
-    if match:
-        unit = {"d": "days", "h": "hours", "m": "minutes"}[match.group(2)]
-        return now + timedelta(**{unit: float(match.group(1))})
+def _received(value: Any, now: datetime) -> datetime:
+    """A message's ``receivedDateTime``: ISO 8601, or relative to now (``"-2d"``, ``"-3h"``)."""
     try:
-        parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError as exc:
-        raise errors.BadRequest(f"'{text}' is not a date-time.") from exc
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+        return parse_when(value, now)
+    except (ValueError, TypeError) as exc:
+        raise errors.BadRequest(f"'{str(value).strip()}' is not a date-time.") from exc
 
 
 def _owner(state: SimState, key: str) -> tuple[Tenant, User]:
@@ -61,7 +48,7 @@ def _owner(state: SimState, key: str) -> tuple[Tenant, User]:
 def _store(request: Request) -> MailStore:
     state = sim_state(request)
     tenant, user = _owner(state, request.path_params["user"])
-    return mail_store(state, tenant, user)
+    return MailBackend(state).store(tenant, user)
 
 
 def deliver_from_spec(store: MailStore, spec: dict[str, Any]) -> Message:
@@ -91,7 +78,7 @@ def deliver_from_spec(store: MailStore, spec: dict[str, Any]) -> Message:
     sender = parse_recipient(spec["from"]) if spec.get("from") else None
     to = parse_recipients(spec.get("to")) if spec.get("to") is not None else [store.owner]
     received = (
-        parse_when(spec["receivedDateTime"], store.now()) if spec.get("receivedDateTime") else None
+        _received(spec["receivedDateTime"], store.now()) if spec.get("receivedDateTime") else None
     )
     return store.add_message(
         store.folder(str(spec.get("folder", "inbox"))),
@@ -213,13 +200,13 @@ async def delete(request: Request) -> Response:
 
 async def outbound(request: Request) -> Response:
     """Mail sent to addresses outside every sim tenant (never delivered)."""
-    log = outbound_log(sim_state(request))
+    log = MailBackend(sim_state(request)).outbound
     return JSONResponse({"value": [m.as_json() for m in log], "count": len(log)})
 
 
 async def settings(request: Request) -> Response:
     """GET or PATCH the mail knobs (delta replay and page overlap counts, max page size)."""
-    current = mail_settings(sim_state(request))
+    current = MailBackend(sim_state(request)).settings
     if request.method == "PATCH":
         body = await json_body(request)
         if not isinstance(body, dict):
@@ -250,7 +237,7 @@ def seed_messages(state: SimState, tenant: Tenant, user: User, content: Any) -> 
     """The ``messages:`` section of ``mailboxes.<address>`` in a seed file: a list whose
     entries are message specs (as ``POST /_sim/mailboxes/{user}/messages`` takes) or
     ``{generate: {count, folder, correspondents, days, seed}}``."""
-    store = mail_store(state, tenant, user)
+    store = MailBackend(state).store(tenant, user)
     entries = content if isinstance(content, list) else [content]
     for entry in entries:
         if not isinstance(entry, dict):
@@ -259,6 +246,3 @@ def seed_messages(state: SimState, tenant: Tenant, user: User, content: Any) -> 
             generate_from_spec(store, dict(entry["generate"]))
         else:
             deliver_from_spec(store, dict(entry))
-
-
-MAILBOX_SEEDERS["messages"] = seed_messages

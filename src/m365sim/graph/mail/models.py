@@ -1,9 +1,11 @@
-"""A user's Exchange Online mail: folders, messages, change tracking and delivery.
+"""A user's Exchange Online mail: folders, messages and change tracking.
 
-``MailStore`` is one mailbox's mail (``state.store(tenant, user, "mail", ...)``). It holds the
+``MailStore`` is one mailbox's mail (``MailBackend.store(tenant, user)``). It holds the
 rules — where a message lands, how its ids change, what a delta round returns — and
 serialises messages exactly as Graph's ``message`` resource, caching each message's JSON
-per version so that serving a page of 1,000 messages is a join of cached bytes.
+per version so that serving a page of 1,000 messages is a join of cached bytes. It reports
+each change to the ``on_change`` it was built with; ``m365sim.graph.mail.backend`` turns
+those into the change feed and adds what spans mailboxes (sending).
 
 Change tracking is sequence based: every mutation takes the mailbox's next change number;
 each folder keeps its messages ordered by last change (a dict re-inserted on change) and a
@@ -35,19 +37,20 @@ import re
 import secrets
 import struct
 import uuid
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
 import orjson
 
+from m365sim.dates import timestamp_to_second
 from m365sim.directory.models import Tenant, User
 from m365sim.graph import exceptions as errors
 from m365sim.graph.delta import is_expired, token_lifetime
 from m365sim.graph.ids import item_id, mailbox_key, parse_item_id
 from m365sim.graph.mail import exceptions as mail_errors
-from m365sim.state import Change, SimState
+from m365sim.state import SimState
 
 __all__ = [
     "MESSAGE_PROPERTIES",
@@ -59,11 +62,11 @@ __all__ = [
     "MailStore",
     "Message",
     "MessageFields",
-    "OutboundMail",
     "Tombstone",
     "html_to_text",
-    "mail_settings",
-    "mail_store",
+    "parse_item_body",
+    "parse_recipient",
+    "parse_recipients",
 ]
 
 WELL_KNOWN_FOLDERS: tuple[tuple[str, str], ...] = (
@@ -129,6 +132,7 @@ DELTA_FILTER_LIMIT = 5000
 """Graph: "Applying $filter in a delta query returns only up to 5,000 messages"."""
 
 Address = tuple[str, str]  # (name, address)
+ChangeListener = Callable[[str, str, str], None]  # (change type, message id, folder id)
 
 
 # -- settings -------------------------------------------------------------------------------
@@ -144,44 +148,7 @@ class MailSettings:
     delta_max_page_size: int = 1000  # odata.maxpagesize is capped here
 
 
-def mail_settings(state: SimState) -> MailSettings:
-    return state.extension("mail.settings", MailSettings)
-
-
-@dataclass
-class OutboundMail:
-    """Mail sent to addresses outside every sim tenant (or to unreachable mailboxes)."""
-
-    sender: str
-    recipients: list[str]
-    subject: str
-    internet_message_id: str
-    sent_at: datetime
-    reason: str
-
-    def as_json(self) -> dict[str, Any]:
-        return {
-            "sender": self.sender,
-            "recipients": self.recipients,
-            "subject": self.subject,
-            "internetMessageId": self.internet_message_id,
-            "sentDateTime": _iso(self.sent_at),
-            "reason": self.reason,
-        }
-
-
-def outbound_log(state: SimState) -> list[OutboundMail]:
-    return state.extension("mail.outbound", list)
-
-
 # -- helpers --------------------------------------------------------------------------------
-
-
-def _iso(value: datetime) -> str:
-    """Graph's ``2024-05-01T09:30:00Z``; the store keeps every time in UTC."""
-    if value.utcoffset():
-        value = value.astimezone(UTC)
-    return value.isoformat()[:19] + "Z"
 
 
 def _utc(value: datetime) -> datetime:
@@ -231,6 +198,15 @@ def parse_recipients(value: Any) -> list[Address]:
     if not isinstance(value, list):
         raise errors.BadRequest("Recipients must be a list.")
     return [parse_recipient(v) for v in value]
+
+
+def parse_item_body(fields: Mapping[str, Any]) -> tuple[str, str]:
+    """A Graph ``message`` body's ``body`` (an ``itemBody``) → (content, ``html`` | ``text``)."""
+    body = fields.get("body") or {}
+    if not isinstance(body, dict):
+        raise errors.BadRequest("body must be an itemBody object.")
+    content_type = str(body.get("contentType", "text")).lower()
+    return str(body.get("content", "")), "html" if content_type == "html" else "text"
 
 
 # -- folders and messages -------------------------------------------------------------------
@@ -401,12 +377,12 @@ class Message:
             out["@odata.type"] = "#microsoft.graph.message"
         out["@odata.etag"] = f'W/"{change_key}"'
         out["id"] = mid
-        out["createdDateTime"] = _iso(self.created)
-        out["lastModifiedDateTime"] = _iso(self.modified)
+        out["createdDateTime"] = timestamp_to_second(self.created)
+        out["lastModifiedDateTime"] = timestamp_to_second(self.modified)
         out["changeKey"] = change_key
         out["categories"] = list(self.categories)
-        out["receivedDateTime"] = _iso(self.received)
-        out["sentDateTime"] = _iso(self.sent) if self.sent else None
+        out["receivedDateTime"] = timestamp_to_second(self.received)
+        out["sentDateTime"] = timestamp_to_second(self.sent) if self.sent else None
         out["hasAttachments"] = self.has_attachments
         out["internetMessageId"] = self.internet_message_id
         out["subject"] = self.subject
@@ -468,10 +444,10 @@ class MessageFields(Mapping[str, Any]):
 
 
 _FIELD_GETTERS: dict[str, Any] = {
-    "createdDateTime": lambda m: _iso(m.created),
-    "lastModifiedDateTime": lambda m: _iso(m.modified),
-    "receivedDateTime": lambda m: _iso(m.received),
-    "sentDateTime": lambda m: _iso(m.sent) if m.sent else None,
+    "createdDateTime": lambda m: timestamp_to_second(m.created),
+    "lastModifiedDateTime": lambda m: timestamp_to_second(m.modified),
+    "receivedDateTime": lambda m: timestamp_to_second(m.received),
+    "sentDateTime": lambda m: timestamp_to_second(m.sent) if m.sent else None,
     "categories": lambda m: list(m.categories),
     "hasAttachments": lambda m: m.has_attachments,
     "internetMessageId": lambda m: m.internet_message_id,
@@ -570,8 +546,18 @@ class MailStore:
 
     MAX_SYNC_STATES = 256
 
-    def __init__(self, state: SimState, tenant: Tenant, user: User) -> None:
+    def __init__(
+        self,
+        state: SimState,
+        tenant: Tenant,
+        user: User,
+        *,
+        settings: MailSettings,
+        on_change: ChangeListener,
+    ) -> None:
         self.state = state
+        self.settings = settings
+        self.on_change = on_change
         self.tenant_id = tenant.id
         self.user_id = user.id
         self.owner: Address = (user.display_name, user.address)
@@ -605,16 +591,7 @@ class MailStore:
         return self.state.now().replace(microsecond=0)
 
     def _publish(self, change_type: str, item: str, folder: MailFolder) -> None:
-        self.state.publish(
-            Change(
-                tenant_id=self.tenant_id,
-                user_id=self.user_id,
-                resource="message",
-                change_type=change_type,
-                item_id=item,
-                folder_id=folder.id,
-            )
-        )
+        self.on_change(change_type, item, folder.id)
 
     # -- folders ------------------------------------------------------------------------------
     def _add_folder(
@@ -1059,11 +1036,7 @@ class MailStore:
                 changed = []
             start = bisect.bisect_right(folder.tombstone_seqs, since)
             removed = folder.tombstones[start:] if params.change_type in (None, "deleted") else []
-            replays = (
-                mail_settings(self.state).delta_replay_items
-                if self.state.config.delta_replay
-                else 0
-            )
+            replays = self.settings.delta_replay_items if self.state.config.delta_replay else 0
             if replays > 0 and params.change_type in (None, "updated"):
                 for message in reversed(folder.messages.values()):
                     if message.change_seq > since:
@@ -1117,7 +1090,7 @@ class MailStore:
         end = min(offset + page_size, len(current.entries))
         start = offset
         if offset > 0 and self.state.config.delta_replay:
-            start = max(0, offset - mail_settings(self.state).delta_page_overlap)
+            start = max(0, offset - self.settings.delta_page_overlap)
         key: ViewKey = (immutable, text, True)
         select = current.params.select
         items: list[dict[str, Any] | bytes] = []
@@ -1224,8 +1197,3 @@ _LINES = (
     "Just checking in on the status of our order.",
     "Happy to set up a follow-up meeting next week.",
 )
-
-
-def mail_store(state: SimState, tenant: Tenant, user: User) -> MailStore:
-    """The mail of ``user``'s mailbox, created on first use."""
-    return state.store(tenant, user, "mail", lambda: MailStore(state, tenant, user))

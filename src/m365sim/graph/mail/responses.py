@@ -1,4 +1,5 @@
-"""Graph mail routes: parse the request, call ``MailStore``, serialise the answer.
+"""Graph mail routes: parse the request, call ``MailBackend`` or the ``MailStore`` it hands
+out, serialise the answer.
 
 Every route authorizes through ``resolve_mailbox(..., "Mail", write=...)`` first, so
 access policies, unreachable mailboxes and missing permissions answer before anything
@@ -7,7 +8,6 @@ else, as they do in Exchange Online.
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal, cast
@@ -21,6 +21,7 @@ from m365sim.graph.auth import Caller, resolve_mailbox
 from m365sim.graph.exceptions import UnsupportedFilter
 from m365sim.graph.ids import parse_item_id
 from m365sim.graph.mail import exceptions as mail_errors
+from m365sim.graph.mail.backend import MailBackend
 from m365sim.graph.mail.models import (
     FOLDER_PROPERTIES,
     MESSAGE_PROPERTIES,
@@ -29,10 +30,7 @@ from m365sim.graph.mail.models import (
     MailStore,
     Message,
     MessageFields,
-    OutboundMail,
-    mail_settings,
-    mail_store,
-    outbound_log,
+    parse_item_body,
     parse_recipient,
     parse_recipients,
 )
@@ -92,6 +90,7 @@ def preferences(request: Request) -> Preferences:
 class MailContext:
     caller: Caller
     owner: User
+    backend: MailBackend
     store: MailStore
     prefs: Preferences
 
@@ -108,8 +107,9 @@ def _mail(request: Request, *, write: bool = False, permission: str | None = Non
     caller, owner = resolve_mailbox(
         request, user_key(request), "Mail", write=write, permission=permission
     )
-    store = mail_store(sim_state(request), caller.tenant, owner)
-    return MailContext(caller, owner, store, preferences(request))
+    backend = MailBackend(sim_state(request))
+    store = backend.store(caller.tenant, owner)
+    return MailContext(caller, owner, backend, store, preferences(request))
 
 
 def _json(body: Any, *, status: int = 200, headers: Mapping[str, str] | None = None) -> Response:
@@ -361,21 +361,13 @@ def _message_fields(body: Any) -> dict[str, Any]:
     return body
 
 
-def _body_of(fields: Mapping[str, Any]) -> tuple[str, str]:
-    body = fields.get("body") or {}
-    if not isinstance(body, dict):
-        raise errors.BadRequest("body must be an itemBody object.")
-    content_type = str(body.get("contentType", "text")).lower()
-    return str(body.get("content", "")), "html" if content_type == "html" else "text"
-
-
 async def create_message(request: Request) -> Response:
     """Create a draft (in Drafts, or in the folder addressed)."""
     ctx = _mail(request, write=True)
     folder_key = request.path_params.get("folder_id")
     folder = ctx.store.folder(folder_key) if folder_key else ctx.store.well_known["drafts"]
     fields = _message_fields(await json_body(request))
-    content, body_type = _body_of(fields)
+    content, body_type = parse_item_body(fields)
     sender = parse_recipient(fields["from"]) if fields.get("from") else ctx.store.owner
     message = ctx.store.add_message(
         folder,
@@ -406,82 +398,8 @@ async def send_mail(request: Request) -> Response:
     fields = _message_fields(body["message"])
     save = body.get("saveToSentItems", True)
     save = save if isinstance(save, bool) else str(save).lower() != "false"
-    deliver_message(
-        request,
-        ctx.store,
-        fields,
-        save_to_sent_items=save,
-    )
+    ctx.backend.send(ctx.store, fields, save_to_sent_items=save)
     return Response(status_code=202)
-
-
-def deliver_message(
-    request: Request, store: MailStore, fields: Mapping[str, Any], *, save_to_sent_items: bool
-) -> Message | None:
-    """The sending half of ``sendMail``: the Sent Items copy and one copy per recipient."""
-    state = sim_state(request)
-    to = parse_recipients(fields.get("toRecipients"))
-    cc = parse_recipients(fields.get("ccRecipients"))
-    bcc = parse_recipients(fields.get("bccRecipients"))
-    if not (to or cc or bcc):
-        raise mail_errors.ErrorInvalidRecipients()
-    content, body_type = _body_of(fields)
-    subject = str(fields.get("subject") or "")
-    sender = store.owner
-    now = store.now()
-    imid = fields.get("internetMessageId") or None
-    sent_copy: Message | None = None
-    common: dict[str, Any] = {
-        "subject": subject,
-        "body": content,
-        "body_type": body_type,
-        "sender": sender,
-        "to": to,
-        "cc": cc,
-        "reply_to": parse_recipients(fields.get("replyTo")),
-        "importance": str(fields.get("importance") or "normal"),
-        "received": now,
-        "sent": now,
-    }
-    if save_to_sent_items:
-        sent_copy = store.add_message(
-            store.well_known["sentitems"],
-            **common,
-            bcc=bcc,
-            is_read=True,
-            internet_message_id=imid,
-            categories=[str(c) for c in fields.get("categories") or []],
-        )
-        imid = sent_copy.internet_message_id
-    if imid is None:
-        imid = f"<{uuid.uuid4().hex}@{sender[1].rpartition('@')[2]}>"
-    outside: list[str] = []
-    seen: set[str] = set()
-    for _name, address in [*to, *cc, *bcc]:
-        lowered = address.lower()
-        if lowered in seen:
-            continue
-        seen.add(lowered)
-        found = state.find_user_anywhere(address)
-        if found is None:
-            outside.append(address)
-            continue
-        tenant, user = found
-        if user.soft_deleted or not user.licensed or user.mailbox_location != "cloud":
-            outside.append(address)
-            continue
-        inbox_store = mail_store(state, tenant, user)
-        inbox_store.add_message(
-            inbox_store.well_known["inbox"],
-            **common,
-            internet_message_id=imid,
-            conversation_id=sent_copy.conversation_id if sent_copy else None,
-        )
-    if outside:
-        outbound_log(state).append(
-            OutboundMail(sender[1], outside, subject, imid, now, "not a mailbox in any sim tenant")
-        )
-    return sent_copy
 
 
 # -- delta ----------------------------------------------------------------------------------
@@ -538,7 +456,7 @@ async def message_delta(request: Request) -> Response:
         properties=MESSAGE_PROPERTIES,
         custom=("changeType",),
     )
-    settings = mail_settings(sim_state(request))
+    settings = ctx.backend.settings
     size = ctx.prefs.max_page_size or query.top or DEFAULT_PAGE_SIZE
     size = min(size, settings.delta_max_page_size)
     store = ctx.store

@@ -40,8 +40,9 @@ from typing import Any
 import httpx
 import orjson
 
+from m365sim.dates import graph_timestamp
 from m365sim.graph.subscriptions.exceptions import VALIDATION_FAILED, VALIDATION_MISMATCH
-from m365sim.graph.subscriptions.models import Subscription, iso, subscription_book
+from m365sim.graph.subscriptions.models import Subscription, subscription_book
 from m365sim.state import Change, SimState
 
 __all__ = ["NotificationDispatcher", "dispatcher_for", "install", "validate_endpoint"]
@@ -78,7 +79,7 @@ async def validate_endpoint(state: SimState, url: str, subscription_id: str | No
         "subscriptionId": subscription_id,
         "url": url,
         "attempt": 1,
-        "at": iso(state.now()),
+        "at": graph_timestamp(state.now()),
     }
     try:
         async with _client(book.settings.validation_timeout_seconds) as client:
@@ -221,7 +222,7 @@ class NotificationDispatcher:
                 "event": job.event,
                 "url": job.url,
                 "attempt": attempt,
-                "at": iso(self.state.now()),
+                "at": graph_timestamp(self.state.now()),
                 "payload": job.payload,
             }
             retry = False

@@ -35,6 +35,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
+from m365sim.dates import graph_timestamp
 from m365sim.directory.models import new_id
 from m365sim.state import Change, SimState
 
@@ -166,7 +167,7 @@ class Subscription:
             "notificationUrl": self.notification_url,
             "notificationQueryOptions": None,
             "lifecycleNotificationUrl": self.lifecycle_notification_url,
-            "expirationDateTime": iso(self.expiration),
+            "expirationDateTime": graph_timestamp(self.expiration),
             "creatorId": self.creator_id,
             "includeResourceData": False,
             "latestSupportedTlsVersion": self.latest_supported_tls_version,
@@ -196,7 +197,7 @@ class Subscription:
             path = f"Users/{self.user_id}/{segment}/{change.item_id}"
         return {
             "subscriptionId": self.id,
-            "subscriptionExpirationDateTime": iso(self.expiration),
+            "subscriptionExpirationDateTime": graph_timestamp(self.expiration),
             "changeType": change.change_type,
             "resource": path,
             "resourceData": {
@@ -212,16 +213,11 @@ class Subscription:
     def lifecycle(self, event: str) -> dict[str, Any]:
         return {
             "subscriptionId": self.id,
-            "subscriptionExpirationDateTime": iso(self.expiration),
+            "subscriptionExpirationDateTime": graph_timestamp(self.expiration),
             "tenantId": self.tenant_id,
             "clientState": self.client_state,
             "lifecycleEvent": event,
         }
-
-
-def iso(moment: datetime) -> str:
-    """Graph's ``2024-01-31T10:00:00.1234567Z`` style (7 fractional digits)."""
-    return moment.strftime("%Y-%m-%dT%H:%M:%S.%f") + "0Z"
 
 
 @dataclass

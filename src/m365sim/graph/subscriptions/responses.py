@@ -6,14 +6,14 @@ Handlers parse, call the models and serialise; the rules live in ``models`` and
 
 from __future__ import annotations
 
-import re
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 from urllib.parse import urlsplit
 
 from starlette.requests import Request
 from starlette.responses import Response
 
+from m365sim.dates import parse_datetime
 from m365sim.exceptions import GraphError
 from m365sim.graph.auth import Caller, authenticate, resolve_mailbox
 from m365sim.graph.exceptions import BadRequest, ErrorAccessDenied, ResourceNotFound
@@ -39,22 +39,18 @@ from m365sim.graph.subscriptions.models import (
 from m365sim.http import JSONResponse, json_body, sim_state
 from m365sim.state import SimState
 
-_FRACTION = re.compile(r"(\.\d{6})\d+")
-
 
 def _parse_expiration(value: Any) -> datetime:
     if not isinstance(value, str) or not value:
         raise SubscriptionInvalidRequest(
             "expirationDateTime is a required property for subscription creation."
         )
-    text = _FRACTION.sub(r"\1", value.strip()).replace("Z", "+00:00").replace("z", "+00:00")
     try:
-        moment = datetime.fromisoformat(text)
+        return parse_datetime(value)
     except ValueError as exc:
         raise SubscriptionInvalidRequest(
             f"Cannot convert the literal '{value}' to the expected type 'Edm.DateTimeOffset'."
         ) from exc
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 def _check_expiration(state: SimState, expiration: datetime, kind: str) -> None:
@@ -121,9 +117,10 @@ def _caller_and_mailbox(
     folder = parsed.folder
     try:
         if folder is not None and parsed.kind == "message":
-            from m365sim.graph.mail.models import mail_store
+            from m365sim.graph.mail.backend import MailBackend
 
-            folder = mail_store(sim_state(request), caller.tenant, owner).folder(folder).id
+            mail = MailBackend(sim_state(request)).store(caller.tenant, owner)
+            folder = mail.folder(folder).id
         elif folder is not None and parsed.kind == "todoTask":
             from m365sim.graph.todo.backend import TodoBackend
 

@@ -6,12 +6,13 @@ completing and deleting tasks. ``{list_id}`` may be ``default`` for the "Tasks" 
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import Response
 
+from m365sim.dates import parse_when, utc_date_time_tz
 from m365sim.directory.models import Tenant, User
 from m365sim.graph.exceptions import BadRequest
 from m365sim.graph.routing import control_user
@@ -85,17 +86,7 @@ def _seed_dates(body: dict[str, Any], now: datetime) -> dict[str, Any]:
         value = out.get(key)
         if value is None or isinstance(value, dict):
             continue
-        text = str(value).strip()
-        if text[:1] in "+-" and text[-1:] in "dhm":
-            unit = {"d": "days", "h": "hours", "m": "minutes"}[text[-1]]
-            moment = now + timedelta(**{unit: float(text[:-1])})
-        else:
-            moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
-            moment = moment if moment.tzinfo else moment.replace(tzinfo=UTC)
-        out[key] = {
-            "dateTime": moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S"),
-            "timeZone": "UTC",
-        }
+        out[key] = utc_date_time_tz(parse_when(value, now))
     return out
 
 

@@ -25,10 +25,10 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from m365sim.dates import graph_timestamp
 from m365sim.graph.calendar.formats import (
     change_key,
     date_time_tz,
-    graph_timestamp,
     parse_date_time_tz,
 )
 from m365sim.graph.delta import fresh

@@ -10,9 +10,6 @@ from starlette.routing import BaseRoute, Route
 
 from m365sim.graph.routing import mailbox_routes
 from m365sim.graph.todo import control, responses
-from m365sim.seed import MAILBOX_SEEDERS
-
-MAILBOX_SEEDERS["todo"] = control.seed_todo
 
 _LIST = "/todo/lists/{list_id}"
 _TASK = _LIST + "/tasks/{task_id}"

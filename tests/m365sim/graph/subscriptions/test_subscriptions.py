@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 import httpx
@@ -172,6 +172,17 @@ def test_expiration_and_client_state_limits(
     assert (
         receiver.validations and len(receiver.validations) == 1
     )  # refused bodies never reach the endpoint
+
+
+def test_an_expiration_given_with_an_offset_is_answered_in_utc(
+    sim: SimServer, http: httpx.Client, auth: dict[str, str], receiver: Receiver
+) -> None:
+    moment = (sim.state.now() + timedelta(hours=2)).replace(microsecond=0)
+    paris = moment.astimezone(timezone(timedelta(hours=2))).isoformat()  # "...T14:00:00+02:00"
+    created = subscribe(sim, http, auth, receiver, expirationDateTime=paris)
+    assert created.status_code == 201, created.text
+    answered = created.json()["expirationDateTime"]
+    assert answered == f"{moment.astimezone(UTC):%Y-%m-%dT%H:%M:%S}.0000000Z"
 
 
 def test_policy_denied_and_unreachable_mailboxes(
