@@ -855,7 +855,7 @@ def keys_rotate(
 def tokens_create(
     org: OrgOption,
     admin: Annotated[str, typer.Option(help="The admin the token acts as.")],
-    name: Annotated[str, typer.Option()] = "",
+    name: Annotated[str, typer.Option(help="What the token is for, to recognise it later.")] = "",
 ) -> None:
     """A token for the JSON API (shown once)."""
     from m365sync.organizations import service as orgs
@@ -863,11 +863,75 @@ def tokens_create(
     ctx = _context()
     with ctx.session() as session:
         organization = _org(session, org)
-        _, plaintext = orgs.create_api_token(
-            session, organization, orgs.get_member(session, organization, admin), name=name
-        )
-    out.print("API token (shown once; store it safely):", highlight=False)
+        member = orgs.get_member(session, organization, admin)
+        token, plaintext = orgs.create_api_token(session, organization, member, name=name)
+    err.print(
+        f"API token {token.id} for {member.email}, shown once: store it safely.",
+        highlight=False,
+        soft_wrap=True,
+    )
     print(plaintext)
+
+
+@tokens_app.command("list")
+def tokens_list(org: OrgOption, as_json: JsonOption = False) -> None:
+    """The organization's API tokens (never the tokens themselves), revoked ones included."""
+    from m365sync.organizations import service as orgs
+
+    ctx = _context()
+    with ctx.session() as session:
+        rows = [
+            {
+                "id": t.id,
+                "name": t.name,
+                "prefix": t.prefix,
+                "admin": t.member.email,
+                "created_at": t.created_at,
+                "last_used_at": t.last_used_at,
+                "revoked_at": t.revoked_at,
+            }
+            for t in orgs.list_api_tokens(session, _org(session, org))
+        ]
+
+    def when(value: datetime | None) -> str:
+        return value.strftime("%Y-%m-%d %H:%M UTC") if value else ""
+
+    _show(
+        rows,
+        as_json,
+        "API tokens",
+        ["id", "name", "token", "admin", "created", "last used", "status"],
+        lambda r: [
+            r["id"],
+            r["name"],
+            f"{r['prefix']}…",
+            r["admin"],
+            when(r["created_at"]),
+            when(r["last_used_at"]) or "never",
+            f"revoked {when(r['revoked_at'])}" if r["revoked_at"] else "active",
+        ],
+    )
+
+
+@tokens_app.command("revoke")
+def tokens_revoke(
+    org: OrgOption,
+    token_ids: Annotated[
+        list[str], typer.Argument(help="Token ids, as 'm365sync api-tokens list' shows them.")
+    ],
+) -> None:
+    """Revoke API tokens: they stop working at once, for good."""
+    from m365sync.organizations import service as orgs
+
+    ctx = _context()
+    with ctx.session() as session:
+        organization = _org(session, org)
+        for token_id in token_ids:
+            token = orgs.revoke_api_token(session, organization, token_id)
+            out.print(
+                f"Revoked API token {token.id} ({token.prefix}…, {token.member.email}).",
+                highlight=False,
+            )
 
 
 # -- serve -----------------------------------------------------------------------------------
@@ -886,9 +950,50 @@ def serve(
     ] = None,
 ) -> None:
     """Serve the web app and JSON API (with the demo tenant when nothing is configured)."""
-    from m365sync.demo import serve_app
+    from sqlalchemy.engine import make_url
 
+    from m365sync.demo import serve_app
+    from m365sync.settings import get_settings
+
+    settings = get_settings()
+    configure_serve_logging(settings.log_level)
+    logging.getLogger("m365sync.cli").debug(
+        "serve: data directory %s, database %s, Microsoft sign-in %s, Graph %s",
+        settings.data_dir.resolve(),
+        make_url(settings.resolved_database_url).render_as_string(hide_password=True),
+        settings.authority_host,
+        settings.graph_url,
+    )
     serve_app(host=host, port=port, demo=demo)
+
+
+def configure_serve_logging(level: str) -> None:
+    """The product's own log lines (loggers ``m365sync.*``) at ``level``, on stderr next to
+    the web server's and written like them (``INFO:     m365sync.sync.scheduler: ...``).
+
+    Other libraries keep Python's default (warnings and errors only), whatever the level:
+    at DEBUG, MSAL and httpx would log requests and token responses. m365sync's own lines
+    never carry a secret, a token or an Authorization header, at any level.
+    """
+    from uvicorn.config import LOG_LEVELS
+    from uvicorn.logging import DefaultFormatter
+
+    from m365sync.errors import ValidationFailed
+
+    number = LOG_LEVELS.get(level.strip().lower())
+    if number is None:
+        raise ValidationFailed(
+            f"'{level}' is not a log level (M365SYNC_LOG_LEVEL).",
+            fix="Set M365SYNC_LOG_LEVEL to DEBUG, INFO, WARNING or ERROR.",
+        )
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(DefaultFormatter("%(levelprefix)s %(name)s: %(message)s"))
+    product = logging.getLogger("m365sync")
+    for old in list(product.handlers):
+        product.removeHandler(old)
+    product.addHandler(handler)
+    product.setLevel(number)
+    product.propagate = False
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -6,7 +6,10 @@ What is promised:
   the ``context`` (``table.column:row-id``, see ``seal_context``) is authenticated, so a
   sealed value copied into another row or column does not open.
 - The key comes from ``M365SYNC_SECRET_KEY`` (base64 of 32 bytes) or from
-  ``{data_dir}/secret.key``, created on first use with permissions 0600 (never widened).
+  ``{data_dir}/secret.key``, created with permissions 0600 (never widened) in a directory
+  created 0700 — but only for a database that holds nothing sealed yet. A key file missing
+  while sealed values exist is ``SecretKeyMissing``, naming the path and the fix; a new key
+  is never made over existing ciphertext (it could not open it).
 - Key rotation (``m365sync keys rotate``) writes the new key to ``secret.key.next``,
   re-seals every sealed column in one transaction, then renames the file into place; a box
   also loads ``secret.key.next`` when present, so a rotation interrupted between the commit
@@ -22,6 +25,7 @@ import contextlib
 import hashlib
 import os
 import secrets
+from collections.abc import Callable
 from pathlib import Path
 
 from cryptography.exceptions import InvalidTag
@@ -43,6 +47,10 @@ class SecretKeyError(M365SyncError):
 
 class SecretKeyMismatch(SecretKeyError):
     pass
+
+
+class SecretKeyMissing(SecretKeyError):
+    """The key file is gone while the database holds values sealed with it."""
 
 
 def generate_key() -> bytes:
@@ -75,8 +83,9 @@ def key_id(key: bytes) -> bytes:
 
 
 def write_key_file(path: Path, key: bytes) -> None:
-    """Create ``path`` with mode 0600 holding the key (fails if it exists)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+    """Create ``path`` with mode 0600 holding the key (fails if it exists); its directory,
+    if it is created here, gets mode 0700."""
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "w") as handle:
         handle.write(encode_key(key) + "\n")
@@ -101,8 +110,11 @@ class SecretBox:
         return self._primary_id.hex()
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> SecretBox:
-        return cls(load_keys(settings))
+    def from_settings(
+        cls, settings: Settings, *, anything_sealed: Callable[[], bool] | None = None
+    ) -> SecretBox:
+        """See ``load_keys``."""
+        return cls(load_keys(settings, anything_sealed=anything_sealed))
 
     def seal(self, plaintext: str, context: str) -> bytes:
         nonce = secrets.token_bytes(12)
@@ -135,12 +147,21 @@ class SecretBox:
         return sealed[1:5] == self._primary_id
 
 
-def load_keys(settings: Settings) -> list[bytes]:
-    """The primary key first, then a pending rotation's key if present."""
+def load_keys(
+    settings: Settings, *, anything_sealed: Callable[[], bool] | None = None
+) -> list[bytes]:
+    """The primary key first, then a pending rotation's key if present.
+
+    When the key file is missing it is created only if ``anything_sealed`` (given by a
+    caller with the database at hand) answers that nothing is sealed yet: a fresh
+    installation. Otherwise ``SecretKeyMissing``: a new key could not open what is stored.
+    """
     if settings.secret_key:
         return [decode_key(settings.secret_key, source="M365SYNC_SECRET_KEY")]
     path = settings.data_dir / KEY_FILE
     if not path.exists():
+        if anything_sealed is None or anything_sealed():
+            raise _key_file_missing(path)
         with contextlib.suppress(FileExistsError):  # another process created it first
             write_key_file(path, generate_key())
     keys = [decode_key(path.read_text(encoding="ascii"), source=str(path))]
@@ -150,10 +171,24 @@ def load_keys(settings: Settings) -> list[bytes]:
     return keys
 
 
+def _key_file_missing(path: Path) -> SecretKeyMissing:
+    return SecretKeyMissing(
+        f"The secret key file {path.resolve()} is missing, but the database holds secrets "
+        "encrypted with it (client secrets, passwords, Microsoft tokens). A new key could "
+        "not open them, so none was created and nothing was changed.",
+        fix=(
+            f"Restore the key file from your backup to {path.resolve()} (permissions 0600), "
+            "or set M365SYNC_SECRET_KEY to that key; then start again. Check also that "
+            "M365SYNC_DATA_DIR names the same directory as before."
+        ),
+    )
+
+
 __all__ = [
     "SecretBox",
     "SecretKeyError",
     "SecretKeyMismatch",
+    "SecretKeyMissing",
     "decode_key",
     "encode_key",
     "generate_key",

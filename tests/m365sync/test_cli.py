@@ -4,7 +4,13 @@ key rotation."""
 from __future__ import annotations
 
 import json
+import os
+import re
+import signal
+import socket
 import sqlite3
+import subprocess
+import sys
 
 import pytest
 from tests.m365sync.conftest import DEMO_APP_ID, DEMO_SECRET, DEMO_SECRET_ID
@@ -206,3 +212,93 @@ def test_sync_and_status_commands(m365sync, tmp_path, monkeypatch):
 
     wal = tmp_path / "data" / "m365sync.db-wal"
     assert not wal.exists() or wal.stat().st_size == 0
+
+
+def test_api_tokens_are_listed_and_revoked(m365sync):
+    assert m365sync("orgs", "create", "Contoso")[0] == 0
+    assert (
+        m365sync("members", "add", "-o", "contoso", "admin@contoso.com", "--role", "admin")[0] == 0
+    )
+    code, out, err = m365sync(
+        "api-tokens", "create", "-o", "contoso", "--admin", "admin@contoso.com", "--name", "ci"
+    )
+    token = out.strip()
+    assert code == 0 and token.startswith("m365s_") and "shown once" in err
+
+    code, out, _ = m365sync("api-tokens", "list", "-o", "contoso", "--json")
+    (listed,) = json.loads(out)
+    assert code == 0 and token not in out
+    assert (listed["name"], listed["admin"], listed["revoked_at"]) == (
+        "ci",
+        "admin@contoso.com",
+        None,
+    )
+    assert token.startswith(listed["prefix"]) and listed["id"] in err
+
+    code, out, _ = m365sync("api-tokens", "revoke", "-o", "contoso", listed["id"])
+    assert code == 0 and f"Revoked API token {listed['id']}" in out
+    code, out, _ = m365sync("api-tokens", "list", "-o", "contoso", "--json")
+    assert json.loads(out)[0]["revoked_at"] is not None
+    code, _, err = m365sync("api-tokens", "revoke", "-o", "contoso", "no-such-token")
+    assert code == 2 and "no API token" in err
+
+
+def test_a_missing_key_file_stops_commands_that_need_it_and_is_not_recreated(m365sync, tmp_path):
+    m365sync("orgs", "create", "Contoso")
+    m365sync("domains", "add", "-o", "contoso", "contoso.com")
+    assert add_service_account(m365sync, "adele@contoso.com")[0] == 0
+    key_file = tmp_path / "data" / "secret.key"
+    key = key_file.read_text()
+    key_file.unlink()
+
+    code, out, err = m365sync("service-accounts", "list", "-o", "contoso", "--json")
+    assert code == 0  # nothing secret is needed to list them
+    account_id = json.loads(out)[0]["id"]
+    code, _, err = m365sync("service-accounts", "test", "-o", "contoso", account_id)
+    assert code == 1
+    assert f"The secret key file {key_file.resolve()} is missing" in " ".join(err.split())
+    assert "M365SYNC_SECRET_KEY" in err
+    assert not key_file.exists()
+
+    key_file.write_text(key)
+    assert m365sync("service-accounts", "test", "-o", "contoso", account_id)[0] == 0
+
+
+def test_serve_shows_the_products_own_log_lines_at_debug(tmp_path):
+    """``M365SYNC_LOG_LEVEL=DEBUG m365sync serve`` shows m365sync's lines next to the web
+    server's, and never the secrets of its settings."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join(sys.path),
+        "M365SYNC_DATA_DIR": str(tmp_path / "data"),
+        "M365SYNC_CONFIG_FILE": str(tmp_path / "none.env"),
+        "M365SYNC_LOG_LEVEL": "DEBUG",
+        "M365SYNC_USER_APP_CLIENT_SECRET": "Zx8Q~never.logged",
+        "M365SYNC_DATABASE_URL": "",
+    }
+    env.pop("M365SYNC_SECRET_KEY", None)
+    command = [sys.executable, "-c", "from m365sync.cli import main; main()"]
+    server = subprocess.Popen(
+        [*command, "serve", "--no-demo", "--host", "127.0.0.1", "--port", str(port)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    lines: list[str] = []
+    try:
+        assert server.stderr is not None
+        for line in server.stderr:
+            lines.append(line)
+            if "Application startup complete" in line:
+                break
+    finally:
+        server.send_signal(signal.SIGINT)
+        rest = server.communicate(timeout=60)[1]
+    log = "".join(lines) + rest
+    assert "Application startup complete" in log, log
+    assert re.search(r"^DEBUG: +m365sync\.cli: serve: data directory ", log, re.MULTILINE), log
+    assert "Zx8Q~never.logged" not in log

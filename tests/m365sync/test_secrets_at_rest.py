@@ -17,7 +17,9 @@ from tests.m365sync.connections.signin import sign_in
 
 from m365sim.directory.models import ClientSecret as SimSecret
 from m365sync.connections import service as conns
-from m365sync.crypto import SecretBox, load_keys
+from m365sync.connections.models import ConnectionKind, CredentialType, ServiceAccount
+from m365sync.connections.runtime import ConnectionRuntime
+from m365sync.crypto import SecretBox, SecretKeyMissing, load_keys
 from m365sync.organizations import service as orgs
 from m365sync.organizations.models import Role
 from m365sync.web.app import create_app
@@ -168,12 +170,46 @@ async def test_planted_secrets_are_nowhere_in_plaintext(
 
 
 def test_key_file_is_created_0600(settings):
-    keys = load_keys(settings)
+    keys = load_keys(settings, anything_sealed=lambda: False)
     path = settings.data_dir / "secret.key"
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert stat.S_IMODE(settings.data_dir.stat().st_mode) == 0o700
     assert load_keys(settings) == keys
     box = SecretBox(keys)
     sealed = box.seal("value", "t.c:1")
     assert box.open(sealed, "t.c:1") == "value"
     with pytest.raises(Exception, match="integrity"):
         box.open(sealed, "t.c:2")
+
+
+def test_a_missing_key_file_is_never_recreated_over_stored_secrets(settings, db, runtime, make_org):
+    """The key file went missing (a restore without it, another data directory): starting
+    must stop with the path and the fix, not make a new key that can't open anything."""
+    key_file = settings.data_dir / "secret.key"
+    assert key_file.exists()  # the runtime made it: the database held nothing sealed
+    organization = make_org()
+    with db.session() as session:
+        account = ServiceAccount(
+            organization_id=organization.id,
+            name="Contoso sync",
+            kind=ConnectionKind.OFFICE365,
+            credential_type=CredentialType.SECRET,
+        )
+        session.add(account)
+        session.flush()
+        runtime.seal(account, "secret_sealed", "Zx8Q~a.secret")
+    key = key_file.read_bytes()
+    key_file.unlink()
+
+    with pytest.raises(SecretKeyMissing) as missing:
+        ConnectionRuntime.from_settings(settings, db)
+
+    assert str(key_file.resolve()) in missing.value.message
+    assert "M365SYNC_SECRET_KEY" in (missing.value.fix or "")
+    assert not key_file.exists()
+    key_file.write_bytes(key)  # restored from the backup: everything opens again
+    with db.session() as session:
+        restored = ConnectionRuntime.from_settings(settings, db)
+        assert restored.open(session.get(ServiceAccount, account.id), "secret_sealed") == (
+            "Zx8Q~a.secret"
+        )

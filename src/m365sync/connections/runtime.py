@@ -93,7 +93,14 @@ class ConnectionRuntime:
     def from_settings(
         cls, settings: Settings, database: Database | None = None
     ) -> ConnectionRuntime:
-        return cls(settings=settings, box=SecretBox.from_settings(settings), database=database)
+        """The secret key is created here on a fresh database only (``load_keys``)."""
+        from m365sync.db.sealed import anything_sealed
+
+        box = SecretBox.from_settings(
+            settings,
+            anything_sealed=(lambda: anything_sealed(database.engine)) if database else None,
+        )
+        return cls(settings=settings, box=box, database=database)
 
     # -- sealed columns ---------------------------------------------------------------------
 

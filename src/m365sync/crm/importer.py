@@ -2,7 +2,9 @@
 
 Rows are matched on their natural key — an account on its name, a contact or lead on its
 email address (normalised) — so importing the same file twice updates, never duplicates.
-A bad row is reported with its line number; the good rows are imported.
+A bad row (no email, a value longer than its column holds, a domain of another account) is
+reported with its line number, the cause and the fix, and changes nothing; the good rows
+are imported.
 """
 
 from __future__ import annotations
@@ -17,10 +19,24 @@ from sqlalchemy.orm import Session
 
 from m365sync.crm.addresses import normalize_address
 from m365sync.crm.models import CrmAccount, CrmAccountDomain, CrmContact, CrmLead
+from m365sync.db.base import max_length
+from m365sync.errors import ValidationFailed
 
 __all__ = ["ImportReport", "import_csv", "load_demo_crm"]
 
 KINDS = ("accounts", "contacts", "leads")
+
+# The most characters each imported column holds (the store's column sizes).
+LIMITS = {
+    "name": max_length(CrmAccount.__table__.c.name),
+    "domain": max_length(CrmAccountDomain.__table__.c.domain),
+    "email": max_length(CrmContact.__table__.c.email),
+    "first_name": max_length(CrmContact.__table__.c.first_name),
+    "last_name": max_length(CrmContact.__table__.c.last_name),
+    "title": max_length(CrmContact.__table__.c.title),
+    "phone": max_length(CrmContact.__table__.c.phone),
+    "company": max_length(CrmLead.__table__.c.company),
+}
 
 
 @dataclass
@@ -28,6 +44,21 @@ class ImportReport:
     created: int = 0
     updated: int = 0
     errors: list[tuple[int, str]] = field(default_factory=list)
+    """(line number, what is wrong with the row and how to fix it)."""
+
+
+class _RowRejected(ValueError):
+    """One row can't be imported; the message says why and what to change."""
+
+
+def _bounded(column: str, value: str) -> str:
+    limit = LIMITS[column]
+    if len(value) > limit:
+        raise _RowRejected(
+            f"{column} is {len(value):,} characters long; the most is {limit}. "
+            f"Shorten it to {limit} characters or fewer and import the file again."
+        )
+    return value
 
 
 def _account(session: Session, organization_id: str, name: str) -> CrmAccount:
@@ -50,9 +81,9 @@ def _row(
         return (row.get(key) or "").strip()
 
     if kind == "accounts":
-        name = get("name") or get("company")
+        name = _bounded("name", get("name") or get("company"))
         if not name:
-            raise ValueError("an account needs a name")
+            raise _RowRejected("The account has no name. Fill in its name column.")
         existed = session.scalar(
             select(CrmAccount.id).where(
                 CrmAccount.organization_id == organization_id, CrmAccount.name == name
@@ -62,6 +93,7 @@ def _row(
         for domain in filter(
             None, (d.strip().lower().lstrip("@") for d in get("domains").replace(";", " ").split())
         ):
+            _bounded("domain", domain)
             taken = session.scalar(
                 select(CrmAccountDomain).where(
                     CrmAccountDomain.organization_id == organization_id,
@@ -75,7 +107,10 @@ def _row(
                     )
                 )
             elif taken.account_id != account.id:
-                raise ValueError(f"the domain {domain} already belongs to another account")
+                raise _RowRejected(
+                    f"The domain {domain} already belongs to another account. Remove it from "
+                    "one of the two accounts."
+                )
         if existed:
             report.updated += 1
         else:
@@ -83,7 +118,15 @@ def _row(
         return
     email = normalize_address(get("email"))
     if email is None:
-        raise ValueError(f"'{get('email')}' is not an email address")
+        raise _RowRejected(
+            f"'{get('email')[:80]}' is not an email address. Enter one such as kim@fabrikam.com."
+        )
+    _bounded("email", email)
+    first_name = _bounded("first_name", get("first_name"))
+    last_name = _bounded("last_name", get("last_name"))
+    title = _bounded("title", get("title"))
+    phone = _bounded("phone", get("phone"))
+    company = _bounded("company", get("company") or get("account"))
     model: type[CrmContact] | type[CrmLead] = CrmContact if kind == "contacts" else CrmLead
     found: CrmContact | CrmLead | None
     if model is CrmContact:
@@ -104,37 +147,51 @@ def _row(
         report.created += 1
     else:
         report.updated += 1
-    found.first_name = get("first_name")[:100]
-    found.last_name = get("last_name")[:100]
-    company = get("company") or get("account")
+    found.first_name = first_name
+    found.last_name = last_name
     if isinstance(found, CrmContact):
-        found.title = get("title")[:200]
-        found.phone = get("phone")[:50]
+        found.title = title
+        found.phone = phone
         if company:
             found.account_id = _account(session, organization_id, company).id
     else:
-        found.company = company[:200]
+        found.company = company
         found.source = "import"
     session.flush()
 
 
 def import_csv(session: Session, organization_id: str, kind: str, text: str) -> ImportReport:
-    """Import ``kind`` (accounts, contacts, leads) rows; the caller's boundary commits."""
+    """Import ``kind`` (accounts, contacts, leads) rows; the caller's boundary commits.
+    Each row is checked whole and applied in a savepoint, so a rejected row changes
+    nothing and the others are imported."""
     if kind not in KINDS:
-        raise ValueError(f"kind must be one of {', '.join(KINDS)}")
+        raise ValidationFailed(
+            f"'{kind}' is not something the CRM import knows.",
+            fix=f"Import one of: {', '.join(KINDS)}.",
+        )
     report = ImportReport()
-    for line, row in enumerate(csv.DictReader(io.StringIO(text)), start=2):
-        try:
-            with session.begin_nested():
-                _row(
-                    session,
-                    organization_id,
-                    kind,
-                    {k.strip().lower(): v for k, v in row.items() if k},
-                    report,
-                )
-        except ValueError as exc:
-            report.errors.append((line, str(exc)))
+    reader = csv.DictReader(io.StringIO(text.lstrip("\ufeff")))
+    try:
+        for row in reader:
+            try:
+                with session.begin_nested():
+                    _row(
+                        session,
+                        organization_id,
+                        kind,
+                        {k.strip().lower(): v for k, v in row.items() if isinstance(k, str)},
+                        report,
+                    )
+            except _RowRejected as exc:
+                report.errors.append((reader.line_num, str(exc)))
+    except csv.Error as exc:
+        report.errors.append(
+            (
+                reader.line_num,
+                f"The file can't be read as CSV from here on ({exc}). Save it again as CSV "
+                "(UTF-8) and import it again; the lines before it were imported.",
+            )
+        )
     return report
 
 

@@ -5,12 +5,15 @@ Only repositories query the database, and only the request or job boundary commi
 
 from __future__ import annotations
 
+import contextlib
+import os
 import uuid
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import MetaData, event
-from sqlalchemy.engine import Engine, create_engine
+from sqlalchemy.engine import Engine, create_engine, make_url
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 from sqlalchemy.types import DateTime, TypeDecorator
 
@@ -57,6 +60,16 @@ def new_id() -> str:
     return str(uuid.uuid4())
 
 
+def max_length(column: Any) -> int:
+    """The declared length of a ``String(n)`` column (``Model.__table__.c.name``): services
+    check text against it, so a long value is refused with a message on every database
+    (PostgreSQL enforces the length with an error, SQLite not at all)."""
+    length = getattr(column.type, "length", None)
+    if not isinstance(length, int):
+        raise TypeError(f"{column} has no declared length")
+    return length
+
+
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")
@@ -72,8 +85,28 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
+def create_private_sqlite_file(url: str) -> None:
+    """Create a SQLite database file that does not exist yet with mode 0600 (and its
+    directory, if created here, 0700): it holds every synced email. SQLite gives the
+    ``-wal`` and ``-shm`` files it creates next to it the database file's permissions. An
+    existing file's permissions are left as they are."""
+    parsed = make_url(url)
+    database = parsed.database
+    if not database or database == ":memory:" or database.startswith("file:"):
+        return
+    if parsed.query.get("uri") or parsed.query.get("mode") == "memory":
+        return
+    path = Path(database)
+    if path.exists():
+        return
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    with contextlib.suppress(FileExistsError):  # another process created it first
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+
+
 def create_db_engine(url: str, **kwargs: Any) -> Engine:
     if url.startswith("sqlite"):
+        create_private_sqlite_file(url)
         engine = create_engine(url, connect_args={"check_same_thread": False}, **kwargs)
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine

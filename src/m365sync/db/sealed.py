@@ -1,13 +1,15 @@
-"""Re-sealing every sealed column (``info={"sealed": True}``) under a new key.
+"""Re-sealing every sealed column (``info={"sealed": True}``) under a new key, and telling
+whether anything is sealed at all (a missing key file may be created only then).
 
-Used by ``m365sync keys rotate``; works on any model of any package that marks its
-ciphertext columns, as long as the table's primary key is a single ``id`` column (the
-sealing context includes it).
+Used by ``m365sync keys rotate`` and the connection runtime; works on any model of any
+package that marks its ciphertext columns, as long as the table's primary key is a single
+``id`` column (the sealing context includes it).
 """
 
 from __future__ import annotations
 
-from sqlalchemy import select, update
+from sqlalchemy import inspect, literal, select, update
+from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
 from m365sync.crypto import SecretBox, seal_context
@@ -42,3 +44,16 @@ def reseal_all(session: Session, old: SecretBox, new: SecretBox) -> int:
             )
             count += 1
     return count
+
+
+def anything_sealed(engine: Engine) -> bool:
+    """Whether any sealed column holds a value (a database not migrated yet holds none)."""
+    existing = set(inspect(engine).get_table_names())
+    with engine.connect() as connection:
+        for table_name, column_name in sealed_columns():
+            if table_name not in existing:
+                continue
+            column = Base.metadata.tables[table_name].c[column_name]
+            if connection.execute(select(literal(1)).where(column.is_not(None)).limit(1)).first():
+                return True
+    return False

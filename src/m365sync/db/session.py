@@ -59,7 +59,8 @@ class Database:
 
 
 def database_from_settings(settings: Settings) -> Database:
-    """The database the settings name; creates ``data_dir`` for the default SQLite file."""
+    """The database the settings name; creates ``data_dir`` (mode 0700) for the default
+    SQLite file."""
     if not settings.database_url:
-        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        settings.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
     return Database.from_url(settings.resolved_database_url)

@@ -1,4 +1,5 @@
-"""JSON API: the caller's organization, its domains to sync, members and audit log."""
+"""JSON API: the caller's organization, its domains to sync, members, API tokens and audit
+log."""
 
 from __future__ import annotations
 
@@ -6,7 +7,9 @@ from fastapi import APIRouter, Body, Response
 
 from m365sync.audit import service as audit
 from m365sync.organizations import service as orgs
+from m365sync.organizations.models import ApiToken
 from m365sync.organizations.schemas import (
+    ApiTokenOut,
     AuditEventOut,
     DomainIn,
     DomainOut,
@@ -99,6 +102,29 @@ def update_member(
 def remove_member(caller: Admin, session: ApiSession, member_id: str) -> Response:
     member = orgs.get_member(session, caller.organization, member_id)
     orgs.remove_member(session, caller.organization, member, actor=caller.actor)
+    return Response(status_code=204)
+
+
+def _token_out(token: ApiToken) -> ApiTokenOut:
+    return ApiTokenOut(
+        id=token.id,
+        name=token.name,
+        prefix=token.prefix,
+        admin=token.member.email,
+        created_at=token.created_at,
+        last_used_at=token.last_used_at,
+        revoked_at=token.revoked_at,
+    )
+
+
+@router.get("/api-tokens", response_model=list[ApiTokenOut])
+def list_api_tokens(caller: Admin, session: ApiSession) -> list[ApiTokenOut]:
+    return [_token_out(t) for t in orgs.list_api_tokens(session, caller.organization)]
+
+
+@router.delete("/api-tokens/{token_id}", status_code=204)
+def revoke_api_token(caller: Admin, session: ApiSession, token_id: str) -> Response:
+    orgs.revoke_api_token(session, caller.organization, token_id, actor=caller.actor)
     return Response(status_code=204)
 
 

@@ -57,6 +57,19 @@ class ImportOut(BaseModel):
     errors: list[str]
 
 
+class ApiTokenOut(BaseModel):
+    """An API token as listed: never the token itself (only its first characters)."""
+
+    model_config = ConfigDict(from_attributes=True)
+    id: str
+    name: str
+    prefix: str = Field(description="The token's first characters, to recognise it.")
+    admin: str = Field(description="Email of the admin the token acts as.")
+    created_at: datetime
+    last_used_at: datetime | None
+    revoked_at: datetime | None
+
+
 class AuditEventOut(BaseModel):
     model_config = ConfigDict(from_attributes=True)
     actor: str

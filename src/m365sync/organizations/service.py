@@ -10,12 +10,14 @@ import hashlib
 import io
 import re
 import secrets
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 from sqlalchemy.orm import Session
 
 from m365sync.audit import service as audit
-from m365sync.db.base import utcnow
+from m365sync.db.base import max_length, utcnow
 from m365sync.errors import Conflict, NotFound, Unauthorized, ValidationFailed
 from m365sync.organizations.models import ApiToken, Domain, Member, Organization, Role
 from m365sync.organizations.repository import OrganizationRepository
@@ -24,10 +26,29 @@ DOMAIN_RE = re.compile(r"^(?=.{1,253}$)(?!-)([a-z0-9-]{1,63}(?<!-)\.)+[a-z]{2,63
 EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 TOKEN_PREFIX = "m365s_"
 
+# The longest text each column holds: longer input is refused with a message (PostgreSQL
+# would fail the whole request, SQLite would store it and the pages would carry it).
+ORGANIZATION_NAME_MAX = max_length(Organization.__table__.c.name)
+SLUG_MAX = max_length(Organization.__table__.c.slug)
+MEMBER_NAME_MAX = max_length(Member.__table__.c.name)
+EMAIL_MAX = max_length(Member.__table__.c.email)
+CRM_USER_ID_MAX = max_length(Member.__table__.c.crm_user_id)
+TOKEN_NAME_MAX = max_length(ApiToken.__table__.c.name)
+
+
+def _within(value: str, limit: int, what: str) -> str:
+    """``value`` if it is at most ``limit`` characters, else ``ValidationFailed``."""
+    if len(value) > limit:
+        raise ValidationFailed(
+            f"{what} is {len(value):,} characters long; the most is {limit}.",
+            fix=f"Shorten it to {limit} characters or fewer.",
+        )
+    return value
+
 
 def _slugify(name: str) -> str:
     slug = re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")
-    return slug or "org"
+    return slug[:SLUG_MAX].rstrip("-") or "org"
 
 
 # -- organizations ----------------------------------------------------------------------------
@@ -36,9 +57,11 @@ def _slugify(name: str) -> str:
 def create_organization(
     session: Session, name: str, *, slug: str | None = None, actor: str = "cli"
 ) -> Organization:
-    name = name.strip()
+    name = _within(name.strip(), ORGANIZATION_NAME_MAX, "The organization's name")
     if not name:
         raise ValidationFailed("An organization needs a name.", fix="Give a name, e.g. 'Contoso'.")
+    if slug is not None:
+        _within(slug.strip(), SLUG_MAX, "The organization's short name (slug)")
     repo = OrganizationRepository(session)
     slug = _slugify(slug or name)
     if repo.by_slug(slug) is not None:
@@ -140,11 +163,25 @@ def _role(value: str | Role | None) -> Role:
 
 def _email(value: str) -> str:
     email = value.strip().lower()
+    if len(email) > EMAIL_MAX:
+        raise ValidationFailed(
+            f"The email address is {len(email):,} characters long; the most is {EMAIL_MAX}.",
+            fix="Enter the member's address, such as adele@contoso.com.",
+        )
     if not EMAIL_RE.match(email):
         raise ValidationFailed(
             f"'{value}' is not an email address.", fix="Enter an address such as adele@contoso.com."
         )
     return email
+
+
+def _member_name(value: str) -> str:
+    return _within(value.strip(), MEMBER_NAME_MAX, "The member's name")
+
+
+def _crm_user_id(value: str | None) -> str | None:
+    text = (value or "").strip()
+    return _within(text, CRM_USER_ID_MAX, "The CRM user id") or None
 
 
 def add_member(
@@ -158,6 +195,7 @@ def add_member(
     actor: str = "cli",
 ) -> Member:
     address = _email(email)
+    member_name, member_role, crm_id = _member_name(name), _role(role), _crm_user_id(crm_user_id)
     repo = OrganizationRepository(session)
     if repo.member_by_email(organization.id, address) is not None:
         raise Conflict(f"{address} is already a member.", fix="Edit the member instead.")
@@ -165,9 +203,9 @@ def add_member(
         Member(
             organization_id=organization.id,
             email=address,
-            name=name.strip(),
-            role=_role(role),
-            crm_user_id=crm_user_id,
+            name=member_name,
+            role=member_role,
+            crm_user_id=crm_id,
         )
     )
     audit.record(session, organization.id, actor, "member.add", address, role=member.role.value)
@@ -184,19 +222,42 @@ def update_member(
     crm_user_id: str | None = None,
     actor: str = "cli",
 ) -> Member:
+    """Change what is given. A member whose role changes loses their API tokens (see
+    ``_set_role``)."""
+    new_name = None if name is None else _member_name(name)
+    new_role = None if role is None else _role(role)
+    new_crm_user_id = None if crm_user_id is None else _crm_user_id(crm_user_id)
     changed: list[str] = []
-    if name is not None:
-        member.name = name.strip()
+    if new_name is not None:
+        member.name = new_name
         changed.append("name")
-    if role is not None:
-        member.role = _role(role)
+    if new_role is not None:
+        _set_role(session, organization, member, new_role, actor=actor)
         changed.append("role")
     if crm_user_id is not None:
-        member.crm_user_id = crm_user_id or None
+        member.crm_user_id = new_crm_user_id
         changed.append("crm_user_id")
     session.flush()
     audit.record(session, organization.id, actor, "member.update", member.email, fields=changed)
     return member
+
+
+def _set_role(
+    session: Session, organization: Organization, member: Member, role: Role, *, actor: str
+) -> None:
+    """An API token acts as an admin, so a member who stops being one loses their tokens
+    for good: promoting them again later does not bring the old tokens back. A member being
+    promoted holds no live token (a user can't be given one); any left over from before
+    demotions revoked tokens is revoked then."""
+    if role != member.role:
+        _revoke_member_tokens(
+            session,
+            organization,
+            member,
+            actor=actor,
+            reason="no longer an admin" if role != Role.ADMIN else "made admin again",
+        )
+    member.role = role
 
 
 def list_members(session: Session, organization: Organization) -> list[Member]:
@@ -218,6 +279,7 @@ def get_member(session: Session, organization: Organization, key: str) -> Member
 def remove_member(
     session: Session, organization: Organization, member: Member, *, actor: str = "cli"
 ) -> None:
+    _revoke_member_tokens(session, organization, member, actor=actor, reason="member removed")
     OrganizationRepository(session).delete_member(member)
     audit.record(session, organization.id, actor, "member.remove", member.email)
 
@@ -244,30 +306,18 @@ def import_members_csv(
             fix="Put a header row first: email,name,role,crm_user_id",
         )
     repo = OrganizationRepository(session)
-    for line, raw in enumerate(reader, start=2):
-        row = {(k or "").strip().lower(): (v or "").strip() for k, v in raw.items()}
-        try:
-            address = _email(row.get("email", ""))
-            role = _role(row.get("role") or "user")
-            existing = repo.member_by_email(organization.id, address)
-            if existing is None:
-                repo.add_member(
-                    Member(
-                        organization_id=organization.id,
-                        email=address,
-                        name=row.get("name", ""),
-                        role=role,
-                        crm_user_id=row.get("crm_user_id") or None,
-                    )
-                )
-                result.created.append(address)
-            else:
-                existing.name = row.get("name") or existing.name
-                existing.role = role if row.get("role") else existing.role
-                existing.crm_user_id = row.get("crm_user_id") or existing.crm_user_id
-                result.updated.append(address)
-        except ValidationFailed as exc:
-            result.errors.append(f"line {line}: {exc.message} {exc.fix or ''}".strip())
+    try:
+        for raw in reader:
+            try:
+                _import_member_row(session, organization, repo, raw, result, actor=actor)
+            except ValidationFailed as exc:
+                problem = f"{exc.message} {exc.fix or ''}".strip()
+                result.errors.append(f"line {reader.line_num}: {problem}")
+    except csv.Error as exc:
+        result.errors.append(
+            f"line {reader.line_num}: the file can't be read as CSV from here on ({exc}). Save "
+            "it again as CSV (UTF-8) and import it again; the lines before it were imported."
+        )
     session.flush()
     audit.record(
         session,
@@ -279,6 +329,45 @@ def import_members_csv(
         updated=len(result.updated),
     )
     return result
+
+
+def _import_member_row(
+    session: Session,
+    organization: Organization,
+    repo: OrganizationRepository,
+    raw: Mapping[str | None, Any],
+    result: ImportResult,
+    *,
+    actor: str,
+) -> None:
+    """One CSV row, checked whole before anything is changed."""
+    row = {
+        (k or "").strip().lower(): (v or "").strip()
+        for k, v in raw.items()
+        if k is not None and not isinstance(v, list)  # a surplus cell has no column
+    }
+    address = _email(row.get("email", ""))
+    role = _role(row["role"]) if row.get("role") else None
+    name = _member_name(row.get("name", ""))
+    crm_user_id = _crm_user_id(row.get("crm_user_id"))
+    existing = repo.member_by_email(organization.id, address)
+    if existing is None:
+        repo.add_member(
+            Member(
+                organization_id=organization.id,
+                email=address,
+                name=name,
+                role=role or Role.USER,
+                crm_user_id=crm_user_id,
+            )
+        )
+        result.created.append(address)
+        return
+    existing.name = name or existing.name
+    if role is not None:
+        _set_role(session, organization, existing, role, actor=actor)
+    existing.crm_user_id = crm_user_id or existing.crm_user_id
+    result.updated.append(address)
 
 
 # -- API tokens ------------------------------------------------------------------------------
@@ -308,6 +397,7 @@ def create_api_token(
             f"{member.email} is not an admin; API tokens act as an organization admin.",
             fix=f"Make them an admin first: m365sync members set-role {member.email} admin",
         )
+    name = _within(name.strip(), TOKEN_NAME_MAX, "The token's name")
     plaintext = TOKEN_PREFIX + secrets.token_urlsafe(32)
     token = OrganizationRepository(session).add_token(
         ApiToken(
@@ -333,12 +423,19 @@ def create_api_token(
 def authenticate_token(session: Session, plaintext: str) -> tuple[Organization, Member]:
     """The organization and admin an API token acts as; ``Unauthorized`` otherwise."""
     token = OrganizationRepository(session).token_by_hash(hash_token(plaintext.strip()))
-    if token is None or token.revoked_at is not None:
+    if token is None:
         raise Unauthorized(
-            "The API token is missing, unknown or revoked.",
+            "The API token is unknown.",
             fix=(
-                "Send 'Authorization: Bearer <token>' with a token from: m365sync api-tokens create"
+                "Send 'Authorization: Bearer <token>' with the whole token, as it was shown "
+                "when it was created (m365sync api-tokens create)."
             ),
+        )
+    if token.revoked_at is not None:
+        raise Unauthorized(
+            f"This API token ({token.prefix}…, '{token.name or 'unnamed'}') was revoked on "
+            f"{token.revoked_at:%Y-%m-%d %H:%M} UTC and no longer works.",
+            fix="Ask an admin of the organization for a new token.",
         )
     member = token.member
     if member.role != Role.ADMIN:
@@ -352,15 +449,43 @@ def authenticate_token(session: Session, plaintext: str) -> tuple[Organization, 
     return organization, member
 
 
+def list_api_tokens(session: Session, organization: Organization) -> list[ApiToken]:
+    """The organization's API tokens, oldest first, revoked ones included (with the date)."""
+    return OrganizationRepository(session).tokens(organization.id)
+
+
 def revoke_api_token(
     session: Session, organization: Organization, token_id: str, *, actor: str = "cli"
+) -> ApiToken:
+    """Revoke one of the organization's tokens for good; revoking it again changes nothing."""
+    for token in OrganizationRepository(session).tokens(organization.id):
+        if token.id == token_id.strip():
+            if token.revoked_at is None:
+                _revoke(session, token, actor=actor, reason="revoked by an admin")
+            return token
+    raise NotFound(
+        f"{organization.name} has no API token with the id '{token_id}'.",
+        fix="Pick the token from the list of the organization's API tokens.",
+    )
+
+
+def _revoke(session: Session, token: ApiToken, *, actor: str, reason: str) -> None:
+    token.revoked_at = utcnow()
+    audit.record(
+        session,
+        token.organization_id,
+        actor,
+        "api_token.revoke",
+        token.member.email,
+        token_id=token.id,
+        name=token.name,
+        reason=reason,
+    )
+
+
+def _revoke_member_tokens(
+    session: Session, organization: Organization, member: Member, *, actor: str, reason: str
 ) -> None:
     for token in OrganizationRepository(session).tokens(organization.id):
-        if token.id == token_id:
-            token.revoked_at = utcnow()
-            audit.record(session, organization.id, actor, "api_token.revoke", token_id)
-            return
-    raise NotFound(
-        f"No API token {token_id} in {organization.name}.",
-        fix="Check the token's id: it was shown with the token when it was created.",
-    )
+        if token.member_id == member.id and token.revoked_at is None:
+            _revoke(session, token, actor=actor, reason=reason)

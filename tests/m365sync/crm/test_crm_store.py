@@ -41,7 +41,7 @@ def test_csv_import_is_idempotent_and_reports_bad_rows(store: tuple[Database, st
         assert (first.created, again.created, again.updated) == (2, 0, 2)
         assert (people.created, people.errors) == (
             1,
-            [(3, "'not-an-email' is not an email address")],
+            [(3, "'not-an-email' is not an email address. Enter one such as kim@fabrikam.com.")],
         )
         found = crm.find_people(["kim@fabrikam.com"])
         fabrikam = crm.account_by_name("Fabrikam")
@@ -50,6 +50,43 @@ def test_csv_import_is_idempotent_and_reports_bad_rows(store: tuple[Database, st
         assert crm.find_accounts_by_domain(["fabrikam.de", "nowhere.org"]) == {
             "fabrikam.de": fabrikam.id
         }
+
+
+def test_csv_import_reports_values_too_long_for_the_store_and_imports_the_rest(
+    store: tuple[Database, str, str],
+) -> None:
+    """On PostgreSQL a value longer than its column failed the whole import; on SQLite it
+    was cut short without a word. Now the line is reported and the others imported."""
+    database, org, _ = store
+    contacts = (
+        "email,first_name,last_name,company,title,phone\n"
+        f"kim@fabrikam.com,{'K' * 101},Akers,Fabrikam,Buyer,\n"
+        "ana@fabrikam.com,Ana,Ruiz,Fabrikam,Buyer,+1 555 0100\n"
+        f"nora@northwind.example,Nora,North,{'N' * 201},,\n"
+        f"sam@tailspintoys.com,Sam,Tail,,,{'5' * 51}\n"
+    )
+    accounts = f"name,domains\n{'A' * 201},a.example\nLitware,{'d' * 250}.com\nTailspin,t.com\n"
+    with database.session() as s:
+        people = import_csv(s, org, "contacts", contacts)
+        companies = import_csv(s, org, "accounts", accounts)
+    assert people.created == 1 and companies.created == 1
+    assert [(line, problem.split(";")[0]) for line, problem in people.errors] == [
+        (2, "first_name is 101 characters long"),
+        (4, "company is 201 characters long"),
+        (5, "phone is 51 characters long"),
+    ]
+    assert all("Shorten it to" in problem for _, problem in people.errors)
+    assert [(line, problem.split(";")[0]) for line, problem in companies.errors] == [
+        (2, "name is 201 characters long"),
+        (3, "domain is 254 characters long"),
+    ]
+    with database.session() as s:
+        crm = EmbeddedCrm(s, org)
+        assert set(crm.find_people(["kim@fabrikam.com", "ana@fabrikam.com"])) == {
+            "ana@fabrikam.com"
+        }
+        assert crm.account_by_name("Litware") is None  # its bad domain rejected the line
+        assert crm.account_by_name("Tailspin") is not None
 
 
 def test_demo_dataset_matches_the_demo_tenants_correspondents(

@@ -215,3 +215,26 @@ def test_a_user_connects_their_office_365_sees_task_sync_and_disconnects(
     page.get_by_role("button", name="Disconnect").click()
     assert page.get_by_role("status").inner_text() == "Disconnected. Your tokens were deleted."
     assert "Off" in page.locator("[data-feature=tasks]").inner_text()
+
+
+def test_long_unbroken_names_wrap_instead_of_widening_the_pages(
+    live_server: Any, people: Any, new_page: Any, sign_in_as: Any, database: Any
+) -> None:
+    """A name of 200 characters without a space (the most a name may have), or one of
+    10,000 stored before names had a limit, never pushes a page wider than the window."""
+    from m365sync.organizations import service as organizations
+
+    org = people.organization("Contoso" + "o" * 193, "contoso")
+    admin = people.member(org, "admin@contoso.com", Role.ADMIN, name="M" * 200)
+    people.member(org, "adele@contoso.com", Role.USER, name="A" * 10_000)
+    with database.session() as db:
+        organizations.create_api_token(db, org, admin, name="T" * 200)
+    page = new_page()
+    sign_in_as(page, live_server.url, "admin@contoso.com")
+    for path in ("/admin/members", "/admin/api-tokens", "/me/connections"):
+        page.goto(f"{live_server.url}{path}")
+        assert page.get_by_role("heading", level=1).is_visible()
+        overflow = page.evaluate(
+            "document.documentElement.scrollWidth - document.documentElement.clientWidth"
+        )
+        assert overflow <= 0, f"{path} is {overflow}px wider than the window"

@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
+from m365sync.organizations import service as organizations
 from m365sync.organizations.models import Role
 
 DEMO_APP = "11111111-2222-4333-8444-000000000001"
@@ -243,3 +244,74 @@ def test_the_navigation_links_the_scheduling_pages(client: TestClient, admin: st
     user_page = client.get("/me/connections").text
     assert 'href="/scheduling"' in user_page
     assert client.get("/scheduling/admin").status_code == 200
+
+
+def test_an_admin_lists_and_revokes_api_tokens(
+    client: TestClient, admin: str, people: Any, database: Any
+) -> None:
+    with database.session() as db:
+        contoso = organizations.get_organization(db, "contoso")
+        megan = organizations.get_member(db, contoso, "admin@contoso.com")
+        _, token = organizations.create_api_token(db, contoso, megan, name="Nightly export")
+    fabrikam = people.organization("Fabrikam", "fabrikam")
+    other_admin = people.member(fabrikam, "admin@fabrikam.com", Role.ADMIN)
+    with database.session() as db:
+        others, _ = organizations.create_api_token(
+            db, organizations.get_organization(db, fabrikam.id), other_admin
+        )
+    api = "/api/v1/organizations/contoso/domains"
+    assert client.get(api, headers={"Authorization": f"Bearer {token}"}).status_code == 200
+
+    page = client.get("/admin/api-tokens")
+    assert page.status_code == 200 and 'href="/admin/api-tokens" aria-current="page"' in page.text
+    assert "Nightly export" in page.text and f"{token[:10]}…" in page.text
+    assert token not in page.text and "Fabrikam" not in page.text
+    token_id = page.text.split('action="/admin/api-tokens/', 1)[1].split("/", 1)[0]
+
+    assert (
+        client.post(f"/admin/api-tokens/{others.id}/revoke", data={"csrf_token": admin}).status_code
+        == 404
+    )
+    done = client.post(
+        f"/admin/api-tokens/{token_id}/revoke", data={"csrf_token": admin}, follow_redirects=True
+    )
+    assert "API token revoked: it no longer works." in done.text
+    assert "Revoked" in done.text and 'action="/admin/api-tokens/' not in done.text
+    refused = client.get(api, headers={"Authorization": f"Bearer {token}"})
+    assert refused.status_code == 401 and "was revoked on" in refused.json()["error"]["message"]
+    with database.session() as db:
+        assert (
+            organizations.list_api_tokens(db, organizations.get_organization(db, fabrikam.id))[
+                0
+            ].revoked_at
+            is None
+        )
+
+
+def test_an_admin_made_a_user_on_the_members_page_loses_their_api_tokens(
+    client: TestClient, admin: str, people: Any, database: Any
+) -> None:
+    with database.session() as db:
+        contoso = organizations.get_organization(db, "contoso")
+        diego = organizations.add_member(db, contoso, "diego@contoso.com", role=Role.ADMIN)
+        _, token = organizations.create_api_token(db, contoso, diego, name="Diego's script")
+    for role in ("user", "admin"):
+        answer = client.post(
+            f"/admin/members/{diego.id}/role", data={"csrf_token": admin, "role": role}
+        )
+        assert answer.status_code == 303
+    refused = client.get(
+        "/api/v1/organizations/contoso/domains", headers={"Authorization": f"Bearer {token}"}
+    )
+    assert refused.status_code == 401
+    assert "Revoked" in client.get("/admin/api-tokens").text
+
+
+def test_a_too_long_name_is_refused_on_the_members_page(client: TestClient, admin: str) -> None:
+    answer = client.post(
+        "/admin/members",
+        data={"csrf_token": admin, "email": "lee@contoso.com", "name": "x" * 201, "role": "user"},
+    )
+    assert answer.status_code == 422
+    assert "The member&#39;s name is 201 characters long; the most is 200." in answer.text
+    assert "lee@contoso.com" not in answer.text.split("</h1>", 1)[1]

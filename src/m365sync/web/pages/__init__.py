@@ -1,5 +1,5 @@
-"""The HTML dashboard: sign-in, Admin (My Organization, members and mailboxes, sync
-settings, audit log), the user portal and Activities.
+"""The HTML dashboard: sign-in, Admin (My Organization with its API tokens, members and
+mailboxes, sync settings, audit log), the user portal and Activities.
 
 ``install_pages(app)`` mounts the routers, the static files and the security headers; the
 app factory ``m365sync.web.app.create_app`` calls it (a second call changes nothing).
@@ -14,6 +14,7 @@ from m365sync.settings import get_settings
 from m365sync.web.pages import (
     activities,
     admin_organization,
+    api_tokens,
     members,
     service_accounts,
     sign_in,
@@ -34,6 +35,7 @@ def install_pages(app: FastAPI) -> None:
     for module in (
         sign_in,
         admin_organization,
+        api_tokens,
         service_accounts,
         members,
         user_connections,

@@ -1,7 +1,8 @@
 """Every call the dashboard makes into the product's services, in one place.
 
 Routes parse a form, call one function here, and render. Each function forwards to the
-package that owns the rule: ``organizations`` (domains, members, roles, CSV import),
+package that owns the rule: ``organizations`` (domains, members, roles, CSV import, API
+tokens),
 ``connections`` (service accounts, Run Test, access policy, user connections), ``sync``
 (mailbox status, resync, sync settings), ``scheduling`` (its settings), ``audit`` and
 ``crm`` (activity search, re-exported as is). Every function takes the signed-in member
@@ -142,6 +143,48 @@ def set_member_password(
     set_password(db, member, password)
     audit.record(db, actor.organization_id, actor.email, "member.password_set", member.email)
     return member
+
+
+# --- API tokens ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ApiTokenView:
+    """One API token as the list shows it: never the token, only its first characters."""
+
+    id: str
+    name: str
+    prefix: str
+    admin: str
+    created_at: datetime
+    last_used_at: datetime | None
+    revoked_at: datetime | None
+
+
+def list_api_tokens(db: Session, organization_id: str) -> list[ApiTokenView]:
+    return [
+        ApiTokenView(
+            id=t.id,
+            name=t.name,
+            prefix=t.prefix,
+            admin=t.member.email,
+            created_at=t.created_at,
+            last_used_at=t.last_used_at,
+            revoked_at=t.revoked_at,
+        )
+        for t in organizations.list_api_tokens(db, _organization(db, organization_id))
+    ]
+
+
+def revoke_api_token(db: Session, actor: SignedIn, token_id: str) -> None:
+    try:
+        organizations.revoke_api_token(
+            db, _organization(db, actor.organization_id), token_id, actor=actor.email
+        )
+    except NotFound as error:
+        raise NotFound(
+            "That API token is not in your organization.", fix="Reload the page."
+        ) from error
 
 
 # --- Service accounts -----------------------------------------------------------------------

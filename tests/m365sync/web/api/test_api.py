@@ -104,6 +104,88 @@ async def test_non_admin_tokens_stop_working(api, db, make_org):
     assert response.status_code == 401
 
 
+async def test_a_revoked_token_gets_401_saying_so(api, db, make_org):
+    contoso = make_org()
+    fabrikam = make_org("Fabrikam", ("fabrikam.com",))
+    token = admin_token(db, contoso, "admin@contoso.com")
+    spare = admin_token(db, contoso, "diego@contoso.com")
+    base = "/api/v1/organizations/contoso"
+
+    listed = await api.get(f"{base}/api-tokens", headers=bearer(token))
+    assert listed.status_code == 200
+    rows = listed.json()
+    assert {r["admin"] for r in rows} == {"admin@contoso.com", "diego@contoso.com"}
+    assert all(token not in str(r) and spare not in str(r) for r in rows)
+    spare_id = next(r["id"] for r in rows if r["admin"] == "diego@contoso.com")
+    other_org_token = admin_token(db, fabrikam, "admin@fabrikam.com")
+    refused = await api.delete(
+        f"/api/v1/organizations/fabrikam/api-tokens/{spare_id}", headers=bearer(other_org_token)
+    )
+    assert refused.status_code == 404  # another organization's token: not found, not revoked
+
+    revoked = await api.delete(f"{base}/api-tokens/{spare_id}", headers=bearer(token))
+    assert revoked.status_code == 204
+    answer = await api.get(f"{base}/domains", headers=bearer(spare))
+    assert answer.status_code == 401
+    error = answer.json()["error"]
+    assert "was revoked on" in error["message"] and error["fix"]
+    after = (await api.get(f"{base}/api-tokens", headers=bearer(token))).json()
+    assert [r["revoked_at"] is not None for r in after] == [False, True]
+    assert after[0]["last_used_at"] is not None
+
+
+async def test_demoting_and_promoting_again_does_not_bring_a_token_back(api, db, make_org):
+    org = make_org()
+    token = admin_token(db, org, "admin@contoso.com")
+    other = admin_token(db, org, "diego@contoso.com")
+    base = "/api/v1/organizations/contoso"
+    members = (await api.get(f"{base}/members", headers=bearer(other))).json()
+    admin_id = next(m["id"] for m in members if m["email"] == "admin@contoso.com")
+    for role in ("user", "admin"):
+        changed = await api.patch(
+            f"{base}/members/{admin_id}", headers=bearer(other), json={"role": role}
+        )
+        assert changed.status_code == 200 and changed.json()["role"] == role
+    answer = await api.get(f"{base}/domains", headers=bearer(token))
+    assert answer.status_code == 401 and "revoked" in answer.json()["error"]["message"]
+
+
+async def test_a_name_longer_than_200_characters_is_a_422_and_one_bad_csv_line(api, db, make_org):
+    org = make_org()
+    token = admin_token(db, org, "admin@contoso.com")
+    base = "/api/v1/organizations/contoso"
+    long_name = "x" * 201
+    added = await api.post(
+        f"{base}/members",
+        headers=bearer(token),
+        json={"email": "lee@contoso.com", "name": long_name},
+    )
+    assert added.status_code == 422
+    assert added.json()["error"] == {
+        "message": "The member's name is 201 characters long; the most is 200.",
+        "fix": "Shorten it to 200 characters or fewer.",
+    }
+    members = (await api.get(f"{base}/members", headers=bearer(token))).json()
+    admin_id = members[0]["id"]
+    renamed = await api.patch(
+        f"{base}/members/{admin_id}", headers=bearer(token), json={"name": long_name}
+    )
+    assert renamed.status_code == 422 and renamed.json()["error"]["fix"]
+
+    imported = await api.post(
+        f"{base}/members/import",
+        headers={**bearer(token), "Content-Type": "text/csv"},
+        content=f"email,name\nlee@contoso.com,Lee Gu\nlong@contoso.com,{long_name}\n"
+        "grady@contoso.com,Grady Archie\n",
+    )
+    assert imported.status_code == 200
+    assert imported.json()["created"] == ["lee@contoso.com", "grady@contoso.com"]
+    assert imported.json()["errors"] == [
+        "line 3: The member's name is 201 characters long; the most is 200. "
+        "Shorten it to 200 characters or fewer."
+    ]
+
+
 async def test_domains_members_and_expected_errors(api, db, make_org):
     org = make_org(domains=())
     token = admin_token(db, org, "admin@contoso.com")
