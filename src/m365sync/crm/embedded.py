@@ -4,7 +4,12 @@ It is a repository: it queries, it never commits. Every method is scoped to one
 organization. Writes are set-based (one ``SELECT ... IN`` and one multi-row ``INSERT``
 per table per page) so a 1,000-message page costs a handful of statements, and inserts
 ignore conflicts on the natural keys so two mailboxes logging the same email at the same
-moment still produce one activity.
+moment still produce one activity. An email's copies (``crm_email_copies``, one per
+mailbox item) are upserted the same way (``INSERT ... ON CONFLICT DO UPDATE``): a copy
+seen again takes its current folder and is live again.
+
+Subjects and participants' display names are stored bounded (``SUBJECT_MAX_CHARS``,
+``NAME_MAX_CHARS`` in ``crm.models``), whatever the caller hands in.
 
 The email path is the hot one (a first sync logs tens of thousands of messages): its
 inserts are prepared once per table and column list (``INSERT ... ON CONFLICT DO
@@ -20,18 +25,20 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from itertools import chain
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import orjson
 from sqlalchemy import JSON, Table, and_, delete, func, literal_column, or_, select, update
+from sqlalchemy import delete as sa_delete
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.engine import Dialect
+from sqlalchemy.engine import CursorResult, Dialect
 from sqlalchemy.orm import Session
 
 from m365sync.crm.models import (
+    NAME_MAX_CHARS,
     ActivityKind,
     CrmAccount,
     CrmAccountDomain,
@@ -40,10 +47,12 @@ from m365sync.crm.models import (
     CrmActivityPerson,
     CrmActivityRecord,
     CrmContact,
+    CrmEmailCopy,
     CrmLead,
     CrmSequence,
     PersonKind,
     RecordKind,
+    bounded_subject,
 )
 from m365sync.crm.target import (
     EmailRecord,
@@ -86,8 +95,20 @@ def ordered_ids(count: int) -> list[str]:
 
 
 @dataclass(frozen=True)
+class _Refresh:
+    """What a prepared insert does with a row whose ``key`` exists already: take the new
+    row's ``take`` columns and set the ``clear`` columns to NULL (an upsert). Without one,
+    the existing row is left alone (``ON CONFLICT DO NOTHING``)."""
+
+    key: tuple[str, ...]
+    take: tuple[str, ...]
+    clear: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
 class _PreparedInsert:
-    """Multi-row ``INSERT ... ON CONFLICT DO NOTHING`` for one dialect and column list.
+    """Multi-row ``INSERT ... ON CONFLICT DO NOTHING`` (or ``DO UPDATE``, see ``_Refresh``)
+    for one dialect and column list.
 
     Rows go in as multi-row ``VALUES`` statements, not an executemany: the database
     driver releases the GIL once per statement instead of once per row, which keeps the
@@ -99,10 +120,23 @@ class _PreparedInsert:
     width: int
     rows_per_statement: int
     processors: tuple[Callable[[Any], Any] | None, ...]
+    on_conflict: str
 
     @classmethod
-    def build(cls, table: Table, columns: tuple[str, ...], dialect: Dialect) -> _PreparedInsert:
+    def build(
+        cls,
+        table: Table,
+        columns: tuple[str, ...],
+        dialect: Dialect,
+        refresh: _Refresh | None = None,
+    ) -> _PreparedInsert:
         preparer = dialect.identifier_preparer
+        on_conflict = "ON CONFLICT DO NOTHING"
+        if refresh is not None:
+            sets = [f"{preparer.quote(c)} = excluded.{preparer.quote(c)}" for c in refresh.take]
+            sets += [f"{preparer.quote(c)} = NULL" for c in refresh.clear]
+            key = ", ".join(preparer.quote(c) for c in refresh.key)
+            on_conflict = f"ON CONFLICT ({key}) DO UPDATE SET {', '.join(sets)}"
         marker = "?" if dialect.paramstyle in ("qmark", "numeric") else "%s"
         if dialect.name == "sqlite" and dialect.dbapi is not None:
             budget = 32_000 if dialect.dbapi.sqlite_version_info >= (3, 32) else 999
@@ -115,13 +149,14 @@ class _PreparedInsert:
             width=len(columns),
             rows_per_statement=max(1, budget // len(columns)),
             processors=tuple(_processor(table, c, dialect) for c in columns),
+            on_conflict=on_conflict,
         )
 
     def sql(self, rows: int) -> str:
         # Table and column names come from the models, quoted by the dialect; every value
         # is a bound parameter.
         values = ", ".join([self.placeholder] * rows)
-        return f"INSERT INTO {self.table} ({self.columns}) VALUES {values} ON CONFLICT DO NOTHING"  # noqa: S608
+        return f"INSERT INTO {self.table} ({self.columns}) VALUES {values} {self.on_conflict}"  # noqa: S608
 
     def params(self, rows: Sequence[Sequence[Any]]) -> list[Any]:
         """Rows of Python values (in column order), converted as the DBAPI wants them and
@@ -149,11 +184,22 @@ def _processor(table: Table, column: str, dialect: Dialect) -> Callable[[Any], A
     return processor
 
 
+def _bounded_names(participants: Sequence[Participant]) -> Sequence[Participant]:
+    """``participants`` with display names cut to ``NAME_MAX_CHARS`` (the list itself when
+    none is longer: the usual case costs one pass and no copy)."""
+    if all(len(p.name) <= NAME_MAX_CHARS for p in participants):
+        return participants
+    return [
+        p if len(p.name) <= NAME_MAX_CHARS else replace(p, name=p.name[:NAME_MAX_CHARS])
+        for p in participants
+    ]
+
+
 def _json_text(value: Any) -> str:
     return orjson.dumps(value).decode()
 
 
-_PREPARED: dict[tuple[str, str, tuple[str, ...]], _PreparedInsert] = {}
+_PREPARED: dict[tuple[str, str, tuple[str, ...], _Refresh | None], _PreparedInsert] = {}
 # Every column the email path writes: a prepared insert bypasses the models' Python-side
 # defaults, so every NOT NULL column is listed (the last six with email constants).
 _EMAIL_COLUMNS = (
@@ -182,7 +228,12 @@ _EMAIL_COLUMNS = (
 _EMAIL_CONSTANTS = (0, False, "", False, False, "", "normal")
 _PERSON_COLUMNS = ("activity_id", "person_kind", "person_id")
 _RECORD_COLUMNS = ("activity_id", "record_kind", "record_id")
-_MEMBER_COLUMNS = ("activity_id", "member_id", "graph_item_id", "folder", "pushed_seq")
+_COPY_COLUMNS = ("member_id", "graph_item_id", "activity_id", "folder")
+# A copy seen again (another page, a repeat, a move into another synced folder) is live
+# again, in the folder it is in now.
+_COPY_REFRESH = _Refresh(
+    key=("member_id", "graph_item_id"), take=("activity_id", "folder"), clear=("removed_at",)
+)
 
 
 class EmbeddedCrm:
@@ -194,19 +245,24 @@ class EmbeddedCrm:
 
     # -- helpers ---------------------------------------------------------------------------
     def _bulk_insert(
-        self, model: type[Any], columns: tuple[str, ...], rows: Sequence[Sequence[Any]]
+        self,
+        model: type[Any],
+        columns: tuple[str, ...],
+        rows: Sequence[Sequence[Any]],
+        refresh: _Refresh | None = None,
     ) -> int:
-        """``INSERT ... ON CONFLICT DO NOTHING`` of positional ``rows`` (values in
-        ``columns`` order); returns how many rows were inserted (-1: unknown)."""
+        """``INSERT ... ON CONFLICT DO NOTHING`` (with ``refresh``: ``DO UPDATE``) of
+        positional ``rows`` (values in ``columns`` order); returns how many rows were
+        inserted (and updated, with ``refresh``; -1: unknown)."""
         if not rows:
             return 0
         connection = self.session.connection()
         dialect = connection.dialect
         table: Table = model.__table__
-        key = (dialect.name, table.name, columns)
+        key = (dialect.name, table.name, columns, refresh)
         prepared = _PREPARED.get(key)
         if prepared is None:
-            prepared = _PREPARED[key] = _PreparedInsert.build(table, columns, dialect)
+            prepared = _PREPARED[key] = _PreparedInsert.build(table, columns, dialect, refresh)
         inserted = 0
         step = prepared.rows_per_statement
         for start in range(0, len(rows), step):
@@ -400,8 +456,10 @@ class EmbeddedCrm:
     def upsert_emails(self, records: Sequence[EmailRecord]) -> UpsertResult:
         result = UpsertResult()
         merged: dict[str, EmailRecord] = {}
+        copies: dict[tuple[str, str], EmailRecord] = {}
         for record in records:
             merged[record.external_id] = record
+            copies[(record.member_id, record.graph_item_id)] = record
         if not merged:
             return result
         created, known = self._insert_emails(merged)
@@ -411,20 +469,20 @@ class EmbeddedCrm:
             # Activities made just now have no links yet: plain inserts, no lookups.
             people: list[tuple[Any, ...]] = []
             accounts: list[tuple[Any, ...]] = []
-            members: list[tuple[Any, ...]] = []
             for ext, aid in created.items():
                 r = merged[ext]
                 people.extend({(aid, p.kind, p.id) for p in r.people})
                 accounts.extend((aid, RecordKind.ACCOUNT, a) for a in set(r.account_ids))
-                members.append((aid, r.member_id, r.graph_item_id, r.folder, 0))
             self._bulk_insert(CrmActivityPerson, _PERSON_COLUMNS, people)
             self._bulk_insert(CrmActivityRecord, _RECORD_COLUMNS, accounts)
-            self._bulk_insert(CrmActivityMember, _MEMBER_COLUMNS, members)
-            result.linked = len(members)
+        already_live: set[tuple[str, str]] = set()
         if known:
             revived = sorted(set(known.values()))
+            # Settling another mailbox's copies may be deleting these emails right now: wait
+            # for it, so that either it sees the copies linked below or they revive the email.
+            self._lock_activities(revived)
             for chunk in _chunks(revived):
-                # Back in a synced folder (moved between folders, or a replay after deletion).
+                # Back in a synced folder (restored, or a replay after deletion).
                 self.session.execute(
                     update(CrmActivity)
                     .where(CrmActivity.id.in_(chunk), CrmActivity.deleted_at.is_not(None))
@@ -433,20 +491,102 @@ class EmbeddedCrm:
             self._link_who_and_what(
                 (known[ext], r.people, r.account_ids) for ext, r in merged.items() if ext in known
             )
-            result.linked += self._link_members(
-                [
-                    {
-                        "activity_id": known[ext],
-                        "member_id": r.member_id,
-                        "graph_item_id": r.graph_item_id,
-                        "folder": r.folder,
-                        "pushed_seq": 0,
-                    }
-                    for ext, r in merged.items()
-                    if ext in known
-                ]
+            already_live = self._live_copies(
+                [k for k, r in copies.items() if r.external_id in known]
             )
+        activity_of = {**known, **created}
+        rows = [
+            (member_id, item_id, activity_of[r.external_id], r.folder)
+            for (member_id, item_id), r in copies.items()
+            if r.external_id in activity_of
+        ]
+        self._bulk_insert(CrmEmailCopy, _COPY_COLUMNS, rows, _COPY_REFRESH)
+        result.linked = len(rows) - len(already_live)
         return result
+
+    def _live_copies(self, keys: Sequence[tuple[str, str]]) -> set[tuple[str, str]]:
+        """Those of the (member, item id) ``keys`` already linked and not set aside."""
+        by_member: dict[str, list[str]] = {}
+        for member_id, item_id in keys:
+            by_member.setdefault(member_id, []).append(item_id)
+        live: set[tuple[str, str]] = set()
+        for member_id, item_ids in by_member.items():
+            for chunk in _chunks(sorted(item_ids)):
+                live.update(
+                    (member_id, item_id)
+                    for item_id in self.session.scalars(
+                        select(CrmEmailCopy.graph_item_id).where(
+                            CrmEmailCopy.member_id == member_id,
+                            CrmEmailCopy.graph_item_id.in_(chunk),
+                            CrmEmailCopy.removed_at.is_(None),
+                        )
+                    )
+                )
+        return live
+
+    def _lock_activities(self, activity_ids: Sequence[str]) -> None:
+        """Lock these activities' rows until commit (PostgreSQL; in increasing id order, so
+        two lockers never deadlock). Linking copies and settling them lock the emails they
+        touch, so "no mailbox holds a copy any more" is decided on committed copies. The
+        lock leaves foreign-key checks alone (``FOR NO KEY UPDATE``): logging people and
+        accounts of a locked email does not wait. SQLite needs nothing: its writers take
+        turns, and both callers write before they read."""
+        if self.session.get_bind().dialect.name != "postgresql":
+            return
+        for chunk in _chunks(sorted(activity_ids)):
+            self.session.execute(
+                select(CrmActivity.id)
+                .where(CrmActivity.id.in_(chunk))
+                .order_by(CrmActivity.id)
+                .with_for_update(key_share=True)
+            )
+
+    def set_aside_email_copies(
+        self, member_id: str, graph_item_ids: Collection[str], *, folder: str | None = None
+    ) -> None:
+        now = utcnow()
+        for chunk in _chunks(sorted(set(graph_item_ids))):
+            stmt = update(CrmEmailCopy).where(
+                CrmEmailCopy.member_id == member_id,
+                CrmEmailCopy.graph_item_id.in_(chunk),
+                CrmEmailCopy.removed_at.is_(None),
+            )
+            if folder is not None:
+                stmt = stmt.where(CrmEmailCopy.folder == folder)
+            self.session.execute(stmt.values(removed_at=now))
+
+    def settle_email_copies(self, member_id: str, *, delete: bool) -> int:
+        set_aside = and_(CrmEmailCopy.member_id == member_id, CrmEmailCopy.removed_at.is_not(None))
+        affected = sorted(
+            set(self.session.scalars(select(CrmEmailCopy.activity_id).where(set_aside)))
+        )
+        if not affected:
+            return 0
+        if delete:
+            self._lock_activities(affected)
+        self.session.execute(sa_delete(CrmEmailCopy).where(set_aside))
+        if not delete:
+            return 0
+        held: set[str] = set()
+        for chunk in _chunks(affected):
+            held.update(
+                self.session.scalars(
+                    select(CrmEmailCopy.activity_id)
+                    .where(CrmEmailCopy.activity_id.in_(chunk))
+                    .distinct()
+                )
+            )
+        orphans = [aid for aid in affected if aid not in held]
+        now = utcnow()
+        deleted = 0
+        for chunk in _chunks(orphans):
+            result = self.session.execute(
+                update(CrmActivity)
+                .where(CrmActivity.id.in_(chunk), CrmActivity.deleted_at.is_(None))
+                .values(deleted_at=now, modified_at=now)
+            )
+            deleted += cast(CursorResult[Any], result).rowcount
+        return deleted
 
     def _insert_emails(
         self, merged: dict[str, EmailRecord]
@@ -465,13 +605,13 @@ class EmbeddedCrm:
                     self.organization_id,
                     ActivityKind.EMAIL,
                     ext,
-                    r.subject,
+                    bounded_subject(r.subject),
                     r.body,
                     r.body_type,
                     r.headers_only,
                     r.occurred_at,
                     r.from_address,
-                    r.participants,
+                    _bounded_names(r.participants),
                     r.member_id,
                     now,
                     now,
@@ -565,7 +705,7 @@ class EmbeddedCrm:
     def upsert_events(self, records: Sequence[EventRecord]) -> UpsertResult:
         def values(r: Any) -> dict[str, Any]:
             return {
-                "subject": r.subject,
+                "subject": bounded_subject(r.subject),
                 "body": r.body,
                 "body_type": "text",
                 "occurred_at": r.starts_at,
@@ -576,7 +716,7 @@ class EmbeddedCrm:
                 "is_cancelled": r.is_cancelled,
                 "series_key": r.series_key,
                 "from_address": r.organizer_address,
-                "participants": [p.as_json() for p in r.participants],
+                "participants": [p.as_json() for p in _bounded_names(r.participants)],
             }
 
         return self._upsert_two_way(ActivityKind.EVENT, records, values)
@@ -584,7 +724,7 @@ class EmbeddedCrm:
     def upsert_tasks(self, records: Sequence[TaskRecord]) -> UpsertResult:
         def values(r: Any) -> dict[str, Any]:
             return {
-                "subject": r.title,
+                "subject": bounded_subject(r.title),
                 "body": r.notes,
                 "body_type": "text",
                 "occurred_at": r.due_at,
@@ -633,18 +773,21 @@ class EmbeddedCrm:
         until: datetime | None = None,
     ) -> set[str]:
         ids: set[str] = set()
+        link: type[CrmEmailCopy] | type[CrmActivityMember] = (
+            CrmEmailCopy if kind == ActivityKind.EMAIL else CrmActivityMember
+        )
         stmt = (
-            select(CrmActivityMember.graph_item_id)
-            .join(CrmActivity, CrmActivity.id == CrmActivityMember.activity_id)
+            select(link.graph_item_id)
+            .join(CrmActivity, CrmActivity.id == link.activity_id)
             .where(
-                CrmActivityMember.member_id == member_id,
-                CrmActivityMember.graph_item_id.is_not(None),
-                CrmActivityMember.removed_at.is_(None),
+                link.member_id == member_id,
+                link.graph_item_id.is_not(None),
+                link.removed_at.is_(None),
                 CrmActivity.kind == kind,
             )
         )
         if folder is not None:
-            stmt = stmt.where(CrmActivityMember.folder == folder)
+            stmt = stmt.where(link.folder == folder)
         if since is not None:
             stmt = stmt.where(CrmActivity.occurred_at >= since)
         if until is not None:
@@ -663,6 +806,9 @@ class EmbeddedCrm:
         delete: bool,
         folder: str | None = None,
     ) -> int:
+        if kind == ActivityKind.EMAIL:
+            self.set_aside_email_copies(member_id, graph_item_ids, folder=folder)
+            return self.settle_email_copies(member_id, delete=delete)
         ids = sorted(set(graph_item_ids))
         affected: set[str] = set()
         for chunk in _chunks(ids):
@@ -813,13 +959,13 @@ class EmbeddedCrm:
     ) -> str:
         """Create or edit a meeting in the CRM; it goes to the owner's calendar on next sync."""
         values: dict[str, Any] = {
-            "subject": subject,
+            "subject": bounded_subject(subject),
             "starts_at": starts_at,
             "ends_at": ends_at,
             "occurred_at": starts_at,
             "location": location,
             "body": body,
-            "participants": [p.as_json() for p in attendees],
+            "participants": [p.as_json() for p in _bounded_names(attendees)],
             "send_invitations": send_invitations,
             "modified_at": utcnow(),
             "change_seq": self.next_change_seq(),
@@ -838,7 +984,7 @@ class EmbeddedCrm:
         activity_id: str | None = None,
     ) -> str:
         values: dict[str, Any] = {
-            "subject": title,
+            "subject": bounded_subject(title),
             "due_at": due_at,
             "occurred_at": due_at,
             "status": status,
@@ -913,11 +1059,16 @@ class EmbeddedCrm:
 
     def activity_members(
         self, activity_id: str, *, include_removed: bool = False
-    ) -> list[CrmActivityMember]:
-        stmt = select(CrmActivityMember).where(CrmActivityMember.activity_id == activity_id)
-        if not include_removed:
-            stmt = stmt.where(CrmActivityMember.removed_at.is_(None))
-        return list(self.session.scalars(stmt))
+    ) -> list[CrmActivityMember | CrmEmailCopy]:
+        """Who holds the activity: a meeting's or task's member links, an email's copies
+        (one per mailbox item: a member may hold two, in two folders)."""
+        found: list[CrmActivityMember | CrmEmailCopy] = []
+        for link in (CrmActivityMember, CrmEmailCopy):
+            stmt = select(link).where(link.activity_id == activity_id)
+            if not include_removed:
+                stmt = stmt.where(link.removed_at.is_(None))
+            found.extend(self.session.scalars(stmt))
+        return found
 
     def activity_people(self, activity_id: str) -> list[tuple[PersonKind, str]]:
         rows = self.session.execute(

@@ -3,8 +3,15 @@ opportunities, and activities (emails, events, tasks) linked to who and what.
 
 Activities carry the Microsoft keys that make upserts idempotent: ``external_id`` is the
 ``internetMessageId`` of an email, the ``iCalUId`` of a meeting (occurrence) or the To Do
-task id, unique per organization and kind. Which members' mailboxes hold the item, with
-each mailbox's immutable item id and ``changeKey``, lives in ``crm_activity_members``.
+task id, unique per organization and kind. Which mailbox items hold an email lives in
+``crm_email_copies``, one row per (member, immutable item id): a message can sit in two
+folders of one mailbox (a copy sent to oneself is in Inbox and Sent Items) and in several
+mailboxes, and is one activity however many copies there are. Which members' calendars
+and To Do lists hold a meeting or task, with each one's immutable item id and
+``changeKey``, lives in ``crm_activity_members``.
+
+Text taken from mail is bounded when stored (``SUBJECT_MAX_CHARS``, ``NAME_MAX_CHARS``): a
+message can carry a subject of megabytes, and every list of activities shows subjects.
 
 ``change_seq`` is bumped only by edits made on the CRM side (``EmbeddedCrm.crm_*``); the
 sync engine reads "CRM changes since cursor" from it for two-way Calendar and Task Sync,
@@ -34,6 +41,24 @@ from sqlalchemy.orm import Mapped, mapped_column, validates
 
 from m365sync.crm.addresses import normalize_address
 from m365sync.db.base import Base, new_id, utcnow
+
+SUBJECT_MAX_CHARS = 1_000
+"""Subjects (email subjects, meeting subjects, task titles) are stored up to this length.
+Outlook composes subjects under 255 characters (MS-OXCMSG: prefix and normalised subject
+together under 254) and Salesforce's ``EmailMessage.Subject`` holds 3,000: no subject
+written in Outlook is cut, and a cut one still fits a Salesforce target."""
+NAME_MAX_CHARS = 200
+"""Display names of participants are stored up to this length."""
+SHORTENED = " [truncated]"
+"""Ends a subject that was cut to ``SUBJECT_MAX_CHARS`` (the body's marker, on one line)."""
+
+
+def bounded_subject(text: str) -> str:
+    """``text`` as stored: unchanged up to ``SUBJECT_MAX_CHARS``, else cut so that it ends
+    with ``SHORTENED`` and is exactly that long."""
+    if len(text) <= SUBJECT_MAX_CHARS:
+        return text
+    return text[: SUBJECT_MAX_CHARS - len(SHORTENED)] + SHORTENED
 
 
 class ActivityKind(enum.StrEnum):
@@ -234,9 +259,9 @@ class CrmActivityRecord(Base):
 
 
 class CrmActivityMember(Base):
-    """A member's mailbox copy of an activity: the immutable item id there, its
-    ``changeKey`` (to recognise our own writes), and how far CRM-side changes have been
-    pushed to it (``pushed_seq``)."""
+    """A member's calendar or To Do copy of a meeting or task: the immutable item id there,
+    its ``changeKey`` (to recognise our own writes), and how far CRM-side changes have been
+    pushed to it (``pushed_seq``). Emails use ``CrmEmailCopy``."""
 
     __tablename__ = "crm_activity_members"
     __table_args__ = (
@@ -254,6 +279,40 @@ class CrmActivityMember(Base):
     change_key: Mapped[str | None] = mapped_column(String(200), default=None)
     folder: Mapped[str] = mapped_column(String(100), default="")
     pushed_seq: Mapped[int] = mapped_column(Integer, default=0)
+    removed_at: Mapped[datetime | None] = mapped_column(default=None)
+
+
+class CrmEmailCopy(Base):
+    """One mailbox item holding a logged email: a member's copy, by its immutable item id,
+    and the synced folder it is in.
+
+    Immutable ids survive moves between folders, so a move updates ``folder`` and is neither
+    a deletion nor a new email. A copy that left its folder gets ``removed_at`` and waits
+    for the end of the member's email pass (``EmbeddedCrm.settle_email_copies``): if the
+    item turned up in another synced folder meanwhile (a move), it is live again; if not,
+    the copy is dropped, and under the "delete" policy the email is deleted once no copy is
+    left in any mailbox."""
+
+    __tablename__ = "crm_email_copies"
+    __table_args__ = (
+        # Copies waiting to be settled: few at any time, so the index stays tiny.
+        Index(
+            "ix_crm_email_copies_removed",
+            "member_id",
+            sqlite_where=text("removed_at IS NOT NULL"),
+            postgresql_where=text("removed_at IS NOT NULL"),
+        ),
+        _LINK_TABLE,
+    )
+
+    member_id: Mapped[str] = mapped_column(
+        ForeignKey("members.id", ondelete="CASCADE"), primary_key=True
+    )
+    graph_item_id: Mapped[str] = mapped_column(String(400), primary_key=True)
+    activity_id: Mapped[str] = mapped_column(
+        ForeignKey("crm_activities.id", ondelete="CASCADE"), index=True
+    )
+    folder: Mapped[str] = mapped_column(String(100), default="")
     removed_at: Mapped[datetime | None] = mapped_column(default=None)
 
 

@@ -70,7 +70,8 @@ class NewLead:
 
 @dataclass(slots=True)
 class EmailRecord:
-    """One message as a mailbox holds it, ready to be logged."""
+    """One message as a mailbox holds it (one folder item: ``graph_item_id`` is its
+    immutable id), ready to be logged."""
 
     external_id: str
     member_id: str
@@ -196,7 +197,11 @@ class CrmTarget(Protocol):
         self, leads: Sequence[NewLead], owner_member_id: str
     ) -> dict[str, PersonMatch]: ...
 
-    def upsert_emails(self, records: Sequence[EmailRecord]) -> UpsertResult: ...
+    def upsert_emails(self, records: Sequence[EmailRecord]) -> UpsertResult:
+        """One activity per ``internetMessageId``, linked to every record's mailbox item (a
+        copy): the same message in two folders or two mailboxes is one activity with two
+        copies. A copy that was set aside is live again, in the record's folder."""
+        ...
 
     def upsert_events(self, records: Sequence[EventRecord]) -> UpsertResult: ...
 
@@ -230,7 +235,23 @@ class CrmTarget(Protocol):
         folder: str | None = None,
     ) -> int:
         """The items left this member's mailbox: unlink them; with ``delete``, also delete
-        activities no mailbox holds any more. Returns how many activities were deleted."""
+        activities no mailbox holds any more. Returns how many activities were deleted.
+        (Email Sync uses ``set_aside_email_copies`` and ``settle_email_copies`` instead, so
+        that a message moved between two synced folders is not deleted on the way.)"""
+        ...
+
+    def set_aside_email_copies(
+        self, member_id: str, graph_item_ids: Collection[str], *, folder: str | None = None
+    ) -> None:
+        """These items left ``folder`` of the member's mailbox, deleted or moved (a delta
+        round can't tell): their copies wait for ``settle_email_copies``. One that turns up
+        in another synced folder first (a move) is live again through ``upsert_emails``."""
+        ...
+
+    def settle_email_copies(self, member_id: str, *, delete: bool) -> int:
+        """End of the member's email pass, every folder read: the copies still set aside
+        are gone. Unlink them; with ``delete``, delete the emails no mailbox holds any copy
+        of any more. Returns how many activities were deleted."""
         ...
 
     def changes_since(

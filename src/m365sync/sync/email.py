@@ -4,7 +4,11 @@ Promises (``docs/sync.md``):
 
 - a page's activities and the folder's cursor commit in one transaction, so a crash
   repeats at most one page, and repeating a page changes nothing (upserts by
-  ``internetMessageId``; member links by the immutable item id);
+  ``internetMessageId``; each mailbox item linked by its immutable id);
+- one email is one activity however many copies hold it (two folders of one mailbox,
+  several mailboxes); an item that left a folder is set aside, and only at the end of the
+  pass, every folder read, is it known to be gone rather than moved: then the "delete"
+  policy deletes the email if no mailbox holds a copy any more;
 - every participant of a page is matched with one batched lookup (people) and one
   (account domains);
 - privacy rules decide what is logged before anything is written: drafts never,
@@ -29,7 +33,7 @@ from dateutil.parser import isoparse
 from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from m365sync.crm import open_crm
-from m365sync.crm.models import ActivityKind
+from m365sync.crm.models import NAME_MAX_CHARS, ActivityKind
 from m365sync.crm.target import (
     CrmTarget,
     EmailRecord,
@@ -132,7 +136,7 @@ def _people(value: Any, role: str) -> list[Participant]:
         address = normalize_address(str(email.get("address") or ""))
         if address is None:
             continue
-        out.append(Participant(address, str(email.get("name") or "")[:200], role))
+        out.append(Participant(address, str(email.get("name") or "")[:NAME_MAX_CHARS], role))
     return out
 
 
@@ -280,9 +284,7 @@ class PageWriter:
                     - self.seen
                 )
                 if gone:
-                    ctx.progress.removed += crm.remove_items(
-                        ActivityKind.EMAIL, ctx.member_id, gone, delete=True, folder=self.folder
-                    )
+                    crm.set_aside_email_copies(ctx.member_id, gone, folder=self.folder)
             repo.save_cursor(
                 ctx.unit_id,
                 f"mail:{self.folder}",
@@ -340,10 +342,9 @@ class PageWriter:
                 )
             )
         self._upsert(session, repo, crm, records)
-        if prepared.removed and rules.delete_policy == "delete":
-            progress.removed += crm.remove_items(
-                ActivityKind.EMAIL, ctx.member_id, prepared.removed, delete=True, folder=self.folder
-            )
+        if prepared.removed:
+            # Deleted or moved: ``_settle_copies`` decides once every folder has been read.
+            crm.set_aside_email_copies(ctx.member_id, prepared.removed, folder=self.folder)
 
     def _upsert(
         self, session: Any, repo: SyncRepository, crm: CrmTarget, records: list[EmailRecord]
@@ -412,7 +413,8 @@ def load_rules(ctx: RunContext) -> tuple[Rules, FolderCursors]:
 
 
 async def run_email_sync(ctx: RunContext) -> None:
-    """One pass over every configured folder (incremental once each has a cursor)."""
+    """One pass over every configured folder (incremental once each has a cursor), then
+    the copies that left a folder and did not turn up in another are settled."""
     rules, cursors = await asyncio.to_thread(load_rules, ctx)
     for folder in rules.folders:
         cursor, floor = cursors.get(f"mail:{folder}", (None, None))
@@ -423,6 +425,23 @@ async def run_email_sync(ctx: RunContext) -> None:
             # the repeat harmless), don't fail.
             await asyncio.to_thread(_forget_cursor, ctx, folder)
             await _sync_folder(ctx, rules, folder, None, None)
+    await asyncio.to_thread(_settle_copies, ctx, rules)
+
+
+def _settle_copies(ctx: RunContext, rules: Rules) -> None:
+    """The end of a pass: items set aside (reported removed from a folder, or missing from
+    a full round) that no synced folder listed since are gone from the mailbox. A pass that
+    fails before this point leaves them set aside for the next one, so a crash between the
+    two halves of a move never deletes the email."""
+    with ctx.database.session() as session:
+        repo = SyncRepository(session)
+        # Written first: on SQLite this transaction is the writer from its first statement.
+        if not repo.renew_lease(ctx.unit_id, ctx.lease_owner, ctx.settings.sync_lease_seconds):
+            raise LeaseLost("This mailbox is being synced by another worker.")
+        crm = open_crm(session, ctx.organization_id)
+        ctx.progress.removed += crm.settle_email_copies(
+            ctx.member_id, delete=rules.delete_policy == "delete"
+        )
 
 
 def _forget_cursor(ctx: RunContext, folder: str) -> None:

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import threading
+import time
 from datetime import UTC, datetime
 
 import pytest
+from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from m365sync.crm.embedded import EmbeddedCrm
 from m365sync.crm.importer import import_csv, load_demo_crm
-from m365sync.crm.models import ActivityKind, PersonKind
-from m365sync.crm.target import EmailRecord, NewLead, Participant
+from m365sync.crm.models import NAME_MAX_CHARS, SUBJECT_MAX_CHARS, ActivityKind, PersonKind
+from m365sync.crm.target import EmailRecord, EventRecord, NewLead, Participant
 from m365sync.db.session import Database
 from m365sync.organizations.models import Organization
 from m365sync.organizations.service import add_member, create_organization, get_organization
@@ -173,6 +176,119 @@ def test_a_page_mixing_new_and_known_emails_links_without_duplicates(
         }
         assert shared == {adele: "a-1", alex: "b-1"}
         assert crm.upsert_emails(page).created == 0
+
+
+def test_an_email_is_deleted_only_when_its_last_copy_is_settled(
+    store: tuple[Database, str, str],
+) -> None:
+    """Copies set aside wait for their own mailbox's settling: until then they still hold
+    the email (they may be halfway through a move), and one seen again is live again."""
+    database, org, adele = store
+    with database.session() as s:
+        alex = add_member(s, org_of(s, org), "alex@contoso.com").id
+    with database.session() as s:
+        crm = EmbeddedCrm(s, org)
+        crm.upsert_emails([_email("<m@x>", adele, "a-1"), _email("<m@x>", alex, "b-1")])
+        crm.set_aside_email_copies(adele, ["a-1"], folder="inbox")
+        crm.set_aside_email_copies(alex, ["b-1"], folder="sentitems")  # not there: no effect
+        assert crm.settle_email_copies(alex, delete=True) == 0
+        crm.set_aside_email_copies(alex, ["b-1"], folder="inbox")
+        assert crm.settle_email_copies(alex, delete=True) == 0  # Adele's copy may be moving
+        assert crm.count_activities(ActivityKind.EMAIL) == 1
+        moved = _email("<m@x>", adele, "a-1")
+        moved.folder = "archive"
+        assert crm.upsert_emails([moved]).linked == 1
+        assert crm.settle_email_copies(adele, delete=True) == 0
+        assert crm.linked_item_ids(ActivityKind.EMAIL, adele, folder="archive") == {"a-1"}
+        crm.set_aside_email_copies(adele, ["a-1"])
+        assert crm.settle_email_copies(adele, delete=True) == 1
+        assert crm.count_activities(ActivityKind.EMAIL) == 0
+
+
+def test_a_mailbox_settling_its_last_copy_sees_a_copy_being_linked_meanwhile(
+    store: tuple[Database, str, str],
+) -> None:
+    """Alex's mailbox is logging an email (not committed yet) while Adele's pass settles her
+    only copy of it: the settling waits for Alex's copy and keeps the email, instead of
+    deleting it under a copy committed a moment later."""
+    database, org, adele = store
+    if database.engine.dialect.name != "postgresql":
+        pytest.skip("SQLite has one writer at a time: the two never overlap")
+    with database.session() as s:
+        alex = add_member(s, org_of(s, org), "alex@contoso.com").id
+    with database.session() as s:
+        EmbeddedCrm(s, org).upsert_emails([_email("<m@x>", adele, "a-1")])
+    deleted: list[int] = []
+
+    def settle_adeles_copy() -> None:
+        with database.session() as s:
+            crm = EmbeddedCrm(s, org)
+            crm.set_aside_email_copies(adele, ["a-1"])
+            deleted.append(crm.settle_email_copies(adele, delete=True))
+
+    settling = threading.Thread(target=settle_adeles_copy)
+    with database.sessions() as linking:
+        EmbeddedCrm(linking, org).upsert_emails([_email("<m@x>", alex, "b-1")])
+        settling.start()
+        deadline = time.monotonic() + 30
+        while settling.is_alive() and not _waiting_on_a_lock(database):
+            assert time.monotonic() < deadline, "the settling neither finished nor waited"
+            time.sleep(0.01)
+        linking.commit()
+    settling.join()
+
+    assert deleted == [0]
+    with database.session() as s:
+        crm = EmbeddedCrm(s, org)
+        assert crm.count_activities(ActivityKind.EMAIL) == 1
+        assert crm.linked_item_ids(ActivityKind.EMAIL, alex) == {"b-1"}
+
+
+def _waiting_on_a_lock(database: Database) -> bool:
+    with database.engine.connect() as connection:
+        waiting = connection.execute(
+            text(
+                "SELECT count(*) FROM pg_stat_activity"
+                " WHERE datname = current_database() AND wait_event_type = 'Lock'"
+            )
+        ).scalar_one()
+    return bool(waiting)
+
+
+def test_long_subjects_and_names_are_stored_shortened(
+    store: tuple[Database, str, str],
+) -> None:
+    database, org, adele = store
+    start = datetime.now(UTC)
+    with database.session() as s:
+        crm = EmbeddedCrm(s, org)
+        crm.upsert_events(
+            [
+                EventRecord(
+                    external_id="ical-1",
+                    member_id=adele,
+                    graph_item_id="e-1",
+                    change_key=None,
+                    subject="Review " + "y" * 5_000,
+                    body=None,
+                    starts_at=start,
+                    ends_at=start,
+                    is_all_day=False,
+                    location="",
+                    is_cancelled=False,
+                    series_key=None,
+                    modified_at=start,
+                    participants=[Participant("kim@fabrikam.com", "K" * 5_000, "attendee")],
+                    people=[],
+                    account_ids=[],
+                )
+            ]
+        )
+        crm.crm_save_task(owner_member_id=adele, title="T" * 5_000)
+        meeting, task = crm.activities(ActivityKind.EVENT)[0], crm.activities(ActivityKind.TASK)[0]
+    assert len(meeting.subject) == len(task.subject) == SUBJECT_MAX_CHARS
+    assert meeting.subject.startswith("Review y") and meeting.subject.endswith(" [truncated]")
+    assert [len(p["name"]) for p in meeting.participants] == [NAME_MAX_CHARS]
 
 
 def org_of(session: Session, organization_id: str) -> Organization:

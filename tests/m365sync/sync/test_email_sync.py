@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from harness import SyncWorld
 
-from m365sync.crm.models import ActivityKind, PersonKind
+from m365sync.crm.models import NAME_MAX_CHARS, SUBJECT_MAX_CHARS, ActivityKind, PersonKind
 from m365sync.sync.models import SyncFeature, UnitStatus
 
 ADELE = "adele@contoso.com"
@@ -243,6 +243,138 @@ def test_deletions_keep_the_crm_record_by_default_or_delete_when_configured(
     world.control.delete(f"/_sim/mailboxes/{ADELE}/messages/{b['immutableId']}").raise_for_status()
     assert world.sync(ADELE).outcome == "ok"
     assert subjects(world) == ["A"]
+
+
+def copies(world: SyncWorld) -> dict[str, set[tuple[str, str, str]]]:
+    """Subject of each live email activity → its copies (member, folder, item id)."""
+    with world.crm() as crm:
+        return {
+            a.subject: {
+                (m.member_id, m.folder, m.graph_item_id) for m in crm.activity_members(a.id)
+            }
+            for a in crm.activities(ActivityKind.EMAIL)
+        }
+
+
+def delete_message(world: SyncWorld, mailbox: str, message: dict[str, object]) -> None:
+    world.control.delete(
+        f"/_sim/mailboxes/{mailbox}/messages/{message['immutableId']}"
+    ).raise_for_status()
+
+
+def test_a_copy_in_another_folder_keeps_the_email_until_the_last_copy_goes(
+    world: SyncWorld,
+) -> None:
+    """A message Adele sent to Kim with herself in cc sits in her Sent Items and her Inbox,
+    with one internetMessageId: one activity, deleted only when both copies are gone. (With
+    m365sim's delta replays off: a replayed item would revive a wrongly deleted email.)"""
+    kim(world)
+    world.sim_config(delta_replay=False)
+    world.configure(delete_policy="delete")
+    spec = {
+        "from": ADELE,
+        "to": ["kim@fabrikam.com"],
+        "cc": [ADELE],
+        "subject": "Self cc",
+        "internetMessageId": "<self-cc-1@contoso.com>",
+    }
+    sent = world.deliver(ADELE, folder="sentitems", **spec)
+    received = world.deliver(ADELE, folder="inbox", **spec)
+    adele = world.members[ADELE]
+    assert world.sync(ADELE).outcome == "ok"
+    assert copies(world) == {
+        "Self cc": {
+            (adele, "sentitems", sent["immutableId"]),
+            (adele, "inbox", received["immutableId"]),
+        }
+    }
+
+    delete_message(world, ADELE, sent)
+    assert world.sync(ADELE).outcome == "ok"
+    assert copies(world) == {"Self cc": {(adele, "inbox", received["immutableId"])}}
+
+    delete_message(world, ADELE, received)
+    result = world.sync(ADELE)
+    assert result.outcome == "ok"
+    assert copies(world) == {}
+    with world.crm() as crm:
+        assert crm.count_activities(ActivityKind.EMAIL, include_deleted=True) == 1
+
+
+def test_an_email_in_two_mailboxes_is_deleted_when_the_last_mailbox_deletes_it(
+    world: SyncWorld,
+) -> None:
+    kim(world)
+    world.sim_config(delta_replay=False)
+    world.configure(delete_policy="delete")
+    spec = {
+        "from": "kim@fabrikam.com",
+        "to": [ADELE, ALEX],
+        "subject": "Shared",
+        "internetMessageId": "<shared-1@fabrikam.com>",
+    }
+    adeles, alexs = world.deliver(ADELE, **spec), world.deliver(ALEX, **spec)
+    assert world.sync(ADELE).outcome == "ok"
+    assert world.sync(ALEX).outcome == "ok"
+
+    delete_message(world, ADELE, adeles)
+    assert world.sync(ADELE).outcome == "ok"
+    assert copies(world) == {"Shared": {(world.members[ALEX], "inbox", alexs["immutableId"])}}
+
+    delete_message(world, ALEX, alexs)
+    assert world.sync(ALEX).outcome == "ok"
+    assert copies(world) == {}
+
+
+@pytest.mark.parametrize(
+    ("source", "destination"), [("inbox", "sentitems"), ("sentitems", "inbox")]
+)
+def test_a_move_between_synced_folders_is_neither_a_deletion_nor_a_new_email(
+    world: SyncWorld, source: str, destination: str
+) -> None:
+    """Whichever folder is read first in a pass, the moved email keeps its activity, never
+    deleted on the way (its modification time would show it), now in the new folder."""
+    kim(world)
+    world.sim_config(delta_replay=False)
+    world.configure(delete_policy="delete")
+    message = world.deliver(ADELE, folder=source, **{"from": "kim@fabrikam.com", "subject": "Move"})
+    assert world.sync(ADELE).outcome == "ok"
+    with world.crm() as crm:
+        (before,) = crm.activities(ActivityKind.EMAIL)
+        before_id, before_modified = before.id, before.modified_at
+
+    world.control.post(
+        f"/_sim/mailboxes/{ADELE}/messages/{message['immutableId']}/move",
+        json={"destination": destination},
+    ).raise_for_status()
+    result = world.sync(ADELE)
+
+    assert result.outcome == "ok"
+    assert copies(world) == {"Move": {(world.members[ADELE], destination, message["immutableId"])}}
+    with world.crm() as crm:
+        (after,) = crm.activities(ActivityKind.EMAIL, include_deleted=True)
+    assert (after.id, after.deleted_at, after.modified_at) == (before_id, None, before_modified)
+
+
+def test_a_huge_subject_or_name_is_stored_shortened_and_says_so(world: SyncWorld) -> None:
+    kim(world)
+    world.deliver(
+        ADELE,
+        **{
+            "from": {"name": "K" * 50_000, "address": "kim@fabrikam.com"},
+            "subject": "Quarterly numbers " + "x" * 1_000_000,
+        },
+    )
+
+    result = world.sync(ADELE)
+
+    assert result.outcome == "ok", result.error
+    with world.crm() as crm:
+        (email,) = crm.activities(ActivityKind.EMAIL)
+    assert len(email.subject) == SUBJECT_MAX_CHARS
+    assert email.subject.startswith("Quarterly numbers xxx")
+    assert email.subject.endswith(" [truncated]")
+    assert [len(p["name"]) for p in email.participants if p["role"] == "from"] == [NAME_MAX_CHARS]
 
 
 def test_expired_cursor_means_a_resync_not_a_failure(world: SyncWorld) -> None:
