@@ -206,3 +206,21 @@ def test_sync_and_status_commands(m365sync, tmp_path, monkeypatch):
 
     wal = tmp_path / "data" / "m365sync.db-wal"
     assert not wal.exists() or wal.stat().st_size == 0
+
+
+def test_domains_are_claims_until_verified_and_one_organization_holds_one(m365sync):
+    for name in ("Squatter", "Woodgrove"):
+        assert m365sync("orgs", "create", name)[0] == 0
+        code, out, _ = m365sync("domains", "add", "-o", name.lower(), "woodgrove.com")
+        assert code == 0 and "not verified yet" in out
+    code, out, _ = m365sync("domains", "list", "-o", "woodgrove", "--json")
+    (claim,) = json.loads(out)
+    assert claim["verified"] is False
+    assert claim["dns_txt_record"]["value"].startswith("m365sync-verification=")
+
+    code, out, _ = m365sync("domains", "verify", "-o", "woodgrove", "woodgrove.com", "--trust")
+    assert code == 0 and "woodgrove.com is verified (operator)" in out
+    code, out, _ = m365sync("domains", "list", "-o", "squatter", "--json")
+    assert json.loads(out) == []  # the squatter's claim was dropped
+    code, _, err = m365sync("domains", "add", "-o", "squatter", "woodgrove.com")
+    assert code == 2 and "verified by another organization" in err
