@@ -102,7 +102,13 @@ def setup_product(sim_url: str, sim_dir: Path, work: Path, mailboxes: list[str])
     from m365sync.crm.models import CrmContact
     from m365sync.db.migrate import migrate
     from m365sync.db.session import Database
-    from m365sync.organizations.service import add_domain, add_member, create_organization
+    from m365sync.organizations.models import DomainProof
+    from m365sync.organizations.service import (
+        add_domain,
+        add_member,
+        create_organization,
+        verify_domain,
+    )
     from m365sync.settings import Settings
     from m365sync.sync.models import SyncSettings
 
@@ -122,8 +128,10 @@ def setup_product(sim_url: str, sim_dir: Path, work: Path, mailboxes: list[str])
     members: dict[str, str] = {}
     with database.session() as s:
         org = create_organization(s, "Contoso")
-        domain = add_domain(s, org, "contoso.com")
-        domain.tenant_id = TENANT_ID
+        add_domain(s, org, "contoso.com")
+        verify_domain(
+            s, org, "contoso.com", method=DomainProof.SERVICE_ACCOUNT, tenant_id=TENANT_ID
+        )
         for address in mailboxes:
             members[address] = add_member(s, org, address).id
         account = ServiceAccount(

@@ -221,25 +221,46 @@ def orgs_delete(
 
 @domains_app.command("list")
 def domains_list(org: OrgOption, as_json: JsonOption = False) -> None:
+    """Each domain, whether it is verified (and how), and the DNS TXT record that proves it."""
     from m365sync.organizations import service as orgs
 
     ctx = _context()
     with ctx.session() as session:
         rows = [
-            {"name": d.name, "tenant_id": d.tenant_id}
+            {
+                "name": d.name,
+                "verified": d.verified,
+                "verified_at": d.verified_at.isoformat() if d.verified_at else None,
+                "verification_method": d.verification_method.value
+                if d.verification_method
+                else None,
+                "tenant_id": d.tenant_id,
+                "dns_txt_record": {
+                    "host": orgs.dns_record(d).host,
+                    "value": orgs.dns_record(d).value,
+                },
+            }
             for d in orgs.list_domains(session, _org(session, org))
         ]
     _show(
         rows,
         as_json,
         "Domains to sync",
-        ["domain", "tenant"],
-        lambda r: [r["name"], r["tenant_id"] or "(found at Run Test)"],
+        ["domain", "ownership", "tenant", "DNS TXT record that verifies it"],
+        lambda r: [
+            r["name"],
+            f"verified ({r['verification_method'].replace('_', ' ')})"
+            if r["verified"]
+            else "NOT VERIFIED: its mailboxes wait",
+            r["tenant_id"] or "",
+            "" if r["verified"] else r["dns_txt_record"]["value"],
+        ],
     )
 
 
 @domains_app.command("add")
 def domains_add(org: OrgOption, names: list[str]) -> None:
+    """Claim domains to sync; each is used once verified (m365sync domains verify)."""
     from m365sync.organizations import service as orgs
 
     ctx = _context()
@@ -247,7 +268,42 @@ def domains_add(org: OrgOption, names: list[str]) -> None:
         organization = _org(session, org)
         for name in names:
             domain = orgs.add_domain(session, organization, name)
-            out.print(f"Added domain to sync: {domain.name}")
+            out.print(
+                f"Added domain to sync: {domain.name} (not verified yet). Verify it by saving a "
+                "service account of its Microsoft 365 tenant, or publish the DNS TXT record "
+                f"{orgs.dns_record(domain).value} on {domain.name} and run: "
+                f"m365sync domains verify {domain.name}"
+            )
+
+
+@domains_app.command("verify")
+def domains_verify(
+    org: OrgOption,
+    name: str,
+    trust: Annotated[
+        bool,
+        typer.Option(
+            "--trust",
+            help="Verify without proof, on your word as this server's operator (e.g. no DNS "
+            "reachable from here). Refused if another organization has verified it.",
+        ),
+    ] = False,
+) -> None:
+    """Verify a domain by its DNS TXT record (shown by m365sync domains list)."""
+    from m365sync.organizations import service as orgs
+    from m365sync.organizations.models import DomainProof
+
+    ctx = _context()
+    with ctx.session() as session:
+        organization = _org(session, org)
+        if trust:
+            domain = orgs.verify_domain(
+                session, organization, name, method=DomainProof.OPERATOR, actor="cli"
+            )
+        else:
+            domain = orgs.verify_domain_by_dns(session, organization, name, actor="cli")
+        method = domain.verification_method.value if domain.verification_method else ""
+        out.print(f"{domain.name} is verified ({method.replace('_', ' ')}).")
 
 
 @domains_app.command("remove")
@@ -734,7 +790,7 @@ def connections_status(org: OrgOption, as_json: JsonOption = False) -> None:
     rows: list[dict[str, Any]] = []
     with ctx.session() as session:
         organization = _org(session, org)
-        domains = orgs.domain_names(session, organization.id)
+        domains = orgs.verified_domain_names(session, organization.id)
         accounts = [
             a for a in conns.list_service_accounts(session, organization) if a.enabled_features
         ]

@@ -11,10 +11,12 @@ from __future__ import annotations
 
 import os
 import shutil
+import ssl
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
@@ -24,7 +26,7 @@ from m365sim.server import SimServer
 from m365sync.connections.runtime import ConnectionRuntime
 from m365sync.db import Base, Database, load_models, migrate
 from m365sync.organizations import service as orgs
-from m365sync.organizations.models import Member, Organization, Role
+from m365sync.organizations.models import DomainProof, Member, Organization, Role
 from m365sync.settings import Settings
 
 POSTGRES_URL = os.environ.get(
@@ -38,6 +40,110 @@ NO_CONSENT_SECRET = "Zx8Q~demo.no-consent.secret-value-0002"
 USER_APP_ID = "11111111-2222-4333-8444-000000000003"
 USER_APP_SECRET = "Zx8Q~demo.user-connections.secret-0003"
 DEMO_TENANT_ID = "6f1c2f4e-3b1a-4c1e-9a51-0c0ffee00001"
+
+# A second customer, in its own Microsoft 365 tenant: Woodgrove (woodgrove.com).
+WOODGROVE_TENANT_ID = "7e2b7c52-5d1a-4f0e-8b1c-00000000b001"
+WOODGROVE_APP_ID = "22222222-3333-4444-8555-00000000b001"
+WOODGROVE_SECRET = "Wd8Q~woodgrove.service-account.secret-b001"
+WOODGROVE_PASSWORD = "Woodgrove-User-1!"
+WOODGROVE_PRIVATE_SUBJECT = "Woodgrove private: acquisition terms"
+WOODGROVE_PRIVATE_TASK = "Woodgrove private: call the board"
+
+
+def woodgrove_seed(redirect_uris: tuple[str, ...] = ()) -> dict[str, object]:
+    """Woodgrove's tenant in m365sim's seed format: an admin and a sales rep whose mailbox
+    holds private mail (from a contact the demo CRM knows) and a private To Do task, a
+    consented service account app, and the product's user-connection app with its secret
+    (the service principal a multi-tenant app gets in each tenant that uses it)."""
+    redirects = [
+        f"{origin}/{path}"
+        for origin in ("http://localhost:8365", "http://testserver")
+        for path in ("connections/office365/callback", "auth/microsoft/callback")
+    ]
+    redirects += redirect_uris
+    return {
+        "id": WOODGROVE_TENANT_ID,
+        "displayName": "Woodgrove",
+        "domains": ["woodgrove.com"],
+        "users": [
+            {
+                "userPrincipalName": "admin@woodgrove.com",
+                "displayName": "Wade Admin",
+                "password": WOODGROVE_PASSWORD,
+                "isAdmin": True,
+            },
+            {
+                "userPrincipalName": "wendy@woodgrove.com",
+                "displayName": "Wendy Rep",
+                "password": WOODGROVE_PASSWORD,
+            },
+        ],
+        "apps": [
+            {
+                "displayName": "m365sync Service Account (Woodgrove)",
+                "appId": WOODGROVE_APP_ID,
+                "applicationPermissions": [
+                    "Mail.Read",
+                    "Mail.ReadWrite",
+                    "Calendars.Read",
+                    "Calendars.ReadWrite",
+                ],
+                "secrets": [
+                    {
+                        "keyId": "5ec2e7a1-0000-4000-8000-00000000b001",
+                        "value": WOODGROVE_SECRET,
+                        "expires": "+365d",
+                    }
+                ],
+                "adminConsent": True,
+            },
+            {
+                "displayName": "m365sync User Connections",
+                "appId": USER_APP_ID,
+                "signInAudience": "AzureADMultipleOrgs",
+                "delegatedPermissions": [
+                    "openid",
+                    "profile",
+                    "email",
+                    "offline_access",
+                    "User.Read",
+                    "Mail.ReadWrite",
+                    "Calendars.ReadWrite",
+                    "Tasks.ReadWrite",
+                ],
+                "redirectUris": redirects,
+                "secrets": [
+                    {
+                        "keyId": "5ec2e7a1-0000-4000-8000-00000000b003",
+                        "value": USER_APP_SECRET,
+                        "expires": "+365d",
+                    }
+                ],
+            },
+        ],
+        "mailboxes": {
+            "wendy@woodgrove.com": {
+                "messages": [
+                    {
+                        "from": {"name": "Kim Buyer", "address": "kim@fabrikam.com"},
+                        "subject": WOODGROVE_PRIVATE_SUBJECT,
+                        "body": "<p>Confidential: the terms we discussed.</p>",
+                        "receivedDateTime": "-2h",
+                    }
+                ],
+                "todo": [{"title": WOODGROVE_PRIVATE_TASK}],
+            }
+        },
+    }
+
+
+@pytest.fixture
+def woodgrove_tenant(sim: SimServer) -> str:
+    """Woodgrove's tenant added to m365sim through its control API; returns its id."""
+    verify = ssl.create_default_context(cafile=str(sim.tls.ca_bundle))
+    response = httpx.post(f"{sim.url}/_sim/tenants", json=woodgrove_seed(), verify=verify)
+    assert response.status_code == 201, response.text
+    return str(response.json()["id"])
 
 
 @pytest.fixture(scope="session")
@@ -137,12 +243,20 @@ def runtime(settings: Settings, db: Database) -> ConnectionRuntime:
 @pytest.fixture
 def make_org(db: Database) -> Callable[..., Organization]:
     def factory(
-        name: str = "Contoso", domains: tuple[str, ...] = ("contoso.com",), slug: str | None = None
+        name: str = "Contoso",
+        domains: tuple[str, ...] = ("contoso.com",),
+        slug: str | None = None,
+        *,
+        verified: bool = True,
     ) -> Organization:
+        """An organization with its domains, verified on the operator's word unless
+        ``verified=False`` (their tenant is learnt at the first Run Test or connection)."""
         with db.session() as session:
             organization = orgs.create_organization(session, name, slug=slug)
             for domain in domains:
                 orgs.add_domain(session, organization, domain)
+                if verified:
+                    orgs.verify_domain(session, organization, domain, method=DomainProof.OPERATOR)
         return organization
 
     return factory

@@ -302,3 +302,21 @@ def test_serve_shows_the_products_own_log_lines_at_debug(tmp_path):
     assert "Application startup complete" in log, log
     assert re.search(r"^DEBUG: +m365sync\.cli: serve: data directory ", log, re.MULTILINE), log
     assert "Zx8Q~never.logged" not in log
+
+
+def test_domains_are_claims_until_verified_and_one_organization_holds_one(m365sync):
+    for name in ("Squatter", "Woodgrove"):
+        assert m365sync("orgs", "create", name)[0] == 0
+        code, out, _ = m365sync("domains", "add", "-o", name.lower(), "woodgrove.com")
+        assert code == 0 and "not verified yet" in out
+    code, out, _ = m365sync("domains", "list", "-o", "woodgrove", "--json")
+    (claim,) = json.loads(out)
+    assert claim["verified"] is False
+    assert claim["dns_txt_record"]["value"].startswith("m365sync-verification=")
+
+    code, out, _ = m365sync("domains", "verify", "-o", "woodgrove", "woodgrove.com", "--trust")
+    assert code == 0 and "woodgrove.com is verified (operator)" in out
+    code, out, _ = m365sync("domains", "list", "-o", "squatter", "--json")
+    assert json.loads(out) == []  # the squatter's claim was dropped
+    code, _, err = m365sync("domains", "add", "-o", "squatter", "woodgrove.com")
+    assert code == 2 and "verified by another organization" in err

@@ -251,7 +251,7 @@ async def reachability(
 def _covering_accounts(session: Any, caller: Admin, domain: str) -> list[str]:
     names = []
     domains = {d.name: d for d in orgs.list_domains(session, caller.organization)}
-    if domain not in domains:
+    if domain not in domains or not domains[domain].verified:
         return []
     for account in conns.list_service_accounts(session, caller.organization):
         tenant = domains[domain].tenant_id
@@ -268,7 +268,7 @@ def _covering_accounts(session: Any, caller: Admin, domain: str) -> list[str]:
 @router.get("/connections", response_model=list[MemberConnectionStatusOut])
 def connection_status(caller: Admin, session: ApiSession) -> list[MemberConnectionStatusOut]:
     """Per member: synced domain?, covered by which service accounts, their own connection."""
-    domains = orgs.domain_names(session, caller.organization.id)
+    domains = orgs.verified_domain_names(session, caller.organization.id)
     connections = {
         c.member_id: c for c in conns.list_user_connections(session, caller.organization)
     }

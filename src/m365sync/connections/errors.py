@@ -5,6 +5,9 @@
     ConnectionsError (M365SyncError)
     ├── NoDomains                 409: a service account can't be authorized before domains exist
     ├── MemberNotSynced           409: the address is outside the domains to sync
+    │   └── DomainNotVerified     409: the member's domain is not proven yet (mailboxes wait)
+    ├── WrongTenant               403: Microsoft signed in an account of another tenant than
+    │                                  the one the member's domain is verified in
     ├── NoConnection              409: nothing can serve this feature for this member
     ├── RunTestFailed             422: Save refused while a required Run Test check fails
     ├── ExchangeOnlineNotSupported 422: an EWS connection pointed at Exchange Online
@@ -41,6 +44,14 @@ class NoDomains(ConnectionsError):
 
 class MemberNotSynced(ConnectionsError):
     pass
+
+
+class DomainNotVerified(MemberNotSynced):
+    pass
+
+
+class WrongTenant(ConnectionsError):
+    status = 403
 
 
 class NoConnection(ConnectionsError):

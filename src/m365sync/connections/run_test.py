@@ -83,7 +83,11 @@ class ServiceAccountDraft:
 class TestReport:
     checks: list[Check] = field(default_factory=list)
     tenant_id: str | None = None
+    # The tenant Microsoft Entra ID resolves each domain to (None: no tenant verified it).
     domain_tenants: dict[str, str | None] = field(default_factory=dict)
+    # The tenant of the app-only token Entra issued (its ``tid``): with permissions in the
+    # token, an admin of that tenant consented, which proves the domains resolved to it.
+    token_tenant_id: str | None = None
     granted_permissions: list[str] = field(default_factory=list)
     matrix: FeatureMatrix | None = None
     service_principal_id: str | None = None
@@ -113,6 +117,12 @@ class TestReport:
     def signed_in(self) -> bool:
         check = self.check("sign_in")
         return check is not None and check.outcome == Outcome.PASSED
+
+    @property
+    def consented_tenant_id(self) -> str | None:
+        """The tenant whose admin consented to the app (a token carrying permissions was
+        issued there), or None."""
+        return self.token_tenant_id if self.signed_in and self.granted_permissions else None
 
     @property
     def enabled_features(self) -> list[Feature]:
@@ -321,6 +331,7 @@ async def run_connection_test(
         return report
     report.token_cache = captured.get("cache")
     report.service_principal_id = str(token.claims.get("oid") or "") or None
+    report.token_tenant_id = str(token.claims.get("tid") or "") or None
     report.add(
         Check(
             "sign_in",

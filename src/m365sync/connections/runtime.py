@@ -22,7 +22,7 @@ from typing import Literal
 import httpx
 from sqlalchemy.orm import Session
 
-from m365sync.connections.errors import MemberNotSynced, NoConnection
+from m365sync.connections.errors import DomainNotVerified, MemberNotSynced, NoConnection
 from m365sync.connections.features import (
     FEATURE_TITLES,
     delegated_feature_matrix,
@@ -58,6 +58,7 @@ from m365sync.microsoft.errors import (
 from m365sync.microsoft.graph import GraphClient, TokenSource, user_path
 from m365sync.organizations.models import Member
 from m365sync.organizations.repository import OrganizationRepository
+from m365sync.organizations.service import unverified_reason
 from m365sync.settings import Settings
 
 Source = Literal["service_account", "user_connection"]
@@ -251,6 +252,9 @@ class ConnectionRuntime:
                     "them."
                 ),
             )
+        if domain.verified_at is None:
+            message, fix = unverified_reason(domain.name)
+            raise DomainNotVerified(message, fix=fix)
         repo = ConnectionRepository(session)
         title = FEATURE_TITLES[feature]
         if feature != Feature.TASKS:

@@ -17,9 +17,12 @@ from sqlalchemy.orm import Session
 from m365sync.audit import service as audit
 from m365sync.connections.errors import (
     AuthorizationExpired,
+    DomainNotVerified,
     ExchangeOnlineNotSupported,
+    MemberNotSynced,
     NoDomains,
     RunTestFailed,
+    WrongTenant,
 )
 from m365sync.connections.features import (
     FEATURE_TITLES,
@@ -53,7 +56,8 @@ from m365sync.microsoft.ews import (
     is_valid_ews_url,
     normalize_ews_url,
 )
-from m365sync.organizations.models import Member, Organization
+from m365sync.organizations import service as orgs
+from m365sync.organizations.models import Domain, DomainProof, Member, Organization, Role
 from m365sync.organizations.repository import OrganizationRepository
 
 AUTHORIZATION_LIFETIME = timedelta(minutes=15)
@@ -116,10 +120,24 @@ def _status_for_check(code: str | None, key: str, partial: bool) -> ConnectionSt
     return ConnectionStatus.PARTIAL if partial else ConnectionStatus.ERROR
 
 
-def _set_domain_tenants(session: Session, organization: Organization, report: TestReport) -> None:
-    for domain in OrganizationRepository(session).domains(organization.id):
-        if domain.name in report.domain_tenants:
-            domain.tenant_id = report.domain_tenants[domain.name]
+def _prove_domains(
+    session: Session, organization: Organization, report: TestReport, actor: str
+) -> None:
+    """A service account's Run Test is Entra's word on the organization's domains: those
+    Entra resolves to the tenant that issued the app a token carrying permissions (an admin
+    of that tenant consented) are verified there. Other domains are left untouched: a tenant
+    is never recorded on a domain it has not proved."""
+    tenant_id = report.consented_tenant_id
+    if tenant_id is None:
+        return
+    orgs.verify_domains_in_tenant(
+        session,
+        organization,
+        tenant_id,
+        report.domain_tenants,
+        method=DomainProof.SERVICE_ACCOUNT,
+        actor=actor,
+    )
 
 
 async def test_draft(
@@ -212,7 +230,7 @@ async def add_service_account(
     runtime.seal(account, "token_cache_sealed", report.token_cache)
     _apply_report(account, report, partial=partial)
     ConnectionRepository(session).add_service_account(account)
-    _set_domain_tenants(session, organization, report)
+    _prove_domains(session, organization, report, actor)
     audit.record(
         session,
         organization.id,
@@ -333,7 +351,7 @@ async def retest_service_account(
     account.test_mailbox = mailbox.strip().lower() or account.test_mailbox
     if report.token_cache:
         runtime.seal(account, "token_cache_sealed", report.token_cache)
-    _set_domain_tenants(session, organization, report)
+    _prove_domains(session, organization, report, actor)
     _keep_test_result(session, runtime, account, report, partial=partial or not save)
     audit.record(
         session,
@@ -371,6 +389,7 @@ async def replace_secret(
     runtime.seal(account, "secret_sealed", secret)
     runtime.seal(account, "token_cache_sealed", report.token_cache)
     account.secret_expires_at = secret_expires_at
+    _prove_domains(session, organization, report, actor)
     _keep_test_result(session, runtime, account, report, partial=partial)
     audit.record(
         session,
@@ -633,6 +652,27 @@ def redirect_uri(runtime: ConnectionRuntime) -> str:
     return f"{runtime.settings.public_url.rstrip('/')}/connections/office365/callback"
 
 
+def _connectable_domain(session: Session, organization: Organization, member: Member) -> Domain:
+    """The member's domain to sync, if their mailbox may be connected: it must be one of
+    the organization's domains, and verified, except for an admin, whose sign-in may be the
+    proof (see ``complete_office365_connection``)."""
+    domain = OrganizationRepository(session).domain(organization.id, member.domain)
+    if domain is None:
+        raise MemberNotSynced(
+            f"{member.email} is not in the domains to sync of {organization.name}, so its "
+            "mailbox can't be connected.",
+            fix=f"Ask an admin to add {member.domain} as a domain to sync, or use your address "
+            "in one of them.",
+        )
+    if domain.verified_at is None and member.role != Role.ADMIN:
+        raise DomainNotVerified(
+            f"{domain.name} is not verified for {organization.name} yet, so mailboxes in it "
+            "can't be connected.",
+            fix=f"Ask an admin of your organization to verify {domain.name}, then connect again.",
+        )
+    return domain
+
+
 async def start_office365_connection(
     session: Session,
     runtime: ConnectionRuntime,
@@ -641,9 +681,12 @@ async def start_office365_connection(
     *,
     redirect: str | None = None,
 ) -> str:
-    """Begin "Connect your Office 365": returns the Microsoft sign-in URL to send the user to."""
+    """Begin "Connect your Office 365": returns the Microsoft sign-in URL to send the user to.
+    The sign-in goes to the tenant the member's domain is verified in, or, before Entra has
+    vouched for the domain, to the tenant Entra resolves it to."""
     runtime.user_app_credentials()
-    tenant_id = await discover_tenant(runtime.settings, member.domain)
+    domain = _connectable_domain(session, organization, member)
+    tenant_id = domain.tenant_id or await discover_tenant(runtime.settings, domain.name)
     pending = UserConnection(
         id=new_id(),
         organization_id=organization.id,
@@ -653,6 +696,7 @@ async def start_office365_connection(
     pending.updated_at = utcnow()
     auth = await asyncio.to_thread(runtime.delegated_auth, pending, tenant_id=tenant_id, fresh=True)
     flow = auth.start(redirect or redirect_uri(runtime), login_hint=member.email)
+    runtime.forget(pending.id)
     flow["m365sync_tenant_id"] = tenant_id
     request = AuthorizationRequest(
         id=new_id(), state=str(flow["state"]), organization_id=organization.id, member_id=member.id
@@ -664,6 +708,21 @@ async def start_office365_connection(
     return str(flow["auth_uri"])
 
 
+async def _resolved_tenants(
+    runtime: ConnectionRuntime, domains: list[Domain], known: dict[str, str | None]
+) -> dict[str, str | None]:
+    """The tenant Entra resolves each domain to (None where it resolves to none)."""
+    resolved = dict(known)
+    for domain in domains:
+        if domain.name in resolved:
+            continue
+        try:
+            resolved[domain.name] = await discover_tenant(runtime.settings, domain.name)
+        except ms.MicrosoftError:
+            resolved[domain.name] = None
+    return resolved
+
+
 async def complete_office365_connection(
     session: Session,
     runtime: ConnectionRuntime,
@@ -671,8 +730,14 @@ async def complete_office365_connection(
     *,
     organization_id: str | None = None,
 ) -> UserConnection:
-    """The redirect back from Microsoft: check ``state``, redeem the code (PKCE), store the
-    sealed token cache and what was granted."""
+    """The redirect back from Microsoft: check ``state``, redeem the code (PKCE), check the
+    account's tenant, store the sealed token cache and what was granted.
+
+    The token's tenant must be the tenant the member's domain is verified in (or, before Entra
+    has vouched for the domain, the tenant Entra resolves it to); otherwise nothing is stored.
+    When an admin of the organization connects, Entra's answer proves the organization's
+    domains resolved to that tenant; for other members it only records the tenant of a domain
+    the organization already proved by DNS or the operator's word."""
     state = auth_response.get("state", "")
     repo = ConnectionRepository(session)
     request = repo.take_authorization(state) if state else None
@@ -698,16 +763,15 @@ async def complete_office365_connection(
         raise error
     flow = json.loads(runtime.open(request, "flow_sealed") or "{}")
     tenant_id = str(flow.pop("m365sync_tenant_id", "")) or None
-    member = OrganizationRepository(session).member(request.organization_id, request.member_id)
-    if member is None:
+    organizations = OrganizationRepository(session)
+    organization = organizations.get(request.organization_id)
+    member = organizations.member(request.organization_id, request.member_id)
+    if organization is None or member is None:
         raise NotFound(
             "The member who started this sign-in no longer exists.",
             fix="Ask an admin to add you to the organization again, then connect again.",
         )
-    existing = repo.user_connection(request.organization_id, member.id)
-    if existing is not None:
-        repo.delete_user_connection(existing)
-        runtime.forget(existing.id)
+    domain = _connectable_domain(session, organization, member)
     connection = UserConnection(
         id=new_id(),
         organization_id=request.organization_id,
@@ -721,11 +785,38 @@ async def complete_office365_connection(
     )
     result = await asyncio.to_thread(auth.finish, flow, auth_response)
     claims = result.get("id_token_claims") or {}
-    connection.account_username = str(
-        claims.get("preferred_username") or claims.get("upn") or member.email
-    )
+    account = str(claims.get("preferred_username") or claims.get("upn") or member.email)
+    token_tenant = str(claims.get("tid") or "") or None
+    expected = domain.tenant_id or tenant_id
+    if token_tenant is None or token_tenant != expected:
+        runtime.forget(connection.id)
+        where = "is verified in" if domain.tenant_id else "belongs to"
+        raise WrongTenant(
+            f"Microsoft signed in {account}, an account of another Microsoft 365 tenant than "
+            f"the one {domain.name} {where}; nothing was connected.",
+            fix=f"Connect again and sign in with your work account of {domain.name} "
+            f"({member.email}).",
+        )
+    if domain.verified_at is None or domain.tenant_id is None:
+        others = [d for d in organizations.domains(organization.id) if d.tenant_id is None]
+        resolved = await _resolved_tenants(
+            runtime, others if member.role == Role.ADMIN else [], {domain.name: tenant_id}
+        )
+        orgs.verify_domains_in_tenant(
+            session,
+            organization,
+            token_tenant,
+            resolved,
+            method=DomainProof.MICROSOFT_SIGN_IN,
+            actor=member.email,
+        )
+    existing = repo.user_connection(request.organization_id, member.id)
+    if existing is not None:
+        repo.delete_user_connection(existing)
+        runtime.forget(existing.id)
+    connection.account_username = account
     connection.home_account_id = auth.home_account_id
-    connection.tenant_id = str(claims.get("tid") or tenant_id or "") or None
+    connection.tenant_id = token_tenant
     connection.granted_scopes = sorted(str(result.get("scope") or "").split())
     connection.status = ConnectionStatus.ACTIVE
     connection.connected_at = utcnow()

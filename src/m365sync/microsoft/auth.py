@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import datetime as dt
+import functools
 import json
 import threading
 from collections.abc import Callable, Mapping
@@ -224,6 +225,20 @@ class _TrustingSession(requests.Session):
         return merged
 
 
+def msal_http_client(settings: Settings) -> requests.Session | None:
+    """The HTTP client every MSAL application of the product gets (``http_client=``): one
+    that trusts the ``ca_bundle`` setting even where ``REQUESTS_CA_BUNDLE`` is set. None
+    without the setting (MSAL's own client then trusts what requests trusts)."""
+    if not settings.ca_bundle:
+        return None
+    session = _TrustingSession(str(settings.ca_bundle))
+    # MSAL applies its ``timeout`` only to a client it builds itself.
+    session.request = functools.partial(  # type: ignore[method-assign]
+        session.request, timeout=settings.graph_timeout_seconds
+    )
+    return session
+
+
 def _msal_credential(credential: Credential) -> str | dict[str, str]:
     if isinstance(credential, ClientSecret):
         return credential.value
@@ -275,8 +290,8 @@ class _CachedApp:
         self._credential = credential
         self._lock = threading.Lock()
         authority = f"{settings.authority_host.rstrip('/')}/{tenant_id}"
-        if http_client is None and settings.ca_bundle:
-            http_client = _TrustingSession(str(settings.ca_bundle))
+        if http_client is None:
+            http_client = msal_http_client(settings)
         try:
             self.app = msal.ConfidentialClientApplication(
                 client_id,
@@ -429,5 +444,6 @@ __all__ = [
     "graph_default_scope",
     "is_microsoft_host",
     "load_certificate",
+    "msal_http_client",
     "read_claims",
 ]

@@ -3,14 +3,15 @@ log."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Body, Response
+from fastapi import APIRouter, Body, Request, Response
 
 from m365sync.audit import service as audit
 from m365sync.organizations import service as orgs
-from m365sync.organizations.models import ApiToken
+from m365sync.organizations.models import ApiToken, Domain
 from m365sync.organizations.schemas import (
     ApiTokenOut,
     AuditEventOut,
+    DnsRecordOut,
     DomainIn,
     DomainOut,
     ImportOut,
@@ -29,15 +30,45 @@ def get_organization(caller: Admin) -> OrganizationOut:
     return OrganizationOut.model_validate(caller.organization)
 
 
+def _domain_out(domain: Domain) -> DomainOut:
+    record = orgs.dns_record(domain)
+    return DomainOut(
+        name=domain.name,
+        verified=domain.verified,
+        verified_at=domain.verified_at,
+        verification_method=domain.verification_method,
+        tenant_id=domain.tenant_id,
+        dns_txt_record=DnsRecordOut(host=record.host, value=record.value),
+        created_at=domain.created_at,
+    )
+
+
+def _txt_lookup(request: Request) -> orgs.TxtLookup | None:
+    """The system's resolvers, unless the app was built with another (tests)."""
+    lookup: orgs.TxtLookup | None = getattr(request.app.state, "txt_lookup", None)
+    return lookup
+
+
 @router.get("/domains", response_model=list[DomainOut])
 def list_domains(caller: Admin, session: ApiSession) -> list[DomainOut]:
-    return [DomainOut.model_validate(d) for d in orgs.list_domains(session, caller.organization)]
+    return [_domain_out(d) for d in orgs.list_domains(session, caller.organization)]
 
 
 @router.post("/domains", response_model=DomainOut, status_code=201)
 def add_domain(caller: Admin, session: ApiSession, body: DomainIn) -> DomainOut:
-    return DomainOut.model_validate(
-        orgs.add_domain(session, caller.organization, body.name, actor=caller.actor)
+    """Claim a domain: unverified until proven (409 when another organization verified it)."""
+    return _domain_out(orgs.add_domain(session, caller.organization, body.name, actor=caller.actor))
+
+
+@router.post("/domains/{name}/verify", response_model=DomainOut)
+def verify_domain(caller: Admin, session: ApiSession, request: Request, name: str) -> DomainOut:
+    """Verify the domain by its DNS TXT record (``dns_txt_record``); 422 while it is not
+    published. Domains of a Microsoft 365 tenant are also verified by saving a service
+    account of that tenant, or by an admin in the domain connecting their Office 365."""
+    return _domain_out(
+        orgs.verify_domain_by_dns(
+            session, caller.organization, name, lookup=_txt_lookup(request), actor=caller.actor
+        )
     )
 
 

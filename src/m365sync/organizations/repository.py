@@ -48,6 +48,17 @@ class OrganizationRepository:
         )
         return self.session.scalar(query)
 
+    def claims(self, name: str) -> list[Domain]:
+        """Every organization's row for the domain ``name`` (verified or not): the one place a
+        query crosses organizations, to keep a verified domain to a single one."""
+        query = select(Domain).where(Domain.name == name.lower()).order_by(Domain.created_at)
+        return list(self.session.scalars(query))
+
+    def verified_domain(self, name: str) -> Domain | None:
+        """The row of the organization that verified ``name``, if one did."""
+        query = select(Domain).where(Domain.name == name.lower(), Domain.verified_at.is_not(None))
+        return self.session.scalar(query)
+
     def add_domain(self, domain: Domain) -> Domain:
         self.session.add(domain)
         self.session.flush()

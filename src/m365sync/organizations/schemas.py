@@ -6,7 +6,7 @@ from datetime import datetime
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from m365sync.organizations.models import Role
+from m365sync.organizations.models import DomainProof, Role
 
 
 class OrganizationOut(BaseModel):
@@ -21,10 +21,23 @@ class DomainIn(BaseModel):
     name: str = Field(examples=["contoso.com"])
 
 
+class DnsRecordOut(BaseModel):
+    """Publish a TXT record with ``value`` on ``host`` to verify the domain by DNS."""
+
+    host: str
+    value: str
+
+
 class DomainOut(BaseModel):
-    model_config = ConfigDict(from_attributes=True)
     name: str
-    tenant_id: str | None
+    verified: bool = Field(
+        description="Only a verified domain routes Sign in with Microsoft and has its "
+        "mailboxes synced."
+    )
+    verified_at: datetime | None
+    verification_method: DomainProof | None
+    tenant_id: str | None = Field(description="The Microsoft 365 tenant it is verified in.")
+    dns_txt_record: DnsRecordOut
     created_at: datetime
 
 

@@ -19,7 +19,17 @@ from sqlalchemy.orm import Session
 from m365sync.audit import service as audit
 from m365sync.db.base import max_length, utcnow
 from m365sync.errors import Conflict, NotFound, Unauthorized, ValidationFailed
-from m365sync.organizations.models import ApiToken, Domain, Member, Organization, Role
+from m365sync.organizations._dns import TxtLookup as TxtLookup
+from m365sync.organizations._dns import lookup_txt
+from m365sync.organizations.errors import DomainNotProven, DomainTaken
+from m365sync.organizations.models import (
+    ApiToken,
+    Domain,
+    DomainProof,
+    Member,
+    Organization,
+    Role,
+)
 from m365sync.organizations.repository import OrganizationRepository
 
 DOMAIN_RE = re.compile(r"^(?=.{1,253}$)(?!-)([a-z0-9-]{1,63}(?<!-)\.)+[a-z]{2,63}$")
@@ -114,10 +124,14 @@ def normalize_domain(name: str) -> str:
 def add_domain(
     session: Session, organization: Organization, name: str, *, actor: str = "cli"
 ) -> Domain:
+    """Claim a domain to sync. The claim is unverified until the organization proves the
+    domain (``verify_domain``); a domain another organization has verified is refused."""
     domain_name = normalize_domain(name)
     repo = OrganizationRepository(session)
     if repo.domain(organization.id, domain_name) is not None:
         raise Conflict(f"{domain_name} is already a domain to sync.", fix="Nothing to do.")
+    if repo.verified_domain(domain_name) is not None:
+        raise DomainTaken(domain_name)
     domain = repo.add_domain(Domain(organization_id=organization.id, name=domain_name))
     audit.record(session, organization.id, actor, "domain.add", domain_name)
     return domain
@@ -125,6 +139,16 @@ def add_domain(
 
 def list_domains(session: Session, organization: Organization) -> list[Domain]:
     return OrganizationRepository(session).domains(organization.id)
+
+
+def get_domain(session: Session, organization: Organization, name: str) -> Domain:
+    domain = OrganizationRepository(session).domain(organization.id, normalize_domain(name))
+    if domain is None:
+        raise NotFound(
+            f"{name} is not a domain to sync of {organization.name}.",
+            fix="Add it as a domain to sync first.",
+        )
+    return domain
 
 
 def remove_domain(
@@ -138,6 +162,169 @@ def remove_domain(
         )
     repo.delete_domain(domain)
     audit.record(session, organization.id, actor, "domain.remove", domain.name)
+
+
+# -- domain ownership ------------------------------------------------------------------------
+#
+# Nothing of a domain is used (sign-in, sync) until its organization has proved it: through
+# Microsoft Entra ID (the tenant Entra resolves the domain to is a tenant in which an admin of
+# the organization consented to its service account, or signed in), through a DNS TXT record
+# this product handed out, or on the word of the server's operator. One organization at most
+# holds a domain verified; unverified claims never block the owner and are dropped when it
+# verifies.
+
+DNS_TXT_PREFIX = "m365sync-verification="
+
+
+@dataclass(frozen=True)
+class DnsRecord:
+    """The TXT record that proves a domain: publish ``value`` at ``host``."""
+
+    host: str
+    value: str
+
+
+def dns_record(domain: Domain) -> DnsRecord:
+    return DnsRecord(host=domain.name, value=f"{DNS_TXT_PREFIX}{domain.verification_token}")
+
+
+def verify_domain(
+    session: Session,
+    organization: Organization,
+    name: str,
+    *,
+    method: DomainProof,
+    tenant_id: str | None = None,
+    actor: str = "cli",
+) -> Domain:
+    """Record that ``organization`` proved ``name`` (by ``method``; ``tenant_id`` is the
+    Microsoft 365 tenant the proof came from, if any). Trusted: callers hold the proof.
+
+    Refused with ``DomainTaken`` when another organization has it verified. Other
+    organizations' unverified claims of the domain are dropped (and audited there). A domain
+    already verified keeps its first proof; a later proof from Entra adds or updates the
+    tenant it is verified in."""
+    repo = OrganizationRepository(session)
+    domain = get_domain(session, organization, name)
+    holder = repo.verified_domain(domain.name)
+    if holder is not None and holder.organization_id != organization.id:
+        raise DomainTaken(domain.name)
+    if domain.verified_at is not None:
+        if tenant_id and tenant_id != domain.tenant_id:
+            previous = domain.tenant_id
+            domain.tenant_id = tenant_id
+            session.flush()
+            audit.record(
+                session,
+                organization.id,
+                actor,
+                "domain.tenant",
+                domain.name,
+                tenant_id=tenant_id,
+                previous_tenant_id=previous,
+                method=method.value,
+            )
+        return domain
+    for claim in repo.claims(domain.name):
+        if claim.organization_id != organization.id:
+            repo.delete_domain(claim)
+            audit.record(
+                session,
+                claim.organization_id,
+                "system",
+                "domain.claim_dropped",
+                claim.name,
+                reason="another organization proved it owns the domain",
+            )
+    domain.verified_at = utcnow()
+    domain.verification_method = method
+    domain.tenant_id = tenant_id
+    session.flush()
+    audit.record(
+        session,
+        organization.id,
+        actor,
+        "domain.verify",
+        domain.name,
+        method=method.value,
+        tenant_id=tenant_id,
+    )
+    return domain
+
+
+def verify_domains_in_tenant(
+    session: Session,
+    organization: Organization,
+    tenant_id: str,
+    resolved: Mapping[str, str | None],
+    *,
+    method: DomainProof,
+    actor: str = "cli",
+) -> list[Domain]:
+    """Entra's proof: ``tenant_id`` is a tenant in which an admin of the organization
+    consented or signed in, and ``resolved`` maps domain names to the tenant Entra ID
+    resolves each to (OpenID discovery answers only for a tenant that verified the domain).
+    Every domain of the organization resolved to ``tenant_id`` is verified (or learns its
+    tenant); the others are left as they are. Returns the domains verified or updated."""
+    proved: list[Domain] = []
+    repo = OrganizationRepository(session)
+    for domain in repo.domains(organization.id):
+        if not tenant_id or resolved.get(domain.name) != tenant_id:
+            continue
+        if domain.verified_at is not None and domain.tenant_id == tenant_id:
+            continue
+        holder = repo.verified_domain(domain.name)
+        if holder is not None and holder.organization_id != organization.id:
+            continue  # another organization proved it first; this claim is about to go
+        proved.append(
+            verify_domain(
+                session, organization, domain.name, method=method, tenant_id=tenant_id, actor=actor
+            )
+        )
+    return proved
+
+
+def verify_domain_by_dns(
+    session: Session,
+    organization: Organization,
+    name: str,
+    *,
+    lookup: TxtLookup | None = None,
+    actor: str = "cli",
+) -> Domain:
+    """Verify ``name`` if its DNS publishes the TXT record ``dns_record`` handed out.
+    ``lookup`` is the DNS query (the system's resolvers when None)."""
+    domain = get_domain(session, organization, name)
+    if domain.verified_at is not None:
+        return domain
+    record = dns_record(domain)
+    found = [value.strip() for value in (lookup or lookup_txt)(record.host)]
+    if record.value not in found:
+        raise DomainNotProven(
+            f"The TXT record {record.value} was not found on {record.host}"
+            + (f" (found: {', '.join(found)})." if found else " (it has no TXT records)."),
+            fix=f"At your DNS provider, add a TXT record to {record.host} with the value "
+            f"{record.value}, wait until it is published (minutes, sometimes an hour), then "
+            "verify again.",
+        )
+    return verify_domain(
+        session, organization, domain.name, method=DomainProof.DNS_TXT, actor=actor
+    )
+
+
+def verified_domain_names(session: Session, organization_id: str) -> set[str]:
+    return {d.name for d in OrganizationRepository(session).domains(organization_id) if d.verified}
+
+
+def unverified_reason(domain_name: str) -> tuple[str, str]:
+    """What people see while a domain waits for its proof: the cause and the fix."""
+    return (
+        f"{domain_name} is not verified yet, so its mailboxes wait and its users can't sign in "
+        "with Microsoft.",
+        f"Verify {domain_name}: save a service account for its Microsoft 365 tenant (Run Test "
+        f"proves the tenant), have an admin with an address in {domain_name} connect their "
+        "Office 365, or publish the DNS TXT record shown with the domain and verify it.",
+    )
 
 
 def domain_names(session: Session, organization_id: str) -> set[str]:

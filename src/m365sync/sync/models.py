@@ -53,6 +53,7 @@ class UnitStatus(enum.StrEnum):
     MAILBOX_UNAVAILABLE = "mailbox_unavailable"
     MAILBOX_FULL = "mailbox_full"
     NO_CONNECTION = "no_connection"
+    DOMAIN_NOT_VERIFIED = "domain_not_verified"  # waits until its domain is proven
     FAILED = "failed"
 
     @property

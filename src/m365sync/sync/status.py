@@ -12,7 +12,7 @@ import random
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from m365sync.connections.errors import MemberNotSynced, NoConnection
+from m365sync.connections.errors import DomainNotVerified, MemberNotSynced, NoConnection
 from m365sync.microsoft import errors as ms
 from m365sync.settings import Settings
 from m365sync.sync.models import UnitStatus
@@ -45,6 +45,7 @@ _PARKED: list[tuple[type[Exception], UnitStatus]] = [
     (ms.MailboxUnreachable, UnitStatus.MAILBOX_UNAVAILABLE),
     (ms.QuotaExceeded, UnitStatus.MAILBOX_FULL),
     (NoConnection, UnitStatus.NO_CONNECTION),
+    (DomainNotVerified, UnitStatus.DOMAIN_NOT_VERIFIED),
     (MemberNotSynced, UnitStatus.NO_CONNECTION),
 ]
 

@@ -227,7 +227,7 @@ async def test_throttling_is_retried_not_a_failure(sim, db, runtime, make_org):
         "/_sim/faults",
         json={"kind": "429", "pathRegex": "/messages", "count": 1, "retryAfter": 0},
     )
-    report = await run_test(db, runtime, make_org())
+    report = await run_test(db, runtime, make_org(verified=False))
     assert report.ok and report.outcome("mail_access") == Outcome.PASSED
     control(
         sim,
@@ -235,7 +235,7 @@ async def test_throttling_is_retried_not_a_failure(sim, db, runtime, make_org):
         "/_sim/faults",
         json={"kind": "429", "pathRegex": "/calendar", "count": 20, "retryAfter": 30},
     )
-    report = await run_test(db, runtime, make_org(slug="again"))
+    report = await run_test(db, runtime, make_org(slug="again", verified=False))
     assert report.ok
     assert report.outcome("calendar_access") == Outcome.WARNING
     assert "run the test again" in report.check("calendar_access").fix

@@ -21,6 +21,7 @@ from m365sync.connections.errors import MemberNotSynced, NoConnection, NoDomains
 from m365sync.connections.models import ConnectionStatus, Feature
 from m365sync.microsoft import errors as ms
 from m365sync.organizations import service as orgs
+from m365sync.organizations.models import DomainProof
 
 
 async def add(db, runtime, org, **kwargs):
@@ -208,3 +209,32 @@ async def test_secret_id_save_refused_with_the_value_hint(db, runtime, make_org)
     with pytest.raises(RunTestFailed) as caught:
         await add(db, runtime, make_org(), secret=DEMO_SECRET_ID)
     assert "secret's ID, not its value" in caught.value.message
+
+
+async def test_saving_proves_only_the_domains_of_the_consenting_tenant(
+    db, runtime, make_org, woodgrove_tenant
+):
+    """Run Test discovers woodgrove.com's tenant too, but the app's consent is Contoso's:
+    contoso.com is verified there; woodgrove.com stays unverified and no tenant is written
+    on it."""
+    org = make_org(domains=("contoso.com", "woodgrove.com"), verified=False)
+    _, report = await add(db, runtime, org)
+    assert report.domain_tenants["woodgrove.com"] == woodgrove_tenant
+    with db.session() as session:
+        domains = {d.name: d for d in orgs.list_domains(session, fresh(session, org))}
+        assert domains["contoso.com"].verified
+        assert domains["contoso.com"].verification_method == DomainProof.SERVICE_ACCOUNT
+        assert domains["contoso.com"].tenant_id == DEMO_TENANT_ID
+        assert not domains["woodgrove.com"].verified
+        assert domains["woodgrove.com"].tenant_id is None
+
+
+async def test_an_account_without_consent_proves_nothing(db, runtime, make_org):
+    org = make_org(verified=False)
+    _, report = await add(
+        db, runtime, org, client_id=NO_CONSENT_APP_ID, secret=NO_CONSENT_SECRET, partial=True
+    )
+    assert report.signed_in and not report.granted_permissions
+    with db.session() as session:
+        (domain,) = orgs.list_domains(session, fresh(session, org))
+        assert not domain.verified and domain.tenant_id is None

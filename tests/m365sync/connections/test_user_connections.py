@@ -11,6 +11,7 @@ from tests.m365sync.connections.test_run_test import control
 from m365sync.connections import service as conns
 from m365sync.connections.errors import (
     AuthorizationExpired,
+    DomainNotVerified,
     ExchangeOnlineNotSupported,
     NoConnection,
 )
@@ -19,6 +20,7 @@ from m365sync.connections.runtime import ConnectionRuntime
 from m365sync.db import Database
 from m365sync.microsoft import errors as ms
 from m365sync.organizations import service as orgs
+from m365sync.organizations.models import DomainProof, Role
 
 REDIRECT = "http://localhost:8365/connections/office365/callback"
 
@@ -174,3 +176,47 @@ def test_on_premises_exchange_is_kept(db, runtime, make_org, make_member):
         assert connection.ews_url == "https://mail.contoso.com/EWS/Exchange.asmx"
         assert conns.migration_guidance(connection) is None
         assert runtime.open(connection, "password_sealed") == "pw-123456"
+
+
+async def test_a_member_of_an_unverified_domain_cannot_connect(
+    sim, db, runtime, make_org, make_member
+):
+    org = make_org(verified=False)
+    member = make_member(org, "adele@contoso.com")
+    with db.session() as session, pytest.raises(DomainNotVerified) as refused:
+        await conns.start_office365_connection(session, runtime, fresh(session, org), member)
+    assert refused.value.status == 409
+    assert "contoso.com is not verified" in refused.value.message
+    assert "Ask an admin of your organization to verify contoso.com" in (refused.value.fix or "")
+
+
+async def test_an_admins_connection_proves_the_domains_of_their_tenant(
+    sim, db, runtime, make_org, make_member, woodgrove_tenant
+):
+    """Entra resolves contoso.com and contoso.onmicrosoft.com to the tenant the admin signed
+    in to: both are verified there. woodgrove.com resolves to another tenant: untouched."""
+    org = make_org(
+        domains=("contoso.com", "contoso.onmicrosoft.com", "woodgrove.com"), verified=False
+    )
+    make_member(org, "admin@contoso.com", Role.ADMIN)
+    connection = await connect(sim, db, runtime, org, "admin@contoso.com", "Demo-Admin-1!")
+    assert connection.tenant_id == DEMO_TENANT_ID
+    with db.session() as session:
+        domains = {d.name: d for d in orgs.list_domains(session, fresh(session, org))}
+    for name in ("contoso.com", "contoso.onmicrosoft.com"):
+        assert domains[name].verified, name
+        assert domains[name].verification_method == DomainProof.MICROSOFT_SIGN_IN
+        assert domains[name].tenant_id == DEMO_TENANT_ID
+    assert not domains["woodgrove.com"].verified and domains["woodgrove.com"].tenant_id is None
+
+
+async def test_a_connection_records_the_tenant_of_a_domain_the_operator_verified(
+    sim, db, runtime, make_org, make_member
+):
+    org = make_org()  # contoso.com verified on the operator's word, no tenant yet
+    make_member(org, "adele@contoso.com")
+    await connect(sim, db, runtime, org)
+    with db.session() as session:
+        (domain,) = orgs.list_domains(session, fresh(session, org))
+        assert domain.verification_method == DomainProof.OPERATOR
+        assert domain.tenant_id == DEMO_TENANT_ID

@@ -40,7 +40,7 @@ from m365sync.connections.runtime import ConnectionRuntime
 from m365sync.crm.models import ActivityKind, CrmActivity
 from m365sync.db.session import Database
 from m365sync.organizations import service as orgs
-from m365sync.organizations.models import Organization
+from m365sync.organizations.models import DomainProof, Organization
 from m365sync.scheduling.endpoints import SchedulingWiring
 from m365sync.scheduling.models import Booking
 from m365sync.scheduling.schemas import MeetingTypeInput
@@ -213,8 +213,14 @@ def build_world(
         organization = orgs.create_organization(
             session, "Contoso", slug=f"contoso-{uuid.uuid4().hex[:6]}"
         )
-        domain = orgs.add_domain(session, organization, "contoso.com")
-        domain.tenant_id = TENANT_ID
+        orgs.add_domain(session, organization, "contoso.com")
+        orgs.verify_domain(
+            session,
+            organization,
+            "contoso.com",
+            method=DomainProof.SERVICE_ACCOUNT,
+            tenant_id=TENANT_ID,
+        )
         members = {
             address: orgs.add_member(session, organization, address, name=name).id
             for address, name in (

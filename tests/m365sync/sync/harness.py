@@ -36,8 +36,13 @@ from m365sync.crm.models import CrmAccount, CrmAccountDomain, CrmContact, CrmLea
 from m365sync.db.migrate import migrate
 from m365sync.db.session import Database
 from m365sync.microsoft.graph import GraphClient
-from m365sync.organizations.models import Member, Organization
-from m365sync.organizations.service import add_domain, add_member, create_organization
+from m365sync.organizations.models import DomainProof, Member
+from m365sync.organizations.service import (
+    add_domain,
+    add_member,
+    create_organization,
+    verify_domain,
+)
 from m365sync.settings import Settings
 from m365sync.sync.models import SyncFeature, SyncSettings
 from m365sync.sync.service import UnitResult, sync_member
@@ -285,8 +290,10 @@ def build_world(
         runtime.seal(account, "secret_sealed", SERVICE_SECRET)
         s.add(account)
         org_id = org.id
-        for domain in s.query(Organization).filter_by(id=org_id).one().domains:
-            domain.tenant_id = TENANT_ID
+        # The service account's consent in the tenant proves the domain (as its Run Test does).
+        verify_domain(
+            s, org, "contoso.com", method=DomainProof.SERVICE_ACCOUNT, tenant_id=TENANT_ID
+        )
     world = SyncWorld(
         sim, database, settings, runtime, engine_settings(**engine), org_id, member_ids
     )

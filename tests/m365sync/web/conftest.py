@@ -23,7 +23,7 @@ from fastapi.testclient import TestClient
 from m365sync.crm.importer import load_demo_crm
 from m365sync.db import Database, migrate
 from m365sync.organizations import service as organizations
-from m365sync.organizations.models import Member, Organization, Role
+from m365sync.organizations.models import DomainProof, Member, Organization, Role
 from m365sync.settings import Settings
 from m365sync.web.app import create_app
 from m365sync.web.auth import set_password
@@ -88,10 +88,15 @@ class People:
             set_password(db, member, PASSWORD)
         return member
 
-    def domain(self, org: Organization, name: str) -> None:
-        """A domain to sync (as the admin adds it on the Domains page)."""
+    def domain(self, org: Organization, name: str, *, verified: bool = True) -> None:
+        """A domain to sync (as the admin adds it on the Domains page), verified on the
+        operator's word unless ``verified=False``."""
         with self.database.session() as db:
             organizations.add_domain(db, org, name, actor="test")
+            if verified:
+                organizations.verify_domain(
+                    db, org, name, method=DomainProof.OPERATOR, actor="test"
+                )
 
     def demo_crm(self, org: Organization) -> None:
         """The CRM accounts and contacts the demo tenant's mail involves."""

@@ -27,7 +27,7 @@ from alembic import op
 import m365sync.db.base
 
 revision: str = "0008_email_links_per_item"
-down_revision: str | None = "0006_lean_activity_indexes"
+down_revision: str | None = "0007_domain_ownership"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

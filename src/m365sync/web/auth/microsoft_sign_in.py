@@ -1,12 +1,14 @@
 """ "Sign in with Microsoft": OpenID Connect against the organization's own tenant.
 
-The person types their work email; its domain names the organization (a domain to sync)
-and the authority (``{authority_host}/{domain}``), so the sign-in page they see is their
-own tenant's. MSAL runs the authorization-code flow with PKCE and checks the ``state`` and
-the ID token's nonce; the flow is kept server-side, bound to the browser that started it
-(a random cookie whose hash is stored with it), so a sign-in link cannot be replayed in
-another browser. The ID token's tenant must be the tenant of that domain when the product
-knows it, and its user must be a member of the organization.
+The person types their work email; its domain names the organization and the authority.
+Only a *verified* domain routes a sign-in (one organization at most holds a domain verified,
+see ``m365sync.organizations``), and only one verified in a Microsoft 365 tenant: the
+authority is ``{authority_host}/{tenant id}``, so the sign-in page they see is their own
+tenant's. MSAL runs the authorization-code flow with PKCE and checks the ``state`` and the
+ID token's nonce; the flow is kept server-side, bound to the browser that started it (a
+random cookie whose hash is stored with it), so a sign-in link cannot be replayed in another
+browser. The ID token's address must be in a domain the same organization verified in the
+token's tenant (``tid``), and its user must be a member of the organization.
 
 The app signed in to is the one for user connections (``user_app_client_id``).
 """
@@ -21,9 +23,11 @@ from datetime import timedelta
 from typing import Any
 
 import msal
+import requests
 from sqlalchemy.orm import Session
 
 from m365sync.db.base import utcnow
+from m365sync.microsoft.auth import is_microsoft_host, msal_http_client
 from m365sync.microsoft.errors import classify_aad_error
 from m365sync.settings import Settings
 from m365sync.web.auth import repository
@@ -47,13 +51,25 @@ def _client(settings: Settings, authority: str) -> msal.ConfidentialClientApplic
             fix="Sign in with your email and password, or ask the administrator to set "
             "M365SYNC_USER_APP_CLIENT_ID and M365SYNC_USER_APP_CLIENT_SECRET.",
         )
-    return msal.ConfidentialClientApplication(
-        settings.user_app_client_id,
-        client_credential=settings.user_app_client_secret,
-        authority=authority,
-        verify=settings.tls_verify,
-        instance_discovery=False,
-        timeout=settings.graph_timeout_seconds,
+    try:
+        return msal.ConfidentialClientApplication(
+            settings.user_app_client_id,
+            client_credential=settings.user_app_client_secret,
+            authority=authority,
+            verify=settings.tls_verify,
+            http_client=msal_http_client(settings),
+            instance_discovery=None if is_microsoft_host(settings.authority_host) else False,
+            timeout=settings.graph_timeout_seconds,
+        )
+    except (requests.RequestException, ValueError) as exc:
+        raise _unreachable(exc) from exc
+
+
+def _unreachable(exc: Exception) -> SignInRefused:
+    return SignInRefused(
+        f"Microsoft Entra ID could not be reached to sign you in ({type(exc).__name__}).",
+        fix="Try again in a minute, or sign in with your email and password. If it keeps "
+        "failing, the administrator checks this server's connection to Microsoft.",
     )
 
 
@@ -70,19 +86,22 @@ def begin_microsoft_sign_in(
         raise SignInRefused(
             "Enter your work email address.", fix="For example: you@yourcompany.com."
         )
-    matches = repository.organizations_with_domain(db, domain)
-    if not matches:
+    verified = repository.organization_with_verified_domain(db, domain)
+    if verified is None or verified[1].tenant_id is None:
         raise SignInRefused(
-            f"No organization here syncs the domain {domain}.",
-            fix="Check the address, or ask your admin to add the domain under Admin → My "
-            "Organization → Domains.",
+            f"No organization here has verified the domain {domain} for Sign in with Microsoft.",
+            fix="Check the address, or sign in with your email and password. Your admin "
+            f"verifies {domain} under Admin → My Organization → Domains.",
         )
-    organization, _domain = matches[0]
+    organization, verified_domain = verified
     repository.delete_stale_microsoft_sign_in_requests(db, utcnow() - _REQUEST_LIFETIME)
-    authority = f"{settings.authority_host.rstrip('/')}/{domain}"
-    flow = _client(settings, authority).initiate_auth_code_flow(
-        SIGN_IN_SCOPES, redirect_uri=redirect_uri, login_hint=email, prompt="select_account"
-    )
+    authority = f"{settings.authority_host.rstrip('/')}/{verified_domain.tenant_id}"
+    try:
+        flow = _client(settings, authority).initiate_auth_code_flow(
+            SIGN_IN_SCOPES, redirect_uri=redirect_uri, login_hint=email, prompt="select_account"
+        )
+    except requests.RequestException as exc:
+        raise _unreachable(exc) from exc
     binding = secrets.token_urlsafe(32)
     db.add(
         MicrosoftSignInRequest(
@@ -113,21 +132,30 @@ def complete_microsoft_sign_in(
     if "error" in query:
         error = classify_aad_error(dict(query))
         raise SignInRefused(f"Microsoft did not sign you in: {error.message}", fix=error.fix)
-    result: dict[str, Any] = _client(settings, request.authority).acquire_token_by_auth_code_flow(
-        request.flow, dict(query), scopes=SIGN_IN_SCOPES
-    )
+    try:
+        result: dict[str, Any] = _client(
+            settings, request.authority
+        ).acquire_token_by_auth_code_flow(request.flow, dict(query), scopes=SIGN_IN_SCOPES)
+    except requests.RequestException as exc:
+        raise _unreachable(exc) from exc
+    except ValueError as exc:  # MSAL: the answer does not match the flow (state, code)
+        raise SignInRefused(
+            "Microsoft's answer does not match the sign-in that was started.",
+            fix="Click 'Sign in with Microsoft' again.",
+        ) from exc
     if "error" in result:
         error = classify_aad_error(result)
         raise SignInRefused(f"Microsoft did not sign you in: {error.message}", fix=error.fix)
     claims: dict[str, Any] = result.get("id_token_claims") or {}
     email = str(claims.get("preferred_username") or claims.get("email") or "").lower()
-    domain = email.rpartition("@")[2]
-    known = {
-        dom.tenant_id
-        for org, dom in repository.organizations_with_domain(db, domain)
-        if org.id == request.organization_id
-    }
-    if not known or (None not in known and claims.get("tid") not in known):
+    tenant_id = str(claims.get("tid") or "")
+    verified = repository.organization_with_verified_domain(db, email.rpartition("@")[2])
+    if (
+        verified is None
+        or verified[0].id != request.organization_id
+        or not tenant_id
+        or verified[1].tenant_id != tenant_id
+    ):
         raise SignInRefused(
             f"{email or 'This account'} does not belong to this organization's "
             "Microsoft 365 tenant.",

@@ -44,13 +44,17 @@ def delete_expired_sessions(db: Session, now: datetime) -> None:
     db.execute(delete(WebSession).where(WebSession.expires_at < now))
 
 
-def organizations_with_domain(db: Session, domain: str) -> list[tuple[Organization, Domain]]:
-    rows = db.execute(
+def organization_with_verified_domain(
+    db: Session, domain: str
+) -> tuple[Organization, Domain] | None:
+    """The organization that verified ``domain`` (one at most: a unique index holds it) and
+    its row; unverified claims never route a sign-in."""
+    row = db.execute(
         select(Organization, Domain)
         .join(Domain, Domain.organization_id == Organization.id)
-        .where(Domain.name == domain.lower())
-    )
-    return [(org, dom) for org, dom in rows.tuples()]
+        .where(Domain.name == domain.lower(), Domain.verified_at.is_not(None))
+    ).first()
+    return None if row is None else (row[0], row[1])
 
 
 def member_by_email(db: Session, organization_id: str, email: str) -> Member | None:

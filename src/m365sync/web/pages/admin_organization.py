@@ -7,13 +7,25 @@ from typing import Annotated
 from fastapi import APIRouter, Form, Request, Response
 
 from m365sync.errors import M365SyncError
+from m365sync.organizations.service import TxtLookup
 from m365sync.web.auth.dependencies import Admin, AdminForm, DbSession
 from m365sync.web.pages import services
 from m365sync.web.pages.rendering import PageRoute, redirect, render
 
 router = APIRouter(prefix="/admin", route_class=PageRoute)
 
-NOTICES = {"added": "Domain added.", "removed": "Domain removed."}
+NOTICES = {
+    "added": "Domain added. Verify it: until then its mailboxes wait.",
+    "removed": "Domain removed.",
+    "verified": "Domain verified.",
+}
+
+
+def _txt_lookup(request: Request) -> TxtLookup | None:
+    """The DNS TXT lookup: the system's resolvers, unless the app was built with another
+    (``app.state.txt_lookup``, as tests do)."""
+    lookup: TxtLookup | None = getattr(request.app.state, "txt_lookup", None)
+    return lookup
 
 
 def _domains_page(
@@ -33,7 +45,7 @@ def _domains_page(
         title="Domains",
         area="admin",
         nav="domains",
-        domains=services.list_domains(db, me.organization_id),
+        domains=services.domain_views(db, me.organization_id),
         error=error,
         notice=notice,
         entered=entered,
@@ -54,6 +66,15 @@ def add_domain(
     except M365SyncError as error:
         return _domains_page(request, db, me, status_code=error.status, error=error, entered=name)
     return redirect("/admin/domains?notice=added")
+
+
+@router.post("/domains/{domain_id}/verify", include_in_schema=False)
+def verify_domain(request: Request, db: DbSession, me: AdminForm, domain_id: str) -> Response:
+    try:
+        services.verify_domain_by_dns(db, me, domain_id, _txt_lookup(request))
+    except M365SyncError as error:
+        return _domains_page(request, db, me, status_code=error.status, error=error)
+    return redirect("/admin/domains?notice=verified")
 
 
 @router.post("/domains/{domain_id}/remove", include_in_schema=False)

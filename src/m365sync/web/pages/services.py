@@ -32,7 +32,7 @@ from m365sync.crm.service import ACTIVITY_KINDS, UPCOMING_DAYS, get_activity, se
 from m365sync.errors import NotFound, ValidationFailed
 from m365sync.microsoft.auth import ClientSecret
 from m365sync.organizations import service as organizations
-from m365sync.organizations.models import Domain, Member, Organization, Role
+from m365sync.organizations.models import Domain, DomainProof, Member, Organization, Role
 from m365sync.scheduling import service as scheduling
 from m365sync.sync import service as sync
 from m365sync.sync.models import SyncFeature, SyncSettings, SyncUnit, UnitStage, UnitStatus
@@ -70,6 +70,60 @@ def _member(db: Session, organization_id: str, member_id: str) -> Member:
 
 def list_domains(db: Session, organization_id: str) -> list[Domain]:
     return organizations.list_domains(db, _organization(db, organization_id))
+
+
+PROOF_LABELS = {
+    DomainProof.SERVICE_ACCOUNT: "its Microsoft 365 tenant (service account consent)",
+    DomainProof.MICROSOFT_SIGN_IN: "its Microsoft 365 tenant (an admin's Microsoft sign-in)",
+    DomainProof.DNS_TXT: "its DNS TXT record",
+    DomainProof.OPERATOR: "the server's operator",
+}
+
+
+@dataclass(frozen=True)
+class DomainView:
+    """A row of the Domains page: the domain, whether and how it is proven, and the DNS TXT
+    record that would prove it."""
+
+    domain: Domain
+    proof: str  # "" while unverified
+    txt_host: str
+    txt_value: str
+    waiting: str  # why its mailboxes wait, while unverified
+    waiting_fix: str
+
+
+def domain_views(db: Session, organization_id: str) -> list[DomainView]:
+    views = []
+    for domain in list_domains(db, organization_id):
+        record = organizations.dns_record(domain)
+        waiting, fix = ("", "") if domain.verified else organizations.unverified_reason(domain.name)
+        method = domain.verification_method
+        views.append(
+            DomainView(
+                domain=domain,
+                proof=PROOF_LABELS.get(method, method.value) if method else "",
+                txt_host=record.host,
+                txt_value=record.value,
+                waiting=waiting,
+                waiting_fix=fix,
+            )
+        )
+    return views
+
+
+def verify_domain_by_dns(
+    db: Session, actor: SignedIn, domain_id: str, lookup: organizations.TxtLookup | None
+) -> Domain:
+    organization = _organization(db, actor.organization_id)
+    domain = next(
+        (d for d in organizations.list_domains(db, organization) if d.id == domain_id), None
+    )
+    if domain is None:
+        raise NotFound("That domain is not in your organization.", fix="Reload the page.")
+    return organizations.verify_domain_by_dns(
+        db, organization, domain.name, lookup=lookup, actor=actor.email
+    )
 
 
 def add_domain(db: Session, actor: SignedIn, name: str) -> Domain:
@@ -629,7 +683,7 @@ def my_connections(db: Session, me: SignedIn) -> MyConnectionsView:
     organization = _organization(db, me.organization_id)
     member = _member(db, me.organization_id, me.member_id)
     connection = connections.get_user_connection(db, organization, member)
-    covered = member.domain in organizations.domain_names(db, organization.id)
+    covered = member.domain in organizations.verified_domain_names(db, organization.id)
     accounts = [
         a
         for a in connections.list_service_accounts(db, organization)
