@@ -60,7 +60,8 @@ class Settings(BaseSettings):
         "national clouds: https://graph.microsoft.us, https://microsoftgraph.chinacloudapi.cn.",
     )
     ca_bundle: Path | None = Field(
-        default=None, description="Extra CA bundle to trust for Microsoft endpoints (m365sim's)."
+        default=None,
+        description="CA bundle to trust for Microsoft and Salesforce endpoints (the emulators').",
     )
     public_url: str = Field(
         default="http://localhost:8365", description="Where users reach the web app."
@@ -151,6 +152,24 @@ class Settings(BaseSettings):
         default="redis://127.0.0.1:6379/0", description="Celery broker (scale-out workers)."
     )
     celery_result_backend: str | None = Field(default=None, description="Celery result backend.")
+
+    # Salesforce: where to sign in, how long to wait, and how much of the org's daily API
+    # allowance m365sync may use. The login URL is a setting, never a literal (sandboxes,
+    # My Domains, and sfsim in tests).
+    salesforce_login_url: str = Field(
+        default="https://login.salesforce.com",
+        description="Default Salesforce login URL: https://login.salesforce.com (production), "
+        "https://test.salesforce.com (sandbox) or https://<name>.my.salesforce.com (My Domain).",
+    )
+    salesforce_api_share: float = Field(
+        default=0.5,
+        gt=0,
+        le=1,
+        description="Share of the org's rolling 24-hour API request limit m365sync may use.",
+    )
+    salesforce_timeout_seconds: float = Field(
+        default=30.0, gt=0, description="Timeout of one Salesforce request."
+    )
 
     @property
     def resolved_database_url(self) -> str:

@@ -112,6 +112,39 @@ class LimitInfoMiddleware:
         await self.app(scope, receive, with_header)
 
 
+MAX_URI_AND_HEADERS_BYTES = 16_384
+
+
+class RequestSizeMiddleware:
+    """Salesforce's limit on a request's size: the URI and the headers together may not
+    exceed 16,384 bytes. A longer URI is 414 URI Too Long; a URI that fits but whose
+    headers push the total over is 431 Request Header Fields Too Large. Both are refused
+    before authentication, so they count against no limit. The bodies are sfsim's own
+    (Salesforce answers with a short HTML page)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["path"].startswith("/_sim"):
+            await self.app(scope, receive, send)
+            return
+        query: bytes = scope.get("query_string", b"")
+        uri = len(scope.get("raw_path") or scope["path"].encode()) + (
+            len(query) + 1 if query else 0
+        )
+        headers = sum(len(k) + len(v) + 4 for k, v in scope.get("headers", []))
+        if uri > MAX_URI_AND_HEADERS_BYTES:
+            status, reason = 414, "URI Too Long"
+        elif uri + headers > MAX_URI_AND_HEADERS_BYTES:
+            status, reason = 431, "Request Header Fields Too Large"
+        else:
+            await self.app(scope, receive, send)
+            return
+        page = f"<html><body><h1>{status} {reason}</h1></body></html>"
+        await Response(page, status_code=status, media_type="text/html")(scope, receive, send)
+
+
 async def render_sf_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, SfError)
     return JSONResponse(exc.body(), status_code=exc.status, headers=exc.headers)
@@ -151,5 +184,6 @@ def build_app(state: SfState | None = None) -> Starlette:
     app.add_middleware(LimitInfoMiddleware, state=state)
     app.add_middleware(FaultMiddleware, state=state)
     app.add_middleware(LatencyMiddleware, state=state)
+    app.add_middleware(RequestSizeMiddleware)
     app.add_middleware(RequestLogMiddleware, state=state)
     return app

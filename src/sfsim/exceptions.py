@@ -58,8 +58,15 @@ class ApiError(SfError):
         return entry
 
     def save_error(self) -> dict[str, Any]:
-        """The entry in a SaveResult's ``errors`` (sObject Collections say ``statusCode``)."""
-        return {"statusCode": self.code, "message": self.detail, "fields": self.fields}
+        """The entry in a SaveResult's ``errors`` (sObject Collections say ``statusCode``).
+        Extra details travel too, as Salesforce's error subtypes carry them (a
+        ``DuplicateError`` has its ``duplicateResult``)."""
+        return {
+            **self.extra,
+            "statusCode": self.code,
+            "message": self.detail,
+            "fields": self.fields,
+        }
 
     def body(self) -> list[dict[str, Any]]:
         return [self.error_dict()]

@@ -142,3 +142,25 @@ def test_composite_takes_at_most_25_subrequests(client: Salesforce) -> None:
         client.restful(
             "composite", method="POST", data=json.dumps({"compositeRequest": subrequests})
         )
+
+
+def test_collection_duplicate_errors_carry_the_duplicate_result(client: Salesforce) -> None:
+    results = client.restful(
+        "composite/sobjects",
+        method="POST",
+        data=json.dumps(
+            {
+                "records": [
+                    {
+                        "attributes": {"type": "Contact"},
+                        "LastName": "Twin",
+                        "Email": "pat@fabrikam.example",
+                    }
+                ]
+            }
+        ),
+    )
+    error = results[0]["errors"][0]
+    assert error["statusCode"] == "DUPLICATES_DETECTED"
+    assert error["duplicateResult"]["duplicateRule"] == "Standard_Contact_Duplicate_Rule"
+    assert error["duplicateResult"]["matchResults"][0]["size"] == 1

@@ -75,3 +75,25 @@ def test_coverage_page_is_current() -> None:
     assert PAGE.read_text(encoding="utf-8") == render(collect_routes()), (
         "docs/sfsim/coverage.md is stale: run `python -m sfsim.coverage > docs/sfsim/coverage.md`"
     )
+
+
+def test_refuses_requests_over_salesforces_size_limit(sf: SfServer) -> None:
+    client = sf_client(sf)
+    emails = ", ".join(f"'person-{n}@example.com'" for n in range(800))
+    soql = f"SELECT Id FROM Contact WHERE Email IN ({emails})"
+    too_long = requests.get(
+        f"{sf.url}/services/data/v59.0/query/",
+        params={"q": soql},
+        headers={"Authorization": f"Bearer {client.session_id}"},
+    )
+    assert too_long.status_code == 414
+    fits = soql[: soql.index(", 'person-300")] + ")"
+    big_headers = requests.get(
+        f"{sf.url}/services/data/v59.0/query/",
+        params={"q": fits},
+        headers={"Authorization": f"Bearer {client.session_id}", "X-Padding": "p" * 8000},
+    )
+    assert big_headers.status_code == 431
+    assert client.query(fits)["totalSize"] == 0
+    # Refused before the session is even read: nothing counted against the daily limit.
+    assert sf.state.api_usage()[0] == 1
