@@ -439,21 +439,24 @@ def _print_report(report: Any, as_json: bool) -> None:
 
 
 def _account_rows(accounts: list[Any], settings: Any) -> list[dict[str, Any]]:
-    from m365sync.connections import service as conns
+    from m365sync.connections import service_accounts
 
     now = datetime.now(UTC)
     return [
-        conns.service_account_view(a, now, settings.secret_expiry_warning_days) for a in accounts
+        service_accounts.service_account_view(a, now, settings.secret_expiry_warning_days)
+        for a in accounts
     ]
 
 
 @accounts_app.command("list")
 def accounts_list(org: OrgOption, as_json: JsonOption = False) -> None:
-    from m365sync.connections import service as conns
+    from m365sync.connections import service_accounts
 
     ctx = _context()
     with ctx.session() as session:
-        rows = _account_rows(conns.list_service_accounts(session, _org(session, org)), ctx.settings)
+        rows = _account_rows(
+            service_accounts.list_service_accounts(session, _org(session, org)), ctx.settings
+        )
     if as_json:
         for row in rows:
             row.pop("certificate_pem", None)
@@ -511,7 +514,7 @@ def accounts_add(
     as_json: JsonOption = False,
 ) -> None:
     """Run Test, then save an Office 365 service account."""
-    from m365sync.connections import service as conns
+    from m365sync.connections import service_accounts
     from m365sync.microsoft.auth import load_certificate
 
     ctx = _context()
@@ -522,7 +525,7 @@ def accounts_add(
         secret = _secret_value(secret, "Client secret Value")
     with ctx.session() as session:
         account, report = run(
-            conns.add_service_account(
+            service_accounts.add_service_account(
                 session,
                 ctx.runtime,
                 _org(session, org),
@@ -549,11 +552,11 @@ def accounts_generate_certificate(
     org: OrgOption, name: Annotated[str, typer.Option()] = "Office 365 service account"
 ) -> None:
     """Create a key pair here and print the certificate to upload to the app registration."""
-    from m365sync.connections import service as conns
+    from m365sync.connections import service_accounts
 
     ctx = _context()
     with ctx.session() as session:
-        account = conns.create_certificate_account(
+        account = service_accounts.create_certificate_account(
             session, ctx.runtime, _org(session, org), name=name
         )
         out.print(
@@ -578,14 +581,14 @@ def accounts_complete(
     as_json: JsonOption = False,
 ) -> None:
     """Finish a service account created with generate-certificate: Run Test and save."""
-    from m365sync.connections import service as conns
+    from m365sync.connections import service_accounts
 
     ctx = _context()
     with ctx.session() as session:
         organization = _org(session, org)
-        account = conns.get_service_account(session, organization, account_id)
+        account = service_accounts.get_service_account(session, organization, account_id)
         report = run(
-            conns.complete_certificate_account(
+            service_accounts.complete_certificate_account(
                 session,
                 ctx.runtime,
                 organization,
@@ -614,7 +617,7 @@ def accounts_test(
     as_json: JsonOption = False,
 ) -> None:
     """Run Test (read-only). Exit code 1 if a required check fails."""
-    from m365sync.connections import service as conns
+    from m365sync.connections import service_accounts
     from m365sync.connections.run_test import ServiceAccountDraft
     from m365sync.microsoft.auth import ClientSecret
 
@@ -622,9 +625,9 @@ def accounts_test(
     with ctx.session() as session:
         organization = _org(session, org)
         if account_id:
-            account = conns.get_service_account(session, organization, account_id)
+            account = service_accounts.get_service_account(session, organization, account_id)
             report = run(
-                conns.retest_service_account(
+                service_accounts.retest_service_account(
                     session, ctx.runtime, organization, account, test_mailbox=test_mailbox
                 )
             )
@@ -636,7 +639,9 @@ def accounts_test(
             draft = ServiceAccountDraft(
                 client_id, ClientSecret(_secret_value(secret, "Client secret Value")), tenant_id
             )
-            report = run(conns.test_draft(session, ctx.runtime, organization, draft, test_mailbox))
+            report = run(
+                service_accounts.test_draft(session, ctx.runtime, organization, draft, test_mailbox)
+            )
     _print_report(report, as_json)
     if not report.ok:
         raise Exit(1)
@@ -652,15 +657,15 @@ def accounts_replace_secret(
     as_json: JsonOption = False,
 ) -> None:
     """A new client secret (tested before it replaces the old one)."""
-    from m365sync.connections import service as conns
+    from m365sync.connections import service_accounts
 
     ctx = _context()
     value = _secret_value(secret, "New client secret Value")
     with ctx.session() as session:
         organization = _org(session, org)
-        account = conns.get_service_account(session, organization, account_id)
+        account = service_accounts.get_service_account(session, organization, account_id)
         report = run(
-            conns.replace_secret(
+            service_accounts.replace_secret(
                 session,
                 ctx.runtime,
                 organization,
@@ -685,12 +690,12 @@ def accounts_add_exchange(
     name: Annotated[str, typer.Option()] = "Exchange service account",
 ) -> None:
     """An on-premises Exchange (EWS, impersonation) service account."""
-    from m365sync.connections import service as conns
+    from m365sync.connections import service_accounts
 
     ctx = _context()
     value = _secret_value(password, "Password")
     with ctx.session() as session:
-        account = conns.add_exchange_service_account(
+        account = service_accounts.add_exchange_service_account(
             session,
             ctx.runtime,
             _org(session, org),
@@ -704,13 +709,13 @@ def accounts_add_exchange(
 
 @accounts_app.command("remove")
 def accounts_remove(org: OrgOption, account_id: str) -> None:
-    from m365sync.connections import service as conns
+    from m365sync.connections import service_accounts
 
     ctx = _context()
     with ctx.session() as session:
         organization = _org(session, org)
-        account = conns.get_service_account(session, organization, account_id)
-        conns.remove_service_account(session, ctx.runtime, organization, account)
+        account = service_accounts.get_service_account(session, organization, account_id)
+        service_accounts.remove_service_account(session, ctx.runtime, organization, account)
         out.print(f"Removed service account {account.name}.")
 
 
@@ -725,12 +730,11 @@ def policy_commands(
     admin_upn: Annotated[str | None, typer.Option()] = None,
 ) -> None:
     """Exchange Online PowerShell limiting the service account to the group's members."""
-    from m365sync.connections import access_policy
-    from m365sync.connections import service as conns
+    from m365sync.connections import access_policy, service_accounts
 
     ctx = _context()
     with ctx.session() as session:
-        account = conns.get_service_account(session, _org(session, org), account_id)
+        account = service_accounts.get_service_account(session, _org(session, org), account_id)
         sp_id = (
             run(access_policy.service_principal_id(ctx.runtime, account))
             if account.enabled_features
@@ -754,13 +758,12 @@ def policy_report(
     as_json: JsonOption = False,
 ) -> None:
     """Which members' mailboxes the service account can reach (read-only probes)."""
-    from m365sync.connections import access_policy
-    from m365sync.connections import service as conns
+    from m365sync.connections import access_policy, service_accounts
 
     ctx = _context()
     with ctx.session() as session:
         organization = _org(session, org)
-        account = conns.get_service_account(session, organization, account_id)
+        account = service_accounts.get_service_account(session, organization, account_id)
         results = run(access_policy.reachability(session, ctx.runtime, organization, account))
     if as_json:
         _json(
@@ -783,7 +786,7 @@ def policy_report(
 @connections_app.command("status")
 def connections_status(org: OrgOption, as_json: JsonOption = False) -> None:
     """Per member: how the mailbox is connected and what is enabled."""
-    from m365sync.connections import service as conns
+    from m365sync.connections import service_accounts, user_connections
     from m365sync.organizations import service as orgs
 
     ctx = _context()
@@ -792,14 +795,20 @@ def connections_status(org: OrgOption, as_json: JsonOption = False) -> None:
         organization = _org(session, org)
         domains = orgs.verified_domain_names(session, organization.id)
         accounts = [
-            a for a in conns.list_service_accounts(session, organization) if a.enabled_features
+            a
+            for a in service_accounts.list_service_accounts(session, organization)
+            if a.enabled_features
         ]
-        connections = {c.member_id: c for c in conns.list_user_connections(session, organization)}
+        connections = {
+            c.member_id: c for c in user_connections.list_user_connections(session, organization)
+        }
         for member in orgs.list_members(session, organization):
             connection = connections.get(member.id)
             in_domain = member.domain in domains
             via = [a.name for a in accounts] if in_domain else []
-            view = conns.user_connection_view(connection, bool(via)) if connection else None
+            view = (
+                user_connections.user_connection_view(connection, bool(via)) if connection else None
+            )
             rows.append(
                 {
                     "email": member.email,

@@ -20,7 +20,7 @@ from typing import Any
 import uvicorn
 from rich.console import Console
 
-from m365sync.connections import service as conns
+from m365sync.connections import service_accounts
 from m365sync.connections.runtime import ConnectionRuntime
 from m365sync.crm.importer import load_demo_crm
 from m365sync.db import Database, database_from_settings, migrate
@@ -113,8 +113,8 @@ async def seed_demo_organization(
             member = orgs.get_member(session, organization, email)
             if credential_for_member(session, member.id) is None:
                 set_password(session, member, password)
-        if not conns.list_service_accounts(session, organization):
-            await conns.add_service_account(
+        if not service_accounts.list_service_accounts(session, organization):
+            await service_accounts.add_service_account(
                 session,
                 runtime,
                 organization,

@@ -7,8 +7,7 @@ from typing import Any
 
 from fastapi import APIRouter, Response
 
-from m365sync.connections import access_policy
-from m365sync.connections import service as conns
+from m365sync.connections import access_policy, service_accounts, user_connections
 from m365sync.connections.models import ConnectionKind, ConnectionStatus
 from m365sync.connections.run_test import ServiceAccountDraft, TestReport
 from m365sync.connections.schemas import (
@@ -41,7 +40,9 @@ router = APIRouter(prefix="/organizations/{org}", tags=["connections"])
 
 def _view(runtime: Any, account: Any) -> ServiceAccountOut:
     return ServiceAccountOut(
-        **conns.service_account_view(account, utcnow(), runtime.settings.secret_expiry_warning_days)
+        **service_accounts.service_account_view(
+            account, utcnow(), runtime.settings.secret_expiry_warning_days
+        )
     )
 
 
@@ -59,7 +60,10 @@ def _certificate(body: ServiceAccountIn) -> ClientCertificate | None:
 def list_service_accounts(
     caller: Admin, session: ApiSession, runtime: Runtime
 ) -> list[ServiceAccountOut]:
-    return [_view(runtime, a) for a in conns.list_service_accounts(session, caller.organization)]
+    return [
+        _view(runtime, a)
+        for a in service_accounts.list_service_accounts(session, caller.organization)
+    ]
 
 
 @router.post("/service-accounts/test", response_model=TestReportOut)
@@ -80,7 +84,9 @@ async def run_test(
         client_id=body.client_id, credential=credential, tenant_id=body.tenant_id
     )
     return _report(
-        await conns.test_draft(session, runtime, caller.organization, draft, body.test_mailbox)
+        await service_accounts.test_draft(
+            session, runtime, caller.organization, draft, body.test_mailbox
+        )
     )
 
 
@@ -90,7 +96,7 @@ async def add_service_account(
 ) -> SavedServiceAccountOut:
     """Run Test, then save; refused (422, with the checks) while a required check fails,
     unless ``partial`` is true."""
-    account, report = await conns.add_service_account(
+    account, report = await service_accounts.add_service_account(
         session,
         runtime,
         caller.organization,
@@ -111,7 +117,7 @@ async def add_service_account(
 def add_exchange_service_account(
     caller: Admin, session: ApiSession, runtime: Runtime, body: ExchangeServiceAccountIn
 ) -> ServiceAccountOut:
-    account = conns.add_exchange_service_account(
+    account = service_accounts.add_exchange_service_account(
         session,
         runtime,
         caller.organization,
@@ -130,7 +136,7 @@ def generate_certificate_account(
 ) -> ServiceAccountOut:
     """Generate a key pair here; upload the returned ``certificate_pem`` to the app
     registration, then POST .../complete."""
-    account = conns.create_certificate_account(
+    account = service_accounts.create_certificate_account(
         session, runtime, caller.organization, name=body.name, actor=caller.actor
     )
     return _view(runtime, account)
@@ -144,8 +150,8 @@ async def complete_certificate_account(
     account_id: str,
     body: CompleteCertificateIn,
 ) -> SavedServiceAccountOut:
-    account = conns.get_service_account(session, caller.organization, account_id)
-    report = await conns.complete_certificate_account(
+    account = service_accounts.get_service_account(session, caller.organization, account_id)
+    report = await service_accounts.complete_certificate_account(
         session,
         runtime,
         caller.organization,
@@ -163,7 +169,9 @@ async def complete_certificate_account(
 def get_service_account(
     caller: Admin, session: ApiSession, runtime: Runtime, account_id: str
 ) -> ServiceAccountOut:
-    return _view(runtime, conns.get_service_account(session, caller.organization, account_id))
+    return _view(
+        runtime, service_accounts.get_service_account(session, caller.organization, account_id)
+    )
 
 
 @router.post("/service-accounts/{account_id}/test", response_model=TestReportOut)
@@ -174,8 +182,8 @@ async def retest(
     account_id: str,
     body: RetestIn | None = None,
 ) -> TestReportOut:
-    account = conns.get_service_account(session, caller.organization, account_id)
-    report = await conns.retest_service_account(
+    account = service_accounts.get_service_account(session, caller.organization, account_id)
+    report = await service_accounts.retest_service_account(
         session,
         runtime,
         caller.organization,
@@ -190,8 +198,8 @@ async def retest(
 async def replace_secret(
     caller: Admin, session: ApiSession, runtime: Runtime, account_id: str, body: ReplaceSecretIn
 ) -> SavedServiceAccountOut:
-    account = conns.get_service_account(session, caller.organization, account_id)
-    report = await conns.replace_secret(
+    account = service_accounts.get_service_account(session, caller.organization, account_id)
+    report = await service_accounts.replace_secret(
         session,
         runtime,
         caller.organization,
@@ -208,8 +216,10 @@ async def replace_secret(
 def remove_service_account(
     caller: Admin, session: ApiSession, runtime: Runtime, account_id: str
 ) -> Response:
-    account = conns.get_service_account(session, caller.organization, account_id)
-    conns.remove_service_account(session, runtime, caller.organization, account, actor=caller.actor)
+    account = service_accounts.get_service_account(session, caller.organization, account_id)
+    service_accounts.remove_service_account(
+        session, runtime, caller.organization, account, actor=caller.actor
+    )
     return Response(status_code=204)
 
 
@@ -217,7 +227,7 @@ def remove_service_account(
 async def access_policy_commands(
     caller: Admin, session: ApiSession, runtime: Runtime, account_id: str, body: AccessPolicyIn
 ) -> AccessPolicyOut:
-    account = conns.get_service_account(session, caller.organization, account_id)
+    account = service_accounts.get_service_account(session, caller.organization, account_id)
     sp_id = (
         await access_policy.service_principal_id(runtime, account)
         if account.enabled_features
@@ -237,7 +247,7 @@ async def access_policy_commands(
 async def reachability(
     caller: Admin, session: ApiSession, runtime: Runtime, account_id: str
 ) -> list[MailboxReachOut]:
-    account = conns.get_service_account(session, caller.organization, account_id)
+    account = service_accounts.get_service_account(session, caller.organization, account_id)
     results = await access_policy.reachability(session, runtime, caller.organization, account)
     return [
         MailboxReachOut(email=r.email, reach=r.reach.value, message=r.message, fix=r.fix)
@@ -253,7 +263,7 @@ def _covering_accounts(session: Any, caller: Admin, domain: str) -> list[str]:
     domains = {d.name: d for d in orgs.list_domains(session, caller.organization)}
     if domain not in domains or not domains[domain].verified:
         return []
-    for account in conns.list_service_accounts(session, caller.organization):
+    for account in service_accounts.list_service_accounts(session, caller.organization):
         tenant = domains[domain].tenant_id
         if (
             account.kind == ConnectionKind.OFFICE365
@@ -270,7 +280,7 @@ def connection_status(caller: Admin, session: ApiSession) -> list[MemberConnecti
     """Per member: synced domain?, covered by which service accounts, their own connection."""
     domains = orgs.verified_domain_names(session, caller.organization.id)
     connections = {
-        c.member_id: c for c in conns.list_user_connections(session, caller.organization)
+        c.member_id: c for c in user_connections.list_user_connections(session, caller.organization)
     }
     out = []
     for member in orgs.list_members(session, caller.organization):
@@ -282,7 +292,9 @@ def connection_status(caller: Admin, session: ApiSession) -> list[MemberConnecti
                 email=member.email,
                 synced_domain=member.domain in domains,
                 via_service_account=via,
-                connection=UserConnectionOut(**conns.user_connection_view(connection, bool(via)))
+                connection=UserConnectionOut(
+                    **user_connections.user_connection_view(connection, bool(via))
+                )
                 if connection
                 else None,
             )
@@ -293,11 +305,11 @@ def connection_status(caller: Admin, session: ApiSession) -> list[MemberConnecti
 @router.get("/members/{member_id}/connection", response_model=UserConnectionOut | None)
 def get_connection(caller: Admin, session: ApiSession, member_id: str) -> UserConnectionOut | None:
     member = orgs.get_member(session, caller.organization, member_id)
-    connection = conns.get_user_connection(session, caller.organization, member)
+    connection = user_connections.get_user_connection(session, caller.organization, member)
     if connection is None:
         return None
     return UserConnectionOut(
-        **conns.user_connection_view(
+        **user_connections.user_connection_view(
             connection, bool(_covering_accounts(session, caller, member.domain))
         )
     )
@@ -309,7 +321,9 @@ async def start_office365(
 ) -> ConnectStartOut:
     """Begin "Connect your Office 365" for a member: send them to ``authorization_url``."""
     member = orgs.get_member(session, caller.organization, member_id)
-    url = await conns.start_office365_connection(session, runtime, caller.organization, member)
+    url = await user_connections.start_office365_connection(
+        session, runtime, caller.organization, member
+    )
     return ConnectStartOut(authorization_url=url)
 
 
@@ -318,10 +332,10 @@ async def complete_office365(
     caller: Admin, session: ApiSession, runtime: Runtime, body: ConnectCompleteIn
 ) -> UserConnectionOut:
     """Finish a sign-in with the parameters of Microsoft's redirect (``code``, ``state``)."""
-    connection = await conns.complete_office365_connection(
+    connection = await user_connections.complete_office365_connection(
         session, runtime, body.params, organization_id=caller.organization.id
     )
-    return UserConnectionOut(**conns.user_connection_view(connection))
+    return UserConnectionOut(**user_connections.user_connection_view(connection))
 
 
 @router.post(
@@ -331,7 +345,7 @@ def connect_exchange(
     caller: Admin, session: ApiSession, runtime: Runtime, member_id: str, body: ExchangeConnectionIn
 ) -> UserConnectionOut:
     member = orgs.get_member(session, caller.organization, member_id)
-    connection = conns.connect_exchange(
+    connection = user_connections.connect_exchange(
         session,
         runtime,
         caller.organization,
@@ -340,11 +354,11 @@ def connect_exchange(
         username=body.username,
         password=body.password.get_secret_value(),
     )
-    return UserConnectionOut(**conns.user_connection_view(connection))
+    return UserConnectionOut(**user_connections.user_connection_view(connection))
 
 
 @router.delete("/members/{member_id}/connection", status_code=204)
 def disconnect(caller: Admin, session: ApiSession, runtime: Runtime, member_id: str) -> Response:
     member = orgs.get_member(session, caller.organization, member_id)
-    conns.disconnect(session, runtime, caller.organization, member, actor=caller.actor)
+    user_connections.disconnect(session, runtime, caller.organization, member, actor=caller.actor)
     return Response(status_code=204)

@@ -20,7 +20,7 @@ from tests.m365sync.conftest import (
 
 from m365sim.directory.models import ClientSecret as SimSecret
 from m365sim.server import SimServer
-from m365sync.connections import service as conns
+from m365sync.connections import service_accounts
 from m365sync.connections.models import Feature
 from m365sync.connections.run_test import Outcome, ServiceAccountDraft, TestReport
 from m365sync.microsoft.auth import ClientSecret
@@ -38,7 +38,9 @@ async def run_test(
 ) -> TestReport:
     with db.session() as session:
         draft = ServiceAccountDraft(client_id, ClientSecret(secret), tenant_id)
-        return await conns.test_draft(session, runtime, fresh(session, org), draft, mailbox)
+        return await service_accounts.test_draft(
+            session, runtime, fresh(session, org), draft, mailbox
+        )
 
 
 def control(sim: SimServer, method: str, path: str, **kwargs) -> httpx.Response:

@@ -29,7 +29,7 @@ from tests.m365sync.conftest import (
 from tests.m365sync.connections.signin import sign_in
 
 from m365sync.audit import service as audit
-from m365sync.connections import service as conns
+from m365sync.connections import service_accounts
 from m365sync.crm.importer import load_demo_crm
 from m365sync.crm.models import CrmActivity
 from m365sync.organizations import service as orgs
@@ -77,7 +77,7 @@ def bearer(token: str) -> dict[str, str]:
 
 async def save_service_account(db, runtime, org, client_id, secret, mailbox) -> None:
     with db.session() as session:
-        await conns.add_service_account(
+        await service_accounts.add_service_account(
             session,
             runtime,
             fresh(session, org),
@@ -154,8 +154,8 @@ async def test_a_claimed_domain_gets_no_sign_in_and_no_mail_and_the_owner_takes_
     # Contoso's Run Test resolves woodgrove.com to Woodgrove's tenant, but its consent is
     # Contoso's: nothing is proven and no tenant is written on Contoso's claim.
     with db.session() as session:
-        (account,) = conns.list_service_accounts(session, fresh(session, contoso))
-        report = await conns.retest_service_account(
+        (account,) = service_accounts.list_service_accounts(session, fresh(session, contoso))
+        report = await service_accounts.retest_service_account(
             session, runtime, fresh(session, contoso), account
         )
     assert report.domain_tenants["woodgrove.com"] == WOODGROVE_TENANT_ID

@@ -22,8 +22,7 @@ from sqlalchemy.orm import Session
 
 from m365sync.audit import service as audit
 from m365sync.audit.models import AuditEvent
-from m365sync.connections import access_policy
-from m365sync.connections import service as connections
+from m365sync.connections import access_policy, service_accounts, user_connections
 from m365sync.connections.errors import RunTestFailed
 from m365sync.connections.models import ConnectionKind, ServiceAccount, UserConnection
 from m365sync.connections.run_test import ServiceAccountDraft as TestDraft
@@ -245,18 +244,22 @@ def revoke_api_token(db: Session, actor: SignedIn, token_id: str) -> None:
 
 
 def list_service_accounts(db: Session, organization_id: str) -> list[dict[str, Any]]:
-    """What the list shows about each account (``connections.service_account_view``: never a
+    """What the list shows about each account (``service_accounts.service_account_view``: never a
     secret)."""
     now = datetime.now(UTC)
     return [
-        connections.service_account_view(account, now)
-        for account in connections.list_service_accounts(db, _organization(db, organization_id))
+        service_accounts.service_account_view(account, now)
+        for account in service_accounts.list_service_accounts(
+            db, _organization(db, organization_id)
+        )
     ]
 
 
 def get_service_account(db: Session, organization_id: str, account_id: str) -> ServiceAccount:
     try:
-        return connections.get_service_account(db, _organization(db, organization_id), account_id)
+        return service_accounts.get_service_account(
+            db, _organization(db, organization_id), account_id
+        )
     except NotFound as error:
         raise NotFound(
             "That service account is not in your organization.", fix="Reload the page."
@@ -265,12 +268,12 @@ def get_service_account(db: Session, organization_id: str, account_id: str) -> S
 
 def service_account_view(db: Session, organization_id: str, account_id: str) -> dict[str, Any]:
     account = get_service_account(db, organization_id, account_id)
-    return connections.service_account_view(account, datetime.now(UTC))
+    return service_accounts.service_account_view(account, datetime.now(UTC))
 
 
 def user_connection(db: Session, organization_id: str, member_id: str) -> UserConnection | None:
     member = _member(db, organization_id, member_id)
-    return connections.get_user_connection(db, _organization(db, organization_id), member)
+    return user_connections.get_user_connection(db, _organization(db, organization_id), member)
 
 
 # --- Audit log -----------------------------------------------------------------------------
@@ -341,7 +344,7 @@ async def run_service_account_test(
             "the test.",
             fix="Fill in the empty fields, then click Run Test again.",
         )
-    report = await connections.test_draft(
+    report = await service_accounts.test_draft(
         db,
         runtime,
         _organization(db, actor.organization_id),
@@ -364,7 +367,7 @@ async def save_service_account(
     accept_partial: bool,
 ) -> ServiceAccount:
     account: ServiceAccount
-    account, _report = await connections.add_service_account(
+    account, _report = await service_accounts.add_service_account(
         db,
         runtime,
         _organization(db, actor.organization_id),
@@ -397,13 +400,13 @@ async def edit_service_account(
     if not name.strip():
         raise ValidationFailed("A service account needs a name.", fix="Enter a name.")
     if account.kind == ConnectionKind.EXCHANGE:
-        connections.rename_service_account(db, organization, account, name, actor=actor.email)
+        service_accounts.rename_service_account(db, organization, account, name, actor=actor.email)
         return []
     if not test_mailbox.strip():
         raise ValidationFailed(
             "Test Account is needed.", fix="Enter a mailbox in your domains; the test only reads."
         )
-    report = await connections.retest_service_account(
+    report = await service_accounts.retest_service_account(
         db,
         runtime,
         organization,
@@ -413,7 +416,7 @@ async def edit_service_account(
         save=True,
         actor=actor.email,
     )
-    connections.rename_service_account(db, organization, account, name, actor=actor.email)
+    service_accounts.rename_service_account(db, organization, account, name, actor=actor.email)
     return check_views(report)
 
 
@@ -439,7 +442,7 @@ async def rotate_secret(
             "Enter the new Client Secret Value.",
             fix="Certificates & secrets → New client secret, then copy its Value column.",
         )
-    report = await connections.replace_secret(
+    report = await service_accounts.replace_secret(
         db,
         runtime,
         _organization(db, actor.organization_id),
@@ -479,7 +482,7 @@ def save_exchange_service_account(
             f"{', '.join(missing)}: required.",
             fix="Fill in the empty fields (the impersonation account's username and password).",
         )
-    return connections.add_exchange_service_account(
+    return service_accounts.add_exchange_service_account(
         db,
         runtime,
         _organization(db, actor.organization_id),
@@ -495,7 +498,7 @@ def remove_service_account(
     db: Session, runtime: ConnectionRuntime, actor: SignedIn, account_id: str
 ) -> str:
     account = get_service_account(db, actor.organization_id, account_id)
-    connections.remove_service_account(
+    service_accounts.remove_service_account(
         db, runtime, _organization(db, actor.organization_id), account, actor=actor.email
     )
     return account.name
@@ -682,14 +685,14 @@ def my_connections(db: Session, me: SignedIn) -> MyConnectionsView:
     the service accounts covering their domain, the features each enables, their sync."""
     organization = _organization(db, me.organization_id)
     member = _member(db, me.organization_id, me.member_id)
-    connection = connections.get_user_connection(db, organization, member)
+    connection = user_connections.get_user_connection(db, organization, member)
     covered = member.domain in organizations.verified_domain_names(db, organization.id)
     accounts = [
         a
-        for a in connections.list_service_accounts(db, organization)
+        for a in service_accounts.list_service_accounts(db, organization)
         if covered and a.kind == ConnectionKind.OFFICE365 and a.status in ("active", "partial")
     ]
-    view = connections.user_connection_view(connection, bool(accounts)) if connection else None
+    view = user_connections.user_connection_view(connection, bool(accounts)) if connection else None
     own = (
         set(view["features"])
         if view and view["kind"] == "office365" and view["status"] == "active"
@@ -734,7 +737,7 @@ async def begin_office365_connection(
     db: Session, runtime: ConnectionRuntime, me: SignedIn, redirect_uri: str
 ) -> str:
     """The Microsoft sign-in URL that starts "Connect your Office 365"."""
-    return await connections.start_office365_connection(
+    return await user_connections.start_office365_connection(
         db,
         runtime,
         _organization(db, me.organization_id),
@@ -746,7 +749,7 @@ async def begin_office365_connection(
 async def complete_office365_connection(
     db: Session, runtime: ConnectionRuntime, me: SignedIn, query: dict[str, str]
 ) -> None:
-    connection = await connections.complete_office365_connection(db, runtime, query)
+    connection = await user_connections.complete_office365_connection(db, runtime, query)
     if connection.member_id != me.member_id:
         raise NotFound(
             "This sign-in was started by someone else.",
@@ -755,7 +758,7 @@ async def complete_office365_connection(
 
 
 def disconnect(db: Session, runtime: ConnectionRuntime, me: SignedIn) -> None:
-    if not connections.disconnect(
+    if not user_connections.disconnect(
         db,
         runtime,
         _organization(db, me.organization_id),
