@@ -515,28 +515,27 @@ def accounts_add(
 ) -> None:
     """Run Test, then save an Office 365 service account."""
     from m365sync.connections import service_accounts
-    from m365sync.microsoft.auth import load_certificate
+    from m365sync.connections.run_test import ServiceAccountDraft
+    from m365sync.microsoft.auth import ClientSecret, Credential, load_certificate
 
     ctx = _context()
-    cert = None
+    credential: Credential
     if certificate is not None:
-        cert = load_certificate(certificate.read_bytes(), certificate_password)
+        credential = load_certificate(certificate.read_bytes(), certificate_password)
     else:
-        secret = _secret_value(secret, "Client secret Value")
+        credential = ClientSecret(_secret_value(secret, "Client secret Value"))
+    draft = ServiceAccountDraft(
+        client_id=client_id,
+        credential=credential,
+        test_mailbox=test_mailbox,
+        tenant_id=tenant_id,
+        name=name,
+        secret_expires_at=secret_expires.replace(tzinfo=UTC) if secret_expires else None,
+    )
     with ctx.session() as session:
         account, report = run(
             service_accounts.add_service_account(
-                session,
-                ctx.runtime,
-                _org(session, org),
-                name=name,
-                client_id=client_id,
-                test_mailbox=test_mailbox,
-                secret=None if cert else secret,
-                certificate=cert,
-                tenant_id=tenant_id,
-                secret_expires_at=secret_expires.replace(tzinfo=UTC) if secret_expires else None,
-                partial=partial,
+                session, ctx.runtime, _org(session, org), draft, partial=partial
             )
         )
         _print_report(report, as_json)
@@ -637,11 +636,12 @@ def accounts_test(
                     "Give a saved account's id, or --client-id, --test-mailbox and the secret."
                 )
             draft = ServiceAccountDraft(
-                client_id, ClientSecret(_secret_value(secret, "Client secret Value")), tenant_id
+                client_id=client_id,
+                credential=ClientSecret(_secret_value(secret, "Client secret Value")),
+                test_mailbox=test_mailbox,
+                tenant_id=tenant_id,
             )
-            report = run(
-                service_accounts.test_draft(session, ctx.runtime, organization, draft, test_mailbox)
-            )
+            report = run(service_accounts.test_draft(session, ctx.runtime, organization, draft))
     _print_report(report, as_json)
     if not report.ok:
         raise Exit(1)

@@ -31,7 +31,7 @@ from m365sync.connections.schemas import (
 )
 from m365sync.db.base import utcnow
 from m365sync.errors import ValidationFailed
-from m365sync.microsoft.auth import ClientCertificate, ClientSecret, load_certificate
+from m365sync.microsoft.auth import ClientSecret, Credential, load_certificate
 from m365sync.organizations import service as orgs
 from m365sync.web.api.dependencies import Admin, ApiSession, Runtime
 
@@ -50,10 +50,25 @@ def _report(report: TestReport) -> TestReportOut:
     return TestReportOut(**report.as_json())
 
 
-def _certificate(body: ServiceAccountIn) -> ClientCertificate | None:
-    if body.certificate_pem is None:
-        return None
-    return load_certificate(body.certificate_pem.get_secret_value().encode("utf-8"))
+def _draft(body: ServiceAccountIn) -> ServiceAccountDraft:
+    """The body's one credential: ``client_secret`` or ``certificate_pem`` (None if neither)."""
+    if body.client_secret is not None and body.certificate_pem is not None:
+        raise ValidationFailed(
+            "Both client_secret and certificate_pem were sent.", fix="Send only one of them."
+        )
+    credential: Credential | None = None
+    if body.client_secret is not None:
+        credential = ClientSecret(body.client_secret.get_secret_value())
+    elif body.certificate_pem is not None:
+        credential = load_certificate(body.certificate_pem.get_secret_value().encode("utf-8"))
+    return ServiceAccountDraft(
+        client_id=body.client_id,
+        credential=credential,
+        test_mailbox=body.test_mailbox,
+        tenant_id=body.tenant_id,
+        name=body.name,
+        secret_expires_at=body.secret_expires_at,
+    )
 
 
 @router.get("/service-accounts", response_model=list[ServiceAccountOut])
@@ -71,23 +86,8 @@ async def run_test(
     caller: Admin, session: ApiSession, runtime: Runtime, body: ServiceAccountIn
 ) -> TestReportOut:
     """Run Test on what was entered; nothing is stored and no mailbox is modified."""
-    certificate = _certificate(body)
-    if (body.client_secret is None) == (certificate is None):
-        raise ValidationFailed(
-            "Give either client_secret or certificate_pem.", fix="Enter the secret's Value."
-        )
-    credential = (
-        ClientSecret(body.client_secret.get_secret_value()) if body.client_secret else certificate
-    )
-    assert credential is not None
-    draft = ServiceAccountDraft(
-        client_id=body.client_id, credential=credential, tenant_id=body.tenant_id
-    )
-    return _report(
-        await service_accounts.test_draft(
-            session, runtime, caller.organization, draft, body.test_mailbox
-        )
-    )
+    report = await service_accounts.test_draft(session, runtime, caller.organization, _draft(body))
+    return _report(report)
 
 
 @router.post("/service-accounts", response_model=SavedServiceAccountOut, status_code=201)
@@ -100,13 +100,7 @@ async def add_service_account(
         session,
         runtime,
         caller.organization,
-        name=body.name,
-        client_id=body.client_id,
-        test_mailbox=body.test_mailbox,
-        secret=body.client_secret.get_secret_value() if body.client_secret else None,
-        certificate=_certificate(body),
-        tenant_id=body.tenant_id,
-        secret_expires_at=body.secret_expires_at,
+        _draft(body),
         partial=body.partial,
         actor=caller.actor,
     )

@@ -31,7 +31,7 @@ from m365sync.connections.runtime import ConnectionRuntime
 from m365sync.db.base import new_id, utcnow
 from m365sync.errors import NotFound, ValidationFailed
 from m365sync.microsoft import errors as ms
-from m365sync.microsoft.auth import ClientCertificate, ClientSecret, generate_certificate
+from m365sync.microsoft.auth import ClientSecret, generate_certificate
 from m365sync.organizations import service as orgs
 from m365sync.organizations.models import DomainProof, Organization
 from m365sync.organizations.repository import OrganizationRepository
@@ -117,7 +117,6 @@ async def test_draft(
     runtime: ConnectionRuntime,
     organization: Organization,
     draft: ServiceAccountDraft,
-    test_mailbox: str,
     *,
     cache_blob: str | None = None,
 ) -> TestReport:
@@ -127,7 +126,6 @@ async def test_draft(
         runtime.settings,
         organization,
         draft,
-        test_mailbox,
         cache_blob=cache_blob,
         graph_transport=runtime.graph_transport,
     )
@@ -153,21 +151,16 @@ async def add_service_account(
     session: Session,
     runtime: ConnectionRuntime,
     organization: Organization,
+    draft: ServiceAccountDraft,
     *,
-    name: str,
-    client_id: str,
-    test_mailbox: str,
-    secret: str | None = None,
-    certificate: ClientCertificate | None = None,
-    tenant_id: str | None = None,
-    secret_expires_at: datetime | None = None,
     partial: bool = False,
     actor: str = "cli",
 ) -> tuple[ServiceAccount, TestReport]:
     """Run Test, then save an Office 365 service account (refused while a required check
-    fails, unless ``partial``). Exactly one of ``secret`` / ``certificate``."""
+    fails, unless ``partial``)."""
     _require_domains(session, organization)
-    if (secret is None) == (certificate is None):
+    credential = draft.credential
+    if credential is None:
         raise ValidationFailed(
             "Give either a client secret value or a certificate.",
             fix=(
@@ -175,30 +168,27 @@ async def add_service_account(
                 "--certificate."
             ),
         )
-    credential = ClientSecret(secret) if secret is not None else certificate
-    assert credential is not None
-    draft = ServiceAccountDraft(
-        client_id=client_id.strip(), credential=credential, tenant_id=tenant_id
-    )
-    report = await test_draft(session, runtime, organization, draft, test_mailbox)
+    report = await test_draft(session, runtime, organization, draft)
     if not report.ok and not partial:
         raise RunTestFailed(report)
     account = ServiceAccount(
         id=new_id(),
         organization_id=organization.id,
-        name=name.strip() or "Office 365 service account",
+        name=draft.name.strip() or "Office 365 service account",
         kind=ConnectionKind.OFFICE365,
-        credential_type=CredentialType.SECRET if secret is not None else CredentialType.CERTIFICATE,
-        client_id=draft.client_id,
-        test_mailbox=test_mailbox.strip().lower(),
-        secret_expires_at=secret_expires_at,
+        credential_type=CredentialType.SECRET
+        if isinstance(credential, ClientSecret)
+        else CredentialType.CERTIFICATE,
+        client_id=draft.client_id.strip(),
+        test_mailbox=draft.test_mailbox.strip().lower(),
+        secret_expires_at=draft.secret_expires_at,
     )
-    if secret is not None:
-        runtime.seal(account, "secret_sealed", secret)
-    if certificate is not None:
-        runtime.seal(account, "private_key_sealed", certificate.private_key_pem)
-        account.certificate_pem = certificate.certificate_pem
-        account.certificate_thumbprint = certificate.thumbprint
+    if isinstance(credential, ClientSecret):
+        runtime.seal(account, "secret_sealed", credential.value)
+    else:
+        runtime.seal(account, "private_key_sealed", credential.private_key_pem)
+        account.certificate_pem = credential.certificate_pem
+        account.certificate_thumbprint = credential.thumbprint
     runtime.seal(account, "token_cache_sealed", report.token_cache)
     _apply_report(account, report, partial=partial)
     ConnectionRepository(session).add_service_account(account)
@@ -308,6 +298,7 @@ async def retest_service_account(
     draft = ServiceAccountDraft(
         client_id=account.client_id,
         credential=runtime.credential(account),
+        test_mailbox=mailbox,
         tenant_id=tenant_id or None,
     )
     report = await test_draft(
@@ -315,7 +306,6 @@ async def retest_service_account(
         runtime,
         organization,
         draft,
-        mailbox,
         cache_blob=runtime.open(account, "token_cache_sealed"),
     )
     if save and not report.ok and not partial:
@@ -352,9 +342,10 @@ async def replace_secret(
     draft = ServiceAccountDraft(
         client_id=account.client_id or "",
         credential=ClientSecret(secret),
+        test_mailbox=account.test_mailbox or "",
         tenant_id=account.tenant_id,
     )
-    report = await test_draft(session, runtime, organization, draft, account.test_mailbox or "")
+    report = await test_draft(session, runtime, organization, draft)
     if not report.ok and not partial:
         raise RunTestFailed(report)
     account.credential_type = CredentialType.SECRET

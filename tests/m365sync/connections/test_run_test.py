@@ -37,10 +37,8 @@ async def run_test(
     tenant_id=None,
 ) -> TestReport:
     with db.session() as session:
-        draft = ServiceAccountDraft(client_id, ClientSecret(secret), tenant_id)
-        return await service_accounts.test_draft(
-            session, runtime, fresh(session, org), draft, mailbox
-        )
+        draft = ServiceAccountDraft(client_id, ClientSecret(secret), mailbox, tenant_id)
+        return await service_accounts.test_draft(session, runtime, fresh(session, org), draft)
 
 
 def control(sim: SimServer, method: str, path: str, **kwargs) -> httpx.Response:

@@ -19,22 +19,21 @@ from tests.m365sync.connections.test_run_test import control
 from m365sync.connections import service_accounts
 from m365sync.connections.errors import MemberNotSynced, NoConnection, NoDomains, RunTestFailed
 from m365sync.connections.models import ConnectionStatus, Feature
+from m365sync.connections.run_test import ServiceAccountDraft
 from m365sync.microsoft import errors as ms
+from m365sync.microsoft.auth import ClientSecret
 from m365sync.organizations import service as orgs
 from m365sync.organizations.models import DomainProof
 
 
-async def add(db, runtime, org, **kwargs):
-    values = {
-        "name": "Contoso SA",
-        "client_id": DEMO_APP_ID,
-        "secret": DEMO_SECRET,
-        "test_mailbox": "adele@contoso.com",
-    }
+async def add(db, runtime, org, *, secret=DEMO_SECRET, certificate=None, partial=False, **kwargs):
+    values = {"name": "Contoso SA", "client_id": DEMO_APP_ID, "test_mailbox": "adele@contoso.com"}
     values.update(kwargs)
+    credential = certificate or (ClientSecret(secret) if secret is not None else None)
+    draft = ServiceAccountDraft(credential=credential, **values)
     with db.session() as session:
         return await service_accounts.add_service_account(
-            session, runtime, fresh(session, org), **values
+            session, runtime, fresh(session, org), draft, partial=partial
         )
 
 

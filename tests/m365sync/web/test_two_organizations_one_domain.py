@@ -30,8 +30,10 @@ from tests.m365sync.connections.signin import sign_in
 
 from m365sync.audit import service as audit
 from m365sync.connections import service_accounts
+from m365sync.connections.run_test import ServiceAccountDraft
 from m365sync.crm.importer import load_demo_crm
 from m365sync.crm.models import CrmActivity
+from m365sync.microsoft.auth import ClientSecret
 from m365sync.organizations import service as orgs
 from m365sync.organizations.models import DomainProof, Member, Organization, Role
 from m365sync.sync.models import SyncFeature, UnitStatus
@@ -81,10 +83,7 @@ async def save_service_account(db, runtime, org, client_id, secret, mailbox) -> 
             session,
             runtime,
             fresh(session, org),
-            name="Service account",
-            client_id=client_id,
-            secret=secret,
-            test_mailbox=mailbox,
+            ServiceAccountDraft(client_id, ClientSecret(secret), mailbox, name="Service account"),
         )
 
 

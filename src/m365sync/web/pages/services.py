@@ -351,9 +351,9 @@ async def run_service_account_test(
         TestDraft(
             client_id=draft.client_id,
             credential=ClientSecret(draft.client_secret),
+            test_mailbox=draft.test_mailbox,
             tenant_id=draft.tenant_id or None,
         ),
-        draft.test_mailbox,
     )
     return check_views(report)
 
@@ -371,12 +371,14 @@ async def save_service_account(
         db,
         runtime,
         _organization(db, actor.organization_id),
-        name=draft.name,
-        client_id=draft.client_id,
-        test_mailbox=draft.test_mailbox,
-        secret=draft.client_secret or None,
-        tenant_id=draft.tenant_id or None,
-        secret_expires_at=_expiry(draft.secret_expires_on),
+        TestDraft(
+            client_id=draft.client_id,
+            credential=ClientSecret(draft.client_secret) if draft.client_secret else None,
+            test_mailbox=draft.test_mailbox,
+            tenant_id=draft.tenant_id or None,
+            name=draft.name,
+            secret_expires_at=_expiry(draft.secret_expires_on),
+        ),
         partial=accept_partial,
         actor=actor.email,
     )
