@@ -735,13 +735,8 @@ def policy_commands(
     ctx = _context()
     with ctx.session() as session:
         account = service_accounts.get_service_account(session, _org(session, org), account_id)
-        sp_id = (
-            run(access_policy.service_principal_id(ctx.runtime, account))
-            if account.enabled_features
-            else None
-        )
-        commands = access_policy.policy_commands(
-            account, group, admin_upn=admin_upn, service_principal_id=sp_id
+        commands = run(
+            access_policy.access_policy_commands(ctx.runtime, account, group, admin_upn=admin_upn)
         )
     out.rule("Application Access Policy")
     typer.echo(commands.application_access_policy)
@@ -794,18 +789,14 @@ def connections_status(org: OrgOption, as_json: JsonOption = False) -> None:
     with ctx.session() as session:
         organization = _org(session, org)
         domains = orgs.verified_domain_names(session, organization.id)
-        accounts = [
-            a
-            for a in service_accounts.list_service_accounts(session, organization)
-            if a.enabled_features
-        ]
         connections = {
             c.member_id: c for c in user_connections.list_user_connections(session, organization)
         }
         for member in orgs.list_members(session, organization):
             connection = connections.get(member.id)
             in_domain = member.domain in domains
-            via = [a.name for a in accounts] if in_domain else []
+            covering = service_accounts.accounts_covering(session, organization, member.domain)
+            via = [a.name for a in covering]
             view = (
                 user_connections.user_connection_view(connection, bool(via)) if connection else None
             )

@@ -8,7 +8,6 @@ from typing import Any
 from fastapi import APIRouter, Response
 
 from m365sync.connections import access_policy, service_accounts, user_connections
-from m365sync.connections.models import ConnectionKind, ConnectionStatus
 from m365sync.connections.run_test import ServiceAccountDraft, TestReport
 from m365sync.connections.schemas import (
     AccessPolicyIn,
@@ -222,13 +221,8 @@ async def access_policy_commands(
     caller: Admin, session: ApiSession, runtime: Runtime, account_id: str, body: AccessPolicyIn
 ) -> AccessPolicyOut:
     account = service_accounts.get_service_account(session, caller.organization, account_id)
-    sp_id = (
-        await access_policy.service_principal_id(runtime, account)
-        if account.enabled_features
-        else None
-    )
-    commands = access_policy.policy_commands(
-        account, body.group, admin_upn=body.admin_upn, service_principal_id=sp_id
+    commands = await access_policy.access_policy_commands(
+        runtime, account, body.group, admin_upn=body.admin_upn
     )
     return AccessPolicyOut(
         application_access_policy=commands.application_access_policy,
@@ -253,20 +247,9 @@ async def reachability(
 
 
 def _covering_accounts(session: Any, caller: Admin, domain: str) -> list[str]:
-    names = []
-    domains = {d.name: d for d in orgs.list_domains(session, caller.organization)}
-    if domain not in domains or not domains[domain].verified:
-        return []
-    for account in service_accounts.list_service_accounts(session, caller.organization):
-        tenant = domains[domain].tenant_id
-        if (
-            account.kind == ConnectionKind.OFFICE365
-            and account.enabled_features
-            and account.status in (ConnectionStatus.ACTIVE, ConnectionStatus.PARTIAL)
-            and (tenant is None or account.tenant_id == tenant)
-        ):
-            names.append(account.name)
-    return names
+    return [
+        a.name for a in service_accounts.accounts_covering(session, caller.organization, domain)
+    ]
 
 
 @router.get("/connections", response_model=list[MemberConnectionStatusOut])

@@ -9,6 +9,8 @@
     ├── WrongTenant               403: Microsoft signed in an account of another tenant than
     │                                  the one the member's domain is verified in
     ├── NoConnection              409: nothing can serve this feature for this member
+    ├── DraftIncomplete           422: Run Test or Save without a client ID, a credential or
+    │                                  a test account (``missing`` says which)
     ├── RunTestFailed             422: Save refused while a required Run Test check fails
     ├── ExchangeOnlineNotSupported 422: an EWS connection pointed at Exchange Online
     └── AuthorizationExpired      422: an Office 365 sign-in response with an unknown state
@@ -18,7 +20,7 @@ Microsoft's own failures are ``m365sync.microsoft.errors`` categories, not these
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from m365sync.errors import M365SyncError
 
@@ -56,6 +58,36 @@ class WrongTenant(ConnectionsError):
 
 class NoConnection(ConnectionsError):
     pass
+
+
+class DraftIncomplete(ConnectionsError):
+    """``missing`` holds ``client_id``, ``credential`` and/or ``test_mailbox``, so a door can
+    name its own fields."""
+
+    status = 422
+
+    NAMES: ClassVar[dict[str, str]] = {
+        "client_id": "the client ID",
+        "credential": "the client secret's Value (or a certificate)",
+        "test_mailbox": "the test account",
+    }
+    WHERE: ClassVar[dict[str, str]] = {
+        "client_id": "The Application (client) ID is on the app registration's Overview page.",
+        "credential": "Give the client secret's Value (the Value column of Certificates & "
+        "secrets, not the Secret ID), or a certificate.",
+        "test_mailbox": "The test account is any mailbox in your domains to sync; the test "
+        "only reads it.",
+    }
+
+    def __init__(self, missing: list[str]) -> None:
+        names = [self.NAMES[m] for m in missing]
+        listed = ", ".join(names[:-1]) + " and " + names[-1] if len(names) > 1 else names[0]
+        super().__init__(
+            f"{listed[0].upper()}{listed[1:]} {'is' if len(names) == 1 else 'are'} needed to "
+            "run the test.",
+            fix=" ".join(self.WHERE[m] for m in missing),
+        )
+        self.missing = tuple(missing)
 
 
 class RunTestFailed(ConnectionsError):

@@ -8,15 +8,15 @@ come out of this module except to MSAL. Every admin action is audited without se
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from datetime import datetime
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy.orm import Session
 
 from m365sync.audit import service as audit
 from m365sync.connections._ews import ews_server_url
-from m365sync.connections.errors import NoDomains, RunTestFailed
+from m365sync.connections.errors import DraftIncomplete, NoDomains, RunTestFailed
 from m365sync.connections.features import FEATURE_TITLES, TASKS_VIA_SERVICE_ACCOUNT
 from m365sync.connections.models import (
     ConnectionKind,
@@ -47,10 +47,44 @@ def get_service_account(
     account = ConnectionRepository(session).service_account(organization.id, account_id)
     if account is None:
         raise NotFound(
-            f"No service account {account_id} in {organization.name}.",
-            fix="List them with: m365sync service-accounts list",
+            "That service account is not in your organization.",
+            fix="Pick it from the organization's list of service accounts.",
         )
     return account
+
+
+def accounts_covering(
+    session: Session, organization: Organization, domain_name: str
+) -> list[ServiceAccount]:
+    """The Office 365 service accounts that sync mailboxes of ``domain_name``: the domain is
+    verified, and the account works (active, or saved partially working) with at least one
+    feature, in the tenant the domain is verified in."""
+    domain = OrganizationRepository(session).domain(organization.id, domain_name)
+    if domain is None or domain.verified_at is None:
+        return []
+    return [
+        account
+        for account in list_service_accounts(session, organization)
+        if account.kind == ConnectionKind.OFFICE365
+        and account.enabled_features
+        and account.status in (ConnectionStatus.ACTIVE, ConnectionStatus.PARTIAL)
+        and (domain.tenant_id is None or account.tenant_id == domain.tenant_id)
+    ]
+
+
+def parse_secret_expiry(text: str) -> datetime | None:
+    """The secret's expiry as given in words (``YYYY-MM-DD``, as Certificates & secrets shows
+    it): midnight UTC of that day; None when none was given."""
+    if not text.strip():
+        return None
+    try:
+        return datetime.fromisoformat(text.strip()).replace(tzinfo=UTC)
+    except ValueError as error:
+        raise ValidationFailed(
+            f"The secret's expiry date '{text.strip()}' is not a date.",
+            fix="Give the date shown in the Expires column of Certificates & secrets "
+            "(year-month-day).",
+        ) from error
 
 
 def _require_domains(session: Session, organization: Organization) -> None:
@@ -112,7 +146,45 @@ def _prove_domains(
     )
 
 
+def _complete(draft: ServiceAccountDraft) -> ServiceAccountDraft:
+    """The draft with its text trimmed, refused while the client ID, the credential or the
+    test account is missing."""
+    credential = draft.credential
+    if isinstance(credential, ClientSecret):
+        credential = ClientSecret(credential.value.strip()) if credential.value.strip() else None
+    draft = replace(
+        draft,
+        client_id=draft.client_id.strip(),
+        credential=credential,
+        test_mailbox=draft.test_mailbox.strip(),
+        tenant_id=(draft.tenant_id or "").strip() or None,
+        name=draft.name.strip(),
+    )
+    missing = [
+        key
+        for key, given in (
+            ("client_id", bool(draft.client_id)),
+            ("credential", draft.credential is not None),
+            ("test_mailbox", bool(draft.test_mailbox)),
+        )
+        if not given
+    ]
+    if missing:
+        raise DraftIncomplete(missing)
+    return draft
+
+
 async def test_draft(
+    session: Session,
+    runtime: ConnectionRuntime,
+    organization: Organization,
+    draft: ServiceAccountDraft,
+) -> TestReport:
+    """Run Test on what the admin entered, storing nothing."""
+    return await _run_test(session, runtime, organization, _complete(draft))
+
+
+async def _run_test(
     session: Session,
     runtime: ConnectionRuntime,
     organization: Organization,
@@ -120,7 +192,6 @@ async def test_draft(
     *,
     cache_blob: str | None = None,
 ) -> TestReport:
-    """Run Test on what the admin entered, storing nothing."""
     return await run_connection_test(
         session,
         runtime.settings,
@@ -159,16 +230,10 @@ async def add_service_account(
     """Run Test, then save an Office 365 service account (refused while a required check
     fails, unless ``partial``)."""
     _require_domains(session, organization)
+    draft = _complete(draft)
     credential = draft.credential
-    if credential is None:
-        raise ValidationFailed(
-            "Give either a client secret value or a certificate.",
-            fix=(
-                "Use --secret (or the M365SYNC_CLIENT_SECRET environment variable), or "
-                "--certificate."
-            ),
-        )
-    report = await test_draft(session, runtime, organization, draft)
+    assert credential is not None
+    report = await _run_test(session, runtime, organization, draft)
     if not report.ok and not partial:
         raise RunTestFailed(report)
     account = ServiceAccount(
@@ -301,13 +366,8 @@ async def retest_service_account(
         test_mailbox=mailbox,
         tenant_id=tenant_id or None,
     )
-    report = await test_draft(
-        session,
-        runtime,
-        organization,
-        draft,
-        cache_blob=runtime.open(account, "token_cache_sealed"),
-    )
+    cache = runtime.open(account, "token_cache_sealed")
+    report = await _run_test(session, runtime, organization, draft, cache_blob=cache)
     if save and not report.ok and not partial:
         raise RunTestFailed(report)
     account.test_mailbox = mailbox.strip().lower() or account.test_mailbox
@@ -339,13 +399,24 @@ async def replace_secret(
     actor: str = "cli",
 ) -> TestReport:
     """A new client secret (e.g. after "needs new secret"): tested before it replaces the old."""
+    if account.kind != ConnectionKind.OFFICE365:
+        raise ValidationFailed(
+            "Only Office 365 service accounts have a client secret.",
+            fix="For an Exchange account, remove it and add it again with the new password.",
+        )
+    secret = secret.strip()
+    if not secret:
+        raise ValidationFailed(
+            "The new client secret's Value is missing.",
+            fix="Certificates & secrets → New client secret, then copy its Value column.",
+        )
     draft = ServiceAccountDraft(
         client_id=account.client_id or "",
         credential=ClientSecret(secret),
         test_mailbox=account.test_mailbox or "",
         tenant_id=account.tenant_id,
     )
-    report = await test_draft(session, runtime, organization, draft)
+    report = await _run_test(session, runtime, organization, draft)
     if not report.ok and not partial:
         raise RunTestFailed(report)
     account.credential_type = CredentialType.SECRET
@@ -362,6 +433,41 @@ async def replace_secret(
         account.name,
         account_id=account.id,
     )
+    return report
+
+
+async def edit_service_account(
+    session: Session,
+    runtime: ConnectionRuntime,
+    organization: Organization,
+    account: ServiceAccount,
+    *,
+    name: str,
+    test_mailbox: str,
+    partial: bool = False,
+    actor: str = "cli",
+) -> TestReport | None:
+    """Rename, change the test account, then test and save again with the stored
+    credentials (as ``retest_service_account`` with ``save``). An Exchange account has only
+    its name to change (and no test: None)."""
+    if not name.strip():
+        raise ValidationFailed("A service account needs a name.", fix="Enter a name.")
+    if account.kind == ConnectionKind.EXCHANGE:
+        rename_service_account(session, organization, account, name, actor=actor)
+        return None
+    if not test_mailbox.strip():
+        raise DraftIncomplete(["test_mailbox"])
+    report = await retest_service_account(
+        session,
+        runtime,
+        organization,
+        account,
+        test_mailbox=test_mailbox,
+        partial=partial,
+        save=True,
+        actor=actor,
+    )
+    rename_service_account(session, organization, account, name, actor=actor)
     return report
 
 
@@ -522,6 +628,21 @@ def add_exchange_service_account(
     actor: str = "cli",
 ) -> ServiceAccount:
     """An on-premises Exchange service account (EWS with impersonation)."""
+    missing = [
+        label
+        for label, value in (
+            ("Server URL", server_url),
+            ("Username", username),
+            ("Password", password),
+        )
+        if not value.strip()
+    ]
+    if missing:
+        raise ValidationFailed(
+            f"{', '.join(missing)}: required.",
+            fix="Give the Exchange server's EWS address and the impersonation account's "
+            "username and password.",
+        )
     _require_domains(session, organization)
     url = ews_server_url(server_url)
     account = ServiceAccount(

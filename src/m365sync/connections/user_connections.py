@@ -127,6 +127,7 @@ async def complete_office365_connection(
     auth_response: dict[str, str],
     *,
     organization_id: str | None = None,
+    member_id: str | None = None,
 ) -> UserConnection:
     """The redirect back from Microsoft: check ``state``, redeem the code (PKCE), check the
     account's tenant, store the sealed token cache and what was granted.
@@ -135,7 +136,8 @@ async def complete_office365_connection(
     has vouched for the domain, the tenant Entra resolves it to); otherwise nothing is stored.
     When an admin of the organization connects, Entra's answer proves the organization's
     domains resolved to that tenant; for other members it only records the tenant of a domain
-    the organization already proved by DNS or the operator's word."""
+    the organization already proved by DNS or the operator's word. With ``organization_id`` or
+    ``member_id``, only a sign-in that organization or member started is accepted."""
     state = auth_response.get("state", "")
     repo = ConnectionRepository(session)
     request = repo.take_authorization(state) if state else None
@@ -149,6 +151,11 @@ async def complete_office365_connection(
         raise AuthorizationExpired(
             "This sign-in is unknown or took too long (its state does not match a sign-in in "
             "progress).",
+            fix="Start again with Connect your Office 365.",
+        )
+    if member_id is not None and request.member_id != member_id:
+        raise NotFound(
+            "This sign-in was started by someone else.",
             fix="Start again with Connect your Office 365.",
         )
     if "error" in auth_response:

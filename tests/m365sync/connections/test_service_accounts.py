@@ -20,6 +20,7 @@ from m365sync.connections import service_accounts
 from m365sync.connections.errors import MemberNotSynced, NoConnection, NoDomains, RunTestFailed
 from m365sync.connections.models import ConnectionStatus, Feature
 from m365sync.connections.run_test import ServiceAccountDraft
+from m365sync.errors import ValidationFailed
 from m365sync.microsoft import errors as ms
 from m365sync.microsoft.auth import ClientSecret
 from m365sync.organizations import service as orgs
@@ -113,6 +114,15 @@ def test_secret_expiry_warnings_and_expired():
     expired = service_accounts.secret_expiry(account, now)
     assert expired.level == "expired" and "needs a new secret" in expired.message
     assert "New client secret" in expired.fix
+
+
+def test_the_secret_expiry_is_a_day_in_utc():
+    assert service_accounts.parse_secret_expiry("") is None
+    assert service_accounts.parse_secret_expiry("2027-06-30") == datetime(2027, 6, 30, tzinfo=UTC)
+    with pytest.raises(ValidationFailed) as refused:
+        service_accounts.parse_secret_expiry("next June")
+    assert "is not a date" in refused.value.message
+    assert "Expires column" in (refused.value.fix or "")
 
 
 async def test_expired_secret_marks_needs_new_secret_and_replacing_it_recovers(

@@ -18,6 +18,7 @@ from m365sync.connections.errors import (
 from m365sync.connections.models import ConnectionKind, ConnectionStatus, Feature
 from m365sync.connections.runtime import ConnectionRuntime
 from m365sync.db import Database
+from m365sync.errors import NotFound
 from m365sync.microsoft import errors as ms
 from m365sync.organizations import service as orgs
 from m365sync.organizations.models import DomainProof, Role
@@ -26,7 +27,14 @@ REDIRECT = "http://localhost:8365/connections/office365/callback"
 
 
 async def connect(
-    sim, db, runtime, org, email="adele@contoso.com", password="Demo-User-1!", consent=True
+    sim,
+    db,
+    runtime,
+    org,
+    email="adele@contoso.com",
+    password="Demo-User-1!",
+    consent=True,
+    completed_by=None,
 ):
     with db.session() as session:
         member = orgs.get_member(session, fresh(session, org), email)
@@ -42,7 +50,9 @@ async def connect(
         consent=consent,
     )
     with db.session() as session:
-        return await user_connections.complete_office365_connection(session, runtime, params)
+        return await user_connections.complete_office365_connection(
+            session, runtime, params, member_id=completed_by
+        )
 
 
 async def test_connect_refresh_restart_revoke_disconnect(
@@ -224,3 +234,16 @@ async def test_a_connection_records_the_tenant_of_a_domain_the_operator_verified
         (domain,) = orgs.list_domains(session, fresh(session, org))
         assert domain.verification_method == DomainProof.OPERATOR
         assert domain.tenant_id == DEMO_TENANT_ID
+
+
+async def test_a_sign_in_completes_only_for_the_member_who_started_it(
+    sim, db, runtime, make_org, make_member
+):
+    org = make_org()
+    make_member(org, "adele@contoso.com")
+    other = make_member(org, "alex@contoso.com")
+    with pytest.raises(NotFound) as refused:
+        await connect(sim, db, runtime, org, completed_by=other.id)
+    assert "started by someone else" in refused.value.message
+    with db.session() as session:
+        assert user_connections.list_user_connections(session, fresh(session, org)) == []
