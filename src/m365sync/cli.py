@@ -73,6 +73,35 @@ class Exit(Exception):
         self.code = code
 
 
+def cli_fix(error: M365SyncError) -> str | None:
+    """The error's fix in the command line's words: services say what to give in words of
+    no door; where a flag or an environment variable gives it, say which."""
+    from m365sync.connections.errors import (
+        DraftIncomplete,
+        NoDomains,
+        RunTestFailed,
+        UserAppNotConfigured,
+    )
+
+    if isinstance(error, RunTestFailed):
+        return f"{error.fix} To save it anyway, run the same command with --partial."
+    if isinstance(error, DraftIncomplete):
+        flags = {
+            "client_id": "--client-id",
+            "credential": "--secret (or M365SYNC_CLIENT_SECRET) or --certificate",
+            "test_mailbox": "--test-mailbox",
+        }
+        return f"Give {', '.join(flags[m] for m in error.missing)}. {error.fix}"
+    if isinstance(error, NoDomains):
+        return "Add your domains to sync first: m365sync domains add --org <org> contoso.com"
+    if isinstance(error, UserAppNotConfigured):
+        return (
+            "Set M365SYNC_USER_APP_CLIENT_ID and M365SYNC_USER_APP_CLIENT_SECRET to the app "
+            "registration users sign in to (see docs/connections.md)."
+        )
+    return error.fix
+
+
 def exit_code_for(error: M365SyncError) -> int:
     from m365sync.connections.errors import RunTestFailed
     from m365sync.microsoft.errors import MicrosoftError
@@ -1060,8 +1089,9 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(exc.code)
     except M365SyncError as exc:
         err.print(f"[red]Error:[/] {exc.message}", highlight=False)
-        if exc.fix:
-            err.print(f"[bold]Fix:[/] {exc.fix}", highlight=False)
+        fix = cli_fix(exc)
+        if fix:
+            err.print(f"[bold]Fix:[/] {fix}", highlight=False)
         report = getattr(exc, "report", None)
         if report is not None:
             _print_report_to_err(report)

@@ -9,6 +9,7 @@
     ├── WrongTenant               403: Microsoft signed in an account of another tenant than
     │                                  the one the member's domain is verified in
     ├── NoConnection              409: nothing can serve this feature for this member
+    │   └── UserAppNotConfigured  409: the server has no app for "Connect your Office 365"
     ├── DraftIncomplete           422: Run Test or Save without a client ID, a credential or
     │                                  a test account (``missing`` says which)
     ├── RunTestFailed             422: Save refused while a required Run Test check fails
@@ -37,10 +38,8 @@ class NoDomains(ConnectionsError):
         super().__init__(
             "No domains to sync are defined, so the service account can't be authorized "
             "(its tenant is found from your domains, and only users in them are synced).",
-            fix=(
-                "Add your domains first: Admin → My Organization → Domains, or m365sync domains "
-                "add contoso.com"
-            ),
+            fix="Add your domains to sync first (such as contoso.com), then add the service "
+            "account.",
         )
 
 
@@ -58,6 +57,17 @@ class WrongTenant(ConnectionsError):
 
 class NoConnection(ConnectionsError):
     pass
+
+
+class UserAppNotConfigured(NoConnection):
+    """The server has no app registration for "Connect your Office 365"."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            "User connections are not configured on this server.",
+            fix="The server's operator gives it the app registration users sign in to (its "
+            "client ID and secret; see docs/connections.md).",
+        )
 
 
 class DraftIncomplete(ConnectionsError):
@@ -100,8 +110,8 @@ class RunTestFailed(ConnectionsError):
             "Not saved: Run Test found a problem"
             + (f" — {first.title}: {first.message}" if first else "."),
             fix=(first.fix + " " if first and first.fix else "")
-            + "Fix it and run the test again, or save anyway as a partially working account "
-            '(--partial / "partial": true), which keeps the failing features off.',
+            + "Fix it and run the test again, or save anyway with only the features that "
+            "passed (the failing ones stay off).",
         )
         self.report = report
 

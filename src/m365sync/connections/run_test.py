@@ -231,8 +231,7 @@ async def _domains(trial: _Trial) -> str | None:
                 Outcome.FAILED,
                 "No domains to sync are defined, so the service account can't be authorized: its "
                 "tenant is found from your domains, and only users in them are synced.",
-                "Add your domains first (Admin → My Organization → Domains, or "
-                "m365sync domains add contoso.com), then run the test again.",
+                "Add your domains to sync first (such as contoso.com), then run the test again.",
             )
         )
         return "Skipped: no domains."
@@ -671,8 +670,8 @@ async def _probe(
             "Exchange Online answered 'Access to OData is disabled.'",
             "Add the mailbox to the mail-enabled security group the policy allows, or test with a "
             "mailbox "
-            "inside it (m365sync access-policy shows the commands and which mailboxes are "
-            "reachable).",
+            "inside it (the service account's access policy commands and mailbox reachability "
+            "report show both).",
             code=error.code,
         )
     except ms.MailboxNotEnabled as error:

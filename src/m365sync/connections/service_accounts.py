@@ -549,8 +549,7 @@ def secret_expiry(
         days_left,
         f"The client secret expires on {expires:%Y-%m-%d} ({days_left} days left, under "
         f"{reached[0]}).",
-        "Create a new client secret before then and replace it here (m365sync service-accounts "
-        "replace-secret). " + ms.SECRET_STEPS,
+        "Create a new client secret before then and replace this one with it. " + ms.SECRET_STEPS,
     )
 
 

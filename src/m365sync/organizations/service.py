@@ -629,8 +629,8 @@ def authenticate_token(session: Session, plaintext: str) -> tuple[Organization, 
         raise Unauthorized(
             "The API token is unknown.",
             fix=(
-                "Send 'Authorization: Bearer <token>' with the whole token, as it was shown "
-                "when it was created (m365sync api-tokens create)."
+                "Give the whole token, as it was shown when it was created; an admin of the "
+                "server creates a new one if it is lost."
             ),
         )
     if token.revoked_at is not None:

@@ -80,7 +80,7 @@ async def test_no_domains_is_the_first_failure(db, runtime, make_org):
     report = await run_test(db, runtime, make_org(domains=()))
     assert not report.ok
     assert report.checks[0].key == "domains" and report.checks[0].outcome == Outcome.FAILED
-    assert "domains add" in report.checks[0].fix
+    assert "Add your domains to sync first" in report.checks[0].fix
     assert all(c.outcome == Outcome.SKIPPED for c in report.checks[1:])
 
 

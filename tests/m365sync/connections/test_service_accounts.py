@@ -59,7 +59,7 @@ async def test_save_a_working_account(db, runtime, make_org):
 async def test_save_refused_without_domains(db, runtime, make_org):
     with pytest.raises(NoDomains) as caught:
         await add(db, runtime, make_org(domains=()))
-    assert "domains add" in (caught.value.fix or "")
+    assert "Add your domains to sync first" in (caught.value.fix or "")
 
 
 async def test_save_refused_while_a_required_check_fails_unless_partial(db, runtime, make_org):

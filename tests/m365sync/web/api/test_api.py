@@ -230,6 +230,8 @@ async def test_service_account_flow(api, db, make_org, sim):
     refused = await api.post(base, headers=bearer(token), json=body)
     assert refused.status_code == 422
     assert "secret's ID" in refused.json()["error"]["message"]
+    assert '"partial": true' in refused.json()["error"]["fix"]
+    assert "--partial" not in refused.json()["error"]["fix"]
     assert refused.json()["error"]["test"]["ok"] is False
 
     body["client_secret"] = DEMO_SECRET
@@ -282,6 +284,8 @@ async def test_the_api_refuses_what_the_dashboard_refuses(api, db, make_org):
     )
     assert untested.status_code == 422
     assert "client secret's Value" in untested.json()["error"]["message"]
+    assert '"client_secret"' in untested.json()["error"]["fix"]
+    assert "--secret" not in untested.json()["error"]["fix"]
 
     exchange = await api.post(
         f"{base}/service-accounts/exchange",
