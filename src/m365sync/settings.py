@@ -151,6 +151,14 @@ class Settings(BaseSettings):
         default="redis://127.0.0.1:6379/0", description="Celery broker (scale-out workers)."
     )
     celery_result_backend: str | None = Field(default=None, description="Celery result backend.")
+    sqlite_busy_timeout_seconds: float = Field(
+        default=30.0,
+        gt=0,
+        description=(
+            "How long a write to the SQLite database waits for another process's write "
+            "before it fails with 'the database is busy'."
+        ),
+    )
 
     @property
     def resolved_database_url(self) -> str:
