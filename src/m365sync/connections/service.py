@@ -652,7 +652,9 @@ async def start_office365_connection(
     )
     pending.updated_at = utcnow()
     auth = await asyncio.to_thread(runtime.delegated_auth, pending, tenant_id=tenant_id, fresh=True)
-    flow = auth.start(redirect or redirect_uri(runtime), login_hint=member.email)
+    flow = await asyncio.to_thread(  # asks Entra ID for the tenant's configuration
+        auth.start, redirect or redirect_uri(runtime), login_hint=member.email
+    )
     flow["m365sync_tenant_id"] = tenant_id
     request = AuthorizationRequest(
         id=new_id(), state=str(flow["state"]), organization_id=organization.id, member_id=member.id
