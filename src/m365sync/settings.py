@@ -152,6 +152,14 @@ class Settings(BaseSettings):
         default="redis://127.0.0.1:6379/0", description="Celery broker (scale-out workers)."
     )
     celery_result_backend: str | None = Field(default=None, description="Celery result backend.")
+    sqlite_busy_timeout_seconds: float = Field(
+        default=30.0,
+        gt=0,
+        description=(
+            "How long a write to the SQLite database waits for another process's write "
+            "before it fails with 'the database is busy'."
+        ),
+    )
 
     # Salesforce: where to sign in, how long to wait, and how much of the org's daily API
     # allowance m365sync may use. The login URL is a setting, never a literal (sandboxes,

@@ -240,19 +240,28 @@ async def run_connection_test(
         )
 
     # Tenant: discovered from the domains (an explicit tenant id overrides).
+    unanswered: dict[str, ms.MicrosoftError] = {}
     for name in domain_names:
         try:
             report.domain_tenants[name] = await discover_tenant(settings, name)
         except ms.TenantNotFound:
             report.domain_tenants[name] = None
-        except ms.MicrosoftError:
+        except ms.MicrosoftError as unwell:  # Entra ID unwell: not an unknown domain
             report.domain_tenants[name] = None
+            unanswered[name] = unwell
     home_domain = mailbox_domain if mailbox_domain in domain_names else domain_names[0]
     tenant_id = draft.tenant_id or report.domain_tenants.get(home_domain)
     if tenant_id is None:
-        error = ms.TenantNotFound(f"Microsoft knows no tenant for the domain {home_domain}.")
+        error = unanswered.get(home_domain) or ms.TenantNotFound(
+            f"Microsoft knows no tenant for the domain {home_domain}."
+        )
         report.add(_failed("tenant", "Tenant", error))
-        _skip_rest(report, LATER_CHECKS[1:], "Skipped: the tenant is unknown.")
+        reason = (
+            "Skipped: Microsoft did not say which tenant this is."
+            if home_domain in unanswered
+            else "Skipped: the tenant is unknown."
+        )
+        _skip_rest(report, LATER_CHECKS[1:], reason)
         return report
     report.tenant_id = tenant_id
     elsewhere = [d for d, t in report.domain_tenants.items() if t != tenant_id]

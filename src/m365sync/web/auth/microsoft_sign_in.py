@@ -27,7 +27,7 @@ import requests
 from sqlalchemy.orm import Session
 
 from m365sync.db.base import utcnow
-from m365sync.microsoft.auth import is_microsoft_host, msal_http_client
+from m365sync.microsoft.auth import EntraSession, is_microsoft_host
 from m365sync.microsoft.errors import classify_aad_error
 from m365sync.settings import Settings
 from m365sync.web.auth import repository
@@ -57,7 +57,7 @@ def _client(settings: Settings, authority: str) -> msal.ConfidentialClientApplic
             client_credential=settings.user_app_client_secret,
             authority=authority,
             verify=settings.tls_verify,
-            http_client=msal_http_client(settings),
+            http_client=EntraSession(settings),
             instance_discovery=None if is_microsoft_host(settings.authority_host) else False,
             timeout=settings.graph_timeout_seconds,
         )
