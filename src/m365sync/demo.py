@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from ipaddress import ip_address
+from ipaddress import ip_address, ip_network
 from typing import Any
 
 import uvicorn
@@ -190,7 +190,15 @@ def serve_app(
     tune_garbage_collector()
     try:
         uvicorn.run(
-            app, host=settings.host, port=settings.port, log_level=settings.log_level.lower()
+            app,
+            host=settings.host,
+            port=settings.port,
+            log_level=settings.log_level.lower(),
+            # X-Forwarded-For/-Proto only from the proxies the settings trust (none by
+            # default), as the rate limits do (m365sync.web.security).
+            forwarded_allow_ips=[
+                str(ip_network(proxy, strict=False)) for proxy in settings.trusted_proxies
+            ],
         )
     finally:
         database.dispose()  # a last checkpoint empties SQLite's write-ahead log

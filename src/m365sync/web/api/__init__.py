@@ -12,6 +12,7 @@ from m365sync.connections.endpoints import router as connections_router
 from m365sync.connections.errors import RunTestFailed
 from m365sync.errors import M365SyncError
 from m365sync.organizations.endpoints import router as organizations_router
+from m365sync.web.security import response_headers
 
 API_PREFIX = "/api/v1"
 
@@ -43,7 +44,7 @@ def install_api(app: FastAPI) -> None:
             if handler is not None:
                 response: JSONResponse = await handler(request, exc)
                 return response
-        return JSONResponse(error_body(exc), status_code=exc.status)
+        return JSONResponse(error_body(exc), status_code=exc.status, headers=response_headers(exc))
 
     @app.exception_handler(RequestValidationError)
     async def invalid_request(request: Request, exc: RequestValidationError) -> JSONResponse:

@@ -6,9 +6,13 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, BackgroundTasks, File, Form, Request, Response, UploadFile
+from sqlalchemy.orm import Session
+from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import FormData
 
 from m365sync.errors import M365SyncError
 from m365sync.web.auth.dependencies import Admin, AdminForm, DbSession
+from m365sync.web.auth.service import SignedIn
 from m365sync.web.pages import services
 from m365sync.web.pages.rendering import PageRoute, redirect, render
 from m365sync.web.pages.wiring import Workers
@@ -94,16 +98,25 @@ async def import_members(
                 "The file is not UTF-8 text.",
                 fix="Save the spreadsheet as 'CSV UTF-8' and upload it again.",
             ) from error
-        outcome = services.import_members_csv(db, me, text)
     except M365SyncError as error:
-        db.rollback()
-        return _members_page(request, db, me, status_code=error.status, error=error)
-    if outcome.rejected:
-        db.commit()  # the good rows are applied; the page lists the others
-        return _members_page(
-            request, db, me, notice=f"Import: {outcome.summary}", rejected=outcome.rejected
+        return await run_in_threadpool(
+            _members_page, request, db, me, status_code=error.status, error=error
         )
-    return redirect("/admin/members?notice=imported")
+
+    def import_rows() -> Response:  # the database, off the event loop
+        try:
+            outcome = services.import_members_csv(db, me, text)
+        except M365SyncError as error:
+            db.rollback()
+            return _members_page(request, db, me, status_code=error.status, error=error)
+        if outcome.rejected:
+            db.commit()  # the good rows are applied; the page lists the others
+            return _members_page(
+                request, db, me, notice=f"Import: {outcome.summary}", rejected=outcome.rejected
+            )
+        return redirect("/admin/members?notice=imported")
+
+    return await run_in_threadpool(import_rows)
 
 
 @router.post("/members/{member_id}/role", include_in_schema=False)
@@ -187,6 +200,10 @@ def _days(text: str) -> int:
 @router.post("/sync-settings", include_in_schema=False)
 async def save_sync_settings(request: Request, db: DbSession, me: AdminForm) -> Response:
     form = await request.form()
+    return await run_in_threadpool(_save_sync_settings, request, db, me, form)
+
+
+def _save_sync_settings(request: Request, db: Session, me: SignedIn, form: FormData) -> Response:
     try:
         services.update_sync_settings(
             db,
