@@ -20,6 +20,8 @@ from typing import Any
 import uvicorn
 from rich.console import Console
 
+from m365sync.auth import set_password
+from m365sync.auth.repository import credential_for_member
 from m365sync.connections import service as conns
 from m365sync.connections.runtime import ConnectionRuntime
 from m365sync.crm.importer import load_demo_crm
@@ -27,8 +29,6 @@ from m365sync.db import Database, database_from_settings, migrate
 from m365sync.organizations import service as orgs
 from m365sync.organizations.models import Role
 from m365sync.settings import Settings, get_settings
-from m365sync.web.auth import set_password
-from m365sync.web.auth.repository import credential_for_member
 from m365sync.workers.process import tune_garbage_collector
 
 log = logging.getLogger(__name__)

@@ -14,10 +14,10 @@ from typing import Annotated
 from fastapi import Depends, Request
 from sqlalchemy.orm import Session
 
+from m365sync.auth.service import SignedIn, csrf_token_matches, resolve_session
 from m365sync.db.session import Database
 from m365sync.errors import Forbidden, M365SyncError
 from m365sync.settings import Settings, get_settings
-from m365sync.web.auth.service import SignedIn, csrf_token_matches, resolve_session
 
 CSRF_FIELD = "csrf_token"
 CSRF_HEADER = "x-csrf-token"

@@ -10,9 +10,9 @@ from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import FormData
 
+from m365sync.auth.service import SignedIn
 from m365sync.errors import M365SyncError
 from m365sync.web.auth.dependencies import Admin, AdminForm, DbSession
-from m365sync.web.auth.service import SignedIn
 from m365sync.web.pages import services
 from m365sync.web.pages.rendering import PageRoute, redirect, render
 from m365sync.web.pages.wiring import Workers

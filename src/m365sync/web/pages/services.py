@@ -22,6 +22,8 @@ from sqlalchemy.orm import Session
 
 from m365sync.audit import service as audit
 from m365sync.audit.models import AuditEvent
+from m365sync.auth import set_password
+from m365sync.auth.service import SignedIn
 from m365sync.connections import access_policy
 from m365sync.connections import service as connections
 from m365sync.connections.errors import RunTestFailed
@@ -37,8 +39,6 @@ from m365sync.scheduling import service as scheduling
 from m365sync.sync import service as sync
 from m365sync.sync.models import SyncFeature, SyncSettings, SyncUnit, UnitStage, UnitStatus
 from m365sync.sync.service import HealthSummary, SyncRules
-from m365sync.web.auth import set_password
-from m365sync.web.auth.service import SignedIn
 
 __all__ = [
     "ACTIVITY_KINDS",
