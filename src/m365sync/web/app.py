@@ -38,8 +38,8 @@ from m365sync.scheduling import install_scheduling
 from m365sync.settings import Settings, get_settings
 from m365sync.web.api import install_api
 from m365sync.web.pages import install_pages
-from m365sync.web.sync_workers import InProcessSyncWorkers, QueuedSyncWorkers, SyncWorkers
 from m365sync.web.webhooks import webhook_router
+from m365sync.workers.dispatch import InProcessSyncWorkers, QueuedSyncWorkers, SyncWorkers
 
 __all__ = ["WorkerMode", "create_app"]
 

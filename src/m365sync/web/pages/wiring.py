@@ -8,7 +8,7 @@ from typing import Annotated
 from fastapi import Depends, Request
 
 from m365sync.connections.runtime import ConnectionRuntime
-from m365sync.web.sync_workers import SyncWorkers
+from m365sync.workers.dispatch import SyncWorkers
 
 
 def runtime_of(request: Request) -> ConnectionRuntime:
