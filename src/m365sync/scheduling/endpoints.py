@@ -51,8 +51,13 @@ from m365sync.scheduling.service import BookingView, CalendarAccess, SchedulingS
 from m365sync.scheduling.tasks import PendingBookingRecovery
 from m365sync.scheduling.tokens import BookingAction, BookingTokens
 from m365sync.settings import get_settings
-from m365sync.web.auth.dependencies import Admin, AdminForm, DbSession, MemberForm
-from m365sync.web.auth.dependencies import Member as SignedInMember
+from m365sync.web.dependencies import (
+    AdminForm,
+    DbSession,
+    MemberForm,
+    SignedInAdmin,
+    SignedInMember,
+)
 from m365sync.web.security import anonymous_place, rate_limited, response_headers
 
 __all__ = ["SchedulingWiring", "install_scheduling", "public_router", "router"]
@@ -700,7 +705,7 @@ def toggle_meeting_type(
 
 @router.get("/scheduling/admin", response_class=HTMLResponse, name="scheduling_admin")
 async def scheduling_admin(
-    request: Request, me: Admin, service: Service, db: DbSession
+    request: Request, me: SignedInAdmin, service: Service, db: DbSession
 ) -> HTMLResponse:
     def page() -> dict[str, Any]:
         shown = {

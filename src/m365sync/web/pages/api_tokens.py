@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Request, Response
 
-from m365sync.web.auth.dependencies import Admin, AdminForm, DbSession
+from m365sync.web.dependencies import AdminForm, DbSession, SignedInAdmin
 from m365sync.web.pages import services
 from m365sync.web.pages.rendering import PageRoute, redirect, render
 
@@ -15,7 +15,9 @@ NOTICES = {"revoked": "API token revoked: it no longer works."}
 
 
 @router.get("/api-tokens", include_in_schema=False)
-def api_tokens_page(request: Request, db: DbSession, me: Admin, notice: str = "") -> Response:
+def api_tokens_page(
+    request: Request, db: DbSession, me: SignedInAdmin, notice: str = ""
+) -> Response:
     return render(
         request,
         "admin/api_tokens.html",

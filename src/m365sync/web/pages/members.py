@@ -12,10 +12,9 @@ from starlette.datastructures import FormData
 
 from m365sync.auth.service import SignedIn
 from m365sync.errors import M365SyncError
-from m365sync.web.auth.dependencies import Admin, AdminForm, DbSession
+from m365sync.web.dependencies import AdminForm, DbSession, SignedInAdmin, Workers
 from m365sync.web.pages import services
 from m365sync.web.pages.rendering import PageRoute, redirect, render
-from m365sync.web.pages.wiring import Workers
 
 router = APIRouter(prefix="/admin", route_class=PageRoute)
 
@@ -32,7 +31,7 @@ NOTICES = {
 def _members_page(
     request: Request,
     db: DbSession,
-    me: Admin,
+    me: SignedInAdmin,
     *,
     status_code: int = 200,
     error: M365SyncError | None = None,
@@ -56,12 +55,12 @@ def _members_page(
 
 
 @router.get("/members", include_in_schema=False)
-def members_page(request: Request, db: DbSession, me: Admin, notice: str = "") -> Response:
+def members_page(request: Request, db: DbSession, me: SignedInAdmin, notice: str = "") -> Response:
     return _members_page(request, db, me, notice=NOTICES.get(notice))
 
 
 @router.get("/members/status", include_in_schema=False)
-def mailbox_status_fragment(request: Request, db: DbSession, me: Admin) -> Response:
+def mailbox_status_fragment(request: Request, db: DbSession, me: SignedInAdmin) -> Response:
     rows, health = services.mailbox_rows(db, me.organization_id)
     return render(request, "admin/_mailbox_status.html", rows=rows, health=health)
 
@@ -162,7 +161,7 @@ def resync(
 def _settings_page(
     request: Request,
     db: DbSession,
-    me: Admin,
+    me: SignedInAdmin,
     *,
     status_code: int = 200,
     error: M365SyncError | None = None,
@@ -182,7 +181,9 @@ def _settings_page(
 
 
 @router.get("/sync-settings", include_in_schema=False)
-def sync_settings_page(request: Request, db: DbSession, me: Admin, notice: str = "") -> Response:
+def sync_settings_page(
+    request: Request, db: DbSession, me: SignedInAdmin, notice: str = ""
+) -> Response:
     return _settings_page(request, db, me, notice=NOTICES.get(notice))
 
 

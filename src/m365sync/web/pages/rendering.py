@@ -20,7 +20,7 @@ from fastapi.routing import APIRoute
 from fastapi.templating import Jinja2Templates
 
 from m365sync.errors import M365SyncError
-from m365sync.web.auth.dependencies import NotSignedIn
+from m365sync.web.dependencies import NotSignedIn
 from m365sync.web.security import response_headers
 
 TEMPLATES_DIR = Path(__file__).resolve().parent.parent / "templates"

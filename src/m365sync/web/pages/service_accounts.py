@@ -9,10 +9,9 @@ from typing import Annotated, Any
 from fastapi import APIRouter, BackgroundTasks, Form, Request, Response
 
 from m365sync.errors import M365SyncError
-from m365sync.web.auth.dependencies import Admin, AdminForm, DbSession
+from m365sync.web.dependencies import AdminForm, DbSession, Runtime, SignedInAdmin, Workers
 from m365sync.web.pages import services
 from m365sync.web.pages.rendering import PageRoute, is_fragment_request, redirect, render
-from m365sync.web.pages.wiring import Runtime, Workers
 
 router = APIRouter(prefix="/admin/service-accounts", route_class=PageRoute)
 
@@ -49,7 +48,7 @@ def _draft(
 def _refused(
     request: Request,
     db: DbSession,
-    me: Admin,
+    me: SignedInAdmin,
     error: M365SyncError,
     *,
     panel: str,
@@ -77,7 +76,7 @@ def _refused(
 def _list_page(
     request: Request,
     db: DbSession,
-    me: Admin,
+    me: SignedInAdmin,
     *,
     panel: str = "",
     account_id: str = "",
@@ -115,7 +114,7 @@ def _list_page(
 def service_accounts_page(
     request: Request,
     db: DbSession,
-    me: Admin,
+    me: SignedInAdmin,
     panel: str = "",
     account: str = "",
     notice: str = "",
@@ -277,7 +276,7 @@ def remove(db: DbSession, me: AdminForm, runtime: Runtime, account_id: str) -> R
 async def limit_access_page(
     request: Request,
     db: DbSession,
-    me: Admin,
+    me: SignedInAdmin,
     runtime: Runtime,
     account_id: str,
     group: str = "",

@@ -24,10 +24,10 @@ from m365sync.auth.service import (
     resolve_session,
     sign_in_with_password,
 )
-from m365sync.web.auth.dependencies import (
+from m365sync.web.dependencies import (
     DbSession,
-    Member,
     MemberForm,
+    SignedInMember,
     cookie_is_secure,
     session_cookie_name,
     settings_of,
@@ -103,7 +103,7 @@ def _signed_in_response(request: Request, new_session: NewSession, target: str) 
 
 
 @router.get("/", include_in_schema=False)
-def start_page(member: Member) -> Response:
+def start_page(member: SignedInMember) -> Response:
     return redirect("/admin/service-accounts" if member.is_admin else "/me/connections")
 
 

@@ -6,10 +6,9 @@ from __future__ import annotations
 from fastapi import APIRouter, BackgroundTasks, Request, Response
 
 from m365sync.errors import M365SyncError
-from m365sync.web.auth.dependencies import DbSession, Member, MemberForm
+from m365sync.web.dependencies import DbSession, MemberForm, Runtime, SignedInMember, Workers
 from m365sync.web.pages import services
 from m365sync.web.pages.rendering import PageRoute, redirect, render
-from m365sync.web.pages.wiring import Runtime, Workers
 
 router = APIRouter(route_class=PageRoute)
 
@@ -22,7 +21,7 @@ NOTICES = {
 def _page(
     request: Request,
     db: DbSession,
-    me: Member,
+    me: SignedInMember,
     *,
     status_code: int = 200,
     error: M365SyncError | None = None,
@@ -42,12 +41,14 @@ def _page(
 
 
 @router.get("/me/connections", include_in_schema=False)
-def connections_page(request: Request, db: DbSession, me: Member, notice: str = "") -> Response:
+def connections_page(
+    request: Request, db: DbSession, me: SignedInMember, notice: str = ""
+) -> Response:
     return _page(request, db, me, notice=NOTICES.get(notice))
 
 
 @router.get("/me/connections/status", include_in_schema=False)
-def sync_status_fragment(request: Request, db: DbSession, me: Member) -> Response:
+def sync_status_fragment(request: Request, db: DbSession, me: SignedInMember) -> Response:
     """The sync status section, refreshed by the page's script while a first sync runs."""
     return render(request, "user/_sync_status.html", view=services.my_connections(db, me))
 
@@ -71,7 +72,7 @@ async def office365_callback(
     request: Request,
     background: BackgroundTasks,
     db: DbSession,
-    me: Member,
+    me: SignedInMember,
     runtime: Runtime,
     workers: Workers,
 ) -> Response:
