@@ -1,4 +1,5 @@
-"""Microsoft Graph change notifications: ``POST /webhooks/microsoft``.
+"""Microsoft Graph change notifications: ``POST /webhooks/microsoft``, sync's door for
+Microsoft (the rules are ``m365sync.sync.notifications``).
 
 - Validation handshake: ``?validationToken=...`` is echoed back as ``text/plain`` (200).
 - Notifications and lifecycle events: each item's ``clientState`` is checked against its
@@ -12,8 +13,8 @@
 
 Mount it with ``app.include_router(webhook_router(database, dispatch, box=runtime.box))``;
 ``dispatch`` queues a unit id (the in-process ``Scheduler.dispatch``, or
-``workers.celery_dispatch``); ``box`` opens the sealed per-subscription secrets (the
-connection runtime's, so both use the installation's key). The limits come from
+``m365sync.workers.celery_app.celery_dispatch``); ``box`` opens the sealed per-subscription
+secrets (the connection runtime's, so both use the installation's key). The limits come from
 ``settings`` (default: the app's, else the environment's). The public URL of this route is
 the ``M365SYNC_WEBHOOK_URL`` setting.
 """
