@@ -10,7 +10,10 @@ Two kinds of rules, managed through ``/_sim/faults``:
 
 Kinds: ``"429"`` (``ApplicationThrottled`` with ``Retry-After``), ``"500"``, ``"503"``,
 ``"504"`` (Graph-shaped error bodies), ``"drop"`` (the real response's headers and half
-its body are sent, then the connection is closed), ``"delay"`` (the real response, held
+its body are sent, then the connection is closed), ``"garbled"`` (the real response's
+status and headers with only the first half of its body, its ``Content-Length`` made to
+match: a complete HTTP answer, often a 200, whose JSON does not decode, as a proxy or an
+overloaded front end can deliver), ``"delay"`` (the real response, held
 back ``delayMs`` before its first byte; the request keeps its throttling slot meanwhile,
 which is how tests provoke the concurrency limit), ``"expiredCursor"`` (410
 ``SyncStateNotFound``, as an expired delta token answers).
@@ -61,7 +64,7 @@ __all__ = [
     "routes",
 ]
 
-KINDS = ("429", "500", "503", "504", "drop", "delay", "expiredCursor")
+KINDS = ("429", "500", "503", "504", "drop", "garbled", "delay", "expiredCursor")
 _MAILBOX_PATH = re.compile(
     r"^/(?:v1\.0|beta)/(?:users/(?P<user>[^/(]+)|users\('(?P<quoted>[^']+)'\)|(?P<me>me))(?:/|$)"
 )
@@ -281,6 +284,8 @@ class FaultMiddleware:
             await self._delayed(scope, receive, send, rule.delay_ms)
         elif kind == "drop":
             await self._dropped(scope, receive, send)
+        elif kind == "garbled":
+            await self._garbled(scope, receive, send)
         else:
             await self._error(scope, receive, send, _error_for(kind, rule.retry_after))
 
@@ -326,6 +331,29 @@ class FaultMiddleware:
             }
         )
         # Returning without the final body message makes the server close the connection.
+
+    async def _garbled(self, scope: Scope, receive: Receive, send: Send) -> None:
+        start: Message | None = None
+        chunks: list[bytes] = []
+
+        async def capture(message: Message) -> None:
+            nonlocal start
+            if message["type"] == "http.response.start":
+                start = message
+            elif message["type"] == "http.response.body":
+                chunks.append(message.get("body", b""))
+
+        await self.app(scope, receive, capture)
+        if start is None:
+            return
+        body = b"".join(chunks)
+        body = body[: len(body) // 2]
+        headers = [
+            (name, value) for name, value in start.get("headers", []) if name != b"content-length"
+        ]
+        headers.append((b"content-length", str(len(body)).encode("latin-1")))
+        await send({**start, "headers": headers})
+        await send({"type": "http.response.body", "body": body, "more_body": False})
 
 
 # -- control API -----------------------------------------------------------------------------

@@ -14,12 +14,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from ipaddress import ip_address
+from ipaddress import ip_address, ip_network
 from typing import Any
 
 import uvicorn
 from rich.console import Console
 
+from m365sync.auth import set_password
+from m365sync.auth.repository import credential_for_member
 from m365sync.connections import service_accounts
 from m365sync.connections.run_test import ServiceAccountDraft
 from m365sync.connections.runtime import ConnectionRuntime
@@ -29,8 +31,6 @@ from m365sync.microsoft.auth import ClientSecret
 from m365sync.organizations import service as orgs
 from m365sync.organizations.models import Role
 from m365sync.settings import Settings, get_settings
-from m365sync.web.auth import set_password
-from m365sync.web.auth.repository import credential_for_member
 from m365sync.workers.process import tune_garbage_collector
 
 log = logging.getLogger(__name__)
@@ -194,7 +194,15 @@ def serve_app(
     tune_garbage_collector()
     try:
         uvicorn.run(
-            app, host=settings.host, port=settings.port, log_level=settings.log_level.lower()
+            app,
+            host=settings.host,
+            port=settings.port,
+            log_level=settings.log_level.lower(),
+            # X-Forwarded-For/-Proto only from the proxies the settings trust (none by
+            # default), as the rate limits do (m365sync.web.security).
+            forwarded_allow_ips=[
+                str(ip_network(proxy, strict=False)) for proxy in settings.trusted_proxies
+            ],
         )
     finally:
         database.dispose()  # a last checkpoint empties SQLite's write-ahead log

@@ -16,11 +16,12 @@ import os
 import ssl
 from collections.abc import Mapping
 from functools import cached_property, lru_cache
+from ipaddress import ip_network
 from pathlib import Path
 from typing import Any, Self
 
 import certifi
-from pydantic import Field
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -152,6 +153,14 @@ class Settings(BaseSettings):
         default="redis://127.0.0.1:6379/0", description="Celery broker (scale-out workers)."
     )
     celery_result_backend: str | None = Field(default=None, description="Celery result backend.")
+    sqlite_busy_timeout_seconds: float = Field(
+        default=30.0,
+        gt=0,
+        description=(
+            "How long a write to the SQLite database waits for another process's write "
+            "before it fails with 'the database is busy'."
+        ),
+    )
 
     # Salesforce: where to sign in, how long to wait, and how much of the org's daily API
     # allowance m365sync may use. The login URL is a setting, never a literal (sandboxes,
@@ -170,6 +179,52 @@ class Settings(BaseSettings):
     salesforce_timeout_seconds: float = Field(
         default=30.0, gt=0, description="Timeout of one Salesforce request."
     )
+
+    # Anonymous visitors and Microsoft's callbacks (docs/security.md). Limits are per
+    # minute; 0 switches one off.
+    rate_limit_booking_views_per_minute: int = Field(
+        default=30, ge=0, description="Booking pages (open times) one visitor may open."
+    )
+    rate_limit_booking_views_per_link_per_minute: int = Field(
+        default=120, ge=0, description="Times one booking page may be opened, by anyone."
+    )
+    rate_limit_bookings_per_minute: int = Field(
+        default=10, ge=0, description="Bookings, cancellations and moves one visitor may send."
+    )
+    rate_limit_bookings_per_link_per_minute: int = Field(
+        default=30, ge=0, description="Bookings one booking page (or invitee link) takes."
+    )
+    rate_limit_sign_ins_per_minute: int = Field(
+        default=10, ge=0, description="Sign-in attempts (password or Microsoft) per visitor."
+    )
+    anonymous_requests_at_once: int = Field(
+        default=8,
+        ge=1,
+        description="Public booking requests (which ask Microsoft) served at once; others wait.",
+    )
+    trusted_proxies: tuple[str, ...] = Field(
+        default=("127.0.0.1", "::1"),
+        description="Reverse proxies (addresses or networks) whose X-Forwarded-For is believed.",
+    )
+    webhook_max_body_bytes: int = Field(
+        default=1_000_000, ge=1024, description="Largest change-notification POST accepted."
+    )
+    webhook_max_notifications: int = Field(
+        default=1000, ge=1, description="Most notifications accepted in one POST."
+    )
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _networks(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for item in value:
+            try:
+                ip_network(item.strip(), strict=False)
+            except ValueError:
+                raise ValueError(
+                    f"{item!r} is not an IP address or network: list your reverse proxies' "
+                    'addresses, e.g. ["127.0.0.1", "10.0.0.0/8"].'
+                ) from None
+        return value
 
     @property
     def resolved_database_url(self) -> str:

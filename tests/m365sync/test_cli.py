@@ -1,5 +1,5 @@
-"""The CLI as a script uses it: exit codes (0 ok, 1 failure, 2 usage/validation), output,
-key rotation."""
+"""The CLI as a script uses it: exit codes (0 ok, 1 failure, 2 usage/validation, 3 nothing
+ran), output, key rotation, several processes at once."""
 
 from __future__ import annotations
 
@@ -9,15 +9,20 @@ import re
 import signal
 import socket
 import sqlite3
+import ssl
 import subprocess
 import sys
 
+import httpx
 import pytest
 from tests.m365sync.conftest import DEMO_APP_ID, DEMO_SECRET, DEMO_SECRET_ID
 
 from m365sync import cli
+from m365sync.db import Database
 from m365sync.settings import get_settings
 from m365sync.sync import cli as sync_cli
+from m365sync.sync.models import SyncFeature
+from m365sync.sync.repository import SyncRepository
 
 
 @pytest.fixture
@@ -335,3 +340,90 @@ def test_domains_are_claims_until_verified_and_one_organization_holds_one(m365sy
     assert json.loads(out) == []  # the squatter's claim was dropped
     code, _, err = m365sync("domains", "add", "-o", "squatter", "woodgrove.com")
     assert code == 2 and "verified by another organization" in err
+
+
+def test_sync_skipped_because_busy_says_so_and_fails_when_nothing_ran(m365sync, tmp_path):
+    """Units another m365sync process is running are listed as skipped; when that is every
+    selected unit, nothing ran and ``sync`` says so with exit code 3."""
+    assert m365sync("orgs", "create", "Contoso")[0] == 0
+    assert m365sync("domains", "add", "-o", "contoso", "contoso.com")[0] == 0
+    assert add_service_account(m365sync, "diego@contoso.com")[0] == 0
+    assert m365sync("members", "add", "-o", "contoso", "diego@contoso.com")[0] == 0
+    database = Database.from_url(f"sqlite:///{tmp_path / 'data' / 'm365sync.db'}")
+    with database.session() as session:
+        repo = SyncRepository(session)
+        (member,) = repo.find_members("contoso")
+        units = {
+            f: repo.ensure_unit(member, f).id for f in (SyncFeature.EMAIL, SyncFeature.CALENDAR)
+        }
+        for unit_id in units.values():
+            assert repo.try_lease(unit_id, "other-host:4242:cafe", 300)
+
+    code, out, _ = m365sync("sync", "--org", "contoso")
+    out = " ".join(out.split())  # as printed, wrapped to the terminal
+
+    assert code == 3, out
+    assert "diego@contoso.com email: skipped, already running elsewhere by other-host" in out
+    assert "diego@contoso.com calendar: skipped" in out
+    assert "Nothing was synced" in out
+
+    with database.session() as session:
+        SyncRepository(session).release_lease(units[SyncFeature.EMAIL], "other-host:4242:cafe")
+    database.dispose()
+
+    code, out, _ = m365sync("sync", "--org", "contoso")
+    out = " ".join(out.split())
+
+    assert code == 0, out
+    assert "✓ diego@contoso.com email" in out
+    assert "diego@contoso.com calendar: skipped" in out and "1 of 2 units skipped" in out
+
+
+def test_a_write_that_waits_too_long_for_another_process_says_why(m365sync, tmp_path, monkeypatch):
+    assert m365sync("orgs", "create", "Contoso")[0] == 0
+    monkeypatch.setenv("M365SYNC_SQLITE_BUSY_TIMEOUT_SECONDS", "0.5")
+    other_process = sqlite3.connect(tmp_path / "data" / "m365sync.db", isolation_level=None)
+    other_process.execute("BEGIN IMMEDIATE")  # another writer, in the middle of its work
+    try:
+        code, out, err = m365sync("members", "add", "-o", "contoso", "adele@contoso.com")
+    finally:
+        other_process.execute("ROLLBACK")
+        other_process.close()
+
+    err = " ".join(err.split())
+    assert code == 1
+    assert "Traceback" not in out + err
+    assert "is busy: another m365sync process" in err
+    assert "Fix: Try again in a moment" in err and "PostgreSQL" in err
+    assert m365sync("members", "add", "-o", "contoso", "adele@contoso.com")[0] == 0
+
+
+def test_sync_when_entra_id_is_unwell_reports_it_and_the_next_run_syncs(
+    m365sync, sim, tmp_path, monkeypatch
+):
+    """Tenant discovery answering 503 through every retry: no traceback, the unit is shown
+    retrying by itself, and running ``sync`` again right away syncs (nothing left held)."""
+    assert m365sync("orgs", "create", "Contoso")[0] == 0
+    assert m365sync("domains", "add", "-o", "contoso", "contoso.com")[0] == 0
+    assert add_service_account(m365sync, "diego@contoso.com")[0] == 0
+    assert m365sync("members", "add", "-o", "contoso", "diego@contoso.com")[0] == 0
+    monkeypatch.setenv("M365SYNC_GRAPH_MAX_RETRIES", "1")
+    monkeypatch.setenv("M365SYNC_GRAPH_BACKOFF_BASE_SECONDS", "0.01")
+    httpx.post(
+        f"{sim.url}/_sim/faults",
+        json={"kind": "503", "pathRegex": "openid-configuration", "count": 2},
+        verify=ssl.create_default_context(cafile=str(sim.tls.ca_bundle)),
+    ).raise_for_status()
+
+    code, out, err = m365sync("sync", "--org", "contoso", "--feature", "email")
+    out = " ".join(out.split())
+
+    assert code == 1, out
+    assert "Traceback" not in out + err
+    assert "diego@contoso.com email: backing_off" in out
+    assert "Microsoft unavailable, retrying" in out and "Retried by itself from" in out
+
+    code, out, _ = m365sync("sync", "--org", "contoso", "--feature", "email")
+
+    assert code == 0, out
+    assert "✓ diego@contoso.com email" in out and "skipped" not in out

@@ -167,7 +167,7 @@ async def reachability(
     repo = OrganizationRepository(session)
     domains = {d.name for d in repo.domains(organization.id)}
     members = [m for m in repo.members(organization.id) if m.domain in domains]
-    auth = runtime.app_only_auth(account)
+    auth = await asyncio.to_thread(runtime.app_only_auth, account)  # MSAL may discover the tenant
     params: dict[str, str | int] = {"$top": 1, "$select": "id"}
     if "email" in account.enabled_features:
         suffix = "/mailFolders/inbox/messages"
@@ -206,7 +206,8 @@ async def reachability(
 async def service_principal_id(runtime: ConnectionRuntime, account: ServiceAccount) -> str | None:
     """The app's service principal object id in the tenant (the ``oid`` of its token)."""
     try:
-        token = await asyncio.to_thread(runtime.app_only_auth(account).acquire)
+        auth = await asyncio.to_thread(runtime.app_only_auth, account)  # may discover the tenant
+        token = await asyncio.to_thread(auth.acquire)
     except ms.MicrosoftError:
         return None
     return str(read_claims(token.token).get("oid") or "") or None

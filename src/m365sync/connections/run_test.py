@@ -278,17 +278,25 @@ async def _test_mailbox_domain(trial: _Trial) -> str | None:
 async def _tenant(trial: _Trial) -> str | None:
     """Discovered from the domains (an explicit tenant id overrides)."""
     report = trial.report
+    unanswered: dict[str, ms.MicrosoftError] = {}
     for name in trial.domain_names:
         try:
             report.domain_tenants[name] = await discover_tenant(trial.settings, name)
-        except ms.MicrosoftError:
+        except ms.TenantNotFound:
             report.domain_tenants[name] = None
+        except ms.MicrosoftError as unwell:  # Entra ID unwell: not an unknown domain
+            report.domain_tenants[name] = None
+            unanswered[name] = unwell
     home = trial.mailbox_domain if trial.mailbox_domain in trial.domain_names else None
     home_domain = home or trial.domain_names[0]
     tenant_id = trial.draft.tenant_id or report.domain_tenants.get(home_domain)
     if tenant_id is None:
-        error = ms.TenantNotFound(f"Microsoft knows no tenant for the domain {home_domain}.")
+        error = unanswered.get(home_domain) or ms.TenantNotFound(
+            f"Microsoft knows no tenant for the domain {home_domain}."
+        )
         report.add(_failed("tenant", "Tenant", error))
+        if home_domain in unanswered:
+            return "Skipped: Microsoft did not say which tenant this is."
         return "Skipped: the tenant is unknown."
     report.tenant_id = tenant_id
     elsewhere = [d for d, t in report.domain_tenants.items() if t != tenant_id]

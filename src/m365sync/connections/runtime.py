@@ -221,8 +221,19 @@ class ConnectionRuntime:
 
     # -- Graph ------------------------------------------------------------------------------
 
-    def graph_client(self, row_id: str, version: str, token_source: TokenSource) -> GraphClient:
-        loop_id = id(asyncio.get_running_loop()) if _has_loop() else 0
+    def graph_client(
+        self,
+        row_id: str,
+        version: str,
+        token_source: TokenSource,
+        *,
+        loop: asyncio.AbstractEventLoop | None = None,
+    ) -> GraphClient:
+        """The connection's client for ``loop`` (default: the running one). A worker thread
+        preparing a client for an event loop names that loop."""
+        if loop is None and _has_loop():
+            loop = asyncio.get_running_loop()
+        loop_id = id(loop) if loop is not None else 0
         key = (row_id, version, loop_id)
         with self._lock:
             client = self._clients.get(key)
@@ -238,9 +249,15 @@ class ConnectionRuntime:
             await client.aclose()
 
     def graph_for_mailbox(
-        self, session: Session, member: Member, feature: Feature
+        self,
+        session: Session,
+        member: Member,
+        feature: Feature,
+        *,
+        loop: asyncio.AbstractEventLoop | None = None,
     ) -> MailboxAccess:
-        """The connection that serves ``feature`` for ``member`` (see docs/connections.md)."""
+        """The connection that serves ``feature`` for ``member`` (see docs/connections.md);
+        its Graph client is ``loop``'s (default: the running event loop's)."""
         self.save_token_caches(session)
         organizations = OrganizationRepository(session)
         domains = {d.name: d for d in organizations.domains(member.organization_id)}
@@ -269,7 +286,9 @@ class ConnectionRuntime:
                 _raise_if_parked_service_account(account)
                 auth = self.app_only_auth(account)
                 return MailboxAccess(
-                    graph=self.graph_client(account.id, account.updated_at.isoformat(), auth),
+                    graph=self.graph_client(
+                        account.id, account.updated_at.isoformat(), auth, loop=loop
+                    ),
                     user_path=user_path(member.email),
                     features=frozenset(Feature(f) for f in account.enabled_features),
                     source="service_account",
@@ -283,7 +302,9 @@ class ConnectionRuntime:
                     raise AuthRevoked(connection.status_detail or None)
                 auth_user = self.delegated_auth(connection)
                 return MailboxAccess(
-                    graph=self.graph_client(connection.id, str(connection.updated_at), auth_user),
+                    graph=self.graph_client(
+                        connection.id, str(connection.updated_at), auth_user, loop=loop
+                    ),
                     user_path="/me",
                     features=frozenset(features),
                     source="user_connection",

@@ -93,7 +93,9 @@ async def start_office365_connection(
     )
     pending.updated_at = utcnow()
     auth = await asyncio.to_thread(runtime.delegated_auth, pending, tenant_id=tenant_id, fresh=True)
-    flow = auth.start(redirect or redirect_uri(runtime), login_hint=member.email)
+    flow = await asyncio.to_thread(  # asks Entra ID for the tenant's configuration
+        auth.start, redirect or redirect_uri(runtime), login_hint=member.email
+    )
     runtime.forget(pending.id)
     flow["m365sync_tenant_id"] = tenant_id
     request = AuthorizationRequest(

@@ -1,19 +1,32 @@
 """The declarative base every model shares, and engine/session construction.
 
 Only repositories query the database, and only the request or job boundary commits.
+
+Several processes may write one SQLite file (the web server, ``m365sync sync`` from cron,
+other commands). SQLite takes one writer at a time and makes the others wait up to the
+busy timeout, except for a transaction that has already read: it can't become a writer
+once another process committed after its read, and fails at once with "database is
+locked". So on SQLite every transaction that writes begins with ``BEGIN IMMEDIATE``
+(taking the write lock first, waiting for it if need be) at its first write or
+``SAVEPOINT``; reads outside such a transaction take no lock and never wait. A lock still
+held by another process after the busy timeout (``sqlite_busy_timeout_seconds``, 30 by
+default) is raised as ``DatabaseBusy``, which names the cause and the fix. PostgreSQL is
+untouched.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+import re
+import sqlite3
 import uuid
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import MetaData, event
-from sqlalchemy.engine import Engine, create_engine, make_url
+from sqlalchemy.engine import Engine, ExceptionContext, create_engine, make_url
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 from sqlalchemy.types import DateTime, TypeDecorator
 
@@ -70,6 +83,12 @@ def max_length(column: Any) -> int:
     return length
 
 
+SQLITE_BUSY_TIMEOUT_SECONDS = 30
+# What pysqlite begins a transaction for (its "legacy" mode, kept: SELECTs outside a
+# transaction run on their own), plus SAVEPOINT, which otherwise begins one DEFERRED.
+_WRITE_STATEMENT = re.compile(r"^\s*(?:INSERT|UPDATE|DELETE|REPLACE|SAVEPOINT)\b", re.IGNORECASE)
+
+
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")
@@ -77,7 +96,6 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     # commits, and a sync cursor commits with its page, so those pages are simply read again.
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.execute("PRAGMA foreign_keys=ON")
-    cursor.execute("PRAGMA busy_timeout=30000")
     # WAL checkpoints stay automatic here (SQLite's default: every 1,000 pages, about 4 MB),
     # run by whichever commit crosses that mark. A ``Database`` on a SQLite file turns them
     # off and runs them from a background thread instead (``m365sync.db.checkpoint``), so a
@@ -104,11 +122,49 @@ def create_private_sqlite_file(url: str) -> None:
         os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
 
 
-def create_db_engine(url: str, **kwargs: Any) -> Engine:
+def _begin_writes_immediately(
+    _conn: Any, cursor: Any, statement: str, *_args: Any, **_kwargs: Any
+) -> None:
+    """Before the first write of a transaction, take SQLite's write lock (waiting up to the
+    busy timeout) instead of letting pysqlite begin a DEFERRED transaction that may fail
+    at once when it turns into a writer."""
+    dbapi_connection = cursor.connection
+    if not dbapi_connection.in_transaction and _WRITE_STATEMENT.match(statement):
+        dbapi_connection.execute("BEGIN IMMEDIATE")
+
+
+def _busy_explainer(waited_seconds: float) -> Any:
+    def explain(context: ExceptionContext) -> None:
+        """A lock that outlasted the busy timeout becomes ``DatabaseBusy`` (cause, fix)."""
+        error = context.original_exception
+        if (
+            isinstance(error, sqlite3.OperationalError)
+            and getattr(error, "sqlite_errorcode", 0) & 0xFF == sqlite3.SQLITE_BUSY
+        ):
+            from m365sync.db.errors import DatabaseBusy
+
+            engine = context.engine
+            path = str(engine.url.database) if engine is not None else "(SQLite)"
+            raise DatabaseBusy(path, waited_seconds) from error
+
+    return explain
+
+
+def create_db_engine(
+    url: str, *, sqlite_busy_timeout: float = SQLITE_BUSY_TIMEOUT_SECONDS, **kwargs: Any
+) -> Engine:
+    """The engine for ``url``. On SQLite, ``sqlite_busy_timeout`` is how long a write waits
+    for another process's write (sqlite3's ``timeout``, SQLite's busy timeout)."""
     if url.startswith("sqlite"):
         create_private_sqlite_file(url)
-        engine = create_engine(url, connect_args={"check_same_thread": False}, **kwargs)
+        engine = create_engine(
+            url,
+            connect_args={"check_same_thread": False, "timeout": sqlite_busy_timeout},
+            **kwargs,
+        )
         event.listen(engine, "connect", _sqlite_pragmas)
+        event.listen(engine, "before_cursor_execute", _begin_writes_immediately)
+        event.listen(engine, "handle_error", _busy_explainer(sqlite_busy_timeout))
         return engine
     return create_engine(url, pool_pre_ping=True, **kwargs)
 

@@ -21,8 +21,11 @@ class Database:
 
     ``session()`` is for boundaries (a request, a job, a CLI command): it commits when the
     block ends normally and rolls back on an exception. Code below the boundary receives a
-    ``Session`` and never commits. On a SQLite file, ``from_url`` also starts the WAL
-    checkpointer, and ``dispose()`` stops it.
+    ``Session`` and never commits. On SQLite a session that only reads takes no lock; the
+    first write begins the transaction with ``BEGIN IMMEDIATE``, which waits for another
+    process's write to finish (up to the busy timeout, then ``DatabaseBusy``), so a session
+    should not call Microsoft between its first write and its end. On a SQLite file,
+    ``from_url`` also starts the WAL checkpointer, and ``dispose()`` stops it.
     """
 
     engine: Engine
@@ -63,4 +66,6 @@ def database_from_settings(settings: Settings) -> Database:
     SQLite file."""
     if not settings.database_url:
         settings.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
-    return Database.from_url(settings.resolved_database_url)
+    return Database.from_url(
+        settings.resolved_database_url, sqlite_busy_timeout=settings.sqlite_busy_timeout_seconds
+    )

@@ -2,9 +2,11 @@
 
 MSAL owns tokens and their refresh; this module owns how MSAL is built (authority from the
 ``authority_host`` setting, TLS trust from ``ca_bundle``, instance discovery off for hosts
-that are not Microsoft's), its token cache (handed back serialized through
-``on_cache_change`` whenever ``has_state_changed``, for the caller to seal and store), and
-turning every failure into a ``m365sync.microsoft.errors`` category.
+that are not Microsoft's, and built on first use, so no database transaction waits on
+Entra ID), its HTTP client (``EntraSession``: Entra ID's 429, 5xx and unreadable answers
+retried with back-off before MSAL reads them), its token cache (handed back serialized
+through ``on_cache_change`` whenever ``has_state_changed``, for the caller to seal and
+store), and turning every failure into a ``m365sync.microsoft.errors`` category.
 
 Access tokens are decoded without signature verification only to read their claims
 (``roles``, ``scp``, ``tid``): they came from the authority over TLS, and Graph verifies them.
@@ -15,9 +17,11 @@ from __future__ import annotations
 import asyncio
 import base64
 import datetime as dt
-import functools
 import json
+import logging
+import random
 import threading
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -26,6 +30,7 @@ from urllib.parse import urlsplit
 import httpx
 import jwt
 import msal
+import orjson
 import requests
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
@@ -35,6 +40,7 @@ from cryptography.x509.oid import NameOID
 
 from m365sync.errors import ValidationFailed
 from m365sync.microsoft.errors import (
+    ENTRA_UNAVAILABLE_FIX,
     InvalidCredentials,
     MicrosoftError,
     SecretIdGiven,
@@ -42,6 +48,7 @@ from m365sync.microsoft.errors import (
     Transient,
     UnexpectedResponse,
     classify_aad_error,
+    classify_entra_response,
     looks_like_secret_id,
 )
 from m365sync.settings import Settings
@@ -59,6 +66,8 @@ MICROSOFT_AUTHORITY_HOSTS = frozenset(
         "sts.windows.net",
     }
 )
+
+log = logging.getLogger(__name__)
 
 CacheListener = Callable[[str], None]
 
@@ -82,6 +91,113 @@ def read_claims(token: str) -> dict[str, Any]:
     return claims
 
 
+# -- Entra ID's answers: retried, then classified -----------------------------------------
+
+
+def retry_delay(error: MicrosoftError, attempt: int, settings: Settings) -> float | None:
+    """Seconds to wait before asking Entra ID again after ``error`` (``attempt`` retries so
+    far), or ``None`` to give up: the Graph client's policy (``graph_max_retries``, the
+    ``Retry-After`` Microsoft asked for, else exponential back-off with jitter). A wait
+    longer than ``graph_backoff_max_seconds`` is not slept through: the caller gives up at
+    once and its unit is retried when Microsoft asked."""
+    if not error.retryable or attempt >= settings.graph_max_retries:
+        return None
+    if error.retry_after is not None:
+        asked = error.retry_after
+        return asked if asked <= settings.graph_backoff_max_seconds else None
+    delay: float = settings.graph_backoff_base_seconds * (2**attempt)
+    return min(settings.graph_backoff_max_seconds, delay * (0.5 + random.random() / 2))  # noqa: S311 (jitter)
+
+
+def _unreachable(settings: Settings, exc: Exception) -> Transient:
+    return Transient(
+        f"Microsoft unavailable, retrying: could not reach Microsoft Entra ID at "
+        f"{settings.authority_host} ({type(exc).__name__}).",
+        fix=ENTRA_UNAVAILABLE_FIX,
+    )
+
+
+def _what(url: str) -> tuple[str, bool]:
+    """How people call the request to ``url``, and whether it is tenant discovery."""
+    path = urlsplit(url).path
+    if path.endswith("/.well-known/openid-configuration"):
+        return "tenant discovery", True
+    if path.endswith("/token"):
+        return "the token request", False
+    return "sign-in", False
+
+
+class EntraAnswerError(requests.RequestException):
+    """Raised by ``EntraSession`` in MSAL's place: Entra ID failed even after the retries.
+    A ``RequestException`` so MSAL treats it as the network error it is (it still serves a
+    cached token that is merely due for refresh); ``error`` is its category."""
+
+    def __init__(self, error: MicrosoftError) -> None:
+        super().__init__(error.message)
+        self.error = error
+
+
+class EntraSession(requests.Session):
+    """MSAL's HTTP client: retries what Entra ID answers when unwell, before MSAL sees it.
+
+    MSAL reads a 5xx from tenant discovery or the token endpoint as an exception of its
+    own, a 429 or an unreadable discovery answer as "this tenant does not exist", and an
+    unreadable token answer as a ``ValueError``. Here 429, 5xx, unreadable answers and
+    network errors are retried like Graph's (``retry_delay``); if Entra ID still fails,
+    ``EntraAnswerError`` carries the category (``Throttled`` / ``Transient``, or
+    ``TenantNotFound`` only when discovery says so). Timeouts are ``graph_timeout_seconds``
+    and TLS trust is ``tls_verify`` (the ``ca_bundle`` setting wins over
+    ``REQUESTS_CA_BUNDLE``).
+    """
+
+    def __init__(self, settings: Settings) -> None:
+        super().__init__()
+        self.settings = settings
+        self.verify = settings.tls_verify
+
+    def merge_environment_settings(self, *args: Any, **kwargs: Any) -> dict[str, Any]:
+        merged: dict[str, Any] = super().merge_environment_settings(*args, **kwargs)
+        if self.settings.ca_bundle:
+            merged["verify"] = self.verify
+        return merged
+
+    def request(  # type: ignore[override]  # MSAL passes keywords only
+        self, method: str, url: str | bytes, **kwargs: Any
+    ) -> requests.Response:
+        kwargs.setdefault("timeout", self.settings.graph_timeout_seconds)
+        what, discovery = _what(url.decode() if isinstance(url, bytes) else url)
+        attempt = 0
+        while True:
+            error: MicrosoftError | None
+            try:
+                response = super().request(method, url, **kwargs)
+            except requests.RequestException as exc:
+                error = _unreachable(self.settings, exc)
+            else:
+                error = classify_entra_response(
+                    response.status_code,
+                    response.content,
+                    response.headers,
+                    what=what,
+                    discovery=discovery,
+                )
+                if error is None:
+                    return response
+            delay = retry_delay(error, attempt, self.settings)
+            log.info(
+                "entra %s %s -> %s (attempt %d%s)",
+                method,
+                urlsplit(str(url)).path,
+                error.http_status or type(error).__name__,
+                attempt + 1,
+                f", retry in {delay:.1f}s" if delay is not None else ", giving up",
+            )
+            if delay is None:
+                raise EntraAnswerError(error)
+            attempt += 1
+            time.sleep(delay)  # MSAL calls from a worker thread, never the event loop
+
+
 # -- tenant discovery -----------------------------------------------------------------------
 
 
@@ -89,35 +205,44 @@ async def discover_tenant(
     settings: Settings, domain: str, *, transport: httpx.AsyncBaseTransport | None = None
 ) -> str:
     """The tenant id owning ``domain``, from
-    ``{authority}/{domain}/v2.0/.well-known/openid-configuration``."""
+    ``{authority}/{domain}/v2.0/.well-known/openid-configuration``. Retried like every Entra
+    ID request (``retry_delay``); ``TenantNotFound`` only when Entra ID says the domain is
+    unknown, ``Throttled`` / ``Transient`` when it is unwell."""
     url = f"{settings.authority_host.rstrip('/')}/{domain}/v2.0/.well-known/openid-configuration"
-    try:
-        async with httpx.AsyncClient(
-            verify=settings.ssl_context if transport is None else True,
-            transport=transport,
-            timeout=settings.graph_timeout_seconds,
-        ) as client:
-            response = await client.get(url)
-    except httpx.HTTPError as exc:
-        raise Transient(
-            f"Could not reach Microsoft Entra ID at {settings.authority_host} "
-            f"({type(exc).__name__})."
-        ) from exc
-    if response.status_code >= 500:
-        raise Transient(http_status=response.status_code)
-    try:
-        configuration = response.json()
-    except ValueError:
-        configuration = {}
-    if response.status_code >= 400 or not isinstance(configuration, dict):
-        error = classify_aad_error(configuration if isinstance(configuration, dict) else {})
-        if isinstance(error, TenantNotFound | UnexpectedResponse):
-            raise TenantNotFound(
-                f"Microsoft knows no tenant for the domain {domain}.",
-                code=error.code,
-                http_status=response.status_code,
-            )
-        raise error
+    async with httpx.AsyncClient(
+        verify=settings.ssl_context if transport is None else True,
+        transport=transport,
+        timeout=settings.graph_timeout_seconds,
+    ) as client:
+        attempt = 0
+        while True:
+            error: MicrosoftError | None
+            try:
+                response = await client.get(url)
+            except httpx.HTTPError as exc:
+                error = _unreachable(settings, exc)
+            else:
+                error = classify_entra_response(
+                    response.status_code,
+                    response.content,
+                    response.headers,
+                    what="tenant discovery",
+                    discovery=True,
+                )
+                if error is None:
+                    configuration = orjson.loads(response.content)
+                    break
+            delay = retry_delay(error, attempt, settings)
+            if delay is None:
+                if isinstance(error, TenantNotFound):
+                    raise TenantNotFound(
+                        f"Microsoft knows no tenant for the domain {domain}.",
+                        code=error.code,
+                        http_status=error.http_status,
+                    )
+                raise error
+            attempt += 1
+            await asyncio.sleep(delay)
     issuer = str(configuration.get("issuer") or configuration.get("token_endpoint") or "")
     parts = [p for p in urlsplit(issuer).path.split("/") if p]
     if not parts:
@@ -211,34 +336,6 @@ def load_certificate(content: bytes, password: str | None = None) -> ClientCerti
     return _client_certificate(key, certificate)
 
 
-class _TrustingSession(requests.Session):
-    """requests lets ``REQUESTS_CA_BUNDLE`` override a session's ``verify``; the
-    ``ca_bundle`` setting must win, so MSAL gets this session as its ``http_client``."""
-
-    def __init__(self, ca_bundle: str) -> None:
-        super().__init__()
-        self.verify = ca_bundle
-
-    def merge_environment_settings(self, *args: Any, **kwargs: Any) -> dict[str, Any]:
-        merged: dict[str, Any] = super().merge_environment_settings(*args, **kwargs)
-        merged["verify"] = self.verify
-        return merged
-
-
-def msal_http_client(settings: Settings) -> requests.Session | None:
-    """The HTTP client every MSAL application of the product gets (``http_client=``): one
-    that trusts the ``ca_bundle`` setting even where ``REQUESTS_CA_BUNDLE`` is set. None
-    without the setting (MSAL's own client then trusts what requests trusts)."""
-    if not settings.ca_bundle:
-        return None
-    session = _TrustingSession(str(settings.ca_bundle))
-    # MSAL applies its ``timeout`` only to a client it builds itself.
-    session.request = functools.partial(  # type: ignore[method-assign]
-        session.request, timeout=settings.graph_timeout_seconds
-    )
-    return session
-
-
 def _msal_credential(credential: Credential) -> str | dict[str, str]:
     if isinstance(credential, ClientSecret):
         return credential.value
@@ -267,7 +364,12 @@ class AccessToken:
 
 
 class _CachedApp:
-    """An MSAL confidential client plus its serialized cache, reported on change."""
+    """An MSAL confidential client plus its serialized cache, reported on change.
+
+    The MSAL application is built on first use, not here: building it asks Entra ID for the
+    tenant's OpenID configuration, and that network call (with its retries) belongs to the
+    token request that needs it, never to the database transaction that looked up the
+    connection."""
 
     def __init__(
         self,
@@ -278,7 +380,6 @@ class _CachedApp:
         credential: Credential,
         cache_blob: str | None,
         on_cache_change: CacheListener | None,
-        http_client: Any = None,
     ) -> None:
         if isinstance(credential, ClientSecret) and looks_like_secret_id(credential.value):
             raise SecretIdGiven()
@@ -287,28 +388,36 @@ class _CachedApp:
         if cache_blob:
             self.cache.deserialize(cache_blob)
         self._on_cache_change = on_cache_change
+        self._client_id = client_id
+        self._tenant_id = tenant_id
         self._credential = credential
         self._lock = threading.Lock()
-        authority = f"{settings.authority_host.rstrip('/')}/{tenant_id}"
-        if http_client is None:
-            http_client = msal_http_client(settings)
-        try:
-            self.app = msal.ConfidentialClientApplication(
-                client_id,
-                client_credential=_msal_credential(credential),
-                authority=authority,
-                token_cache=self.cache,
-                instance_discovery=False
-                if not is_microsoft_host(settings.authority_host)
-                else None,
-                verify=settings.tls_verify,
-                http_client=http_client,
-                timeout=settings.graph_timeout_seconds,
-            )
-        except requests.RequestException as exc:
-            raise Transient(f"Could not reach Microsoft Entra ID ({type(exc).__name__}).") from exc
-        except ValueError as exc:
-            raise TenantNotFound(f"Microsoft Entra ID knows no tenant {tenant_id}.") from exc
+        self._app: msal.ConfidentialClientApplication | None = None
+
+    def _application(self) -> msal.ConfidentialClientApplication:
+        """The MSAL application (built now if needed); call with ``_lock`` held."""
+        if self._app is None:
+            authority = f"{self.settings.authority_host.rstrip('/')}/{self._tenant_id}"
+            try:
+                self._app = msal.ConfidentialClientApplication(
+                    self._client_id,
+                    client_credential=_msal_credential(self._credential),
+                    authority=authority,
+                    token_cache=self.cache,
+                    instance_discovery=False
+                    if not is_microsoft_host(self.settings.authority_host)
+                    else None,
+                    http_client=EntraSession(self.settings),
+                )
+            except ValueError as exc:
+                # Entra ID's answers were checked by ``EntraSession``: what is left is an
+                # authority MSAL can't use at all (not an unknown tenant: Entra ID said so
+                # above if it was).
+                raise UnexpectedResponse(
+                    f"MSAL can't use the Microsoft Entra ID authority {authority}: {exc}",
+                    fix="Check the authority host setting and the connection's tenant id.",
+                ) from exc
+        return self._app
 
     def _persist(self) -> None:
         if self.cache.has_state_changed and self._on_cache_change is not None:
@@ -325,12 +434,19 @@ class _CachedApp:
             return SecretIdGiven(code=error.code)
         return error
 
-    def _call(self, fn: Callable[[], Any]) -> Any:
+    def _call(self, fn: Callable[[msal.ConfidentialClientApplication], Any]) -> Any:
         try:
             with self._lock:
-                result = fn()
+                result = fn(self._application())
+        except EntraAnswerError as exc:
+            raise exc.error from exc
         except requests.RequestException as exc:
-            raise Transient(f"Could not reach Microsoft Entra ID ({type(exc).__name__}).") from exc
+            raise _unreachable(self.settings, exc) from exc
+        except msal.exceptions.MsalServiceError as exc:  # an error status MSAL saw itself
+            raise Transient(
+                f"Microsoft unavailable, retrying: Microsoft Entra ID failed ({exc}).",
+                fix=ENTRA_UNAVAILABLE_FIX,
+            ) from exc
         finally:
             self._persist()
         return result
@@ -351,7 +467,7 @@ class AppOnlyAuth(_CachedApp):
                 stale = list(self.cache.search(msal.TokenCache.CredentialType.ACCESS_TOKEN))
                 for item in stale:
                     self.cache.remove_at(item)
-        result = self._call(lambda: self.app.acquire_token_for_client(scopes=scopes))
+        result = self._call(lambda app: app.acquire_token_for_client(scopes=scopes))
         if not isinstance(result, dict) or "access_token" not in result:
             raise self._fail(result if isinstance(result, dict) else {})
         token = str(result["access_token"])
@@ -374,8 +490,13 @@ class DelegatedAuth(_CachedApp):
     def start(self, redirect_uri: str, *, login_hint: str | None = None) -> dict[str, Any]:
         """MSAL's auth-code flow (state, nonce, PKCE verifier, ``auth_uri``): keep it until the
         callback, sealed."""
-        flow: dict[str, Any] = self.app.initiate_auth_code_flow(
-            self.scopes, redirect_uri=redirect_uri, login_hint=login_hint, prompt="select_account"
+        flow: dict[str, Any] = self._call(
+            lambda app: app.initiate_auth_code_flow(
+                self.scopes,
+                redirect_uri=redirect_uri,
+                login_hint=login_hint,
+                prompt="select_account",
+            )
         )
         return flow
 
@@ -383,7 +504,7 @@ class DelegatedAuth(_CachedApp):
         """Redeem the code; returns MSAL's result (``id_token_claims``, ``scope``...)."""
         try:
             result = self._call(
-                lambda: self.app.acquire_token_by_auth_code_flow(flow, dict(auth_response))
+                lambda app: app.acquire_token_by_auth_code_flow(flow, dict(auth_response))
             )
         except ValueError as exc:  # state mismatch, missing code
             raise ValidationFailed(
@@ -398,18 +519,21 @@ class DelegatedAuth(_CachedApp):
         return result
 
     def acquire(self, *, force_refresh: bool = False) -> AccessToken:
-        accounts = self.app.get_accounts()
-        account = next(
-            (a for a in accounts if a.get("home_account_id") == self.home_account_id),
-            accounts[0] if accounts else None,
-        )
-        if account is None:
-            raise classify_aad_error({"error": "invalid_grant", "error_codes": [700082]})
-        result = self._call(
-            lambda: self.app.acquire_token_silent_with_error(
+        def silently(app: msal.ConfidentialClientApplication) -> Any:
+            accounts = app.get_accounts()
+            account = next(
+                (a for a in accounts if a.get("home_account_id") == self.home_account_id),
+                accounts[0] if accounts else None,
+            )
+            if account is None:
+                return None
+            return app.acquire_token_silent_with_error(
                 self.scopes, account, force_refresh=force_refresh
             )
-        )
+
+        result = self._call(silently)
+        if result is None:
+            raise classify_aad_error({"error": "invalid_grant", "error_codes": [700082]})
         if not isinstance(result, dict) or "access_token" not in result:
             raise self._fail(result if isinstance(result, dict) else {"error": "invalid_grant"})
         token = str(result["access_token"])
@@ -439,11 +563,13 @@ __all__ = [
     "ClientSecret",
     "Credential",
     "DelegatedAuth",
+    "EntraAnswerError",
+    "EntraSession",
     "discover_tenant",
     "generate_certificate",
     "graph_default_scope",
     "is_microsoft_host",
     "load_certificate",
-    "msal_http_client",
     "read_claims",
+    "retry_delay",
 ]

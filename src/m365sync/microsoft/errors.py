@@ -2,14 +2,22 @@
 
 Code elsewhere branches on these classes, never on raw status codes or AADSTS numbers.
 ``classify_graph_response`` reads a Graph error response; ``classify_aad_error`` reads an
-MSAL result dict (``{"error", "error_description", "error_codes"}``); both return (never
-raise) the error, and ``microsoft_code`` keeps Microsoft's own code for the log.
+MSAL result dict (``{"error", "error_description", "error_codes"}``);
+``classify_entra_response`` reads an HTTP answer of Microsoft Entra ID (tenant discovery,
+the token endpoint) before MSAL does. All return (never raise) the error, and ``code``
+keeps Microsoft's own code for the log.
+
+Entra ID answers 429, 5xx or something unreadable (cut short, not JSON) when it is
+overloaded or unwell: those are ``Throttled`` / ``Transient`` like Graph's, never a
+credential problem. Only an answer naming the tenant as unknown (AADSTS90002,
+``invalid_tenant``) is ``TenantNotFound``.
 
 ::
 
     MicrosoftError                    root (an M365SyncError); .code, .retryable, .reconnect
     ├── Throttled                     429 / 503 with Retry-After; .retry_after seconds
-    ├── Transient                     5xx, timeouts, dropped connections: retry with back-off
+    ├── Transient                     5xx, timeouts, dropped connections, unreadable answers:
+    │                                 retry with back-off
     ├── AuthRevoked                   refresh token expired or revoked (AADSTS700082, 50173,
     │                                 50078...), token rejected: the user must reconnect
     ├── ConsentMissing                admin consent not granted (AADSTS65001, 90094), no roles
@@ -28,7 +36,7 @@ raise) the error, and ``microsoft_code`` keeps Microsoft's own code for the log.
     │   │   └── SecretIdGiven         a GUID was given: the secret's ID, not its value
     │   ├── SecretExpired             AADSTS7000222
     │   ├── AppNotFound               AADSTS700016: client id not registered in that tenant
-    │   ├── TenantNotFound            AADSTS90002 / discovery: domain or tenant unknown
+    │   ├── TenantNotFound            AADSTS90002 / invalid_tenant: domain or tenant unknown
     │   └── AppDisabled               AADSTS7000112
     └── UnexpectedResponse            anything else Microsoft answered
 """
@@ -392,6 +400,95 @@ def classify_aad_error(result: Mapping[str, Any]) -> MicrosoftError:
     )
 
 
+# -- Entra ID (HTTP answers, before MSAL reads them) -------------------------------------------
+
+ENTRA_UNAVAILABLE_FIX = (
+    "Nothing to fix on your side: syncing retries by itself and resumes once Microsoft answers "
+    "again; for anything else, try again in a few minutes. If it lasts for hours, check "
+    "Microsoft 365 service health."
+)
+_TENANT_CODES = {90002, 900023}
+
+
+def _json_object(body: bytes | str) -> dict[str, Any] | None:
+    try:
+        data = orjson.loads(body) if body else None
+    except orjson.JSONDecodeError:
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def classify_entra_response(
+    status: int,
+    body: bytes | str,
+    headers: Mapping[str, str] | None = None,
+    *,
+    what: str = "sign-in",
+    discovery: bool = False,
+) -> MicrosoftError | None:
+    """The problem with an HTTP answer of Microsoft Entra ID, or ``None`` when MSAL can read
+    it: a JSON object, which for the token endpoint may be an OAuth error MSAL reports (and
+    ``classify_aad_error`` reads). ``what`` names the request for people ("tenant
+    discovery"). A discovery answer must be a JSON object naming the token endpoint; a
+    discovery error is ``TenantNotFound`` only when it says so (AADSTS90002,
+    ``invalid_tenant``), any other is unexpected, never "unknown tenant"."""
+    headers = headers or {}
+    data = _json_object(body)
+    retry_after = _parse_retry_after(headers)
+    if status == 429 or (status == 503 and retry_after is not None):
+        wait = f" It asked to wait {retry_after:.0f} seconds." if retry_after is not None else ""
+        return Throttled(
+            f"Microsoft unavailable, retrying: Microsoft Entra ID is throttling {what} "
+            f"(HTTP {status}).{wait}",
+            fix=ENTRA_UNAVAILABLE_FIX,
+            http_status=status,
+            retry_after=retry_after,
+        )
+    if status >= 500 or status == 408:
+        return Transient(
+            f"Microsoft unavailable, retrying: Microsoft Entra ID answered {what} with HTTP "
+            f"{status} (a temporary server error).",
+            fix=ENTRA_UNAVAILABLE_FIX,
+            http_status=status,
+            retry_after=retry_after,
+        )
+    if 200 <= status < 300:
+        if data is None or (discovery and not data.get("token_endpoint")):
+            return Transient(
+                f"Microsoft unavailable, retrying: Microsoft Entra ID's answer to {what} could "
+                "not be read (cut short, or not the JSON it sends).",
+                fix=ENTRA_UNAVAILABLE_FIX
+                + " If it keeps happening, check for a proxy or firewall that alters HTTPS "
+                "answers from Microsoft.",
+                http_status=status,
+            )
+        return None
+    if data is None:
+        return UnexpectedResponse(
+            f"Microsoft Entra ID answered {what} with HTTP {status} and a body that is not JSON.",
+            fix="Try again; if it persists, check for a proxy or firewall in front of Microsoft "
+            "Entra ID, and Microsoft 365 service health.",
+            http_status=status,
+        )
+    if not discovery:
+        return None  # an OAuth error: MSAL hands it over as its result
+    error = classify_aad_error(data)
+    error.http_status = status
+    if isinstance(error, TenantNotFound) and (
+        _TENANT_CODES.intersection(aad_codes(data)) or data.get("error") == "invalid_tenant"
+    ):
+        return error
+    if isinstance(error, TenantNotFound | UnexpectedResponse):
+        said = str(data.get("error_description") or "").splitlines()
+        return UnexpectedResponse(
+            f"Microsoft Entra ID answered {what} with HTTP {status}"
+            + (f": {said[0]}" if said else "."),
+            code=error.code,
+            http_status=status,
+        )
+    return error
+
+
 __all__ = [
     "AccessDeniedByPolicy",
     "AppDisabled",
@@ -416,6 +513,7 @@ __all__ = [
     "UserNotFound",
     "aad_codes",
     "classify_aad_error",
+    "classify_entra_response",
     "classify_graph_response",
     "looks_like_secret_id",
 ]

@@ -8,6 +8,8 @@ the words a rep or admin needs: which permission is missing, and where to grant 
 
 from __future__ import annotations
 
+import asyncio
+
 from sqlalchemy.orm import Session
 
 from m365sync.connections.errors import ConnectionsError
@@ -47,20 +49,30 @@ def missing_scheduling_permissions(session: Session, member: Member) -> list[str
 class ConnectionCalendarAccess:
     """Looks connections up in a unit of work of its own, committed at once: the runtime
     may store a refreshed token cache, and that write must not hold the database (SQLite's
-    single writer) while the request then waits for Microsoft."""
+    single writer) while the request then waits for Microsoft.
+
+    The lookup runs in a worker thread, never on the event loop: it reads the database and,
+    the first time a connection is used, MSAL discovers its tenant over the network."""
 
     def __init__(self, runtime: ConnectionRuntime, database: Database) -> None:
         self.runtime = runtime
         self.database = database
 
     async def open_calendar(self, member: Member) -> MailboxCalendar:
-        with self.database.session() as session:
-            return self._open(session, member)
+        loop = asyncio.get_running_loop()  # the Graph client is the one of this event loop
 
-    def _open(self, session: Session, member: Member) -> MailboxCalendar:
+        def open_in_own_session() -> MailboxCalendar:
+            with self.database.session() as session:
+                return self._open(session, member, loop)
+
+        return await asyncio.to_thread(open_in_own_session)
+
+    def _open(
+        self, session: Session, member: Member, loop: asyncio.AbstractEventLoop
+    ) -> MailboxCalendar:
         who = member.name or member.email
         try:
-            access = self.runtime.graph_for_mailbox(session, member, Feature.SCHEDULING)
+            access = self.runtime.graph_for_mailbox(session, member, Feature.SCHEDULING, loop=loop)
         except ConnectionsError as exc:
             missing = missing_scheduling_permissions(session, member)
             if missing:

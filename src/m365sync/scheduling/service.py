@@ -10,18 +10,28 @@ booking the database has already accepted:
    invitation) and logs it in the CRM. The boundary commits again.
 
 If the process stops between the two, the booking stays pending and holds its time;
-``recover`` (run periodically by ``tasks.PendingBookingRecovery``) finishes or releases it.
+``recover`` (run periodically by ``recovery.PendingBookingRecovery``) finishes or releases it.
 Cancel and reschedule follow the same order: local change, commit, then Microsoft.
+
+The async methods (the ones that ask Microsoft) never touch the database on the event loop
+and never hold a pooled connection while waiting for Microsoft: their reads and writes run
+in worker threads (``_db``), and a read-only transaction is ended before Microsoft is asked
+(ending it commits nothing; the session keeps what it loaded). So a crowd of visitors on a
+booking page can't starve the connection pool or stall the server: each request holds at
+most one connection, and only while it reads or writes. They expect a session without
+uncommitted writes (the boundary commits between the steps, as above); their last writes
+are left for the boundary to commit.
 """
 
 from __future__ import annotations
 
+import asyncio
 import html
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
-from typing import Protocol
+from typing import Protocol, TypeVar
 
 from sqlalchemy.orm import Session
 
@@ -44,6 +54,7 @@ from m365sync.microsoft.scheduling import (
 from m365sync.organizations.models import Member, Organization
 from m365sync.scheduling.availability import (
     FreeBusyStatus,
+    Interval,
     LocalWindow,
     Slot,
     SlotRules,
@@ -84,6 +95,7 @@ log = logging.getLogger(__name__)
 
 REQUIRED_PERMISSIONS = ("Mail.Read", "Mail.ReadWrite", "Calendars.Read", "Calendars.ReadWrite")
 ALTERNATIVES_SHOWN = 6
+T = TypeVar("T")
 
 
 class CalendarAccess(Protocol):
@@ -147,6 +159,29 @@ class SchedulingService:
         if member.id not in self._open:
             self._open[member.id] = await self.calendars.open_calendar(member)
         return self._open[member.id]
+
+    # -- the database, off the event loop ---------------------------------------------------
+    async def _db(self, work: Callable[[], T], *, writes: bool = False) -> T:
+        """Run ``work`` in a worker thread. After reads (``writes=False``) the transaction
+        ends, so no pooled connection is held while Microsoft is asked next; after writes
+        it stays open for the boundary to commit."""
+
+        def run() -> T:
+            try:
+                return work()
+            finally:
+                if not writes:
+                    self._end_reads()
+
+        return await asyncio.to_thread(run)
+
+    def _end_reads(self) -> None:
+        """Give the connection back to the pool: the transaction only read, so committing
+        it changes nothing (and the session keeps its objects loaded: it does not expire
+        them on commit). A session with changes not yet flushed is left alone."""
+        session = self.session
+        if session.in_transaction() and not (session.new or session.dirty or session.deleted):
+            session.commit()
 
     # -- meeting types (rep / admin) ---------------------------------------------------------
     def create_meeting_type(
@@ -218,7 +253,7 @@ class SchedulingService:
 
     async def check_member(self, member: Member) -> str | None:
         """None when scheduling works for this member's mailbox, else the reason and fix."""
-        if not self.member_enabled(member.organization_id, member.id):
+        if not await self._db(lambda: self.member_enabled(member.organization_id, member.id)):
             return "Scheduling is switched off for this member by an admin."
         try:
             await self._calendar(member)
@@ -238,6 +273,22 @@ class SchedulingService:
                 fix="Check the link you were sent, or ask its sender for a new one.",
             )
         return organization, meeting_type
+
+    def check_requested_time(self, meeting_type: MeetingType, start: datetime) -> None:
+        """Refuse a time no booking page could have offered (a mistyped or forged link, a
+        year 0001 or 9999) with the field to correct; a time that was offered and has
+        passed since is for ``reserve`` to refuse with other times."""
+        now = self.now()
+        if not (
+            now - timedelta(days=1) <= start <= now + timedelta(days=meeting_type.horizon_days + 1)
+        ):
+            raise InvalidBooking(
+                {
+                    "start": f"{start.date().isoformat()} is outside the dates this page books "
+                    f"(from today up to {meeting_type.horizon_days} days ahead): pick a time "
+                    "from the list."
+                }
+            )
 
     def _hosts(self, meeting_type: MeetingType) -> list[Member]:
         hosts = []
@@ -286,22 +337,27 @@ class SchedulingService:
                 for i in items
                 if not (i.start == ignore_booking.start and i.end == ignore_booking.end)
             ]
-        busy = blocking_intervals(items, blocking)
-        busy += self.repo.live_booking_intervals(
-            member.id,
-            query_start,
-            query_end,
-            excluding=ignore_booking.id if ignore_booking else None,
-        )
         hours = schedule.working_hours or await self._mailbox_working_hours(calendar)
         rules = self._rules(meeting_type, hours)
-        counts = self.repo.bookings_per_day(
-            meeting_type.id,
-            member.id,
-            rules.time_zone,
-            query_start - timedelta(days=1),
-            query_end + timedelta(days=1),
-        )
+
+        def booked_through_us() -> tuple[list[Interval], dict[date, int]]:
+            ours = self.repo.live_booking_intervals(
+                member.id,
+                query_start,
+                query_end,
+                excluding=ignore_booking.id if ignore_booking else None,
+            )
+            per_day = self.repo.bookings_per_day(
+                meeting_type.id,
+                member.id,
+                rules.time_zone,
+                query_start - timedelta(days=1),
+                query_end + timedelta(days=1),
+            )
+            return ours, per_day
+
+        ours, counts = await self._db(booked_through_us)
+        busy = blocking_intervals(items, blocking) + ours
         if ignore_booking is not None:
             day = ignore_booking.start.astimezone(rules.time_zone).date()
             if counts.get(day):
@@ -375,11 +431,27 @@ class SchedulingService:
         only_hosts: Sequence[str] | None = None,
         ignore_booking: Booking | None = None,
     ) -> tuple[list[Slot], list[str]]:
-        """Open slots of a meeting type (every kind) and why any host had to be left out."""
-        disabled = self.repo.disabled_member_ids(meeting_type.organization_id)
+        """Open slots of a meeting type (every kind) and why any host had to be left out.
+
+        A range wholly in the past or beyond the meeting type's horizon has no slots, and
+        Microsoft is not asked about it."""
+        now = self.now()
+        latest = now + timedelta(days=meeting_type.horizon_days)
+        if range_end <= now or range_start > latest:
+            return [], []
+        range_start = max(range_start, now - timedelta(days=1))
+        range_end = min(range_end, latest + timedelta(days=1))
+
+        def hosts_and_switched_off() -> tuple[list[Member], set[str]]:
+            return (
+                self._hosts(meeting_type),
+                self.repo.disabled_member_ids(meeting_type.organization_id),
+            )
+
+        hosts, disabled = await self._db(hosts_and_switched_off)
         per_member: dict[str, list[Slot]] = {}
         problems: list[str] = []
-        for member in self._hosts(meeting_type):
+        for member in hosts:
             if only_hosts is not None and member.id not in only_hosts:
                 continue
             if member.id in disabled:
@@ -406,13 +478,15 @@ class SchedulingService:
     async def slot_page(
         self, org_slug: str, meeting_slug: str, range_start: datetime, range_end: datetime
     ) -> SlotPage:
-        organization, meeting_type = self.booking_page(org_slug, meeting_slug)
+        organization, meeting_type = await self._db(
+            lambda: self.booking_page(org_slug, meeting_slug)
+        )
         slots, problems = await self.open_slots(meeting_type, range_start, range_end)
         return SlotPage(
             meeting_type=meeting_type,
             organization=organization,
             slots=slots,
-            hosts=self._hosts(meeting_type),
+            hosts=await self._db(lambda: self._hosts(meeting_type)),
             unavailable=problems,
         )
 
@@ -461,8 +535,14 @@ class SchedulingService:
         self, org_slug: str, meeting_slug: str, start: datetime, invitee: InviteeInput
     ) -> Booking:
         """Check the slot against fresh free/busy and claim it. Commit before ``confirm``."""
-        _, meeting_type = self.booking_page(org_slug, meeting_slug)
-        answers = self._validate_invitee(meeting_type, invitee)
+
+        def page_and_answers() -> tuple[MeetingType, list[dict[str, str]]]:
+            _, meeting_type = self.booking_page(org_slug, meeting_slug)
+            answers = self._validate_invitee(meeting_type, invitee)
+            self.check_requested_time(meeting_type, start)
+            return meeting_type, answers
+
+        meeting_type, answers = await self._db(page_and_answers)
         start = start.astimezone(UTC)
         if (start - datetime(2000, 1, 1, tzinfo=UTC)) % CLAIM_GRANULARITY:
             raise self._taken(meeting_type, start, [])
@@ -472,31 +552,39 @@ class SchedulingService:
         match = next((s for s in slots if s.start == start), None)
         if match is None:
             raise self._taken(meeting_type, start, await self._alternatives(meeting_type, start))
-        if meeting_type.kind is MeetingKind.COLLECTIVE:
-            attempts = [list(match.member_ids)]
-        else:
-            counts, last = self.repo.booking_counts(meeting_type.id, match.member_ids)
-            attempts = [[m] for m in choose_round_robin(match.member_ids, counts, last)]
-        for hosts in attempts:
-            booking = Booking(
-                organization_id=meeting_type.organization_id,
-                meeting_type_id=meeting_type.id,
-                organizer_member_id=hosts[0],
-                host_member_ids=hosts,
-                start=start,
-                end=start + duration,
-                status=BookingStatus.PENDING,
-                invitee_name=invitee.name.strip()[:200],
-                invitee_email=normalize_address(invitee.email) or invitee.email.strip(),
-                invitee_time_zone=invitee.time_zone,
-                answers=answers,
-            )
-            try:
-                self.repo.add_booking_with_claims(booking, hosts)
-            except SlotAlreadyClaimed:
-                continue  # booked through us a moment ago: try the next free host
-            return booking
-        raise self._taken(meeting_type, start, await self._alternatives(meeting_type, start))
+
+        def claim() -> Booking | None:
+            if meeting_type.kind is MeetingKind.COLLECTIVE:
+                attempts = [list(match.member_ids)]
+            else:
+                counts, last = self.repo.booking_counts(meeting_type.id, match.member_ids)
+                attempts = [[m] for m in choose_round_robin(match.member_ids, counts, last)]
+            for hosts in attempts:
+                booking = Booking(
+                    organization_id=meeting_type.organization_id,
+                    meeting_type_id=meeting_type.id,
+                    organizer_member_id=hosts[0],
+                    host_member_ids=hosts,
+                    start=start,
+                    end=start + duration,
+                    status=BookingStatus.PENDING,
+                    invitee_name=invitee.name.strip()[:200],
+                    invitee_email=normalize_address(invitee.email) or invitee.email.strip(),
+                    invitee_time_zone=invitee.time_zone,
+                    answers=answers,
+                )
+                try:
+                    self.repo.add_booking_with_claims(booking, hosts)
+                except SlotAlreadyClaimed:
+                    continue  # booked through us a moment ago: try the next free host
+                return booking
+            self._end_reads()  # every claim was refused (and rolled back): nothing to keep
+            return None
+
+        booking = await self._db(claim, writes=True)
+        if booking is None:
+            raise self._taken(meeting_type, start, await self._alternatives(meeting_type, start))
+        return booking
 
     def _taken(
         self, meeting_type: MeetingType, start: datetime, alternatives: list[Slot]
@@ -514,45 +602,66 @@ class SchedulingService:
         (``CalendarWriteFailed``); with ``retry_later`` a retryable refusal (throttled,
         transient) is raised as is and the booking stays pending for the next attempt.
         """
-        booking = self.repo.booking(booking_id)
-        if booking is None:
-            raise BookingNotFound("That booking does not exist.", fix="Book again.")
-        meeting_type = booking.meeting_type
-        organizer = self._member(booking.organization_id, booking.organizer_member_id)
-        if booking.status is BookingStatus.PENDING:
+
+        def load() -> tuple[Booking, Member, EventRequest | None]:
+            booking = self.repo.booking(booking_id)
+            if booking is None:
+                raise BookingNotFound("That booking does not exist.", fix="Book again.")
+            organizer = self._member(booking.organization_id, booking.organizer_member_id)
+            if booking.status is not BookingStatus.PENDING:
+                return booking, organizer, None
+            meeting_type = booking.meeting_type
             others = [self._member(booking.organization_id, m) for m in booking.host_member_ids[1:]]
-            request = EventRequest(
-                subject=f"{meeting_type.name}: {booking.invitee_name}",
-                body_html=self._event_body(booking),
-                start=booking.start,
-                end=booking.end,
-                attendees=[(booking.invitee_email, booking.invitee_name)]
-                + [(m.email, m.name) for m in others],
-                location=meeting_type.location,
-                online_meeting=meeting_type.online_meeting,
-                transaction_id=booking.id,
+            return (
+                booking,
+                organizer,
+                EventRequest(
+                    subject=f"{meeting_type.name}: {booking.invitee_name}",
+                    body_html=self._event_body(booking),
+                    start=booking.start,
+                    end=booking.end,
+                    attendees=[(booking.invitee_email, booking.invitee_name)]
+                    + [(m.email, m.name) for m in others],
+                    location=meeting_type.location,
+                    online_meeting=meeting_type.online_meeting,
+                    transaction_id=booking.id,
+                ),
             )
-            try:
-                calendar = await self._calendar(organizer)
-                event = await calendar.create_event(request)
-            except (MicrosoftError, SchedulingUnavailable) as exc:
-                if retry_later and isinstance(exc, MicrosoftError) and exc.retryable:
-                    raise
+
+        booking, organizer, request = await self._db(load)
+        if request is None:
+            return await self._db(lambda: self.view(booking))
+        try:
+            calendar = await self._calendar(organizer)
+            event = await calendar.create_event(request)
+        except (MicrosoftError, SchedulingUnavailable) as exc:
+            if retry_later and isinstance(exc, MicrosoftError) and exc.retryable:
+                raise
+
+            failure = str(exc)
+
+            def failed() -> None:
                 booking.status = BookingStatus.FAILED
-                booking.failure = str(exc)
+                booking.failure = failure
                 self.repo.release_claims(booking)
-                raise CalendarWriteFailed(
-                    f"The meeting could not be added to {organizer.name or organizer.email}'s "
-                    "calendar, so nothing was booked.",
-                    fix="Please try again in a few minutes, or contact them directly.",
-                ) from exc
+
+            await self._db(failed, writes=True)
+            raise CalendarWriteFailed(
+                f"The meeting could not be added to {organizer.name or organizer.email}'s "
+                "calendar, so nothing was booked.",
+                fix="Please try again in a few minutes, or contact them directly.",
+            ) from exc
+
+        def confirmed() -> BookingView:
             booking.graph_event_id = event.id
             booking.ical_uid = event.ical_uid
             booking.online_meeting_url = event.online_meeting_url
             booking.status = BookingStatus.CONFIRMED
             self._log_in_crm(booking, organizer)
             self.session.flush()
-        return self.view(booking)
+            return self.view(booking)
+
+        return await self._db(confirmed, writes=True)
 
     async def recover(self, booking_id: str) -> BookingStatus | None:
         """Finish a booking left pending (the process stopped between committing its claim
@@ -567,16 +676,20 @@ class SchedulingService:
         helps nobody). A retryable refusal (throttled, transient) leaves it pending for
         the next attempt; any other refusal releases it, as at booking time.
         """
-        booking = self.repo.booking(booking_id)
+        booking = await self._db(lambda: self.repo.booking(booking_id))
         if booking is None or booking.status is not BookingStatus.PENDING:
             return booking.status if booking else None
         if booking.start <= self.now():
-            booking.status = BookingStatus.FAILED
-            booking.failure = (
-                "The meeting time passed before it was added to Outlook, so it was released."
-            )
-            self.repo.release_claims(booking)
-            self.session.flush()
+
+            def released() -> None:
+                booking.status = BookingStatus.FAILED
+                booking.failure = (
+                    "The meeting time passed before it was added to Outlook, so it was released."
+                )
+                self.repo.release_claims(booking)
+                self.session.flush()
+
+            await self._db(released, writes=True)
             return booking.status
         try:
             await self.confirm(booking.id, retry_later=True)
@@ -695,30 +808,55 @@ class SchedulingService:
         self.session.flush()
         return booking
 
+    async def _booking_in_outlook(self, booking_id: str) -> tuple[Booking, Member, str] | None:
+        """The booking, its organizer and its Outlook event's id, when it has one."""
+
+        def load() -> tuple[Booking, Member, str] | None:
+            booking = self.repo.booking(booking_id)
+            if booking is None or booking.graph_event_id is None:
+                return None
+            organizer = self._member(booking.organization_id, booking.organizer_member_id)
+            return booking, organizer, booking.graph_event_id
+
+        return await self._db(load)
+
+    async def _note_failure(self, booking: Booking, failure: str) -> None:
+        def note() -> None:
+            booking.failure = failure
+            self.session.flush()
+
+        await self._db(note, writes=True)
+
     async def push_cancellation(self, booking_id: str) -> None:
-        booking = self.repo.booking(booking_id)
-        if booking is None or booking.graph_event_id is None:
+        found = await self._booking_in_outlook(booking_id)
+        if found is None:
             return
-        organizer = self._member(booking.organization_id, booking.organizer_member_id)
+        booking, organizer, event_id = found
         comment = "Cancelled by the invitee" + (
             f": {booking.cancel_reason}" if booking.cancel_reason else "."
         )
         try:
             calendar = await self._calendar(organizer)
-            await calendar.cancel_event(booking.graph_event_id, comment)
+            await calendar.cancel_event(event_id, comment)
         except (MicrosoftError, SchedulingUnavailable) as exc:
-            booking.failure = f"Outlook was not updated with the cancellation: {exc}"
-            self.session.flush()
+            await self._note_failure(
+                booking, f"Outlook was not updated with the cancellation: {exc}"
+            )
             log.warning("cancellation of booking %s not written to Outlook: %s", booking.id, exc)
 
-    async def reschedule_slots(
-        self, token: str, range_start: datetime, range_end: datetime
-    ) -> tuple[Booking, list[Slot]]:
+    def movable_booking(self, token: str) -> Booking:
+        """The booking a reschedule link names, if it can still be moved."""
         booking = self.booking_from_link(token, BookingAction.RESCHEDULE)
         if not booking.active:
             raise BookingClosed(
                 "This meeting was cancelled, so it can't be moved.", fix="Book a new time instead."
             )
+        return booking
+
+    async def reschedule_slots(
+        self, token: str, range_start: datetime, range_end: datetime
+    ) -> tuple[Booking, list[Slot]]:
+        booking = await self._db(lambda: self.movable_booking(token))
         slots, _ = await self.open_slots(
             booking.meeting_type,
             range_start,
@@ -730,11 +868,13 @@ class SchedulingService:
 
     async def reschedule(self, token: str, start: datetime) -> Booking:
         """Move the booking locally (new claims, new version); ``push_move`` after commit."""
-        booking = self.booking_from_link(token, BookingAction.RESCHEDULE)
-        if not booking.active:
-            raise BookingClosed(
-                "This meeting was cancelled, so it can't be moved.", fix="Book a new time instead."
-            )
+
+        def movable() -> Booking:
+            booking = self.movable_booking(token)
+            self.check_requested_time(booking.meeting_type, start)
+            return booking
+
+        booking = await self._db(movable)
         start = start.astimezone(UTC)
         meeting_type = booking.meeting_type
         slots, _ = await self.open_slots(
@@ -753,27 +893,30 @@ class SchedulingService:
                 ),
             )
         end = start + timedelta(minutes=meeting_type.duration_minutes)
-        try:
-            self.repo.move_claims(booking, booking.host_member_ids, start, end)
-        except SlotAlreadyClaimed:
-            raise self._taken(meeting_type, start, []) from None
-        booking.version += 1
-        organizer = self._member(booking.organization_id, booking.organizer_member_id)
-        self._log_in_crm(booking, organizer)
-        self.session.flush()
-        return booking
+
+        def move() -> Booking:
+            try:
+                self.repo.move_claims(booking, booking.host_member_ids, start, end)
+            except SlotAlreadyClaimed:
+                raise self._taken(meeting_type, start, []) from None
+            booking.version += 1
+            organizer = self._member(booking.organization_id, booking.organizer_member_id)
+            self._log_in_crm(booking, organizer)
+            self.session.flush()
+            return booking
+
+        return await self._db(move, writes=True)
 
     async def push_move(self, booking_id: str) -> None:
-        booking = self.repo.booking(booking_id)
-        if booking is None or booking.graph_event_id is None:
+        found = await self._booking_in_outlook(booking_id)
+        if found is None:
             return
-        organizer = self._member(booking.organization_id, booking.organizer_member_id)
+        booking, organizer, event_id = found
         try:
             calendar = await self._calendar(organizer)
-            await calendar.move_event(booking.graph_event_id, booking.start, booking.end)
+            await calendar.move_event(event_id, booking.start, booking.end)
         except (MicrosoftError, SchedulingUnavailable) as exc:
-            booking.failure = f"Outlook was not updated with the new time: {exc}"
-            self.session.flush()
+            await self._note_failure(booking, f"Outlook was not updated with the new time: {exc}")
             log.warning("move of booking %s not written to Outlook: %s", booking.id, exc)
 
     # -- the rep's and the admin's view ----------------------------------------------------------

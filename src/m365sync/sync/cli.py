@@ -1,13 +1,18 @@
 """``m365sync sync | status | resync | crm import``: the sync engine from the command line.
 
 Mounted by the main CLI as a group of top-level commands (``app.add_typer(sync_cli.app)``
-with no name adds ``sync``, ``status``, ``resync`` and the ``crm`` group). Exit codes:
-0 everything synced, 1 some unit failed or is parked, 2 bad arguments.
+with no name adds ``sync``, ``status``, ``resync`` and the ``crm`` group). Exit codes of
+``sync``: 0 every unit that ran synced (units another process was running are listed as
+skipped), 1 some unit failed (its status, cause and fix are printed), 2 bad arguments,
+3 nothing ran: every selected unit was already running elsewhere. ``status``: 0, or 1 when
+a unit is parked.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
+from datetime import datetime
 from pathlib import Path
 from typing import Annotated
 
@@ -20,6 +25,7 @@ from m365sync.connections.runtime import ConnectionRuntime
 from m365sync.db.base import utcnow
 from m365sync.db.migrate import migrate
 from m365sync.db.session import Database, database_from_settings
+from m365sync.errors import M365SyncError
 from m365sync.settings import get_settings
 from m365sync.sync import service
 from m365sync.sync.context import Progress as SyncProgress
@@ -33,6 +39,9 @@ app = typer.Typer(no_args_is_help=True, help="Sync mailboxes into the CRM.")
 crm_app = typer.Typer(no_args_is_help=True, help="The embedded CRM store.")
 app.add_typer(crm_app, name="crm")
 console = Console()
+log = logging.getLogger(__name__)
+
+EXIT_NOTHING_RAN = 3
 
 OrgOption = Annotated[str | None, typer.Option("--org", help="Organization slug, id or name.")]
 MailboxOption = Annotated[str | None, typer.Option("--mailbox", help="One member's address.")]
@@ -50,7 +59,8 @@ def _database() -> Database:
 
 def _select_units(
     database: Database, org: str | None, mailbox: str | None, features: list[SyncFeature]
-) -> list[str]:
+) -> dict[str, str]:
+    """The selected units' ids, each with how people name it ("adele@contoso.com email")."""
     with database.session() as session:
         repo = SyncRepository(session)
         members = repo.find_members(org, mailbox)
@@ -59,7 +69,61 @@ def _select_units(
                 "[red]No member matches.[/red] Check --org and --mailbox (m365sync members list)."
             )
             raise typer.Exit(2)
-        return [repo.ensure_unit(m, f).id for m in members for f in features]
+        return {
+            repo.ensure_unit(m, f).id: f"{m.email} {f.value}" for m in members for f in features
+        }
+
+
+def _clock(moment: datetime | None) -> str:
+    return moment.strftime("%H:%M:%S UTC") if moment else "soon"
+
+
+def _report(name: str, result: service.UnitResult | BaseException) -> str:
+    """Print one unit's outcome; returns it (ok, busy, gone or failed)."""
+    if isinstance(result, BaseException):
+        # The run could not even record its outcome (its lease was given back).
+        console.print(f"[red]✗[/red] {name}: not synced")
+        if isinstance(result, M365SyncError):
+            console.print(f"   {result.message}")
+            if result.fix:
+                console.print(f"   [bold]Fix:[/bold] {result.fix}")
+        else:
+            console.print(f"   An unexpected error stopped this run: {result!r}.")
+            console.print(
+                "   [bold]Fix:[/bold] Run it again; if it keeps failing, report this message."
+            )
+        return "failed"
+    if result.outcome == "ok":
+        console.print(
+            f"[green]✓[/green] {name}: {result.progress.items} items, "
+            f"{result.progress.logged} logged, {result.progress.pushed} pushed"
+        )
+        return "ok"
+    if result.outcome == "busy":
+        holder = f" by {result.lease_owner}" if result.lease_owner else ""
+        console.print(f"[yellow]…[/yellow] {name}: skipped, already running elsewhere{holder}.")
+        console.print(
+            "   [bold]Fix:[/bold] Wait for that run to finish. If no m365sync is running any "
+            f"more (it was stopped), its claim expires by itself at "
+            f"{_clock(result.lease_expires_at)}."
+        )
+        return "busy"
+    if result.outcome == "gone":
+        console.print(f"[yellow]…[/yellow] {name}: skipped, removed meanwhile.")
+        return "gone"
+    if result.outcome == "lost":
+        console.print(
+            f"[yellow]…[/yellow] {name}: handed over to another m365sync process, which "
+            "goes on from the last page stored."
+        )
+        return "busy"
+    console.print(f"[red]✗[/red] {name}: {result.status.value}")
+    console.print(f"   {result.error}")
+    if result.fix:
+        console.print(f"   [bold]Fix:[/bold] {result.fix}")
+    if not result.status.parked and result.next_run_at is not None:
+        console.print(f"   Retried by itself from {_clock(result.next_run_at)}.")
+    return "failed"
 
 
 @app.command("sync")
@@ -74,7 +138,8 @@ def sync_command(
     """Run the selected units now, with progress bars (items, pages, rate)."""
     features = feature or [SyncFeature.EMAIL, SyncFeature.CALENDAR]
     database = _database()
-    unit_ids = _select_units(database, org, mailbox, features)
+    names = _select_units(database, org, mailbox, features)
+    unit_ids = list(names)
     runtime = ConnectionRuntime.from_settings(get_settings(), database)
     engine = get_settings()
     tune_garbage_collector()
@@ -86,7 +151,7 @@ def sync_command(
         TimeElapsedColumn(),
     )
 
-    async def run_all(progress: Progress) -> list[service.UnitResult]:
+    async def run_all(progress: Progress) -> list[service.UnitResult | BaseException]:
         tasks: dict[str, TaskID] = {}
         started = {unit_id: utcnow() for unit_id in unit_ids}
 
@@ -107,17 +172,22 @@ def sync_command(
         async def one(unit_id: str) -> service.UnitResult:
             async with gate:
                 started[unit_id] = utcnow()
-                return await service.run_unit(
-                    database,
-                    runtime,
-                    unit_id,
-                    full=full,
-                    settings=engine,
-                    on_progress=updater(unit_id),
-                )
+                try:
+                    return await service.run_unit(
+                        database,
+                        runtime,
+                        unit_id,
+                        full=full,
+                        settings=engine,
+                        on_progress=updater(unit_id),
+                    )
+                except Exception:
+                    log.debug("sync of %s stopped", names[unit_id], exc_info=True)
+                    raise
 
         try:
-            return list(await asyncio.gather(*(one(u) for u in unit_ids)))
+            # One unit's failure never stops the others: each ends with its own outcome.
+            return list(await asyncio.gather(*(one(u) for u in unit_ids), return_exceptions=True))
         finally:
             await runtime.aclose()
 
@@ -126,28 +196,18 @@ def sync_command(
             results = asyncio.run(run_all(progress))
     finally:
         database.dispose()  # a last checkpoint empties SQLite's write-ahead log
-    failed = False
-    for result in results:
-        if result.outcome == "ok":
-            console.print(
-                f"[green]✓[/green] {result.progress.mailbox} {result.progress.feature.value}: "
-                f"{result.progress.items} items, {result.progress.logged} logged, "
-                f"{result.progress.pushed} pushed"
-            )
-        elif result.outcome == "busy":
-            console.print(
-                f"[yellow]…[/yellow] unit {result.unit_id} is already running elsewhere; skipped."
-            )
-        else:
-            failed = True
-            console.print(
-                f"[red]✗[/red] {result.progress.mailbox} {result.progress.feature.value}: "
-                f"{result.status.value}"
-            )
-            console.print(f"   {result.error}")
-            if result.fix:
-                console.print(f"   [bold]Fix:[/bold] {result.fix}")
-    raise typer.Exit(1 if failed else 0)
+    outcomes = [_report(names[u], r) for u, r in zip(unit_ids, results, strict=True)]
+    skipped = outcomes.count("busy")
+    if skipped:
+        console.print(
+            f"{skipped} of {len(outcomes)} units skipped: another m365sync process is running them."
+        )
+    if "failed" in outcomes:
+        raise typer.Exit(1)
+    if "ok" not in outcomes:
+        console.print("Nothing was synced: every selected unit was busy or gone.")
+        raise typer.Exit(EXIT_NOTHING_RAN)
+    raise typer.Exit(0)
 
 
 def _status_rows(

@@ -4,6 +4,10 @@ Delta stays the source of truth: a notification only says "sync this unit now". 
 notification is checked (its ``clientState`` must equal the subscription's secret, which is
 stored sealed and opened only for the comparison), the unit is queued, and the webhook
 answers 202 at once; nothing is fetched in the request.
+Anyone can post to the webhook, so the work a POST causes is bounded: at most
+``webhook_max_notifications`` items (more is ``TooManyNotifications``), one query for all
+the subscriptions they name, each subscription's secret opened once, one update for all the
+units to queue.
 Lifecycle events: ``missed`` and ``subscriptionRemoved`` queue a delta pass now (and the
 removed subscription is recreated at the next ``ensure_subscriptions``);
 ``reauthorizationRequired`` marks the subscription for reauthorization, done by the next
@@ -36,6 +40,7 @@ from m365sync.connections.runtime import ConnectionRuntime, MailboxAccess
 from m365sync.crypto import SecretBox, SecretKeyError, seal_context
 from m365sync.db.base import new_id, utcnow
 from m365sync.db.session import Database
+from m365sync.errors import M365SyncError
 from m365sync.microsoft import errors as ms
 from m365sync.microsoft.subscriptions import (
     create_subscription,
@@ -48,12 +53,27 @@ from m365sync.sync.models import GraphSubscription, SyncFeature
 from m365sync.sync.repository import SyncRepository
 from m365sync.sync.tasks import CURSOR_KEY as TASKS_CURSOR_KEY
 
-__all__ = ["NotificationOutcome", "ensure_subscriptions", "handle_notifications"]
+__all__ = [
+    "NotificationOutcome",
+    "TooManyNotifications",
+    "ensure_subscriptions",
+    "handle_notifications",
+    "notification_items",
+]
 
 # Under every watched resource's maximum (Outlook 10,080 minutes, To Do 4,230 minutes).
 LIFETIME = timedelta(days=2)
 RENEW_BEFORE = timedelta(hours=12)
 REAUTHORIZE = "reauthorize"
+
+
+SUBSCRIPTION_ID_MAX = 100  # the column's width: a longer id can't be one of ours
+
+
+class TooManyNotifications(M365SyncError):
+    """413: more notifications in one POST than ``webhook_max_notifications``."""
+
+    status = 413
 
 
 @dataclass
@@ -62,23 +82,57 @@ class NotificationOutcome:
     rejected: int = 0
 
 
-def handle_notifications(
-    database: Database, box: SecretBox, payload: Any, dispatch: Callable[[str], None]
-) -> NotificationOutcome:
-    """Check and queue a notification POST's ``value`` items (fast: one small transaction)."""
-    outcome = NotificationOutcome()
+def notification_items(payload: Any, max_items: int | None = None) -> list[Any]:
+    """A notification POST's ``value`` items ([] when it has none); more than ``max_items``
+    is ``TooManyNotifications``."""
     items = payload.get("value") if isinstance(payload, Mapping) else None
     if not isinstance(items, list):
-        return outcome
+        return []
+    if max_items is not None and len(items) > max_items:
+        raise TooManyNotifications(
+            f"{len(items):,} notifications arrived in one request; at most {max_items:,} are "
+            "accepted.",
+            fix="Microsoft sends far fewer at a time: if these are yours, raise "
+            "M365SYNC_WEBHOOK_MAX_NOTIFICATIONS; otherwise they were not sent by Microsoft.",
+        )
+    return items
+
+
+def handle_notifications(
+    database: Database,
+    box: SecretBox,
+    payload: Any,
+    dispatch: Callable[[str], None],
+    *,
+    max_items: int | None = None,
+) -> NotificationOutcome:
+    """Check and queue a notification POST's ``value`` items (one small transaction).
+
+    Every item is checked on its own (its ``clientState`` against its subscription's
+    secret); a POST with more than ``max_items`` items is refused whole, before any work.
+    """
+    outcome = NotificationOutcome()
+    items = notification_items(payload, max_items)
+    named = {str(item.get("subscriptionId") or "") for item in items if isinstance(item, Mapping)}
+    named = {i for i in named if i and len(i) <= SUBSCRIPTION_ID_MAX}
     with database.session() as session:
         repo = SyncRepository(session)
+        subscriptions = repo.subscriptions_by_graph_ids(named)
+        secrets_by_row: dict[str, str | None] = {}
         for item in items:
-            if not isinstance(item, Mapping):
+            subscription = (
+                subscriptions.get(str(item.get("subscriptionId") or ""))
+                if isinstance(item, Mapping)
+                else None
+            )
+            if subscription is None:
                 outcome.rejected += 1
                 continue
-            subscription = repo.subscription_by_graph_id(str(item.get("subscriptionId") or ""))
+            if subscription.id not in secrets_by_row:
+                secrets_by_row[subscription.id] = _client_state(box, subscription)
+            expected = secrets_by_row[subscription.id]
             given = str(item.get("clientState") or "")
-            if subscription is None or not _client_state_matches(box, subscription, given):
+            if expected is None or not hmac.compare_digest(given.encode(), expected.encode()):
                 outcome.rejected += 1
                 continue
             subscription.last_notification_at = utcnow()
@@ -89,24 +143,22 @@ def handle_notifications(
             if event == "subscriptionRemoved":
                 subscription.healthy = False
                 subscription.subscription_id = None
-            elif event == "missed":
-                pass
-            repo.schedule_now(subscription.unit_id)
             outcome.queued.add(subscription.unit_id)
+        repo.schedule_units_now(outcome.queued)
     for unit_id in outcome.queued:
         dispatch(unit_id)
     return outcome
 
 
-def _client_state_matches(box: SecretBox, subscription: GraphSubscription, given: str) -> bool:
+def _client_state(box: SecretBox, subscription: GraphSubscription) -> str | None:
+    """The subscription's secret, or None when it has none we can open."""
     sealed = subscription.client_state_sealed
     if sealed is None:
-        return False
+        return None
     try:
-        expected = box.open(sealed, _client_state_context(subscription))
+        return box.open(sealed, _client_state_context(subscription))
     except SecretKeyError:
-        return False
-    return hmac.compare_digest(given.encode(), expected.encode())
+        return None
 
 
 def _client_state_context(subscription: GraphSubscription) -> str:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
@@ -261,6 +261,28 @@ class SyncRepository:
         return self.session.scalar(
             select(GraphSubscription).where(GraphSubscription.subscription_id == subscription_id)
         )
+
+    def subscriptions_by_graph_ids(
+        self, subscription_ids: Collection[str]
+    ) -> dict[str, GraphSubscription]:
+        """The subscriptions Microsoft knows by these ids, in one query."""
+        if not subscription_ids:
+            return {}
+        rows = self.session.scalars(
+            select(GraphSubscription).where(
+                GraphSubscription.subscription_id.in_(list(subscription_ids))
+            )
+        )
+        return {row.subscription_id: row for row in rows if row.subscription_id}
+
+    def schedule_units_now(self, unit_ids: Collection[str]) -> None:
+        if unit_ids:
+            self.session.execute(
+                update(SyncUnit)
+                .where(SyncUnit.id.in_(list(unit_ids)))
+                .values(next_run_at=utcnow())
+                .execution_options(synchronize_session=False)
+            )
 
     def save_subscriptions(self, subscriptions: Sequence[GraphSubscription]) -> None:
         """Store subscriptions changed outside a session (new ones or detached ones)."""

@@ -169,7 +169,7 @@ class Scheduler:
                     waiter.cancel()
         finally:
             # Units still running stop here; what they stored is committed page by page,
-            # and their leases run out, so the next start resumes them.
+            # and each gives its lease back as it stops, so the next start resumes them.
             tasks = list(self._tasks.values())
             for task in tasks:
                 task.cancel()

@@ -18,7 +18,7 @@ import socket
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any, Literal
 
 from sqlalchemy.orm import Session
@@ -55,7 +55,7 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-Outcome = Literal["ok", "busy", "failed", "lost"]
+Outcome = Literal["ok", "busy", "failed", "lost", "gone"]
 FeatureRunner = Callable[[RunContext], Awaitable[None]]
 
 _CONNECTION_FEATURE = {
@@ -72,6 +72,10 @@ def worker_name() -> str:
 
 @dataclass
 class UnitResult:
+    """How one run of a unit went. ``busy``: another worker holds the unit's lease
+    (``lease_owner``, until ``lease_expires_at``), so nothing ran; ``gone``: the unit or its
+    member no longer exists; ``lost``: the lease was taken over mid-run."""
+
     unit_id: str
     outcome: Outcome
     status: UnitStatus
@@ -79,6 +83,9 @@ class UnitResult:
     error: str = ""
     fix: str = ""
     extra: dict[str, Any] = field(default_factory=dict)
+    next_run_at: datetime | None = None
+    lease_owner: str | None = None
+    lease_expires_at: datetime | None = None
 
 
 def _runner(feature: SyncFeature) -> FeatureRunner:
@@ -104,6 +111,36 @@ def _budget_for_loop(limit: int) -> RequestBudget:
     return budget
 
 
+def _busy_result(database: Database, unit_id: str) -> UnitResult:
+    """What people need to know about a unit another worker is running: whose it is (its
+    mailbox and feature) and who holds it until when."""
+    with database.session() as session:
+        repo = SyncRepository(session)
+        unit = repo.unit(unit_id)
+        member = repo.member(unit.member_id) if unit else None
+        if unit is None or member is None:
+            return UnitResult(unit_id, "gone", UnitStatus.PENDING, Progress(SyncFeature.EMAIL, ""))
+        return UnitResult(
+            unit_id,
+            "busy",
+            unit.status,
+            Progress(unit.feature, member.email),
+            lease_owner=unit.lease_owner,
+            lease_expires_at=unit.lease_expires_at,
+        )
+
+
+def _release_after_failure(database: Database, unit_id: str, owner: str) -> None:
+    """Give the lease back after a run that failed before recording its outcome, so the next
+    run is not turned away as "already running" for the lease's remaining minutes. Never
+    raises: if even this fails (the database is gone), the lease simply runs out."""
+    try:
+        with database.session() as session:
+            SyncRepository(session).release_lease(unit_id, owner)
+    except Exception:
+        log.warning("could not release the lease of sync unit %s", unit_id, exc_info=True)
+
+
 async def run_unit(
     database: Database,
     runtime: ConnectionRuntime,
@@ -115,19 +152,24 @@ async def run_unit(
     budget: RequestBudget | None = None,
     on_progress: Callable[[Progress], None] | None = None,
 ) -> UnitResult:
+    """Run one unit now, unless another worker holds its lease (``busy``). Every failure,
+    Microsoft's or our own, ends as the unit's status and message; the lease taken here is
+    given back however the run ends (a crash included), so the next run never waits for it
+    to expire."""
     settings = settings or get_settings()
     owner = owner or worker_name()
     budget = budget or _budget_for_loop(settings.sync_request_budget)
 
-    def start() -> tuple[SyncUnit, Member, MailboxAccess | None, Exception | None] | None:
+    def start() -> tuple[SyncUnit, Member, MailboxAccess | None, Exception | None] | str:
         with database.session() as session:
             repo = SyncRepository(session)
             if not repo.try_lease(unit_id, owner, settings.sync_lease_seconds):
-                return None
+                return "busy"
             unit = repo.unit(unit_id)
             member = repo.member(unit.member_id) if unit else None
             if unit is None or member is None:
-                return None
+                repo.release_lease(unit_id, owner)
+                return "gone"
             first = not repo.cursors(unit.id)
             unit.stage = (
                 UnitStage.INITIAL_SYNC
@@ -138,19 +180,62 @@ async def run_unit(
             access: MailboxAccess | None = None
             problem: Exception | None = None
             try:
+                # No network here: the connection's MSAL app asks Entra ID only when the
+                # run requests its first token, outside this transaction.
                 access = runtime.graph_for_mailbox(
                     session, member, _CONNECTION_FEATURE[unit.feature]
                 )
             except (MicrosoftError, ConnectionsError) as exc:
-                problem = exc
+                problem = exc  # anything else rolls back, the lease with it
             session.expunge(unit)
             session.expunge(member)
             return unit, member, access, problem
 
     started = await asyncio.to_thread(start)
-    if started is None:
-        return UnitResult(unit_id, "busy", UnitStatus.PENDING, Progress(SyncFeature.EMAIL, ""))
+    if started == "busy":
+        return await asyncio.to_thread(_busy_result, database, unit_id)
+    if isinstance(started, str):
+        return UnitResult(unit_id, "gone", UnitStatus.PENDING, Progress(SyncFeature.EMAIL, ""))
     unit, member, access, problem = started
+    try:
+        return await _run_and_record(
+            database,
+            runtime,
+            unit,
+            member,
+            access,
+            problem,
+            full=full,
+            owner=owner,
+            settings=settings,
+            budget=budget,
+            on_progress=on_progress,
+        )
+    except Exception:
+        await asyncio.to_thread(_release_after_failure, database, unit.id, owner)
+        raise
+    except BaseException:  # cancelled (the server stopping): no awaiting any more
+        _release_after_failure(database, unit.id, owner)
+        raise
+
+
+async def _run_and_record(
+    database: Database,
+    runtime: ConnectionRuntime,
+    unit: SyncUnit,
+    member: Member,
+    access: MailboxAccess | None,
+    problem: Exception | None,
+    *,
+    full: bool,
+    owner: str,
+    settings: Settings,
+    budget: RequestBudget,
+    on_progress: Callable[[Progress], None] | None,
+) -> UnitResult:
+    """The run proper and its outcome, recorded with the lease given back in one
+    transaction. Raises only if the outcome can't be recorded (the caller then gives the
+    lease back on its own)."""
     progress = Progress(unit.feature, member.email, on_change=on_progress)
     ctx: RunContext | None = None
     error: Exception | None = problem
@@ -225,7 +310,13 @@ async def run_unit(
                 outcome = "failed"
             repo.release_lease(row.id, owner)
             return UnitResult(
-                row.id, outcome, row.status, progress, row.last_error, row.last_error_fix
+                row.id,
+                outcome,
+                row.status,
+                progress,
+                row.last_error,
+                row.last_error_fix,
+                next_run_at=row.next_run_at,
             )
 
     return await asyncio.to_thread(finish)

@@ -100,6 +100,26 @@ def test_dropped_connection_mid_body(
     assert messages(http, auth).status_code == 200
 
 
+def test_garbled_answer_is_complete_but_does_not_decode(
+    sim: SimServer, http: httpx.Client, auth: dict[str, str]
+) -> None:
+    """A whole HTTP answer (status 200, a Content-Length that matches) carrying half the
+    JSON: nothing at the HTTP level says it is broken."""
+    http.post("/_sim/faults", json={"kind": "garbled", "pathRegex": "/messages$"})
+    garbled = messages(http, auth)
+    whole = messages(http, auth)
+    assert garbled.status_code == 200
+    assert int(garbled.headers["content-length"]) == len(garbled.content)
+    assert garbled.content == whole.content[: len(whole.content) // 2]
+    with pytest.raises(ValueError):
+        garbled.json()
+    discovery = http.get("/contoso.com/v2.0/.well-known/openid-configuration")
+    assert discovery.json()["token_endpoint"]
+    http.post("/_sim/faults", json={"kind": "garbled", "pathRegex": "openid-configuration"})
+    with pytest.raises(ValueError):
+        http.get("/contoso.com/v2.0/.well-known/openid-configuration").json()
+
+
 def test_delay(sim: SimServer, http: httpx.Client, auth: dict[str, str]) -> None:
     http.post("/_sim/faults", json={"kind": "delay", "delayMs": 300, "pathRegex": "/messages$"})
     started = time.monotonic()

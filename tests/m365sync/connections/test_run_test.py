@@ -95,6 +95,20 @@ async def test_domain_in_no_tenant(db, runtime, make_org):
     assert "nowhere-at-all.example" in report.check("tenant").message
 
 
+async def test_entra_unwell_during_discovery_is_not_an_unknown_domain(sim, db, runtime, make_org):
+    control(
+        sim,
+        "POST",
+        "/_sim/faults",
+        json={"kind": "garbled", "pathRegex": "openid-configuration", "count": 20},
+    )
+    report = await run_test(db, runtime, make_org())
+    check = report.check("tenant")
+    assert failed(report).keys() == {"tenant"}
+    assert check.message.startswith("Microsoft unavailable, retrying")
+    assert "no tenant" not in check.message and "retries by itself" in check.fix
+
+
 async def test_secret_id_is_caught_before_entra_is_asked(sim, db, runtime, make_org):
     org = make_org()
     before = token_requests(sim)

@@ -97,3 +97,50 @@ def test_classify_aad_error(code, kind):
 def test_secret_ids_look_like_guids_and_values_do_not():
     assert ms.looks_like_secret_id("5ec2e7a1-0000-4000-8000-000000000001")
     assert not ms.looks_like_secret_id("Zx8Q~demo.service-account.secret-value-0001")
+
+
+UNKNOWN_TENANT = (
+    b'{"error":"invalid_tenant","error_description":"AADSTS90002: Tenant \'x\' not found.'
+    b'\\r\\nTrace ID: 1","error_codes":[90002]}'
+)
+DISCOVERY_DOCUMENT = b'{"issuer":"https://login.example/t/v2.0","token_endpoint":"https://t"}'
+
+
+@pytest.mark.parametrize(
+    ("status", "body", "headers", "discovery", "kind"),
+    [
+        (400, UNKNOWN_TENANT, {}, True, ms.TenantNotFound),
+        (
+            429,
+            b'{"error":{"code":"ApplicationThrottled"}}',
+            {"Retry-After": "7"},
+            True,
+            ms.Throttled,
+        ),
+        (429, b"", {}, False, ms.Throttled),
+        (503, b"<html>busy</html>", {"Retry-After": "3"}, True, ms.Throttled),
+        (500, b'{"error":"server_error"}', {}, True, ms.Transient),
+        (504, b"", {}, False, ms.Transient),
+        (200, DISCOVERY_DOCUMENT[:30], {}, True, ms.Transient),  # cut short
+        (200, b'{"issuer":"https://login.example/t/v2.0"}', {}, True, ms.Transient),
+        (200, b"<html>sign in to the proxy</html>", {}, False, ms.Transient),
+        (400, b'{"error":{"code":"BadRequest","message":"?"}}', {}, True, ms.UnexpectedResponse),
+        (404, b"<html>not found</html>", {}, True, ms.UnexpectedResponse),
+        (200, DISCOVERY_DOCUMENT, {}, True, type(None)),
+        (401, b'{"error":"invalid_client","error_codes":[7000215]}', {}, False, type(None)),
+    ],
+)
+def test_classify_entra_response(status, body, headers, discovery, kind):
+    error = ms.classify_entra_response(status, body, headers, discovery=discovery)
+    assert type(error) is kind
+    if error is not None:
+        assert error.message and error.fix
+        if error.retryable:
+            assert error.message.startswith("Microsoft unavailable, retrying")
+        assert (type(error) is ms.TenantNotFound) == ("no tenant" in error.message.lower())
+
+
+def test_entra_retry_after_is_kept():
+    error = ms.classify_entra_response(429, b"", {"retry-after": "30"})
+    assert isinstance(error, ms.Throttled) and error.retry_after == 30
+    assert "30 seconds" in error.message

@@ -29,6 +29,8 @@ from tests.m365sync.conftest import (
 from tests.m365sync.connections.signin import sign_in
 
 from m365sync.audit import service as audit
+from m365sync.auth import set_password
+from m365sync.auth.models import WebSession
 from m365sync.connections import service_accounts
 from m365sync.connections.run_test import ServiceAccountDraft
 from m365sync.crm.importer import load_demo_crm
@@ -39,8 +41,6 @@ from m365sync.organizations.models import DomainProof, Member, Organization, Rol
 from m365sync.sync.models import SyncFeature, UnitStatus
 from m365sync.sync.service import sync_member
 from m365sync.web.app import create_app
-from m365sync.web.auth import set_password
-from m365sync.web.auth.models import WebSession
 
 BASE = "http://testserver"
 PASSWORD = "correct horse battery staple"

@@ -1,6 +1,11 @@
 """The JSON API under ``/api/v1``: organization-scoped routes, API-token authentication,
 errors as ``{"error": {"message", "fix"}}`` with their proper status (never a 500 for an
-expected error). The OpenAPI schema is published at ``/api/openapi.json``."""
+expected error). The OpenAPI schema is published at ``/api/openapi.json``.
+
+One module per capability: ``organizations`` (the organization, domains, members, API
+tokens, audit log) and ``connections`` (service accounts, user connections) under
+``/api/v1``; ``notifications`` is Microsoft's door (change notifications, mounted by the app
+factory outside ``/api/v1``)."""
 
 from __future__ import annotations
 
@@ -8,10 +13,11 @@ from fastapi import APIRouter, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
-from m365sync.connections.endpoints import router as connections_router
 from m365sync.connections.errors import DraftIncomplete, RunTestFailed
 from m365sync.errors import M365SyncError
-from m365sync.organizations.endpoints import router as organizations_router
+from m365sync.web.api.connections import router as connections_router
+from m365sync.web.api.organizations import router as organizations_router
+from m365sync.web.security import response_headers
 
 API_PREFIX = "/api/v1"
 
@@ -58,7 +64,7 @@ def install_api(app: FastAPI) -> None:
             if handler is not None:
                 response: JSONResponse = await handler(request, exc)
                 return response
-        return JSONResponse(error_body(exc), status_code=exc.status)
+        return JSONResponse(error_body(exc), status_code=exc.status, headers=response_headers(exc))
 
     @app.exception_handler(RequestValidationError)
     async def invalid_request(request: Request, exc: RequestValidationError) -> JSONResponse:

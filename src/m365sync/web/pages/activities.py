@@ -6,14 +6,14 @@ from __future__ import annotations
 from fastapi import APIRouter, Request, Response
 
 from m365sync.crm.service import ACTIVITY_KINDS, UPCOMING_DAYS, get_activity, search_activities
-from m365sync.web.auth.dependencies import DbSession, Member
+from m365sync.web.dependencies import DbSession, SignedInMember
 from m365sync.web.pages.rendering import PageRoute, render
 from m365sync.web.security import sanitize_email_html
 
 router = APIRouter(prefix="/activities", route_class=PageRoute)
 
 
-def _area(me: Member) -> str:
+def _area(me: SignedInMember) -> str:
     return "admin" if me.is_admin else "user"
 
 
@@ -21,7 +21,7 @@ def _area(me: Member) -> str:
 def activities_page(
     request: Request,
     db: DbSession,
-    me: Member,
+    me: SignedInMember,
     q: str = "",
     kind: str = "",
     contact: str = "",
@@ -55,7 +55,9 @@ def activities_page(
 
 
 @router.get("/{activity_id}", include_in_schema=False)
-def activity_page(request: Request, db: DbSession, me: Member, activity_id: str) -> Response:
+def activity_page(
+    request: Request, db: DbSession, me: SignedInMember, activity_id: str
+) -> Response:
     activity = get_activity(db, me.organization_id, activity_id)
     body_html = None
     if activity.body and activity.body_type == "html":

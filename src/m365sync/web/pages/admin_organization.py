@@ -13,9 +13,8 @@ from m365sync.errors import M365SyncError
 from m365sync.organizations import service as organizations
 from m365sync.organizations.models import Domain, DomainProof, Organization
 from m365sync.organizations.service import TxtLookup
-from m365sync.web.auth.dependencies import Admin, AdminForm, DbSession
+from m365sync.web.dependencies import AdminForm, DbSession, SignedInAdmin, organization_of
 from m365sync.web.pages.rendering import PageRoute, redirect, render
-from m365sync.web.pages.wiring import organization_of
 
 router = APIRouter(prefix="/admin", route_class=PageRoute)
 
@@ -75,7 +74,7 @@ def _txt_lookup(request: Request) -> TxtLookup | None:
 def _domains_page(
     request: Request,
     db: DbSession,
-    me: Admin,
+    me: SignedInAdmin,
     *,
     status_code: int = 200,
     error: M365SyncError | None = None,
@@ -97,7 +96,7 @@ def _domains_page(
 
 
 @router.get("/domains", include_in_schema=False)
-def domains_page(request: Request, db: DbSession, me: Admin, notice: str = "") -> Response:
+def domains_page(request: Request, db: DbSession, me: SignedInAdmin, notice: str = "") -> Response:
     return _domains_page(request, db, me, notice=NOTICES.get(notice))
 
 
@@ -130,7 +129,7 @@ def remove_domain(db: DbSession, me: AdminForm, domain_id: str) -> Response:
 
 
 @router.get("/audit-log", include_in_schema=False)
-def audit_log_page(request: Request, db: DbSession, me: Admin) -> Response:
+def audit_log_page(request: Request, db: DbSession, me: SignedInAdmin) -> Response:
     return render(
         request,
         "admin/audit_log.html",

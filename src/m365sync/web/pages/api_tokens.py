@@ -9,9 +9,8 @@ from datetime import datetime
 from fastapi import APIRouter, Request, Response
 
 from m365sync.organizations import service as organizations
-from m365sync.web.auth.dependencies import Admin, AdminForm, DbSession
+from m365sync.web.dependencies import AdminForm, DbSession, SignedInAdmin, organization_of
 from m365sync.web.pages.rendering import PageRoute, redirect, render
-from m365sync.web.pages.wiring import organization_of
 
 router = APIRouter(prefix="/admin", route_class=PageRoute)
 
@@ -32,7 +31,9 @@ class ApiTokenView:
 
 
 @router.get("/api-tokens", include_in_schema=False)
-def api_tokens_page(request: Request, db: DbSession, me: Admin, notice: str = "") -> Response:
+def api_tokens_page(
+    request: Request, db: DbSession, me: SignedInAdmin, notice: str = ""
+) -> Response:
     return render(
         request,
         "admin/api_tokens.html",

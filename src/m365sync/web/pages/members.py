@@ -8,7 +8,11 @@ from typing import Annotated
 
 from fastapi import APIRouter, BackgroundTasks, File, Form, Request, Response, UploadFile
 from sqlalchemy.orm import Session
+from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import FormData
 
+from m365sync.auth import set_password as set_local_password
+from m365sync.auth.service import SignedIn
 from m365sync.errors import M365SyncError, ValidationFailed
 from m365sync.organizations import service as organizations
 from m365sync.organizations.models import Member, Organization
@@ -16,11 +20,9 @@ from m365sync.scheduling import service as scheduling
 from m365sync.sync import service as sync
 from m365sync.sync.models import SyncSettings
 from m365sync.sync.service import HealthSummary, SyncRules
-from m365sync.web.auth import set_password as set_local_password
-from m365sync.web.auth.dependencies import Admin, AdminForm, DbSession
+from m365sync.web.dependencies import AdminForm, DbSession, SignedInAdmin, Workers, organization_of
 from m365sync.web.pages._views import UnitView, unit_view
 from m365sync.web.pages.rendering import PageRoute, redirect, render
-from m365sync.web.pages.wiring import Workers, organization_of
 
 router = APIRouter(prefix="/admin", route_class=PageRoute)
 
@@ -62,7 +64,7 @@ class SyncSettingsView:
 def _members_page(
     request: Request,
     db: DbSession,
-    me: Admin,
+    me: SignedInAdmin,
     *,
     status_code: int = 200,
     error: M365SyncError | None = None,
@@ -86,12 +88,12 @@ def _members_page(
 
 
 @router.get("/members", include_in_schema=False)
-def members_page(request: Request, db: DbSession, me: Admin, notice: str = "") -> Response:
+def members_page(request: Request, db: DbSession, me: SignedInAdmin, notice: str = "") -> Response:
     return _members_page(request, db, me, notice=NOTICES.get(notice))
 
 
 @router.get("/members/status", include_in_schema=False)
-def mailbox_status_fragment(request: Request, db: DbSession, me: Admin) -> Response:
+def mailbox_status_fragment(request: Request, db: DbSession, me: SignedInAdmin) -> Response:
     rows, health = _mailbox_rows(db, organization_of(db, me))
     return render(request, "admin/_mailbox_status.html", rows=rows, health=health)
 
@@ -130,20 +132,31 @@ async def import_members(
                 "The file is not UTF-8 text.",
                 fix="Save the spreadsheet as 'CSV UTF-8' and upload it again.",
             ) from error
-        result = organizations.import_members_csv(db, organization_of(db, me), text, actor=me.email)
     except M365SyncError as error:
-        db.rollback()
-        return _members_page(request, db, me, status_code=error.status, error=error)
-    if result.errors:
-        db.commit()  # the good rows are applied; the page lists the others
-        summary = (
-            f"{len(result.created)} added, {len(result.updated)} updated; "
-            f"{len(result.errors)} rows not imported (fix them and import the file again)."
+        return await run_in_threadpool(
+            _members_page, request, db, me, status_code=error.status, error=error
         )
-        return _members_page(
-            request, db, me, notice=f"Import: {summary}", rejected=list(result.errors)
-        )
-    return redirect("/admin/members?notice=imported")
+
+    def import_rows() -> Response:  # the database, off the event loop
+        try:
+            result = organizations.import_members_csv(
+                db, organization_of(db, me), text, actor=me.email
+            )
+        except M365SyncError as error:
+            db.rollback()
+            return _members_page(request, db, me, status_code=error.status, error=error)
+        if result.errors:
+            db.commit()  # the good rows are applied; the page lists the others
+            summary = (
+                f"{len(result.created)} added, {len(result.updated)} updated; "
+                f"{len(result.errors)} rows not imported (fix them and import the file again)."
+            )
+            return _members_page(
+                request, db, me, notice=f"Import: {summary}", rejected=list(result.errors)
+            )
+        return redirect("/admin/members?notice=imported")
+
+    return await run_in_threadpool(import_rows)
 
 
 @router.post("/members/{member_id}/role", include_in_schema=False)
@@ -199,7 +212,7 @@ def resync(
 def _settings_page(
     request: Request,
     db: DbSession,
-    me: Admin,
+    me: SignedInAdmin,
     *,
     status_code: int = 200,
     error: M365SyncError | None = None,
@@ -222,7 +235,9 @@ def _settings_page(
 
 
 @router.get("/sync-settings", include_in_schema=False)
-def sync_settings_page(request: Request, db: DbSession, me: Admin, notice: str = "") -> Response:
+def sync_settings_page(
+    request: Request, db: DbSession, me: SignedInAdmin, notice: str = ""
+) -> Response:
     return _settings_page(request, db, me, notice=NOTICES.get(notice))
 
 
@@ -240,6 +255,10 @@ def _days(text: str) -> int:
 @router.post("/sync-settings", include_in_schema=False)
 async def save_sync_settings(request: Request, db: DbSession, me: AdminForm) -> Response:
     form = await request.form()
+    return await run_in_threadpool(_save_sync_settings, request, db, me, form)
+
+
+def _save_sync_settings(request: Request, db: Session, me: SignedIn, form: FormData) -> Response:
     try:
         # Scheduling's "create a lead for an unknown invitee" is saved with the sync engine's
         # rules, after them: nothing changes if the rules are refused.

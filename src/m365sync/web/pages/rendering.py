@@ -21,7 +21,8 @@ from fastapi.templating import Jinja2Templates
 
 from m365sync.connections.errors import RunTestFailed
 from m365sync.errors import M365SyncError
-from m365sync.web.auth.dependencies import NotSignedIn
+from m365sync.web.dependencies import NotSignedIn
+from m365sync.web.security import response_headers
 
 TEMPLATES_DIR = Path(__file__).resolve().parent.parent / "templates"
 STATIC_DIR = Path(__file__).resolve().parent.parent / "static"
@@ -84,18 +85,21 @@ class PageRoute(APIRoute):
                 return redirect("/sign-in")
             except M365SyncError as error:
                 if is_fragment_request(request):
-                    return render(
+                    response = render(
                         request, "partials/error.html", status_code=error.status, error=error
                     )
-                return render(
-                    request,
-                    "error_page.html",
-                    status_code=error.status,
-                    title={403: "Not allowed", 404: "Not found"}.get(
-                        error.status, "Something went wrong"
-                    ),
-                    error=error,
-                    area="admin" if request.url.path.startswith("/admin") else "user",
-                )
+                else:
+                    response = render(
+                        request,
+                        "error_page.html",
+                        status_code=error.status,
+                        title={403: "Not allowed", 404: "Not found", 429: "Please wait"}.get(
+                            error.status, "Something went wrong"
+                        ),
+                        error=error,
+                        area="admin" if request.url.path.startswith("/admin") else "user",
+                    )
+                response.headers.update(response_headers(error))
+                return response
 
         return page_handler

@@ -17,10 +17,16 @@ from m365sync.connections.runtime import ConnectionRuntime
 from m365sync.errors import M365SyncError
 from m365sync.microsoft.auth import ClientSecret
 from m365sync.organizations import service as organizations
-from m365sync.web.auth.dependencies import Admin, AdminForm, DbSession
+from m365sync.web.dependencies import (
+    AdminForm,
+    DbSession,
+    Runtime,
+    SignedInAdmin,
+    Workers,
+    organization_of,
+)
 from m365sync.web.pages._views import FEATURE_NAMES
 from m365sync.web.pages.rendering import PageRoute, is_fragment_request, redirect, render
-from m365sync.web.pages.wiring import Runtime, Workers, organization_of
 
 router = APIRouter(prefix="/admin/service-accounts", route_class=PageRoute)
 
@@ -98,7 +104,7 @@ def _account_view(runtime: ConnectionRuntime, account: Any) -> dict[str, Any]:
 def _refused(
     request: Request,
     db: DbSession,
-    me: Admin,
+    me: SignedInAdmin,
     runtime: ConnectionRuntime,
     error: M365SyncError,
     *,
@@ -128,7 +134,7 @@ def _refused(
 def _list_page(
     request: Request,
     db: DbSession,
-    me: Admin,
+    me: SignedInAdmin,
     runtime: ConnectionRuntime,
     *,
     panel: str = "",
@@ -172,7 +178,7 @@ def _list_page(
 def service_accounts_page(
     request: Request,
     db: DbSession,
-    me: Admin,
+    me: SignedInAdmin,
     runtime: Runtime,
     panel: str = "",
     account: str = "",
@@ -384,7 +390,7 @@ def remove(db: DbSession, me: AdminForm, runtime: Runtime, account_id: str) -> R
 async def limit_access_page(
     request: Request,
     db: DbSession,
-    me: Admin,
+    me: SignedInAdmin,
     runtime: Runtime,
     account_id: str,
     group: str = "",

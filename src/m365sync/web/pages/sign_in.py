@@ -2,7 +2,8 @@
 
 Forms shown before anyone is signed in are CSRF-protected with a double-submit cookie
 (``m365sync_sign_in_csrf``): a cross-site form cannot read it, so it cannot sign a victim's
-browser in to the attacker's account.
+browser in to the attacker's account. Both sign-in forms are rate limited per visitor
+(``web.security``; 429 with the time to wait).
 """
 
 from __future__ import annotations
@@ -10,19 +11,11 @@ from __future__ import annotations
 import secrets
 from typing import Annotated
 
-from fastapi import APIRouter, Form, Request, Response
+from fastapi import APIRouter, Depends, Form, Request, Response
 from fastapi.responses import HTMLResponse
 
-from m365sync.web.auth.dependencies import (
-    DbSession,
-    Member,
-    MemberForm,
-    cookie_is_secure,
-    session_cookie_name,
-    settings_of,
-)
-from m365sync.web.auth.microsoft_sign_in import begin_microsoft_sign_in, complete_microsoft_sign_in
-from m365sync.web.auth.service import (
+from m365sync.auth.microsoft_sign_in import begin_microsoft_sign_in, complete_microsoft_sign_in
+from m365sync.auth.service import (
     SESSION_IDLE_LIFETIME,
     NewSession,
     SignInRefused,
@@ -31,9 +24,19 @@ from m365sync.web.auth.service import (
     resolve_session,
     sign_in_with_password,
 )
+from m365sync.web.dependencies import (
+    DbSession,
+    MemberForm,
+    SignedInMember,
+    cookie_is_secure,
+    session_cookie_name,
+    settings_of,
+)
 from m365sync.web.pages.rendering import PageRoute, redirect, render
+from m365sync.web.security import rate_limited
 
 router = APIRouter(route_class=PageRoute)
+sign_in_attempt = [Depends(rate_limited("sign_ins"))]
 
 SIGN_IN_CSRF_COOKIE = "m365sync_sign_in_csrf"
 MICROSOFT_BINDING_COOKIE = "m365sync_microsoft_sign_in"
@@ -100,7 +103,7 @@ def _signed_in_response(request: Request, new_session: NewSession, target: str) 
 
 
 @router.get("/", include_in_schema=False)
-def start_page(member: Member) -> Response:
+def start_page(member: SignedInMember) -> Response:
     return redirect("/admin/service-accounts" if member.is_admin else "/me/connections")
 
 
@@ -111,7 +114,7 @@ def sign_in_page(request: Request, db: DbSession, next: str = "") -> Response:
     return _show_sign_in(request, next_url=next)
 
 
-@router.post("/sign-in", include_in_schema=False)
+@router.post("/sign-in", include_in_schema=False, dependencies=sign_in_attempt)
 def sign_in_with_password_form(
     request: Request,
     db: DbSession,
@@ -129,7 +132,7 @@ def sign_in_with_password_form(
     return _signed_in_response(request, new_session, _safe_next(next))
 
 
-@router.post("/sign-in/microsoft", include_in_schema=False)
+@router.post("/sign-in/microsoft", include_in_schema=False, dependencies=sign_in_attempt)
 def sign_in_with_microsoft_form(
     request: Request,
     db: DbSession,

@@ -9,16 +9,23 @@ from typing import Any
 from fastapi import APIRouter, BackgroundTasks, Request, Response
 from sqlalchemy.orm import Session
 
+from m365sync.auth.service import SignedIn
 from m365sync.connections import service_accounts, user_connections
 from m365sync.connections.models import ServiceAccount, UserConnection
 from m365sync.errors import M365SyncError, NotFound
 from m365sync.organizations import models
 from m365sync.sync import service as sync
-from m365sync.web.auth.dependencies import DbSession, Member, MemberForm
-from m365sync.web.auth.service import SignedIn
+from m365sync.web.dependencies import (
+    DbSession,
+    MemberForm,
+    Runtime,
+    SignedInMember,
+    Workers,
+    member_of,
+    organization_of,
+)
 from m365sync.web.pages._views import FEATURE_NAMES, UnitView, unit_view
 from m365sync.web.pages.rendering import PageRoute, redirect, render
-from m365sync.web.pages.wiring import Runtime, Workers, member_of, organization_of
 
 router = APIRouter(route_class=PageRoute)
 
@@ -98,7 +105,7 @@ def _my_connections(db: Session, me: SignedIn) -> MyConnectionsView:
 def _page(
     request: Request,
     db: DbSession,
-    me: Member,
+    me: SignedInMember,
     *,
     status_code: int = 200,
     error: M365SyncError | None = None,
@@ -118,12 +125,14 @@ def _page(
 
 
 @router.get("/me/connections", include_in_schema=False)
-def connections_page(request: Request, db: DbSession, me: Member, notice: str = "") -> Response:
+def connections_page(
+    request: Request, db: DbSession, me: SignedInMember, notice: str = ""
+) -> Response:
     return _page(request, db, me, notice=NOTICES.get(notice))
 
 
 @router.get("/me/connections/status", include_in_schema=False)
-def sync_status_fragment(request: Request, db: DbSession, me: Member) -> Response:
+def sync_status_fragment(request: Request, db: DbSession, me: SignedInMember) -> Response:
     """The sync status section, refreshed by the page's script while a first sync runs."""
     return render(request, "user/_sync_status.html", view=_my_connections(db, me))
 
@@ -149,7 +158,7 @@ async def office365_callback(
     request: Request,
     background: BackgroundTasks,
     db: DbSession,
-    me: Member,
+    me: SignedInMember,
     runtime: Runtime,
     workers: Workers,
 ) -> Response:

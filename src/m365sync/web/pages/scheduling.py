@@ -3,27 +3,36 @@ rep's and admin's pages (``/scheduling/...``).
 
 Routes parse the request, call ``SchedulingService`` and render; they are the boundary
 that commits. Booking, cancel and reschedule commit the local change *before* writing to
-Outlook (see ``service``'s docstring for why), then commit what Outlook answered.
+Outlook (see ``m365sync.scheduling.service``'s docstring for why), then commit what
+Outlook answered.
 
-The public forms carry no CSRF token: there is no session to ride on, anyone may book, and
-cancel/reschedule need the signed link itself.
+No route touches the database on the event loop: plain routes run in the thread pool, and
+the async ones (those that wait for Microsoft) hand their database work to threads
+(``run_in_threadpool`` here, the service's own for its steps).
+
+The public pages are rate limited per visitor and per link (``web.security``: 429 with
+``Retry-After`` and a page saying when to try again); their expected errors, a rate limit
+included, are the booking error page. The public forms carry no CSRF token: there is no
+session to ride on, anyone may book, and cancel/reschedule need the signed link itself.
 """
 
 from __future__ import annotations
 
 import zoneinfo
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from functools import lru_cache
-from pathlib import Path
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, FastAPI, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.routing import APIRoute
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 from pydantic import ValidationError
 from sqlalchemy.orm import Session
+from starlette.concurrency import run_in_threadpool
 
 from m365sync.crm.embedded import EmbeddedCrm
 from m365sync.db.session import Database
@@ -37,20 +46,52 @@ from m365sync.scheduling.errors import (
     SlotUnavailable,
 )
 from m365sync.scheduling.models import AvailabilitySource, MeetingKind
+from m365sync.scheduling.recovery import PendingBookingRecovery
 from m365sync.scheduling.schemas import InviteeInput, MeetingTypeInput
-from m365sync.scheduling.service import CalendarAccess, SchedulingService
-from m365sync.scheduling.tasks import PendingBookingRecovery
+from m365sync.scheduling.service import BookingView, CalendarAccess, SchedulingService
 from m365sync.scheduling.tokens import BookingAction, BookingTokens
 from m365sync.settings import get_settings
-from m365sync.web.auth.dependencies import Admin, AdminForm, DbSession, MemberForm
-from m365sync.web.auth.dependencies import Member as SignedInMember
+from m365sync.web.dependencies import (
+    AdminForm,
+    DbSession,
+    MemberForm,
+    SignedInAdmin,
+    SignedInMember,
+)
+from m365sync.web.pages.rendering import STATIC_DIR, TEMPLATES_DIR
+from m365sync.web.security import anonymous_place, rate_limited, response_headers
 
-__all__ = ["SchedulingWiring", "install_scheduling", "router"]
+__all__ = ["SchedulingWiring", "install_scheduling", "public_router", "router"]
 
-WEB_DIR = Path(__file__).resolve().parent.parent / "web"
-templates = Jinja2Templates(directory=str(WEB_DIR / "templates"))
-router = APIRouter()
+templates = Jinja2Templates(directory=str(TEMPLATES_DIR))
 DAYS_SHOWN = 7
+
+
+class PublicRoute(APIRoute):
+    """A public booking route: an expected error its dependencies raise (a rate limit) is
+    the booking error page, with the headers it needs (``Retry-After``)."""
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handler = super().get_route_handler()
+
+        async def public_handler(request: Request) -> Response:
+            try:
+                return await handler(request)
+            except M365SyncError as exc:
+                return _error_page(request, exc)
+
+        return public_handler
+
+
+public_router = APIRouter(route_class=PublicRoute)
+"""The invitee's pages (``/book/...``)."""
+router = APIRouter()
+"""The rep's and admin's pages (``/scheduling...``)."""
+
+VIEWS = [Depends(rate_limited("booking_views", per_link=True))]
+SUBMISSIONS = [Depends(rate_limited("bookings", per_link=True))]
+ASKS_MICROSOFT = [Depends(anonymous_place)]
+"""Public routes that wait for Microsoft take one of the few places anonymous work has."""
 
 
 @dataclass
@@ -101,7 +142,8 @@ def install_scheduling(
     app.state.scheduling = wiring
     if not any(getattr(r, "name", None) == "web_static" for r in app.routes):
         # The dashboard's static mount (same path and name as ``install_pages``).
-        app.mount("/static/web", StaticFiles(directory=str(WEB_DIR / "static")), name="web_static")
+        app.mount("/static/web", StaticFiles(directory=str(STATIC_DIR)), name="web_static")
+    app.include_router(public_router)
     app.include_router(router)
     return wiring
 
@@ -132,17 +174,21 @@ def _parse_day(value: str | None, zone_name: str) -> date:
     if not value:
         return today
     try:
-        return max(today, date.fromisoformat(value))
+        day = max(today, date.fromisoformat(value))
     except ValueError:
         return today
+    # A week that would run past the calendar's last day can't be shown: start today.
+    return day if day < date.max - timedelta(days=DAYS_SHOWN + 2) else today
 
 
 def _parse_start(value: str) -> datetime | None:
+    """An aware instant that converts to UTC (not year 0001 east of Greenwich, nor 9999
+    west of it), or None."""
     try:
         parsed = datetime.fromisoformat(value)
-    except ValueError:
+        return parsed.astimezone(UTC) if parsed.tzinfo else None
+    except (ValueError, OverflowError):
         return None
-    return parsed if parsed.tzinfo else None
 
 
 def _week(day: date, zone_name: str) -> tuple[datetime, datetime]:
@@ -166,15 +212,21 @@ def _render(
 
 
 def _error_page(request: Request, exc: M365SyncError) -> HTMLResponse:
-    return _render(
-        request, "error.html", {"title": "Something went wrong", "problem": exc}, exc.status
-    )
+    title = "Please wait a moment" if exc.status == 429 else "Something went wrong"
+    response = _render(request, "error.html", {"title": title, "problem": exc}, exc.status)
+    response.headers.update(response_headers(exc))
+    return response
 
 
 # -- public booking pages ---------------------------------------------------------------------
 
 
-@router.get("/book/{org_slug}/{meeting_slug}", response_class=HTMLResponse, name="booking_page")
+@public_router.get(
+    "/book/{org_slug}/{meeting_slug}",
+    response_class=HTMLResponse,
+    name="booking_page",
+    dependencies=VIEWS + ASKS_MICROSOFT,
+)
 async def booking_page(
     request: Request,
     org_slug: str,
@@ -214,24 +266,31 @@ async def booking_page(
     )
 
 
-@router.get(
-    "/book/{org_slug}/{meeting_slug}/book", response_class=HTMLResponse, name="booking_form"
+@public_router.get(
+    "/book/{org_slug}/{meeting_slug}/book",
+    response_class=HTMLResponse,
+    name="booking_form",
+    dependencies=VIEWS,
 )
-async def booking_form(
+def booking_form(
     request: Request,
     org_slug: str,
     meeting_slug: str,
     service: Service,
     start: str,
     tz: str = "UTC",
-) -> HTMLResponse:
+) -> Response:
     try:
         _, meeting_type = service.booking_page(org_slug, meeting_slug)
     except SchedulingError as exc:
         return _error_page(request, exc)
     when = _parse_start(start)
-    if when is None:
-        return RedirectResponse(  # type: ignore[return-value]
+    try:
+        if when is None:
+            raise InvalidBooking({"start": "Pick a time from the list."})
+        service.check_requested_time(meeting_type, when)
+    except InvalidBooking:
+        return RedirectResponse(
             request.url_for("booking_page", org_slug=org_slug, meeting_slug=meeting_slug), 303
         )
     return _form(request, meeting_type, when, _zone_name(tz), org_slug, meeting_slug, {}, {})
@@ -274,7 +333,12 @@ def _form(
     )
 
 
-@router.post("/book/{org_slug}/{meeting_slug}", response_class=HTMLResponse, name="book")
+@public_router.post(
+    "/book/{org_slug}/{meeting_slug}",
+    response_class=HTMLResponse,
+    name="book",
+    dependencies=SUBMISSIONS + ASKS_MICROSOFT,
+)
 async def book(
     request: Request, org_slug: str, meeting_slug: str, service: Service, db: DbSession
 ) -> Response:
@@ -288,7 +352,7 @@ async def book(
         answers={k[2:]: v for k, v in fields.items() if k.startswith("q_")},
     )
     try:
-        _, meeting_type = service.booking_page(org_slug, meeting_slug)
+        _, meeting_type = await run_in_threadpool(service.booking_page, org_slug, meeting_slug)
     except SchedulingError as exc:
         return _error_page(request, exc)
     when = _parse_start(fields.get("start", ""))
@@ -297,11 +361,12 @@ async def book(
     try:
         booking = await service.reserve(org_slug, meeting_slug, when, invitee)
     except InvalidBooking as exc:
+        if "start" in exc.fields:  # not a time this page offers: no form to show it in
+            return _error_page(request, exc)
         return _form(
             request, meeting_type, when, zone_name, org_slug, meeting_slug, fields, exc.fields, 422
         )
     except SlotUnavailable as exc:
-        db.rollback()
         return _form(
             request,
             meeting_type,
@@ -318,18 +383,23 @@ async def book(
         return _error_page(request, exc)
     # The claim is durable before Outlook hears of the booking: a crash from here on leaves
     # a pending booking to retry, never an Outlook event without its booking.
-    db.commit()
+    await run_in_threadpool(db.commit)
     try:
         view = await service.confirm(booking.id)
     except CalendarWriteFailed as exc:
-        db.commit()  # keep the failure and the released time
+        await run_in_threadpool(db.commit)  # keep the failure and the released time
         return _error_page(request, exc)
-    db.commit()
+    await run_in_threadpool(db.commit)
     return RedirectResponse(request.url_for("booking_confirmed", token=view.view_token), 303)
 
 
-@router.get("/book/_/booking/{token}", response_class=HTMLResponse, name="booking_confirmed")
-async def booking_confirmed(request: Request, token: str, service: Service) -> HTMLResponse:
+@public_router.get(
+    "/book/_/booking/{token}",
+    response_class=HTMLResponse,
+    name="booking_confirmed",
+    dependencies=VIEWS,
+)
+def booking_confirmed(request: Request, token: str, service: Service) -> HTMLResponse:
     try:
         booking = service.booking_from_link(token, BookingAction.VIEW)
         view = service.view(booking)
@@ -352,8 +422,10 @@ async def booking_confirmed(request: Request, token: str, service: Service) -> H
     )
 
 
-@router.get("/book/_/cancel/{token}", response_class=HTMLResponse, name="cancel_page")
-async def cancel_page(request: Request, token: str, service: Service) -> HTMLResponse:
+@public_router.get(
+    "/book/_/cancel/{token}", response_class=HTMLResponse, name="cancel_page", dependencies=VIEWS
+)
+def cancel_page(request: Request, token: str, service: Service) -> HTMLResponse:
     try:
         booking = service.booking_from_link(token, BookingAction.CANCEL)
     except M365SyncError as exc:
@@ -372,7 +444,12 @@ async def cancel_page(request: Request, token: str, service: Service) -> HTMLRes
     )
 
 
-@router.post("/book/_/cancel/{token}", response_class=HTMLResponse, name="cancel")
+@public_router.post(
+    "/book/_/cancel/{token}",
+    response_class=HTMLResponse,
+    name="cancel",
+    dependencies=SUBMISSIONS + ASKS_MICROSOFT,
+)
 async def cancel(
     request: Request,
     token: str,
@@ -381,22 +458,29 @@ async def cancel(
     reason: Annotated[str, Form()] = "",
 ) -> HTMLResponse:
     try:
-        booking = service.cancel(token, reason)
+        booking = await run_in_threadpool(service.cancel, token, reason)
     except M365SyncError as exc:
         return _error_page(request, exc)
     # Cancelled here first, then in Outlook (which tells every attendee).
-    db.commit()
+    await run_in_threadpool(db.commit)
     await service.push_cancellation(booking.id)
-    db.commit()
+    await run_in_threadpool(db.commit)
     return _render(request, "cancelled.html", {"title": "Meeting cancelled", "booking": booking})
 
 
-@router.get("/book/_/reschedule/{token}", response_class=HTMLResponse, name="reschedule_page")
+@public_router.get(
+    "/book/_/reschedule/{token}",
+    response_class=HTMLResponse,
+    name="reschedule_page",
+    dependencies=VIEWS + ASKS_MICROSOFT,
+)
 async def reschedule_page(
     request: Request, token: str, service: Service, tz: str | None = None, day: str | None = None
 ) -> HTMLResponse:
     try:
-        booking = service.booking_from_link(token, BookingAction.RESCHEDULE)
+        booking = await run_in_threadpool(
+            service.booking_from_link, token, BookingAction.RESCHEDULE
+        )
         zone_name = _zone_name(tz or booking.invitee_time_zone)
         first_day = _parse_day(day, zone_name)
         start, end = _week(first_day, zone_name)
@@ -424,7 +508,12 @@ async def reschedule_page(
     )
 
 
-@router.post("/book/_/reschedule/{token}", response_class=HTMLResponse, name="reschedule")
+@public_router.post(
+    "/book/_/reschedule/{token}",
+    response_class=HTMLResponse,
+    name="reschedule",
+    dependencies=SUBMISSIONS + ASKS_MICROSOFT,
+)
 async def reschedule(
     request: Request,
     token: str,
@@ -439,9 +528,8 @@ async def reschedule(
     try:
         booking = await service.reschedule(token, when)
     except SlotUnavailable as exc:
-        db.rollback()
         zone = zone_from_microsoft(_zone_name(tz))
-        return _render(
+        refused = _render(
             request,
             "error.html",
             {
@@ -452,13 +540,19 @@ async def reschedule(
             },
             409,
         )
+        await run_in_threadpool(db.rollback)  # the refused move of the claims
+        return refused
     except M365SyncError as exc:
         return _error_page(request, exc)
     # Moved here first (new claims), then in Outlook (which sends the update).
-    db.commit()
+    await run_in_threadpool(db.commit)
     await service.push_move(booking.id)
-    db.commit()
-    view = service.view(booking)
+
+    def committed_view() -> BookingView:
+        db.commit()
+        return service.view(booking)
+
+    view = await run_in_threadpool(committed_view)
     return RedirectResponse(request.url_for("booking_confirmed", token=view.view_token), 303)
 
 
@@ -466,28 +560,33 @@ async def reschedule(
 
 
 @router.get("/scheduling", response_class=HTMLResponse, name="scheduling_home")
-async def scheduling_home(request: Request, me: SignedInMember, service: Service) -> HTMLResponse:
-    member = service.repo.member(me.organization_id, me.member_id)
-    status = await service.check_member(member) if member else "Unknown member."
-    organization = service.repo.organization(me.organization_id)
-    return _render(
-        request,
-        "rep_home.html",
-        {
-            "title": "Scheduling",
-            "me": me,
-            "area": "user",
-            "nav": "scheduling",
-            "status": status,
+async def scheduling_home(
+    request: Request, me: SignedInMember, service: Service, db: DbSession
+) -> HTMLResponse:
+    def page() -> dict[str, Any]:
+        organization = service.repo.organization(me.organization_id)
+        shown = {
+            "member": service.repo.member(me.organization_id, me.member_id),
             "org_slug": organization.slug if organization else "",
             "meeting_types": service.meeting_types_for(me.organization_id, me.member_id),
             "bookings": service.upcoming(me.organization_id, me.member_id),
-        },
+        }
+        db.commit()  # the session's "last seen"; nothing is held while Outlook is checked
+        return shown
+
+    shown = await run_in_threadpool(page)
+    member = shown.pop("member")
+    status = await service.check_member(member) if member else "Unknown member."
+    return _render(
+        request,
+        "rep_home.html",
+        {"title": "Scheduling", "me": me, "area": "user", "nav": "scheduling", "status": status}
+        | shown,
     )
 
 
 @router.get("/scheduling/meeting-types/new", response_class=HTMLResponse, name="new_meeting_type")
-async def new_meeting_type(request: Request, me: SignedInMember, service: Service) -> HTMLResponse:
+def new_meeting_type(request: Request, me: SignedInMember, service: Service) -> HTMLResponse:
     return _meeting_type_form(request, me, service, {}, {})
 
 
@@ -562,16 +661,20 @@ async def create_meeting_type(
             if q.strip()
         ],
     }
-    try:
-        data = MeetingTypeInput.model_validate(raw)
-        service.create_meeting_type(me.organization_id, data, created_by=me.member_id)
-    except ValidationError as exc:
-        problems = {"form": "; ".join(_field_message(e) for e in exc.errors())}
-        return _meeting_type_form(request, me, service, values, problems, 422)
-    except M365SyncError as exc:
-        db.rollback()
-        return _meeting_type_form(request, me, service, values, {"form": str(exc)}, exc.status)
-    return RedirectResponse(request.url_for("scheduling_home"), 303)
+
+    def create() -> Response:
+        try:
+            data = MeetingTypeInput.model_validate(raw)
+            service.create_meeting_type(me.organization_id, data, created_by=me.member_id)
+        except ValidationError as exc:
+            problems = {"form": "; ".join(_field_message(e) for e in exc.errors())}
+            return _meeting_type_form(request, me, service, values, problems, 422)
+        except M365SyncError as exc:
+            db.rollback()
+            return _meeting_type_form(request, me, service, values, {"form": str(exc)}, exc.status)
+        return RedirectResponse(request.url_for("scheduling_home"), 303)
+
+    return await run_in_threadpool(create)
 
 
 def _field_message(error: Any) -> str:
@@ -581,7 +684,7 @@ def _field_message(error: Any) -> str:
 
 
 @router.post("/scheduling/meeting-types/{meeting_type_id}/active", name="toggle_meeting_type")
-async def toggle_meeting_type(
+def toggle_meeting_type(
     request: Request,
     meeting_type_id: str,
     me: MemberForm,
@@ -601,27 +704,33 @@ async def toggle_meeting_type(
 
 
 @router.get("/scheduling/admin", response_class=HTMLResponse, name="scheduling_admin")
-async def scheduling_admin(request: Request, me: Admin, service: Service) -> HTMLResponse:
+async def scheduling_admin(
+    request: Request, me: SignedInAdmin, service: Service, db: DbSession
+) -> HTMLResponse:
+    def page() -> dict[str, Any]:
+        shown = {
+            "members": service.members(me.organization_id),
+            "meeting_types": service.meeting_types_for(me.organization_id, None),
+            "bookings": service.upcoming(me.organization_id, None),
+        }
+        db.commit()  # the session's "last seen"; nothing is held while Outlook is checked
+        return shown
+
+    shown = await run_in_threadpool(page)
     rows = []
-    for member in service.members(me.organization_id):
+    for member in shown.pop("members"):
         rows.append({"member": member, "status": await service.check_member(member)})
     return _render(
         request,
         "admin_members.html",
-        {
-            "title": "Scheduling by member",
-            "me": me,
-            "area": "admin",
-            "nav": "scheduling",
-            "rows": rows,
-            "meeting_types": service.meeting_types_for(me.organization_id, None),
-            "bookings": service.upcoming(me.organization_id, None),
-        },
+        {"title": "Scheduling by member", "me": me, "area": "admin", "nav": "scheduling"}
+        | {"rows": rows}
+        | shown,
     )
 
 
 @router.post("/scheduling/admin/members/{member_id}", name="set_member_scheduling")
-async def set_member_scheduling(
+def set_member_scheduling(
     request: Request,
     member_id: str,
     me: AdminForm,

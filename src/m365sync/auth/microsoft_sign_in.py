@@ -26,13 +26,13 @@ import msal
 import requests
 from sqlalchemy.orm import Session
 
+from m365sync.auth import repository
+from m365sync.auth.models import MicrosoftSignInRequest
+from m365sync.auth.service import NewSession, SignInRefused, start_session
 from m365sync.db.base import utcnow
-from m365sync.microsoft.auth import is_microsoft_host, msal_http_client
+from m365sync.microsoft.auth import EntraSession, is_microsoft_host
 from m365sync.microsoft.errors import classify_aad_error
 from m365sync.settings import Settings
-from m365sync.web.auth import repository
-from m365sync.web.auth.models import MicrosoftSignInRequest
-from m365sync.web.auth.service import NewSession, SignInRefused, start_session
 
 SIGN_IN_SCOPES = ["User.Read"]
 _REQUEST_LIFETIME = timedelta(minutes=15)
@@ -57,7 +57,7 @@ def _client(settings: Settings, authority: str) -> msal.ConfidentialClientApplic
             client_credential=settings.user_app_client_secret,
             authority=authority,
             verify=settings.tls_verify,
-            http_client=msal_http_client(settings),
+            http_client=EntraSession(settings),
             instance_discovery=None if is_microsoft_host(settings.authority_host) else False,
             timeout=settings.graph_timeout_seconds,
         )

@@ -22,17 +22,17 @@ from datetime import datetime, timedelta
 from sqlalchemy.orm import Session
 
 from m365sync.audit import service as audit
-from m365sync.db.base import utcnow
-from m365sync.errors import Conflict, M365SyncError, ValidationFailed
-from m365sync.organizations.models import Member, Role
-from m365sync.web.auth import repository
-from m365sync.web.auth.models import LocalCredential, WebSession
-from m365sync.web.auth.passwords import (
+from m365sync.auth import repository
+from m365sync.auth.models import LocalCredential, WebSession
+from m365sync.auth.passwords import (
     hash_password,
     needs_rehash,
     password_problem,
     verify_password,
 )
+from m365sync.db.base import utcnow
+from m365sync.errors import Conflict, M365SyncError, ValidationFailed
+from m365sync.organizations.models import Member, Role
 
 MAX_FAILED_ATTEMPTS = 5
 LOCKOUT = timedelta(minutes=15)

@@ -32,7 +32,7 @@ from m365sync.db.base import utcnow
 from m365sync.errors import ValidationFailed
 from m365sync.microsoft.auth import ClientSecret, Credential, load_certificate
 from m365sync.organizations import service as orgs
-from m365sync.web.api.dependencies import Admin, ApiSession, Runtime
+from m365sync.web.dependencies import ApiAdmin, ApiCaller, DbSession, Runtime
 
 router = APIRouter(prefix="/organizations/{org}", tags=["connections"])
 
@@ -72,7 +72,7 @@ def _draft(body: ServiceAccountIn) -> ServiceAccountDraft:
 
 @router.get("/service-accounts", response_model=list[ServiceAccountOut])
 def list_service_accounts(
-    caller: Admin, session: ApiSession, runtime: Runtime
+    caller: ApiAdmin, session: DbSession, runtime: Runtime
 ) -> list[ServiceAccountOut]:
     return [
         _view(runtime, a)
@@ -82,7 +82,7 @@ def list_service_accounts(
 
 @router.post("/service-accounts/test", response_model=TestReportOut)
 async def run_test(
-    caller: Admin, session: ApiSession, runtime: Runtime, body: ServiceAccountIn
+    caller: ApiAdmin, session: DbSession, runtime: Runtime, body: ServiceAccountIn
 ) -> TestReportOut:
     """Run Test on what was entered; nothing is stored and no mailbox is modified."""
     report = await service_accounts.test_draft(session, runtime, caller.organization, _draft(body))
@@ -91,7 +91,7 @@ async def run_test(
 
 @router.post("/service-accounts", response_model=SavedServiceAccountOut, status_code=201)
 async def add_service_account(
-    caller: Admin, session: ApiSession, runtime: Runtime, body: ServiceAccountIn
+    caller: ApiAdmin, session: DbSession, runtime: Runtime, body: ServiceAccountIn
 ) -> SavedServiceAccountOut:
     """Run Test, then save; refused (422, with the checks) while a required check fails,
     unless ``partial`` is true."""
@@ -108,7 +108,7 @@ async def add_service_account(
 
 @router.post("/service-accounts/exchange", response_model=ServiceAccountOut, status_code=201)
 def add_exchange_service_account(
-    caller: Admin, session: ApiSession, runtime: Runtime, body: ExchangeServiceAccountIn
+    caller: ApiAdmin, session: DbSession, runtime: Runtime, body: ExchangeServiceAccountIn
 ) -> ServiceAccountOut:
     account = service_accounts.add_exchange_service_account(
         session,
@@ -125,7 +125,7 @@ def add_exchange_service_account(
 
 @router.post("/service-accounts/certificate", response_model=ServiceAccountOut, status_code=201)
 def generate_certificate_account(
-    caller: Admin, session: ApiSession, runtime: Runtime, body: CertificateAccountIn
+    caller: ApiAdmin, session: DbSession, runtime: Runtime, body: CertificateAccountIn
 ) -> ServiceAccountOut:
     """Generate a key pair here; upload the returned ``certificate_pem`` to the app
     registration, then POST .../complete."""
@@ -137,8 +137,8 @@ def generate_certificate_account(
 
 @router.post("/service-accounts/{account_id}/complete", response_model=SavedServiceAccountOut)
 async def complete_certificate_account(
-    caller: Admin,
-    session: ApiSession,
+    caller: ApiAdmin,
+    session: DbSession,
     runtime: Runtime,
     account_id: str,
     body: CompleteCertificateIn,
@@ -160,7 +160,7 @@ async def complete_certificate_account(
 
 @router.get("/service-accounts/{account_id}", response_model=ServiceAccountOut)
 def get_service_account(
-    caller: Admin, session: ApiSession, runtime: Runtime, account_id: str
+    caller: ApiAdmin, session: DbSession, runtime: Runtime, account_id: str
 ) -> ServiceAccountOut:
     return _view(
         runtime, service_accounts.get_service_account(session, caller.organization, account_id)
@@ -169,8 +169,8 @@ def get_service_account(
 
 @router.post("/service-accounts/{account_id}/test", response_model=TestReportOut)
 async def retest(
-    caller: Admin,
-    session: ApiSession,
+    caller: ApiAdmin,
+    session: DbSession,
     runtime: Runtime,
     account_id: str,
     body: RetestIn | None = None,
@@ -189,7 +189,7 @@ async def retest(
 
 @router.post("/service-accounts/{account_id}/secret", response_model=SavedServiceAccountOut)
 async def replace_secret(
-    caller: Admin, session: ApiSession, runtime: Runtime, account_id: str, body: ReplaceSecretIn
+    caller: ApiAdmin, session: DbSession, runtime: Runtime, account_id: str, body: ReplaceSecretIn
 ) -> SavedServiceAccountOut:
     account = service_accounts.get_service_account(session, caller.organization, account_id)
     report = await service_accounts.replace_secret(
@@ -207,7 +207,7 @@ async def replace_secret(
 
 @router.delete("/service-accounts/{account_id}", status_code=204)
 def remove_service_account(
-    caller: Admin, session: ApiSession, runtime: Runtime, account_id: str
+    caller: ApiAdmin, session: DbSession, runtime: Runtime, account_id: str
 ) -> Response:
     account = service_accounts.get_service_account(session, caller.organization, account_id)
     service_accounts.remove_service_account(
@@ -218,7 +218,7 @@ def remove_service_account(
 
 @router.post("/service-accounts/{account_id}/access-policy", response_model=AccessPolicyOut)
 async def access_policy_commands(
-    caller: Admin, session: ApiSession, runtime: Runtime, account_id: str, body: AccessPolicyIn
+    caller: ApiAdmin, session: DbSession, runtime: Runtime, account_id: str, body: AccessPolicyIn
 ) -> AccessPolicyOut:
     account = service_accounts.get_service_account(session, caller.organization, account_id)
     commands = await access_policy.access_policy_commands(
@@ -233,7 +233,7 @@ async def access_policy_commands(
 
 @router.get("/service-accounts/{account_id}/reachability", response_model=list[MailboxReachOut])
 async def reachability(
-    caller: Admin, session: ApiSession, runtime: Runtime, account_id: str
+    caller: ApiAdmin, session: DbSession, runtime: Runtime, account_id: str
 ) -> list[MailboxReachOut]:
     account = service_accounts.get_service_account(session, caller.organization, account_id)
     results = await access_policy.reachability(session, runtime, caller.organization, account)
@@ -246,14 +246,14 @@ async def reachability(
 # -- user connections ------------------------------------------------------------------------
 
 
-def _covering_accounts(session: Any, caller: Admin, domain: str) -> list[str]:
+def _covering_accounts(session: Any, caller: ApiCaller, domain: str) -> list[str]:
     return [
         a.name for a in service_accounts.accounts_covering(session, caller.organization, domain)
     ]
 
 
 @router.get("/connections", response_model=list[MemberConnectionStatusOut])
-def connection_status(caller: Admin, session: ApiSession) -> list[MemberConnectionStatusOut]:
+def connection_status(caller: ApiAdmin, session: DbSession) -> list[MemberConnectionStatusOut]:
     """Per member: synced domain?, covered by which service accounts, their own connection."""
     domains = orgs.verified_domain_names(session, caller.organization.id)
     connections = {
@@ -280,7 +280,9 @@ def connection_status(caller: Admin, session: ApiSession) -> list[MemberConnecti
 
 
 @router.get("/members/{member_id}/connection", response_model=UserConnectionOut | None)
-def get_connection(caller: Admin, session: ApiSession, member_id: str) -> UserConnectionOut | None:
+def get_connection(
+    caller: ApiAdmin, session: DbSession, member_id: str
+) -> UserConnectionOut | None:
     member = orgs.get_member(session, caller.organization, member_id)
     connection = user_connections.get_user_connection(session, caller.organization, member)
     if connection is None:
@@ -294,7 +296,7 @@ def get_connection(caller: Admin, session: ApiSession, member_id: str) -> UserCo
 
 @router.post("/members/{member_id}/connection/office365", response_model=ConnectStartOut)
 async def start_office365(
-    caller: Admin, session: ApiSession, runtime: Runtime, member_id: str
+    caller: ApiAdmin, session: DbSession, runtime: Runtime, member_id: str
 ) -> ConnectStartOut:
     """Begin "Connect your Office 365" for a member: send them to ``authorization_url``."""
     member = orgs.get_member(session, caller.organization, member_id)
@@ -306,7 +308,7 @@ async def start_office365(
 
 @router.post("/connections/office365/complete", response_model=UserConnectionOut)
 async def complete_office365(
-    caller: Admin, session: ApiSession, runtime: Runtime, body: ConnectCompleteIn
+    caller: ApiAdmin, session: DbSession, runtime: Runtime, body: ConnectCompleteIn
 ) -> UserConnectionOut:
     """Finish a sign-in with the parameters of Microsoft's redirect (``code``, ``state``)."""
     connection = await user_connections.complete_office365_connection(
@@ -319,7 +321,11 @@ async def complete_office365(
     "/members/{member_id}/connection/exchange", response_model=UserConnectionOut, status_code=201
 )
 def connect_exchange(
-    caller: Admin, session: ApiSession, runtime: Runtime, member_id: str, body: ExchangeConnectionIn
+    caller: ApiAdmin,
+    session: DbSession,
+    runtime: Runtime,
+    member_id: str,
+    body: ExchangeConnectionIn,
 ) -> UserConnectionOut:
     member = orgs.get_member(session, caller.organization, member_id)
     connection = user_connections.connect_exchange(
@@ -335,7 +341,7 @@ def connect_exchange(
 
 
 @router.delete("/members/{member_id}/connection", status_code=204)
-def disconnect(caller: Admin, session: ApiSession, runtime: Runtime, member_id: str) -> Response:
+def disconnect(caller: ApiAdmin, session: DbSession, runtime: Runtime, member_id: str) -> Response:
     member = orgs.get_member(session, caller.organization, member_id)
     user_connections.disconnect(session, runtime, caller.organization, member, actor=caller.actor)
     return Response(status_code=204)

@@ -1,0 +1,129 @@
+"""Entra ID unwell is not Entra ID saying no: discovery and token requests answered with
+429, 5xx or an unreadable body are retried, then reported as Microsoft being unavailable,
+never as an unknown tenant or bad credentials. Real MSAL and httpx against m365sim."""
+
+from __future__ import annotations
+
+import asyncio
+import ssl
+from typing import Any
+
+import httpx
+import pytest
+from tests.m365sync.conftest import DEMO_APP_ID, DEMO_SECRET, DEMO_TENANT_ID
+
+from m365sim.server import SimServer
+from m365sync.microsoft import errors as ms
+from m365sync.microsoft.auth import AppOnlyAuth, ClientSecret, discover_tenant
+from m365sync.settings import Settings
+
+DISCOVERY = "openid-configuration"
+TOKEN = "/oauth2/v2.0/token"
+
+
+def _control(sim: SimServer) -> httpx.Client:
+    trust = ssl.create_default_context(cafile=str(sim.tls.ca_bundle))
+    return httpx.Client(base_url=sim.url, verify=trust)
+
+
+def inject(sim: SimServer, **rule: Any) -> None:
+    """A fault rule; 429s ask to wait one second (503s ask nothing: a plain server error)."""
+    if rule["kind"] == "429":
+        rule.setdefault("retryAfter", 1)
+    with _control(sim) as control:
+        control.post("/_sim/faults", json=rule).raise_for_status()
+
+
+def injected(sim: SimServer) -> int:
+    with _control(sim) as control:
+        return int(control.get("/_sim/faults").json()["injectedCount"])
+
+
+def app_only(settings: Settings, tenant_id: str = DEMO_TENANT_ID) -> AppOnlyAuth:
+    return AppOnlyAuth(
+        settings,
+        client_id=DEMO_APP_ID,
+        tenant_id=tenant_id,
+        credential=ClientSecret(DEMO_SECRET),
+        cache_blob=None,
+        on_cache_change=None,
+    )
+
+
+@pytest.mark.parametrize("path", [DISCOVERY, TOKEN])
+@pytest.mark.parametrize("kind", ["500", "503", "429", "garbled", "drop"])
+def test_a_failure_within_the_retries_goes_unnoticed(
+    sim: SimServer, settings: Settings, path: str, kind: str
+) -> None:
+    inject(sim, kind=kind, pathRegex=path, count=settings.graph_max_retries)
+
+    token = app_only(settings).acquire()
+
+    assert "Mail.ReadWrite" in token.roles
+    assert injected(sim) == settings.graph_max_retries
+
+
+@pytest.mark.parametrize("path", [DISCOVERY, TOKEN])
+@pytest.mark.parametrize(
+    ("kind", "category"),
+    [("503", ms.Transient), ("429", ms.Throttled), ("garbled", ms.Transient)],
+)
+def test_a_lasting_failure_is_microsoft_unavailable_not_a_credential_problem(
+    sim: SimServer, settings: Settings, path: str, kind: str, category: type[ms.MicrosoftError]
+) -> None:
+    attempts = settings.graph_max_retries + 1
+    inject(sim, kind=kind, pathRegex=path, count=attempts)
+    auth = app_only(settings)
+
+    with pytest.raises(ms.MicrosoftError) as raised:
+        auth.acquire()
+
+    error = raised.value
+    assert type(error) is category and error.retryable and not error.reconnect
+    assert error.message.startswith("Microsoft unavailable, retrying")
+    assert "retries by itself" in (error.fix or "")
+    assert injected(sim) == attempts  # every retry reached Microsoft
+    # Microsoft is back: the same connection signs in (nothing was cached as broken).
+    assert auth.acquire().token
+
+
+def test_a_retry_after_longer_than_the_longest_wait_is_not_slept_through(
+    sim: SimServer, settings: Settings
+) -> None:
+    inject(sim, kind="429", pathRegex=DISCOVERY, count=1, retryAfter=600)
+
+    with pytest.raises(ms.Throttled) as raised:
+        app_only(settings).acquire()
+
+    assert raised.value.retry_after == 600
+    assert injected(sim) == 1
+
+
+def test_an_unknown_tenant_is_still_an_unknown_tenant(sim: SimServer, settings: Settings) -> None:
+    with pytest.raises(ms.TenantNotFound) as raised:
+        app_only(settings, tenant_id="0badc0de-0000-4000-8000-000000000000").acquire()
+    assert raised.value.code == "AADSTS90002"
+
+
+@pytest.mark.parametrize(("kind", "category"), [("429", ms.Throttled), ("garbled", ms.Transient)])
+def test_domain_discovery_when_entra_is_unwell(
+    sim: SimServer, settings: Settings, kind: str, category: type[ms.MicrosoftError]
+) -> None:
+    inject(sim, kind=kind, pathRegex=DISCOVERY, count=settings.graph_max_retries + 1)
+
+    with pytest.raises(ms.MicrosoftError) as raised:
+        asyncio.run(discover_tenant(settings, "contoso.com"))
+
+    assert type(raised.value) is category
+    assert "Microsoft unavailable, retrying" in raised.value.message
+    assert asyncio.run(discover_tenant(settings, "contoso.com")) == DEMO_TENANT_ID
+
+
+def test_domain_discovery_retries_and_knows_unknown_domains(
+    sim: SimServer, settings: Settings
+) -> None:
+    inject(sim, kind="503", pathRegex=DISCOVERY, count=1)
+    assert asyncio.run(discover_tenant(settings, "contoso.com")) == DEMO_TENANT_ID
+    with pytest.raises(ms.TenantNotFound) as raised:
+        asyncio.run(discover_tenant(settings, "unknown-domain.example"))
+    assert "unknown-domain.example" in raised.value.message
