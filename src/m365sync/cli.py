@@ -82,6 +82,7 @@ def cli_fix(error: M365SyncError) -> str | None:
         RunTestFailed,
         UserAppNotConfigured,
     )
+    from m365sync.microsoft.errors import AccessDeniedByPolicy
 
     if isinstance(error, RunTestFailed):
         return f"{error.fix} To save it anyway, run the same command with --partial."
@@ -94,6 +95,11 @@ def cli_fix(error: M365SyncError) -> str | None:
         return f"Give {', '.join(flags[m] for m in error.missing)}. {error.fix}"
     if isinstance(error, NoDomains):
         return "Add your domains to sync first: m365sync domains add --org <org> contoso.com"
+    if isinstance(error, AccessDeniedByPolicy):
+        return (
+            f"{error.fix} Show them with: m365sync access-policy commands --org <org> "
+            "--account <service account id> --group <group address>"
+        )
     if isinstance(error, UserAppNotConfigured):
         return (
             "Set M365SYNC_USER_APP_CLIENT_ID and M365SYNC_USER_APP_CLIENT_SECRET to the app "

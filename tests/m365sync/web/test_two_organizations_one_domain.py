@@ -171,6 +171,7 @@ async def test_a_claimed_domain_gets_no_sign_in_and_no_mail_and_the_owner_takes_
     refused = await sign_in_with_microsoft(web, "wendy@woodgrove.com")
     assert refused.status_code == 400
     assert "No organization here has verified the domain woodgrove.com" in refused.text
+    assert "Admin → My Organization → Domains" in refused.text  # the dashboard's words
     assert signed_in_organization(db, "wendy@woodgrove.com") == []
 
     # Signed in to Contoso's dashboard anyway (a password Contoso gave her), she can't

@@ -19,6 +19,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse
 from fastapi.routing import APIRoute
 from fastapi.templating import Jinja2Templates
 
+from m365sync.auth.microsoft_sign_in import DomainNotVerifiedForSignIn, NotAMember
 from m365sync.connections.errors import RunTestFailed
 from m365sync.errors import M365SyncError
 from m365sync.web.dependencies import NotSignedIn
@@ -46,6 +47,10 @@ def web_fix(error: Any) -> str:
     fix = str(getattr(error, "fix", None) or "")
     if isinstance(error, RunTestFailed):
         fix += ' To save it now, tick "Save anyway with the failing features turned off" and save.'
+    elif isinstance(error, DomainNotVerifiedForSignIn):
+        fix += " Admins verify domains under Admin → My Organization → Domains."
+    elif isinstance(error, NotAMember):
+        fix += " Admins add members under Admin → Members and mailboxes."
     return fix
 
 
