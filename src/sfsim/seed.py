@@ -4,7 +4,7 @@ takes the same shape as JSON (``POST /_sim/seed``).
 
 Shape (every section optional)::
 
-    org: {name, id, myDomain, sandbox, edition, dailyApiRequests}
+    org: {name, id, myDomain, sandbox, edition, dailyApiRequests, enhancedEmail}
     users: [{username, firstName, lastName, email, alias, active, password}]
     connectedApps: [{name, consumerKey, consumerSecret, certificate | certificateFile,
                      callbackUrls, clientCredentialsUser, preAuthorized, requirePkce,
@@ -107,6 +107,12 @@ def _load_org(state: SfState, spec: dict[str, Any]) -> None:
     org.edition = spec.get("edition", org.edition)
     if "dailyApiRequests" in spec:
         state.config.daily_api_requests = int(spec["dailyApiRequests"])
+    if spec.get("enhancedEmail") is False and org.enhanced_email:
+        # Switched off: the org has no EmailMessage objects at all (Enhanced Email and
+        # Email-to-Case off); switching it on again takes a reset.
+        org.enhanced_email = False
+        for name in ("EmailMessageRelation", "EmailMessage"):
+            state.records.schema.remove(name)
 
 
 def _field(spec: dict[str, Any]) -> FieldDef:
