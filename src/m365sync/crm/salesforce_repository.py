@@ -359,6 +359,24 @@ class SalesforceRepository:
             )
         )
 
+    def mark_uncertain(self, activity_ids: Collection[str]) -> None:
+        """About to be sent: until the answers are recorded, Salesforce may hold them or
+        not. Rows are locked in id order first (PostgreSQL), like ``queue_activities``."""
+        ids = sorted(set(activity_ids))
+        for chunk in _chunks(ids):
+            self.session.execute(
+                select(SalesforceActivityRecord.activity_id)
+                .where(SalesforceActivityRecord.activity_id.in_(chunk))
+                .order_by(SalesforceActivityRecord.activity_id)
+                .with_for_update()
+            )
+            self.session.execute(
+                update(SalesforceActivityRecord)
+                .where(SalesforceActivityRecord.activity_id.in_(chunk))
+                .values(uncertain=True)
+                .execution_options(synchronize_session=False)
+            )
+
     def ledger(self, activity_ids: Collection[str]) -> dict[str, SalesforceActivityRecord]:
         found: dict[str, SalesforceActivityRecord] = {}
         for chunk in _chunks(sorted(set(activity_ids))):

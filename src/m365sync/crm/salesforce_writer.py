@@ -715,7 +715,8 @@ def _record(repo: SalesforceRepository, items: Sequence[_Item], now: datetime) -
     change committed meanwhile by the sync engine keeps it pending)."""
     counts = DrainResult()
     table = SalesforceActivityRecord.__table__
-    for item in items:
+    # In id order, like every writer of these rows: two transactions never deadlock.
+    for item in sorted(items, key=lambda i: i.activity_id):
         values, state = _values(item, now)
         if state == WriteState.PENDING:
             values["state"] = WriteState.PENDING.value
@@ -863,16 +864,7 @@ def _round(
             for row in rows
         ]
         # Written before anything is sent: a crash from here on leaves the mark.
-        sent = [i.activity_id for i in items if not i.unmatched]
-        for chunk_start in range(0, len(sent), 500):
-            session.execute(
-                update(SalesforceActivityRecord)
-                .where(
-                    SalesforceActivityRecord.activity_id.in_(sent[chunk_start : chunk_start + 500])
-                )
-                .values(uncertain=True)
-                .execution_options(synchronize_session=False)
-            )
+        repo.mark_uncertain([i.activity_id for i in items if not i.unmatched])
         repo.claim_writer(owner, now() + LEASE, now())
     stop: SalesforceError | None = None
     work = _Round(client, items)

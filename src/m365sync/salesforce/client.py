@@ -568,14 +568,14 @@ class SalesforceClient:
                     failure = error
             for n, (first, chunk) in enumerate(chunks):
                 answer = answers[n] if n < len(answers) else None
-                error = failure
-                if error is None and (answer is None or answer.error is not None):
-                    error = (answer.error if answer is not None else None) or UnexpectedResponse(
+                problem = failure
+                if problem is None and (answer is None or answer.error is not None):
+                    problem = (answer.error if answer is not None else None) or UnexpectedResponse(
                         "Salesforce gave no answer for part of a composite call."
                     )
-                if error is not None:
+                if problem is not None:
                     results.extend(
-                        RecordResult(index=first + i, id=None, success=False, error=error)
+                        RecordResult(index=first + i, id=None, success=False, error=problem)
                         for i in range(len(chunk))
                     )
                     continue

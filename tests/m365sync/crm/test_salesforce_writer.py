@@ -448,3 +448,67 @@ def test_a_meeting_is_one_event_owned_by_its_organizer_with_its_people(
     (event,) = target.records("Event")
     assert event["Subject"] == "Quarterly review (moved)"
     assert len(target.records("EventRelation")) == 2
+
+
+def test_a_to_do_task_is_a_salesforce_task_of_its_member(target: SalesforceTarget) -> None:
+    connected(target)
+    made = target.sync.control.post(
+        f"/_sim/mailboxes/{ADELE}/todo/lists/default/tasks",
+        json={
+            "title": "Call Pat back",
+            "importance": "high",
+            "body": {"content": "About pricing", "contentType": "text"},
+        },
+    )
+    made.raise_for_status()
+    sync(target, ADELE, feature=SyncFeature.TASKS)
+
+    assert target.drain().synced == 1
+
+    (task,) = target.records("Task")
+    assert (task["Subject"], task["Priority"], task["Status"], task["TaskSubtype"]) == (
+        "Call Pat back",
+        "High",
+        "Not Started",
+        "Task",
+    )
+    assert task["OwnerId"] == target.user_id("adele@acme.example")
+    assert task["Description"] == "About pricing"
+    assert task["M365Sync_Todo_Id__c"]
+    target.sync.control.patch(
+        f"/_sim/mailboxes/{ADELE}/todo/lists/default/tasks/{made.json()['id']}",
+        json={"status": "completed"},
+    ).raise_for_status()
+    sync(target, ADELE, feature=SyncFeature.TASKS)
+    assert target.drain().written == 1
+    (task,) = target.records("Task")
+    assert task["Status"] == "Completed"
+
+
+def test_a_meeting_deleted_in_outlook_leaves_salesforce(target: SalesforceTarget) -> None:
+    connected(target)
+    start = (datetime.now(UTC) + timedelta(days=3)).replace(minute=0, second=0, microsecond=0)
+    made = target.sync.control.post(
+        f"/_sim/mailboxes/{ADELE}/events",
+        json={
+            "subject": "Demo",
+            "start": {"dateTime": start.strftime("%Y-%m-%dT%H:%M:%S"), "timeZone": "UTC"},
+            "end": {
+                "dateTime": (start + timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M:%S"),
+                "timeZone": "UTC",
+            },
+            "attendees": [{"emailAddress": {"address": PAT}}],
+        },
+    )
+    made.raise_for_status()
+    sync(target, ADELE, feature=SyncFeature.CALENDAR)
+    assert target.drain().synced == 1
+    assert len(target.records("Event")) == 1
+
+    target.sync.control.delete(f"/_sim/mailboxes/{ADELE}/events/{made.json()['id']}")
+    sync(target, ADELE, feature=SyncFeature.CALENDAR)
+    gone = target.drain()
+
+    assert (gone.synced, gone.deleted) == (1, 1)
+    assert target.records("Event") == []
+    assert target.records("EventRelation") == []
