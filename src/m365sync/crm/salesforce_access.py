@@ -11,7 +11,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -29,6 +29,7 @@ from m365sync.salesforce import (
     JwtSigningKey,
     RefreshTokenFlow,
     SalesforceClient,
+    SalesforceToken,
     TokenSource,
 )
 from m365sync.salesforce._http import SalesforceSession
@@ -82,7 +83,6 @@ class ConnectionSecrets:
     api_used: int | None = None
     api_limit: int | None = None
     api_observed_at: datetime | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
     def of(cls, row: SalesforceConnection, box: SecretBox) -> ConnectionSecrets:
@@ -195,16 +195,19 @@ def open_client(
     *,
     http: requests.Session | None = None,
     budget: bool = True,
+    token: SalesforceToken | None = None,
 ) -> Iterator[CountedClient]:
     """A client on the connection's org, under the organization's API budget (``budget``
-    False: outside it, for Run Test's few calls). ``http`` replaces the network session
-    (tests route Salesforce's host names to sfsim)."""
+    False: outside it, for Run Test's few calls). ``token`` is a session just issued (no
+    second sign-in); ``http`` replaces the network session (tests route Salesforce's host
+    names to sfsim)."""
     session = http if http is not None else SalesforceSession(settings)
     counter = _CallCounter()
     session.hooks["response"].append(counter)
     client = CountedClient(
         settings,
         token_source(secrets, settings, http=session),
+        token=token,
         budget=budget_for(secrets, settings) if budget else None,
         http=session,
         counter=counter,
@@ -231,8 +234,8 @@ def remember(
         row.api_observed_at = usage.observed_at
     if box is None or row.auth_kind != SalesforceAuthKind.WEB_SERVER:
         return
-    token = getattr(client, "_token", None)
-    rotated = getattr(token, "refresh_token", None)
+    token = client.session_token
+    rotated = token.refresh_token if token is not None else None
     if rotated and rotated != unseal(box, row, "refresh_token_sealed"):
         seal(box, row, "refresh_token_sealed", rotated)
         row.updated_at = utcnow()

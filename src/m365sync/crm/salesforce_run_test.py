@@ -19,7 +19,7 @@ are cached by the client), outside the organization's budget: an admin asked for
 from __future__ import annotations
 
 from collections.abc import Callable, Collection
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from m365sync.crm.models import EmailTarget
@@ -144,7 +144,11 @@ EXTERNAL_IDS = {
 
 
 class _Stop(Exception):
-    """The checks after this one cannot run."""
+    """This check failed, and the ones after it cannot run."""
+
+    def __init__(self, check: SalesforceCheck) -> None:
+        super().__init__(check.message)
+        self.check = check
 
 
 @dataclass
@@ -157,7 +161,6 @@ class _Context:
     objects: dict[str, dict[str, Any]] | None = None
     api_used: int | None = None
     api_limit: int | None = None
-    extra: list[SalesforceCheck] = field(default_factory=list)
 
     def global_objects(self) -> dict[str, dict[str, Any]]:
         if self.objects is None:
@@ -187,8 +190,7 @@ def check_sign_in(ctx: _Context) -> SalesforceCheck:
     try:
         token = ctx.client.token
     except SalesforceError as error:
-        ctx.extra.append(make(CheckOutcome.FAILED, error.message, error.fix or ""))
-        raise _Stop() from error
+        raise _Stop(make(CheckOutcome.FAILED, error.message, error.fix or "")) from error
     return make(
         CheckOutcome.PASSED,
         f"m365sync signed in to the Salesforce org {token.org_id or '(unknown)'} at "
@@ -205,8 +207,7 @@ def check_api_access(ctx: _Context) -> SalesforceCheck:
         )
         limits = ctx.client.limits()
     except SalesforceError as error:
-        ctx.extra.append(make(CheckOutcome.FAILED, error.message, error.fix or ""))
-        raise _Stop() from error
+        raise _Stop(make(CheckOutcome.FAILED, error.message, error.fix or "")) from error
     daily = limits.get("DailyApiRequests") or {}
     if isinstance(daily, dict) and "Max" in daily and "Remaining" in daily:
         ctx.api_limit = int(daily["Max"])
@@ -405,30 +406,49 @@ def check_api_budget(ctx: _Context) -> SalesforceCheck:
     return make(CheckOutcome.PASSED, f"{said}: {left:,} requests are m365sync's to use now.")
 
 
+STEPS = (
+    ("sign_in", "Sign in"),
+    ("api_access", "API access"),
+    ("enhanced_email", "Enhanced Email"),
+    ("read_people", "Reading contacts, leads, accounts and users"),
+    ("email_writes", "Email Sync"),
+    ("calendar_writes", "Calendar Sync"),
+    ("task_writes", "Task Sync"),
+    ("api_budget", "API requests"),
+)
+
+
+FEATURE_OF = {
+    "enhanced_email": "email",
+    "email_writes": "email",
+    "calendar_writes": "calendar",
+    "task_writes": "tasks",
+}
+
+
+def _skipped(after: str, features: Collection[str]) -> list[SalesforceCheck]:
+    """The checks a failed ``after`` leaves unchecked (those of enabled features)."""
+    names = [name for name, _ in STEPS]
+    return [
+        SalesforceCheck(name, title, CheckOutcome.SKIPPED, "Not checked: the check above failed.")
+        for name, title in STEPS[names.index(after) + 1 :]
+        if FEATURE_OF.get(name) is None or FEATURE_OF[name] in features
+    ]
+
+
 def run_salesforce_checks(
     client: SalesforceClient, *, features: Collection[str] = FEATURES, share: float
 ) -> SalesforceTestReport:
-    """Every check, in order; the first two stop the rest when they fail."""
+    """Every check, in order; a failed sign-in or API access skips the rest."""
     ctx = _Context(client=client, features=frozenset(features), share=share)
     checks: list[SalesforceCheck] = []
-    stopped = False
     for step in (check_sign_in, check_api_access):
-        if stopped:
-            break
         try:
             checks.append(step(ctx))
-        except _Stop:
-            checks.extend(ctx.extra)
-            stopped = True
-    if stopped:
-        names = ["enhanced_email", "read_people", "email_writes", "api_budget"]
-        if not checks or checks[0].outcome == CheckOutcome.FAILED:
-            names.insert(0, "api_access")
-        checks.extend(
-            SalesforceCheck(name, name.replace("_", " ").capitalize(), CheckOutcome.SKIPPED, "")
-            for name in names
-        )
-        return SalesforceTestReport(checks=checks)
+        except _Stop as stop:
+            checks.append(stop.check)
+            checks.extend(_skipped(stop.check.name, ctx.features))
+            return SalesforceTestReport(checks=checks)
     try:
         for single in (
             check_enhanced_email,

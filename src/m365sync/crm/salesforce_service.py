@@ -369,8 +369,7 @@ def complete_connect_salesforce(
     )
     repo = SalesforceRepository(session, row.organization_id)
     share = row.api_share or settings.salesforce_api_share
-    with open_client(secrets, settings, http=http, budget=False) as client:
-        client._token = token  # the session just issued: no second sign-in
+    with open_client(secrets, settings, http=http, budget=False, token=token) as client:
         report = run_salesforce_checks(client, features=features, share=share)
         row = _store(repo, box, secrets, row)
         row.certificate_pem = None

@@ -199,12 +199,6 @@ class _People:
     member_user: dict[str, str]
     """Member id → Salesforce user id."""
 
-    def user_of_address(self, address: str) -> str | None:
-        for member_id, email in self.member_email.items():
-            if email == address:
-                return self.member_user.get(member_id)
-        return None
-
 
 class _Stop(Exception):
     """Stop the drain: the API limit is reached or the sign-in is refused."""

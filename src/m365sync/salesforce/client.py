@@ -264,6 +264,12 @@ class SalesforceClient:
         return self._current()[1]
 
     @property
+    def session_token(self) -> SalesforceToken | None:
+        """The current session if one was acquired, without signing in (None before the
+        first call): a refresh token Salesforce rotated is read from it."""
+        return self._token
+
+    @property
     def api_usage(self) -> ApiUsage | None:
         """The org's usage of its daily API requests, from the newest answer."""
         return self._usage
