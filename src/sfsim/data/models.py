@@ -560,6 +560,29 @@ class RecordStore:
     def _after_insert(self, obj: ObjectDef, record: Record, user_id: str) -> None:
         if obj.name == "EmailMessage" and record.get("Status") != DRAFT_STATUS:
             self._create_email_task(record, user_id)
+        if obj.name == "Event" and record.get("WhoId"):
+            self._relate_event_who(record, user_id)
+
+    def _relate_event_who(self, event: Record, user_id: str) -> None:
+        """Shared Activities: an Event's contact or lead (``WhoId``) is one of its
+        EventRelations (``IsParent``, not an invitee); relating it again is a duplicate."""
+        relation_obj = self.object("EventRelation")
+        relation: Record = {f.name: f.default for f in relation_obj.fields.values()}
+        relation.update(
+            Id=self.new_id(relation_obj),
+            IsDeleted=False,
+            CreatedDate=event["CreatedDate"],
+            CreatedById=user_id,
+            LastModifiedDate=event["CreatedDate"],
+            LastModifiedById=user_id,
+            SystemModstamp=event["CreatedDate"],
+            EventId=event["Id"],
+            RelationId=event["WhoId"],
+            IsParent=True,
+            IsInvitee=False,
+            IsWhat=False,
+        )
+        self._put("EventRelation", relation)
 
     def _create_email_task(self, email: Record, user_id: str) -> None:
         """Enhanced Email: every email message saved (not a draft) gets its Task."""

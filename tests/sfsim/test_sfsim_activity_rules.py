@@ -1,6 +1,6 @@
-"""Salesforce's rules that an email integration meets: a sent EmailMessage keeps what it
-was sent with, an org without Enhanced Email has no EmailMessage, and a composite carries
-at most five sObject Collections or queries."""
+"""Salesforce's rules that an activity integration meets: a sent EmailMessage keeps what it
+was sent with, an org without Enhanced Email has no EmailMessage, an Event's WhoId is one of
+its EventRelations, and a composite carries at most five sObject Collections or queries."""
 
 from __future__ import annotations
 
@@ -90,3 +90,27 @@ def test_a_composite_carries_at_most_five_collections_or_queries(client: Salesfo
             data=json.dumps({"compositeRequest": [*(collection(n) for n in range(5)), query]}),
         )
     assert refused.value.content[0]["errorCode"] == "INVALID_INPUT"
+
+
+def test_an_events_contact_is_one_of_its_relations(client: Salesforce) -> None:
+    pat = client.query("SELECT Id FROM Contact WHERE Email = 'pat@fabrikam.example'")["records"]
+    who = pat[0]["Id"]
+    event = client.Event.create(
+        {
+            "Subject": "Review",
+            "StartDateTime": "2030-05-01T10:00:00Z",
+            "EndDateTime": "2030-05-01T11:00:00Z",
+            "WhoId": who,
+        }
+    )["id"]
+    (relation,) = client.query(
+        f"SELECT RelationId, IsParent, IsInvitee FROM EventRelation WHERE EventId = '{event}'"
+    )["records"]
+    assert (relation["RelationId"], relation["IsParent"], relation["IsInvitee"]) == (
+        who,
+        True,
+        False,
+    )
+    with pytest.raises(SalesforceMalformedRequest) as again:
+        client.EventRelation.create({"EventId": event, "RelationId": who})
+    assert again.value.content[0]["errorCode"] == "DUPLICATE_VALUE"
