@@ -322,7 +322,7 @@ def _plan_item(
     owner_member = activity.owner_member_id
     sender = (activity.from_address or "").lower()
     outgoing_member = next((m for m, e in people.member_email.items() if e == sender), None)
-    if kind == ActivityKind.EMAIL and outgoing_member is not None:
+    if outgoing_member is not None:  # sent or organized by a member: theirs
         owner_member = outgoing_member
     owner_user = people.member_user.get(owner_member or "") or next(
         (people.member_user[m] for m in sorted(members) if m in people.member_user), None
@@ -336,13 +336,13 @@ def _plan_item(
             return item
         _plan_todo(item, activity, owner_user)
         return item
-    if not matched:
+    if not matched and item.salesforce_id is None:
         item.unmatched = (
             "No Salesforce contact or lead takes part in it, so there is nothing to relate it "
             "to in Salesforce."
         )
         return item
-    who = matched[0][0]
+    who = matched[0][0] if matched else None
     if kind == ActivityKind.EMAIL and item.sobject == "EmailMessage":
         _plan_email_message(item, activity, what, outgoing_member is not None)
         for sfid, _, address in matched:
@@ -415,7 +415,7 @@ def _email_description(activity: CrmActivity) -> str:
 
 
 def _plan_email_task(
-    item: _Item, activity: CrmActivity, who: str, what: str | None, owner: str | None
+    item: _Item, activity: CrmActivity, who: str | None, what: str | None, owner: str | None
 ) -> None:
     fields = _clean(
         {
@@ -435,7 +435,7 @@ def _plan_email_task(
 
 
 def _plan_event(
-    item: _Item, activity: CrmActivity, who: str, what: str | None, owner: str | None
+    item: _Item, activity: CrmActivity, who: str | None, what: str | None, owner: str | None
 ) -> None:
     fields: dict[str, Any] = {
         "Subject": activity.subject[:255],
