@@ -18,22 +18,19 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, time, timedelta
+from enum import StrEnum
 from typing import Any
 
 from m365sync.microsoft.errors import ItemNotFound, UnexpectedResponse
 from m365sync.microsoft.graph import GraphClient, user_path
-from m365sync.scheduling.availability import (
-    BusyBlock,
-    FreeBusyStatus,
-    LocalWindow,
-    UnknownTimeZone,
-    zone_from_microsoft,
-)
+from m365sync.microsoft.timezones import UnknownTimeZone, zone_from_microsoft
 
 __all__ = [
     "BookedEvent",
+    "BusyBlock",
     "CalendarSchedule",
     "EventRequest",
+    "FreeBusyStatus",
     "MailboxCalendar",
     "WorkingHours",
     "parse_graph_datetime",
@@ -44,18 +41,35 @@ GET_SCHEDULE_MAX_WINDOW = timedelta(days=62)
 _WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
 
 
+class FreeBusyStatus(StrEnum):
+    """``scheduleItem.status`` / ``event.showAs`` values Microsoft Graph reports."""
+
+    FREE = "free"
+    TENTATIVE = "tentative"
+    BUSY = "busy"
+    OOF = "oof"
+    WORKING_ELSEWHERE = "workingElsewhere"
+    UNKNOWN = "unknown"
+
+
+@dataclass(frozen=True)
+class BusyBlock:
+    """One free/busy item of a calendar (``getSchedule``'s ``scheduleItems``)."""
+
+    start: datetime
+    end: datetime
+    status: FreeBusyStatus = FreeBusyStatus.BUSY
+
+
 @dataclass(frozen=True)
 class WorkingHours:
-    """Outlook's working hours: the same window on each listed weekday, in ``time_zone``."""
+    """Outlook's working hours: the same window on each listed weekday, in ``time_zone``.
+    An ``end`` at or before ``start`` means the window runs to midnight."""
 
     weekdays: tuple[int, ...]  # Monday = 0
     start: time
     end: time
     time_zone: str  # as Microsoft names it (Windows or IANA)
-
-    def weekly(self) -> dict[int, tuple[LocalWindow, ...]]:
-        end = self.end if self.end > self.start else time(0)
-        return {day: (LocalWindow(self.start, end),) for day in self.weekdays}
 
 
 DEFAULT_WORKING_HOURS = WorkingHours((0, 1, 2, 3, 4), time(8), time(17), "UTC")
