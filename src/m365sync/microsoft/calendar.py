@@ -11,19 +11,9 @@ from datetime import UTC, datetime
 from typing import Any
 
 from m365sync.microsoft.delta import delta_pages
-from m365sync.microsoft.graph import GraphClient, Page
+from m365sync.microsoft.graph import TEXT_BODY_PREFERENCE, UTC_PREFERENCE, GraphClient, Page
 
-__all__ = ["UTC_PREFERENCE", "calendar_delta", "create_event", "delete_event", "update_event"]
-
-UTC_PREFERENCE = 'outlook.timezone="UTC"'
-TEXT_BODY = 'outlook.body-content-type="text"'
-
-
-def graph_time(value: datetime) -> dict[str, str]:
-    return {
-        "dateTime": value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.0000000"),
-        "timeZone": "UTC",
-    }
+__all__ = ["calendar_delta", "create_event", "delete_event", "update_event"]
 
 
 def calendar_delta(
@@ -46,7 +36,7 @@ def calendar_delta(
         params=params,
         cursor=cursor,
         page_size=page_size,
-        prefer=[UTC_PREFERENCE, TEXT_BODY],
+        prefer=[UTC_PREFERENCE, TEXT_BODY_PREFERENCE],
     )
 
 

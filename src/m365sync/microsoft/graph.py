@@ -42,7 +42,18 @@ from m365sync.settings import Settings
 
 log = logging.getLogger(__name__)
 
+# The ``Prefer`` header's values we send (Graph joins several with commas).
 IMMUTABLE_ID_PREFERENCE = 'IdType="ImmutableId"'
+"""On every request: item ids survive moves between folders."""
+UTC_PREFERENCE = 'outlook.timezone="UTC"'
+"""Times come back in UTC, so no Windows zone name needs converting."""
+TEXT_BODY_PREFERENCE = 'outlook.body-content-type="text"'
+"""Message and event bodies come back as plain text instead of HTML."""
+
+
+def page_size_preference(size: int) -> str:
+    """Ask for at most ``size`` items per page (``odata.maxpagesize``)."""
+    return f"odata.maxpagesize={size}"
 
 
 class TokenSource(Protocol):
@@ -229,7 +240,7 @@ class GraphClient:
         ``@odata.deltaLink`` for delta queries. ``page_size`` sends ``odata.maxpagesize``."""
         preferences = list(prefer or [])
         if page_size:
-            preferences.append(f"odata.maxpagesize={page_size}")
+            preferences.append(page_size_preference(page_size))
         url: str | None = path_or_url
         first = True
         while url is not None:
@@ -277,4 +288,13 @@ def _json(response: httpx.Response) -> dict[str, Any]:
     return data
 
 
-__all__ = ["IMMUTABLE_ID_PREFERENCE", "GraphClient", "Page", "TokenSource", "user_path"]
+__all__ = [
+    "IMMUTABLE_ID_PREFERENCE",
+    "TEXT_BODY_PREFERENCE",
+    "UTC_PREFERENCE",
+    "GraphClient",
+    "Page",
+    "TokenSource",
+    "page_size_preference",
+    "user_path",
+]

@@ -25,8 +25,6 @@ import contextlib
 from datetime import datetime, timedelta
 from typing import Any
 
-from dateutil.parser import isoparse
-
 from m365sync.crm import open_crm
 from m365sync.crm.addresses import address_domain, normalize_address
 from m365sync.crm.models import ActivityKind
@@ -34,33 +32,20 @@ from m365sync.crm.target import EventRecord, OutboundChange, Participant, PushRe
 from m365sync.db.base import utcnow
 from m365sync.microsoft import errors as ms
 from m365sync.microsoft.calendar import (
-    TEXT_BODY,
-    UTC_PREFERENCE,
     calendar_delta,
     create_event,
     delete_event,
-    graph_time,
     update_event,
 )
+from m365sync.microsoft.dates import graph_date_time_zone, read_graph_datetime
 from m365sync.microsoft.delta import read_ahead
-from m365sync.microsoft.graph import Page
+from m365sync.microsoft.graph import TEXT_BODY_PREFERENCE, UTC_PREFERENCE, Page
 from m365sync.sync.context import LeaseLost, RunContext
 from m365sync.sync.repository import SyncRepository
 
 __all__ = ["event_key", "parse_event", "run_calendar_sync"]
 
 CURSOR_KEY = "calendar"
-
-
-def _time(value: Any) -> datetime | None:
-    if not isinstance(value, dict) or not value.get("dateTime"):
-        return None
-    parsed = isoparse(str(value["dateTime"]))
-    if parsed.tzinfo is None:
-        from datetime import UTC
-
-        parsed = parsed.replace(tzinfo=UTC)
-    return parsed
 
 
 def event_key(item: dict[str, Any]) -> tuple[str, str | None]:
@@ -88,7 +73,6 @@ def parse_event(item: dict[str, Any], member_id: str) -> EventRecord:
             participants.append(Participant(address, str(email.get("name") or ""), "attendee"))
     body = item.get("body") or {}
     location = item.get("location") or {}
-    modified = item.get("lastModifiedDateTime")
     return EventRecord(
         external_id=external_id,
         member_id=member_id,
@@ -96,13 +80,13 @@ def parse_event(item: dict[str, Any], member_id: str) -> EventRecord:
         change_key=item.get("changeKey"),
         subject=str(item.get("subject") or ""),
         body=str(body.get("content") or "") if isinstance(body, dict) else None,
-        starts_at=_time(item.get("start")),
-        ends_at=_time(item.get("end")),
+        starts_at=read_graph_datetime(item.get("start")),
+        ends_at=read_graph_datetime(item.get("end")),
         is_all_day=bool(item.get("isAllDay")),
         location=str(location.get("displayName") or "") if isinstance(location, dict) else "",
         is_cancelled=bool(item.get("isCancelled")),
         series_key=series_key,
-        modified_at=isoparse(modified) if isinstance(modified, str) else utcnow(),
+        modified_at=read_graph_datetime(item.get("lastModifiedDateTime")) or utcnow(),
         participants=participants,
         people=[],
         account_ids=[],
@@ -260,8 +244,8 @@ def _event_body(change: OutboundChange, *, with_attendees: bool) -> dict[str, An
         "location": {"displayName": change.location},
     }
     if change.starts_at and change.ends_at:
-        body["start"] = graph_time(change.starts_at)
-        body["end"] = graph_time(change.ends_at)
+        body["start"] = graph_date_time_zone(change.starts_at)
+        body["end"] = graph_date_time_zone(change.ends_at)
     if with_attendees:
         body["attendees"] = [
             {"emailAddress": {"address": a.address, "name": a.name}, "type": "required"}
@@ -345,7 +329,7 @@ async def _push(ctx: RunContext, crm_cursor: str | None) -> None:
                         kept.append(
                             await graph.get_json(
                                 f"{path}/events/{change.graph_item_id}",
-                                prefer=[UTC_PREFERENCE, TEXT_BODY],
+                                prefer=[UTC_PREFERENCE, TEXT_BODY_PREFERENCE],
                             )
                         )
                     results.append(

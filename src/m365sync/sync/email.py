@@ -26,10 +26,9 @@ import hashlib
 import logging
 from collections.abc import AsyncGenerator, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
-from dateutil.parser import isoparse
 from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from m365sync.crm import open_crm
@@ -45,6 +44,7 @@ from m365sync.crm.target import (
 )
 from m365sync.db.base import utcnow
 from m365sync.microsoft import errors as ms
+from m365sync.microsoft.dates import read_graph_datetime
 from m365sync.microsoft.delta import read_ahead
 from m365sync.microsoft.graph import Page
 from m365sync.microsoft.mail import (
@@ -112,18 +112,6 @@ class Rules:
         )
 
 
-def _time(value: Any) -> datetime | None:
-    if not value:
-        return None
-    if not isinstance(value, str):
-        raise ValueError(f"not a date-time: {value!r}")
-    try:
-        parsed = datetime.fromisoformat(value)  # Graph's form; the fast path
-    except ValueError:
-        parsed = isoparse(value)
-    return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)
-
-
 def _people(value: Any, role: str) -> list[Participant]:
     out: list[Participant] = []
     entries = value if isinstance(value, list) else [value] if isinstance(value, dict) else []
@@ -170,13 +158,13 @@ def parse_message(item: dict[str, Any], max_body_chars: int) -> ParsedMessage:
             )
             body = body.replace("\x00", "")
     subject = item.get("subject")
-    received_at = _time(item.get("receivedDateTime"))
+    received_at = read_graph_datetime(item.get("receivedDateTime"))
     return ParsedMessage(
         item_id=item_id,
         external_id=external_id,
         subject=(subject if isinstance(subject, str) else "").replace("\x00", ""),
         body=body,
-        occurred_at=received_at or _time(item.get("sentDateTime")),
+        occurred_at=received_at or read_graph_datetime(item.get("sentDateTime")),
         received_at=received_at,
         from_address=from_address,
         participants=participants,

@@ -12,16 +12,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from datetime import UTC, datetime
 from typing import Any
-
-from dateutil.parser import isoparse
 
 from m365sync.crm import open_crm
 from m365sync.crm.models import ActivityKind
 from m365sync.crm.target import OutboundChange, PushResult, TaskRecord
 from m365sync.db.base import utcnow
 from m365sync.microsoft import errors as ms
+from m365sync.microsoft.dates import graph_date_time_zone, read_graph_datetime
 from m365sync.microsoft.delta import read_ahead
 from m365sync.microsoft.graph import Page
 from m365sync.microsoft.todo import (
@@ -40,16 +38,8 @@ __all__ = ["parse_task", "run_task_sync"]
 CURSOR_KEY = "todo"
 
 
-def _time(value: Any) -> datetime | None:
-    if not isinstance(value, dict) or not value.get("dateTime"):
-        return None
-    parsed = isoparse(str(value["dateTime"]))
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
-
-
 def parse_task(item: dict[str, Any], member_id: str) -> TaskRecord:
     body = item.get("body") or {}
-    modified = item.get("lastModifiedDateTime")
     return TaskRecord(
         external_id=str(item["id"]),
         member_id=member_id,
@@ -57,11 +47,11 @@ def parse_task(item: dict[str, Any], member_id: str) -> TaskRecord:
         change_key=item.get("@odata.etag"),
         title=str(item.get("title") or ""),
         notes=str(body.get("content") or "") if isinstance(body, dict) else "",
-        due_at=_time(item.get("dueDateTime")),
+        due_at=read_graph_datetime(item.get("dueDateTime")),
         status=str(item.get("status") or "notStarted"),
         importance=str(item.get("importance") or "normal"),
-        completed_at=_time(item.get("completedDateTime")),
-        modified_at=isoparse(modified) if isinstance(modified, str) else utcnow(),
+        completed_at=read_graph_datetime(item.get("completedDateTime")),
+        modified_at=read_graph_datetime(item.get("lastModifiedDateTime")) or utcnow(),
     )
 
 
@@ -143,14 +133,7 @@ def _task_body(change: OutboundChange) -> dict[str, Any]:
         "status": change.status or "notStarted",
         "importance": change.importance or "normal",
         "body": {"contentType": "text", "content": change.body or ""},
-        "dueDateTime": (
-            {
-                "dateTime": change.due_at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.0000000"),
-                "timeZone": "UTC",
-            }
-            if change.due_at
-            else None
-        ),
+        "dueDateTime": graph_date_time_zone(change.due_at) if change.due_at else None,
     }
     return body
 
