@@ -27,7 +27,6 @@ from typing import Any
 from sqlalchemy import (
     JSON,
     Boolean,
-    Enum,
     ForeignKey,
     Index,
     Integer,
@@ -40,7 +39,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import Mapped, mapped_column, validates
 
 from m365sync.crm.addresses import normalize_address
-from m365sync.db.base import Base, new_id, utcnow
+from m365sync.db.base import Base, enum_type, new_id, utcnow
 
 SUBJECT_MAX_CHARS = 1_000
 """Subjects (email subjects, meeting subjects, task titles) are stored up to this length.
@@ -75,10 +74,6 @@ class PersonKind(enum.StrEnum):
 class RecordKind(enum.StrEnum):
     ACCOUNT = "account"
     OPPORTUNITY = "opportunity"
-
-
-def _enum(kind: type[enum.Enum]) -> Enum:
-    return Enum(kind, native_enum=False, length=16, values_callable=lambda e: [m.value for m in e])
 
 
 def _org_fk() -> Mapped[str]:
@@ -197,7 +192,7 @@ class CrmActivity(Base):
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
     organization_id: Mapped[str] = mapped_column(ForeignKey("organizations.id", ondelete="CASCADE"))
-    kind: Mapped[ActivityKind] = mapped_column(_enum(ActivityKind))
+    kind: Mapped[ActivityKind] = mapped_column(enum_type(ActivityKind, length=16))
     external_id: Mapped[str] = mapped_column(String(400))
     subject: Mapped[str] = mapped_column(Text, default="")
     body: Mapped[str | None] = mapped_column(Text, default=None)
@@ -241,7 +236,9 @@ class CrmActivityPerson(Base):
     activity_id: Mapped[str] = mapped_column(
         ForeignKey("crm_activities.id", ondelete="CASCADE"), primary_key=True
     )
-    person_kind: Mapped[PersonKind] = mapped_column(_enum(PersonKind), primary_key=True)
+    person_kind: Mapped[PersonKind] = mapped_column(
+        enum_type(PersonKind, length=16), primary_key=True
+    )
     person_id: Mapped[str] = mapped_column(String(36), primary_key=True, index=True)
 
 
@@ -254,7 +251,9 @@ class CrmActivityRecord(Base):
     activity_id: Mapped[str] = mapped_column(
         ForeignKey("crm_activities.id", ondelete="CASCADE"), primary_key=True
     )
-    record_kind: Mapped[RecordKind] = mapped_column(_enum(RecordKind), primary_key=True)
+    record_kind: Mapped[RecordKind] = mapped_column(
+        enum_type(RecordKind, length=16), primary_key=True
+    )
     record_id: Mapped[str] = mapped_column(String(36), primary_key=True, index=True)
 
 
