@@ -37,11 +37,11 @@ from m365sync.settings import Settings, get_settings
 from m365sync.sync.context import LeaseLost, Progress, RequestBudget, RunContext
 from m365sync.sync.models import SyncFeature, SyncSettings, SyncUnit, UnitStage, UnitStatus
 from m365sync.sync.repository import SyncRepository
+from m365sync.sync.schemas import SyncRules
 from m365sync.sync.status import judge_failure
 
 __all__ = [
     "HealthSummary",
-    "SyncRules",
     "UnitResult",
     "health",
     "mailbox_units",
@@ -413,23 +413,6 @@ def request_resync(session: Session, member: Member, feature: str, *, actor: str
 def sync_settings(session: Session, organization_id: str) -> SyncSettings:
     """The organization's sync rules, read by the engine at every run (defaults if unset)."""
     return SyncRepository(session).settings_for(organization_id)
-
-
-@dataclass(frozen=True)
-class SyncRules:
-    """The rules an admin can change (``SyncSettings`` holds them)."""
-
-    mail_folders: list[str]
-    backfill_days: int
-    log_internal: bool
-    excluded_addresses: list[str]
-    excluded_domains: list[str]
-    headers_only: bool
-    log_unknown: bool
-    create_leads: bool
-    delete_policy: str
-    calendar_days_back: int
-    calendar_days_ahead: int
 
 
 def _rules_problems(rules: SyncRules) -> list[str]:

@@ -36,7 +36,8 @@ from m365sync.organizations.models import Domain, DomainProof, Member, Organizat
 from m365sync.scheduling import service as scheduling
 from m365sync.sync import service as sync
 from m365sync.sync.models import SyncFeature, SyncSettings, SyncUnit, UnitStage, UnitStatus
-from m365sync.sync.service import HealthSummary, SyncRules
+from m365sync.sync.schemas import SyncRules
+from m365sync.sync.service import HealthSummary
 from m365sync.web.auth import set_password
 from m365sync.web.auth.service import SignedIn
 
