@@ -72,6 +72,37 @@ class Page:
     raw: dict[str, Any] = field(repr=False, default_factory=dict)
 
 
+class RequestBudget:
+    """A cap on Graph requests in flight shared by every sync unit of an event loop, on top
+    of each client's per-mailbox limit. ``ConnectionRuntime.request_budget`` hands out the
+    process's one per event loop (an asyncio semaphore belongs to one loop)."""
+
+    def __init__(self, limit: int) -> None:
+        self._semaphore = asyncio.Semaphore(limit)
+
+    async def pages(self, pages: AsyncIterator[Page]) -> AsyncIterator[Page]:
+        """``pages``, each fetched inside the budget (the caller's work on a page is not)."""
+        iterator = aiter(pages)
+        try:
+            while True:
+                async with self._semaphore:
+                    try:
+                        page = await anext(iterator)
+                    except StopAsyncIteration:
+                        return
+                yield page
+        finally:
+            closer = getattr(iterator, "aclose", None)
+            if closer is not None:
+                await closer()
+
+    async def __aenter__(self) -> None:
+        await self._semaphore.acquire()
+
+    async def __aexit__(self, *exc: object) -> None:
+        self._semaphore.release()
+
+
 def user_path(mailbox: str | None) -> str:
     """The Graph path of a mailbox: ``/me`` (delegated) or ``/users/{id-or-upn}`` (app-only)."""
     return "/me" if mailbox is None else f"/users/{quote(mailbox, safe='@')}"
@@ -294,6 +325,7 @@ __all__ = [
     "UTC_PREFERENCE",
     "GraphClient",
     "Page",
+    "RequestBudget",
     "TokenSource",
     "page_size_preference",
     "user_path",
