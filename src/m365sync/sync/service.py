@@ -98,7 +98,7 @@ def _runner(feature: SyncFeature) -> FeatureRunner:
         from m365sync.sync.calendar import run_calendar_sync
 
         return run_calendar_sync
-    from m365sync.sync.tasks import run_task_sync
+    from m365sync.sync.todo import run_task_sync
 
     return run_task_sync
 
