@@ -307,6 +307,31 @@ class GraphClient:
         return items, delta_link
 
 
+@dataclass(frozen=True)
+class ItemCollection:
+    """A Graph collection whose items we create, change and delete (a mailbox's events, a
+    To Do list's tasks), with the ``Prefer`` values its answers need."""
+
+    graph: GraphClient
+    path: str
+    prefer: tuple[str, ...] = ()
+
+    async def create(
+        self, body: dict[str, Any], *, transaction_id: str | None = None
+    ) -> dict[str, Any]:
+        """The created item. With ``transaction_id`` (events), a retried create returns the
+        first item instead of making a second one (Graph's idempotent POST)."""
+        if transaction_id is not None:
+            body = {**body, "transactionId": transaction_id}
+        return await self.graph.post_json(self.path, body, prefer=list(self.prefer))
+
+    async def update(self, item_id: str, body: dict[str, Any]) -> dict[str, Any]:
+        return await self.graph.patch_json(f"{self.path}/{item_id}", body, prefer=list(self.prefer))
+
+    async def delete(self, item_id: str) -> None:
+        await self.graph.delete(f"{self.path}/{item_id}")
+
+
 def _json(response: httpx.Response) -> dict[str, Any]:
     try:
         data = orjson.loads(response.content)
@@ -324,6 +349,7 @@ __all__ = [
     "TEXT_BODY_PREFERENCE",
     "UTC_PREFERENCE",
     "GraphClient",
+    "ItemCollection",
     "Page",
     "RequestBudget",
     "TokenSource",
