@@ -29,6 +29,8 @@ from m365sim.directory.models import (
     Tenant,
     User,
 )
+from m365sim.ews.control import load_exchange
+from m365sim.ews.models import ExchangeSettingsError
 from m365sim.graph.calendar.control import seed_events
 from m365sim.graph.mail.control import seed_messages
 from m365sim.graph.policies.models import PolicyError
@@ -264,6 +266,10 @@ def load_seed(state: SimState, data: dict[str, Any]) -> list[Tenant]:
         try:
             load_policies(state, tenant, spec)
         except PolicyError as exc:
+            raise SeedError(f"tenants[{t_index}]: {exc}") from exc
+        try:
+            load_exchange(state, tenant, spec)
+        except ExchangeSettingsError as exc:
             raise SeedError(f"tenants[{t_index}]: {exc}") from exc
         for address, sections in (spec.get("mailboxes") or {}).items():
             owner = tenant.find_user(address)
