@@ -46,6 +46,7 @@ __all__ = [
     "render_event",
     "render_message",
     "render_task",
+    "settle_zones",
     "task_fields_from_xml",
 ]
 
@@ -1013,8 +1014,14 @@ def calendar_fields_from_xml(
     if child(item, t("End")) is not None:
         instant = _parse_instant(text_of(item, t("End"), "") or "", end_zone)
         body["end"] = _graph_time(instant, end_zone)
-    if current is not None and ("StartTimeZone" in _tags(item)) and "start" not in body:
-        body["start"] = _graph_time(current.start, start_zone)
+    if current is not None:
+        # A zone set on its own (UpdateItem sends it beside Start/End) re-expresses the
+        # time in that zone; ``settle_zones`` applies it once all changes are read.
+        tags = _tags(item)
+        if "StartTimeZone" in tags or "StartTimeZoneId" in tags:
+            body["@startZone"] = start_zone
+        if "EndTimeZone" in tags or "EndTimeZoneId" in tags:
+            body["@endZone"] = end_zone
     if child(item, t("LegacyFreeBusyStatus")) is not None:
         status = (text_of(item, t("LegacyFreeBusyStatus"), "Busy") or "Busy").lower()
         body["showAs"] = EWS_TO_SHOW_AS.get(status, "busy")
@@ -1047,6 +1054,26 @@ def calendar_fields_from_xml(
         body["allowNewTimeProposals"] = _bool(text_of(item, t("AllowNewTimeProposal")))
     if child(item, t("UID")) is not None and current is None:
         body["iCalUId"] = text_of(item, t("UID"), "") or ""
+    return body
+
+
+def settle_zones(body: dict[str, Any], current: Event) -> dict[str, Any]:
+    """Apply the zones an update set on their own to its start and end."""
+    for key, zone_key, instant in (
+        ("start", "@startZone", current.start),
+        ("end", "@endZone", current.end),
+    ):
+        zone_name = body.pop(zone_key, None)
+        if zone_name is None:
+            continue
+        if key in body:
+            given = body[key]
+            moment = datetime.fromisoformat(given["dateTime"]).replace(
+                tzinfo=zone(given["timeZone"])
+            )
+            body[key] = _graph_time(moment.astimezone(UTC), zone_name)
+        else:
+            body[key] = _graph_time(instant, zone_name)
     return body
 
 

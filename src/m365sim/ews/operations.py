@@ -31,6 +31,7 @@ from m365sim.ews.items import (
     render_event,
     render_message,
     render_task,
+    settle_zones,
     task_fields_from_xml,
 )
 from m365sim.ews.mailbox import EwsFolder, MailboxView
@@ -94,7 +95,14 @@ def _message(parent: Any, name: str, error: errors.ResponseError | None = None) 
 def error_response(name: str, error: errors.ResponseError) -> Any:
     """``<name>Response`` with one error message: a refusal of the whole request."""
     root, messages = _response(name)
-    _message(messages, name, error)
+    msg = _message(messages, name, error)
+    if name in ("SyncFolderItems", "SyncFolderHierarchy"):
+        # Exchange keeps the sync elements in a failed sync's message; clients read them.
+        sub(msg, m("SyncState"))
+        last = (
+            "IncludesLastItemInRange" if name == "SyncFolderItems" else "IncludesLastFolderInRange"
+        )
+        sub(msg, m(last), True)
     return root
 
 
@@ -455,10 +463,7 @@ def sync_folder_items(call: EwsCall, request: Any) -> Any:
             ignore,
         )
     except errors.ResponseError as exc:
-        msg = _message(messages, "SyncFolderItems", exc)
-        sub(msg, m("SyncState"), text_of(request, m("SyncState"), "") or "")
-        sub(msg, m("IncludesLastItemInRange"), True)
-        return root
+        return error_response("SyncFolderItems", exc)
     msg = _message(messages, "SyncFolderItems")
     sub(msg, m("SyncState"), page.sync_state)
     sub(msg, m("IncludesLastItemInRange"), page.includes_last)
@@ -703,7 +708,11 @@ def _update_event(
             else:
                 body.update(cleared_calendar_field(uri))
     return CalendarBackend(call.state).update_event(
-        found.view.tenant, found.view.user, event.id, body, send_invitations=send
+        found.view.tenant,
+        found.view.user,
+        event.id,
+        settle_zones(body, event),
+        send_invitations=send,
     )
 
 
