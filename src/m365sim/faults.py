@@ -18,6 +18,12 @@ back ``delayMs`` before its first byte; the request keeps its throttling slot me
 which is how tests provoke the concurrency limit), ``"expiredCursor"`` (410
 ``SyncStateNotFound``, as an expired delta token answers).
 
+EWS requests (``/EWS/...``) are handed to ``m365sim.ews.faults``: every EWS operation is a
+POST to one path, so a rule may also name an ``operation`` (read from the SOAP body), and
+the kinds take Exchange's shapes there (``429`` is ``ErrorServerBusy`` with
+``BackOffMilliseconds`` from ``backOffMs``, ``expiredCursor`` is
+``ErrorInvalidSyncStateData``).
+
 Faults never apply to ``/_sim/*``. Injected faults keep their status in the request log
 and are also listed, with the rule that caused them, in ``GET /_sim/faults``.
 

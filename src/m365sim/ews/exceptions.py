@@ -182,8 +182,8 @@ class ErrorInternalServerError(SoapFault):
 
 
 class ErrorInvalidOperationFault(SoapFault):
-    code = "ErrorInvalidRequest"
-    message = "The request is invalid."
+    code = "ErrorInvalidOperation"
+    message = "The operation isn't valid."
 
 
 # -- HTTP refusals -----------------------------------------------------------------------------

@@ -27,7 +27,6 @@ import base64
 import struct
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any
 
 from m365sim.directory.models import Tenant, User
 from m365sim.graph.calendar.backend import CalendarBackend
@@ -206,6 +205,3 @@ class MailboxView:
 
     def calendar_folder_view(self, calendar_id: str) -> EwsFolder | None:
         return self.by_id.get(calendar_id)
-
-    def describe(self) -> dict[str, Any]:
-        return {"mailbox": self.user.address, "folders": len(self.by_id)}

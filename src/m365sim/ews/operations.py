@@ -52,10 +52,11 @@ from m365sim.ews.sync import hierarchy_changes, item_changes
 from m365sim.ews.tz import parse_serializable_zone, render_definition, serializable_zone
 from m365sim.exceptions import GraphError
 from m365sim.graph.calendar.backend import CalendarBackend
-from m365sim.graph.calendar.exceptions import EventNotFound, InvalidRecurrence
+from m365sim.graph.calendar.exceptions import EventNotFound
 from m365sim.graph.calendar.models import Event
 from m365sim.graph.mail.backend import MailBackend
 from m365sim.graph.mail.models import Message
+from m365sim.graph.policies.models import policies_for
 from m365sim.graph.timezones import WINDOWS_TO_IANA, UnknownTimeZone, windows_name
 from m365sim.graph.todo.backend import TodoBackend
 
@@ -65,11 +66,10 @@ Handler = Callable[[EwsCall, Any], Any]
 
 
 class Operation:
-    def __init__(self, name: str, handler: Handler, summary: str, *, writes: bool = False) -> None:
+    def __init__(self, name: str, handler: Handler, summary: str) -> None:
         self.name = name
         self.handler = handler
         self.summary = summary
-        self.writes = writes
 
 
 # -- response helpers --------------------------------------------------------------------------
@@ -113,8 +113,6 @@ def _graph_error(exc: GraphError) -> errors.ResponseError:
     text = exc.detail
     if "end time" in text.lower() and "before" in text.lower():
         return errors.ErrorCalendarEndDateIsEarlierThanStartDate()
-    if isinstance(exc, InvalidRecurrence):
-        return errors.ErrorInvalidRequest(text)
     return errors.ErrorInvalidRequest(text)
 
 
@@ -233,6 +231,51 @@ def _paging(view_el: Any, total: int) -> tuple[int, int]:
     if (view_el.get("BasePoint") or "Beginning") == "End":
         offset = max(0, total - offset - (limit or total))
     return max(0, offset), max(0, limit)
+
+
+def create_folder(call: EwsCall, request: Any) -> Any:
+    """Mail folders under mail folders; calendars (``IPF.Appointment``) beside Calendar."""
+    root, messages = _response("CreateFolder")
+    parents = _folder_elements(child(request, m("ParentFolderId")))
+    for spec in children(child(request, m("Folders"))):
+        name = text_of(spec, t("DisplayName"), "") or ""
+        folder_class = text_of(spec, t("FolderClass")) or (
+            "IPF.Appointment" if spec.tag == t("CalendarFolder") else "IPF.Note"
+        )
+        try:
+            if not parents:
+                raise errors.ErrorInvalidRequest("ParentFolderId is required.")
+            view, parent = call.folder(parents[0], write=True)
+            if folder_class == "IPF.Appointment":
+                created_id = view.calendars.add_calendar(name).id
+            elif folder_class in ("IPF.Note", "") and parent.mail is not None:
+                created_id = view.mail.create_folder(parent.mail, name).id
+            else:
+                raise errors.ErrorInvalidRequest(
+                    f"m365sim's Exchange creates mail folders and calendars, not {folder_class}."
+                )
+        except GraphError as exc:
+            error: errors.ResponseError = (
+                ErrorFolderExists() if "exists" in exc.detail.lower() else _graph_error(exc)
+            )
+            msg = _message(messages, "CreateFolder", error)
+            sub(msg, m("Folders"))
+            continue
+        except errors.ResponseError as exc:
+            msg = _message(messages, "CreateFolder", exc)
+            sub(msg, m("Folders"))
+            continue
+        fresh = call.refresh(view).folder(created_id)
+        msg = _message(messages, "CreateFolder")
+        holder = sub(msg, m("Folders"))
+        if fresh is not None:
+            render_folder(holder, fresh, ("IdOnly", set()))
+    return root
+
+
+class ErrorFolderExists(errors.ResponseError):
+    code = "ErrorFolderExists"
+    message = "A folder with the specified name already exists."
 
 
 def sync_folder_hierarchy(call: EwsCall, request: Any) -> Any:
@@ -605,8 +648,8 @@ def _create_message(
             categories=[str(c) for c in fields.get("categories") or []],
         )
         return ResolvedItem(view, message=message)
-    sent = backend.send(view.mail, fields, save_to_sent_items=disposition == "SendAndSaveCopy")
-    _ = sent
+    # Exchange answers a sent message's CreateItem with no item (it is in Sent Items, if kept).
+    backend.send(view.mail, fields, save_to_sent_items=disposition == "SendAndSaveCopy")
     return None
 
 
@@ -871,7 +914,9 @@ def _free_busy_view(
     events = [e for e in store.view(None, start, end) if not e.is_cancelled]
     sub(node, t("FreeBusyViewType"), requested)
     detailed = requested in ("Detailed", "DetailedMerged")
-    may_see = user.id == call.acting.id or MailboxAccess.allows(call, user)
+    may_see = user.id == call.acting.id or policies_for(call.state, call.tenant).shared_access(
+        user, call.acting, False
+    )
     if requested in ("MergedOnly", "FreeBusyMerged", "DetailedMerged"):
         step = timedelta(minutes=max(5, interval))
         digits: list[str] = []
@@ -914,14 +959,6 @@ def _free_busy_view(
     sub(period, t("DayOfWeek"), " ".join(d.title() for d in hours.days))
     sub(period, t("StartTimeInMinutes"), hours.start.hour * 60 + hours.start.minute)
     sub(period, t("EndTimeInMinutes"), hours.end.hour * 60 + hours.end.minute)
-
-
-class MailboxAccess:
-    @staticmethod
-    def allows(call: EwsCall, user: Any) -> bool:
-        from m365sim.graph.policies.models import policies_for
-
-        return policies_for(call.state, call.tenant).shared_access(user, call.acting, False)
 
 
 def _naive(value: datetime, zone_info: Any) -> str:
@@ -1002,7 +1039,8 @@ def convert_id(call: EwsCall, request: Any) -> Any:
             if user is None or not call.organization.hosts_mailbox(user):
                 raise errors.ErrorNonExistentMailbox()
             ews_id = _to_ews(value, fmt, mailbox)
-            call.item(ews_id) if not _is_folder_id(call, ews_id) else None
+            if not _is_folder_id(call, ews_id):
+                call.item(ews_id)  # an id that names nothing is ErrorItemNotFound
             converted = _from_ews(ews_id, destination, mailbox)
         except errors.ResponseError as exc:
             _message(messages, "ConvertId", exc)
@@ -1024,59 +1062,47 @@ def _is_folder_id(call: EwsCall, value: str) -> bool:
 # -- the table -----------------------------------------------------------------------------------
 
 
-def _ops(entries: Iterable[tuple[str, Handler, str, bool]]) -> dict[str, Operation]:
-    return {
-        name: Operation(name, handler, summary, writes=writes)
-        for name, handler, summary, writes in entries
-    }
+def _ops(entries: Iterable[tuple[str, Handler, str]]) -> dict[str, Operation]:
+    return {name: Operation(name, handler, summary) for name, handler, summary in entries}
 
 
 OPERATIONS: dict[str, Operation] = _ops(
     [
-        ("GetFolder", get_folder, "Folders by id or distinguished name.", False),
-        ("FindFolder", find_folder, "Subfolders (Shallow or Deep), IndexedPageFolderView.", False),
-        ("SyncFolderHierarchy", sync_folder_hierarchy, "Folder changes since a sync state.", False),
+        ("GetFolder", get_folder, "Folders by id or distinguished name."),
+        ("FindFolder", find_folder, "Subfolders (Shallow or Deep), IndexedPageFolderView."),
+        ("CreateFolder", create_folder, "Mail folders and calendars."),
+        ("SyncFolderHierarchy", sync_folder_hierarchy, "Folder changes since a sync state."),
         (
             "SyncFolderItems",
             sync_folder_items,
             "Item changes (Create/Update/Delete/ReadFlagChange) since a sync state, paged by "
             "MaxChangesReturned.",
-            False,
         ),
-        ("GetItem", get_item, "Messages, calendar items (occurrences too) and tasks by id.", False),
+        ("GetItem", get_item, "Messages, calendar items (occurrences too) and tasks by id."),
         (
             "FindItem",
             find_item,
             "Items of folders: IndexedPageItemView, CalendarView (recurrences expanded), "
             "SortOrder, Restriction.",
-            False,
         ),
         (
             "CreateItem",
             create_item,
             "Calendar items (SendMeetingInvitations), messages (MessageDisposition) and tasks.",
-            True,
         ),
         (
             "UpdateItem",
             update_item,
             "Set/append/delete item fields (SendMeetingInvitationsOrCancellations, "
             "ConflictResolution).",
-            True,
         ),
-        (
-            "DeleteItem",
-            delete_item,
-            "Delete items (DeleteType, SendMeetingCancellations).",
-            True,
-        ),
+        ("DeleteItem", delete_item, "Delete items (DeleteType, SendMeetingCancellations)."),
         (
             "GetUserAvailability",
             get_user_availability,
             "Free/busy (merged, detailed) and working hours.",
-            False,
         ),
-        ("GetServerTimeZones", get_server_time_zones, "Time zone definitions.", False),
-        ("ConvertId", convert_id, "Ids between EwsId, EntryId, HexEntryId, StoreId, OwaId.", False),
+        ("GetServerTimeZones", get_server_time_zones, "Time zone definitions."),
+        ("ConvertId", convert_id, "Ids between EwsId, EntryId, HexEntryId, StoreId, OwaId."),
     ]
 )

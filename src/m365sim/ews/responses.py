@@ -138,7 +138,8 @@ def _prepare(state: Any, principal: Principal, raw: bytes) -> tuple[EwsCall, Any
         name = "GetUserAvailability"
     if name not in OPERATIONS:
         raise errors.ErrorInvalidOperationFault(
-            f"The request is invalid. m365sim's Exchange does not serve the {name} operation."
+            f"m365sim's Exchange Server does not serve the {name} operation; "
+            "docs/m365sim/ews.md lists the operations it serves."
         )
     version_el = child(header, t("RequestServerVersion"))
     version = str(version_el.get("Version")) if version_el is not None else "Exchange2007"

@@ -224,7 +224,7 @@ def item_changes(
             exhausted = False
             break
         cursor = seq
-        if change is None or _ignored(change, ignore):
+        if change is None or _ignored(change, ignore, view.key):
             continue
         changes.append(change)
     if exhausted:
@@ -234,13 +234,12 @@ def item_changes(
     return SyncPage(changes, new_state, exhausted)
 
 
-def _ignored(change: ItemChange, ignore: set[str]) -> bool:
+def _ignored(change: ItemChange, ignore: set[str], mailbox: str) -> bool:
     if not ignore:
         return False
-    item_id = change.item_id or getattr(change.item, "id", "")
     if isinstance(change.item, Message):
-        return False
-    return item_id in ignore
+        return change.item.id_for(False, mailbox) in ignore
+    return (change.item_id or getattr(change.item, "id", "")) in ignore
 
 
 class _EmptySource:

@@ -197,3 +197,50 @@ def test_free_busy_and_working_hours(ews: AccountFactory, control: httpx.Client)
     assert adele.working_hours[0].start == datetime.time(8, 0)
     assert adele.working_hours_timezone.bias == 480  # Pacific: UTC = local + 8h
     assert type(ghost).__name__ == "ErrorMailRecipientNotFound"
+
+
+def test_sync_items_on_the_calendar(ews: AccountFactory, control: httpx.Client) -> None:
+    """A calendar syncs its single items and series masters; editing one occurrence updates
+    the master, and events created or deleted through Graph's side come as Create/Delete."""
+    account = ews("adele@contoso.com", as_service=True)
+    calendar = account.calendar
+    first = list(calendar.sync_items(max_changes_returned=2, only_fields=["subject", "type"]))
+    assert sorted((kind, item.subject, item.type) for kind, item in first) == [
+        ("create", "Discovery call with Fabrikam", "Single"),
+        ("create", "Northwind renewal (they organize)", "Single"),
+        ("create", "Pipeline review", "RecurringMaster"),
+    ]
+    master = next(item for _, item in first if item.type == "RecurringMaster")
+    state = calendar.item_sync_state
+
+    created = control.post(
+        "/_sim/mailboxes/adele@contoso.com/events",
+        json={
+            "subject": "Booked by a prospect",
+            "start": {"dateTime": "2026-12-21T10:00:00", "timeZone": "UTC"},
+            "end": {"dateTime": "2026-12-21T10:30:00", "timeZone": "UTC"},
+            "sendInvitations": False,
+        },
+    ).json()
+    occurrence = next(
+        i
+        for i in calendar.view(start=utc(2026, 12, 14), end=utc(2026, 12, 15))
+        if i.subject == "Pipeline review"
+    )
+    occurrence.delete(send_meeting_cancellations="SendToNone")
+    discovery = next(item for _, item in first if item.subject == "Discovery call with Fabrikam")
+    control.delete(
+        f"/_sim/mailboxes/adele@contoso.com/events/{discovery.id}",
+        params={"sendInvitations": "false"},
+    )
+    second = list(calendar.sync_items(sync_state=state, only_fields=["subject"]))
+    summary = sorted((kind, getattr(item, "subject", None) or item.id) for kind, item in second)
+    assert summary == sorted(
+        [
+            ("create", "Booked by a prospect"),
+            ("update", "Pipeline review"),
+            ("delete", discovery.id),
+        ]
+    )
+    assert next(item for kind, item in second if kind == "create").id == created["id"]
+    assert next(item for kind, item in second if kind == "update").id == master.id
