@@ -6,6 +6,8 @@ are handed to the Graph backends through ``MAILBOX_SEEDERS``, keyed by the secti
 (``messages``, ``events``, ``todo``): the one table of mailbox sections, listed here rather
 than filled in by importing the backends. The ``*_from_spec`` builders are shared with the
 ``/_sim/tenants`` control API, so a seed entry and a control API body are the same JSON.
+A tenant's ``exchange:`` section (its Exchange Server, served over EWS) is loaded by
+``m365sim.ews.control.load_exchange`` (``docs/m365sim/ews.md``).
 """
 
 from __future__ import annotations

@@ -197,6 +197,18 @@ def test_free_busy_and_working_hours(ews: AccountFactory, control: httpx.Client)
     assert adele.working_hours[0].start == datetime.time(8, 0)
     assert adele.working_hours_timezone.bias == 480  # Pacific: UTC = local + 8h
     assert type(ghost).__name__ == "ErrorMailRecipientNotFound"
+    # The same window asked in Pacific time: the request's time zone rules are honoured.
+    pacific = EWSTimeZone("America/Los_Angeles")
+    local_start = start.astimezone(pacific)
+    (same,) = account.protocol.get_free_busy_info(
+        accounts=[("adele@contoso.com", "Organizer", False)],
+        start=local_start,
+        end=local_start + datetime.timedelta(hours=4),
+    )
+    assert same.merged == "00220000"
+    assert [e.start for e in same.calendar_events if e.busy_type == "Busy"] == [
+        local_start + datetime.timedelta(hours=1)
+    ]
 
 
 def test_sync_items_on_the_calendar(ews: AccountFactory, control: httpx.Client) -> None:

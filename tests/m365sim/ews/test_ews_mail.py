@@ -201,3 +201,16 @@ def test_received_times_are_utc(ews: AccountFactory) -> None:
     message = next(iter(account.inbox.all().only("datetime_received")))
     assert isinstance(message.datetime_received, EWSDateTime)
     assert message.datetime_received.utcoffset().total_seconds() == 0
+
+
+def test_an_item_deleted_elsewhere_is_item_not_found(
+    ews: AccountFactory, control: httpx.Client
+) -> None:
+    from exchangelib.errors import ErrorItemNotFound
+
+    account = ews("diego@contoso.com")
+    message = account.inbox.filter(subject="Northwind pilot feedback").get()
+    control.delete(f"/_sim/mailboxes/diego@contoso.com/messages/{message.id}")
+    (result,) = account.fetch(ids=[(message.id, message.changekey)])
+    assert isinstance(result, ErrorItemNotFound)
+    assert "not found" in str(result)
