@@ -60,7 +60,7 @@ from m365sim.graph.policies.models import policies_for
 from m365sim.graph.timezones import WINDOWS_TO_IANA, UnknownTimeZone, windows_name
 from m365sim.graph.todo.backend import TodoBackend
 
-__all__ = ["OPERATIONS", "Operation", "error_response"]
+__all__ = ["OPERATIONS", "Operation", "error_response", "graph_error"]
 
 Handler = Callable[[EwsCall, Any], Any]
 
@@ -106,7 +106,7 @@ def error_response(name: str, error: errors.ResponseError) -> Any:
     return root
 
 
-def _graph_error(exc: GraphError) -> errors.ResponseError:
+def graph_error(exc: GraphError) -> errors.ResponseError:
     """A Graph backend's refusal, as the EWS error Exchange gives for the same cause."""
     if isinstance(exc, EventNotFound) or exc.status == 404:
         return errors.ErrorItemNotFound()
@@ -256,7 +256,7 @@ def create_folder(call: EwsCall, request: Any) -> Any:
                 )
         except GraphError as exc:
             error: errors.ResponseError = (
-                ErrorFolderExists() if "exists" in exc.detail.lower() else _graph_error(exc)
+                ErrorFolderExists() if "exists" in exc.detail.lower() else graph_error(exc)
             )
             msg = _message(messages, "CreateFolder", error)
             sub(msg, m("Folders"))
@@ -584,7 +584,7 @@ def create_item(call: EwsCall, request: Any) -> Any:
                     f"m365sim's Exchange creates calendar items, messages and tasks, not {name}."
                 )
         except GraphError as exc:
-            msg = _message(messages, "CreateItem", _graph_error(exc))
+            msg = _message(messages, "CreateItem", graph_error(exc))
             sub(msg, m("Items"))
             continue
         except errors.ResponseError as exc:
@@ -690,7 +690,7 @@ def update_item(call: EwsCall, request: Any) -> Any:
                 )
                 result = ResolvedItem(found.view, task=task)
         except GraphError as exc:
-            msg = _message(messages, "UpdateItem", _graph_error(exc))
+            msg = _message(messages, "UpdateItem", graph_error(exc))
             sub(msg, m("Items"))
             continue
         except errors.ResponseError as exc:
@@ -819,7 +819,7 @@ def delete_item(call: EwsCall, request: Any) -> Any:
                     found.view.tenant, found.view.user, found.task.list_id, found.task.id
                 )
         except GraphError as exc:
-            _message(messages, "DeleteItem", _graph_error(exc))
+            _message(messages, "DeleteItem", graph_error(exc))
             continue
         except errors.ResponseError as exc:
             _message(messages, "DeleteItem", exc)

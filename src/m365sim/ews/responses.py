@@ -23,7 +23,7 @@ from m365sim.ews.autodiscover import (
     soap_user_settings,
 )
 from m365sim.ews.calls import EwsCall
-from m365sim.ews.operations import OPERATIONS, error_response
+from m365sim.ews.operations import OPERATIONS, error_response, graph_error
 from m365sim.ews.soap import (
     SOAP,
     XmlError,
@@ -114,6 +114,9 @@ async def exchange_web_services(request: Request) -> Response:
     except errors.ResponseError as exc:
         # A refusal of the whole request (the mailbox itself): one error response message.
         body = error_response(name, exc)
+    except GraphError as exc:
+        # A store refused something no item-level handler caught: Exchange's closest error.
+        body = error_response(name, graph_error(exc))
     document = envelope([body], server_version=org.server_version())
     return Response(to_bytes(document), media_type=XML)
 
