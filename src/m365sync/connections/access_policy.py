@@ -211,3 +211,19 @@ async def service_principal_id(runtime: ConnectionRuntime, account: ServiceAccou
     except ms.MicrosoftError:
         return None
     return str(read_claims(token.token).get("oid") or "") or None
+
+
+async def account_policy_commands(
+    runtime: ConnectionRuntime,
+    account: ServiceAccount,
+    group: str,
+    *,
+    admin_upn: str | None = None,
+) -> PolicyCommands:
+    """``policy_commands`` for a saved service account and the group's address (any case),
+    with the app's service principal filled in when the account can get a token (Run Test
+    turned features on); otherwise the commands say where to find its Object ID."""
+    principal = await service_principal_id(runtime, account) if account.enabled_features else None
+    return policy_commands(
+        account, group.strip().lower(), admin_upn=admin_upn, service_principal_id=principal
+    )

@@ -920,3 +920,49 @@ def user_connection_view(
         "covered_by_service_account": covered_by_service_account,
         "connected_at": connection.connected_at.isoformat() if connection.connected_at else None,
     }
+
+
+# -- who is connected how --------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class MemberConnections:
+    """How one member's mailbox is connected: whether it is in a verified domain to sync,
+    the service accounts that serve it, and the member's own connection (if any)."""
+
+    member: Member
+    synced_domain: bool
+    service_accounts: list[ServiceAccount]
+    connection: UserConnection | None
+
+
+def connection_overview(session: Session, organization: Organization) -> list[MemberConnections]:
+    """Every member, with what serves their mailbox. A service account serves the members
+    of the verified domains of its tenant once Run Test has turned features on (as the sync
+    engine picks it); a parked one serves no one until it is fixed."""
+    domains = {d.name: d for d in orgs.list_domains(session, organization) if d.verified}
+    usable = [
+        account
+        for account in list_service_accounts(session, organization)
+        if account.kind == ConnectionKind.OFFICE365
+        and account.enabled_features
+        and account.status in (ConnectionStatus.ACTIVE, ConnectionStatus.PARTIAL)
+    ]
+    connections = {c.member_id: c for c in list_user_connections(session, organization)}
+    overview = []
+    for member in orgs.list_members(session, organization):
+        domain = domains.get(member.domain)
+        serving = [
+            account
+            for account in usable
+            if domain is not None
+            and (
+                not domain.tenant_id
+                or not account.tenant_id
+                or domain.tenant_id == account.tenant_id
+            )
+        ]
+        overview.append(
+            MemberConnections(member, domain is not None, serving, connections.get(member.id))
+        )
+    return overview

@@ -28,16 +28,11 @@ from sqlalchemy import (
 from sqlalchemy.orm import Mapped, mapped_column
 
 from m365sync.db.base import Base, new_id, utcnow
+from m365sync.sync.features import SyncFeature as SyncFeature  # the unit's feature column
 
 
 def _enum(kind: type[enum.Enum]) -> Enum:
     return Enum(kind, native_enum=False, length=32, values_callable=lambda e: [m.value for m in e])
-
-
-class SyncFeature(enum.StrEnum):
-    EMAIL = "email"
-    CALENDAR = "calendar"
-    TASKS = "tasks"
 
 
 class UnitStatus(enum.StrEnum):
