@@ -19,10 +19,10 @@ import sys
 import typer
 
 from m365sync.cli import connections, crm, db, keys, organizations, serve, sync
-from m365sync.cli._output import Exit, err, exit_code_for, print_error
+from m365sync.cli._output import Exit, cli_fix, err, exit_code_for, print_error
 from m365sync.errors import M365SyncError
 
-__all__ = ["app", "main"]
+__all__ = ["app", "cli_fix", "main"]
 
 app = typer.Typer(
     help="m365sync: sync Microsoft 365 mailboxes with your CRM.", no_args_is_help=True

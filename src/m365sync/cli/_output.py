@@ -45,6 +45,41 @@ class Exit(Exception):
         self.code = code
 
 
+def cli_fix(error: M365SyncError) -> str | None:
+    """The error's fix in the command line's words: services say what to give in words of
+    no door; where a flag or an environment variable gives it, say which."""
+    from m365sync.connections.errors import (
+        DraftIncomplete,
+        NoDomains,
+        RunTestFailed,
+        UserAppNotConfigured,
+    )
+    from m365sync.microsoft.errors import AccessDeniedByPolicy
+
+    if isinstance(error, RunTestFailed):
+        return f"{error.fix} To save it anyway, run the same command with --partial."
+    if isinstance(error, DraftIncomplete):
+        flags = {
+            "client_id": "--client-id",
+            "credential": "--secret (or M365SYNC_CLIENT_SECRET) or --certificate",
+            "test_mailbox": "--test-mailbox",
+        }
+        return f"Give {', '.join(flags[m] for m in error.missing)}. {error.fix}"
+    if isinstance(error, NoDomains):
+        return "Add your domains to sync first: m365sync domains add --org <org> contoso.com"
+    if isinstance(error, AccessDeniedByPolicy):
+        return (
+            f"{error.fix} Show them with: m365sync access-policy commands --org <org> "
+            "--account <service account id> --group <group address>"
+        )
+    if isinstance(error, UserAppNotConfigured):
+        return (
+            "Set M365SYNC_USER_APP_CLIENT_ID and M365SYNC_USER_APP_CLIENT_SECRET to the app "
+            "registration users sign in to (see docs/connections.md)."
+        )
+    return error.fix
+
+
 def exit_code_for(error: M365SyncError) -> int:
     """1 for a failure (a Run Test that found a problem, Microsoft, the server's own
     trouble), 2 for usage and validation (the request itself was wrong)."""
@@ -57,10 +92,12 @@ def exit_code_for(error: M365SyncError) -> int:
 
 
 def print_error(error: M365SyncError) -> None:
-    """The cause and the fix on stderr, with the failed checks of a Run Test if any."""
+    """The cause and the fix (in the command line's words) on stderr, with the failed checks
+    of a Run Test if any."""
     err.print(f"[red]Error:[/] {error.message}", highlight=False)
-    if error.fix:
-        err.print(f"[bold]Fix:[/] {error.fix}", highlight=False)
+    fix = cli_fix(error)
+    if fix:
+        err.print(f"[bold]Fix:[/] {fix}", highlight=False)
     report = getattr(error, "report", None)
     if report is None:
         return

@@ -72,13 +72,15 @@ def _expiry(value: datetime | None) -> datetime | None:
 
 @accounts_app.command("list")
 def accounts_list(org: OrgOption, as_json: JsonOption = False) -> None:
-    from m365sync.connections import service as connections
+    from m365sync.connections import service_accounts
 
     with Context() as ctx, ctx.session() as session:
         now = datetime.now(UTC)
         rows = [
-            connections.service_account_view(account, now, ctx.settings.secret_expiry_warning_days)
-            for account in connections.list_service_accounts(session, get_org(session, org))
+            service_accounts.service_account_view(
+                account, now, ctx.settings.secret_expiry_warning_days
+            )
+            for account in service_accounts.list_service_accounts(session, get_org(session, org))
         ]
     if as_json:
         for row in rows:
@@ -137,29 +139,28 @@ def accounts_add(
     as_json: JsonOption = False,
 ) -> None:
     """Run Test, then save an Office 365 service account."""
-    from m365sync.connections import service as connections
-    from m365sync.microsoft.auth import load_certificate
+    from m365sync.connections import service_accounts
+    from m365sync.connections.run_test import ServiceAccountDraft
+    from m365sync.microsoft.auth import ClientSecret, Credential, load_certificate
 
     with Context() as ctx:
-        cert = None
+        credential: Credential
         if certificate is not None:
-            cert = load_certificate(certificate.read_bytes(), certificate_password)
+            credential = load_certificate(certificate.read_bytes(), certificate_password)
         else:
-            secret = secret_value(secret, "Client secret Value")
+            credential = ClientSecret(secret_value(secret, "Client secret Value"))
+        draft = ServiceAccountDraft(
+            client_id=client_id,
+            credential=credential,
+            test_mailbox=test_mailbox,
+            tenant_id=tenant_id,
+            name=name,
+            secret_expires_at=_expiry(secret_expires),
+        )
         with ctx.session() as session:
             account, report = ctx.run(
-                connections.add_service_account(
-                    session,
-                    ctx.runtime,
-                    get_org(session, org),
-                    name=name,
-                    client_id=client_id,
-                    test_mailbox=test_mailbox,
-                    secret=None if cert else secret,
-                    certificate=cert,
-                    tenant_id=tenant_id,
-                    secret_expires_at=_expiry(secret_expires),
-                    partial=partial,
+                service_accounts.add_service_account(
+                    session, ctx.runtime, get_org(session, org), draft, partial=partial
                 )
             )
             print_report(report, as_json)
@@ -175,10 +176,10 @@ def accounts_generate_certificate(
     org: OrgOption, name: Annotated[str, typer.Option()] = "Office 365 service account"
 ) -> None:
     """Create a key pair here and print the certificate to upload to the app registration."""
-    from m365sync.connections import service as connections
+    from m365sync.connections import service_accounts
 
     with Context() as ctx, ctx.session() as session:
-        account = connections.create_certificate_account(
+        account = service_accounts.create_certificate_account(
             session, ctx.runtime, get_org(session, org), name=name
         )
         out.print(
@@ -203,13 +204,13 @@ def accounts_complete(
     as_json: JsonOption = False,
 ) -> None:
     """Finish a service account created with generate-certificate: Run Test and save."""
-    from m365sync.connections import service as connections
+    from m365sync.connections import service_accounts
 
     with Context() as ctx, ctx.session() as session:
         organization = get_org(session, org)
-        account = connections.get_service_account(session, organization, account_id)
+        account = service_accounts.get_service_account(session, organization, account_id)
         report = ctx.run(
-            connections.complete_certificate_account(
+            service_accounts.complete_certificate_account(
                 session,
                 ctx.runtime,
                 organization,
@@ -238,16 +239,16 @@ def accounts_test(
     as_json: JsonOption = False,
 ) -> None:
     """Run Test (read-only). Exit code 1 if a required check fails."""
-    from m365sync.connections import service as connections
+    from m365sync.connections import service_accounts
     from m365sync.connections.run_test import ServiceAccountDraft
     from m365sync.microsoft.auth import ClientSecret
 
     with Context() as ctx, ctx.session() as session:
         organization = get_org(session, org)
         if account_id:
-            account = connections.get_service_account(session, organization, account_id)
+            account = service_accounts.get_service_account(session, organization, account_id)
             report = ctx.run(
-                connections.retest_service_account(
+                service_accounts.retest_service_account(
                     session, ctx.runtime, organization, account, test_mailbox=test_mailbox
                 )
             )
@@ -257,11 +258,12 @@ def accounts_test(
                     "Give a saved account's id, or --client-id, --test-mailbox and the secret."
                 )
             draft = ServiceAccountDraft(
-                client_id, ClientSecret(secret_value(secret, "Client secret Value")), tenant_id
+                client_id=client_id,
+                credential=ClientSecret(secret_value(secret, "Client secret Value")),
+                test_mailbox=test_mailbox,
+                tenant_id=tenant_id,
             )
-            report = ctx.run(
-                connections.test_draft(session, ctx.runtime, organization, draft, test_mailbox)
-            )
+            report = ctx.run(service_accounts.test_draft(session, ctx.runtime, organization, draft))
     print_report(report, as_json)
     if not report.ok:
         raise Exit(1)
@@ -277,15 +279,15 @@ def accounts_replace_secret(
     as_json: JsonOption = False,
 ) -> None:
     """A new client secret (tested before it replaces the old one)."""
-    from m365sync.connections import service as connections
+    from m365sync.connections import service_accounts
 
     with Context() as ctx:
         value = secret_value(secret, "New client secret Value")
         with ctx.session() as session:
             organization = get_org(session, org)
-            account = connections.get_service_account(session, organization, account_id)
+            account = service_accounts.get_service_account(session, organization, account_id)
             report = ctx.run(
-                connections.replace_secret(
+                service_accounts.replace_secret(
                     session,
                     ctx.runtime,
                     organization,
@@ -310,12 +312,12 @@ def accounts_add_exchange(
     name: Annotated[str, typer.Option()] = "Exchange service account",
 ) -> None:
     """An on-premises Exchange (EWS, impersonation) service account."""
-    from m365sync.connections import service as connections
+    from m365sync.connections import service_accounts
 
     with Context() as ctx:
         value = secret_value(password, "Password")
         with ctx.session() as session:
-            account = connections.add_exchange_service_account(
+            account = service_accounts.add_exchange_service_account(
                 session,
                 ctx.runtime,
                 get_org(session, org),
@@ -329,12 +331,12 @@ def accounts_add_exchange(
 
 @accounts_app.command("remove")
 def accounts_remove(org: OrgOption, account_id: str) -> None:
-    from m365sync.connections import service as connections
+    from m365sync.connections import service_accounts
 
     with Context() as ctx, ctx.session() as session:
         organization = get_org(session, org)
-        account = connections.get_service_account(session, organization, account_id)
-        connections.remove_service_account(session, ctx.runtime, organization, account)
+        account = service_accounts.get_service_account(session, organization, account_id)
+        service_accounts.remove_service_account(session, ctx.runtime, organization, account)
         out.print(f"Removed service account {account.name}.")
 
 
@@ -349,13 +351,12 @@ def policy_commands(
     admin_upn: Annotated[str | None, typer.Option()] = None,
 ) -> None:
     """Exchange Online PowerShell limiting the service account to the group's members."""
-    from m365sync.connections import access_policy
-    from m365sync.connections import service as connections
+    from m365sync.connections import access_policy, service_accounts
 
     with Context() as ctx, ctx.session() as session:
-        account = connections.get_service_account(session, get_org(session, org), account_id)
+        account = service_accounts.get_service_account(session, get_org(session, org), account_id)
         commands = ctx.run(
-            access_policy.account_policy_commands(ctx.runtime, account, group, admin_upn=admin_upn)
+            access_policy.access_policy_commands(ctx.runtime, account, group, admin_upn=admin_upn)
         )
     out.rule("Application Access Policy")
     typer.echo(commands.application_access_policy)
@@ -372,12 +373,11 @@ def policy_report(
     as_json: JsonOption = False,
 ) -> None:
     """Which members' mailboxes the service account can reach (read-only probes)."""
-    from m365sync.connections import access_policy
-    from m365sync.connections import service as connections
+    from m365sync.connections import access_policy, service_accounts
 
     with Context() as ctx, ctx.session() as session:
         organization = get_org(session, org)
-        account = connections.get_service_account(session, organization, account_id)
+        account = service_accounts.get_service_account(session, organization, account_id)
         results = ctx.run(access_policy.reachability(session, ctx.runtime, organization, account))
     if as_json:
         print_json(
@@ -400,7 +400,7 @@ def policy_report(
 @connections_app.command("status")
 def connections_status(org: OrgOption, as_json: JsonOption = False) -> None:
     """Per member: how the mailbox is connected and what is enabled."""
-    from m365sync.connections import service as connections
+    from m365sync.connections import user_connections
 
     with Context() as ctx, ctx.session() as session:
         rows: list[dict[str, Any]] = [
@@ -408,13 +408,13 @@ def connections_status(org: OrgOption, as_json: JsonOption = False) -> None:
                 "email": row.member.email,
                 "synced_domain": row.synced_domain,
                 "service_accounts": [account.name for account in row.service_accounts],
-                "connection": connections.user_connection_view(
+                "connection": user_connections.user_connection_view(
                     row.connection, bool(row.service_accounts)
                 )
                 if row.connection
                 else None,
             }
-            for row in connections.connection_overview(session, get_org(session, org))
+            for row in user_connections.connection_overview(session, get_org(session, org))
         ]
 
     def cells(row: dict[str, Any]) -> list[Any]:

@@ -22,7 +22,12 @@ from typing import Literal
 import httpx
 from sqlalchemy.orm import Session
 
-from m365sync.connections.errors import DomainNotVerified, MemberNotSynced, NoConnection
+from m365sync.connections.errors import (
+    DomainNotVerified,
+    MemberNotSynced,
+    NoConnection,
+    UserAppNotConfigured,
+)
 from m365sync.connections.features import (
     FEATURE_TITLES,
     delegated_feature_matrix,
@@ -168,11 +173,7 @@ class ConnectionRuntime:
         client_id = self.settings.user_app_client_id
         secret = self.settings.user_app_client_secret
         if not client_id or not secret:
-            raise NoConnection(
-                "User connections are not configured on this server.",
-                fix="Set M365SYNC_USER_APP_CLIENT_ID and M365SYNC_USER_APP_CLIENT_SECRET to the "
-                "app registration users sign in to (see docs/connections.md).",
-            )
+            raise UserAppNotConfigured()
         return client_id, secret
 
     def delegated_auth(
@@ -314,12 +315,13 @@ class ConnectionRuntime:
                 f"{title} for {member.email} needs their own Office 365 connection "
                 "(Microsoft To Do has no application permission, so a service account can't sync "
                 "tasks).",
-                fix="The member clicks Connect your Office 365 and consents to Tasks.ReadWrite.",
+                fix="The member connects their own mailbox (Connect your Office 365) and "
+                "consents to Tasks.ReadWrite.",
             )
         raise NoConnection(
             f"No connection can serve {title} for {member.email}.",
-            fix="Add an Office 365 service account whose permissions include it (m365sync "
-            "service-accounts add), or have the member Connect your Office 365.",
+            fix="Add an Office 365 service account whose permissions include it, or have the "
+            "member connect their own mailbox (Connect your Office 365).",
         )
 
     def report_failure(

@@ -54,6 +54,7 @@ from m365sync.crm.models import (
     RecordKind,
     bounded_subject,
 )
+from m365sync.crm.salesforce_repository import queue_activities
 from m365sync.crm.target import (
     EmailRecord,
     EventRecord,
@@ -237,11 +238,23 @@ _COPY_REFRESH = _Refresh(
 
 
 class EmbeddedCrm:
-    """``CrmTarget`` over SQLAlchemy, for one organization, inside the caller's session."""
+    """``CrmTarget`` over SQLAlchemy, for one organization, inside the caller's session.
 
-    def __init__(self, session: Session, organization_id: str) -> None:
+    With ``queue_changes`` (the organization writes to Salesforce), every activity a write
+    creates or changes is queued for the Salesforce writer in the same transaction
+    (``crm.salesforce_repository.queue_activities``), so the page's commit and the queue are
+    one."""
+
+    def __init__(
+        self, session: Session, organization_id: str, *, queue_changes: bool = False
+    ) -> None:
         self.session = session
         self.organization_id = organization_id
+        self.queue_changes = queue_changes
+
+    def _changed(self, activity_ids: Iterable[str]) -> None:
+        if self.queue_changes:
+            queue_activities(self.session, self.organization_id, set(activity_ids))
 
     # -- helpers ---------------------------------------------------------------------------
     def _bulk_insert(
@@ -502,6 +515,17 @@ class EmbeddedCrm:
         ]
         self._bulk_insert(CrmEmailCopy, _COPY_COLUMNS, rows, _COPY_REFRESH)
         result.linked = len(rows) - len(already_live)
+        # New emails, and known ones a mailbox now holds too (its user is related to them).
+        self._changed(
+            [
+                *created.values(),
+                *(
+                    known[r.external_id]
+                    for k, r in copies.items()
+                    if r.external_id in known and k not in already_live
+                ),
+            ]
+        )
         return result
 
     def _live_copies(self, keys: Sequence[tuple[str, str]]) -> set[tuple[str, str]]:
@@ -577,6 +601,7 @@ class EmbeddedCrm:
                 )
             )
         orphans = [aid for aid in affected if aid not in held]
+        self._changed(orphans)
         now = utcnow()
         deleted = 0
         for chunk in _chunks(orphans):
@@ -671,6 +696,7 @@ class EmbeddedCrm:
         known = self._activity_ids(kind, merged)
         fresh &= set(known.values())
         result.created = len(fresh)
+        self._changed(known.values())
         if kind == ActivityKind.EVENT:
             self._link_who_and_what(
                 (
@@ -847,6 +873,7 @@ class EmbeddedCrm:
             )
         )
         orphans = sorted(affected - still_held)
+        self._changed(orphans)
         for chunk in _chunks(orphans):
             self.session.execute(
                 update(CrmActivity)
@@ -1012,6 +1039,7 @@ class EmbeddedCrm:
                 )
                 .values(**values)
             )
+            self._changed([activity_id])
             return activity_id
         aid = new_id()
         self.session.add(
@@ -1025,6 +1053,7 @@ class EmbeddedCrm:
             )
         )
         self.session.flush()
+        self._changed([aid])
         return aid
 
     def crm_delete(self, activity_id: str) -> None:
@@ -1035,6 +1064,7 @@ class EmbeddedCrm:
             )
             .values(deleted_at=utcnow(), modified_at=utcnow(), change_seq=self.next_change_seq())
         )
+        self._changed([activity_id])
 
     # -- reads for people and tests --------------------------------------------------------
     def count_activities(self, kind: ActivityKind, *, include_deleted: bool = False) -> int:

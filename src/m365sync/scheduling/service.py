@@ -10,7 +10,7 @@ booking the database has already accepted:
    invitation) and logs it in the CRM. The boundary commits again.
 
 If the process stops between the two, the booking stays pending and holds its time;
-``recover`` (run periodically by ``tasks.PendingBookingRecovery``) finishes or releases it.
+``recover`` (run periodically by ``recovery.PendingBookingRecovery``) finishes or releases it.
 Cancel and reschedule follow the same order: local change, commit, then Microsoft.
 
 The async methods (the ones that ask Microsoft) never touch the database on the event loop

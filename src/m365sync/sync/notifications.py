@@ -92,8 +92,8 @@ def notification_items(payload: Any, max_items: int | None = None) -> list[Any]:
         raise TooManyNotifications(
             f"{len(items):,} notifications arrived in one request; at most {max_items:,} are "
             "accepted.",
-            fix="Microsoft sends far fewer at a time: if these are yours, raise "
-            "M365SYNC_WEBHOOK_MAX_NOTIFICATIONS; otherwise they were not sent by Microsoft.",
+            fix="Microsoft sends far fewer at a time: if these are yours, raise the server's "
+            "limit of notifications per request; otherwise they were not sent by Microsoft.",
         )
     return items
 

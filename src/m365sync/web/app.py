@@ -6,9 +6,10 @@
 - the dashboard and user portal (``m365sync.web.pages``: pages, ``/static/web``, security
   headers),
 - Calendar Scheduling's booking pages and the rep/admin scheduling pages
-  (``m365sync.scheduling.install_scheduling``; ``app.state.scheduling``, whose job that
+  (``m365sync.web.pages.scheduling.install_scheduling``; ``app.state.scheduling``, whose job that
   recovers bookings left pending runs for the app's lifetime),
-- Microsoft Graph change notifications (``POST /webhooks/microsoft``, ``m365sync.web.webhooks``),
+- Microsoft Graph change notifications (``POST /webhooks/microsoft``,
+  ``m365sync.web.api.notifications``),
 
 and sets ``app.state.settings``, ``.database``, ``.runtime`` (the process's
 ``ConnectionRuntime``) and ``.sync_workers``.
@@ -34,12 +35,12 @@ from fastapi import FastAPI
 from m365sync.connections.runtime import ConnectionRuntime
 from m365sync.db import Database, database_from_settings
 from m365sync.db import migrate as run_migrations
-from m365sync.scheduling import install_scheduling
 from m365sync.settings import Settings, get_settings
 from m365sync.web.api import install_api
+from m365sync.web.api.notifications import webhook_router
 from m365sync.web.pages import install_pages
-from m365sync.web.sync_workers import InProcessSyncWorkers, QueuedSyncWorkers, SyncWorkers
-from m365sync.web.webhooks import webhook_router
+from m365sync.web.pages.scheduling import install_scheduling
+from m365sync.workers.dispatch import InProcessSyncWorkers, QueuedSyncWorkers, SyncWorkers
 
 __all__ = ["WorkerMode", "create_app"]
 

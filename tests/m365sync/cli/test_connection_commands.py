@@ -36,6 +36,21 @@ def test_exit_codes_and_service_account_lifecycle(m365sync, add_service_account,
     assert any(
         c["key"] == "secret_format" and "secret's ID" in c["message"] for c in report["checks"]
     )
+    code, _, err = m365sync(
+        "service-accounts",
+        "add",
+        "-o",
+        "contoso",
+        "--client-id",
+        DEMO_APP_ID,
+        "--secret",
+        DEMO_SECRET_ID,
+        "--test-mailbox",
+        "adele@contoso.com",
+    )
+    said = " ".join(err.split())
+    assert code == 1 and "secret's ID" in said
+    assert "run the same command with --partial" in said and '"partial"' not in said
 
     code, out, err = add_service_account("adele@contoso.com")
     assert code == 0, err

@@ -41,13 +41,13 @@ from m365sync.crm.models import ActivityKind, CrmActivity
 from m365sync.db.session import Database
 from m365sync.organizations import service as orgs
 from m365sync.organizations.models import DomainProof, Organization
-from m365sync.scheduling.endpoints import SchedulingWiring
 from m365sync.scheduling.models import Booking
 from m365sync.scheduling.schemas import MeetingTypeInput
 from m365sync.scheduling.service import SchedulingService
 from m365sync.scheduling.tokens import BookingTokens
 from m365sync.settings import Settings
 from m365sync.web.app import create_app
+from m365sync.web.pages.scheduling import SchedulingWiring
 
 TENANT_ID = "6f1c2f4e-3b1a-4c1e-9a51-0c0ffee00001"
 SERVICE_APP = "11111111-2222-4333-8444-000000000001"

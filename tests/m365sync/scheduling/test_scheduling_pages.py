@@ -18,9 +18,9 @@ from scheduling_world import (
 )
 
 from m365sim.server import SimServer
+from m365sync.auth.service import start_session
 from m365sync.db.session import Database
 from m365sync.organizations.models import Member, Role
-from m365sync.web.auth.service import start_session
 
 
 def sign_in(

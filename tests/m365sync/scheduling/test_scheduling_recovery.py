@@ -17,13 +17,13 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from m365sync.crm.embedded import EmbeddedCrm
-from m365sync.scheduling import install_scheduling
-from m365sync.scheduling.endpoints import router as scheduling_router
 from m365sync.scheduling.models import Booking, BookingClaim, BookingStatus
+from m365sync.scheduling.recovery import PendingBookingRecovery
 from m365sync.scheduling.repository import SchedulingRepository
 from m365sync.scheduling.schemas import InviteeInput
 from m365sync.scheduling.service import SchedulingService
-from m365sync.scheduling.tasks import PendingBookingRecovery
+from m365sync.web.pages.scheduling import install_scheduling
+from m365sync.web.pages.scheduling import router as scheduling_router
 
 ADELE = "adele@contoso.com"
 INVITEE = "pat@fabrikam.example"

@@ -15,9 +15,9 @@ import httpx
 import pytest
 from scheduling_world import SchedulingWorld, book_form, live_server, local, next_weekday
 
+from m365sync.auth.service import start_session
 from m365sync.organizations.models import Member, Role
 from m365sync.scheduling.models import BookingStatus
-from m365sync.web.auth.service import start_session
 from m365sync.web.security import RateLimits
 
 VISITORS = 50

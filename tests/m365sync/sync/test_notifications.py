@@ -22,7 +22,7 @@ from m365sync.db.base import utcnow
 from m365sync.sync.models import GraphSubscription, SyncFeature, SyncUnit
 from m365sync.sync.repository import SyncRepository
 from m365sync.sync.scheduler import Scheduler
-from m365sync.web.webhooks import WEBHOOK_PATH, webhook_router
+from m365sync.web.api.notifications import WEBHOOK_PATH, webhook_router
 
 ADELE = "adele@contoso.com"
 

@@ -20,13 +20,13 @@ import uvicorn
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
+from m365sync.auth import set_password
 from m365sync.crm.importer import load_demo_crm
 from m365sync.db import Database, migrate
 from m365sync.organizations import service as organizations
 from m365sync.organizations.models import DomainProof, Member, Organization, Role
 from m365sync.settings import Settings
 from m365sync.web.app import create_app
-from m365sync.web.auth import set_password
 
 PASSWORD = "correct horse battery staple"
 SCREENSHOTS = Path(__file__).resolve().parents[3] / "docs" / "screenshots"

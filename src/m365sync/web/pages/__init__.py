@@ -3,6 +3,8 @@ mailboxes, sync settings, audit log), the user portal and Activities.
 
 ``install_pages(app)`` mounts the routers, the static files and the security headers; the
 app factory ``m365sync.web.app.create_app`` calls it (a second call changes nothing).
+Calendar Scheduling's pages (``scheduling``: public booking, rep and admin) are mounted by
+its own ``install_scheduling``, which the app factory calls too.
 """
 
 from __future__ import annotations

@@ -5,15 +5,15 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Request, Response
 
-from m365sync.web.auth.dependencies import DbSession, Member
-from m365sync.web.pages import services
+from m365sync.crm.service import ACTIVITY_KINDS, UPCOMING_DAYS, get_activity, search_activities
+from m365sync.web.dependencies import DbSession, SignedInMember
 from m365sync.web.pages.rendering import PageRoute, render
 from m365sync.web.security import sanitize_email_html
 
 router = APIRouter(prefix="/activities", route_class=PageRoute)
 
 
-def _area(me: Member) -> str:
+def _area(me: SignedInMember) -> str:
     return "admin" if me.is_admin else "user"
 
 
@@ -21,14 +21,14 @@ def _area(me: Member) -> str:
 def activities_page(
     request: Request,
     db: DbSession,
-    me: Member,
+    me: SignedInMember,
     q: str = "",
     kind: str = "",
     contact: str = "",
     account: str = "",
     later: str = "",
 ) -> Response:
-    found = services.search_activities(
+    found = search_activities(
         db,
         me.organization_id,
         text=q,
@@ -46,17 +46,19 @@ def activities_page(
         found=found,
         q=q,
         kind=kind,
-        kinds=services.ACTIVITY_KINDS,
+        kinds=ACTIVITY_KINDS,
         later=later == "on",
-        upcoming_days=services.UPCOMING_DAYS,
+        upcoming_days=UPCOMING_DAYS,
         contact=contact,
         account=account,
     )
 
 
 @router.get("/{activity_id}", include_in_schema=False)
-def activity_page(request: Request, db: DbSession, me: Member, activity_id: str) -> Response:
-    activity = services.get_activity(db, me.organization_id, activity_id)
+def activity_page(
+    request: Request, db: DbSession, me: SignedInMember, activity_id: str
+) -> Response:
+    activity = get_activity(db, me.organization_id, activity_id)
     body_html = None
     if activity.body and activity.body_type == "html":
         body_html = sanitize_email_html(activity.body)

@@ -14,16 +14,8 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Form, Request, Response
 from fastapi.responses import HTMLResponse
 
-from m365sync.web.auth.dependencies import (
-    DbSession,
-    Member,
-    MemberForm,
-    cookie_is_secure,
-    session_cookie_name,
-    settings_of,
-)
-from m365sync.web.auth.microsoft_sign_in import begin_microsoft_sign_in, complete_microsoft_sign_in
-from m365sync.web.auth.service import (
+from m365sync.auth.microsoft_sign_in import begin_microsoft_sign_in, complete_microsoft_sign_in
+from m365sync.auth.service import (
     SESSION_IDLE_LIFETIME,
     NewSession,
     SignInRefused,
@@ -31,6 +23,14 @@ from m365sync.web.auth.service import (
     end_session,
     resolve_session,
     sign_in_with_password,
+)
+from m365sync.web.dependencies import (
+    DbSession,
+    MemberForm,
+    SignedInMember,
+    cookie_is_secure,
+    session_cookie_name,
+    settings_of,
 )
 from m365sync.web.pages.rendering import PageRoute, redirect, render
 from m365sync.web.security import rate_limited
@@ -103,7 +103,7 @@ def _signed_in_response(request: Request, new_session: NewSession, target: str) 
 
 
 @router.get("/", include_in_schema=False)
-def start_page(member: Member) -> Response:
+def start_page(member: SignedInMember) -> Response:
     return redirect("/admin/service-accounts" if member.is_admin else "/me/connections")
 
 

@@ -230,6 +230,8 @@ async def test_service_account_flow(api, db, make_org, sim):
     refused = await api.post(base, headers=bearer(token), json=body)
     assert refused.status_code == 422
     assert "secret's ID" in refused.json()["error"]["message"]
+    assert '"partial": true' in refused.json()["error"]["fix"]
+    assert "--partial" not in refused.json()["error"]["fix"]
     assert refused.json()["error"]["test"]["ok"] is False
 
     body["client_secret"] = DEMO_SECRET
@@ -256,3 +258,45 @@ async def test_service_account_flow(api, db, make_org, sim):
     assert reach.status_code == 200
     assert (await api.delete(f"{base}/{account['id']}", headers=bearer(token))).status_code == 204
     assert (await api.get(f"{base}/{account['id']}", headers=bearer(token))).status_code == 404
+
+
+async def test_the_api_refuses_what_the_dashboard_refuses(api, db, make_org):
+    """The checks live in the services, so an API caller meets the same ones as the
+    dashboard: an admin can't take away their own admin role, Run Test needs a credential,
+    an Exchange account needs its username and password."""
+    org = make_org()
+    token = admin_token(db, org, "admin@contoso.com")
+    base = "/api/v1/organizations/contoso"
+    members = (await api.get(f"{base}/members", headers=bearer(token))).json()
+    me = next(m for m in members if m["email"] == "admin@contoso.com")
+
+    demoted = await api.patch(
+        f"{base}/members/{me['id']}", headers=bearer(token), json={"role": "user"}
+    )
+    assert demoted.status_code == 422
+    assert "your own admin role" in demoted.json()["error"]["message"]
+    assert (await api.get(f"{base}/members", headers=bearer(token))).status_code == 200
+
+    untested = await api.post(
+        f"{base}/service-accounts/test",
+        headers=bearer(token),
+        json={"client_id": DEMO_APP_ID, "test_mailbox": "adele@contoso.com"},
+    )
+    assert untested.status_code == 422
+    assert "client secret's Value" in untested.json()["error"]["message"]
+    assert '"client_secret"' in untested.json()["error"]["fix"]
+    assert "--secret" not in untested.json()["error"]["fix"]
+
+    exchange = await api.post(
+        f"{base}/service-accounts/exchange",
+        headers=bearer(token),
+        json={
+            "server_url": "https://mail.contoso.com/EWS/Exchange.asmx",
+            "username": " ",
+            "password": "an Exchange password",
+        },
+    )
+    assert exchange.status_code == 422
+    assert "Username: required." in exchange.json()["error"]["message"]
+    listed = await api.get(f"{base}/service-accounts", headers=bearer(token))
+    assert listed.json() == []

@@ -20,13 +20,13 @@ from m365sync.organizations.schemas import (
     MemberPatch,
     OrganizationOut,
 )
-from m365sync.web.api.dependencies import Admin, ApiSession
+from m365sync.web.dependencies import ApiAdmin, DbSession
 
 router = APIRouter(prefix="/organizations/{org}", tags=["organizations"])
 
 
 @router.get("", response_model=OrganizationOut)
-def get_organization(caller: Admin) -> OrganizationOut:
+def get_organization(caller: ApiAdmin) -> OrganizationOut:
     return OrganizationOut.model_validate(caller.organization)
 
 
@@ -50,18 +50,18 @@ def _txt_lookup(request: Request) -> orgs.TxtLookup | None:
 
 
 @router.get("/domains", response_model=list[DomainOut])
-def list_domains(caller: Admin, session: ApiSession) -> list[DomainOut]:
+def list_domains(caller: ApiAdmin, session: DbSession) -> list[DomainOut]:
     return [_domain_out(d) for d in orgs.list_domains(session, caller.organization)]
 
 
 @router.post("/domains", response_model=DomainOut, status_code=201)
-def add_domain(caller: Admin, session: ApiSession, body: DomainIn) -> DomainOut:
+def add_domain(caller: ApiAdmin, session: DbSession, body: DomainIn) -> DomainOut:
     """Claim a domain: unverified until proven (409 when another organization verified it)."""
     return _domain_out(orgs.add_domain(session, caller.organization, body.name, actor=caller.actor))
 
 
 @router.post("/domains/{name}/verify", response_model=DomainOut)
-def verify_domain(caller: Admin, session: ApiSession, request: Request, name: str) -> DomainOut:
+def verify_domain(caller: ApiAdmin, session: DbSession, request: Request, name: str) -> DomainOut:
     """Verify the domain by its DNS TXT record (``dns_txt_record``); 422 while it is not
     published. Domains of a Microsoft 365 tenant are also verified by saving a service
     account of that tenant, or by an admin in the domain connecting their Office 365."""
@@ -73,18 +73,18 @@ def verify_domain(caller: Admin, session: ApiSession, request: Request, name: st
 
 
 @router.delete("/domains/{name}", status_code=204)
-def remove_domain(caller: Admin, session: ApiSession, name: str) -> Response:
+def remove_domain(caller: ApiAdmin, session: DbSession, name: str) -> Response:
     orgs.remove_domain(session, caller.organization, name, actor=caller.actor)
     return Response(status_code=204)
 
 
 @router.get("/members", response_model=list[MemberOut])
-def list_members(caller: Admin, session: ApiSession) -> list[MemberOut]:
+def list_members(caller: ApiAdmin, session: DbSession) -> list[MemberOut]:
     return [MemberOut.model_validate(m) for m in orgs.list_members(session, caller.organization)]
 
 
 @router.post("/members", response_model=MemberOut, status_code=201)
-def add_member(caller: Admin, session: ApiSession, body: MemberIn) -> MemberOut:
+def add_member(caller: ApiAdmin, session: DbSession, body: MemberIn) -> MemberOut:
     member = orgs.add_member(
         session,
         caller.organization,
@@ -99,8 +99,8 @@ def add_member(caller: Admin, session: ApiSession, body: MemberIn) -> MemberOut:
 
 @router.post("/members/import", response_model=ImportOut)
 def import_members(
-    caller: Admin,
-    session: ApiSession,
+    caller: ApiAdmin,
+    session: DbSession,
     csv_text: str = Body(..., media_type="text/csv", description="email,name,role,crm_user_id"),
 ) -> ImportOut:
     result = orgs.import_members_csv(session, caller.organization, csv_text, actor=caller.actor)
@@ -108,13 +108,13 @@ def import_members(
 
 
 @router.get("/members/{member_id}", response_model=MemberOut)
-def get_member(caller: Admin, session: ApiSession, member_id: str) -> MemberOut:
+def get_member(caller: ApiAdmin, session: DbSession, member_id: str) -> MemberOut:
     return MemberOut.model_validate(orgs.get_member(session, caller.organization, member_id))
 
 
 @router.patch("/members/{member_id}", response_model=MemberOut)
 def update_member(
-    caller: Admin, session: ApiSession, member_id: str, body: MemberPatch
+    caller: ApiAdmin, session: DbSession, member_id: str, body: MemberPatch
 ) -> MemberOut:
     member = orgs.get_member(session, caller.organization, member_id)
     orgs.update_member(
@@ -124,13 +124,14 @@ def update_member(
         name=body.name,
         role=body.role,
         crm_user_id=body.crm_user_id,
+        acting_member_id=caller.member.id,
         actor=caller.actor,
     )
     return MemberOut.model_validate(member)
 
 
 @router.delete("/members/{member_id}", status_code=204)
-def remove_member(caller: Admin, session: ApiSession, member_id: str) -> Response:
+def remove_member(caller: ApiAdmin, session: DbSession, member_id: str) -> Response:
     member = orgs.get_member(session, caller.organization, member_id)
     orgs.remove_member(session, caller.organization, member, actor=caller.actor)
     return Response(status_code=204)
@@ -149,18 +150,18 @@ def _token_out(token: ApiToken) -> ApiTokenOut:
 
 
 @router.get("/api-tokens", response_model=list[ApiTokenOut])
-def list_api_tokens(caller: Admin, session: ApiSession) -> list[ApiTokenOut]:
+def list_api_tokens(caller: ApiAdmin, session: DbSession) -> list[ApiTokenOut]:
     return [_token_out(t) for t in orgs.list_api_tokens(session, caller.organization)]
 
 
 @router.delete("/api-tokens/{token_id}", status_code=204)
-def revoke_api_token(caller: Admin, session: ApiSession, token_id: str) -> Response:
+def revoke_api_token(caller: ApiAdmin, session: DbSession, token_id: str) -> Response:
     orgs.revoke_api_token(session, caller.organization, token_id, actor=caller.actor)
     return Response(status_code=204)
 
 
 @router.get("/audit", response_model=list[AuditEventOut])
-def audit_log(caller: Admin, session: ApiSession, limit: int = 100) -> list[AuditEventOut]:
+def audit_log(caller: ApiAdmin, session: DbSession, limit: int = 100) -> list[AuditEventOut]:
     return [
         AuditEventOut.model_validate(e)
         for e in audit.list_events(session, caller.organization.id, limit)

@@ -1,4 +1,4 @@
-"""How the web app asks for a sync to run now.
+"""How a sync is asked to run now (the web app's "sync now", change notifications).
 
 Two flavours, one interface (``dispatch`` one unit, ``sync_organization_now``):
 
@@ -6,7 +6,8 @@ Two flavours, one interface (``dispatch`` one unit, ``sync_organization_now``):
   process (``m365sync serve``: one process is all a small team needs). It starts with the
   app's lifespan and stops with it; ``dispatch`` wakes it at once.
 - ``QueuedSyncWorkers`` only marks units due in the database (and, when scaled out, queues
-  them on Celery): the workers run elsewhere.
+  them on Celery, through ``m365sync.workers.celery_app.celery_dispatch``): the workers
+  run elsewhere.
 
 Pages call these *after* their own transaction has committed (a background task), so a
 worker never looks at a service account or connection that is not saved yet.

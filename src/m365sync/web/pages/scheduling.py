@@ -3,7 +3,8 @@ rep's and admin's pages (``/scheduling/...``).
 
 Routes parse the request, call ``SchedulingService`` and render; they are the boundary
 that commits. Booking, cancel and reschedule commit the local change *before* writing to
-Outlook (see ``service``'s docstring for why), then commit what Outlook answered.
+Outlook (see ``m365sync.scheduling.service``'s docstring for why), then commit what
+Outlook answered.
 
 No route touches the database on the event loop: plain routes run in the thread pool, and
 the async ones (those that wait for Microsoft) hand their database work to threads
@@ -22,7 +23,6 @@ from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from functools import lru_cache
-from pathlib import Path
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, FastAPI, Form, Request
@@ -46,19 +46,24 @@ from m365sync.scheduling.errors import (
     SlotUnavailable,
 )
 from m365sync.scheduling.models import AvailabilitySource, MeetingKind
+from m365sync.scheduling.recovery import PendingBookingRecovery
 from m365sync.scheduling.schemas import InviteeInput, MeetingTypeInput
 from m365sync.scheduling.service import BookingView, CalendarAccess, SchedulingService
-from m365sync.scheduling.tasks import PendingBookingRecovery
 from m365sync.scheduling.tokens import BookingAction, BookingTokens
 from m365sync.settings import get_settings
-from m365sync.web.auth.dependencies import Admin, AdminForm, DbSession, MemberForm
-from m365sync.web.auth.dependencies import Member as SignedInMember
+from m365sync.web.dependencies import (
+    AdminForm,
+    DbSession,
+    MemberForm,
+    SignedInAdmin,
+    SignedInMember,
+)
+from m365sync.web.pages.rendering import STATIC_DIR, TEMPLATES_DIR
 from m365sync.web.security import anonymous_place, rate_limited, response_headers
 
 __all__ = ["SchedulingWiring", "install_scheduling", "public_router", "router"]
 
-WEB_DIR = Path(__file__).resolve().parent.parent / "web"
-templates = Jinja2Templates(directory=str(WEB_DIR / "templates"))
+templates = Jinja2Templates(directory=str(TEMPLATES_DIR))
 DAYS_SHOWN = 7
 
 
@@ -137,7 +142,7 @@ def install_scheduling(
     app.state.scheduling = wiring
     if not any(getattr(r, "name", None) == "web_static" for r in app.routes):
         # The dashboard's static mount (same path and name as ``install_pages``).
-        app.mount("/static/web", StaticFiles(directory=str(WEB_DIR / "static")), name="web_static")
+        app.mount("/static/web", StaticFiles(directory=str(STATIC_DIR)), name="web_static")
     app.include_router(public_router)
     app.include_router(router)
     return wiring
@@ -700,7 +705,7 @@ def toggle_meeting_type(
 
 @router.get("/scheduling/admin", response_class=HTMLResponse, name="scheduling_admin")
 async def scheduling_admin(
-    request: Request, me: Admin, service: Service, db: DbSession
+    request: Request, me: SignedInAdmin, service: Service, db: DbSession
 ) -> HTMLResponse:
     def page() -> dict[str, Any]:
         shown = {

@@ -21,7 +21,7 @@ from m365sync.db.session import Database
 from m365sync.organizations.models import Member, Organization
 from m365sync.sync.models import GraphSubscription, SyncFeature
 from m365sync.sync.repository import SyncRepository
-from m365sync.web.webhooks import WEBHOOK_PATH, webhook_router
+from m365sync.web.api.notifications import WEBHOOK_PATH, webhook_router
 
 MB = 1024 * 1024
 CHUNK = b"x" * (64 * 1024)

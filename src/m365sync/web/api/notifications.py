@@ -1,4 +1,5 @@
-"""Microsoft Graph change notifications: ``POST /webhooks/microsoft``.
+"""Microsoft Graph change notifications: ``POST /webhooks/microsoft``, sync's door for
+Microsoft (the rules are ``m365sync.sync.notifications``).
 
 - Validation handshake: ``?validationToken=...`` is echoed back as ``text/plain`` (200).
 - Notifications and lifecycle events: each item's ``clientState`` is checked against its
@@ -12,8 +13,8 @@
 
 Mount it with ``app.include_router(webhook_router(database, dispatch, box=runtime.box))``;
 ``dispatch`` queues a unit id (the in-process ``Scheduler.dispatch``, or
-``workers.celery_dispatch``); ``box`` opens the sealed per-subscription secrets (the
-connection runtime's, so both use the installation's key). The limits come from
+``m365sync.workers.celery_app.celery_dispatch``); ``box`` opens the sealed per-subscription
+secrets (the connection runtime's, so both use the installation's key). The limits come from
 ``settings`` (default: the app's, else the environment's). The public URL of this route is
 the ``M365SYNC_WEBHOOK_URL`` setting.
 """
@@ -34,6 +35,7 @@ from m365sync.errors import M365SyncError
 from m365sync.settings import Settings, get_settings
 from m365sync.sync.notifications import (
     NotificationOutcome,
+    TooManyNotifications,
     handle_notifications,
     notification_items,
 )
@@ -51,9 +53,10 @@ MAX_UNFINISHED = 64
 
 
 def _refusal(error: M365SyncError) -> JSONResponse:
-    return JSONResponse(
-        {"error": {"message": error.message, "fix": error.fix}}, status_code=error.status
-    )
+    fix = error.fix
+    if isinstance(error, TooManyNotifications):  # the limit is the operator's setting
+        fix = f"{fix} (The limit is M365SYNC_WEBHOOK_MAX_NOTIFICATIONS.)"
+    return JSONResponse({"error": {"message": error.message, "fix": fix}}, status_code=error.status)
 
 
 def webhook_router(

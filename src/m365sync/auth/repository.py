@@ -8,8 +8,8 @@ from datetime import datetime
 from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
+from m365sync.auth.models import LocalCredential, MicrosoftSignInRequest, WebSession
 from m365sync.organizations.models import Domain, Member, Organization
-from m365sync.web.auth.models import LocalCredential, MicrosoftSignInRequest, WebSession
 
 
 def credential_by_login(db: Session, login: str) -> LocalCredential | None:
