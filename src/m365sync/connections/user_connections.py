@@ -18,6 +18,7 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from m365sync.audit import service as audit
+from m365sync.connections import service_accounts
 from m365sync.connections._ews import ews_server_url
 from m365sync.connections.errors import (
     AuthorizationExpired,
@@ -380,7 +381,7 @@ def migration_guidance(connection: UserConnection | ServiceAccount) -> str | Non
 @dataclass(frozen=True)
 class MemberConnections:
     """How one member's mailbox is connected: whether it is in a verified domain to sync,
-    the service accounts that serve it, and the member's own connection (if any)."""
+    the service accounts covering it, and the member's own connection (if any)."""
 
     member: Member
     synced_domain: bool
@@ -389,32 +390,17 @@ class MemberConnections:
 
 
 def connection_overview(session: Session, organization: Organization) -> list[MemberConnections]:
-    """Every member, with what serves their mailbox. A service account serves the members
-    of the verified domains of its tenant once Run Test has turned features on (as the sync
-    engine picks it); a parked one serves no one until it is fixed."""
+    """Every member, with what serves their mailbox: the service accounts covering their
+    domain (``service_accounts.covers``, the rule the sync engine picks them by) and their
+    own connection."""
     domains = {d.name: d for d in orgs.list_domains(session, organization) if d.verified}
-    usable = [
-        account
-        for account in ConnectionRepository(session).service_accounts(organization.id)
-        if account.kind == ConnectionKind.OFFICE365
-        and account.enabled_features
-        and account.status in (ConnectionStatus.ACTIVE, ConnectionStatus.PARTIAL)
-    ]
+    accounts = service_accounts.list_service_accounts(session, organization)
     connections = {c.member_id: c for c in list_user_connections(session, organization)}
     overview = []
     for member in orgs.list_members(session, organization):
         domain = domains.get(member.domain)
-        serving = [
-            account
-            for account in usable
-            if domain is not None
-            and (
-                not domain.tenant_id
-                or not account.tenant_id
-                or domain.tenant_id == account.tenant_id
-            )
-        ]
+        covering = [account for account in accounts if service_accounts.covers(account, domain)]
         overview.append(
-            MemberConnections(member, domain is not None, serving, connections.get(member.id))
+            MemberConnections(member, domain is not None, covering, connections.get(member.id))
         )
     return overview
