@@ -1,8 +1,8 @@
 """The features a sync unit runs, as plain names, importable without the database layer.
 
-``SyncFeature`` is the ``feature`` column of ``SyncUnit`` (``sync.models`` uses and exports
-it); it lives here so the command line can offer ``--feature email|calendar|tasks`` without
-loading SQLAlchemy when it starts.
+``SyncFeature`` is the ``feature`` column of ``SyncUnit``; everything that names a feature
+imports it from here, so the command line can offer ``--feature email|calendar|tasks``
+without loading SQLAlchemy when it starts.
 """
 
 from __future__ import annotations

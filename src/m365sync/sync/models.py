@@ -28,7 +28,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import Mapped, mapped_column
 
 from m365sync.db.base import Base, new_id, utcnow
-from m365sync.sync.features import SyncFeature as SyncFeature  # the unit's feature column
+from m365sync.sync.features import SyncFeature
 
 
 def _enum(kind: type[enum.Enum]) -> Enum:

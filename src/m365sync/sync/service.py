@@ -35,7 +35,8 @@ from m365sync.organizations.models import Member
 from m365sync.organizations.service import EMAIL_RE, normalize_domain
 from m365sync.settings import Settings, get_settings
 from m365sync.sync.context import LeaseLost, Progress, RequestBudget, RunContext
-from m365sync.sync.models import SyncFeature, SyncSettings, SyncUnit, UnitStage, UnitStatus
+from m365sync.sync.features import SyncFeature
+from m365sync.sync.models import SyncSettings, SyncUnit, UnitStage, UnitStatus
 from m365sync.sync.repository import SyncRepository
 from m365sync.sync.status import judge_failure
 

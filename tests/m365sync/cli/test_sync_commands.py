@@ -8,7 +8,7 @@ import ssl
 import httpx
 
 from m365sync.db import Database
-from m365sync.sync.models import SyncFeature
+from m365sync.sync.features import SyncFeature
 from m365sync.sync.repository import SyncRepository
 
 

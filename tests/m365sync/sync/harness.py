@@ -44,7 +44,8 @@ from m365sync.organizations.service import (
     verify_domain,
 )
 from m365sync.settings import Settings
-from m365sync.sync.models import SyncFeature, SyncSettings
+from m365sync.sync.features import SyncFeature
+from m365sync.sync.models import SyncSettings
 from m365sync.sync.service import UnitResult, sync_member
 
 TENANT_ID = "6f1c2f4e-3b1a-4c1e-9a51-0c0ffee00001"
