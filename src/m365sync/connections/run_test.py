@@ -36,7 +36,7 @@ from m365sync.microsoft.auth import (
     Credential,
     discover_tenant,
 )
-from m365sync.microsoft.graph import GraphClient, user_path
+from m365sync.microsoft.graph import GraphClient, page_size_preference, user_path
 from m365sync.organizations.models import Organization
 from m365sync.organizations.repository import OrganizationRepository
 from m365sync.settings import Settings
@@ -666,7 +666,7 @@ async def _probe(
             # Delta keeps its sync state in the mailbox, so a full mailbox refuses it (a plain
             # read does not): the first page of one id tells Email Sync will work.
             await graph.get_json(
-                delta_path, params={"$select": "id"}, prefer=["odata.maxpagesize=1"]
+                delta_path, params={"$select": "id"}, prefer=[page_size_preference(1)]
             )
     except ms.AccessDeniedByPolicy as error:
         return Check(

@@ -27,7 +27,6 @@ from typing import Any
 from sqlalchemy import (
     JSON,
     Boolean,
-    Enum,
     Float,
     ForeignKey,
     Index,
@@ -42,7 +41,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import Mapped, mapped_column, validates
 
 from m365sync.crm.addresses import normalize_address
-from m365sync.db.base import Base, new_id, utcnow
+from m365sync.db.base import Base, enum_type, new_id, utcnow
 
 SUBJECT_MAX_CHARS = 1_000
 """Subjects (email subjects, meeting subjects, task titles) are stored up to this length.
@@ -77,12 +76,6 @@ class PersonKind(enum.StrEnum):
 class RecordKind(enum.StrEnum):
     ACCOUNT = "account"
     OPPORTUNITY = "opportunity"
-
-
-def _enum(kind: type[enum.Enum], length: int = 16) -> Enum:
-    return Enum(
-        kind, native_enum=False, length=length, values_callable=lambda e: [m.value for m in e]
-    )
 
 
 def _org_fk() -> Mapped[str]:
@@ -201,7 +194,7 @@ class CrmActivity(Base):
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
     organization_id: Mapped[str] = mapped_column(ForeignKey("organizations.id", ondelete="CASCADE"))
-    kind: Mapped[ActivityKind] = mapped_column(_enum(ActivityKind))
+    kind: Mapped[ActivityKind] = mapped_column(enum_type(ActivityKind, length=16))
     external_id: Mapped[str] = mapped_column(String(400))
     subject: Mapped[str] = mapped_column(Text, default="")
     body: Mapped[str | None] = mapped_column(Text, default=None)
@@ -245,7 +238,9 @@ class CrmActivityPerson(Base):
     activity_id: Mapped[str] = mapped_column(
         ForeignKey("crm_activities.id", ondelete="CASCADE"), primary_key=True
     )
-    person_kind: Mapped[PersonKind] = mapped_column(_enum(PersonKind), primary_key=True)
+    person_kind: Mapped[PersonKind] = mapped_column(
+        enum_type(PersonKind, length=16), primary_key=True
+    )
     person_id: Mapped[str] = mapped_column(String(36), primary_key=True, index=True)
 
 
@@ -258,7 +253,9 @@ class CrmActivityRecord(Base):
     activity_id: Mapped[str] = mapped_column(
         ForeignKey("crm_activities.id", ondelete="CASCADE"), primary_key=True
     )
-    record_kind: Mapped[RecordKind] = mapped_column(_enum(RecordKind), primary_key=True)
+    record_kind: Mapped[RecordKind] = mapped_column(
+        enum_type(RecordKind, length=16), primary_key=True
+    )
     record_id: Mapped[str] = mapped_column(String(36), primary_key=True, index=True)
 
 
@@ -386,7 +383,7 @@ class SalesforceConnection(Base):
         ForeignKey("organizations.id", ondelete="CASCADE"), unique=True
     )
     login_url: Mapped[str] = mapped_column(String(300))
-    auth_kind: Mapped[SalesforceAuthKind] = mapped_column(_enum(SalesforceAuthKind, 32))
+    auth_kind: Mapped[SalesforceAuthKind] = mapped_column(enum_type(SalesforceAuthKind, length=32))
     consumer_key: Mapped[str] = mapped_column(String(300))
     username: Mapped[str | None] = mapped_column(String(320), default=None)
     """The integration user the JWT bearer flow signs in as."""
@@ -406,13 +403,15 @@ class SalesforceConnection(Base):
     integration_user_id: Mapped[str | None] = mapped_column(String(18), default=None)
     integration_username: Mapped[str | None] = mapped_column(String(320), default=None)
     status: Mapped[SalesforceStatus] = mapped_column(
-        _enum(SalesforceStatus, 32), default=SalesforceStatus.PENDING
+        enum_type(SalesforceStatus, length=32), default=SalesforceStatus.PENDING
     )
     status_detail: Mapped[str] = mapped_column(Text, default="")
     status_fix: Mapped[str] = mapped_column(Text, default="")
     api_share: Mapped[float | None] = mapped_column(Float, default=None)
     """m365sync's share of the org's daily API requests; None: the server's setting."""
-    email_target: Mapped[EmailTarget | None] = mapped_column(_enum(EmailTarget, 32), default=None)
+    email_target: Mapped[EmailTarget | None] = mapped_column(
+        enum_type(EmailTarget, length=32), default=None
+    )
     test_report: Mapped[list[dict[str, str]]] = mapped_column(JSON, default=list)
     last_tested_at: Mapped[datetime | None] = mapped_column(default=None)
     api_used: Mapped[int | None] = mapped_column(Integer, default=None)
@@ -449,7 +448,9 @@ class SalesforceUserLink(Base):
     salesforce_user_id: Mapped[str] = mapped_column(String(18))
     salesforce_username: Mapped[str] = mapped_column(String(320), default="")
     salesforce_name: Mapped[str] = mapped_column(String(200), default="")
-    matched_by: Mapped[UserMatch] = mapped_column(_enum(UserMatch), default=UserMatch.EMAIL)
+    matched_by: Mapped[UserMatch] = mapped_column(
+        enum_type(UserMatch, length=16), default=UserMatch.EMAIL
+    )
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
 
@@ -531,7 +532,9 @@ class SalesforceActivityRecord(Base):
         ForeignKey("crm_activities.id", ondelete="CASCADE"), primary_key=True
     )
     organization_id: Mapped[str] = mapped_column(ForeignKey("organizations.id", ondelete="CASCADE"))
-    state: Mapped[WriteState] = mapped_column(_enum(WriteState), default=WriteState.PENDING)
+    state: Mapped[WriteState] = mapped_column(
+        enum_type(WriteState, length=16), default=WriteState.PENDING
+    )
     version: Mapped[int] = mapped_column(Integer, default=1)
     written_version: Mapped[int] = mapped_column(Integer, default=0)
     sobject: Mapped[str] = mapped_column(String(40), default="")

@@ -52,7 +52,7 @@ from m365sync.microsoft.todo import default_list_id, list_id_from_link
 from m365sync.sync.features import SyncFeature
 from m365sync.sync.models import GraphSubscription
 from m365sync.sync.repository import SyncRepository
-from m365sync.sync.tasks import CURSOR_KEY as TASKS_CURSOR_KEY
+from m365sync.sync.todo import CURSOR_KEY as TASKS_CURSOR_KEY
 
 __all__ = [
     "NotificationOutcome",

@@ -31,18 +31,19 @@ from m365sync.db.base import utcnow
 from m365sync.db.session import Database
 from m365sync.errors import NotFound, ValidationFailed
 from m365sync.microsoft.errors import AuthRevoked, ConsentMissing, CredentialError, MicrosoftError
+from m365sync.microsoft.graph import RequestBudget
 from m365sync.organizations.models import Member
 from m365sync.organizations.service import EMAIL_RE, normalize_domain
 from m365sync.settings import Settings, get_settings
-from m365sync.sync.context import LeaseLost, Progress, RequestBudget, RunContext
+from m365sync.sync.context import LeaseLost, Progress, RunContext
 from m365sync.sync.features import SyncFeature
 from m365sync.sync.models import SyncSettings, SyncUnit, UnitStage, UnitStatus
 from m365sync.sync.repository import SyncRepository
+from m365sync.sync.schemas import SyncRules
 from m365sync.sync.status import judge_failure
 
 __all__ = [
     "HealthSummary",
-    "SyncRules",
     "UnitResult",
     "health",
     "mailbox_units",
@@ -102,18 +103,9 @@ def _runner(feature: SyncFeature) -> FeatureRunner:
         from m365sync.sync.calendar import run_calendar_sync
 
         return run_calendar_sync
-    from m365sync.sync.tasks import run_task_sync
+    from m365sync.sync.todo import run_task_sync
 
     return run_task_sync
-
-
-def _budget_for_loop(limit: int) -> RequestBudget:
-    loop = asyncio.get_running_loop()
-    budget: RequestBudget | None = getattr(loop, "_m365sync_budget", None)
-    if budget is None:
-        budget = RequestBudget(limit)
-        loop._m365sync_budget = budget  # type: ignore[attr-defined]
-    return budget
 
 
 def _busy_result(database: Database, unit_id: str) -> UnitResult:
@@ -160,10 +152,11 @@ async def run_unit(
     """Run one unit now, unless another worker holds its lease (``busy``). Every failure,
     Microsoft's or our own, ends as the unit's status and message; the lease taken here is
     given back however the run ends (a crash included), so the next run never waits for it
-    to expire."""
+    to expire. Its Graph requests count against ``budget`` (default: the runtime's for
+    this event loop)."""
     settings = settings or get_settings()
     owner = owner or worker_name()
-    budget = budget or _budget_for_loop(settings.sync_request_budget)
+    budget = budget or runtime.request_budget()
 
     def start() -> tuple[SyncUnit, Member, MailboxAccess | None, Exception | None] | str:
         with database.session() as session:
@@ -492,23 +485,6 @@ def request_resync(session: Session, member: Member, feature: str, *, actor: str
 def sync_settings(session: Session, organization_id: str) -> SyncSettings:
     """The organization's sync rules, read by the engine at every run (defaults if unset)."""
     return SyncRepository(session).settings_for(organization_id)
-
-
-@dataclass(frozen=True)
-class SyncRules:
-    """The rules an admin can change (``SyncSettings`` holds them)."""
-
-    mail_folders: list[str]
-    backfill_days: int
-    log_internal: bool
-    excluded_addresses: list[str]
-    excluded_domains: list[str]
-    headers_only: bool
-    log_unknown: bool
-    create_leads: bool
-    delete_policy: str
-    calendar_days_back: int
-    calendar_days_ahead: int
 
 
 def _rules_problems(rules: SyncRules) -> list[str]:

@@ -19,7 +19,8 @@ from m365sync.organizations.models import Member, Organization
 from m365sync.scheduling import service as scheduling
 from m365sync.sync import service as sync
 from m365sync.sync.models import SyncSettings
-from m365sync.sync.service import HealthSummary, SyncRules
+from m365sync.sync.schemas import SyncRules
+from m365sync.sync.service import HealthSummary
 from m365sync.web.dependencies import AdminForm, DbSession, SignedInAdmin, Workers, organization_of
 from m365sync.web.pages._views import UnitView, unit_view
 from m365sync.web.pages.rendering import PageRoute, redirect, render
