@@ -33,7 +33,7 @@ from m365sync.errors import NotFound, ValidationFailed
 from m365sync.microsoft import errors as ms
 from m365sync.microsoft.auth import ClientSecret, generate_certificate
 from m365sync.organizations import service as orgs
-from m365sync.organizations.models import DomainProof, Organization
+from m365sync.organizations.models import Domain, DomainProof, Organization
 from m365sync.organizations.repository import OrganizationRepository
 
 
@@ -53,23 +53,29 @@ def get_service_account(
     return account
 
 
+def covers(account: ServiceAccount, domain: Domain | None) -> bool:
+    """Whether ``account`` syncs the mailboxes of ``domain``, as the sync engine picks it: the
+    domain is verified, and the account is an Office 365 one that works (active, or saved
+    partially working) with at least one feature on, in the tenant the domain is verified in
+    (where both tenants are known). A parked account covers no one until it is fixed."""
+    return (
+        domain is not None
+        and domain.verified
+        and account.kind == ConnectionKind.OFFICE365
+        and bool(account.enabled_features)
+        and account.status in (ConnectionStatus.ACTIVE, ConnectionStatus.PARTIAL)
+        and (not domain.tenant_id or not account.tenant_id or account.tenant_id == domain.tenant_id)
+    )
+
+
 def accounts_covering(
     session: Session, organization: Organization, domain_name: str
 ) -> list[ServiceAccount]:
-    """The Office 365 service accounts that sync mailboxes of ``domain_name``: the domain is
-    verified, and the account works (active, or saved partially working) with at least one
-    feature, in the tenant the domain is verified in."""
+    """The service accounts that sync mailboxes of ``domain_name`` (see ``covers``)."""
     domain = OrganizationRepository(session).domain(organization.id, domain_name)
-    if domain is None or domain.verified_at is None:
+    if domain is None or not domain.verified:
         return []
-    return [
-        account
-        for account in list_service_accounts(session, organization)
-        if account.kind == ConnectionKind.OFFICE365
-        and account.enabled_features
-        and account.status in (ConnectionStatus.ACTIVE, ConnectionStatus.PARTIAL)
-        and (domain.tenant_id is None or account.tenant_id == domain.tenant_id)
-    ]
+    return [a for a in list_service_accounts(session, organization) if covers(a, domain)]
 
 
 def parse_secret_expiry(text: str) -> datetime | None:

@@ -11,12 +11,14 @@ from __future__ import annotations
 
 import asyncio
 import json
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
 from sqlalchemy.orm import Session
 
 from m365sync.audit import service as audit
+from m365sync.connections import service_accounts
 from m365sync.connections._ews import ews_server_url
 from m365sync.connections.errors import (
     AuthorizationExpired,
@@ -371,3 +373,34 @@ def migration_guidance(connection: UserConnection | ServiceAccount) -> str | Non
     ):
         return MIGRATION_STEPS
     return None
+
+
+# -- who is connected how --------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class MemberConnections:
+    """How one member's mailbox is connected: whether it is in a verified domain to sync,
+    the service accounts covering it, and the member's own connection (if any)."""
+
+    member: Member
+    synced_domain: bool
+    service_accounts: list[ServiceAccount]
+    connection: UserConnection | None
+
+
+def connection_overview(session: Session, organization: Organization) -> list[MemberConnections]:
+    """Every member, with what serves their mailbox: the service accounts covering their
+    domain (``service_accounts.covers``, the rule the sync engine picks them by) and their
+    own connection."""
+    domains = {d.name: d for d in orgs.list_domains(session, organization) if d.verified}
+    accounts = service_accounts.list_service_accounts(session, organization)
+    connections = {c.member_id: c for c in list_user_connections(session, organization)}
+    overview = []
+    for member in orgs.list_members(session, organization):
+        domain = domains.get(member.domain)
+        covering = [account for account in accounts if service_accounts.covers(account, domain)]
+        overview.append(
+            MemberConnections(member, domain is not None, covering, connections.get(member.id))
+        )
+    return overview

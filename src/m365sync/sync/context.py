@@ -10,7 +10,7 @@ from m365sync.db.session import Database
 from m365sync.errors import M365SyncError
 from m365sync.microsoft.graph import GraphClient, RequestBudget
 from m365sync.settings import Settings
-from m365sync.sync.models import SyncFeature
+from m365sync.sync.features import SyncFeature
 
 __all__ = ["LeaseLost", "Progress", "RunContext"]
 

@@ -27,12 +27,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import Mapped, mapped_column
 
 from m365sync.db.base import Base, enum_type, new_id, utcnow
-
-
-class SyncFeature(enum.StrEnum):
-    EMAIL = "email"
-    CALENDAR = "calendar"
-    TASKS = "tasks"
+from m365sync.sync.features import SyncFeature
 
 
 class UnitStatus(enum.StrEnum):

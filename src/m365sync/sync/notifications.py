@@ -49,7 +49,8 @@ from m365sync.microsoft.subscriptions import (
     renew_subscription,
 )
 from m365sync.microsoft.todo import default_list_id, list_id_from_link
-from m365sync.sync.models import GraphSubscription, SyncFeature
+from m365sync.sync.features import SyncFeature
+from m365sync.sync.models import GraphSubscription
 from m365sync.sync.repository import SyncRepository
 from m365sync.sync.todo import CURSOR_KEY as TASKS_CURSOR_KEY
 

@@ -28,7 +28,7 @@ from m365sync.db.base import utcnow
 from m365sync.db.session import Database
 from m365sync.microsoft.graph import RequestBudget
 from m365sync.settings import Settings, get_settings
-from m365sync.sync.models import SyncFeature
+from m365sync.sync.features import SyncFeature
 from m365sync.sync.notifications import ensure_subscriptions
 from m365sync.sync.repository import SyncRepository
 from m365sync.sync.service import UnitResult, run_unit, worker_name

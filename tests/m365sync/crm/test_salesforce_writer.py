@@ -30,7 +30,7 @@ from m365sync.crm.salesforce_service import (
     salesforce_overview,
     set_salesforce_api_share,
 )
-from m365sync.sync.models import SyncFeature
+from m365sync.sync.features import SyncFeature
 from sfsim import DEMO_SEED
 from sfsim.seed import read_seed
 

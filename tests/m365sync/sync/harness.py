@@ -43,7 +43,8 @@ from m365sync.organizations.service import (
     verify_domain,
 )
 from m365sync.settings import Settings
-from m365sync.sync.models import SyncFeature, SyncSettings
+from m365sync.sync.features import SyncFeature
+from m365sync.sync.models import SyncSettings
 from m365sync.sync.service import UnitResult, sync_member
 from support.crm import InspectableCrm
 

@@ -10,7 +10,7 @@ from harness import SyncWorld
 
 from m365sync.crm.models import ActivityKind
 from m365sync.crm.target import Participant
-from m365sync.sync.models import SyncFeature
+from m365sync.sync.features import SyncFeature
 
 ADELE = "adele@contoso.com"
 

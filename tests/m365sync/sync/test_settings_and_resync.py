@@ -11,7 +11,7 @@ from m365sync.db.session import Database
 from m365sync.errors import NotFound, ValidationFailed
 from m365sync.organizations import service as orgs
 from m365sync.sync import service as sync
-from m365sync.sync.models import SyncFeature
+from m365sync.sync.features import SyncFeature
 from m365sync.sync.repository import SyncRepository
 from m365sync.sync.schemas import SyncRules
 

@@ -38,7 +38,8 @@ from m365sync.crm.models import CrmActivity
 from m365sync.microsoft.auth import ClientSecret
 from m365sync.organizations import service as orgs
 from m365sync.organizations.models import DomainProof, Member, Organization, Role
-from m365sync.sync.models import SyncFeature, UnitStatus
+from m365sync.sync.features import SyncFeature
+from m365sync.sync.models import UnitStatus
 from m365sync.sync.service import sync_member
 from m365sync.web.app import create_app
 

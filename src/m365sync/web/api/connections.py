@@ -32,7 +32,7 @@ from m365sync.db.base import utcnow
 from m365sync.errors import ValidationFailed
 from m365sync.microsoft.auth import ClientSecret, Credential, load_certificate
 from m365sync.organizations import service as orgs
-from m365sync.web.dependencies import ApiAdmin, ApiCaller, DbSession, Runtime
+from m365sync.web.dependencies import ApiAdmin, DbSession, Runtime
 
 router = APIRouter(prefix="/organizations/{org}", tags=["connections"])
 
@@ -246,37 +246,23 @@ async def reachability(
 # -- user connections ------------------------------------------------------------------------
 
 
-def _covering_accounts(session: Any, caller: ApiCaller, domain: str) -> list[str]:
-    return [
-        a.name for a in service_accounts.accounts_covering(session, caller.organization, domain)
-    ]
-
-
 @router.get("/connections", response_model=list[MemberConnectionStatusOut])
 def connection_status(caller: ApiAdmin, session: DbSession) -> list[MemberConnectionStatusOut]:
     """Per member: synced domain?, covered by which service accounts, their own connection."""
-    domains = orgs.verified_domain_names(session, caller.organization.id)
-    connections = {
-        c.member_id: c for c in user_connections.list_user_connections(session, caller.organization)
-    }
-    out = []
-    for member in orgs.list_members(session, caller.organization):
-        via = _covering_accounts(session, caller, member.domain)
-        connection = connections.get(member.id)
-        out.append(
-            MemberConnectionStatusOut(
-                member_id=member.id,
-                email=member.email,
-                synced_domain=member.domain in domains,
-                via_service_account=via,
-                connection=UserConnectionOut(
-                    **user_connections.user_connection_view(connection, bool(via))
-                )
-                if connection
-                else None,
+    return [
+        MemberConnectionStatusOut(
+            member_id=row.member.id,
+            email=row.member.email,
+            synced_domain=row.synced_domain,
+            via_service_account=[account.name for account in row.service_accounts],
+            connection=UserConnectionOut(
+                **user_connections.user_connection_view(row.connection, bool(row.service_accounts))
             )
+            if row.connection
+            else None,
         )
-    return out
+        for row in user_connections.connection_overview(session, caller.organization)
+    ]
 
 
 @router.get("/members/{member_id}/connection", response_model=UserConnectionOut | None)
@@ -287,11 +273,8 @@ def get_connection(
     connection = user_connections.get_user_connection(session, caller.organization, member)
     if connection is None:
         return None
-    return UserConnectionOut(
-        **user_connections.user_connection_view(
-            connection, bool(_covering_accounts(session, caller, member.domain))
-        )
-    )
+    covering = service_accounts.accounts_covering(session, caller.organization, member.domain)
+    return UserConnectionOut(**user_connections.user_connection_view(connection, bool(covering)))
 
 
 @router.post("/members/{member_id}/connection/office365", response_model=ConnectStartOut)

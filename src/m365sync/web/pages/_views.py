@@ -6,7 +6,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from m365sync.sync.models import SyncFeature, SyncUnit, UnitStage, UnitStatus
+from m365sync.sync.features import SyncFeature
+from m365sync.sync.models import SyncUnit, UnitStage, UnitStatus
 
 FEATURE_NAMES = {
     "email": "Email Sync",

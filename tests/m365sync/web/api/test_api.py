@@ -7,6 +7,8 @@ import httpx
 import pytest
 from tests.m365sync.conftest import DEMO_APP_ID, DEMO_SECRET, DEMO_SECRET_ID, fresh
 
+from m365sync.connections.models import ConnectionStatus
+from m365sync.connections.repository import ConnectionRepository
 from m365sync.organizations import service as orgs
 from m365sync.organizations.models import Role
 from m365sync.web.app import create_app
@@ -300,3 +302,42 @@ async def test_the_api_refuses_what_the_dashboard_refuses(api, db, make_org):
     assert "Username: required." in exchange.json()["error"]["message"]
     listed = await api.get(f"{base}/service-accounts", headers=bearer(token))
     assert listed.json() == []
+
+
+async def test_connection_status_names_the_service_accounts_that_sync_each_member(
+    api, db, make_org, make_member
+):
+    """The same accounts the command line's ``connections status`` names: none for a member
+    of an unverified domain, and none while the account waits for a new secret."""
+    org = make_org()
+    with db.session() as session:
+        orgs.add_domain(session, fresh(session, org), "fabrikam.com")  # not verified
+    make_member(org, "adele@contoso.com")
+    make_member(org, "kim@fabrikam.com")
+    token = admin_token(db, org, "admin@contoso.com")
+    base = "/api/v1/organizations/contoso"
+    saved = await api.post(
+        f"{base}/service-accounts",
+        headers=bearer(token),
+        json={
+            "client_id": DEMO_APP_ID,
+            "client_secret": DEMO_SECRET,
+            "test_mailbox": "adele@contoso.com",
+        },
+    )
+    assert saved.status_code == 201, saved.text
+
+    rows = {
+        r["email"]: r for r in (await api.get(f"{base}/connections", headers=bearer(token))).json()
+    }
+    assert rows["adele@contoso.com"]["via_service_account"] == ["Office 365 service account"]
+    assert rows["kim@fabrikam.com"]["synced_domain"] is False
+    assert rows["kim@fabrikam.com"]["via_service_account"] == []
+
+    with db.session() as session:
+        account = ConnectionRepository(session).service_accounts(org.id)[0]
+        account.status = ConnectionStatus.NEEDS_NEW_SECRET  # its secret expired
+    rows = {
+        r["email"]: r for r in (await api.get(f"{base}/connections", headers=bearer(token))).json()
+    }
+    assert [r["via_service_account"] for r in rows.values()] == [[], [], []]
