@@ -77,7 +77,7 @@ from m365sync.connections.repository import ConnectionRepository
 from m365sync.connections.run_test import ServiceAccountDraft, TestReport
 from m365sync.connections.runtime import ConnectionRuntime
 from m365sync.db.base import new_id, utcnow
-from m365sync.errors import NotFound, ValidationFailed
+from m365sync.errors import M365SyncError, NotFound, ValidationFailed
 from m365sync.microsoft import errors as ms
 from m365sync.microsoft.applications import (
     MANAGEMENT_SCOPES,
@@ -356,20 +356,32 @@ async def complete_setup(
                 + "Then run the service account's test again and save it.",
             )
         ) from error
-    account, report = await service_accounts.add_service_account(
-        session,
-        runtime,
-        organization,
-        ServiceAccountDraft(
-            client_id=registered.app_id,
-            credential=certificate,
-            test_mailbox=choice.test_mailbox,
-            tenant_id=choice.tenant_id,
-            name=choice.name,
-        ),
-        partial=True,  # everything is in place in Entra ID: keep it, with the test's verdict
-        actor=admin.email,
-    )
+    try:
+        account, report = await service_accounts.add_service_account(
+            session,
+            runtime,
+            organization,
+            ServiceAccountDraft(
+                client_id=registered.app_id,
+                credential=certificate,
+                test_mailbox=choice.test_mailbox,
+                tenant_id=choice.tenant_id,
+                name=choice.name,
+            ),
+            partial=True,  # everything is in place in Entra ID: keep it, with the test's verdict
+            actor=admin.email,
+        )
+    except M365SyncError as error:
+        raise consumed(
+            SetupInterrupted(
+                f"The app '{registered.display_name}' ({registered.app_id}) is registered and "
+                f"consented in your tenant, but the service account was not saved: "
+                f"{error.message}",
+                fix=(error.fix + " " if error.fix else "")
+                + "Then start Set up for me again, and delete the unused app under App "
+                "registrations in the Microsoft Entra admin center.",
+            )
+        ) from error
     account.application_object_id = registered.object_id
     account.certificate_key_id = key.key_id if key else None
     connections.take_authorization(state)

@@ -161,8 +161,15 @@ class Scheduler:
         if running or moment < self._next_certificate_check:
             return None
         self._next_certificate_check = moment + self.certificate_check_seconds
-        self._renewal = asyncio.create_task(renew_due_certificates(self.database, self.runtime))
+        self._renewal = asyncio.create_task(self._renew_certificates())
         return self._renewal
+
+    async def _renew_certificates(self) -> list[RenewalResult]:
+        try:
+            return await renew_due_certificates(self.database, self.runtime)
+        except Exception:  # the next check tries again
+            log.exception("certificate renewal pass failed")
+            return []
 
     async def tick(self, budget: RequestBudget | None = None) -> list[UnitResult]:
         """Start the due units and wait for those (one pass; tests and one-shot runs)."""
