@@ -7,13 +7,14 @@ from __future__ import annotations
 
 import asyncio
 from typing import Any
+from urllib.parse import parse_qsl, urlsplit
 
 import pytest
 from tests.m365sync.conftest import fresh
 from tests.m365sync.connections.signin import sign_in
 
 from m365sync.audit import service as audit
-from m365sync.connections import service_accounts, setup
+from m365sync.connections import service_accounts, setup, user_connections
 from m365sync.connections.errors import (
     AdminRoleMissing,
     AuthorizationExpired,
@@ -322,8 +323,8 @@ async def test_a_permission_removed_later_shows_in_run_test_and_on_the_account(
         assert view["features"]["email"]["enabled"] is True
 
 
-async def test_what_the_admin_chooses_is_checked_before_microsoft_is_asked(
-    db, runtime, control, litware, make_org, make_member
+async def test_what_the_admin_chooses_is_checked_and_sign_ins_are_not_mixed_up(
+    db, runtime, control, litware
 ):
     with pytest.raises(ValidationFailed, match="Task Sync can't be set up"):
         await begin(db, runtime, litware, features=["tasks"])
@@ -331,9 +332,15 @@ async def test_what_the_admin_chooses_is_checked_before_microsoft_is_asked(
         await begin(db, runtime, litware, features=[])
     with pytest.raises(ValidationFailed, match="outside the domains to sync"):
         await begin(db, runtime, litware, test_mailbox="kim@fabrikam.com")
-    # A sign-in of "Connect your Office 365" can't finish a setup, nor a made-up state.
     with pytest.raises(AuthorizationExpired):
         await complete(db, runtime, litware, {"code": "x", "state": "not-a-state"})
+    # A setup's sign-in can't become a mailbox connection.
+    url = await begin(db, runtime, litware)
+    state = dict(parse_qsl(urlsplit(url).query))["state"]
+    with db.session() as session, pytest.raises(AuthorizationExpired, match="Set up for me"):
+        await user_connections.complete_office365_connection(
+            session, runtime, {"code": "x", "state": state}
+        )
 
 
 def test_features_map_to_the_permissions_of_designs_table():
