@@ -65,12 +65,26 @@ class CheckView:
     fix: str = ""
 
 
-def _check_views(report: TestReport) -> list[CheckView]:
-    """Run Test's checks as the panel shows them."""
-    return [
-        CheckView(title=c.title, outcome=str(c.outcome), explanation=c.message, fix=c.fix or "")
-        for c in report.checks
-    ]
+@dataclass(frozen=True)
+class TestResultsView:
+    """Run Test as the panel shows it: the verdict on top, then the checks, failures first."""
+
+    verdict: str
+    outcome: str  # "failed" | "warning" | "passed"
+    checks: list[CheckView]
+
+    __test__ = False  # not a pytest class
+
+
+def _test_results(report: TestReport) -> TestResultsView:
+    return TestResultsView(
+        verdict=report.verdict,
+        outcome=str(report.overall),
+        checks=[
+            CheckView(title=c.title, outcome=str(c.outcome), explanation=c.message, fix=c.fix or "")
+            for c in report.worst_first()
+        ],
+    )
 
 
 @dataclass(frozen=True)
@@ -119,9 +133,9 @@ def _refused(
 ) -> Response:
     """The panel again, with why saving was refused and, when Run Test was the reason, its
     checks (the panel then offers to save with only some features)."""
-    checks = None
+    results = None
     if isinstance(error, RunTestFailed):
-        checks = _check_views(error.report)
+        results = _test_results(error.report)
     return _list_page(
         request,
         db,
@@ -132,7 +146,7 @@ def _refused(
         status_code=error.status,
         error=error,
         entered=entered,
-        checks=checks,
+        results=results,
     )
 
 
@@ -148,7 +162,7 @@ def _list_page(
     error: M365SyncError | None = None,
     notice: str | None = None,
     entered: dict[str, str] | None = None,
-    checks: list[CheckView] | None = None,
+    results: TestResultsView | None = None,
 ) -> Response:
     panel = panel if panel in PANELS else ""
     organization = organization_of(db, me)
@@ -174,7 +188,8 @@ def _list_page(
         error=error,
         notice=notice,
         entered=entered,
-        checks=checks,
+        checks=results.checks if results else None,
+        results=results,
         can_save_partial=isinstance(error, RunTestFailed),
     )
 
@@ -230,10 +245,10 @@ async def run_test(
             error=error,
             entered=entered,
         )
-    checks = _check_views(report)
+    results = _test_results(report)
     if is_fragment_request(request):
-        return render(request, "admin/_test_results.html", checks=checks)
-    return _list_page(request, db, me, runtime, panel="office365", entered=entered, checks=checks)
+        return render(request, "admin/_test_results.html", results=results)
+    return _list_page(request, db, me, runtime, panel="office365", entered=entered, results=results)
 
 
 @router.post("", include_in_schema=False)
