@@ -16,6 +16,7 @@ from m365sim.exceptions import SimError
 from m365sim.faults import FaultMiddleware
 from m365sim.graph.subscriptions import install as install_subscriptions
 from m365sim.http import JSONResponse, request_id
+from m365sim.latency import LatencyMiddleware
 from m365sim.state import RequestRecord, SimState
 from m365sim.throttling import ThrottlingMiddleware
 
@@ -101,7 +102,9 @@ def build_app(state: SimState | None = None) -> Starlette:
     app = Starlette(routes=collect_routes(), exception_handlers={SimError: render_sim_error})
     app.state.sim = state
     # Starlette wraps in reverse order of addition: the request log is outermost (it sees
-    # injected faults and 429s), then the fault injector, then throttling's slot release.
+    # injected faults and 429s), then the fault injector, then throttling's slot release,
+    # then the latency model (inside throttling, so a request keeps its slot while delayed).
+    app.add_middleware(LatencyMiddleware, state=state)
     app.add_middleware(ThrottlingMiddleware, state=state)
     app.add_middleware(FaultMiddleware, state=state)
     app.add_middleware(RequestLogMiddleware, state=state)

@@ -113,6 +113,13 @@ class SimConfig:
     refresh_token_lifetime_seconds: int = 90 * 24 * 3600
     # Replay already-seen items in delta rounds, like Exchange does now and then.
     delta_replay: bool = True
+    # The latency model (m365sim.latency): realistic by default; the pytest plugin sets the
+    # "none" profile for tests that don't ask for realistic latency.
+    latency_base_ms: int = 120
+    latency_per_kib_ms: float = 0.5
+    latency_jitter: float = 0.35
+    latency_max_ms: int = 10_000
+    latency_seed: int = 0
 
 
 class SimState:
