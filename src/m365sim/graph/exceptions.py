@@ -72,6 +72,23 @@ class ErrorInvalidUser(GraphError):
     message = "The requested user is invalid."
 
 
+class RequestUnsupportedQuery(GraphError):
+    """A directory query that needs the advanced query parameters, or that Entra ID does not
+    evaluate at all."""
+
+    status = 400
+    code = "Request_UnsupportedQuery"
+    message = "Unsupported Query."
+
+
+class CountNotSupported(GraphError):
+    """``/$count`` on a directory collection without ``ConsistencyLevel: eventual``."""
+
+    status = 400
+    code = "Request_BadRequest"
+    message = "$count is not currently supported."
+
+
 class UserNotFound(GraphError):
     status = 404
     code = "Request_ResourceNotFound"

@@ -228,6 +228,8 @@ class _FilterParser:
 
     def parse_path(self, text: str) -> tuple[str, ...]:
         parts = tuple(text.split("/"))
+        if self.variables and parts == (self.variables[-1],):
+            return ("$it",)  # the element itself, in a collection of primitives
         if self.variables and parts[0] == self.variables[-1]:
             parts = parts[1:]
         if not parts or any(not p for p in parts):
