@@ -120,6 +120,9 @@ class SimConfig:
     latency_jitter: float = 0.35
     latency_max_ms: int = 10_000
     latency_seed: int = 0
+    # $batch answers in an order that is not request order, as Graph may (seeded).
+    batch_shuffle: bool = True
+    batch_order_seed: int = 0
 
 
 class SimState:
