@@ -341,21 +341,30 @@ async def calendar_view_delta(request: Request) -> Response:
     now = state.now()
     lifetime = delta.token_lifetime(state)
     store = _backend(request).store(caller.tenant, owner)
+    generations: delta.SyncGenerations = state.extension(
+        "calendar_delta_generations", delta.SyncGenerations
+    )
     offset = 0
     page: DeltaPage
     if "skiptoken" in params:
-        page_id, offset = delta.decode_token(params["skiptoken"], "p")
-        page = store.page(page_id, now, lifetime)
+        token = delta.read_token(params["skiptoken"], "p")
+        page = store.page(token.ident, now, lifetime)
+        offset = token.offset
+        chain, generation = token.chain, generations.serve(token.chain, token.generation)
     elif "deltatoken" in params:
-        point_id, _ = delta.decode_token(params["deltatoken"], "d")
-        page = store.resume_round(store.sync_point(point_id, now, lifetime), now)
+        token = delta.read_token(params["deltatoken"], "d")
+        point = store.sync_point(token.ident, now, lifetime)
+        chain, generation = token.chain, generations.serve(token.chain, token.generation)
+        page = store.resume_round(point, now)
     else:
         start, end = _window(request)
         page = store.start_round(request.path_params.get("calendar_id"), start, end, now)
+        chain, generation = generations.start()
     size = _page_size(request)
-    chunk = page.entries[offset : offset + size]
-    if offset > 0 and state.config.delta_replay:
-        chunk = [page.entries[offset - 1], *chunk]  # Exchange repeats items across pages
+    # Exchange repeats the previous page's last item at the start of a page; the page still
+    # holds at most ``size`` items (odata.maxpagesize is a maximum).
+    overlap = 1 if offset > 0 and state.config.delta_replay and size > 1 else 0
+    chunk = page.entries[offset - overlap : offset + size - overlap]
     value: list[dict[str, Any]] = []
     for kind, item_id in chunk:
         if kind == "event":
@@ -375,11 +384,13 @@ async def calendar_view_delta(request: Request) -> Response:
             }
         )
     payload: dict[str, Any] = {"@odata.context": odata.metadata_url(request, "Collection(event)")}
-    if offset + size < len(page.entries):
-        payload["@odata.nextLink"] = delta.skip_link(request, page.id, offset + size)
+    if offset + size - overlap < len(page.entries):
+        payload["@odata.nextLink"] = delta.skip_link(
+            request, page.id, offset + size - overlap, chain, generation
+        )
     else:
         point = store.sync_point_after(page, now)
-        payload["@odata.deltaLink"] = delta.delta_link(request, point.id)
+        payload["@odata.deltaLink"] = delta.delta_link(request, point.id, chain, generation)
     payload["value"] = value
     return JSONResponse(payload, headers=_applied(request))
 
