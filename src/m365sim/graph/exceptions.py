@@ -123,6 +123,27 @@ class ApplicationThrottled(GraphError):
     message = "Application is over its MailboxConcurrency limit."
 
 
+class NotModelled(GraphError):
+    """A part of Microsoft Graph (a route, a property, a relation) m365sim does not simulate.
+
+    Graph's own 501 ``NotImplemented`` shape, with a message that says plainly that the
+    emulator, not Microsoft, lacks it: neither "not found" nor "does not exist on type",
+    which would be false about Graph.
+    """
+
+    status = 501
+    code = "NotImplemented"
+    message = "m365sim does not model this part of Microsoft Graph."
+
+
+class MethodNotAllowed(GraphError):
+    """A method a modelled route does not take (Graph's text for a 405)."""
+
+    status = 405
+    code = "Request_BadRequest"
+    message = "Specified HTTP method is not allowed for the request target."
+
+
 class ServiceUnavailable(GraphError):
     status = 503
     code = "ServiceNotAvailable"

@@ -130,6 +130,7 @@ def _query(request: Request, *, window: bool = False) -> odata.ODataQuery:
         request,
         entity="event",
         properties=EVENT_PROPERTIES,
+        unmodelled=UNMODELLED_EVENT_PROPERTIES,
         custom=("startDateTime", "endDateTime") if window else (),
     )
 
@@ -138,7 +139,11 @@ def _event(
     request: Request, owner_id: str, event: Event, zone_name: str, status: int = 200
 ) -> Response:
     query = odata.ODataQuery.from_request(
-        request, allowed=("select", "expand"), entity="event", properties=EVENT_PROPERTIES
+        request,
+        allowed=("select", "expand"),
+        entity="event",
+        properties=EVENT_PROPERTIES,
+        unmodelled=UNMODELLED_EVENT_PROPERTIES,
     )
     payload = {
         "@odata.context": _context(request, owner_id, "events/$entity"),
@@ -234,6 +239,24 @@ async def list_events(request: Request) -> Response:
     return _collection(request, items, query, zone_name, _context(request, owner.id, "events"))
 
 
+UNMODELLED_EVENT_PROPERTIES = frozenset(
+    {
+        "attachments",
+        "singleValueExtendedProperties",
+        "multiValueExtendedProperties",
+        "extensions",
+    }
+)
+"""``event`` relations Graph has and m365sim does not simulate (501 ``NotModelled``)."""
+
+
+def _refuse_unmodelled(body: dict[str, Any]) -> None:
+    """A body that sets what m365sim cannot keep is refused, not silently half-applied."""
+    for name in body:
+        if name in UNMODELLED_EVENT_PROPERTIES:
+            raise odata.not_modelled(name, "event")
+
+
 async def create_event(request: Request) -> Response:
     caller, owner = resolve_mailbox(request, user_key(request), "Calendars", write=True)
     zone_name = _zone_name(request)
@@ -241,6 +264,7 @@ async def create_event(request: Request) -> Response:
     if not isinstance(body, dict):
         raise CalendarInvalidRequest("The request body must be a JSON object.")
     body.pop("iCalUId", None)  # read-only on Graph
+    _refuse_unmodelled(body)
     event = _backend(request).create_event(
         caller.tenant, owner, body, calendar_id=request.path_params.get("calendar_id")
     )
@@ -261,6 +285,7 @@ async def update_event(request: Request) -> Response:
     if not isinstance(body, dict):
         raise CalendarInvalidRequest("The request body must be a JSON object.")
     body.pop("iCalUId", None)
+    _refuse_unmodelled(body)
     event = _backend(request).update_event(
         caller.tenant, owner, request.path_params["event_id"], body
     )

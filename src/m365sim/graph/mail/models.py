@@ -14,7 +14,8 @@ the changes after ``S``: O(changes), never O(mailbox).
 
 Where this differs from Exchange Online (see ``docs/m365sim/mail.md`` for the full list):
 
-- no attachments, no extended properties, no ``uniqueBody``, no ``internetMessageHeaders``;
+- no attachments, no extended properties, no ``uniqueBody``, no ``internetMessageHeaders``
+  (``UNMODELLED_MESSAGE_PROPERTIES``: asking for one is 501 ``NotModelled``);
 - ``DELETE`` moves a message to the hidden ``recoverableitemsdeletions`` folder and nothing
   ever purges it; there is no retention policy;
 - folder ids are the same under both id types; message ids are short (see ``graph.ids``);
@@ -50,10 +51,12 @@ from m365sim.graph import exceptions as errors
 from m365sim.graph.delta import SyncGenerations, is_expired, token_lifetime
 from m365sim.graph.ids import item_id, mailbox_key, parse_item_id
 from m365sim.graph.mail import exceptions as mail_errors
+from m365sim.graph.odata import not_modelled
 from m365sim.state import SimState
 
 __all__ = [
     "MESSAGE_PROPERTIES",
+    "UNMODELLED_MESSAGE_PROPERTIES",
     "WELL_KNOWN_FOLDERS",
     "DeltaPage",
     "DeltaParams",
@@ -114,6 +117,20 @@ MESSAGE_PROPERTIES = frozenset(
     }
 )
 """The ``message`` properties m365sim returns (and accepts in ``$select``/``$filter``)."""
+
+UNMODELLED_MESSAGE_PROPERTIES = frozenset(
+    {
+        "attachments",
+        "internetMessageHeaders",
+        "uniqueBody",
+        "singleValueExtendedProperties",
+        "multiValueExtendedProperties",
+        "extensions",
+        "mentions",
+    }
+)
+"""``message`` properties and relations Graph has and m365sim does not simulate: naming one
+in a query or a body answers 501 ``NotModelled`` instead of a false "does not exist"."""
 
 FOLDER_PROPERTIES = frozenset(
     {
@@ -759,6 +776,8 @@ class MailStore:
             if name.startswith("@odata"):
                 continue
             if name not in allowed:
+                if name in UNMODELLED_MESSAGE_PROPERTIES:
+                    raise not_modelled(name, "message")
                 if name in MESSAGE_PROPERTIES:
                     raise errors.BadRequest(
                         f"The property '{name}' is read-only and cannot be set."
