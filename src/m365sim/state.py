@@ -120,6 +120,9 @@ class SimConfig:
     latency_jitter: float = 0.35
     latency_max_ms: int = 10_000
     latency_seed: int = 0
+    # Application access policy / RBAC for Applications changes reach Graph this much later
+    # (Exchange: "longer than 1 hour", "30 minutes to 2 hours"); 0 applies them at once.
+    policy_propagation_seconds: int = 3600
     # $batch answers in an order that is not request order, as Graph may (seeded).
     batch_shuffle: bool = True
     batch_order_seed: int = 0

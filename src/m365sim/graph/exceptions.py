@@ -41,11 +41,19 @@ class ErrorAccessDenied(GraphError):
 
 
 class AccessDeniedByPolicy(GraphError):
-    """The mailbox is outside what an Application Access Policy / RBAC scope allows."""
+    """The mailbox is outside what an Application Access Policy / RBAC scope allows.
+
+    The text is the one Exchange Online answers today, "[RAOP]" suffix included (quoted in
+    many reports of the error, e.g. "ErrorAccessDenied: Access to OData is disabled: [RAOP]
+    : Blocked by tenant configured AppOnly AccessPolicy settings.").
+    """
 
     status = 403
     code = "ErrorAccessDenied"
-    message = "Access to OData is disabled."
+    message = (
+        "Access to OData is disabled: [RAOP] : Blocked by tenant configured AppOnly "
+        "AccessPolicy settings."
+    )
 
 
 class AuthorizationRequestDenied(GraphError):

@@ -188,6 +188,7 @@ def test_an_expiration_given_with_an_offset_is_answered_in_utc(
 def test_policy_denied_and_unreachable_mailboxes(
     sim: SimServer, http: httpx.Client, auth: dict[str, str], receiver: Receiver
 ) -> None:
+    http.patch("/_sim/config", json={"policy_propagation_seconds": 0})
     http.post(
         f"/_sim/tenants/{TENANT}/accessPolicies",
         json={
@@ -201,7 +202,8 @@ def test_policy_denied_and_unreachable_mailboxes(
     assert denied.json()["error"]["code"] == "ExtensionError"
     assert denied.json()["error"]["message"] == (
         "Operation: Create; Exception: [Status Code: Forbidden; "
-        "Reason: Access to OData is disabled.]"
+        "Reason: Access to OData is disabled: [RAOP] : Blocked by tenant configured AppOnly "
+        "AccessPolicy settings.]"
     )
     unlicensed = subscribe(sim, http, auth, receiver, resource="users/pradeep@contoso.com/messages")
     assert unlicensed.status_code == 404
