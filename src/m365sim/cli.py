@@ -31,6 +31,10 @@ def describe(server: SimServer) -> str:
         f"  m365sim CA only:    {server.tls.ca_pem}",
         f"  Latency:            {latency_summary(server)}",
     ]
+    if server.state.config.allow_http_notification_urls:
+        lines.append(
+            "  Webhooks:           http:// notification URLs accepted (Graph refuses them)"
+        )
     for tenant in server.state.tenants.values():
         lines.append(
             f"  Tenant {tenant.display_name}: id {tenant.id}, domains {', '.join(tenant.domains)}"
@@ -101,11 +105,17 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     serve.add_argument(
         "--latency-seed", type=_non_negative(int), help="seed of the jitter's random draws"
     )
+    serve.add_argument(
+        "--allow-http-webhooks",
+        action="store_true",
+        help="accept http:// notification URLs (Graph requires https; local development only)",
+    )
     return parser.parse_args(argv)
 
 
-def configure_latency(config: SimConfig, args: argparse.Namespace) -> None:
+def configure(config: SimConfig, args: argparse.Namespace) -> None:
     """The ``--latency`` profile, then any single knob given on the command line."""
+    config.allow_http_notification_urls = args.allow_http_webhooks
     apply_latency_profile(config, args.latency)
     for option in ("base_ms", "per_kib_ms", "jitter", "seed"):
         value = getattr(args, f"latency_{option}")
@@ -116,7 +126,7 @@ def configure_latency(config: SimConfig, args: argparse.Namespace) -> None:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     server = SimServer(host=args.host, port=args.port, data_dir=args.data_dir)
-    configure_latency(server.state.config, args)
+    configure(server.state.config, args)
     try:
         load_seed(server.state, read_seed(args.seed))
     except (OSError, SeedError) as exc:

@@ -123,6 +123,8 @@ class SimConfig:
     # Application access policy / RBAC for Applications changes reach Graph this much later
     # (Exchange: "longer than 1 hour", "30 minutes to 2 hours"); 0 applies them at once.
     policy_propagation_seconds: int = 3600
+    # Graph refuses http:// notification URLs; true accepts them (local development only).
+    allow_http_notification_urls: bool = False
     # $batch answers in an order that is not request order, as Graph may (seeded).
     batch_shuffle: bool = True
     batch_order_seed: int = 0

@@ -9,7 +9,7 @@ import httpx
 import pytest
 from sim_tokens import SERVICE_APP_ID, bearer, mint_app_token, sim_async_client
 
-from m365sim.cli import configure_latency, parse_args
+from m365sim.cli import configure, parse_args
 from m365sim.latency import latency_for
 from m365sim.server import SimServer
 from m365sim.state import SimConfig, SimState
@@ -94,7 +94,10 @@ def test_control_api_sets_a_profile_and_refuses_nonsense(http: httpx.Client) -> 
 
 def test_serve_is_realistic_by_default_and_takes_options() -> None:
     config = SimConfig()
-    configure_latency(config, parse_args(["serve"]))
+    configure(config, parse_args(["serve"]))
     assert config.latency_base_ms == 120
-    configure_latency(config, parse_args(["serve", "--latency", "none", "--latency-base-ms", "40"]))
+    assert config.allow_http_notification_urls is False  # strict: Graph requires https
+    args = ["serve", "--latency", "none", "--latency-base-ms", "40", "--allow-http-webhooks"]
+    configure(config, parse_args(args))
     assert (config.latency_base_ms, config.latency_per_kib_ms) == (40, 0)
+    assert config.allow_http_notification_urls is True
