@@ -182,7 +182,7 @@ def child_sync(config_path: str, mailbox: str, trace_memory: bool = False) -> No
     from m365sync.connections.runtime import ConnectionRuntime
     from m365sync.db.session import Database
     from m365sync.settings import Settings
-    from m365sync.sync.models import SyncFeature
+    from m365sync.sync.features import SyncFeature
     from m365sync.sync.service import sync_member
 
     config = json.loads(Path(config_path).read_text())

@@ -13,6 +13,7 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from m365sim.ews import install as install_ews
 from m365sim.exceptions import GraphError, SimError
 from m365sim.faults import FaultMiddleware
 from m365sim.graph.exceptions import MethodNotAllowed, NotModelled
@@ -117,6 +118,7 @@ def collect_routes() -> list[BaseRoute]:
     """Every route m365sim serves, gathered from each package's ``urls.py``."""
     from m365sim import faults
     from m365sim.control import urls as control_urls
+    from m365sim.ews import urls as ews_urls
     from m365sim.graph import urls as graph_urls
     from m365sim.graph.policies import urls as policies_urls
     from m365sim.graph.subscriptions import urls as subscriptions_urls
@@ -127,8 +129,10 @@ def collect_routes() -> list[BaseRoute]:
         *faults.routes,
         *policies_urls.routes,
         *subscriptions_urls.control_routes,
+        *ews_urls.control_routes,
         *graph_urls.routes,
         *identity_urls.routes,
+        *ews_urls.routes,
     ]
 
 
@@ -147,4 +151,5 @@ def build_app(state: SimState | None = None) -> Starlette:
     app.add_middleware(FaultMiddleware, state=state)
     app.add_middleware(RequestLogMiddleware, state=state)
     install_subscriptions(state)
+    install_ews(state)
     return app

@@ -17,6 +17,8 @@ def _area(path: str) -> str:
         return "Control API (`/_sim`, not part of Microsoft's surface)"
     if path.startswith("/v1.0"):
         return "Microsoft Graph v1.0"
+    if path.lower().startswith(("/ews/", "/autodiscover/")):
+        return "Exchange Server (EWS and Autodiscover)"
     return "Microsoft Entra ID (identity platform v2.0)"
 
 
@@ -51,7 +53,25 @@ def render(routes: list[BaseRoute]) -> str:
             lines.append(f"| {methods} | `{path}` | {summary} |")
         lines.append("")
     lines.append(f"{sum(len(rows) for rows in grouped.values())} routes in all.")
+    lines += ["", *_ews_operations()]
     return "\n".join(lines) + "\n"
+
+
+def _ews_operations() -> list[str]:
+    from m365sim.ews.operations import OPERATIONS
+
+    lines = [
+        "## EWS operations (`POST /EWS/Exchange.asmx`)",
+        "",
+        "Differences from Exchange Server are in [ews.md](ews.md).",
+        "",
+        "| operation | what it does |",
+        "|---|---|",
+    ]
+    for name in sorted(OPERATIONS):
+        summary = OPERATIONS[name].summary.replace("|", "\\|")
+        lines.append(f"| {name} | {summary} |")
+    return lines
 
 
 def main() -> None:

@@ -18,6 +18,12 @@ back ``delayMs`` before its first byte; the request keeps its throttling slot me
 which is how tests provoke the concurrency limit), ``"expiredCursor"`` (410
 ``SyncStateNotFound``, as an expired delta token answers).
 
+EWS requests (``/EWS/...``) are handed to ``m365sim.ews.faults``: every EWS operation is a
+POST to one path, so a rule may also name an ``operation`` (read from the SOAP body), and
+the kinds take Exchange's shapes there (``429`` is ``ErrorServerBusy`` with
+``BackOffMilliseconds`` from ``backOffMs``, ``expiredCursor`` is
+``ErrorInvalidSyncStateData``).
+
 Faults never apply to ``/_sim/*``. Injected faults keep their status in the request log
 and are also listed, with the rule that caused them, in ``GET /_sim/faults``.
 
@@ -44,6 +50,7 @@ from starlette.routing import BaseRoute, Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from m365sim.directory.models import new_id
+from m365sim.ews import faults as ews_faults
 from m365sim.exceptions import GraphError
 from m365sim.graph.exceptions import (
     ApplicationThrottled,
@@ -108,18 +115,23 @@ class FaultRule:
     count: int = 1
     retry_after: int | None = None
     delay_ms: int = 0
+    operation: str | None = None  # an EWS operation (SOAP body), e.g. "SyncFolderItems"
+    back_off_ms: int | None = None  # EWS ErrorServerBusy's BackOffMilliseconds
     id: str = field(default_factory=new_id)
     injected: int = 0
 
     def __post_init__(self) -> None:
         self.pattern = re.compile(self.path_regex)
 
-    def matches(self, method: str, path: str, mailbox_id: str | None) -> bool:
+    def matches(
+        self, method: str, path: str, mailbox_id: str | None, operation: str | None = None
+    ) -> bool:
         return (
             self.count > 0
             and self.method in ("*", method)
             and self.pattern.search(path) is not None
             and (self.mailbox_id is None or self.mailbox_id == mailbox_id)
+            and (self.operation is None or self.operation == operation)
         )
 
     def as_json(self) -> dict[str, Any]:
@@ -133,6 +145,8 @@ class FaultRule:
             "injected": self.injected,
             "retryAfter": self.retry_after,
             "delayMs": self.delay_ms,
+            "operation": self.operation,
+            "backOffMs": self.back_off_ms,
         }
 
 
@@ -200,10 +214,10 @@ class FaultBook:
     MAX_INJECTIONS: ClassVar[int] = 10_000
 
     def pick(
-        self, method: str, path: str, mailbox_id: str | None
+        self, method: str, path: str, mailbox_id: str | None, operation: str | None = None
     ) -> tuple[str, FaultRule | RandomFaults] | None:
         for rule in self.rules:
-            if rule.matches(method, path, mailbox_id):
+            if rule.matches(method, path, mailbox_id, operation):
                 rule.count -= 1
                 rule.injected += 1
                 return rule.kind, rule
@@ -213,6 +227,12 @@ class FaultBook:
                 chaos.injected += 1
                 return kind, chaos
         return None
+
+    def record(
+        self, rule: FaultRule | RandomFaults, kind: str, method: str, path: str, at: datetime
+    ) -> None:
+        if len(self.injections) < self.MAX_INJECTIONS:
+            self.injections.append(Injection(rule.id, kind, method, path, at))
 
 
 def fault_book(state: SimState) -> FaultBook:
@@ -269,6 +289,9 @@ class FaultMiddleware:
         if not book.rules and not book.random_rules:
             await self.app(scope, receive, send)
             return
+        if ews_faults.is_ews_path(scope["path"]):
+            await ews_faults.apply(self, book, scope, receive, send)
+            return
         needs_mailbox = any(rule.mailbox_id is not None for rule in book.rules)
         mailbox_id = _mailbox_of(self.state, scope) if needs_mailbox else None
         picked = book.pick(scope["method"], scope["path"], mailbox_id)
@@ -276,10 +299,7 @@ class FaultMiddleware:
             await self.app(scope, receive, send)
             return
         kind, rule = picked
-        if len(book.injections) < FaultBook.MAX_INJECTIONS:
-            book.injections.append(
-                Injection(rule.id, kind, scope["method"], scope["path"], self.state.now())
-            )
+        book.record(rule, kind, scope["method"], scope["path"], self.state.now())
         if kind == "delay":
             await self._delayed(scope, receive, send, rule.delay_ms)
         elif kind == "drop":
@@ -432,7 +452,7 @@ async def faults(request: Request) -> Response:
             raise BadRequest(f"No user {body['mailbox']!r} in any tenant")
         mailbox_id = found[1].id
     path_regex = body.get("pathRegex")
-    if path_regex is None and kind == "expiredCursor":
+    if path_regex is None and kind == "expiredCursor" and not body.get("operation"):
         path_regex = r"/delta"
     rule = FaultRule(
         kind=kind,
@@ -442,6 +462,8 @@ async def faults(request: Request) -> Response:
         count=_int(body, "count", 1) or 0,
         retry_after=_int(body, "retryAfter", None),
         delay_ms=_int(body, "delayMs", 0) or 0,
+        operation=str(body["operation"]) if body.get("operation") else None,
+        back_off_ms=_int(body, "backOffMs", None),
     )
     book.rules.append(rule)
     return JSONResponse(rule.as_json(), status_code=201)

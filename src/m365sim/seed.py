@@ -6,6 +6,8 @@ are handed to the Graph backends through ``MAILBOX_SEEDERS``, keyed by the secti
 (``messages``, ``events``, ``todo``): the one table of mailbox sections, listed here rather
 than filled in by importing the backends. The ``*_from_spec`` builders are shared with the
 ``/_sim/tenants`` control API, so a seed entry and a control API body are the same JSON.
+A tenant's ``exchange:`` section (its Exchange Server, served over EWS) is loaded by
+``m365sim.ews.control.load_exchange`` (``docs/m365sim/ews.md``).
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import yaml
 
 from m365sim.dates import parse_when
 from m365sim.directory.models import (
+    DIRECTORY_ROLES,
     AppRegistration,
     Certificate,
     ClientSecret,
@@ -28,6 +31,8 @@ from m365sim.directory.models import (
     Tenant,
     User,
 )
+from m365sim.ews.control import load_exchange
+from m365sim.ews.models import ExchangeSettingsError
 from m365sim.graph.calendar.control import seed_events
 from m365sim.graph.mail.control import seed_messages
 from m365sim.graph.policies.models import PolicyError
@@ -150,8 +155,12 @@ USER_FLAGS: dict[str, tuple[str, type]] = {
 
 
 def apply_user_fields(user: User, spec: dict[str, Any]) -> None:
-    """Set the user fields ``spec`` names (see ``USER_FLAGS``); a wrong type is a ``SeedError``."""
+    """Set the user fields ``spec`` names (see ``USER_FLAGS``, and ``directoryRoles``: names
+    from ``DIRECTORY_ROLES``); a wrong type or an unknown role is a ``SeedError``."""
     for key, value in spec.items():
+        if key == "directoryRoles":
+            user.directory_roles = _directory_roles(user, value)
+            continue
         if key not in USER_FLAGS:
             continue
         attribute, kind = USER_FLAGS[key]
@@ -164,6 +173,42 @@ def apply_user_fields(user: User, spec: dict[str, Any]) -> None:
                 f"user {user.user_principal_name!r}: mailboxLocation is 'cloud' or 'onprem'"
             )
         setattr(user, attribute, value)
+
+
+def _directory_roles(user: User, value: Any) -> set[str]:
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise SeedError(
+            f"user {user.user_principal_name!r}: directoryRoles must be a list of names"
+        )
+    unknown = [name for name in value if name not in DIRECTORY_ROLES]
+    if unknown:
+        raise SeedError(
+            f"user {user.user_principal_name!r}: unknown directory role {unknown[0]!r}; "
+            f"m365sim knows {', '.join(DIRECTORY_ROLES)}"
+        )
+    return set(value)
+
+
+def apply_tenant_fields(tenant: Tenant, spec: dict[str, Any]) -> None:
+    """The tenant-wide switches: ``userConsentAllowed``, ``usersCanRegisterApps`` (bool) and
+    ``replicationDelaySeconds`` (how long new apps, credentials and consent take to reach the
+    token service); a wrong type is a ``SeedError``."""
+    for key, attribute in (
+        ("userConsentAllowed", "user_consent_allowed"),
+        ("usersCanRegisterApps", "users_can_register_apps"),
+    ):
+        if key in spec:
+            if not isinstance(spec[key], bool):
+                raise SeedError(f"tenant {tenant.display_name!r}: {key} must be true or false")
+            setattr(tenant, attribute, spec[key])
+    if "replicationDelaySeconds" in spec:
+        delay = spec["replicationDelaySeconds"]
+        if isinstance(delay, bool) or not isinstance(delay, int | float) or delay < 0:
+            raise SeedError(
+                f"tenant {tenant.display_name!r}: replicationDelaySeconds must be a number of "
+                "seconds, 0 or more"
+            )
+        tenant.replication_delay_seconds = float(delay)
 
 
 def user_from_spec(spec: dict[str, Any]) -> User:
@@ -210,8 +255,7 @@ def load_seed(state: SimState, data: dict[str, Any]) -> list[Tenant]:
             raise SeedError(f"tenants[{t_index}] needs {exc.args[0]!r}") from exc
         if "id" in spec:
             tenant.id = str(spec["id"])
-        if "userConsentAllowed" in spec:
-            tenant.user_consent_allowed = bool(spec["userConsentAllowed"])
+        apply_tenant_fields(tenant, spec)
         for u_index, u in enumerate(spec.get("users", [])):
             try:
                 tenant.add_user(user_from_spec(u))
@@ -227,6 +271,10 @@ def load_seed(state: SimState, data: dict[str, Any]) -> list[Tenant]:
         try:
             load_policies(state, tenant, spec)
         except PolicyError as exc:
+            raise SeedError(f"tenants[{t_index}]: {exc}") from exc
+        try:
+            load_exchange(state, tenant, spec)
+        except ExchangeSettingsError as exc:
             raise SeedError(f"tenants[{t_index}]: {exc}") from exc
         for address, sections in (spec.get("mailboxes") or {}).items():
             owner = tenant.find_user(address)

@@ -7,6 +7,7 @@ import socket
 import tempfile
 import threading
 import time
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +15,7 @@ import uvicorn
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from m365sim.app import build_app
+from m365sim.ews.auth import CONNECTION_KEY
 from m365sim.state import SimState
 from m365sim.tls import TlsFiles, prepare_tls
 
@@ -29,6 +31,13 @@ class _QuietHttpProtocol(HttpToolsProtocol):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.access_log = False
+        self.connection_id = uuid.uuid4().hex
+
+    def on_message_begin(self) -> None:
+        # Connection-oriented authentication (NTLM, as IIS does it for EWS) needs to know
+        # which requests share a TCP connection; uvicorn's scope doesn't say.
+        super().on_message_begin()
+        self.scope["extensions"] = {CONNECTION_KEY: {"id": self.connection_id}}
 
 
 class SimServer:

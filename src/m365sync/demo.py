@@ -22,10 +22,12 @@ from rich.console import Console
 
 from m365sync.auth import set_password
 from m365sync.auth.repository import credential_for_member
-from m365sync.connections import service as conns
+from m365sync.connections import service_accounts
+from m365sync.connections.run_test import ServiceAccountDraft
 from m365sync.connections.runtime import ConnectionRuntime
 from m365sync.crm.importer import load_demo_crm
 from m365sync.db import Database, database_from_settings, migrate
+from m365sync.microsoft.auth import ClientSecret
 from m365sync.organizations import service as orgs
 from m365sync.organizations.models import Role
 from m365sync.settings import Settings, get_settings
@@ -113,15 +115,17 @@ async def seed_demo_organization(
             member = orgs.get_member(session, organization, email)
             if credential_for_member(session, member.id) is None:
                 set_password(session, member, password)
-        if not conns.list_service_accounts(session, organization):
-            await conns.add_service_account(
+        if not service_accounts.list_service_accounts(session, organization):
+            await service_accounts.add_service_account(
                 session,
                 runtime,
                 organization,
-                name="Contoso service account (demo)",
-                client_id=DEMO_SERVICE_ACCOUNT[0],
-                secret=DEMO_SERVICE_ACCOUNT[1],
-                test_mailbox="adele@contoso.com",
+                ServiceAccountDraft(
+                    client_id=DEMO_SERVICE_ACCOUNT[0],
+                    credential=ClientSecret(DEMO_SERVICE_ACCOUNT[1]),
+                    test_mailbox="adele@contoso.com",
+                    name="Contoso service account (demo)",
+                ),
                 actor="demo",
             )
         admin = orgs.get_member(session, organization, "admin@contoso.com")

@@ -4,7 +4,7 @@ takes the same shape as JSON (``POST /_sim/seed``).
 
 Shape (every section optional)::
 
-    org: {name, id, myDomain, sandbox, edition, dailyApiRequests}
+    org: {name, id, myDomain, sandbox, edition, dailyApiRequests, enhancedEmail}
     users: [{username, firstName, lastName, email, alias, active, password}]
     connectedApps: [{name, consumerKey, consumerSecret, certificate | certificateFile,
                      callbackUrls, clientCredentialsUser, preAuthorized, requirePkce,
@@ -36,6 +36,8 @@ from sfsim.state import SfState
 
 DEMO_SEED = Path(__file__).parent / "seeds" / "demo.yaml"
 BASE_DIR_KEY = "_baseDir"
+EMAIL_OBJECTS = ("EmailMessageRelation", "EmailMessage")
+"""Objects an org without Enhanced Email (and without Email-to-Case) does not have."""
 
 
 class SeedError(ValueError):
@@ -57,6 +59,8 @@ def load_seed(state: SfState, data: dict[str, Any]) -> None:
     try:
         _load_org(state, data.get("org") or {})
         for obj_name, fields in (data.get("customFields") or {}).items():
+            if obj_name in EMAIL_OBJECTS and not state.org.enhanced_email:
+                continue  # the org has no such object
             for spec in fields:
                 state.records.add_custom_field(obj_name, _field(spec))
         refs: dict[str, str] = {}
@@ -90,6 +94,9 @@ def load_seed(state: SfState, data: dict[str, Any]) -> None:
                     active=bool(spec.get("active", True)),
                 )
             )
+        if not state.org.enhanced_email:
+            for name in EMAIL_OBJECTS:
+                state.records.schema.remove(name)
     except KeyError as exc:
         raise SeedError(f"missing {exc.args[0]!r}") from exc
     except SeedError:
@@ -107,6 +114,10 @@ def _load_org(state: SfState, spec: dict[str, Any]) -> None:
     org.edition = spec.get("edition", org.edition)
     if "dailyApiRequests" in spec:
         state.config.daily_api_requests = int(spec["dailyApiRequests"])
+    if spec.get("enhancedEmail") is False:
+        # Switched off: the org has no EmailMessage objects at all (Enhanced Email and
+        # Email-to-Case off; ``load_seed`` removes them); switching it on takes a reset.
+        org.enhanced_email = False
 
 
 def _field(spec: dict[str, Any]) -> FieldDef:

@@ -99,6 +99,9 @@ class OrgInfo:
     my_domain: str = "sfsim"
     sandbox: str | None = None  # the sandbox name, e.g. "uat"
     edition: str = "Enterprise Edition"
+    # Enhanced Email (Setup → Enhanced Email). Off, the org has neither EmailMessage nor
+    # EmailMessageRelation (as an org with Email-to-Case off too): emails are logged as Tasks.
+    enhanced_email: bool = True
 
     @property
     def is_sandbox(self) -> bool:

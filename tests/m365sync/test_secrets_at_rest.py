@@ -16,7 +16,7 @@ from tests.m365sync.conftest import DEMO_APP_ID, fresh
 from tests.m365sync.connections.signin import sign_in
 
 from m365sim.directory.models import ClientSecret as SimSecret
-from m365sync.connections import service as conns
+from m365sync.connections import service_accounts, user_connections
 from m365sync.connections.models import ConnectionKind, CredentialType, ServiceAccount
 from m365sync.connections.runtime import ConnectionRuntime
 from m365sync.crypto import SecretBox, SecretKeyMissing, load_keys
@@ -146,11 +146,11 @@ async def test_planted_secrets_are_nowhere_in_plaintext(
 
     # The secrets were really used and stored (sealed): the flows above worked.
     with db.session() as session:
-        account = conns.list_service_accounts(session, fresh(session, org))[0]
+        account = service_accounts.list_service_accounts(session, fresh(session, org))[0]
         assert runtime.open(account, "secret_sealed") == planted
         refresh_tokens = [
             value["secret"]
-            for connection in conns.list_user_connections(session, fresh(session, org))
+            for connection in user_connections.list_user_connections(session, fresh(session, org))
             if connection.token_cache_sealed
             for value in __import__("json")
             .loads(runtime.open(connection, "token_cache_sealed"))["RefreshToken"]

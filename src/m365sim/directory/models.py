@@ -3,9 +3,15 @@
 Plain dataclasses: the rules (who may get which token, which mailbox answers) live in
 the identity and Graph backends that read these objects. Differences from Entra ID:
 one service principal per app, in its home tenant only (a multi-tenant app may use
-``/organizations`` and ``/common``, but users of other tenants can't consent to it), no
-directory roles beyond an ``is_admin`` flag, no guest users, Microsoft Graph as the only
-resource an app can request permissions on.
+``/organizations`` and ``/common``, but users of other tenants can't consent to it), the
+handful of directory roles app management looks at (``DIRECTORY_ROLES``; ``is_admin`` is
+shorthand for Global Administrator), no guest users, Microsoft Graph as the only resource
+an app can request permissions on.
+
+Objects created through Graph's app management carry ``visible_at``: the moment Entra's
+token service has replicated them (``Tenant.replication_delay_seconds`` after creation).
+Until then they exist for Graph but not for sign-in; ``None`` means "always visible", which
+is what seeds and the control API create.
 """
 
 from __future__ import annotations
@@ -17,14 +23,32 @@ from datetime import UTC, datetime
 from functools import cached_property
 
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives import hashes, serialization
 
 GRAPH_APP_ID = "00000003-0000-0000-c000-000000000000"
 """Microsoft Graph's well-known application id (the resource of every Graph token)."""
 
 
+DIRECTORY_ROLES: dict[str, str] = {
+    "Global Administrator": "62e90394-69f5-4237-9190-012177145e10",
+    "Privileged Role Administrator": "e8611ab8-c189-46e8-94e1-60213ab1f814",
+    "Cloud Application Administrator": "158c047a-c907-4556-b7ef-446551a6b5f7",
+    "Application Administrator": "9b895d92-2cd3-44c7-9d02-a6ac2d5ea5c3",
+    "Application Developer": "cf1c38e5-3621-4004-a7cb-879624dced7c",
+}
+"""The directory roles m365sim knows, by display name → role template id (the ``wids`` claim)."""
+
+MEMBER_ROLE_ID = "b79fbf4d-3ef9-4689-8143-76b194e85509"
+"""The template id every member user carries in ``wids`` (the default "User" role)."""
+
+
 def new_id() -> str:
     return str(uuid.uuid4())
+
+
+def is_visible(visible_at: datetime | None, now: datetime) -> bool:
+    """Has the token service caught up with an object replicated at ``visible_at``?"""
+    return visible_at is None or now >= visible_at
 
 
 def _b64url(raw: bytes) -> str:
@@ -50,6 +74,7 @@ class User:
     mailbox_full: bool = False
     time_zone: str = "Pacific Standard Time"  # mailboxSettings.timeZone (Windows name)
     sessions_revoked_at: datetime | None = None
+    directory_roles: set[str] = field(default_factory=set)  # names from DIRECTORY_ROLES
     aliases: list[str] = field(default_factory=list)  # secondary SMTP addresses
     created_at: datetime = field(default_factory=lambda: datetime.now(UTC))
 
@@ -64,6 +89,16 @@ class User:
     @property
     def address(self) -> str:
         return (self.mail or self.user_principal_name).lower()
+
+    @property
+    def role_names(self) -> set[str]:
+        """The user's directory roles; ``is_admin`` counts as Global Administrator."""
+        return self.directory_roles | ({"Global Administrator"} if self.is_admin else set())
+
+    @property
+    def role_template_ids(self) -> list[str]:
+        """What Entra writes in a user token's ``wids`` claim."""
+        return [*sorted(DIRECTORY_ROLES[name] for name in self.role_names), MEMBER_ROLE_ID]
 
 
 @dataclass
@@ -87,6 +122,8 @@ class ClientSecret:
     key_id: str = field(default_factory=new_id)
     display_name: str = ""
     hint: str = ""
+    starts_at: datetime | None = None
+    visible_at: datetime | None = None  # replicated to the token service (module docstring)
 
     def __post_init__(self) -> None:
         if not self.hint:
@@ -103,6 +140,8 @@ class Certificate:
     pem: str
     key_id: str = field(default_factory=new_id)
     display_name: str = ""
+    usage: str = "Verify"  # keyCredential.usage; "Verify" is what signs client assertions
+    visible_at: datetime | None = None  # replicated to the token service (module docstring)
 
     @cached_property
     def parsed(self) -> x509.Certificate:
@@ -127,6 +166,11 @@ class Certificate:
     def x5t_s256(self) -> str:
         """The JOSE ``x5t#S256`` header value (RFC 7515 4.1.8)."""
         return _b64url(bytes.fromhex(self.sha256_thumbprint))
+
+    @property
+    def der(self) -> bytes:
+        """The certificate's DER bytes: Graph's ``keyCredential.key``, base64-encoded."""
+        return self.parsed.public_bytes(serialization.Encoding.DER)
 
     @property
     def expires_at(self) -> datetime:
@@ -155,6 +199,10 @@ class AppRegistration:
     delegated_permissions: set[str] = field(default_factory=set)
     secrets: list[ClientSecret] = field(default_factory=list)
     certificates: list[Certificate] = field(default_factory=list)
+    # Owners: user ids or service principal ids (an app that created it through Graph).
+    owner_ids: set[str] = field(default_factory=set)
+    created_at: datetime | None = None
+    visible_at: datetime | None = None  # replicated to the token service (module docstring)
 
 
 @dataclass
@@ -167,13 +215,49 @@ class DelegatedGrant:
 
 
 @dataclass
+class RoleAssignment:
+    """The Graph ``appRoleAssignment`` behind one granted application permission."""
+
+    id: str
+    created_at: datetime | None = None
+    visible_at: datetime | None = None  # replicated to the token service (module docstring)
+
+
+@dataclass
 class ServicePrincipal:
-    """The app's enterprise application in its tenant, which holds what was consented."""
+    """The app's enterprise application in its tenant, which holds what was consented.
+
+    ``granted_application_permissions`` is the truth about admin consent (seeds, the control
+    API and the consent pages change it); ``role_assignments`` adds, per granted permission,
+    the Graph object's id, creation time and replication moment, made on first sight.
+    """
 
     app_id: str
     id: str = field(default_factory=new_id)  # the ``oid`` of app-only tokens
     granted_application_permissions: set[str] = field(default_factory=set)  # admin consent
     delegated_grants: list[DelegatedGrant] = field(default_factory=list)
+    role_assignments: dict[str, RoleAssignment] = field(default_factory=dict)
+    owner_ids: set[str] = field(default_factory=set)
+    created_at: datetime | None = None
+    visible_at: datetime | None = None  # replicated to the token service (module docstring)
+
+    def assignment(self, permission: str) -> RoleAssignment:
+        """The appRoleAssignment record of a granted permission (made on first sight)."""
+        record = self.role_assignments.get(permission)
+        if record is None:
+            # Entra's ids: the principal's GUID bytes, then 16 bytes of its own.
+            record = RoleAssignment(id=_b64url(uuid.UUID(self.id).bytes_le + uuid.uuid4().bytes))
+            self.role_assignments[permission] = record
+        return record
+
+    def effective_roles(self, now: datetime) -> set[str]:
+        """The granted application permissions the token service already knows about."""
+        return {
+            permission
+            for permission in self.granted_application_permissions
+            if permission not in self.role_assignments
+            or is_visible(self.role_assignments[permission].visible_at, now)
+        }
 
     def delegated_scopes_for(self, user_id: str) -> set[str]:
         scopes: set[str] = set()
@@ -194,6 +278,15 @@ class Tenant:
     service_principals: dict[str, ServicePrincipal] = field(default_factory=dict)  # by app id
     # "Users can consent to apps" (Enterprise applications → Consent and permissions).
     user_consent_allowed: bool = True
+    # "Users can register applications" (User settings → App registrations).
+    users_can_register_apps: bool = True
+    # How long a new app, credential or consent takes to reach the token service.
+    replication_delay_seconds: float = 0
+
+    @property
+    def graph_principal_id(self) -> str:
+        """The object id of Microsoft Graph's service principal in this tenant (stable)."""
+        return str(uuid.uuid5(uuid.NAMESPACE_URL, f"{self.id}/{GRAPH_APP_ID}"))
 
     def find_user(self, key: str) -> User | None:
         """A user by object id, userPrincipalName or primary SMTP address (case-insensitive)."""

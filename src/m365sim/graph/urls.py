@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from starlette.routing import BaseRoute
 
+from m365sim.graph.applications import urls as applications
 from m365sim.graph.batch import urls as batch
 from m365sim.graph.calendar import urls as calendar
 from m365sim.graph.mail import urls as mail
@@ -18,4 +19,5 @@ routes: list[BaseRoute] = [
     *calendar.routes,
     *todo.routes,
     *users.routes,
+    *applications.routes,
 ]

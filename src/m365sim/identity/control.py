@@ -17,13 +17,21 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from m365sim.dates import timestamp_to_second
-from m365sim.directory.models import AppRegistration, Group, ServicePrincipal, Tenant, User
+from m365sim.directory.models import (
+    AppRegistration,
+    Certificate,
+    Group,
+    ServicePrincipal,
+    Tenant,
+    User,
+)
 from m365sim.graph.exceptions import BadRequest, ResourceNotFound
 from m365sim.http import JSONResponse, json_body, sim_state
 from m365sim.identity.models import grant_delegated, revoke_delegated
 from m365sim.seed import (
     SeedError,
     app_from_spec,
+    apply_tenant_fields,
     apply_user_fields,
     certificate_from_spec,
     group_from_spec,
@@ -111,6 +119,7 @@ def user_json(user: User) -> dict[str, Any]:
         "mailboxFull": user.mailbox_full,
         "timeZone": user.time_zone,
         "sessionsRevokedAt": _iso(user.sessions_revoked_at),
+        "directoryRoles": sorted(user.directory_roles),
     }
 
 
@@ -126,18 +135,36 @@ def group_json(group: Group) -> dict[str, Any]:
 
 
 def principal_json(principal: ServicePrincipal) -> dict[str, Any]:
+    """The service principal: what was granted (``appRoleAssignments`` names each granted
+    application permission with its Graph id) and when the token service learns of it."""
     return {
         "id": principal.id,
         "grantedApplicationPermissions": sorted(principal.granted_application_permissions),
+        "appRoleAssignments": [
+            {
+                "permission": permission,
+                "id": principal.assignment(permission).id,
+                "createdDateTime": _iso(principal.assignment(permission).created_at),
+                "replicatedAt": _iso(principal.assignment(permission).visible_at),
+            }
+            for permission in sorted(principal.granted_application_permissions)
+        ],
         "delegatedGrants": [
             {"user": grant.user_id, "scopes": sorted(grant.scopes)}
             for grant in principal.delegated_grants
         ],
+        "owners": sorted(principal.owner_ids),
+        "createdDateTime": _iso(principal.created_at),
+        "replicatedAt": _iso(principal.visible_at),
     }
 
 
 def app_json(tenant: Tenant, app: AppRegistration, now: datetime) -> dict[str, Any]:
-    principal = tenant.service_principals.get(app.app_id) or ServicePrincipal(app_id=app.app_id)
+    """An app registration as the admin center shows it; ``servicePrincipal`` is null for an
+    app registered through Graph whose service principal wasn't created yet. ``replicatedAt``
+    (app, secrets, certificates, service principal, assignments) is when the token service
+    learns of an object created through Graph; null means from the start."""
+    principal = tenant.service_principals.get(app.app_id)
     return {
         "appId": app.app_id,
         "id": app.object_id,
@@ -149,6 +176,9 @@ def app_json(tenant: Tenant, app: AppRegistration, now: datetime) -> dict[str, A
         "redirectUris": list(app.redirect_uris),
         "applicationPermissions": sorted(app.application_permissions),
         "delegatedPermissions": sorted(app.delegated_permissions),
+        "owners": sorted(app.owner_ids),
+        "createdDateTime": _iso(app.created_at),
+        "replicatedAt": _iso(app.visible_at),
         "secrets": [
             {
                 "keyId": secret.key_id,
@@ -156,15 +186,16 @@ def app_json(tenant: Tenant, app: AppRegistration, now: datetime) -> dict[str, A
                 "hint": secret.hint,
                 "endDateTime": _iso(secret.expires_at),
                 "expired": secret.is_expired(now),
+                "replicatedAt": _iso(secret.visible_at),
             }
             for secret in app.secrets
         ],
         "certificates": [certificate_json(c) for c in app.certificates],
-        "servicePrincipal": principal_json(principal),
+        "servicePrincipal": principal_json(principal) if principal is not None else None,
     }
 
 
-def certificate_json(certificate: Any) -> dict[str, Any]:
+def certificate_json(certificate: Certificate) -> dict[str, Any]:
     return {
         "keyId": certificate.key_id,
         "displayName": certificate.display_name,
@@ -172,6 +203,7 @@ def certificate_json(certificate: Any) -> dict[str, Any]:
         "thumbprintSha256": certificate.sha256_thumbprint,
         "startDateTime": _iso(certificate.starts_at),
         "endDateTime": _iso(certificate.expires_at),
+        "replicatedAt": _iso(certificate.visible_at),
     }
 
 
@@ -181,6 +213,8 @@ def tenant_json(tenant: Tenant) -> dict[str, Any]:
         "displayName": tenant.display_name,
         "domains": list(tenant.domains),
         "userConsentAllowed": tenant.user_consent_allowed,
+        "usersCanRegisterApps": tenant.users_can_register_apps,
+        "replicationDelaySeconds": tenant.replication_delay_seconds,
         "users": len(tenant.users),
         "groups": len(tenant.groups),
         "apps": sorted(tenant.apps),
@@ -204,7 +238,10 @@ async def create_tenant(request: Request) -> Response:
 
 
 async def tenant(request: Request) -> Response:
-    """GET a tenant; PATCH ``displayName``, ``domains``, ``userConsentAllowed``."""
+    """GET a tenant, or PATCH its name, domains, consent switches and replication delay.
+
+    PATCH takes ``displayName``, ``domains``, ``userConsentAllowed``,
+    ``usersCanRegisterApps`` and ``replicationDelaySeconds``."""
     found = _tenant(request)
     if request.method == "PATCH":
         body = await _object_body(request)
@@ -215,10 +252,10 @@ async def tenant(request: Request) -> Response:
             if not domains:
                 raise BadRequest("domains must list at least one verified domain")
             found.domains = [d.lower() for d in body["domains"]]
-        if "userConsentAllowed" in body:
-            if not isinstance(body["userConsentAllowed"], bool):
-                raise BadRequest("userConsentAllowed must be true or false")
-            found.user_consent_allowed = body["userConsentAllowed"]
+        try:
+            apply_tenant_fields(found, body)
+        except SeedError as exc:
+            raise BadRequest(str(exc)) from exc
     return JSONResponse(tenant_json(found))
 
 
@@ -290,6 +327,16 @@ async def remove_group_member(request: Request) -> Response:
 
 
 # -- app registrations ----------------------------------------------------------------------------
+async def list_apps(request: Request) -> Response:
+    """Every app registration in the tenant, however created, with credentials and consent.
+
+    Secrets are listed without their values; each app carries its owners, service principal
+    (null if none), granted permissions and delegated grants."""
+    found = _tenant(request)
+    now = sim_state(request).now()
+    return JSONResponse({"value": [app_json(found, a, now) for a in found.apps.values()]})
+
+
 async def create_app(request: Request) -> Response:
     """Register an app (seed format). Secrets created here are returned with their values."""
     found = _tenant(request)
@@ -412,13 +459,17 @@ async def admin_consent(request: Request) -> Response:
         registered.app_id, ServicePrincipal(app_id=registered.app_id)
     )
     if request.method == "POST":
-        principal.granted_application_permissions |= (
-            permissions if permissions is not None else set(registered.application_permissions)
-        )
-    elif permissions is None:
-        principal.granted_application_permissions = set()
+        added = permissions if permissions is not None else set(registered.application_permissions)
+        for permission in added - principal.granted_application_permissions:
+            principal.role_assignments.pop(permission, None)  # granted from now on, at once
+        principal.granted_application_permissions |= added
     else:
-        principal.granted_application_permissions -= permissions
+        removed = (
+            set(principal.granted_application_permissions) if permissions is None else permissions
+        )
+        principal.granted_application_permissions -= removed
+        for permission in removed:
+            principal.role_assignments.pop(permission, None)
     return JSONResponse(principal_json(principal))
 
 

@@ -10,7 +10,7 @@ The tree, under ``m365sim.exceptions.AadError``::
     ├── invalid_client (401)      InvalidClientSecret (7000215), ClientSecretExpired (7000222),
     │                             CredentialRequired (7000218), AssertionKeyNotFound (700027),
     │                             AssertionSignatureInvalid (700027), AssertionInvalid (50027),
-    │                             AssertionOutOfTime (700024)
+    │                             AssertionOutOfTime (700024), ServicePrincipalMissing (7000229)
     ├── unauthorized_client (400) AppNotFound (700016), AppDisabled (7000112)
     ├── invalid_scope (400)       InvalidScope (70011), ClientCredentialsScope (1002012),
     │                             ScopeNotOnResource (650053), ResourceNotFound (500011)
@@ -176,6 +176,16 @@ class AssertionOutOfTime(EntraError):
     code = "invalid_client"
     aadsts = 700024
     message = "Client assertion is not within its valid time range."
+
+
+class ServicePrincipalMissing(EntraError):
+    """An app registered without a service principal (``POST /applications`` alone), or one
+    whose service principal has not reached the token service yet."""
+
+    status = 401
+    code = "invalid_client"
+    aadsts = 7000229
+    message = "The client application is missing service principal in the tenant."
 
 
 # -- unauthorized_client --------------------------------------------------------------------

@@ -19,6 +19,10 @@ Where m365sim differs from Microsoft Entra ID:
   sessions are revoked; each use returns a new one.
 - Client assertions may be reused until they expire (MSAL caches them for ten minutes);
   their ``jti`` is not tracked.
+- Replication: an app, secret, certificate, service principal or app role assignment
+  created through Graph reaches the token service ``Tenant.replication_delay_seconds``
+  later (default 0); until then the token endpoint answers as if it didn't exist
+  (AADSTS700016, 7000215, 700027, 7000229; a role is simply missing from ``roles``).
 - No Conditional Access, MFA, device code, on-behalf-of, or personal Microsoft accounts.
 """
 
@@ -42,6 +46,7 @@ from m365sim.directory.models import (
     ServicePrincipal,
     Tenant,
     User,
+    is_visible,
 )
 from m365sim.identity import exceptions as errors
 from m365sim.identity import tokens
@@ -127,9 +132,10 @@ class IdentityBackend:
                 "The request body must contain the following parameter: 'client_id'."
             )
         if tenant is None:
+            now = self.state.now()
             for candidate in self.state.tenants.values():
-                if client_id in candidate.apps:
-                    app = candidate.apps[client_id]
+                app = candidate.apps.get(client_id)
+                if app is not None and is_visible(app.visible_at, now):
                     if app.sign_in_audience == "AzureADMyOrg":
                         raise errors.SingleTenantAppOnCommon(
                             f"Application '{app.app_id}'({app.display_name}) is not configured "
@@ -146,7 +152,7 @@ class IdentityBackend:
                 "may have sent your authentication request to the wrong tenant."
             )
         registered = tenant.apps.get(client_id)
-        if registered is None:
+        if registered is None or not is_visible(registered.visible_at, self.state.now()):
             raise errors.AppNotFound(
                 f"Application with identifier '{client_id}' was not found in the directory "
                 f"'{tenant.display_name}'. This can happen if the application has not been "
@@ -268,6 +274,8 @@ class IdentityBackend:
     def _check_secret(self, app: AppRegistration, value: str) -> None:
         now = self.state.now()
         for secret in app.secrets:
+            if not is_visible(secret.visible_at, now):
+                continue  # not replicated yet: Entra doesn't know this value
             if secrets.compare_digest(secret.value.encode(), value.encode()):
                 if secret.is_expired(now):
                     raise errors.ClientSecretExpired(
@@ -356,7 +364,10 @@ class IdentityBackend:
         # MSAL pads the base64url value with "="; RFC 7515 does not. Entra takes both.
         x5t = str(header.get("x5t") or "").rstrip("=")
         x5t_s256 = str(header.get("x5t#S256") or "").rstrip("=")
+        now = self.state.now()
         for certificate in app.certificates:
+            if not is_visible(certificate.visible_at, now):
+                continue  # not replicated yet: Entra doesn't know this key
             if (x5t_s256 and x5t_s256 == certificate.x5t_s256) or (x5t and x5t == certificate.x5t):
                 return certificate
         presented = _thumbprint_hex(x5t_s256 or x5t)
@@ -386,10 +397,16 @@ class IdentityBackend:
             )
         if acr == "0":
             raise errors.CredentialRequired()
+        principal = tenant.service_principals.get(app.app_id)
+        if principal is None or not is_visible(principal.visible_at, self.state.now()):
+            raise errors.ServicePrincipalMissing(
+                f"The client application {app.app_id} is missing service principal in the "
+                f"tenant {tenant.id}. See instructions here: "
+                "https://go.microsoft.com/fwlink/?linkid=2225119"
+            )
         token = tokens.mint_app_token(
-            self.state, tenant, app, self.principal(tenant, app),
-            authenticated_with_certificate=acr == "2",
-        )  # fmt: skip
+            self.state, tenant, app, principal, authenticated_with_certificate=acr == "2"
+        )
         lifetime = self.state.config.access_token_lifetime_seconds
         return IssuedTokens(
             {

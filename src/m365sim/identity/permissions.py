@@ -30,6 +30,11 @@ ADMIN_ONLY_DELEGATED = frozenset(
         "Mail.Read.All",
         "Calendars.Read.All",
         "MailboxSettings.ReadWrite.All",
+        "Application.Read.All",
+        "Application.ReadWrite.All",
+        "AppRoleAssignment.ReadWrite.All",
+        "DelegatedPermissionGrant.ReadWrite.All",
+        "Directory.AccessAsUser.All",
     }
 )
 """Delegated Graph permissions whose "Admin consent required" column says Yes."""
@@ -51,6 +56,10 @@ DESCRIPTIONS = {
     "Tasks.ReadWrite": "Create, read, update, and delete your tasks and task lists",
     "MailboxSettings.Read": "Read your mailbox settings",
     "Contacts.Read": "Read your contacts",
+    "Application.Read.All": "Read applications",
+    "Application.ReadWrite.All": "Read and write all applications",
+    "AppRoleAssignment.ReadWrite.All": "Manage app permission grants and app role assignments",
+    "DelegatedPermissionGrant.ReadWrite.All": "Manage all delegated permission grants",
 }
 APPLICATION_DESCRIPTIONS = {
     "Mail.Read": "Read mail in all mailboxes",

@@ -114,8 +114,8 @@ def mint_app_token(
     *,
     authenticated_with_certificate: bool,
 ) -> str:
-    """An app-only Graph token. ``roles`` lists the granted application permissions only;
-    with nothing granted the claim is absent, as Entra issues it."""
+    """An app-only Graph token. ``roles`` lists the granted application permissions the token
+    service already knows about; with none the claim is absent, as Entra issues it."""
     claims: dict[str, Any] = {
         "aud": GRAPH_RESOURCE,
         "iss": f"https://sts.windows.net/{tenant.id}/",
@@ -131,7 +131,7 @@ def mint_app_token(
         "uti": secrets.token_urlsafe(16),
         "ver": ACCESS_TOKEN_VERSION,
     }
-    granted = sorted(principal.granted_application_permissions)
+    granted = sorted(principal.effective_roles(state.now()))
     if granted:
         claims["roles"] = granted
     return _sign(state, claims)
@@ -146,7 +146,8 @@ def mint_user_token(
     *,
     client_authenticated: str,
 ) -> str:
-    """A delegated Graph token; ``scp`` is the space-separated granted scopes.
+    """A delegated Graph token; ``scp`` is the space-separated granted scopes, ``wids`` the
+    user's directory role template ids.
 
     ``client_authenticated`` is ``appidacr``: "0" public client, "1" secret, "2" certificate.
     """
@@ -169,6 +170,7 @@ def mint_user_token(
         "upn": user.user_principal_name,
         "uti": secrets.token_urlsafe(16),
         "ver": ACCESS_TOKEN_VERSION,
+        "wids": user.role_template_ids,
     }
     if user.given_name:
         claims["given_name"] = user.given_name

@@ -27,6 +27,8 @@ control_routes: list[BaseRoute] = [
         control.remove_group_member,
         methods=["DELETE"],
     ),
+    Route(f"{TENANT}/apps", control.list_apps, methods=["GET"]),
+    Route(f"{TENANT}/applications", control.list_apps, methods=["GET"]),
     Route(f"{TENANT}/apps", control.create_app, methods=["POST"]),
     Route(APP, control.app, methods=["GET", "PATCH"]),
     Route(APP, control.delete_app, methods=["DELETE"]),

@@ -44,12 +44,38 @@ class MicrosoftSignInStart:
     browser_binding: str  # set as a short-lived cookie
 
 
+class DomainNotVerifiedForSignIn(SignInRefused):
+    """No organization verified the email's domain (in a tenant): nowhere to sign in. A door
+    may say where an admin verifies a domain."""
+
+    def __init__(self, domain: str) -> None:
+        super().__init__(
+            f"No organization here has verified the domain {domain} for Sign in with Microsoft.",
+            fix="Check the address, or sign in with your email and password. An admin of your "
+            f"organization verifies {domain} first.",
+        )
+        self.domain = domain
+
+
+class NotAMember(SignInRefused):
+    """Microsoft signed the person in, but the organization has no member of that address.
+    A door may say where an admin adds members."""
+
+    def __init__(self, email: str) -> None:
+        super().__init__(
+            f"{email} is not a member of this organization in m365sync.",
+            fix="Ask an admin of your organization to add you as a member.",
+        )
+        self.email = email
+
+
 def _client(settings: Settings, authority: str) -> msal.ConfidentialClientApplication:
     if not settings.user_app_client_id or not settings.user_app_client_secret:
         raise SignInRefused(
             "Sign in with Microsoft is not set up on this server.",
-            fix="Sign in with your email and password, or ask the administrator to set "
-            "M365SYNC_USER_APP_CLIENT_ID and M365SYNC_USER_APP_CLIENT_SECRET.",
+            fix="Sign in with your email and password, or ask the server's operator to give it "
+            "the app registration people sign in to (its client ID and secret; see "
+            "docs/configuration.md).",
         )
     try:
         return msal.ConfidentialClientApplication(
@@ -88,11 +114,7 @@ def begin_microsoft_sign_in(
         )
     verified = repository.organization_with_verified_domain(db, domain)
     if verified is None or verified[1].tenant_id is None:
-        raise SignInRefused(
-            f"No organization here has verified the domain {domain} for Sign in with Microsoft.",
-            fix="Check the address, or sign in with your email and password. Your admin "
-            f"verifies {domain} under Admin → My Organization → Domains.",
-        )
+        raise DomainNotVerifiedForSignIn(domain)
     organization, verified_domain = verified
     repository.delete_stale_microsoft_sign_in_requests(db, utcnow() - _REQUEST_LIFETIME)
     authority = f"{settings.authority_host.rstrip('/')}/{verified_domain.tenant_id}"
@@ -163,8 +185,5 @@ def complete_microsoft_sign_in(
         )
     member = repository.member_by_email(db, request.organization_id, email)
     if member is None:
-        raise SignInRefused(
-            f"{email} is not a member of this organization in m365sync.",
-            fix="Ask an admin to add you under Admin → Members and mailboxes.",
-        )
+        raise NotAMember(email)
     return start_session(db, member, sign_in_method="microsoft")

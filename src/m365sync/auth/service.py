@@ -21,6 +21,7 @@ from datetime import datetime, timedelta
 
 from sqlalchemy.orm import Session
 
+from m365sync.audit import service as audit
 from m365sync.auth import repository
 from m365sync.auth.models import LocalCredential, WebSession
 from m365sync.auth.passwords import (
@@ -77,8 +78,11 @@ def normalise_login(email: str) -> str:
     return email.strip().lower()
 
 
-def set_password(db: Session, member: Member, password: str) -> LocalCredential:
-    """Give a member a local password (or change it). Ends the member's other sessions."""
+def set_password(
+    db: Session, member: Member, password: str, *, actor: str | None = None
+) -> LocalCredential:
+    """Give a member a local password (or change it). Ends the member's other sessions.
+    With ``actor`` (an admin setting it for the member), the change is audited."""
     problem = password_problem(password)
     if problem:
         raise ValidationFailed("This password is too weak.", fix=problem)
@@ -99,6 +103,8 @@ def set_password(db: Session, member: Member, password: str) -> LocalCredential:
     credential.locked_until = None
     credential.password_changed_at = utcnow()
     repository.delete_sessions_of_member(db, member.id)
+    if actor is not None:
+        audit.record(db, member.organization_id, actor, "member.password_set", member.email)
     return credential
 
 

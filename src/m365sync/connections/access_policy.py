@@ -211,3 +211,24 @@ async def service_principal_id(runtime: ConnectionRuntime, account: ServiceAccou
     except ms.MicrosoftError:
         return None
     return str(read_claims(token.token).get("oid") or "") or None
+
+
+async def access_policy_commands(
+    runtime: ConnectionRuntime,
+    account: ServiceAccount,
+    group: str,
+    *,
+    admin_upn: str | None = None,
+) -> PolicyCommands:
+    """``policy_commands`` for the group's address, with the app's service principal looked
+    up in the tenant when the account works (otherwise the commands say where to find it)."""
+    group = group.strip().lower()
+    if not group:
+        raise ValidationFailed(
+            "The address of the mail-enabled security group is missing.",
+            fix="Create one in the Exchange admin center (Recipients → Groups → Mail-enabled "
+            "security), add the mailboxes to sync, and give its address, e.g. "
+            "crm-sync@contoso.com.",
+        )
+    principal = await service_principal_id(runtime, account) if account.enabled_features else None
+    return policy_commands(account, group, admin_upn=admin_upn, service_principal_id=principal)

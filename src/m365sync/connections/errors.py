@@ -9,6 +9,9 @@
     ├── WrongTenant               403: Microsoft signed in an account of another tenant than
     │                                  the one the member's domain is verified in
     ├── NoConnection              409: nothing can serve this feature for this member
+    │   └── UserAppNotConfigured  409: the server has no app for "Connect your Office 365"
+    ├── DraftIncomplete           422: Run Test or Save without a client ID, a credential or
+    │                                  a test account (``missing`` says which)
     ├── RunTestFailed             422: Save refused while a required Run Test check fails
     ├── ExchangeOnlineNotSupported 422: an EWS connection pointed at Exchange Online
     └── AuthorizationExpired      422: an Office 365 sign-in response with an unknown state
@@ -18,7 +21,7 @@ Microsoft's own failures are ``m365sync.microsoft.errors`` categories, not these
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from m365sync.errors import M365SyncError
 
@@ -35,10 +38,8 @@ class NoDomains(ConnectionsError):
         super().__init__(
             "No domains to sync are defined, so the service account can't be authorized "
             "(its tenant is found from your domains, and only users in them are synced).",
-            fix=(
-                "Add your domains first: Admin → My Organization → Domains, or m365sync domains "
-                "add contoso.com"
-            ),
+            fix="Add your domains to sync first (such as contoso.com), then add the service "
+            "account.",
         )
 
 
@@ -58,6 +59,47 @@ class NoConnection(ConnectionsError):
     pass
 
 
+class UserAppNotConfigured(NoConnection):
+    """The server has no app registration for "Connect your Office 365"."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            "User connections are not configured on this server.",
+            fix="The server's operator gives it the app registration users sign in to (its "
+            "client ID and secret; see docs/connections.md).",
+        )
+
+
+class DraftIncomplete(ConnectionsError):
+    """``missing`` holds ``client_id``, ``credential`` and/or ``test_mailbox``, so a door can
+    name its own fields."""
+
+    status = 422
+
+    NAMES: ClassVar[dict[str, str]] = {
+        "client_id": "the client ID",
+        "credential": "the client secret's Value (or a certificate)",
+        "test_mailbox": "the test account",
+    }
+    WHERE: ClassVar[dict[str, str]] = {
+        "client_id": "The Application (client) ID is on the app registration's Overview page.",
+        "credential": "Give the client secret's Value (the Value column of Certificates & "
+        "secrets, not the Secret ID), or a certificate.",
+        "test_mailbox": "The test account is any mailbox in your domains to sync; the test "
+        "only reads it.",
+    }
+
+    def __init__(self, missing: list[str]) -> None:
+        names = [self.NAMES[m] for m in missing]
+        listed = ", ".join(names[:-1]) + " and " + names[-1] if len(names) > 1 else names[0]
+        super().__init__(
+            f"{listed[0].upper()}{listed[1:]} {'is' if len(names) == 1 else 'are'} needed to "
+            "run the test.",
+            fix=" ".join(self.WHERE[m] for m in missing),
+        )
+        self.missing = tuple(missing)
+
+
 class RunTestFailed(ConnectionsError):
     status = 422
 
@@ -68,8 +110,8 @@ class RunTestFailed(ConnectionsError):
             "Not saved: Run Test found a problem"
             + (f" — {first.title}: {first.message}" if first else "."),
             fix=(first.fix + " " if first and first.fix else "")
-            + "Fix it and run the test again, or save anyway as a partially working account "
-            '(--partial / "partial": true), which keeps the failing features off.',
+            + "Fix it and run the test again, or save anyway with only the features that "
+            "passed (the failing ones stay off).",
         )
         self.report = report
 

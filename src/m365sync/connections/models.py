@@ -11,14 +11,10 @@ import enum
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, Enum, ForeignKey, LargeBinary, String, Text, UniqueConstraint
+from sqlalchemy import JSON, ForeignKey, LargeBinary, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
-from m365sync.db.base import Base, new_id, utcnow
-
-
-def _enum(kind: type[enum.Enum]) -> Enum:
-    return Enum(kind, native_enum=False, length=32, values_callable=lambda e: [m.value for m in e])
+from m365sync.db.base import Base, enum_type, new_id, utcnow
 
 
 def sealed_column() -> Mapped[bytes | None]:
@@ -64,8 +60,8 @@ class ServiceAccount(Base):
         ForeignKey("organizations.id", ondelete="CASCADE"), index=True
     )
     name: Mapped[str] = mapped_column(String(200))
-    kind: Mapped[ConnectionKind] = mapped_column(_enum(ConnectionKind))
-    credential_type: Mapped[CredentialType] = mapped_column(_enum(CredentialType))
+    kind: Mapped[ConnectionKind] = mapped_column(enum_type(ConnectionKind))
+    credential_type: Mapped[CredentialType] = mapped_column(enum_type(CredentialType))
     # Office 365 (Graph, app-only).
     client_id: Mapped[str | None] = mapped_column(String(36), default=None)
     tenant_id: Mapped[str | None] = mapped_column(String(36), default=None)
@@ -82,7 +78,7 @@ class ServiceAccount(Base):
     # Result of the last Run Test / last use.
     test_mailbox: Mapped[str | None] = mapped_column(String(320), default=None)
     status: Mapped[ConnectionStatus] = mapped_column(
-        _enum(ConnectionStatus), default=ConnectionStatus.PENDING
+        enum_type(ConnectionStatus), default=ConnectionStatus.PENDING
     )
     status_detail: Mapped[str] = mapped_column(Text, default="")
     status_fix: Mapped[str] = mapped_column(Text, default="")
@@ -105,9 +101,9 @@ class UserConnection(Base):
         ForeignKey("organizations.id", ondelete="CASCADE"), index=True
     )
     member_id: Mapped[str] = mapped_column(ForeignKey("members.id", ondelete="CASCADE"))
-    kind: Mapped[ConnectionKind] = mapped_column(_enum(ConnectionKind))
+    kind: Mapped[ConnectionKind] = mapped_column(enum_type(ConnectionKind))
     status: Mapped[ConnectionStatus] = mapped_column(
-        _enum(ConnectionStatus), default=ConnectionStatus.PENDING
+        enum_type(ConnectionStatus), default=ConnectionStatus.PENDING
     )
     status_detail: Mapped[str] = mapped_column(Text, default="")
     status_fix: Mapped[str] = mapped_column(Text, default="")

@@ -1,7 +1,8 @@
 """Run Test: diagnose a service account against a test mailbox, before it is saved.
 
-``run_connection_test`` returns an ordered list of checks, each passed / failed / warning /
-skipped, with a plain-language explanation and the fix. It only reads: tenant discovery,
+``run_connection_test`` runs ``CHECKS`` in order, each a small function that records its
+outcome (passed / failed / warning / skipped, a plain-language explanation and the fix) and
+says when the checks after it can't run. It only reads: tenant discovery,
 a client-credentials token, ``GET /users/{upn}``, one message id from the Inbox and one event
 id from the calendar. It never modifies a mailbox.
 
@@ -16,8 +17,10 @@ from __future__ import annotations
 
 import asyncio
 import enum
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
+from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy.orm import Session
@@ -28,11 +31,12 @@ from m365sync.microsoft import errors as ms
 from m365sync.microsoft.auth import (
     AccessToken,
     AppOnlyAuth,
+    ClientCertificate,
     ClientSecret,
     Credential,
     discover_tenant,
 )
-from m365sync.microsoft.graph import GraphClient, user_path
+from m365sync.microsoft.graph import GraphClient, page_size_preference, user_path
 from m365sync.organizations.models import Organization
 from m365sync.organizations.repository import OrganizationRepository
 from m365sync.settings import Settings
@@ -67,16 +71,24 @@ class Check:
         }
 
 
-@dataclass
+@dataclass(frozen=True)
 class ServiceAccountDraft:
-    """What the admin entered: never stored by Run Test."""
+    """An Office 365 service account as an admin entered it, before it is saved: Run Test
+    tries it (storing nothing) and ``service_accounts.add_service_account`` saves it. The
+    credential stays in memory and out of ``repr``; None means none was given."""
 
     client_id: str
-    credential: Credential
+    credential: Credential | None
+    test_mailbox: str = ""
     tenant_id: str | None = None  # optional override of the discovered tenant
+    name: str = ""
+    secret_expires_at: datetime | None = None
 
     def __repr__(self) -> str:
-        return f"ServiceAccountDraft(client_id={self.client_id!r}, tenant_id={self.tenant_id!r})"
+        return (
+            f"ServiceAccountDraft(client_id={self.client_id!r}, tenant_id={self.tenant_id!r}, "
+            f"test_mailbox={self.test_mailbox!r})"
+        )
 
 
 @dataclass
@@ -145,124 +157,147 @@ def _failed(key: str, title: str, error: ms.MicrosoftError, *, required: bool = 
     return Check(key, title, Outcome.FAILED, error.message, error.fix or "", required, error.code)
 
 
-def _skip_rest(report: TestReport, keys: list[tuple[str, str]], reason: str) -> None:
-    for key, title in keys:
-        report.add(Check(key, title, Outcome.SKIPPED, reason, required=False))
+def _skipped(key: str, title: str, reason: str) -> Check:
+    return Check(key, title, Outcome.SKIPPED, reason, required=False)
 
 
-LATER_CHECKS = [
-    ("tenant", "Tenant"),
-    ("secret_format", "Client secret"),
-    ("sign_in", "Sign-in with the app's credentials"),
-    ("consent", "Admin consent"),
-    ("permissions", "Permissions"),
-    ("mailbox", "Test account"),
-    ("mail_access", "Read the test account's mail"),
-    ("calendar_access", "Read the test account's calendar"),
-]
+ALL_FEATURES = frozenset(Feature)
 
 
-async def run_connection_test(
-    session: Session,
-    settings: Settings,
-    organization: Organization,
-    draft: ServiceAccountDraft,
-    test_mailbox: str,
-    *,
-    cache_blob: str | None = None,
-    graph_transport: Any = None,
-    sleep: Callable[[float], Any] | None = None,
-) -> TestReport:
-    """Diagnose ``draft`` against ``test_mailbox``; see the module docstring."""
-    report = TestReport()
-    domains = OrganizationRepository(session).domains(organization.id)
-    if not domains:
-        report.add(
+@dataclass
+class _Trial:
+    """One run of Run Test: what was entered, what the checks so far found, and the report
+    they write to. Later checks read what earlier ones learned (the tenant, the token)."""
+
+    settings: Settings
+    draft: ServiceAccountDraft
+    domain_names: list[str]
+    cache_blob: str | None
+    graph_transport: Any
+    sleep: Callable[[float], Any] | None
+    report: TestReport = field(default_factory=TestReport)
+    auth: AppOnlyAuth | None = None
+    token: AccessToken | None = None
+    exits: AsyncExitStack = field(default_factory=AsyncExitStack)
+    graph_client: GraphClient | None = None
+
+    @property
+    def mailbox(self) -> str:
+        return self.draft.test_mailbox.strip().lower()
+
+    @property
+    def mailbox_domain(self) -> str:
+        return self.mailbox.rsplit("@", 1)[-1] if "@" in self.mailbox else ""
+
+    @property
+    def matrix(self) -> FeatureMatrix:
+        assert self.report.matrix is not None, "the consent check sets the feature matrix"
+        return self.report.matrix
+
+    async def graph(self) -> GraphClient:
+        """The Graph client of the read probes, opened on first use (closed with ``exits``)."""
+        if self.graph_client is None:
+            assert self.auth is not None, "the probes run after sign-in"
+            client = GraphClient(
+                self.settings,
+                self.auth,
+                transport=self.graph_transport,
+                **({"sleep": self.sleep} if self.sleep else {}),
+            )
+            self.graph_client = await self.exits.enter_async_context(client)
+        return self.graph_client
+
+
+@dataclass(frozen=True)
+class CheckStep:
+    """One check of Run Test: its key and title (as the report names it), the features whose
+    verdict depends on it, and what it does. ``run`` records its outcome in the report and
+    returns why the checks after it can't run (they are then reported as skipped), or None.
+    A step ``shown_when_skipped`` False leaves no line in the report when skipped."""
+
+    key: str
+    title: str
+    features: frozenset[Feature]
+    run: Callable[[_Trial], Awaitable[str | None]]
+    shown_when_skipped: bool = True
+
+
+async def _domains(trial: _Trial) -> str | None:
+    if not trial.domain_names:
+        trial.report.add(
             Check(
                 "domains",
                 "Domains to sync",
                 Outcome.FAILED,
                 "No domains to sync are defined, so the service account can't be authorized: its "
                 "tenant is found from your domains, and only users in them are synced.",
-                "Add your domains first (Admin → My Organization → Domains, or "
-                "m365sync domains add contoso.com), then run the test again.",
+                "Add your domains to sync first (such as contoso.com), then run the test again.",
             )
         )
-        _skip_rest(
-            report,
-            [("test_mailbox_domain", "Test account's domain"), *LATER_CHECKS],
-            "Skipped: no domains.",
-        )
-        return report
-    domain_names = [d.name for d in domains]
-    report.add(
+        return "Skipped: no domains."
+    trial.report.add(
         Check(
             "domains",
             "Domains to sync",
             Outcome.PASSED,
-            f"Domains to sync: {', '.join(domain_names)}.",
+            f"Domains to sync: {', '.join(trial.domain_names)}.",
         )
     )
+    return None
 
-    mailbox = test_mailbox.strip().lower()
-    mailbox_domain = mailbox.rsplit("@", 1)[-1] if "@" in mailbox else ""
+
+async def _test_mailbox_domain(trial: _Trial) -> str | None:
+    """A test account outside the domains fails here, but the checks of the app itself still
+    run: only the mailbox probes need it."""
+    mailbox, domain, names = trial.mailbox, trial.mailbox_domain, trial.domain_names
+    title = "Test account's domain"
     if not mailbox or "@" not in mailbox:
-        report.add(
-            Check(
-                "test_mailbox_domain",
-                "Test account's domain",
-                Outcome.FAILED,
-                "No test account was given.",
-                "Enter the address of a mailbox the service account should sync, e.g. one of your "
-                "sales reps.",
-            )
+        check = Check(
+            "test_mailbox_domain",
+            title,
+            Outcome.FAILED,
+            "No test account was given.",
+            "Enter the address of a mailbox the service account should sync, e.g. one of your "
+            "sales reps.",
         )
-    elif mailbox_domain not in domain_names:
-        report.add(
-            Check(
-                "test_mailbox_domain",
-                "Test account's domain",
-                Outcome.FAILED,
-                f"{mailbox} is outside the domains to sync ({', '.join(domain_names)}), so it "
-                "would never be synced.",
-                f"Use a test account in one of your domains, or add {mailbox_domain} to the "
-                "domains to sync.",
-            )
+    elif domain not in names:
+        check = Check(
+            "test_mailbox_domain",
+            title,
+            Outcome.FAILED,
+            f"{mailbox} is outside the domains to sync ({', '.join(names)}), so it "
+            "would never be synced.",
+            f"Use a test account in one of your domains, or add {domain} to the domains to sync.",
         )
     else:
-        report.add(
-            Check(
-                "test_mailbox_domain",
-                "Test account's domain",
-                Outcome.PASSED,
-                f"{mailbox} is in {mailbox_domain}.",
-            )
-        )
+        check = Check("test_mailbox_domain", title, Outcome.PASSED, f"{mailbox} is in {domain}.")
+    trial.report.add(check)
+    return None
 
-    # Tenant: discovered from the domains (an explicit tenant id overrides).
+
+async def _tenant(trial: _Trial) -> str | None:
+    """Discovered from the domains (an explicit tenant id overrides)."""
+    report = trial.report
     unanswered: dict[str, ms.MicrosoftError] = {}
-    for name in domain_names:
+    for name in trial.domain_names:
         try:
-            report.domain_tenants[name] = await discover_tenant(settings, name)
+            report.domain_tenants[name] = await discover_tenant(trial.settings, name)
         except ms.TenantNotFound:
             report.domain_tenants[name] = None
         except ms.MicrosoftError as unwell:  # Entra ID unwell: not an unknown domain
             report.domain_tenants[name] = None
             unanswered[name] = unwell
-    home_domain = mailbox_domain if mailbox_domain in domain_names else domain_names[0]
-    tenant_id = draft.tenant_id or report.domain_tenants.get(home_domain)
+    home = trial.mailbox_domain if trial.mailbox_domain in trial.domain_names else None
+    home_domain = home or trial.domain_names[0]
+    tenant_id = trial.draft.tenant_id or report.domain_tenants.get(home_domain)
     if tenant_id is None:
         error = unanswered.get(home_domain) or ms.TenantNotFound(
             f"Microsoft knows no tenant for the domain {home_domain}."
         )
         report.add(_failed("tenant", "Tenant", error))
-        reason = (
-            "Skipped: Microsoft did not say which tenant this is."
-            if home_domain in unanswered
-            else "Skipped: the tenant is unknown."
-        )
-        _skip_rest(report, LATER_CHECKS[1:], reason)
-        return report
+        if home_domain in unanswered:
+            return "Skipped: Microsoft did not say which tenant this is."
+        return "Skipped: the tenant is unknown."
     report.tenant_id = tenant_id
     elsewhere = [d for d, t in report.domain_tenants.items() if t != tenant_id]
     report.add(
@@ -283,75 +318,82 @@ async def run_connection_test(
             required=False,
         )
     )
+    return None
 
-    # The secret: a GUID is the secret's ID, caught before Entra is even asked.
-    if isinstance(draft.credential, ClientSecret):
-        if ms.looks_like_secret_id(draft.credential.value):
-            report.add(_failed("secret_format", "Client secret", ms.SecretIdGiven()))
-            _skip_rest(report, LATER_CHECKS[2:], "Skipped: the secret's value is needed.")
-            return report
-        if not draft.credential.value.strip():
-            report.add(
-                Check(
-                    "secret_format",
-                    "Client secret",
-                    Outcome.FAILED,
-                    "No client secret was given.",
-                    ms.SECRET_STEPS,
-                )
-            )
-            _skip_rest(report, LATER_CHECKS[2:], "Skipped: the secret's value is needed.")
-            return report
-        report.add(
-            Check(
-                "secret_format",
-                "Client secret",
-                Outcome.PASSED,
-                "The secret looks like a secret value.",
-            )
-        )
-    else:
-        report.add(
+
+async def _secret_format(trial: _Trial) -> str | None:
+    """A GUID is the secret's ID, caught before Entra is even asked."""
+    credential = trial.draft.credential
+    if isinstance(credential, ClientCertificate):
+        trial.report.add(
             Check(
                 "secret_format",
                 "Certificate",
                 Outcome.PASSED,
-                f"Certificate with thumbprint {draft.credential.thumbprint}.",
+                f"Certificate with thumbprint {credential.thumbprint}.",
             )
         )
+        return None
+    value = credential.value if isinstance(credential, ClientSecret) else ""
+    if ms.looks_like_secret_id(value):
+        trial.report.add(_failed("secret_format", "Client secret", ms.SecretIdGiven()))
+        return "Skipped: the secret's value is needed."
+    if not value.strip():
+        trial.report.add(
+            Check(
+                "secret_format",
+                "Client secret",
+                Outcome.FAILED,
+                "No client secret was given.",
+                ms.SECRET_STEPS,
+            )
+        )
+        return "Skipped: the secret's value is needed."
+    trial.report.add(
+        Check(
+            "secret_format",
+            "Client secret",
+            Outcome.PASSED,
+            "The secret looks like a secret value.",
+        )
+    )
+    return None
 
-    # Sign in (client credentials through MSAL).
+
+async def _sign_in(trial: _Trial) -> str | None:
+    """Client credentials through MSAL, always for a fresh token: the credentials are what
+    is being tested, not the cache."""
+    title = "Sign-in with the app's credentials"
+    report, credential = trial.report, trial.draft.credential
+    assert credential is not None and report.tenant_id is not None
     captured: dict[str, str] = {}
     try:
-        auth = await asyncio.to_thread(
+        trial.auth = await asyncio.to_thread(
             AppOnlyAuth,
-            settings,
-            client_id=draft.client_id.strip(),
-            tenant_id=tenant_id,
-            credential=draft.credential,
-            cache_blob=cache_blob,
+            trial.settings,
+            client_id=trial.draft.client_id.strip(),
+            tenant_id=report.tenant_id,
+            credential=credential,
+            cache_blob=trial.cache_blob,
             on_cache_change=lambda blob: captured.__setitem__("cache", blob),
         )
-        # Always a fresh token: the credentials are what is being tested, not the cache.
-        token: AccessToken = await asyncio.to_thread(auth.acquire, force_refresh=True)
+        token = trial.token = await asyncio.to_thread(trial.auth.acquire, force_refresh=True)
     except ms.MicrosoftError as error:
-        report.add(_failed("sign_in", "Sign-in with the app's credentials", error))
-        _skip_rest(report, LATER_CHECKS[3:], "Skipped: the app could not sign in.")
-        return report
+        report.add(_failed("sign_in", title, error))
+        return "Skipped: the app could not sign in."
     report.token_cache = captured.get("cache")
     report.service_principal_id = str(token.claims.get("oid") or "") or None
     report.token_tenant_id = str(token.claims.get("tid") or "") or None
-    report.add(
-        Check(
-            "sign_in",
-            "Sign-in with the app's credentials",
-            Outcome.PASSED,
-            "Microsoft Entra ID issued a token.",
-        )
-    )
+    report.add(Check("sign_in", title, Outcome.PASSED, "Microsoft Entra ID issued a token."))
+    return None
 
-    # Consent and the feature matrix, from the token's roles.
+
+async def _consent(trial: _Trial) -> str | None:
+    """Consent and the feature matrix, from the token's roles."""
+    report, token = trial.report, trial.token
+    assert token is not None
     report.granted_permissions = sorted(token.roles)
+    report.matrix = app_feature_matrix(token.roles)
     if not token.roles:
         report.add(
             Check(
@@ -361,12 +403,10 @@ async def run_connection_test(
                 "Admin consent has not been granted: the app's token carries no permissions.",
                 "In the Microsoft Entra admin center open App registrations → your app → API "
                 "permissions "
-                f"and click 'Grant admin consent for {tenant_label(domain_names)}'.",
+                f"and click 'Grant admin consent for {tenant_label(trial.domain_names)}'.",
             )
         )
-        report.matrix = app_feature_matrix([])
-        _skip_rest(report, LATER_CHECKS[4:], "Skipped: no permissions are granted.")
-        return report
+        return "Skipped: no permissions are granted."
     report.add(
         Check(
             "consent",
@@ -375,43 +415,46 @@ async def run_connection_test(
             f"Granted: {', '.join(report.granted_permissions)}.",
         )
     )
-    matrix = report.matrix = app_feature_matrix(token.roles)
-    for feature in (Feature.EMAIL, Feature.CALENDAR, Feature.SCHEDULING):
-        title = FEATURE_TITLES[feature]
+    return None
+
+
+def _feature_step(feature: Feature) -> CheckStep:
+    """Whether the granted permissions turn ``feature`` on (information: not required)."""
+    title = FEATURE_TITLES[feature]
+    key = f"feature:{feature.value}"
+
+    async def run(trial: _Trial) -> str | None:
+        matrix = trial.matrix
         if feature in matrix.enabled:
-            report.add(
-                Check(
-                    f"feature:{feature.value}",
-                    title,
-                    Outcome.PASSED,
-                    f"{title} can be enabled.",
-                    required=False,
-                )
-            )
+            check = Check(key, title, Outcome.PASSED, f"{title} can be enabled.", required=False)
         else:
             missing = ", ".join(matrix.missing[feature])
-            report.add(
-                Check(
-                    f"feature:{feature.value}",
-                    title,
-                    Outcome.FAILED,
-                    f"{title} is off: the app lacks {missing}.",
-                    f"Add {missing} under API permissions → Add a permission → Microsoft Graph → "
-                    "Application permissions, then grant admin consent.",
-                    required=False,
-                )
+            check = Check(
+                key,
+                title,
+                Outcome.FAILED,
+                f"{title} is off: the app lacks {missing}.",
+                f"Add {missing} under API permissions → Add a permission → Microsoft Graph → "
+                "Application permissions, then grant admin consent.",
+                required=False,
             )
-    report.add(
-        Check(
-            "feature:tasks",
-            FEATURE_TITLES[Feature.TASKS],
-            Outcome.SKIPPED,
-            matrix.notes[Feature.TASKS],
-            required=False,
-        )
+        trial.report.add(check)
+        return None
+
+    return CheckStep(key, title, frozenset({feature}), run, shown_when_skipped=False)
+
+
+async def _tasks(trial: _Trial) -> str | None:
+    """Task Sync never runs through a service account; the report says why."""
+    trial.report.add(
+        _skipped("feature:tasks", FEATURE_TITLES[Feature.TASKS], trial.matrix.notes[Feature.TASKS])
     )
-    if not matrix.enabled:
-        report.add(
+    return None
+
+
+async def _permissions(trial: _Trial) -> str | None:
+    if not trial.matrix.enabled:
+        trial.report.add(
             Check(
                 "permissions",
                 "Permissions",
@@ -423,71 +466,134 @@ async def run_connection_test(
             )
         )
     else:
-        report.add(
+        trial.report.add(
             Check(
                 "permissions", "Permissions", Outcome.PASSED, "At least one feature can be enabled."
             )
         )
+    return None
 
-    if report.outcome("test_mailbox_domain") == Outcome.FAILED:
-        _skip_rest(report, LATER_CHECKS[5:], "Skipped: no usable test account.")
-        return report
 
-    # Read probes against the test mailbox.
-    async with GraphClient(
-        settings, auth, transport=graph_transport, **({"sleep": sleep} if sleep else {})
-    ) as graph:
-        base = user_path(mailbox)
-        report.add(await _probe_user(graph, base, mailbox))
-        if report.outcome("mailbox") == Outcome.FAILED:
-            _skip_rest(report, LATER_CHECKS[6:], "Skipped: the test account was not found.")
-            return report
-        if Feature.EMAIL in matrix.enabled:
-            report.add(
-                await _probe(
-                    graph,
-                    "mail_access",
-                    "Read the test account's mail",
-                    f"{base}/mailFolders/inbox/messages",
-                    {"$top": 1, "$select": "id"},
-                    mailbox,
-                    delta_path=f"{base}/mailFolders/inbox/messages/delta",
-                )
-            )
-        else:
-            report.add(
-                Check(
-                    "mail_access",
-                    "Read the test account's mail",
-                    Outcome.SKIPPED,
-                    "Email Sync is off.",
-                    required=False,
-                )
-            )
-        if Feature.CALENDAR in matrix.enabled:
-            report.add(
-                await _probe(
-                    graph,
-                    "calendar_access",
-                    "Read the test account's calendar",
-                    f"{base}/calendar/events",
-                    {"$top": 1, "$select": "id"},
-                    mailbox,
-                )
-            )
-        else:
-            report.add(
-                Check(
-                    "calendar_access",
-                    "Read the test account's calendar",
-                    Outcome.SKIPPED,
-                    "Calendar Sync is off.",
-                    required=False,
-                )
-            )
-    if auth.cache.has_state_changed:
-        report.token_cache = auth.cache.serialize()
-    return report
+async def _mailbox(trial: _Trial) -> str | None:
+    """The test account exists (and is enabled) in the tenant."""
+    if trial.report.outcome("test_mailbox_domain") == Outcome.FAILED:
+        reason = "Skipped: no usable test account."
+        trial.report.add(_skipped("mailbox", "Test account", reason))
+        return reason
+    check = trial.report.add(
+        await _probe_user(await trial.graph(), user_path(trial.mailbox), trial.mailbox)
+    )
+    return "Skipped: the test account was not found." if check.outcome == Outcome.FAILED else None
+
+
+async def _mail_access(trial: _Trial) -> str | None:
+    key, title = "mail_access", "Read the test account's mail"
+    if Feature.EMAIL not in trial.matrix.enabled:
+        trial.report.add(_skipped(key, title, "Email Sync is off."))
+        return None
+    base = user_path(trial.mailbox)
+    trial.report.add(
+        await _probe(
+            await trial.graph(),
+            key,
+            title,
+            f"{base}/mailFolders/inbox/messages",
+            {"$top": 1, "$select": "id"},
+            trial.mailbox,
+            delta_path=f"{base}/mailFolders/inbox/messages/delta",
+        )
+    )
+    return None
+
+
+async def _calendar_access(trial: _Trial) -> str | None:
+    key, title = "calendar_access", "Read the test account's calendar"
+    if Feature.CALENDAR not in trial.matrix.enabled:
+        trial.report.add(_skipped(key, title, "Calendar Sync is off."))
+        return None
+    trial.report.add(
+        await _probe(
+            await trial.graph(),
+            key,
+            title,
+            f"{user_path(trial.mailbox)}/calendar/events",
+            {"$top": 1, "$select": "id"},
+            trial.mailbox,
+        )
+    )
+    return None
+
+
+MAILBOX_FEATURES = frozenset({Feature.EMAIL, Feature.CALENDAR, Feature.SCHEDULING})
+
+# Run Test's checks, in order. The first that can't let the others run (no domains, no
+# tenant, no usable secret, no sign-in, no consent, no test account) has the rest reported
+# as skipped, with its reason.
+CHECKS: tuple[CheckStep, ...] = (
+    CheckStep("domains", "Domains to sync", ALL_FEATURES, _domains),
+    CheckStep(
+        "test_mailbox_domain", "Test account's domain", MAILBOX_FEATURES, _test_mailbox_domain
+    ),
+    CheckStep("tenant", "Tenant", ALL_FEATURES, _tenant),
+    CheckStep("secret_format", "Client secret", ALL_FEATURES, _secret_format),
+    CheckStep("sign_in", "Sign-in with the app's credentials", ALL_FEATURES, _sign_in),
+    CheckStep("consent", "Admin consent", ALL_FEATURES, _consent),
+    _feature_step(Feature.EMAIL),
+    _feature_step(Feature.CALENDAR),
+    _feature_step(Feature.SCHEDULING),
+    CheckStep(
+        "feature:tasks",
+        FEATURE_TITLES[Feature.TASKS],
+        frozenset({Feature.TASKS}),
+        _tasks,
+        shown_when_skipped=False,
+    ),
+    CheckStep("permissions", "Permissions", ALL_FEATURES, _permissions),
+    CheckStep("mailbox", "Test account", MAILBOX_FEATURES, _mailbox),
+    CheckStep(
+        "mail_access", "Read the test account's mail", frozenset({Feature.EMAIL}), _mail_access
+    ),
+    CheckStep(
+        "calendar_access",
+        "Read the test account's calendar",
+        frozenset({Feature.CALENDAR}),
+        _calendar_access,
+    ),
+)
+
+
+async def run_connection_test(
+    session: Session,
+    settings: Settings,
+    organization: Organization,
+    draft: ServiceAccountDraft,
+    *,
+    cache_blob: str | None = None,
+    graph_transport: Any = None,
+    sleep: Callable[[float], Any] | None = None,
+) -> TestReport:
+    """Diagnose ``draft`` against its test mailbox: each of ``CHECKS`` in turn; see the
+    module docstring."""
+    domains = OrganizationRepository(session).domains(organization.id)
+    trial = _Trial(
+        settings=settings,
+        draft=draft,
+        domain_names=[d.name for d in domains],
+        cache_blob=cache_blob,
+        graph_transport=graph_transport,
+        sleep=sleep,
+    )
+    async with trial.exits:
+        for index, step in enumerate(CHECKS):
+            reason = await step.run(trial)
+            if reason is not None:
+                for later in CHECKS[index + 1 :]:
+                    if later.shown_when_skipped:
+                        trial.report.add(_skipped(later.key, later.title, reason))
+                break
+    if trial.auth is not None and trial.auth.cache.has_state_changed:
+        trial.report.token_cache = trial.auth.cache.serialize()
+    return trial.report
 
 
 def tenant_label(domain_names: list[str]) -> str:
@@ -560,7 +666,7 @@ async def _probe(
             # Delta keeps its sync state in the mailbox, so a full mailbox refuses it (a plain
             # read does not): the first page of one id tells Email Sync will work.
             await graph.get_json(
-                delta_path, params={"$select": "id"}, prefer=["odata.maxpagesize=1"]
+                delta_path, params={"$select": "id"}, prefer=[page_size_preference(1)]
             )
     except ms.AccessDeniedByPolicy as error:
         return Check(
@@ -572,8 +678,8 @@ async def _probe(
             "Exchange Online answered 'Access to OData is disabled.'",
             "Add the mailbox to the mail-enabled security group the policy allows, or test with a "
             "mailbox "
-            "inside it (m365sync access-policy shows the commands and which mailboxes are "
-            "reachable).",
+            "inside it (the service account's access policy commands and mailbox reachability "
+            "report show both).",
             code=error.code,
         )
     except ms.MailboxNotEnabled as error:

@@ -2,8 +2,10 @@
 sealed secrets, and ``graph_for_mailbox`` — how a sync unit reaches a member's mailbox.
 
 One ``ConnectionRuntime`` per process. It keeps one MSAL app per connection (so tokens are
-cached in memory between units) and one ``GraphClient`` per connection and event loop (so
-the 4-requests-per-mailbox limit is shared by every unit touching that mailbox).
+cached in memory between units), one ``GraphClient`` per connection and event loop (so
+the 4-requests-per-mailbox limit is shared by every unit touching that mailbox), and one
+``RequestBudget`` per event loop (``sync_request_budget`` Graph requests in flight at
+most, whichever units and connections send them).
 
 Token caches: MSAL reports changes; the runtime keeps the newest serialized cache per
 connection until ``save_token_caches(session)`` seals and stores it in the caller's
@@ -15,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import weakref
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Literal
@@ -22,7 +25,12 @@ from typing import Literal
 import httpx
 from sqlalchemy.orm import Session
 
-from m365sync.connections.errors import DomainNotVerified, MemberNotSynced, NoConnection
+from m365sync.connections.errors import (
+    DomainNotVerified,
+    MemberNotSynced,
+    NoConnection,
+    UserAppNotConfigured,
+)
 from m365sync.connections.features import (
     FEATURE_TITLES,
     delegated_feature_matrix,
@@ -55,7 +63,7 @@ from m365sync.microsoft.errors import (
     MicrosoftError,
     SecretExpired,
 )
-from m365sync.microsoft.graph import GraphClient, TokenSource, user_path
+from m365sync.microsoft.graph import GraphClient, RequestBudget, TokenSource, user_path
 from m365sync.organizations.models import Member
 from m365sync.organizations.repository import OrganizationRepository
 from m365sync.organizations.service import unverified_reason
@@ -88,6 +96,9 @@ class ConnectionRuntime:
     )
     _clients: dict[tuple[str, str, int], GraphClient] = field(default_factory=dict, repr=False)
     _dirty_caches: dict[tuple[str, str], str] = field(default_factory=dict, repr=False)
+    _budgets: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, RequestBudget] = field(
+        default_factory=weakref.WeakKeyDictionary, repr=False
+    )
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     @classmethod
@@ -168,11 +179,7 @@ class ConnectionRuntime:
         client_id = self.settings.user_app_client_id
         secret = self.settings.user_app_client_secret
         if not client_id or not secret:
-            raise NoConnection(
-                "User connections are not configured on this server.",
-                fix="Set M365SYNC_USER_APP_CLIENT_ID and M365SYNC_USER_APP_CLIENT_SECRET to the "
-                "app registration users sign in to (see docs/connections.md).",
-            )
+            raise UserAppNotConfigured()
         return client_id, secret
 
     def delegated_auth(
@@ -240,6 +247,16 @@ class ConnectionRuntime:
                 client = GraphClient(self.settings, token_source, transport=self.graph_transport)
                 self._clients[key] = client
         return client
+
+    def request_budget(self) -> RequestBudget:
+        """The running event loop's cap on Graph requests in flight, shared by every sync
+        unit run on it (a loop that is gone takes its budget with it)."""
+        loop = asyncio.get_running_loop()
+        with self._lock:
+            budget = self._budgets.get(loop)
+            if budget is None:
+                budget = self._budgets[loop] = RequestBudget(self.settings.sync_request_budget)
+        return budget
 
     async def aclose(self) -> None:
         with self._lock:
@@ -314,12 +331,13 @@ class ConnectionRuntime:
                 f"{title} for {member.email} needs their own Office 365 connection "
                 "(Microsoft To Do has no application permission, so a service account can't sync "
                 "tasks).",
-                fix="The member clicks Connect your Office 365 and consents to Tasks.ReadWrite.",
+                fix="The member connects their own mailbox (Connect your Office 365) and "
+                "consents to Tasks.ReadWrite.",
             )
         raise NoConnection(
             f"No connection can serve {title} for {member.email}.",
-            fix="Add an Office 365 service account whose permissions include it (m365sync "
-            "service-accounts add), or have the member Connect your Office 365.",
+            fix="Add an Office 365 service account whose permissions include it, or have the "
+            "member connect their own mailbox (Connect your Office 365).",
         )
 
     def report_failure(

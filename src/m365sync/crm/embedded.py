@@ -12,35 +12,30 @@ Subjects and participants' display names are stored bounded (``SUBJECT_MAX_CHARS
 ``NAME_MAX_CHARS`` in ``crm.models``), whatever the caller hands in.
 
 The email path is the hot one (a first sync logs tens of thousands of messages): its
-inserts are prepared once per table and column list (``INSERT ... ON CONFLICT DO
-NOTHING`` compiled for the dialect, SQLite or PostgreSQL) and executed with positional
-rows whose values went through each column's bind processor once, column-wise, instead of
-SQLAlchemy's per-row parameter processing. New activity ids are time-ordered UUIDs
-(version 7 layout), so a page's rows append to the indexes instead of landing on random
-B-tree pages.
+inserts are compiled once per table and column list (``crm._bulk_insert``), and new
+activity ids are time-ordered UUIDs (version 7 layout), so a page's rows append to the
+indexes instead of landing on random B-tree pages.
 """
 
 from __future__ import annotations
 
 import os
 import time
-from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
-from dataclasses import dataclass, replace
+from collections.abc import Collection, Iterable, Iterator, Sequence
+from dataclasses import replace
 from datetime import datetime
-from itertools import chain
 from typing import Any, TypeVar, cast
 
-import orjson
-from sqlalchemy import JSON, Table, and_, delete, func, literal_column, or_, select, update
+from sqlalchemy import and_, literal_column, or_, select, update
 from sqlalchemy import delete as sa_delete
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.engine import CursorResult, Dialect
+from sqlalchemy.engine import CursorResult
 from sqlalchemy.orm import Session
 
+from m365sync.crm._bulk_insert import Refresh, bulk_insert
 from m365sync.crm.models import (
     NAME_MAX_CHARS,
     ActivityKind,
-    CrmAccount,
     CrmAccountDomain,
     CrmActivity,
     CrmActivityMember,
@@ -54,6 +49,7 @@ from m365sync.crm.models import (
     RecordKind,
     bounded_subject,
 )
+from m365sync.crm.salesforce_repository import queue_activities
 from m365sync.crm.target import (
     EmailRecord,
     EventRecord,
@@ -94,96 +90,6 @@ def ordered_ids(count: int) -> list[str]:
     return ids
 
 
-@dataclass(frozen=True)
-class _Refresh:
-    """What a prepared insert does with a row whose ``key`` exists already: take the new
-    row's ``take`` columns and set the ``clear`` columns to NULL (an upsert). Without one,
-    the existing row is left alone (``ON CONFLICT DO NOTHING``)."""
-
-    key: tuple[str, ...]
-    take: tuple[str, ...]
-    clear: tuple[str, ...] = ()
-
-
-@dataclass(frozen=True)
-class _PreparedInsert:
-    """Multi-row ``INSERT ... ON CONFLICT DO NOTHING`` (or ``DO UPDATE``, see ``_Refresh``)
-    for one dialect and column list.
-
-    Rows go in as multi-row ``VALUES`` statements, not an executemany: the database
-    driver releases the GIL once per statement instead of once per row, which keeps the
-    fetching side (same process) from stalling the writer."""
-
-    table: str
-    columns: str
-    placeholder: str
-    width: int
-    rows_per_statement: int
-    processors: tuple[Callable[[Any], Any] | None, ...]
-    on_conflict: str
-
-    @classmethod
-    def build(
-        cls,
-        table: Table,
-        columns: tuple[str, ...],
-        dialect: Dialect,
-        refresh: _Refresh | None = None,
-    ) -> _PreparedInsert:
-        preparer = dialect.identifier_preparer
-        on_conflict = "ON CONFLICT DO NOTHING"
-        if refresh is not None:
-            sets = [f"{preparer.quote(c)} = excluded.{preparer.quote(c)}" for c in refresh.take]
-            sets += [f"{preparer.quote(c)} = NULL" for c in refresh.clear]
-            key = ", ".join(preparer.quote(c) for c in refresh.key)
-            on_conflict = f"ON CONFLICT ({key}) DO UPDATE SET {', '.join(sets)}"
-        marker = "?" if dialect.paramstyle in ("qmark", "numeric") else "%s"
-        if dialect.name == "sqlite" and dialect.dbapi is not None:
-            budget = 32_000 if dialect.dbapi.sqlite_version_info >= (3, 32) else 999
-        else:
-            budget = 32_000
-        return cls(
-            table=preparer.format_table(table),
-            columns=", ".join(preparer.quote(c) for c in columns),
-            placeholder="(" + ", ".join([marker] * len(columns)) + ")",
-            width=len(columns),
-            rows_per_statement=max(1, budget // len(columns)),
-            processors=tuple(_processor(table, c, dialect) for c in columns),
-            on_conflict=on_conflict,
-        )
-
-    def sql(self, rows: int) -> str:
-        # Table and column names come from the models, quoted by the dialect; every value
-        # is a bound parameter.
-        values = ", ".join([self.placeholder] * rows)
-        return f"INSERT INTO {self.table} ({self.columns}) VALUES {values} {self.on_conflict}"  # noqa: S608
-
-    def params(self, rows: Sequence[Sequence[Any]]) -> list[Any]:
-        """Rows of Python values (in column order), converted as the DBAPI wants them and
-        flattened row by row. Conversion is column-wise: a column holding one value in
-        every row (the organization, the page's timestamp, the email constants) is
-        converted once."""
-        columns: list[Sequence[Any]] = list(zip(*rows, strict=True))
-        for i, processor in enumerate(self.processors):
-            if processor is None:
-                continue
-            column = columns[i]
-            first = column[0]
-            if column.count(first) == len(column):
-                columns[i] = [None if first is None else processor(first)] * len(column)
-            else:
-                columns[i] = [None if value is None else processor(value) for value in column]
-        return list(chain.from_iterable(zip(*columns, strict=True)))
-
-
-def _processor(table: Table, column: str, dialect: Dialect) -> Callable[[Any], Any] | None:
-    kind = table.c[column].type
-    if isinstance(kind, JSON):
-        return _json_text  # JSON text (dataclasses as objects); both databases take it
-    processor: Callable[[Any], Any] | None = kind.dialect_impl(dialect).bind_processor(dialect)
-    return processor
-
-
 def _bounded_names(participants: Sequence[Participant]) -> Sequence[Participant]:
     """``participants`` with display names cut to ``NAME_MAX_CHARS`` (the list itself when
     none is longer: the usual case costs one pass and no copy)."""
@@ -195,11 +101,6 @@ def _bounded_names(participants: Sequence[Participant]) -> Sequence[Participant]
     ]
 
 
-def _json_text(value: Any) -> str:
-    return orjson.dumps(value).decode()
-
-
-_PREPARED: dict[tuple[str, str, tuple[str, ...], _Refresh | None], _PreparedInsert] = {}
 # Every column the email path writes: a prepared insert bypasses the models' Python-side
 # defaults, so every NOT NULL column is listed (the last six with email constants).
 _EMAIL_COLUMNS = (
@@ -231,50 +132,31 @@ _RECORD_COLUMNS = ("activity_id", "record_kind", "record_id")
 _COPY_COLUMNS = ("member_id", "graph_item_id", "activity_id", "folder")
 # A copy seen again (another page, a repeat, a move into another synced folder) is live
 # again, in the folder it is in now.
-_COPY_REFRESH = _Refresh(
+_COPY_REFRESH = Refresh(
     key=("member_id", "graph_item_id"), take=("activity_id", "folder"), clear=("removed_at",)
 )
 
 
 class EmbeddedCrm:
-    """``CrmTarget`` over SQLAlchemy, for one organization, inside the caller's session."""
+    """``CrmTarget`` over SQLAlchemy, for one organization, inside the caller's session.
 
-    def __init__(self, session: Session, organization_id: str) -> None:
+    With ``queue_changes`` (the organization writes to Salesforce), every activity a write
+    creates or changes is queued for the Salesforce writer in the same transaction
+    (``crm.salesforce_repository.queue_activities``), so the page's commit and the queue are
+    one."""
+
+    def __init__(
+        self, session: Session, organization_id: str, *, queue_changes: bool = False
+    ) -> None:
         self.session = session
         self.organization_id = organization_id
+        self.queue_changes = queue_changes
+
+    def _changed(self, activity_ids: Iterable[str]) -> None:
+        if self.queue_changes:
+            queue_activities(self.session, self.organization_id, set(activity_ids))
 
     # -- helpers ---------------------------------------------------------------------------
-    def _bulk_insert(
-        self,
-        model: type[Any],
-        columns: tuple[str, ...],
-        rows: Sequence[Sequence[Any]],
-        refresh: _Refresh | None = None,
-    ) -> int:
-        """``INSERT ... ON CONFLICT DO NOTHING`` (with ``refresh``: ``DO UPDATE``) of
-        positional ``rows`` (values in ``columns`` order); returns how many rows were
-        inserted (and updated, with ``refresh``; -1: unknown)."""
-        if not rows:
-            return 0
-        connection = self.session.connection()
-        dialect = connection.dialect
-        table: Table = model.__table__
-        key = (dialect.name, table.name, columns, refresh)
-        prepared = _PREPARED.get(key)
-        if prepared is None:
-            prepared = _PREPARED[key] = _PreparedInsert.build(table, columns, dialect, refresh)
-        inserted = 0
-        step = prepared.rows_per_statement
-        for start in range(0, len(rows), step):
-            chunk = rows[start : start + step]
-            result = connection.exec_driver_sql(
-                prepared.sql(len(chunk)), tuple(prepared.params(chunk))
-            )
-            if result.rowcount < 0:
-                return -1
-            inserted += result.rowcount
-        return inserted
-
     def _insert_ignore(self, model: type[Any], rows: list[dict[str, Any]]) -> None:
         """Multi-row INSERT that skips rows whose natural key already exists: a Core
         executemany (no ORM unit of work: a page's thousand rows cost one statement)."""
@@ -473,8 +355,8 @@ class EmbeddedCrm:
                 r = merged[ext]
                 people.extend({(aid, p.kind, p.id) for p in r.people})
                 accounts.extend((aid, RecordKind.ACCOUNT, a) for a in set(r.account_ids))
-            self._bulk_insert(CrmActivityPerson, _PERSON_COLUMNS, people)
-            self._bulk_insert(CrmActivityRecord, _RECORD_COLUMNS, accounts)
+            bulk_insert(self.session, CrmActivityPerson, _PERSON_COLUMNS, people)
+            bulk_insert(self.session, CrmActivityRecord, _RECORD_COLUMNS, accounts)
         already_live: set[tuple[str, str]] = set()
         if known:
             revived = sorted(set(known.values()))
@@ -500,8 +382,19 @@ class EmbeddedCrm:
             for (member_id, item_id), r in copies.items()
             if r.external_id in activity_of
         ]
-        self._bulk_insert(CrmEmailCopy, _COPY_COLUMNS, rows, _COPY_REFRESH)
+        bulk_insert(self.session, CrmEmailCopy, _COPY_COLUMNS, rows, _COPY_REFRESH)
         result.linked = len(rows) - len(already_live)
+        # New emails, and known ones a mailbox now holds too (its user is related to them).
+        self._changed(
+            [
+                *created.values(),
+                *(
+                    known[r.external_id]
+                    for k, r in copies.items()
+                    if r.external_id in known and k not in already_live
+                ),
+            ]
+        )
         return result
 
     def _live_copies(self, keys: Sequence[tuple[str, str]]) -> set[tuple[str, str]]:
@@ -577,6 +470,7 @@ class EmbeddedCrm:
                 )
             )
         orphans = [aid for aid in affected if aid not in held]
+        self._changed(orphans)
         now = utcnow()
         deleted = 0
         for chunk in _chunks(orphans):
@@ -618,7 +512,7 @@ class EmbeddedCrm:
                     *_EMAIL_CONSTANTS,
                 )
             )
-        inserted = self._bulk_insert(CrmActivity, _EMAIL_COLUMNS, rows)
+        inserted = bulk_insert(self.session, CrmActivity, _EMAIL_COLUMNS, rows)
         mine = dict(zip(merged, ids, strict=True))
         if inserted == len(rows):
             return mine, {}
@@ -671,6 +565,7 @@ class EmbeddedCrm:
         known = self._activity_ids(kind, merged)
         fresh &= set(known.values())
         result.created = len(fresh)
+        self._changed(known.values())
         if kind == ActivityKind.EVENT:
             self._link_who_and_what(
                 (
@@ -847,6 +742,7 @@ class EmbeddedCrm:
             )
         )
         orphans = sorted(affected - still_held)
+        self._changed(orphans)
         for chunk in _chunks(orphans):
             self.session.execute(
                 update(CrmActivity)
@@ -1012,6 +908,7 @@ class EmbeddedCrm:
                 )
                 .values(**values)
             )
+            self._changed([activity_id])
             return activity_id
         aid = new_id()
         self.session.add(
@@ -1025,6 +922,7 @@ class EmbeddedCrm:
             )
         )
         self.session.flush()
+        self._changed([aid])
         return aid
 
     def crm_delete(self, activity_id: str) -> None:
@@ -1035,74 +933,4 @@ class EmbeddedCrm:
             )
             .values(deleted_at=utcnow(), modified_at=utcnow(), change_seq=self.next_change_seq())
         )
-
-    # -- reads for people and tests --------------------------------------------------------
-    def count_activities(self, kind: ActivityKind, *, include_deleted: bool = False) -> int:
-        stmt = (
-            select(func.count())
-            .select_from(CrmActivity)
-            .where(CrmActivity.organization_id == self.organization_id, CrmActivity.kind == kind)
-        )
-        if not include_deleted:
-            stmt = stmt.where(CrmActivity.deleted_at.is_(None))
-        return int(self.session.scalar(stmt) or 0)
-
-    def activities(self, kind: ActivityKind, *, include_deleted: bool = False) -> list[CrmActivity]:
-        stmt = select(CrmActivity).where(
-            CrmActivity.organization_id == self.organization_id, CrmActivity.kind == kind
-        )
-        if not include_deleted:
-            stmt = stmt.where(CrmActivity.deleted_at.is_(None))
-        return list(
-            self.session.scalars(stmt.order_by(CrmActivity.occurred_at, CrmActivity.external_id))
-        )
-
-    def activity_members(
-        self, activity_id: str, *, include_removed: bool = False
-    ) -> list[CrmActivityMember | CrmEmailCopy]:
-        """Who holds the activity: a meeting's or task's member links, an email's copies
-        (one per mailbox item: a member may hold two, in two folders)."""
-        found: list[CrmActivityMember | CrmEmailCopy] = []
-        for link in (CrmActivityMember, CrmEmailCopy):
-            stmt = select(link).where(link.activity_id == activity_id)
-            if not include_removed:
-                stmt = stmt.where(link.removed_at.is_(None))
-            found.extend(self.session.scalars(stmt))
-        return found
-
-    def activity_people(self, activity_id: str) -> list[tuple[PersonKind, str]]:
-        rows = self.session.execute(
-            select(CrmActivityPerson.person_kind, CrmActivityPerson.person_id).where(
-                CrmActivityPerson.activity_id == activity_id
-            )
-        )
-        return [(kind, pid) for kind, pid in rows]
-
-    def activity_accounts(self, activity_id: str) -> list[str]:
-        return list(
-            self.session.scalars(
-                select(CrmActivityRecord.record_id).where(
-                    CrmActivityRecord.activity_id == activity_id,
-                    CrmActivityRecord.record_kind == RecordKind.ACCOUNT,
-                )
-            )
-        )
-
-    def account_by_name(self, name: str) -> CrmAccount | None:
-        return self.session.scalar(
-            select(CrmAccount).where(
-                CrmAccount.organization_id == self.organization_id, CrmAccount.name == name
-            )
-        )
-
-    def leads(self) -> list[CrmLead]:
-        return list(
-            self.session.scalars(
-                select(CrmLead).where(CrmLead.organization_id == self.organization_id)
-            )
-        )
-
-    def delete_everything(self) -> None:
-        """Remove the organization's CRM data (the demo's reset)."""
-        for model in (CrmActivity, CrmContact, CrmLead, CrmAccountDomain, CrmAccount):
-            self.session.execute(delete(model).where(model.organization_id == self.organization_id))
+        self._changed([activity_id])

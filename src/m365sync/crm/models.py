@@ -27,10 +27,11 @@ from typing import Any
 from sqlalchemy import (
     JSON,
     Boolean,
-    Enum,
+    Float,
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     Numeric,
     String,
     Text,
@@ -40,7 +41,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import Mapped, mapped_column, validates
 
 from m365sync.crm.addresses import normalize_address
-from m365sync.db.base import Base, new_id, utcnow
+from m365sync.db.base import Base, enum_type, new_id, utcnow
 
 SUBJECT_MAX_CHARS = 1_000
 """Subjects (email subjects, meeting subjects, task titles) are stored up to this length.
@@ -75,10 +76,6 @@ class PersonKind(enum.StrEnum):
 class RecordKind(enum.StrEnum):
     ACCOUNT = "account"
     OPPORTUNITY = "opportunity"
-
-
-def _enum(kind: type[enum.Enum]) -> Enum:
-    return Enum(kind, native_enum=False, length=16, values_callable=lambda e: [m.value for m in e])
 
 
 def _org_fk() -> Mapped[str]:
@@ -197,7 +194,7 @@ class CrmActivity(Base):
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
     organization_id: Mapped[str] = mapped_column(ForeignKey("organizations.id", ondelete="CASCADE"))
-    kind: Mapped[ActivityKind] = mapped_column(_enum(ActivityKind))
+    kind: Mapped[ActivityKind] = mapped_column(enum_type(ActivityKind, length=16))
     external_id: Mapped[str] = mapped_column(String(400))
     subject: Mapped[str] = mapped_column(Text, default="")
     body: Mapped[str | None] = mapped_column(Text, default=None)
@@ -241,7 +238,9 @@ class CrmActivityPerson(Base):
     activity_id: Mapped[str] = mapped_column(
         ForeignKey("crm_activities.id", ondelete="CASCADE"), primary_key=True
     )
-    person_kind: Mapped[PersonKind] = mapped_column(_enum(PersonKind), primary_key=True)
+    person_kind: Mapped[PersonKind] = mapped_column(
+        enum_type(PersonKind, length=16), primary_key=True
+    )
     person_id: Mapped[str] = mapped_column(String(36), primary_key=True, index=True)
 
 
@@ -254,7 +253,9 @@ class CrmActivityRecord(Base):
     activity_id: Mapped[str] = mapped_column(
         ForeignKey("crm_activities.id", ondelete="CASCADE"), primary_key=True
     )
-    record_kind: Mapped[RecordKind] = mapped_column(_enum(RecordKind), primary_key=True)
+    record_kind: Mapped[RecordKind] = mapped_column(
+        enum_type(RecordKind, length=16), primary_key=True
+    )
     record_id: Mapped[str] = mapped_column(String(36), primary_key=True, index=True)
 
 
@@ -325,3 +326,225 @@ class CrmSequence(Base):
         ForeignKey("organizations.id", ondelete="CASCADE"), primary_key=True
     )
     value: Mapped[int] = mapped_column(Integer, default=0)
+
+
+# -- Salesforce as the CRM -------------------------------------------------------------------
+#
+# The embedded store above stays the ledger the sync engine commits into. With a Salesforce
+# connection, the tables below mirror Salesforce's people into it (so matching stays local)
+# and record what each activity became in Salesforce (so the writer is idempotent).
+
+
+def _sealed() -> Mapped[bytes | None]:
+    return mapped_column(LargeBinary, default=None, info={"sealed": True})
+
+
+class SalesforceAuthKind(enum.StrEnum):
+    """How m365sync signs in to the org (``docs/salesforce.md``, Signing in)."""
+
+    WEB_SERVER = "web_server"
+    """Connect Salesforce: a person signs in; m365sync keeps the refresh token."""
+    JWT_BEARER = "jwt_bearer"
+    """Server to server with a certificate, as the integration user."""
+    CLIENT_CREDENTIALS = "client_credentials"
+    """Server to server with the consumer secret, as the connected app's Run As user."""
+
+
+class SalesforceStatus(enum.StrEnum):
+    """What people see of the connection; ``status_detail`` and ``status_fix`` say why."""
+
+    PENDING = "pending"
+    """Connect Salesforce was started and has not come back yet."""
+    ACTIVE = "active"
+    NEEDS_RECONNECT = "needs_reconnect"
+    """Salesforce refused the sign-in: credentials or the connected app must be fixed."""
+    NEEDS_SETUP = "needs_setup"
+    """Signed in, but Run Test found something the org must change (a field, a permission)."""
+    DISCONNECTED = "disconnected"
+
+
+class EmailTarget(enum.StrEnum):
+    """What an email becomes in Salesforce (Run Test decides)."""
+
+    EMAIL_MESSAGE = "email_message"
+    """Enhanced Email: one EmailMessage with an EmailMessageRelation per person."""
+    TASK = "task"
+    """Without Enhanced Email: a Task whose TaskSubtype is Email."""
+
+
+class SalesforceConnection(Base):
+    """An organization's Salesforce org: how to sign in (secrets sealed), who m365sync is
+    there, what Run Test found, the API usage last seen, and the writer's pause."""
+
+    __tablename__ = "salesforce_connections"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    organization_id: Mapped[str] = mapped_column(
+        ForeignKey("organizations.id", ondelete="CASCADE"), unique=True
+    )
+    login_url: Mapped[str] = mapped_column(String(300))
+    auth_kind: Mapped[SalesforceAuthKind] = mapped_column(enum_type(SalesforceAuthKind, length=32))
+    consumer_key: Mapped[str] = mapped_column(String(300))
+    username: Mapped[str | None] = mapped_column(String(320), default=None)
+    """The integration user the JWT bearer flow signs in as."""
+    consumer_secret_sealed: Mapped[bytes | None] = _sealed()
+    private_key_sealed: Mapped[bytes | None] = _sealed()
+    certificate_pem: Mapped[str | None] = mapped_column(Text, default=None)
+    refresh_token_sealed: Mapped[bytes | None] = _sealed()
+    # Connect Salesforce in progress: the state to find it by, and the sign-in started (PKCE
+    # verifier, consumer key and secret, login URL, callback) sealed as one JSON document, so
+    # a working connection is left alone until the new one is complete.
+    pending_state: Mapped[str | None] = mapped_column(String(100), default=None, unique=True)
+    pending_flow_sealed: Mapped[bytes | None] = _sealed()
+    pending_since: Mapped[datetime | None] = mapped_column(default=None)
+    # Who m365sync is in the org (from the token and the identity URL).
+    instance_url: Mapped[str | None] = mapped_column(String(300), default=None)
+    salesforce_org_id: Mapped[str | None] = mapped_column(String(18), default=None)
+    integration_user_id: Mapped[str | None] = mapped_column(String(18), default=None)
+    integration_username: Mapped[str | None] = mapped_column(String(320), default=None)
+    status: Mapped[SalesforceStatus] = mapped_column(
+        enum_type(SalesforceStatus, length=32), default=SalesforceStatus.PENDING
+    )
+    status_detail: Mapped[str] = mapped_column(Text, default="")
+    status_fix: Mapped[str] = mapped_column(Text, default="")
+    api_share: Mapped[float | None] = mapped_column(Float, default=None)
+    """m365sync's share of the org's daily API requests; None: the server's setting."""
+    email_target: Mapped[EmailTarget | None] = mapped_column(
+        enum_type(EmailTarget, length=32), default=None
+    )
+    test_report: Mapped[list[dict[str, str]]] = mapped_column(JSON, default=list)
+    last_tested_at: Mapped[datetime | None] = mapped_column(default=None)
+    api_used: Mapped[int | None] = mapped_column(Integer, default=None)
+    api_limit: Mapped[int | None] = mapped_column(Integer, default=None)
+    api_observed_at: Mapped[datetime | None] = mapped_column(default=None)
+    # The writer: paused until a time (the API limit), and who drains right now.
+    writer_paused_until: Mapped[datetime | None] = mapped_column(default=None)
+    writer_pause_reason: Mapped[str] = mapped_column(Text, default="")
+    writer_lease_owner: Mapped[str | None] = mapped_column(String(64), default=None)
+    writer_lease_until: Mapped[datetime | None] = mapped_column(default=None)
+    users_matched_at: Mapped[datetime | None] = mapped_column(default=None)
+    connected_at: Mapped[datetime | None] = mapped_column(default=None)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class UserMatch(enum.StrEnum):
+    EMAIL = "email"
+    """Found by the member's address (redone when Salesforce's users change)."""
+    ADMIN = "admin"
+    """Chosen by an admin: never replaced by matching."""
+
+
+class SalesforceUserLink(Base):
+    """A member's Salesforce User: who owns what m365sync writes for them, and whom an
+    email or meeting is related to when it sits in their mailbox or calendar."""
+
+    __tablename__ = "salesforce_user_links"
+
+    member_id: Mapped[str] = mapped_column(
+        ForeignKey("members.id", ondelete="CASCADE"), primary_key=True
+    )
+    organization_id: Mapped[str] = _org_fk()
+    salesforce_user_id: Mapped[str] = mapped_column(String(18))
+    salesforce_username: Mapped[str] = mapped_column(String(320), default="")
+    salesforce_name: Mapped[str] = mapped_column(String(200), default="")
+    matched_by: Mapped[UserMatch] = mapped_column(
+        enum_type(UserMatch, length=16), default=UserMatch.EMAIL
+    )
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class SalesforceMirrorRecord(Base):
+    """One Salesforce Contact, Lead, Account or Opportunity mirrored into the local store:
+    the local row (``local_id`` in ``crm_contacts``, ``crm_leads``, ``crm_accounts`` or
+    ``crm_opportunities``) it is matched through. Several Salesforce contacts with one
+    address share the local contact; the oldest is the one activities are related to."""
+
+    __tablename__ = "salesforce_mirror_records"
+    __table_args__ = (
+        Index("ix_salesforce_mirror_records_local", "organization_id", "local_id"),
+        _LINK_TABLE,
+    )
+
+    organization_id: Mapped[str] = mapped_column(
+        ForeignKey("organizations.id", ondelete="CASCADE"), primary_key=True
+    )
+    salesforce_id: Mapped[str] = mapped_column(String(18), primary_key=True)
+    sobject: Mapped[str] = mapped_column(String(40))
+    local_id: Mapped[str] = mapped_column(String(36))
+    email: Mapped[str | None] = mapped_column(String(320), default=None)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    """When Salesforce created the record (the oldest of several wins)."""
+
+
+class SalesforceMirrorCursor(Base):
+    """How far the mirror has read one object's changes (``updated`` / ``deleted``)."""
+
+    __tablename__ = "salesforce_mirror_cursors"
+
+    organization_id: Mapped[str] = mapped_column(
+        ForeignKey("organizations.id", ondelete="CASCADE"), primary_key=True
+    )
+    sobject: Mapped[str] = mapped_column(String(40), primary_key=True)
+    updated_until: Mapped[datetime] = mapped_column()
+    deleted_until: Mapped[datetime] = mapped_column()
+    loaded_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class WriteState(enum.StrEnum):
+    PENDING = "pending"
+    """Waiting to be written (new, changed, or retrying after a temporary failure)."""
+    SYNCED = "synced"
+    """Salesforce holds the activity as the local store does."""
+    PARKED = "parked"
+    """Salesforce refused it for a reason a person must fix (``reason``, ``fix``); written
+    again when the activity changes or an admin retries."""
+    UNMATCHED = "unmatched"
+    """Involves no Salesforce contact, lead or user: nothing to relate it to."""
+
+
+PENDING_WRITES = text("state = 'pending'")
+
+
+class SalesforceActivityRecord(Base):
+    """What one local activity became in Salesforce: the writer's ledger.
+
+    ``version`` counts the activity's local changes (bumped in the transaction that makes
+    them, so the sync engine's commit and the queue are one); ``written_version`` is the one
+    Salesforce holds. ``uncertain`` is set before a write is sent and cleared when its
+    answer is recorded: still set, a crash came in between, and Salesforce is asked what
+    it holds before anything is written again. ``relations`` are the Salesforce ids of the
+    people (EmailMessageRelation / EventRelation) the record is known to be related to."""
+
+    __tablename__ = "salesforce_activity_records"
+    __table_args__ = (
+        Index(
+            "ix_salesforce_activity_records_pending",
+            "organization_id",
+            "next_attempt_at",
+            sqlite_where=PENDING_WRITES,
+            postgresql_where=PENDING_WRITES,
+        ),
+        Index("ix_salesforce_activity_records_state", "organization_id", "state"),
+    )
+
+    activity_id: Mapped[str] = mapped_column(
+        ForeignKey("crm_activities.id", ondelete="CASCADE"), primary_key=True
+    )
+    organization_id: Mapped[str] = mapped_column(ForeignKey("organizations.id", ondelete="CASCADE"))
+    state: Mapped[WriteState] = mapped_column(
+        enum_type(WriteState, length=16), default=WriteState.PENDING
+    )
+    version: Mapped[int] = mapped_column(Integer, default=1)
+    written_version: Mapped[int] = mapped_column(Integer, default=0)
+    sobject: Mapped[str] = mapped_column(String(40), default="")
+    salesforce_id: Mapped[str | None] = mapped_column(String(18), default=None)
+    uncertain: Mapped[bool] = mapped_column(Boolean, default=False)
+    relations: Mapped[list[str]] = mapped_column(JSON, default=list)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime | None] = mapped_column(default=None)
+    reason: Mapped[str] = mapped_column(Text, default="")
+    fix: Mapped[str] = mapped_column(Text, default="")
+    error_code: Mapped[str | None] = mapped_column(String(100), default=None)
+    synced_at: Mapped[datetime | None] = mapped_column(default=None)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)

@@ -17,6 +17,7 @@ untouched.
 from __future__ import annotations
 
 import contextlib
+import enum
 import os
 import re
 import sqlite3
@@ -25,7 +26,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import MetaData, event
+from sqlalchemy import Enum, MetaData, event
 from sqlalchemy.engine import Engine, ExceptionContext, create_engine, make_url
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 from sqlalchemy.types import DateTime, TypeDecorator
@@ -71,6 +72,15 @@ def new_id() -> str:
     """Primary keys are UUID strings made by the application, so a row's id is known before
     it is inserted (sealed secrets bind their ciphertext to it)."""
     return str(uuid.uuid4())
+
+
+def enum_type(kind: type[enum.Enum], *, length: int = 32) -> Enum:
+    """The column type of an enum: each member stored as its value (``"needs_reconnect"``,
+    not ``NEEDS_RECONNECT``) in a string of at most ``length``, never a native database
+    enum, so a new member needs no change to the column."""
+    return Enum(
+        kind, native_enum=False, length=length, values_callable=lambda e: [m.value for m in e]
+    )
 
 
 def max_length(column: Any) -> int:

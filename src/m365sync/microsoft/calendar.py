@@ -8,22 +8,17 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
-from typing import Any
 
 from m365sync.microsoft.delta import delta_pages
-from m365sync.microsoft.graph import GraphClient, Page
+from m365sync.microsoft.graph import (
+    TEXT_BODY_PREFERENCE,
+    UTC_PREFERENCE,
+    GraphClient,
+    ItemCollection,
+    Page,
+)
 
-__all__ = ["UTC_PREFERENCE", "calendar_delta", "create_event", "delete_event", "update_event"]
-
-UTC_PREFERENCE = 'outlook.timezone="UTC"'
-TEXT_BODY = 'outlook.body-content-type="text"'
-
-
-def graph_time(value: datetime) -> dict[str, str]:
-    return {
-        "dateTime": value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.0000000"),
-        "timeZone": "UTC",
-    }
+__all__ = ["calendar_delta", "calendar_events"]
 
 
 def calendar_delta(
@@ -46,25 +41,10 @@ def calendar_delta(
         params=params,
         cursor=cursor,
         page_size=page_size,
-        prefer=[UTC_PREFERENCE, TEXT_BODY],
+        prefer=[UTC_PREFERENCE, TEXT_BODY_PREFERENCE],
     )
 
 
-async def create_event(
-    graph: GraphClient, user_path: str, body: dict[str, Any], *, transaction_id: str
-) -> dict[str, Any]:
-    """Create an event; ``transaction_id`` makes a retried create return the first event
-    instead of a second one (Graph's idempotent POST)."""
-    return await graph.post_json(
-        f"{user_path}/events", {**body, "transactionId": transaction_id}, prefer=[UTC_PREFERENCE]
-    )
-
-
-async def update_event(
-    graph: GraphClient, user_path: str, event_id: str, body: dict[str, Any]
-) -> dict[str, Any]:
-    return await graph.patch_json(f"{user_path}/events/{event_id}", body, prefer=[UTC_PREFERENCE])
-
-
-async def delete_event(graph: GraphClient, user_path: str, event_id: str) -> None:
-    await graph.delete(f"{user_path}/events/{event_id}")
+def calendar_events(graph: GraphClient, user_path: str) -> ItemCollection:
+    """The events of the mailbox's default calendar, written with times in UTC."""
+    return ItemCollection(graph, f"{user_path}/events", prefer=(UTC_PREFERENCE,))

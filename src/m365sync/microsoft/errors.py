@@ -132,7 +132,8 @@ class AccessDeniedByPolicy(MicrosoftError):
     )
     default_fix = (
         "Add the mailbox to the mail-enabled security group the policy names, or change the "
-        "policy (m365sync access-policy shows the commands)."
+        "policy (m365sync shows the Exchange Online PowerShell commands that limit a service "
+        "account to a group)."
     )
 
 

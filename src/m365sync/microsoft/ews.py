@@ -32,10 +32,9 @@ EXCHANGE_ONLINE_SUFFIXES = (
 
 MIGRATION_STEPS = (
     "Exchange Online no longer accepts EWS with a username and password. Switch to Microsoft "
-    "Graph: for your own mailbox, 1) click Disconnect on your Exchange connection, 2) click "
-    "'Connect your Office 365', 3) sign in and grant the permissions. For the whole "
-    "organization, an admin adds an Office 365 service account instead (Admin → My "
-    "Organization → Authentication → Service Accounts → Add → Connect using Office 365)."
+    "Graph: for your own mailbox, 1) Disconnect your Exchange connection, 2) use 'Connect "
+    "your Office 365', 3) sign in and grant the permissions. For the whole organization, an "
+    "admin adds an Office 365 service account (an app registration) instead."
 )
 
 

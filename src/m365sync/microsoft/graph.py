@@ -42,7 +42,18 @@ from m365sync.settings import Settings
 
 log = logging.getLogger(__name__)
 
+# The ``Prefer`` header's values we send (Graph joins several with commas).
 IMMUTABLE_ID_PREFERENCE = 'IdType="ImmutableId"'
+"""On every request: item ids survive moves between folders."""
+UTC_PREFERENCE = 'outlook.timezone="UTC"'
+"""Times come back in UTC, so no Windows zone name needs converting."""
+TEXT_BODY_PREFERENCE = 'outlook.body-content-type="text"'
+"""Message and event bodies come back as plain text instead of HTML."""
+
+
+def page_size_preference(size: int) -> str:
+    """Ask for at most ``size`` items per page (``odata.maxpagesize``)."""
+    return f"odata.maxpagesize={size}"
 
 
 class TokenSource(Protocol):
@@ -59,6 +70,37 @@ class Page:
     next_link: str | None
     delta_link: str | None
     raw: dict[str, Any] = field(repr=False, default_factory=dict)
+
+
+class RequestBudget:
+    """A cap on Graph requests in flight shared by every sync unit of an event loop, on top
+    of each client's per-mailbox limit. ``ConnectionRuntime.request_budget`` hands out the
+    process's one per event loop (an asyncio semaphore belongs to one loop)."""
+
+    def __init__(self, limit: int) -> None:
+        self._semaphore = asyncio.Semaphore(limit)
+
+    async def pages(self, pages: AsyncIterator[Page]) -> AsyncIterator[Page]:
+        """``pages``, each fetched inside the budget (the caller's work on a page is not)."""
+        iterator = aiter(pages)
+        try:
+            while True:
+                async with self._semaphore:
+                    try:
+                        page = await anext(iterator)
+                    except StopAsyncIteration:
+                        return
+                yield page
+        finally:
+            closer = getattr(iterator, "aclose", None)
+            if closer is not None:
+                await closer()
+
+    async def __aenter__(self) -> None:
+        await self._semaphore.acquire()
+
+    async def __aexit__(self, *exc: object) -> None:
+        self._semaphore.release()
 
 
 def user_path(mailbox: str | None) -> str:
@@ -229,7 +271,7 @@ class GraphClient:
         ``@odata.deltaLink`` for delta queries. ``page_size`` sends ``odata.maxpagesize``."""
         preferences = list(prefer or [])
         if page_size:
-            preferences.append(f"odata.maxpagesize={page_size}")
+            preferences.append(page_size_preference(page_size))
         url: str | None = path_or_url
         first = True
         while url is not None:
@@ -265,6 +307,31 @@ class GraphClient:
         return items, delta_link
 
 
+@dataclass(frozen=True)
+class ItemCollection:
+    """A Graph collection whose items we create, change and delete (a mailbox's events, a
+    To Do list's tasks), with the ``Prefer`` values its answers need."""
+
+    graph: GraphClient
+    path: str
+    prefer: tuple[str, ...] = ()
+
+    async def create(
+        self, body: dict[str, Any], *, transaction_id: str | None = None
+    ) -> dict[str, Any]:
+        """The created item. With ``transaction_id`` (events), a retried create returns the
+        first item instead of making a second one (Graph's idempotent POST)."""
+        if transaction_id is not None:
+            body = {**body, "transactionId": transaction_id}
+        return await self.graph.post_json(self.path, body, prefer=list(self.prefer))
+
+    async def update(self, item_id: str, body: dict[str, Any]) -> dict[str, Any]:
+        return await self.graph.patch_json(f"{self.path}/{item_id}", body, prefer=list(self.prefer))
+
+    async def delete(self, item_id: str) -> None:
+        await self.graph.delete(f"{self.path}/{item_id}")
+
+
 def _json(response: httpx.Response) -> dict[str, Any]:
     try:
         data = orjson.loads(response.content)
@@ -277,4 +344,15 @@ def _json(response: httpx.Response) -> dict[str, Any]:
     return data
 
 
-__all__ = ["IMMUTABLE_ID_PREFERENCE", "GraphClient", "Page", "TokenSource", "user_path"]
+__all__ = [
+    "IMMUTABLE_ID_PREFERENCE",
+    "TEXT_BODY_PREFERENCE",
+    "UTC_PREFERENCE",
+    "GraphClient",
+    "ItemCollection",
+    "Page",
+    "RequestBudget",
+    "TokenSource",
+    "page_size_preference",
+    "user_path",
+]

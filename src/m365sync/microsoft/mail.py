@@ -6,7 +6,7 @@ from collections.abc import AsyncIterator
 from datetime import datetime
 
 from m365sync.microsoft.delta import delta_pages
-from m365sync.microsoft.graph import GraphClient, Page
+from m365sync.microsoft.graph import TEXT_BODY_PREFERENCE, GraphClient, Page
 
 __all__ = [
     "FILTERED_DELTA_LIMIT",
@@ -31,7 +31,6 @@ HEADER_FIELDS = (
 MESSAGE_FIELDS = (*HEADER_FIELDS, "body")
 FILTERED_DELTA_LIMIT = 5000
 """Graph: "Applying $filter in a delta query returns only up to 5,000 messages"."""
-TEXT_BODY = 'outlook.body-content-type="text"'
 
 
 def _received_since(since: datetime) -> str:
@@ -80,5 +79,5 @@ def message_delta(
         params=params,
         cursor=cursor,
         page_size=page_size,
-        prefer=[TEXT_BODY],
+        prefer=[TEXT_BODY_PREFERENCE],
     )

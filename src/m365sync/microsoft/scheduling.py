@@ -17,45 +17,57 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, time, timedelta
+from datetime import datetime, time, timedelta
+from enum import StrEnum
 from typing import Any
 
+from m365sync.microsoft.dates import graph_date_time_zone, read_graph_datetime
 from m365sync.microsoft.errors import ItemNotFound, UnexpectedResponse
-from m365sync.microsoft.graph import GraphClient, user_path
-from m365sync.scheduling.availability import (
-    BusyBlock,
-    FreeBusyStatus,
-    LocalWindow,
-    UnknownTimeZone,
-    zone_from_microsoft,
-)
+from m365sync.microsoft.graph import UTC_PREFERENCE, GraphClient, user_path
 
 __all__ = [
     "BookedEvent",
+    "BusyBlock",
     "CalendarSchedule",
     "EventRequest",
+    "FreeBusyStatus",
     "MailboxCalendar",
     "WorkingHours",
-    "parse_graph_datetime",
 ]
 
-UTC_PREFERENCE = 'outlook.timezone="UTC"'
 GET_SCHEDULE_MAX_WINDOW = timedelta(days=62)
 _WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
 
 
+class FreeBusyStatus(StrEnum):
+    """``scheduleItem.status`` / ``event.showAs`` values Microsoft Graph reports."""
+
+    FREE = "free"
+    TENTATIVE = "tentative"
+    BUSY = "busy"
+    OOF = "oof"
+    WORKING_ELSEWHERE = "workingElsewhere"
+    UNKNOWN = "unknown"
+
+
+@dataclass(frozen=True)
+class BusyBlock:
+    """One free/busy item of a calendar (``getSchedule``'s ``scheduleItems``)."""
+
+    start: datetime
+    end: datetime
+    status: FreeBusyStatus = FreeBusyStatus.BUSY
+
+
 @dataclass(frozen=True)
 class WorkingHours:
-    """Outlook's working hours: the same window on each listed weekday, in ``time_zone``."""
+    """Outlook's working hours: the same window on each listed weekday, in ``time_zone``.
+    An ``end`` at or before ``start`` means the window runs to midnight."""
 
     weekdays: tuple[int, ...]  # Monday = 0
     start: time
     end: time
     time_zone: str  # as Microsoft names it (Windows or IANA)
-
-    def weekly(self) -> dict[int, tuple[LocalWindow, ...]]:
-        end = self.end if self.end > self.start else time(0)
-        return {day: (LocalWindow(self.start, end),) for day in self.weekdays}
 
 
 DEFAULT_WORKING_HOURS = WorkingHours((0, 1, 2, 3, 4), time(8), time(17), "UTC")
@@ -90,31 +102,15 @@ class BookedEvent:
     raw: dict[str, Any] = field(default_factory=dict, repr=False)
 
 
-def parse_graph_datetime(value: Any) -> datetime:
-    """A Graph ``dateTimeTimeZone`` (``{"dateTime": "...0000000", "timeZone": "UTC"}``) or an
-    ISO string, as an aware UTC datetime."""
-    if isinstance(value, dict):
-        text = str(value.get("dateTime", ""))
-        zone_name = value.get("timeZone")
-    else:
-        text, zone_name = str(value), None
-    if "." in text:
-        head, _, fraction = text.partition(".")
-        digits = "".join(ch for ch in fraction if ch.isdigit())[:6]
-        suffix = fraction[len("".join(ch for ch in fraction if ch.isdigit())) :]
-        text = f"{head}.{digits}{suffix}" if digits else head + suffix
+def _instant(value: Any) -> datetime:
+    """A free/busy item's start or end, which Graph always sends."""
     try:
-        parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
+        parsed = read_graph_datetime(value)
     except ValueError as exc:
-        raise UnexpectedResponse(f"Microsoft Graph sent an unreadable date: {text!r}.") from exc
-    if parsed.tzinfo is None:
-        try:
-            parsed = parsed.replace(
-                tzinfo=zone_from_microsoft(str(zone_name) if zone_name else "UTC")
-            )
-        except UnknownTimeZone as exc:
-            raise UnexpectedResponse(str(exc)) from exc
-    return parsed.astimezone(UTC)
+        raise UnexpectedResponse(f"Microsoft Graph sent an unreadable date: {exc}") from exc
+    if parsed is None:
+        raise UnexpectedResponse("Microsoft Graph sent a free/busy item without its time.")
+    return parsed
 
 
 def _parse_time(value: Any, default: time) -> time:
@@ -124,10 +120,6 @@ def _parse_time(value: Any, default: time) -> time:
         return time.fromisoformat(value.split(".", 1)[0])
     except ValueError:
         return default
-
-
-def _graph_time(value: datetime) -> dict[str, str]:
-    return {"dateTime": value.astimezone(UTC).replace(tzinfo=None).isoformat(), "timeZone": "UTC"}
 
 
 def parse_working_hours(raw: Any) -> WorkingHours | None:
@@ -197,8 +189,8 @@ class MailboxCalendar:
                 f"{self.base}/calendar/getSchedule",
                 {
                     "schedules": list(addresses),
-                    "startTime": _graph_time(window_start),
-                    "endTime": _graph_time(window_end),
+                    "startTime": graph_date_time_zone(window_start),
+                    "endTime": graph_date_time_zone(window_end),
                     "availabilityViewInterval": interval_minutes,
                 },
                 prefer=[UTC_PREFERENCE],
@@ -208,8 +200,8 @@ class MailboxCalendar:
                 error = entry.get("error")
                 items = [
                     BusyBlock(
-                        parse_graph_datetime(item.get("start")),
-                        parse_graph_datetime(item.get("end")),
+                        _instant(item.get("start")),
+                        _instant(item.get("end")),
                         _status(item.get("status")),
                     )
                     for item in entry.get("scheduleItems") or []
@@ -230,8 +222,8 @@ class MailboxCalendar:
         body: dict[str, Any] = {
             "subject": request.subject,
             "body": {"contentType": "HTML", "content": request.body_html},
-            "start": _graph_time(request.start),
-            "end": _graph_time(request.end),
+            "start": graph_date_time_zone(request.start),
+            "end": graph_date_time_zone(request.end),
             "attendees": [
                 {"emailAddress": {"address": address, "name": name}, "type": "required"}
                 for address, name in request.attendees
@@ -251,7 +243,8 @@ class MailboxCalendar:
 
     async def move_event(self, event_id: str, start: datetime, end: datetime) -> BookedEvent:
         data = await self.client.patch_json(
-            f"{self.base}/events/{event_id}", {"start": _graph_time(start), "end": _graph_time(end)}
+            f"{self.base}/events/{event_id}",
+            {"start": graph_date_time_zone(start), "end": graph_date_time_zone(end)},
         )
         if not data:
             data = await self.client.get_json(f"{self.base}/events/{event_id}")

@@ -4,19 +4,11 @@ from __future__ import annotations
 
 import re
 from collections.abc import AsyncIterator
-from typing import Any
 
 from m365sync.microsoft.delta import delta_pages
-from m365sync.microsoft.graph import GraphClient, Page
+from m365sync.microsoft.graph import GraphClient, ItemCollection, Page
 
-__all__ = [
-    "create_task",
-    "default_list_id",
-    "delete_task",
-    "list_id_from_link",
-    "task_delta",
-    "update_task",
-]
+__all__ = ["default_list_id", "list_id_from_link", "task_delta", "todo_tasks"]
 
 _LIST_IN_LINK = re.compile(r"/todo/lists/([^/?]+)/tasks")
 
@@ -49,17 +41,6 @@ def task_delta(
     )
 
 
-async def create_task(
-    graph: GraphClient, user_path: str, list_id: str, body: dict[str, Any]
-) -> dict[str, Any]:
-    return await graph.post_json(f"{user_path}/todo/lists/{list_id}/tasks", body)
-
-
-async def update_task(
-    graph: GraphClient, user_path: str, list_id: str, task_id: str, body: dict[str, Any]
-) -> dict[str, Any]:
-    return await graph.patch_json(f"{user_path}/todo/lists/{list_id}/tasks/{task_id}", body)
-
-
-async def delete_task(graph: GraphClient, user_path: str, list_id: str, task_id: str) -> None:
-    await graph.delete(f"{user_path}/todo/lists/{list_id}/tasks/{task_id}")
+def todo_tasks(graph: GraphClient, user_path: str, list_id: str) -> ItemCollection:
+    """The tasks of one To Do list."""
+    return ItemCollection(graph, f"{user_path}/todo/lists/{list_id}/tasks")

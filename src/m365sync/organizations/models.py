@@ -14,10 +14,10 @@ import enum
 import secrets
 from datetime import datetime
 
-from sqlalchemy import Enum, ForeignKey, Index, String, UniqueConstraint, text
+from sqlalchemy import ForeignKey, Index, String, UniqueConstraint, text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from m365sync.db.base import Base, new_id, utcnow
+from m365sync.db.base import Base, enum_type, new_id, utcnow
 
 
 class Role(enum.StrEnum):
@@ -90,12 +90,7 @@ class Domain(Base):
     tenant_id: Mapped[str | None] = mapped_column(String(36), default=None)
     verified_at: Mapped[datetime | None] = mapped_column(default=None)
     verification_method: Mapped[DomainProof | None] = mapped_column(
-        Enum(
-            DomainProof,
-            native_enum=False,
-            length=32,
-            values_callable=lambda e: [m.value for m in e],
-        ),
+        enum_type(DomainProof),
         default=None,
     )
     verification_token: Mapped[str] = mapped_column(String(64), default=new_verification_token)
@@ -121,7 +116,7 @@ class Member(Base):
     email: Mapped[str] = mapped_column(String(320))
     name: Mapped[str] = mapped_column(String(200), default="")
     role: Mapped[Role] = mapped_column(
-        Enum(Role, native_enum=False, length=16, values_callable=lambda e: [m.value for m in e]),
+        enum_type(Role, length=16),
         default=Role.USER,
     )
     crm_user_id: Mapped[str | None] = mapped_column(String(100), default=None)

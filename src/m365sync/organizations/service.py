@@ -93,7 +93,9 @@ def get_organization(session: Session, key: str) -> Organization:
     repo = OrganizationRepository(session)
     organization = repo.get(key) or repo.by_slug(key)
     if organization is None:
-        raise NotFound(f"No organization '{key}'.", fix="List them with: m365sync orgs list")
+        raise NotFound(
+            f"No organization '{key}'.", fix="Check its slug or id in the list of organizations."
+        )
     return organization
 
 
@@ -141,27 +143,34 @@ def list_domains(session: Session, organization: Organization) -> list[Domain]:
     return OrganizationRepository(session).domains(organization.id)
 
 
-def get_domain(session: Session, organization: Organization, name: str) -> Domain:
-    domain = OrganizationRepository(session).domain(organization.id, normalize_domain(name))
+def get_domain(session: Session, organization: Organization, key: str) -> Domain:
+    """By name or id, within the organization only."""
+    repo = OrganizationRepository(session)
+    domain = next((d for d in repo.domains(organization.id) if d.id == key), None)
+    label = "That domain"
+    if domain is None:
+        try:
+            label = normalize_domain(key)
+        except ValidationFailed:
+            pass  # neither an id of the organization's nor a domain name
+        else:
+            domain = repo.domain(organization.id, label)
     if domain is None:
         raise NotFound(
-            f"{name} is not a domain to sync of {organization.name}.",
-            fix="Add it as a domain to sync first.",
+            f"{label} is not one of {organization.name}'s domains to sync.",
+            fix="Check the name against the organization's domains to sync, or add it first.",
         )
     return domain
 
 
 def remove_domain(
-    session: Session, organization: Organization, name: str, *, actor: str = "cli"
-) -> None:
-    repo = OrganizationRepository(session)
-    domain = repo.domain(organization.id, normalize_domain(name))
-    if domain is None:
-        raise NotFound(
-            f"{name} is not a domain to sync.", fix="List them with: m365sync domains list"
-        )
-    repo.delete_domain(domain)
+    session: Session, organization: Organization, key: str, *, actor: str = "cli"
+) -> Domain:
+    """Remove a domain to sync (by name or id); returns it."""
+    domain = get_domain(session, organization, key)
+    OrganizationRepository(session).delete_domain(domain)
     audit.record(session, organization.id, actor, "domain.remove", domain.name)
+    return domain
 
 
 # -- domain ownership ------------------------------------------------------------------------
@@ -292,8 +301,8 @@ def verify_domain_by_dns(
     lookup: TxtLookup | None = None,
     actor: str = "cli",
 ) -> Domain:
-    """Verify ``name`` if its DNS publishes the TXT record ``dns_record`` handed out.
-    ``lookup`` is the DNS query (the system's resolvers when None)."""
+    """Verify the domain ``name`` (or id) if its DNS publishes the TXT record ``dns_record``
+    handed out. ``lookup`` is the DNS query (the system's resolvers when None)."""
     domain = get_domain(session, organization, name)
     if domain.verified_at is not None:
         return domain
@@ -407,12 +416,18 @@ def update_member(
     name: str | None = None,
     role: str | Role | None = None,
     crm_user_id: str | None = None,
+    acting_member_id: str | None = None,
     actor: str = "cli",
 ) -> Member:
     """Change what is given. A member whose role changes loses their API tokens (see
-    ``_set_role``)."""
+    ``_set_role``). An admin making the change (``acting_member_id``) can't take away their
+    own admin role: another admin must."""
     new_name = None if name is None else _member_name(name)
     new_role = None if role is None else _role(role)
+    if member.id == acting_member_id and new_role not in (None, Role.ADMIN):
+        raise ValidationFailed(
+            "You can't remove your own admin role.", fix="Ask another admin to change your role."
+        )
     new_crm_user_id = None if crm_user_id is None else _crm_user_id(crm_user_id)
     changed: list[str] = []
     if new_name is not None:
@@ -456,9 +471,10 @@ def get_member(session: Session, organization: Organization, key: str) -> Member
     repo = OrganizationRepository(session)
     member = repo.member(organization.id, key) or repo.member_by_email(organization.id, key)
     if member is None:
+        who = key if "@" in key else "That member"
         raise NotFound(
-            f"No member '{key}' in {organization.name}.",
-            fix="List them with: m365sync members list",
+            f"{who} is not in your organization.",
+            fix="Check the address against the organization's list of members.",
         )
     return member
 
@@ -576,13 +592,12 @@ def create_api_token(
     if member.organization_id != organization.id:
         raise NotFound(
             f"No member '{member.email}' in {organization.name}.",
-            fix="API tokens are created for an admin of the same organization "
-            "(m365sync members list).",
+            fix="API tokens are created for an admin of the same organization.",
         )
     if member.role != Role.ADMIN:
         raise ValidationFailed(
             f"{member.email} is not an admin; API tokens act as an organization admin.",
-            fix=f"Make them an admin first: m365sync members set-role {member.email} admin",
+            fix=f"Make {member.email} an admin first, then create the token.",
         )
     name = _within(name.strip(), TOKEN_NAME_MAX, "The token's name")
     plaintext = TOKEN_PREFIX + secrets.token_urlsafe(32)
@@ -614,8 +629,8 @@ def authenticate_token(session: Session, plaintext: str) -> tuple[Organization, 
         raise Unauthorized(
             "The API token is unknown.",
             fix=(
-                "Send 'Authorization: Bearer <token>' with the whole token, as it was shown "
-                "when it was created (m365sync api-tokens create)."
+                "Give the whole token, as it was shown when it was created; an admin of the "
+                "server creates a new one if it is lost."
             ),
         )
     if token.revoked_at is not None:

@@ -33,6 +33,7 @@ from m365sync.salesforce.auth import (
 from m365sync.salesforce.client import (
     API_VERSION,
     COLLECTION_SIZE,
+    COMPOSITE_COLLECTIONS,
     COMPOSITE_SIZE,
     DeletedRecord,
     DeletedRecords,
@@ -50,6 +51,7 @@ from m365sync.salesforce.limits import ApiBudget, ApiUsage, BudgetDecision
 __all__ = [
     "API_VERSION",
     "COLLECTION_SIZE",
+    "COMPOSITE_COLLECTIONS",
     "COMPOSITE_SIZE",
     "DEFAULT_SCOPES",
     "ApiBudget",

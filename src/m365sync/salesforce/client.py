@@ -15,7 +15,8 @@ Promises:
 - SOQL results are read page by page through ``nextRecordsUrl``; ``find_by`` splits
   ``IN (...)`` lookups so no request exceeds Salesforce's URI limit; writes go through
   sObject Collections, 200 records a call, ``allOrNone`` false by default, with one
-  ``RecordResult`` per record; composite takes up to 25 subrequests;
+  ``RecordResult`` per record (``create_many`` packs five collections into one composite
+  call: 1,000 small records a call); composite takes up to 25 subrequests;
 - every failure is raised (or, for writes, reported per record) as a
   ``m365sync.salesforce.errors`` category.
 """
@@ -66,6 +67,9 @@ COLLECTION_SIZE = 200
 """Records per sObject Collections call (Salesforce's maximum)."""
 COMPOSITE_SIZE = 25
 """Subrequests per composite call (Salesforce's maximum)."""
+COMPOSITE_COLLECTIONS = 5
+"""sObject Collections (or queries) per composite call (Salesforce's maximum): five
+collections of 200 records, 1,000 records in one API call."""
 MAX_QUERY_URI_BYTES = 10_000
 """Salesforce refuses a request whose URI and headers exceed 16,384 bytes (414 / 431);
 lookups keep the URI well under it, leaving room for the headers."""
@@ -258,6 +262,12 @@ class SalesforceClient:
     def token(self) -> SalesforceToken:
         """The current session (acquired from the token source on first use)."""
         return self._current()[1]
+
+    @property
+    def session_token(self) -> SalesforceToken | None:
+        """The current session if one was acquired, without signing in (None before the
+        first call): a refresh token Salesforce rotated is read from it."""
+        return self._token
 
     @property
     def api_usage(self) -> ApiUsage | None:
@@ -517,6 +527,106 @@ class SalesforceClient:
                 results.append(self._record_result(start + i, item, sobject, name(record)))
         return results
 
+    def create_many(
+        self,
+        records: Sequence[tuple[str, Mapping[str, Any]]],
+        *,
+        allow_duplicates: bool = False,
+    ) -> list[RecordResult]:
+        """Create ``(sobject, fields)`` records, 1,000 a call: a composite of five sObject
+        Collections of 200 (records of several objects may share a collection; keep each
+        object's records together). One ``RecordResult`` per record, in order; never
+        raises for what Salesforce answered. For small records (relations, junctions),
+        where 200 a call would cost five times the API requests."""
+        for sobject, _ in records:
+            _checked_name(sobject)
+        headers = {"Sforce-Duplicate-Rule-Header": "allowSave=true"} if allow_duplicates else None
+        per_call = COLLECTION_SIZE * COMPOSITE_COLLECTIONS
+        results: list[RecordResult] = []
+        failure: SalesforceError | None = None
+        for start in range(0, len(records), per_call):
+            call = records[start : start + per_call]
+            chunks = [
+                (start + offset, call[offset : offset + COLLECTION_SIZE])
+                for offset in range(0, len(call), COLLECTION_SIZE)
+            ]
+            answers: list[SubrequestResult] = []
+            if failure is None:
+                subrequests = [
+                    Subrequest(
+                        "POST",
+                        "composite/sobjects",
+                        f"c{n}",
+                        body={
+                            "allOrNone": False,
+                            "records": [
+                                {"attributes": {"type": sobject}, **fields}
+                                for sobject, fields in chunk
+                            ],
+                        },
+                        headers=headers,
+                    )
+                    for n, (_, chunk) in enumerate(chunks)
+                ]
+                try:
+                    answers = self.composite(subrequests)
+                except SalesforceError as error:
+                    failure = error
+            for n, (first, chunk) in enumerate(chunks):
+                answer = answers[n] if n < len(answers) else None
+                problem = failure
+                if problem is None and (answer is None or answer.error is not None):
+                    problem = (answer.error if answer is not None else None) or UnexpectedResponse(
+                        "Salesforce gave no answer for part of a composite call."
+                    )
+                if problem is not None:
+                    results.extend(
+                        RecordResult(index=first + i, id=None, success=False, error=problem)
+                        for i in range(len(chunk))
+                    )
+                    continue
+                assert answer is not None
+                items = answer.body if isinstance(answer.body, list) else []
+                for i, (sobject, _) in enumerate(chunk):
+                    item = items[i] if i < len(items) and isinstance(items[i], dict) else {}
+                    results.append(
+                        self._record_result(first + i, item, sobject, describe_record(sobject))
+                    )
+        return results
+
+    def delete(self, ids: Sequence[str]) -> list[RecordResult]:
+        """Delete records by id, 200 a call (to the recycle bin). A record already gone
+        answers ``ENTITY_IS_DELETED`` or ``INVALID_CROSS_REFERENCE_KEY``."""
+        results: list[RecordResult] = []
+        failure: SalesforceError | None = None
+        for start in range(0, len(ids), COLLECTION_SIZE):
+            chunk = list(ids[start : start + COLLECTION_SIZE])
+            answer: Any = None
+            if failure is None:
+                params = {"ids": ",".join(chunk), "allOrNone": "false"}
+                try:
+                    answer = self._call(
+                        partial(_restful, path="composite/sobjects", method="DELETE", params=params)
+                    )
+                except SalesforceError as error:
+                    failure = error
+            if failure is not None:
+                results.extend(
+                    RecordResult(index=start + i, id=None, success=False, error=failure)
+                    for i in range(len(chunk))
+                )
+                continue
+            items = answer if isinstance(answer, list) else []
+            for i, record_id in enumerate(chunk):
+                item = items[i] if i < len(items) and isinstance(items[i], dict) else {}
+                sobject = str(item.get("attributes", {}).get("type") or "record")
+                results.append(
+                    self._record_result(
+                        start + i, item, sobject, describe_record(sobject, record_id=record_id)
+                    )
+                )
+        return results
+
     @staticmethod
     def _record_result(
         index: int, item: Mapping[str, Any], sobject: str, record: str
@@ -650,6 +760,7 @@ class SalesforceClient:
 __all__ = [
     "API_VERSION",
     "COLLECTION_SIZE",
+    "COMPOSITE_COLLECTIONS",
     "COMPOSITE_SIZE",
     "DeletedRecord",
     "DeletedRecords",

@@ -2,7 +2,8 @@
 
 Pure functions over plain values: no database, no network, no clock (``now`` is an
 argument). Everything the booking page shows and everything the booking path re-checks
-goes through :func:`compute_slots`, so the two can never disagree.
+goes through :func:`compute_slots`, so the two can never disagree. Free/busy arrives in
+Microsoft's shape (``microsoft.scheduling.BusyBlock``); which statuses block is decided here.
 
 What is promised:
 
@@ -26,18 +27,15 @@ import bisect
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta, tzinfo
-from enum import StrEnum
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from m365sync.microsoft.scheduling import BusyBlock, FreeBusyStatus
 
 __all__ = [
     "DEFAULT_BLOCKING",
-    "BusyBlock",
-    "FreeBusyStatus",
     "Interval",
     "LocalWindow",
     "Slot",
     "SlotRules",
-    "UnknownTimeZone",
     "blocking_intervals",
     "choose_round_robin",
     "collective_slots",
@@ -46,29 +44,13 @@ __all__ = [
     "merge_intervals",
     "round_robin_slots",
     "slot_is_open",
-    "zone_from_microsoft",
 ]
-
-
-class FreeBusyStatus(StrEnum):
-    """``scheduleItem.status`` / ``event.showAs`` values Microsoft Graph reports."""
-
-    FREE = "free"
-    TENTATIVE = "tentative"
-    BUSY = "busy"
-    OOF = "oof"
-    WORKING_ELSEWHERE = "workingElsewhere"
-    UNKNOWN = "unknown"
 
 
 DEFAULT_BLOCKING: frozenset[FreeBusyStatus] = frozenset(
     {FreeBusyStatus.BUSY, FreeBusyStatus.TENTATIVE, FreeBusyStatus.OOF}
 )
 """Busy, tentative and out-of-office block a slot; free and working-elsewhere don't."""
-
-
-class UnknownTimeZone(ValueError):
-    """A time zone name that is neither IANA nor a Windows name we can map."""
 
 
 @dataclass(frozen=True, order=True)
@@ -82,15 +64,6 @@ class Interval:
 
     def overlaps(self, other: Interval) -> bool:
         return self.start < other.end and other.start < self.end
-
-
-@dataclass(frozen=True)
-class BusyBlock:
-    """One free/busy item of a calendar (``getSchedule``'s ``scheduleItems``)."""
-
-    start: datetime
-    end: datetime
-    status: FreeBusyStatus = FreeBusyStatus.BUSY
 
 
 @dataclass(frozen=True)
@@ -136,38 +109,6 @@ class Slot:
     start: datetime
     end: datetime
     member_ids: tuple[str, ...] = ()  # who can take it (round-robin) / who attends (collective)
-
-
-# -- time zones --------------------------------------------------------------------------
-
-
-def _windows_zone_names() -> Mapping[str, str]:
-    # CLDR's windowsZones mapping, as tzlocal ships it (a dependency of exchangelib).
-    try:
-        from tzlocal.windows_tz import win_tz
-    except ImportError:  # pragma: no cover - tzlocal is always installed with exchangelib
-        return {"UTC": "UTC", "Coordinated Universal Time": "UTC"}
-    return dict(win_tz)
-
-
-_WINDOWS_ZONES = _windows_zone_names()
-
-
-def zone_from_microsoft(name: str | None) -> ZoneInfo:
-    """A ``ZoneInfo`` for a name Microsoft returns: Windows (``Pacific Standard Time``),
-    IANA (``Europe/Berlin``) or UTC. Outlook lets users pick either kind."""
-    if not name:
-        return ZoneInfo("UTC")
-    if name.lower() in ("utc", "coordinated universal time", "etc/utc"):
-        return ZoneInfo("UTC")
-    mapped = _WINDOWS_ZONES.get(name)
-    try:
-        return ZoneInfo(mapped or name)
-    except (ZoneInfoNotFoundError, ValueError) as exc:
-        raise UnknownTimeZone(
-            f"The time zone {name!r} is not known. Pick a standard time zone in Outlook "
-            "(Settings → Calendar → Time zone) or in the meeting type."
-        ) from exc
 
 
 # -- free/busy ----------------------------------------------------------------------------

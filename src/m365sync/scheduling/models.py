@@ -20,7 +20,6 @@ from sqlalchemy import (
     JSON,
     Boolean,
     Date,
-    Enum,
     ForeignKey,
     Integer,
     String,
@@ -30,14 +29,10 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from m365sync.db.base import Base, new_id, utcnow
+from m365sync.db.base import Base, enum_type, new_id, utcnow
 
 CLAIM_GRANULARITY = timedelta(minutes=5)
 """Durations, slot intervals and slot starts are multiples of this."""
-
-
-def _enum(kind: type[enum.Enum]) -> Enum:
-    return Enum(kind, native_enum=False, length=32, values_callable=lambda e: [m.value for m in e])
 
 
 class MeetingKind(enum.StrEnum):
@@ -96,13 +91,15 @@ class MeetingType(Base):
     slug: Mapped[str] = mapped_column(String(80))
     name: Mapped[str] = mapped_column(String(200))
     description: Mapped[str] = mapped_column(Text, default="")
-    kind: Mapped[MeetingKind] = mapped_column(_enum(MeetingKind), default=MeetingKind.ONE_ON_ONE)
+    kind: Mapped[MeetingKind] = mapped_column(
+        enum_type(MeetingKind), default=MeetingKind.ONE_ON_ONE
+    )
     duration_minutes: Mapped[int] = mapped_column(Integer, default=30)
     slot_interval_minutes: Mapped[int | None] = mapped_column(Integer, default=None)
     location: Mapped[str] = mapped_column(String(300), default="")
     online_meeting: Mapped[bool] = mapped_column(Boolean, default=True)
     availability_source: Mapped[AvailabilitySource] = mapped_column(
-        _enum(AvailabilitySource), default=AvailabilitySource.OUTLOOK
+        enum_type(AvailabilitySource), default=AvailabilitySource.OUTLOOK
     )
     buffer_before_minutes: Mapped[int] = mapped_column(Integer, default=0)
     buffer_after_minutes: Mapped[int] = mapped_column(Integer, default=0)
@@ -209,7 +206,7 @@ class Booking(Base):
     start: Mapped[datetime] = mapped_column(index=True)
     end: Mapped[datetime]
     status: Mapped[BookingStatus] = mapped_column(
-        _enum(BookingStatus), default=BookingStatus.PENDING
+        enum_type(BookingStatus), default=BookingStatus.PENDING
     )
     invitee_name: Mapped[str] = mapped_column(String(200))
     invitee_email: Mapped[str] = mapped_column(String(320), index=True)

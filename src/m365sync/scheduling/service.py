@@ -48,23 +48,22 @@ from m365sync.microsoft.errors import MicrosoftError
 from m365sync.microsoft.scheduling import (
     DEFAULT_WORKING_HOURS,
     EventRequest,
+    FreeBusyStatus,
     MailboxCalendar,
     WorkingHours,
 )
+from m365sync.microsoft.timezones import UnknownTimeZone, zone_from_microsoft
 from m365sync.organizations.models import Member, Organization
 from m365sync.scheduling.availability import (
-    FreeBusyStatus,
     Interval,
     LocalWindow,
     Slot,
     SlotRules,
-    UnknownTimeZone,
     blocking_intervals,
     choose_round_robin,
     collective_slots,
     compute_slots,
     round_robin_slots,
-    zone_from_microsoft,
 )
 from m365sync.scheduling.errors import (
     BookingClosed,
@@ -393,7 +392,7 @@ class SchedulingService:
         try:
             zone = zone_from_microsoft(hours.time_zone)
             if meeting_type.availability_source is AvailabilitySource.OUTLOOK:
-                weekly: dict[int, tuple[LocalWindow, ...]] = hours.weekly()
+                weekly = _outlook_week(hours)
             else:
                 grouped: dict[int, list[LocalWindow]] = {}
                 for rule in meeting_type.rules:
@@ -930,6 +929,12 @@ class SchedulingService:
 
     def members(self, organization_id: str) -> list[Member]:
         return self.repo.members(organization_id)
+
+
+def _outlook_week(hours: WorkingHours) -> dict[int, tuple[LocalWindow, ...]]:
+    """Outlook's working hours as weekly windows (an end at or before the start: midnight)."""
+    end = hours.end if hours.end > hours.start else time(0)
+    return {day: (LocalWindow(hours.start, end),) for day in hours.weekdays}
 
 
 def local_day_bounds(day: date, zone_name: str) -> tuple[datetime, datetime]:

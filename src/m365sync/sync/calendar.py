@@ -8,7 +8,7 @@ each occurrence its own ``iCalUId`` (Exchange's global object id with the instan
 bytes 16-19); the series' id is that id with the date bytes zeroed (``series_uid``).
 
 CRM → Outlook: CRM-side creations, edits and deletions of a member's events are written
-to that member's calendar **after** the pull has committed (see ``_push``).
+to that member's calendar **after** the pull has committed (``sync.push``).
 
 Rules people rely on (``docs/sync.md``):
 
@@ -23,46 +23,27 @@ Rules people rely on (``docs/sync.md``):
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from datetime import datetime, timedelta
 from typing import Any
-
-from dateutil.parser import isoparse
 
 from m365sync.crm import open_crm
 from m365sync.crm.addresses import address_domain, normalize_address
 from m365sync.crm.models import ActivityKind
-from m365sync.crm.target import EventRecord, OutboundChange, Participant, PushResult
+from m365sync.crm.target import EventRecord, OutboundChange, Participant
 from m365sync.db.base import utcnow
 from m365sync.microsoft import errors as ms
-from m365sync.microsoft.calendar import (
-    TEXT_BODY,
-    UTC_PREFERENCE,
-    calendar_delta,
-    create_event,
-    delete_event,
-    graph_time,
-    update_event,
-)
+from m365sync.microsoft.calendar import calendar_delta, calendar_events
+from m365sync.microsoft.dates import graph_date_time_zone, read_graph_datetime
 from m365sync.microsoft.delta import read_ahead
 from m365sync.microsoft.graph import Page
 from m365sync.sync.context import LeaseLost, RunContext
+from m365sync.sync.push import PushRoute, push_crm_changes
 from m365sync.sync.repository import SyncRepository
 
 __all__ = ["event_key", "parse_event", "run_calendar_sync"]
 
 CURSOR_KEY = "calendar"
-
-
-def _time(value: Any) -> datetime | None:
-    if not isinstance(value, dict) or not value.get("dateTime"):
-        return None
-    parsed = isoparse(str(value["dateTime"]))
-    if parsed.tzinfo is None:
-        from datetime import UTC
-
-        parsed = parsed.replace(tzinfo=UTC)
-    return parsed
+CRM_CURSOR_KEY = "crm:events"
 
 
 GOID_CLASS_ID = "040000008200E00074C5B7101A82E008"
@@ -101,7 +82,6 @@ def parse_event(item: dict[str, Any], member_id: str) -> EventRecord:
             participants.append(Participant(address, str(email.get("name") or ""), "attendee"))
     body = item.get("body") or {}
     location = item.get("location") or {}
-    modified = item.get("lastModifiedDateTime")
     return EventRecord(
         external_id=external_id,
         member_id=member_id,
@@ -109,13 +89,13 @@ def parse_event(item: dict[str, Any], member_id: str) -> EventRecord:
         change_key=item.get("changeKey"),
         subject=str(item.get("subject") or ""),
         body=str(body.get("content") or "") if isinstance(body, dict) else None,
-        starts_at=_time(item.get("start")),
-        ends_at=_time(item.get("end")),
+        starts_at=read_graph_datetime(item.get("start")),
+        ends_at=read_graph_datetime(item.get("end")),
         is_all_day=bool(item.get("isAllDay")),
         location=str(location.get("displayName") or "") if isinstance(location, dict) else "",
         is_cancelled=bool(item.get("isCancelled")),
         series_key=series_key,
-        modified_at=isoparse(modified) if isinstance(modified, str) else utcnow(),
+        modified_at=read_graph_datetime(item.get("lastModifiedDateTime")) or utcnow(),
         participants=participants,
         people=[],
         account_ids=[],
@@ -237,7 +217,7 @@ def _window_and_cursor(ctx: RunContext) -> tuple[tuple[datetime, datetime], str 
             link = cursor.next_link or cursor.delta_link
         else:
             link = None  # the window rolled on (a new day): a new round over the new window
-        crm_cursor = repo.cursor(ctx.unit_id, "crm:events").delta_link
+        crm_cursor = repo.cursor(ctx.unit_id, CRM_CURSOR_KEY).delta_link
         return wanted, link, crm_cursor
 
 
@@ -247,7 +227,7 @@ async def run_calendar_sync(ctx: RunContext) -> None:
         await _pull(ctx, window, link)
     except ms.SyncStateExpired:
         await _pull(ctx, window, None)
-    await _push(ctx, crm_cursor)
+    await push_crm_changes(ctx, _push_route(ctx), crm_cursor)
 
 
 async def _pull(ctx: RunContext, window: tuple[datetime, datetime], link: str | None) -> None:
@@ -265,7 +245,7 @@ async def _pull(ctx: RunContext, window: tuple[datetime, datetime], link: str | 
         ctx.progress.page_done(len(page.items))
 
 
-def _event_body(change: OutboundChange, *, with_attendees: bool) -> dict[str, Any]:
+def _event_body(change: OutboundChange) -> dict[str, Any]:
     body: dict[str, Any] = {
         "subject": change.subject,
         "body": {"contentType": "text", "content": change.body or ""},
@@ -273,9 +253,9 @@ def _event_body(change: OutboundChange, *, with_attendees: bool) -> dict[str, An
         "location": {"displayName": change.location},
     }
     if change.starts_at and change.ends_at:
-        body["start"] = graph_time(change.starts_at)
-        body["end"] = graph_time(change.ends_at)
-    if with_attendees:
+        body["start"] = graph_date_time_zone(change.starts_at)
+        body["end"] = graph_date_time_zone(change.ends_at)
+    if change.send_invitations:
         body["attendees"] = [
             {"emailAddress": {"address": a.address, "name": a.name}, "type": "required"}
             for a in change.attendees
@@ -283,107 +263,23 @@ def _event_body(change: OutboundChange, *, with_attendees: bool) -> dict[str, An
     return body
 
 
-async def _push(ctx: RunContext, crm_cursor: str | None) -> None:
-    """Write CRM-side changes to the member's calendar.
-
-    Each Microsoft write happens after the local transaction that decided it has
-    committed, and its result is recorded in a new one. Writing first and committing after
-    would, on a rollback, leave an Outlook event the CRM doesn't know about, and the retry
-    would create it a second time. A crash between the write and the record is covered by
-    the create's ``transactionId`` (the retried POST returns the same event).
-    """
-
-    def load() -> tuple[list[OutboundChange], str | None, dict[str, bool]]:
-        with ctx.database.session() as session:
-            crm = open_crm(session, ctx.organization_id)
-            changes, cursor = crm.changes_since(ActivityKind.EVENT, ctx.member_id, crm_cursor)
-            meetings = {c.activity_id: _is_meeting_elsewhere(c, ctx.member_email) for c in changes}
-            return changes, cursor, meetings
-
-    while True:
-        changes, next_cursor, meetings = await asyncio.to_thread(load)
-        results: list[PushResult] = []
-        kept: list[dict[str, Any]] = []
-        graph, path = ctx.access.graph, ctx.access.user_path
-        for change in changes:
-            notify = change.send_invitations
-            async with ctx.budget:
-                if change.deleted:
-                    if change.graph_item_id and (notify or not meetings[change.activity_id]):
-                        with contextlib.suppress(ms.ItemNotFound):
-                            await delete_event(graph, path, change.graph_item_id)
-                    results.append(PushResult(change.activity_id, change.change_seq, None, None))
-                elif change.graph_item_id is None:
-                    created = await create_event(
-                        graph,
-                        path,
-                        _event_body(change, with_attendees=notify),
-                        transaction_id=change.activity_id,
-                    )
-                    results.append(
-                        PushResult(
-                            change.activity_id,
-                            change.change_seq,
-                            str(created["id"]),
-                            created.get("changeKey"),
-                            external_id=str(created.get("iCalUId") or "") or None,
-                        )
-                    )
-                elif notify or not meetings[change.activity_id]:
-                    try:
-                        updated = await update_event(
-                            graph,
-                            path,
-                            change.graph_item_id,
-                            _event_body(change, with_attendees=notify),
-                        )
-                    except ms.ItemNotFound:
-                        results.append(
-                            PushResult(change.activity_id, change.change_seq, None, None)
-                        )
-                        continue
-                    results.append(
-                        PushResult(
-                            change.activity_id,
-                            change.change_seq,
-                            change.graph_item_id,
-                            updated.get("changeKey"),
-                        )
-                    )
-                else:
-                    # A meeting with attendees, edited in the CRM without asking to notify
-                    # them: Exchange would send an update, so Outlook's version is kept and
-                    # read back into the CRM.
-                    with contextlib.suppress(ms.ItemNotFound):
-                        kept.append(
-                            await graph.get_json(
-                                f"{path}/events/{change.graph_item_id}",
-                                prefer=[UTC_PREFERENCE, TEXT_BODY],
-                            )
-                        )
-                    results.append(
-                        PushResult(
-                            change.activity_id, change.change_seq, change.graph_item_id, None
-                        )
-                    )
-            ctx.progress.pushed += 1
-
-        def record(pushed: list[PushResult], cursor: str | None) -> None:
-            with ctx.database.session() as session:
-                crm = open_crm(session, ctx.organization_id)
-                crm.record_pushed(
-                    ActivityKind.EVENT,
-                    ctx.member_id,
-                    [r for r in pushed if r.change_key or r.graph_item_id is None],
-                )
-                SyncRepository(session).save_cursor(
-                    ctx.unit_id, "crm:events", delta_link=cursor, next_link=None
-                )
-
-        await asyncio.to_thread(record, results, next_cursor)
-        if not changes or next_cursor == crm_cursor:
-            return
-        crm_cursor = next_cursor
+def _push_route(ctx: RunContext) -> PushRoute:
+    """CRM events go to the member's default calendar without attendees unless the user
+    asked to invite them. A meeting that has attendees in Outlook is changed or deleted
+    only when the user asked to notify them (Exchange sends an update for any change);
+    otherwise Outlook's version is kept."""
+    return PushRoute(
+        kind=ActivityKind.EVENT,
+        cursor_key=CRM_CURSOR_KEY,
+        items=calendar_events(ctx.access.graph, ctx.access.user_path),
+        body=_event_body,
+        change_key="changeKey",
+        external_id="iCalUId",
+        idempotent_create=True,
+        leave_alone=lambda change: (
+            not change.send_invitations and _is_meeting_elsewhere(change, ctx.member_email)
+        ),
+    )
 
 
 def _is_meeting_elsewhere(change: OutboundChange, member_email: str) -> bool:

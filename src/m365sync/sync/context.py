@@ -2,18 +2,17 @@
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from m365sync.db.session import Database
 from m365sync.errors import M365SyncError
-from m365sync.microsoft.graph import GraphClient, Page
+from m365sync.microsoft.graph import GraphClient, RequestBudget
 from m365sync.settings import Settings
-from m365sync.sync.models import SyncFeature
+from m365sync.sync.features import SyncFeature
 
-__all__ = ["LeaseLost", "Progress", "RequestBudget", "RunContext"]
+__all__ = ["LeaseLost", "Progress", "RunContext"]
 
 
 class LeaseLost(M365SyncError):
@@ -54,34 +53,6 @@ class Progress:
             "quarantined": self.quarantined,
             "pushed": self.pushed,
         }
-
-
-class RequestBudget:
-    """A process-wide cap on Graph requests in flight, shared by every unit."""
-
-    def __init__(self, limit: int) -> None:
-        self._semaphore = asyncio.Semaphore(limit)
-
-    async def pages(self, pages: AsyncIterator[Page]) -> AsyncIterator[Page]:
-        iterator = aiter(pages)
-        try:
-            while True:
-                async with self._semaphore:
-                    try:
-                        page = await anext(iterator)
-                    except StopAsyncIteration:
-                        return
-                yield page
-        finally:
-            closer = getattr(iterator, "aclose", None)
-            if closer is not None:
-                await closer()
-
-    async def __aenter__(self) -> None:
-        await self._semaphore.acquire()
-
-    async def __aexit__(self, *exc: object) -> None:
-        self._semaphore.release()
 
 
 class MailboxAccessLike(Protocol):

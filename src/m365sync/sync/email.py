@@ -26,10 +26,9 @@ import hashlib
 import logging
 from collections.abc import AsyncGenerator, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
-from dateutil.parser import isoparse
 from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from m365sync.crm import open_crm
@@ -45,6 +44,7 @@ from m365sync.crm.target import (
 )
 from m365sync.db.base import utcnow
 from m365sync.microsoft import errors as ms
+from m365sync.microsoft.dates import read_graph_datetime
 from m365sync.microsoft.delta import read_ahead
 from m365sync.microsoft.graph import Page
 from m365sync.microsoft.mail import (
@@ -53,8 +53,8 @@ from m365sync.microsoft.mail import (
     message_delta,
 )
 from m365sync.sync.context import LeaseLost, RunContext
-from m365sync.sync.models import SyncSettings
 from m365sync.sync.repository import SyncRepository
+from m365sync.sync.schemas import SyncRules
 
 __all__ = ["ParsedMessage", "parse_message", "run_email_sync"]
 
@@ -74,54 +74,12 @@ class ParsedMessage:
     is_draft: bool
 
 
-@dataclass(frozen=True, slots=True)
-class Rules:
-    """An organization's ``SyncSettings``, detached from the session (used in threads)."""
-
-    folders: tuple[str, ...]
-    backfill_days: int
-    log_internal: bool
-    excluded_addresses: frozenset[str]
-    excluded_domains: frozenset[str]
-    headers_only: bool
-    log_unknown: bool
-    create_leads: bool
-    delete_policy: str
-    internal_domains: frozenset[str]
-
-    @classmethod
-    def from_settings(cls, settings: SyncSettings, domains: Sequence[str]) -> Rules:
-        def norm_domain(value: str) -> str:
-            return normalize_address(f"x@{value.lstrip('@')}") or value
-
-        return cls(
-            folders=tuple(settings.mail_folders or ("inbox", "sentitems")),
-            backfill_days=settings.backfill_days,
-            log_internal=settings.log_internal,
-            excluded_addresses=frozenset(
-                a for a in (normalize_address(x) for x in settings.excluded_addresses or []) if a
-            ),
-            excluded_domains=frozenset(
-                address_domain(norm_domain(d)) for d in settings.excluded_domains or []
-            ),
-            headers_only=settings.headers_only,
-            log_unknown=settings.log_unknown,
-            create_leads=settings.create_leads,
-            delete_policy=settings.delete_policy,
-            internal_domains=frozenset(address_domain(norm_domain(d)) for d in domains),
-        )
-
-
-def _time(value: Any) -> datetime | None:
-    if not value:
-        return None
-    if not isinstance(value, str):
-        raise ValueError(f"not a date-time: {value!r}")
-    try:
-        parsed = datetime.fromisoformat(value)  # Graph's form; the fast path
-    except ValueError:
-        parsed = isoparse(value)
-    return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)
+def _domain_set(names: Sequence[str]) -> frozenset[str]:
+    """Domain names as message addresses carry them (``@Partner.Example.`` and
+    ``partner.example`` alike: lower case, IDNA)."""
+    return frozenset(
+        address_domain(normalize_address(f"x@{name.lstrip('@')}") or name) for name in names
+    )
 
 
 def _people(value: Any, role: str) -> list[Participant]:
@@ -170,13 +128,13 @@ def parse_message(item: dict[str, Any], max_body_chars: int) -> ParsedMessage:
             )
             body = body.replace("\x00", "")
     subject = item.get("subject")
-    received_at = _time(item.get("receivedDateTime"))
+    received_at = read_graph_datetime(item.get("receivedDateTime"))
     return ParsedMessage(
         item_id=item_id,
         external_id=external_id,
         subject=(subject if isinstance(subject, str) else "").replace("\x00", ""),
         body=body,
-        occurred_at=received_at or _time(item.get("sentDateTime")),
+        occurred_at=received_at or read_graph_datetime(item.get("sentDateTime")),
         received_at=received_at,
         from_address=from_address,
         participants=participants,
@@ -204,7 +162,8 @@ class PageWriter:
     def __init__(
         self,
         ctx: RunContext,
-        rules: Rules,
+        rules: SyncRules,
+        internal_domains: frozenset[str],
         folder: str,
         floor: datetime | None = None,
         *,
@@ -213,6 +172,11 @@ class PageWriter:
     ) -> None:
         self.ctx = ctx
         self.rules = rules
+        self.internal_domains = internal_domains
+        self.excluded_addresses = frozenset(
+            a for a in map(normalize_address, rules.excluded_addresses) if a
+        )
+        self.excluded_domains = _domain_set(rules.excluded_domains)
         self.folder = folder
         self.floor = floor  # messages received before it are outside the backfill window
         # A round read from the start lists everything the folder holds (received since
@@ -223,7 +187,6 @@ class PageWriter:
         self.seen: set[str] = set()
 
     def prepare(self, page: Page) -> PreparedPage:
-        rules = self.rules
         unique: dict[str, dict[str, Any]] = {}
         rejected: list[tuple[str, str, str]] = []
         for item in page.items:
@@ -247,7 +210,7 @@ class PageWriter:
             except (ValueError, TypeError, OverflowError) as exc:
                 rejected.append((item_id, f"Unreadable message: {exc}", repr(item)[:2000]))
         # Privacy first, with each message's addresses and domains worked out once.
-        internal = rules.internal_domains
+        internal = self.internal_domains
         floor = self.floor
         candidates: list[tuple[ParsedMessage, set[str], set[str]]] = []
         for m in parsed:
@@ -375,15 +338,14 @@ class PageWriter:
                 )
 
     def _may_log(self, message: ParsedMessage, addresses: set[str], domains: set[str]) -> bool:
-        rules = self.rules
         if message.is_draft or not addresses:
             return False
-        if not addresses.isdisjoint(rules.excluded_addresses) or not domains.isdisjoint(
-            rules.excluded_domains
+        if not addresses.isdisjoint(self.excluded_addresses) or not domains.isdisjoint(
+            self.excluded_domains
         ):
             return False
-        internal_only = domains <= rules.internal_domains
-        return not internal_only or rules.log_internal
+        internal_only = domains <= self.internal_domains
+        return not internal_only or self.rules.log_internal
 
 
 def _unique_people(found: list[PersonMatch]) -> list[PersonMatch]:
@@ -396,39 +358,39 @@ def _unique_people(found: list[PersonMatch]) -> list[PersonMatch]:
 FolderCursors = dict[str, tuple[str | None, datetime | None]]
 
 
-def load_rules(ctx: RunContext) -> tuple[Rules, FolderCursors]:
-    """The rules, and per folder key the link to resume from (a round's next link, else
-    the deltaLink) and the local receivedDateTime floor that folder's rounds apply."""
+def load_rules(ctx: RunContext) -> tuple[SyncRules, frozenset[str], FolderCursors]:
+    """The rules, the organization's own domains (mail among them only is internal), and
+    per folder key the link to resume from (a round's next link, else the deltaLink) and
+    the local receivedDateTime floor that folder's rounds apply."""
     with ctx.database.session() as session:
         repo = SyncRepository(session)
-        rules = Rules.from_settings(
-            repo.settings_for(ctx.organization_id), repo.org_domains(ctx.organization_id)
-        )
+        rules = SyncRules.from_settings(repo.settings_for(ctx.organization_id))
+        internal = _domain_set(repo.org_domains(ctx.organization_id))
         if ctx.full:
             repo.clear_cursors(ctx.unit_id)
         cursors = {
             c.key: (c.next_link or c.delta_link, c.window_start) for c in repo.cursors(ctx.unit_id)
         }
-    return rules, cursors
+    return rules, internal, cursors
 
 
 async def run_email_sync(ctx: RunContext) -> None:
     """One pass over every configured folder (incremental once each has a cursor), then
     the copies that left a folder and did not turn up in another are settled."""
-    rules, cursors = await asyncio.to_thread(load_rules, ctx)
-    for folder in rules.folders:
+    rules, internal, cursors = await asyncio.to_thread(load_rules, ctx)
+    for folder in rules.mail_folders:
         cursor, floor = cursors.get(f"mail:{folder}", (None, None))
         try:
-            await _sync_folder(ctx, rules, folder, cursor, floor)
+            await _sync_folder(ctx, rules, internal, folder, cursor, floor)
         except ms.SyncStateExpired:
             # Microsoft forgot the sync state: resync the folder from scratch (upserts make
             # the repeat harmless), don't fail.
             await asyncio.to_thread(_forget_cursor, ctx, folder)
-            await _sync_folder(ctx, rules, folder, None, None)
+            await _sync_folder(ctx, rules, internal, folder, None, None)
     await asyncio.to_thread(_settle_copies, ctx, rules)
 
 
-def _settle_copies(ctx: RunContext, rules: Rules) -> None:
+def _settle_copies(ctx: RunContext, rules: SyncRules) -> None:
     """The end of a pass: items set aside (reported removed from a folder, or missing from
     a full round) that no synced folder listed since are gone from the mailbox. A pass that
     fails before this point leaves them set aside for the next one, so a crash between the
@@ -452,7 +414,12 @@ def _forget_cursor(ctx: RunContext, folder: str) -> None:
 
 
 async def _sync_folder(
-    ctx: RunContext, rules: Rules, folder: str, cursor: str | None, floor: datetime | None
+    ctx: RunContext,
+    rules: SyncRules,
+    internal: frozenset[str],
+    folder: str,
+    cursor: str | None,
+    floor: datetime | None,
 ) -> None:
     """One delta round of ``folder``: from ``cursor``, or a first round over the backfill
     window.
@@ -467,14 +434,16 @@ async def _sync_folder(
     all: then the held pages are dropped and the folder is read unfiltered as above."""
     if cursor is not None or rules.backfill_days <= 0:
         round_pages = _round(ctx, rules, folder, cursor, None)
-        await _store_round(ctx, rules, folder, round_pages, floor, full=cursor is None)
+        await _store_round(ctx, rules, internal, folder, round_pages, floor, full=cursor is None)
         return
     since = utcnow() - timedelta(days=rules.backfill_days)
     in_window = await _count_window(ctx, folder, since)
     if in_window is None or in_window < FILTERED_DELTA_LIMIT:
         held = await _filtered_round(ctx, rules, folder, since)
         if held is not None:
-            await _store_round(ctx, rules, folder, _replay(held), None, full=True, scope=since)
+            await _store_round(
+                ctx, rules, internal, folder, _replay(held), None, full=True, scope=since
+            )
             return
     log.info(
         "backfill window of %s/%s holds %s+ messages: reading the folder unfiltered",
@@ -483,7 +452,7 @@ async def _sync_folder(
         FILTERED_DELTA_LIMIT,
     )
     round_pages = _round(ctx, rules, folder, None, None)
-    await _store_round(ctx, rules, folder, round_pages, since, full=True, scope=since)
+    await _store_round(ctx, rules, internal, folder, round_pages, since, full=True, scope=since)
 
 
 async def _count_window(ctx: RunContext, folder: str, since: datetime) -> int | None:
@@ -497,7 +466,7 @@ async def _count_window(ctx: RunContext, folder: str, since: datetime) -> int | 
 
 
 async def _filtered_round(
-    ctx: RunContext, rules: Rules, folder: str, since: datetime
+    ctx: RunContext, rules: SyncRules, folder: str, since: datetime
 ) -> list[Page] | None:
     """The filtered round's pages, or None if it reached Graph's 5,000-message limit."""
     held: list[Page] = []
@@ -519,7 +488,7 @@ async def _filtered_round(
 
 
 def _round(
-    ctx: RunContext, rules: Rules, folder: str, cursor: str | None, since: datetime | None
+    ctx: RunContext, rules: SyncRules, folder: str, cursor: str | None, since: datetime | None
 ) -> AsyncGenerator[Page, None]:
     pages = message_delta(
         ctx.access.graph,
@@ -545,7 +514,8 @@ async def _replay(pages: list[Page]) -> AsyncGenerator[Page, None]:
 
 async def _store_round(
     ctx: RunContext,
-    rules: Rules,
+    rules: SyncRules,
+    internal: frozenset[str],
     folder: str,
     pages: AsyncGenerator[Page, None],
     floor: datetime | None,
@@ -557,7 +527,7 @@ async def _store_round(
     while page N is stored. Stores run one at a time, in page order, so the cursor
     committed with a page never passes a page that isn't stored; at most three pages are
     in memory."""
-    writer = PageWriter(ctx, rules, folder, floor, full_round=full, scope=scope)
+    writer = PageWriter(ctx, rules, internal, folder, floor, full_round=full, scope=scope)
     storing: asyncio.Future[None] | None = None
     try:
         async for page in pages:

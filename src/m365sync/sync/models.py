@@ -17,7 +17,6 @@ from typing import Any
 from sqlalchemy import (
     JSON,
     Boolean,
-    Enum,
     ForeignKey,
     Integer,
     LargeBinary,
@@ -27,17 +26,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
-from m365sync.db.base import Base, new_id, utcnow
-
-
-def _enum(kind: type[enum.Enum]) -> Enum:
-    return Enum(kind, native_enum=False, length=32, values_callable=lambda e: [m.value for m in e])
-
-
-class SyncFeature(enum.StrEnum):
-    EMAIL = "email"
-    CALENDAR = "calendar"
-    TASKS = "tasks"
+from m365sync.db.base import Base, enum_type, new_id, utcnow
+from m365sync.sync.features import SyncFeature
 
 
 class UnitStatus(enum.StrEnum):
@@ -107,9 +97,9 @@ class SyncUnit(Base):
         ForeignKey("organizations.id", ondelete="CASCADE"), index=True
     )
     member_id: Mapped[str] = mapped_column(ForeignKey("members.id", ondelete="CASCADE"))
-    feature: Mapped[SyncFeature] = mapped_column(_enum(SyncFeature))
-    status: Mapped[UnitStatus] = mapped_column(_enum(UnitStatus), default=UnitStatus.PENDING)
-    stage: Mapped[UnitStage] = mapped_column(_enum(UnitStage), default=UnitStage.IDLE)
+    feature: Mapped[SyncFeature] = mapped_column(enum_type(SyncFeature))
+    status: Mapped[UnitStatus] = mapped_column(enum_type(UnitStatus), default=UnitStatus.PENDING)
+    stage: Mapped[UnitStage] = mapped_column(enum_type(UnitStage), default=UnitStage.IDLE)
     stage_started_at: Mapped[datetime] = mapped_column(default=utcnow)
     failure_count: Mapped[int] = mapped_column(Integer, default=0)
     last_success_at: Mapped[datetime | None] = mapped_column(default=None)

@@ -49,9 +49,10 @@ from m365sync.microsoft.subscriptions import (
     renew_subscription,
 )
 from m365sync.microsoft.todo import default_list_id, list_id_from_link
-from m365sync.sync.models import GraphSubscription, SyncFeature
+from m365sync.sync.features import SyncFeature
+from m365sync.sync.models import GraphSubscription
 from m365sync.sync.repository import SyncRepository
-from m365sync.sync.tasks import CURSOR_KEY as TASKS_CURSOR_KEY
+from m365sync.sync.todo import CURSOR_KEY as TASKS_CURSOR_KEY
 
 __all__ = [
     "NotificationOutcome",
@@ -92,8 +93,8 @@ def notification_items(payload: Any, max_items: int | None = None) -> list[Any]:
         raise TooManyNotifications(
             f"{len(items):,} notifications arrived in one request; at most {max_items:,} are "
             "accepted.",
-            fix="Microsoft sends far fewer at a time: if these are yours, raise "
-            "M365SYNC_WEBHOOK_MAX_NOTIFICATIONS; otherwise they were not sent by Microsoft.",
+            fix="Microsoft sends far fewer at a time: if these are yours, raise the server's "
+            "limit of notifications per request; otherwise they were not sent by Microsoft.",
         )
     return items
 

@@ -12,11 +12,11 @@ from sqlalchemy.orm import Session
 
 from m365sync.db.base import new_id, utcnow
 from m365sync.organizations.models import Domain, Member, Organization
+from m365sync.sync.features import SyncFeature
 from m365sync.sync.models import (
     GraphSubscription,
     QuarantinedItem,
     SyncCursor,
-    SyncFeature,
     SyncSettings,
     SyncUnit,
     UnitStage,

@@ -4,8 +4,8 @@ Units run independently: each due unit runs as its own task, and the loop only s
 the due units that are not already running (at most ``sync_max_parallel_units`` at once),
 then waits for a wake-up (a webhook's ``dispatch``, a finished unit, or the tick). So a
 long first sync of one mailbox never delays another mailbox's notified unit. Every unit
-shares one ``RequestBudget`` (a process-wide cap on Graph requests in flight) on top of
-the Graph client's 4-per-mailbox limit (both units of a mailbox use the same client).
+shares the runtime's ``RequestBudget`` (a process-wide cap on Graph requests in flight) on
+top of the Graph client's 4-per-mailbox limit (both units of a mailbox use the same client).
 
 Before starting units, a pass resets stuck units and makes sure every member of every
 organization has its units. When a unit runs next is decided by ``run_unit``: the poll
@@ -26,9 +26,9 @@ from m365sync.connections.repository import ConnectionRepository
 from m365sync.connections.runtime import ConnectionRuntime
 from m365sync.db.base import utcnow
 from m365sync.db.session import Database
+from m365sync.microsoft.graph import RequestBudget
 from m365sync.settings import Settings, get_settings
-from m365sync.sync.context import RequestBudget
-from m365sync.sync.models import SyncFeature
+from m365sync.sync.features import SyncFeature
 from m365sync.sync.notifications import ensure_subscriptions
 from m365sync.sync.repository import SyncRepository
 from m365sync.sync.service import UnitResult, run_unit, worker_name
@@ -54,7 +54,6 @@ class Scheduler:
         self.owner = worker_name()
         self._wake: asyncio.Event | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._budget: RequestBudget | None = None
         self._tasks: dict[str, asyncio.Task[UnitResult]] = {}
         self.results: list[UnitResult] = []
 
@@ -97,11 +96,9 @@ class Scheduler:
         self, budget: RequestBudget | None = None
     ) -> list[asyncio.Task[UnitResult]]:
         """Start every due unit that is not running yet, each as its own task (up to the
-        free parallel slots); returns the tasks started."""
-        if budget is not None:
-            self._budget = budget
-        elif self._budget is None:
-            self._budget = RequestBudget(self.settings.sync_request_budget)
+        free parallel slots); returns the tasks started. Their Graph requests count against
+        ``budget`` (default: the runtime's for this event loop)."""
+        budget = budget or self.runtime.request_budget()
         free = self.settings.sync_max_parallel_units - len(self._tasks)
         if free <= 0:
             return []
@@ -110,7 +107,7 @@ class Scheduler:
         for unit_id in due:
             if unit_id in self._tasks:  # started while we were planning
                 continue
-            task = asyncio.create_task(self._run(unit_id, self._budget))
+            task = asyncio.create_task(self._run(unit_id, budget))
             self._tasks[unit_id] = task
             task.add_done_callback(functools.partial(self._finished, unit_id))
             started.append(task)
@@ -150,7 +147,6 @@ class Scheduler:
         self._loop = asyncio.get_running_loop()
         self._wake = asyncio.Event()
         stop = stop or asyncio.Event()
-        self._budget = RequestBudget(self.settings.sync_request_budget)
         try:
             while not stop.is_set():
                 self._wake.clear()

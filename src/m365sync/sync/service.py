@@ -31,24 +31,30 @@ from m365sync.db.base import utcnow
 from m365sync.db.session import Database
 from m365sync.errors import NotFound, ValidationFailed
 from m365sync.microsoft.errors import AuthRevoked, ConsentMissing, CredentialError, MicrosoftError
+from m365sync.microsoft.graph import RequestBudget
 from m365sync.organizations.models import Member
 from m365sync.organizations.service import EMAIL_RE, normalize_domain
 from m365sync.settings import Settings, get_settings
-from m365sync.sync.context import LeaseLost, Progress, RequestBudget, RunContext
-from m365sync.sync.models import SyncFeature, SyncSettings, SyncUnit, UnitStage, UnitStatus
+from m365sync.sync.context import LeaseLost, Progress, RunContext
+from m365sync.sync.features import SyncFeature
+from m365sync.sync.models import SyncSettings, SyncUnit, UnitStage, UnitStatus
 from m365sync.sync.repository import SyncRepository
+from m365sync.sync.schemas import SyncRules
 from m365sync.sync.status import judge_failure
 
 __all__ = [
     "HealthSummary",
-    "SyncRules",
     "UnitResult",
     "health",
     "mailbox_units",
+    "request_full_resyncs",
     "request_resync",
     "run_unit",
+    "run_units",
+    "select_units",
     "sync_member",
     "sync_settings",
+    "unit_statuses",
     "update_sync_settings",
     "worker_name",
 ]
@@ -97,18 +103,9 @@ def _runner(feature: SyncFeature) -> FeatureRunner:
         from m365sync.sync.calendar import run_calendar_sync
 
         return run_calendar_sync
-    from m365sync.sync.tasks import run_task_sync
+    from m365sync.sync.todo import run_task_sync
 
     return run_task_sync
-
-
-def _budget_for_loop(limit: int) -> RequestBudget:
-    loop = asyncio.get_running_loop()
-    budget: RequestBudget | None = getattr(loop, "_m365sync_budget", None)
-    if budget is None:
-        budget = RequestBudget(limit)
-        loop._m365sync_budget = budget  # type: ignore[attr-defined]
-    return budget
 
 
 def _busy_result(database: Database, unit_id: str) -> UnitResult:
@@ -155,10 +152,11 @@ async def run_unit(
     """Run one unit now, unless another worker holds its lease (``busy``). Every failure,
     Microsoft's or our own, ends as the unit's status and message; the lease taken here is
     given back however the run ends (a crash included), so the next run never waits for it
-    to expire."""
+    to expire. Its Graph requests count against ``budget`` (default: the runtime's for
+    this event loop)."""
     settings = settings or get_settings()
     owner = owner or worker_name()
-    budget = budget or _budget_for_loop(settings.sync_request_budget)
+    budget = budget or runtime.request_budget()
 
     def start() -> tuple[SyncUnit, Member, MailboxAccess | None, Exception | None] | str:
         with database.session() as session:
@@ -349,6 +347,56 @@ async def sync_member(
     return await run_unit(database, runtime, unit_id, **kwargs)
 
 
+def select_units(
+    session: Session, org: str | None, mailbox: str | None, features: list[SyncFeature]
+) -> dict[str, str]:
+    """The units of the members ``org`` (an organization's slug, id or name) and ``mailbox``
+    (a member's address) select, one per feature, created when missing; every member of
+    every organization when both are omitted. Each id comes with how people name the unit
+    ("adele@contoso.com email"). Empty when no member matches."""
+    repo = SyncRepository(session)
+    return {
+        repo.ensure_unit(member, feature).id: f"{member.email} {feature.value}"
+        for member in repo.find_members(org, mailbox)
+        for feature in features
+    }
+
+
+async def run_units(
+    database: Database,
+    runtime: ConnectionRuntime,
+    unit_ids: list[str],
+    *,
+    full: bool = False,
+    settings: Settings | None = None,
+    on_progress: Callable[[str], Callable[[Progress], None]] | None = None,
+) -> list[UnitResult | BaseException]:
+    """Run the units now, ``sync_max_parallel_units`` at a time; results in ``unit_ids``'
+    order. One unit's failure never stops the others: each ends with its own result, or
+    with the exception that stopped it before its outcome could be recorded (its lease was
+    given back). ``on_progress(unit_id)`` is asked for the unit's progress callback when
+    the unit starts."""
+    settings = settings or get_settings()
+    gate = asyncio.Semaphore(settings.sync_max_parallel_units)
+
+    async def one(unit_id: str) -> UnitResult:
+        async with gate:
+            try:
+                return await run_unit(
+                    database,
+                    runtime,
+                    unit_id,
+                    full=full,
+                    settings=settings,
+                    on_progress=on_progress(unit_id) if on_progress else None,
+                )
+            except Exception:
+                log.debug("sync of unit %s stopped", unit_id, exc_info=True)
+                raise
+
+    return list(await asyncio.gather(*(one(u) for u in unit_ids), return_exceptions=True))
+
+
 # -- what people see and change: status, resync, the organization's sync rules -------------
 # Callers pass a ``Session`` and commit at their boundary (the dashboard's request).
 
@@ -390,6 +438,30 @@ def mailbox_units(
     return SyncRepository(session).units(organization_id, member_ids)
 
 
+def unit_statuses(
+    session: Session, org: str | None, mailbox: str | None
+) -> list[tuple[str, SyncUnit]]:
+    """The units of the members ``org`` and ``mailbox`` select (as ``select_units``), each
+    with its member's address, by member and feature."""
+    repo = SyncRepository(session)
+    members = {m.id: m.email for m in repo.find_members(org, mailbox)}
+    return [(members[u.member_id], u) for u in repo.units(member_ids=list(members))]
+
+
+def request_full_resyncs(
+    session: Session, org: str | None, mailbox: str | None, features: list[SyncFeature]
+) -> dict[str, str]:
+    """A full resync at their next run for the units ``select_units`` picks (created when
+    missing), which it returns; empty when no member matches."""
+    units = select_units(session, org, mailbox, features)
+    repo = SyncRepository(session)
+    for unit_id in units:
+        unit = repo.unit(unit_id)
+        if unit is not None:
+            repo.request_full_resync(unit)
+    return units
+
+
 def request_resync(session: Session, member: Member, feature: str, *, actor: str) -> str:
     """A full resync of one mailbox feature at its next run (as ``m365sync resync``). Returns
     the unit's id so the caller can wake the workers once its transaction commits."""
@@ -413,23 +485,6 @@ def request_resync(session: Session, member: Member, feature: str, *, actor: str
 def sync_settings(session: Session, organization_id: str) -> SyncSettings:
     """The organization's sync rules, read by the engine at every run (defaults if unset)."""
     return SyncRepository(session).settings_for(organization_id)
-
-
-@dataclass(frozen=True)
-class SyncRules:
-    """The rules an admin can change (``SyncSettings`` holds them)."""
-
-    mail_folders: list[str]
-    backfill_days: int
-    log_internal: bool
-    excluded_addresses: list[str]
-    excluded_domains: list[str]
-    headers_only: bool
-    log_unknown: bool
-    create_leads: bool
-    delete_policy: str
-    calendar_days_back: int
-    calendar_days_ahead: int
 
 
 def _rules_problems(rules: SyncRules) -> list[str]:

@@ -5,7 +5,9 @@ workers), and who is asking.
 - The JSON API's caller (``ApiAdmin``): an admin authenticated by an API token, acting
   within that token's organization only.
 - The dashboard's signed-in member (``SignedInMember``, ``SignedInAdmin``) from the session
-  cookie, and the CSRF check on every form (``MemberForm``, ``AdminForm``).
+  cookie, and the CSRF check on every form (``MemberForm``, ``AdminForm``); pages turn the
+  ``SignedIn`` member into the organization and member rows the services take
+  (``organization_of``, ``member_of``).
 
 Organization isolation starts here: a route gets the caller or the ``SignedIn`` member and
 passes its organization to the services, which only ever read that organization's rows.
@@ -47,6 +49,8 @@ __all__ = [
     "cookie_is_secure",
     "database_of",
     "db_session",
+    "member_of",
+    "organization_of",
     "runtime_of",
     "session_cookie_name",
     "settings_of",
@@ -95,6 +99,16 @@ def db_session(request: Request) -> Iterator[Session]:
 DbSession = Annotated[Session, Depends(db_session, scope="function")]
 Runtime = Annotated[ConnectionRuntime, Depends(runtime_of)]
 Workers = Annotated[SyncWorkers, Depends(sync_workers_of)]
+
+
+def organization_of(db: Session, me: SignedIn) -> Organization:
+    """The signed-in person's organization: every page acts within it only."""
+    return orgs.get_organization(db, me.organization_id)
+
+
+def member_of(db: Session, me: SignedIn) -> Member:
+    """The signed-in person's member row, which the services take."""
+    return orgs.get_member(db, organization_of(db, me), me.member_id)
 
 
 # The JSON API: an admin's API token.

@@ -45,6 +45,7 @@ def _org(request: Request) -> dict[str, object]:
         "myDomain": state.org.my_domain_host,
         "sandbox": state.org.sandbox,
         "loginHost": state.org.login_host,
+        "enhancedEmail": state.org.enhanced_email,
         "instanceUrl": state.base_url,
         "apiUsage": {"used": used, "max": maximum},
         "connectedApps": [app.as_json() for app in state.auth.apps.values()],

@@ -151,6 +151,11 @@ class FieldCustomValidationException(ApiError):
     message = "Validation failed."
 
 
+class InsufficientAccessOrReadonly(ApiError):
+    code = "INSUFFICIENT_ACCESS_OR_READONLY"
+    message = "insufficient access rights on object id"
+
+
 class FieldIntegrityException(ApiError):
     code = "FIELD_INTEGRITY_EXCEPTION"
     message = "field integrity exception"

@@ -35,6 +35,7 @@ Record = dict[str, Any]
 RECORD_BYTES = 2048  # Salesforce counts most records as 2 KB of data storage
 CLOSED_STAGES = {"Closed Won": True, "Closed Lost": False}
 MAX_EVENT_MINUTES = 14 * 24 * 60
+DRAFT_STATUS = "5"  # EmailMessage.Status of a draft
 
 
 class RecordStore:
@@ -196,6 +197,8 @@ class RecordStore:
         if obj.name == "Lead" and current.get("IsConverted"):
             raise err.CannotUpdateConvertedLead()
         changes = self._read_values(obj, values, creating=False)
+        if obj.name == "EmailMessage" and current.get("Status") != DRAFT_STATUS:
+            self._check_sent_email_update(obj, current, changes)
         record = {**current, **changes}
         self._validate(
             obj, record, creating=False, changed=set(changes), allow_duplicates=allow_duplicates
@@ -275,6 +278,24 @@ class RecordStore:
         )
         self._put(obj.name, record)
         self._after_delete(obj, record, user_id)
+
+    @staticmethod
+    def _check_sent_email_update(obj: ObjectDef, current: Record, changes: Record) -> None:
+        """An email that is not a draft keeps what it was sent with: only custom fields
+        change, and ``Status`` only from New to Read (Salesforce's rule for EmailMessage)."""
+        refused = [
+            name
+            for name, value in changes.items()
+            if not obj.fields[name].custom
+            and value != current.get(name)
+            and not (name == "Status" and current.get("Status") == "0" and value == "1")
+        ]
+        if refused:
+            raise err.InsufficientAccessOrReadonly(
+                "You can't edit an email message that isn't a draft: only its custom fields "
+                f"can change ({', '.join(refused)}).",
+                fields=refused,
+            )
 
     def _writable(self, obj: ObjectDef, record_id: str) -> Record:
         found = self.find(record_id)
@@ -537,8 +558,31 @@ class RecordStore:
         )
 
     def _after_insert(self, obj: ObjectDef, record: Record, user_id: str) -> None:
-        if obj.name == "EmailMessage" and record.get("Status") != "5":
+        if obj.name == "EmailMessage" and record.get("Status") != DRAFT_STATUS:
             self._create_email_task(record, user_id)
+        if obj.name == "Event" and record.get("WhoId"):
+            self._relate_event_who(record, user_id)
+
+    def _relate_event_who(self, event: Record, user_id: str) -> None:
+        """Shared Activities: an Event's contact or lead (``WhoId``) is one of its
+        EventRelations (``IsParent``, not an invitee); relating it again is a duplicate."""
+        relation_obj = self.object("EventRelation")
+        relation: Record = {f.name: f.default for f in relation_obj.fields.values()}
+        relation.update(
+            Id=self.new_id(relation_obj),
+            IsDeleted=False,
+            CreatedDate=event["CreatedDate"],
+            CreatedById=user_id,
+            LastModifiedDate=event["CreatedDate"],
+            LastModifiedById=user_id,
+            SystemModstamp=event["CreatedDate"],
+            EventId=event["Id"],
+            RelationId=event["WhoId"],
+            IsParent=True,
+            IsInvitee=False,
+            IsWhat=False,
+        )
+        self._put("EventRelation", relation)
 
     def _create_email_task(self, email: Record, user_id: str) -> None:
         """Enhanced Email: every email message saved (not a draft) gets its Task."""

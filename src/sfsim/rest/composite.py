@@ -5,7 +5,8 @@ sObject Collections save up to 200 records in one call, each answered with a Sav
 rolled back when one fails: the failing records keep their errors and the others answer
 ``ALL_OR_NONE_OPERATION_ROLLED_BACK``. Without it, each record saves on its own.
 
-Composite runs up to 25 subrequests in order; a later one refers to an earlier answer
+Composite runs up to 25 subrequests in order (at most five of them sObject Collections or
+queries); a later one refers to an earlier answer
 with ``@{referenceId.path}`` (``@{NewAccount.id}``, ``@{Q.records[0].Id}``). Subrequests
 go through sfsim's own routes, so each behaves exactly as if sent alone, except that
 the whole composite counts once against the daily API limit. With ``allOrNone`` the
@@ -32,6 +33,9 @@ from sfsim.rest.responses import allow_duplicates, save_result, sobject, version
 
 MAX_COLLECTION = 200
 MAX_SUBREQUESTS = 25
+# Of a composite's subrequests, at most five may be sObject Collections or queries.
+MAX_HEAVY_SUBREQUESTS = 5
+_HEAVY = re.compile(r"/(composite/sobjects|query|queryAll)(/|$)")
 _REFERENCE = re.compile(r"@\{([A-Za-z0-9_]+)((?:\.[A-Za-z0-9_]+|\[\d+\])*)\}")
 _REFERENCE_ID = re.compile(r"^[A-Za-z0-9_]+$")
 
@@ -336,6 +340,12 @@ async def composite(request: Request) -> Response:
         seen.add(reference)
         if not str(sub.get("url", "")).startswith("/services/data/v"):
             raise err.InvalidInput(f"The url of {reference} must start with /services/data/vXX.X/")
+    heavy = [sub for sub in subrequests if _HEAVY.search(urlsplit(str(sub["url"])).path)]
+    if len(heavy) > MAX_HEAVY_SUBREQUESTS:
+        raise err.InvalidInput(
+            f"Received invalid request. At most {MAX_HEAVY_SUBREQUESTS} subrequests can be sObject "
+            f"Collections or query operations, but there were {len(heavy)}."
+        )
     all_or_none = bool(body.get("allOrNone", False))
     answers: dict[str, Any] = {}
     responses: list[dict[str, Any]] = []

@@ -240,6 +240,13 @@ class Schema:
         self._by_lower[obj.name.lower()] = obj
         self._by_prefix[obj.key_prefix] = obj
 
+    def remove(self, name: str) -> None:
+        """The org lacks this object (a feature it has switched off)."""
+        obj = self.objects.pop(name, None)
+        if obj is not None:
+            self._by_lower.pop(obj.name.lower(), None)
+            self._by_prefix.pop(obj.key_prefix, None)
+
     def get(self, name: str) -> ObjectDef | None:
         return self._by_lower.get(name.lower())
 

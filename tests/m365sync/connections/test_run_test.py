@@ -20,7 +20,7 @@ from tests.m365sync.conftest import (
 
 from m365sim.directory.models import ClientSecret as SimSecret
 from m365sim.server import SimServer
-from m365sync.connections import service as conns
+from m365sync.connections import service_accounts
 from m365sync.connections.models import Feature
 from m365sync.connections.run_test import Outcome, ServiceAccountDraft, TestReport
 from m365sync.microsoft.auth import ClientSecret
@@ -37,8 +37,8 @@ async def run_test(
     tenant_id=None,
 ) -> TestReport:
     with db.session() as session:
-        draft = ServiceAccountDraft(client_id, ClientSecret(secret), tenant_id)
-        return await conns.test_draft(session, runtime, fresh(session, org), draft, mailbox)
+        draft = ServiceAccountDraft(client_id, ClientSecret(secret), mailbox, tenant_id)
+        return await service_accounts.test_draft(session, runtime, fresh(session, org), draft)
 
 
 def control(sim: SimServer, method: str, path: str, **kwargs) -> httpx.Response:
@@ -80,7 +80,7 @@ async def test_no_domains_is_the_first_failure(db, runtime, make_org):
     report = await run_test(db, runtime, make_org(domains=()))
     assert not report.ok
     assert report.checks[0].key == "domains" and report.checks[0].outcome == Outcome.FAILED
-    assert "domains add" in report.checks[0].fix
+    assert "Add your domains to sync first" in report.checks[0].fix
     assert all(c.outcome == Outcome.SKIPPED for c in report.checks[1:])
 
 

@@ -16,24 +16,26 @@ from tests.m365sync.conftest import (
 )
 from tests.m365sync.connections.test_run_test import control
 
-from m365sync.connections import service as conns
+from m365sync.connections import service_accounts
 from m365sync.connections.errors import MemberNotSynced, NoConnection, NoDomains, RunTestFailed
 from m365sync.connections.models import ConnectionStatus, Feature
+from m365sync.connections.run_test import ServiceAccountDraft
+from m365sync.errors import ValidationFailed
 from m365sync.microsoft import errors as ms
+from m365sync.microsoft.auth import ClientSecret
 from m365sync.organizations import service as orgs
 from m365sync.organizations.models import DomainProof
 
 
-async def add(db, runtime, org, **kwargs):
-    values = {
-        "name": "Contoso SA",
-        "client_id": DEMO_APP_ID,
-        "secret": DEMO_SECRET,
-        "test_mailbox": "adele@contoso.com",
-    }
+async def add(db, runtime, org, *, secret=DEMO_SECRET, certificate=None, partial=False, **kwargs):
+    values = {"name": "Contoso SA", "client_id": DEMO_APP_ID, "test_mailbox": "adele@contoso.com"}
     values.update(kwargs)
+    credential = certificate or (ClientSecret(secret) if secret is not None else None)
+    draft = ServiceAccountDraft(credential=credential, **values)
     with db.session() as session:
-        return await conns.add_service_account(session, runtime, fresh(session, org), **values)
+        return await service_accounts.add_service_account(
+            session, runtime, fresh(session, org), draft, partial=partial
+        )
 
 
 async def test_save_a_working_account(db, runtime, make_org):
@@ -43,8 +45,8 @@ async def test_save_a_working_account(db, runtime, make_org):
     )
     assert report.ok
     with db.session() as session:
-        stored = conns.get_service_account(session, fresh(session, org), account.id)
-        view = conns.service_account_view(stored, datetime.now(UTC))
+        stored = service_accounts.get_service_account(session, fresh(session, org), account.id)
+        view = service_accounts.service_account_view(stored, datetime.now(UTC))
         assert stored.status == ConnectionStatus.ACTIVE
         assert stored.tenant_id == DEMO_TENANT_ID
         assert sorted(stored.enabled_features) == ["calendar", "email", "scheduling"]
@@ -57,7 +59,7 @@ async def test_save_a_working_account(db, runtime, make_org):
 async def test_save_refused_without_domains(db, runtime, make_org):
     with pytest.raises(NoDomains) as caught:
         await add(db, runtime, make_org(domains=()))
-    assert "domains add" in (caught.value.fix or "")
+    assert "Add your domains to sync first" in (caught.value.fix or "")
 
 
 async def test_save_refused_while_a_required_check_fails_unless_partial(db, runtime, make_org):
@@ -66,16 +68,16 @@ async def test_save_refused_while_a_required_check_fails_unless_partial(db, runt
         await add(db, runtime, org, client_id=NO_CONSENT_APP_ID, secret=NO_CONSENT_SECRET)
     assert "Grant admin consent" in (caught.value.fix or "")
     with db.session() as session:
-        assert conns.list_service_accounts(session, fresh(session, org)) == []
+        assert service_accounts.list_service_accounts(session, fresh(session, org)) == []
     account, report = await add(
         db, runtime, org, client_id=NO_CONSENT_APP_ID, secret=NO_CONSENT_SECRET, partial=True
     )
     assert not report.ok
     with db.session() as session:
-        stored = conns.get_service_account(session, fresh(session, org), account.id)
+        stored = service_accounts.get_service_account(session, fresh(session, org), account.id)
         assert stored.status == ConnectionStatus.NEEDS_CONSENT
         assert stored.enabled_features == []
-        view = conns.service_account_view(stored, datetime.now(UTC))
+        view = service_accounts.service_account_view(stored, datetime.now(UTC))
         assert "Grant admin consent" in view["status_fix"]
 
 
@@ -86,7 +88,7 @@ async def test_partial_account_shows_features_off_and_why(demo_tenant, db, runti
     }
     account, report = await add(db, runtime, make_org())
     assert report.ok
-    view = conns.service_account_view(account, datetime.now(UTC))
+    view = service_accounts.service_account_view(account, datetime.now(UTC))
     assert view["features"]["calendar"]["enabled"] is True
     assert view["features"]["email"]["enabled"] is False
     assert view["features"]["email"]["missing_permissions"] == ["Mail.Read", "Mail.ReadWrite"]
@@ -103,15 +105,24 @@ def test_secret_expiry_warnings_and_expired():
     levels = {}
     for days in (60, 29, 13, 6):
         account.secret_expires_at = now + timedelta(days=days, hours=1)
-        notice = conns.secret_expiry(account, now)
+        notice = service_accounts.secret_expiry(account, now)
         levels[days] = (notice.level, notice.message)
     assert levels[60][0] == "ok"
     assert levels[29][0] == levels[13][0] == levels[6][0] == "warning"
     assert "under 30" in levels[29][1] and "under 14" in levels[13][1] and "under 7" in levels[6][1]
     account.secret_expires_at = now - timedelta(days=1)
-    expired = conns.secret_expiry(account, now)
+    expired = service_accounts.secret_expiry(account, now)
     assert expired.level == "expired" and "needs a new secret" in expired.message
     assert "New client secret" in expired.fix
+
+
+def test_the_secret_expiry_is_a_day_in_utc():
+    assert service_accounts.parse_secret_expiry("") is None
+    assert service_accounts.parse_secret_expiry("2027-06-30") == datetime(2027, 6, 30, tzinfo=UTC)
+    with pytest.raises(ValidationFailed) as refused:
+        service_accounts.parse_secret_expiry("next June")
+    assert "is not a date" in refused.value.message
+    assert "Expires column" in (refused.value.fix or "")
 
 
 async def test_expired_secret_marks_needs_new_secret_and_replacing_it_recovers(
@@ -122,8 +133,10 @@ async def test_expired_secret_marks_needs_new_secret_and_replacing_it_recovers(
     app = demo_tenant.apps[DEMO_APP_ID]
     control(sim, "POST", "/_sim/clock", json={"advanceSeconds": 400 * 24 * 3600})
     with db.session() as session:
-        stored = conns.get_service_account(session, fresh(session, org), account.id)
-        report = await conns.retest_service_account(session, runtime, fresh(session, org), stored)
+        stored = service_accounts.get_service_account(session, fresh(session, org), account.id)
+        report = await service_accounts.retest_service_account(
+            session, runtime, fresh(session, org), stored
+        )
         assert report.check("sign_in").code == "AADSTS7000222"
         assert stored.status == ConnectionStatus.NEEDS_NEW_SECRET
         member = orgs.add_member(session, fresh(session, org), "adele@contoso.com")
@@ -134,8 +147,8 @@ async def test_expired_secret_marks_needs_new_secret_and_replacing_it_recovers(
 
     app.secrets.append(SimSecret(value=new_value, expires_at=sim.state.now() + timedelta(days=365)))
     with db.session() as session:
-        stored = conns.get_service_account(session, fresh(session, org), account.id)
-        report = await conns.replace_secret(
+        stored = service_accounts.get_service_account(session, fresh(session, org), account.id)
+        report = await service_accounts.replace_secret(
             session, runtime, fresh(session, org), stored, secret=new_value
         )
         assert report.ok and stored.status == ConnectionStatus.ACTIVE
@@ -144,7 +157,7 @@ async def test_expired_secret_marks_needs_new_secret_and_replacing_it_recovers(
 async def test_certificate_generated_here_works(sim, db, runtime, make_org):
     org = make_org()
     with db.session() as session:
-        account = conns.create_certificate_account(
+        account = service_accounts.create_certificate_account(
             session, runtime, fresh(session, org), name="Cert SA"
         )
         pem = account.certificate_pem
@@ -156,8 +169,8 @@ async def test_certificate_generated_here_works(sim, db, runtime, make_org):
         json={"pem": pem},
     )
     with db.session() as session:
-        stored = conns.get_service_account(session, fresh(session, org), account.id)
-        report = await conns.complete_certificate_account(
+        stored = service_accounts.get_service_account(session, fresh(session, org), account.id)
+        report = await service_accounts.complete_certificate_account(
             session,
             runtime,
             fresh(session, org),

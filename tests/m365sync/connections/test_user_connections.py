@@ -8,7 +8,7 @@ from tests.m365sync.conftest import DEMO_TENANT_ID, fresh
 from tests.m365sync.connections.signin import sign_in
 from tests.m365sync.connections.test_run_test import control
 
-from m365sync.connections import service as conns
+from m365sync.connections import user_connections
 from m365sync.connections.errors import (
     AuthorizationExpired,
     DomainNotVerified,
@@ -18,6 +18,7 @@ from m365sync.connections.errors import (
 from m365sync.connections.models import ConnectionKind, ConnectionStatus, Feature
 from m365sync.connections.runtime import ConnectionRuntime
 from m365sync.db import Database
+from m365sync.errors import NotFound
 from m365sync.microsoft import errors as ms
 from m365sync.organizations import service as orgs
 from m365sync.organizations.models import DomainProof, Role
@@ -26,11 +27,20 @@ REDIRECT = "http://localhost:8365/connections/office365/callback"
 
 
 async def connect(
-    sim, db, runtime, org, email="adele@contoso.com", password="Demo-User-1!", consent=True
+    sim,
+    db,
+    runtime,
+    org,
+    email="adele@contoso.com",
+    password="Demo-User-1!",
+    consent=True,
+    completed_by=None,
 ):
     with db.session() as session:
         member = orgs.get_member(session, fresh(session, org), email)
-        url = await conns.start_office365_connection(session, runtime, fresh(session, org), member)
+        url = await user_connections.start_office365_connection(
+            session, runtime, fresh(session, org), member
+        )
     params = sign_in(
         url,
         username=email,
@@ -40,7 +50,9 @@ async def connect(
         consent=consent,
     )
     with db.session() as session:
-        return await conns.complete_office365_connection(session, runtime, params)
+        return await user_connections.complete_office365_connection(
+            session, runtime, params, member_id=completed_by
+        )
 
 
 async def test_connect_refresh_restart_revoke_disconnect(
@@ -66,16 +78,16 @@ async def test_connect_refresh_restart_revoke_disconnect(
 
     # Silent refresh (through the refresh token) works and is persisted.
     with db.session() as session:
-        stored = conns.get_user_connection(session, fresh(session, org), member)
-        await conns.refresh_user_connection(session, runtime, stored)
+        stored = user_connections.get_user_connection(session, fresh(session, org), member)
+        await user_connections.refresh_user_connection(session, runtime, stored)
         assert stored.status == ConnectionStatus.ACTIVE
 
     # A restart: a new engine and runtime on the same database file and key.
     restarted_db = Database.from_url(str(db.engine.url.render_as_string(hide_password=False)))
     restarted = ConnectionRuntime.from_settings(settings, restarted_db)
     with restarted_db.session() as session:
-        stored = conns.get_user_connection(session, fresh(session, org), member)
-        await conns.refresh_user_connection(session, restarted, stored)
+        stored = user_connections.get_user_connection(session, fresh(session, org), member)
+        await user_connections.refresh_user_connection(session, restarted, stored)
         assert stored.status == ConnectionStatus.ACTIVE
         access = restarted.graph_for_mailbox(session, member, Feature.EMAIL)
         assert "value" in await access.graph.get_json(
@@ -86,24 +98,24 @@ async def test_connect_refresh_restart_revoke_disconnect(
     # Revoked sessions: "reconnect needed", told once.
     control(sim, "POST", f"/_sim/tenants/{DEMO_TENANT_ID}/users/adele@contoso.com/revokeSessions")
     with restarted_db.session() as session:
-        stored = conns.get_user_connection(session, fresh(session, org), member)
-        await conns.refresh_user_connection(session, restarted, stored)
+        stored = user_connections.get_user_connection(session, fresh(session, org), member)
+        await user_connections.refresh_user_connection(session, restarted, stored)
         assert stored.status == ConnectionStatus.NEEDS_RECONNECT
         assert "Connect your Office 365" in stored.status_fix
-        notice = conns.take_notice(stored)
+        notice = user_connections.take_notice(stored)
         assert notice and "Reconnect" in notice
-        assert conns.take_notice(stored) is None
-        await conns.refresh_user_connection(session, restarted, stored)
-        assert conns.take_notice(stored) is None
+        assert user_connections.take_notice(stored) is None
+        await user_connections.refresh_user_connection(session, restarted, stored)
+        assert user_connections.take_notice(stored) is None
         with pytest.raises(ms.AuthRevoked):
             restarted.graph_for_mailbox(session, member, Feature.TASKS)
     restarted_db.dispose()
 
     # Disconnect deletes the tokens.
     with db.session() as session:
-        assert conns.disconnect(session, runtime, fresh(session, org), member)
+        assert user_connections.disconnect(session, runtime, fresh(session, org), member)
     with db.session() as session:
-        assert conns.get_user_connection(session, fresh(session, org), member) is None
+        assert user_connections.get_user_connection(session, fresh(session, org), member) is None
         with pytest.raises(NoConnection):
             runtime.graph_for_mailbox(session, member, Feature.TASKS)
 
@@ -112,7 +124,7 @@ async def test_state_mismatch_is_refused(sim, db, runtime, make_org, make_member
     org = make_org()
     make_member(org, "alex@contoso.com")
     with db.session() as session, pytest.raises(AuthorizationExpired):
-        await conns.complete_office365_connection(
+        await user_connections.complete_office365_connection(
             session, runtime, {"code": "x", "state": "forged"}
         )
 
@@ -146,7 +158,7 @@ def test_exchange_online_is_refused_with_migration_steps(
     org = make_org()
     member = make_member(org, "adele@contoso.com")
     with db.session() as session, pytest.raises(ExchangeOnlineNotSupported) as caught:
-        conns.connect_exchange(
+        user_connections.connect_exchange(
             session,
             runtime,
             fresh(session, org),
@@ -163,7 +175,7 @@ def test_on_premises_exchange_is_kept(db, runtime, make_org, make_member):
     org = make_org()
     member = make_member(org, "adele@contoso.com")
     with db.session() as session:
-        connection = conns.connect_exchange(
+        connection = user_connections.connect_exchange(
             session,
             runtime,
             fresh(session, org),
@@ -174,7 +186,7 @@ def test_on_premises_exchange_is_kept(db, runtime, make_org, make_member):
         )
         assert connection.kind == ConnectionKind.EXCHANGE
         assert connection.ews_url == "https://mail.contoso.com/EWS/Exchange.asmx"
-        assert conns.migration_guidance(connection) is None
+        assert user_connections.migration_guidance(connection) is None
         assert runtime.open(connection, "password_sealed") == "pw-123456"
 
 
@@ -184,7 +196,9 @@ async def test_a_member_of_an_unverified_domain_cannot_connect(
     org = make_org(verified=False)
     member = make_member(org, "adele@contoso.com")
     with db.session() as session, pytest.raises(DomainNotVerified) as refused:
-        await conns.start_office365_connection(session, runtime, fresh(session, org), member)
+        await user_connections.start_office365_connection(
+            session, runtime, fresh(session, org), member
+        )
     assert refused.value.status == 409
     assert "contoso.com is not verified" in refused.value.message
     assert "Ask an admin of your organization to verify contoso.com" in (refused.value.fix or "")
@@ -220,3 +234,16 @@ async def test_a_connection_records_the_tenant_of_a_domain_the_operator_verified
         (domain,) = orgs.list_domains(session, fresh(session, org))
         assert domain.verification_method == DomainProof.OPERATOR
         assert domain.tenant_id == DEMO_TENANT_ID
+
+
+async def test_a_sign_in_completes_only_for_the_member_who_started_it(
+    sim, db, runtime, make_org, make_member
+):
+    org = make_org()
+    make_member(org, "adele@contoso.com")
+    other = make_member(org, "alex@contoso.com")
+    with pytest.raises(NotFound) as refused:
+        await connect(sim, db, runtime, org, completed_by=other.id)
+    assert "started by someone else" in refused.value.message
+    with db.session() as session:
+        assert user_connections.list_user_connections(session, fresh(session, org)) == []

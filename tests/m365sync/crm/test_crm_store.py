@@ -10,13 +10,13 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
-from m365sync.crm.embedded import EmbeddedCrm
 from m365sync.crm.importer import import_csv, load_demo_crm
 from m365sync.crm.models import NAME_MAX_CHARS, SUBJECT_MAX_CHARS, ActivityKind, PersonKind
 from m365sync.crm.target import EmailRecord, EventRecord, NewLead, Participant
 from m365sync.db.session import Database
 from m365sync.organizations.models import Organization
 from m365sync.organizations.service import add_member, create_organization, get_organization
+from support.crm import InspectableCrm
 
 
 @pytest.fixture
@@ -40,7 +40,7 @@ def test_csv_import_is_idempotent_and_reports_bad_rows(store: tuple[Database, st
         first = import_csv(s, org, "accounts", accounts)
         again = import_csv(s, org, "accounts", accounts)
         people = import_csv(s, org, "contacts", contacts)
-        crm = EmbeddedCrm(s, org)
+        crm = InspectableCrm(s, org)
         assert (first.created, again.created, again.updated) == (2, 0, 2)
         assert (people.created, people.errors) == (
             1,
@@ -84,7 +84,7 @@ def test_csv_import_reports_values_too_long_for_the_store_and_imports_the_rest(
         (3, "domain is 254 characters long"),
     ]
     with database.session() as s:
-        crm = EmbeddedCrm(s, org)
+        crm = InspectableCrm(s, org)
         assert set(crm.find_people(["kim@fabrikam.com", "ana@fabrikam.com"])) == {
             "ana@fabrikam.com"
         }
@@ -98,7 +98,7 @@ def test_demo_dataset_matches_the_demo_tenants_correspondents(
     database, org, _ = store
     with database.session() as s:
         report = load_demo_crm(s, org)
-        crm = EmbeddedCrm(s, org)
+        crm = InspectableCrm(s, org)
         found = crm.find_people(
             ["kim@fabrikam.com", "nora@northwind.example", "sam@tailspintoys.com"]
         )
@@ -113,7 +113,7 @@ def test_demo_dataset_matches_the_demo_tenants_correspondents(
 def test_upserts_are_idempotent_by_external_id(store: tuple[Database, str, str]) -> None:
     database, org, member = store
     with database.session() as s:
-        crm = EmbeddedCrm(s, org)
+        crm = InspectableCrm(s, org)
         lead = crm.create_leads([NewLead("pat@example.net", "Pat Doe")], member)["pat@example.net"]
         record = EmailRecord(
             external_id="<a@b>",
@@ -162,10 +162,10 @@ def test_a_page_mixing_new_and_known_emails_links_without_duplicates(
     with database.session() as s:
         alex = add_member(s, org_of(s, org), "alex@contoso.com").id
     with database.session() as s:
-        crm = EmbeddedCrm(s, org)
+        crm = InspectableCrm(s, org)
         assert crm.upsert_emails([_email("<shared@x>", adele, "a-1")]).created == 1
     with database.session() as s:
-        crm = EmbeddedCrm(s, org)
+        crm = InspectableCrm(s, org)
         page = [_email("<shared@x>", alex, "b-1"), _email("<new@x>", alex, "b-2")]
         result = crm.upsert_emails(page)
         assert (result.created, result.unchanged, result.linked) == (1, 1, 2)
@@ -187,7 +187,7 @@ def test_an_email_is_deleted_only_when_its_last_copy_is_settled(
     with database.session() as s:
         alex = add_member(s, org_of(s, org), "alex@contoso.com").id
     with database.session() as s:
-        crm = EmbeddedCrm(s, org)
+        crm = InspectableCrm(s, org)
         crm.upsert_emails([_email("<m@x>", adele, "a-1"), _email("<m@x>", alex, "b-1")])
         crm.set_aside_email_copies(adele, ["a-1"], folder="inbox")
         crm.set_aside_email_copies(alex, ["b-1"], folder="sentitems")  # not there: no effect
@@ -219,18 +219,18 @@ def test_a_mailbox_settling_its_last_copy_sees_a_copy_being_linked_meanwhile(
     with database.session() as s:
         alex = add_member(s, org_of(s, org), "alex@contoso.com").id
     with database.session() as s:
-        EmbeddedCrm(s, org).upsert_emails([_email("<m@x>", adele, "a-1")])
+        InspectableCrm(s, org).upsert_emails([_email("<m@x>", adele, "a-1")])
     deleted: list[int] = []
 
     def settle_adeles_copy() -> None:
         with database.session() as s:
-            crm = EmbeddedCrm(s, org)
+            crm = InspectableCrm(s, org)
             crm.set_aside_email_copies(adele, ["a-1"])
             deleted.append(crm.settle_email_copies(adele, delete=True))
 
     settling = threading.Thread(target=settle_adeles_copy)
     with database.sessions() as linking:
-        EmbeddedCrm(linking, org).upsert_emails([_email("<m@x>", alex, "b-1")])
+        InspectableCrm(linking, org).upsert_emails([_email("<m@x>", alex, "b-1")])
         settling.start()
         deadline = time.monotonic() + 30
         while settling.is_alive() and not _waiting_on_a_lock(database):
@@ -241,7 +241,7 @@ def test_a_mailbox_settling_its_last_copy_sees_a_copy_being_linked_meanwhile(
 
     assert deleted == [0]
     with database.session() as s:
-        crm = EmbeddedCrm(s, org)
+        crm = InspectableCrm(s, org)
         assert crm.count_activities(ActivityKind.EMAIL) == 1
         assert crm.linked_item_ids(ActivityKind.EMAIL, alex) == {"b-1"}
 
@@ -263,7 +263,7 @@ def test_long_subjects_and_names_are_stored_shortened(
     database, org, adele = store
     start = datetime.now(UTC)
     with database.session() as s:
-        crm = EmbeddedCrm(s, org)
+        crm = InspectableCrm(s, org)
         crm.upsert_events(
             [
                 EventRecord(

@@ -9,14 +9,12 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from m365sync.microsoft.scheduling import BusyBlock, FreeBusyStatus
 from m365sync.scheduling.availability import (
-    BusyBlock,
-    FreeBusyStatus,
     Interval,
     LocalWindow,
     Slot,
     SlotRules,
-    UnknownTimeZone,
     blocking_intervals,
     choose_round_robin,
     collective_slots,
@@ -25,7 +23,6 @@ from m365sync.scheduling.availability import (
     merge_intervals,
     round_robin_slots,
     slot_is_open,
-    zone_from_microsoft,
 )
 
 LA = ZoneInfo("America/Los_Angeles")
@@ -332,29 +329,6 @@ def test_slot_is_open_agrees_with_compute_slots() -> None:
     assert not slot_is_open(rules(), utc(2026, 1, 12, 18, 0), busy, now=SUNDAY_NIGHT)
     assert not slot_is_open(rules(), utc(2026, 1, 12, 17, 10), busy, now=SUNDAY_NIGHT)  # off-grid
     assert not slot_is_open(rules(), utc(2026, 1, 11, 17, 0), busy, now=SUNDAY_NIGHT)  # Sunday
-
-
-# -- time zone names from Microsoft -------------------------------------------------------------
-
-
-@pytest.mark.parametrize(
-    ("name", "expected"),
-    [
-        ("Pacific Standard Time", "America/Los_Angeles"),
-        ("Eastern Standard Time", "America/New_York"),
-        ("W. Europe Standard Time", "Europe/Berlin"),
-        ("Europe/Paris", "Europe/Paris"),
-        ("UTC", "UTC"),
-        (None, "UTC"),
-    ],
-)
-def test_zone_from_microsoft(name: str | None, expected: str) -> None:
-    assert zone_from_microsoft(name).key == expected
-
-
-def test_unknown_zone_names_the_fix() -> None:
-    with pytest.raises(UnknownTimeZone, match="Outlook"):
-        zone_from_microsoft("Middle Earth Standard Time")
 
 
 # -- teams --------------------------------------------------------------------------------------

@@ -19,9 +19,9 @@ from scheduling_world import (
     token_from,
 )
 
-from m365sync.crm.embedded import EmbeddedCrm
 from m365sync.crm.models import CrmContact, PersonKind
 from m365sync.scheduling.models import BookingClaim, BookingStatus
+from support.crm import InspectableCrm
 
 INVITEE = "pat@fabrikam.example"
 
@@ -77,7 +77,7 @@ def test_booking_creates_one_outlook_event_one_invitation_and_one_crm_event(
     assert crm_events[0].external_id == event["iCalUId"]
     assert crm_events[0].starts_at == start
     with world.database.session() as session:
-        crm = EmbeddedCrm(session, world.organization.id)
+        crm = InspectableCrm(session, world.organization.id)
         leads = [lead for lead in crm.leads() if lead.email == INVITEE]
         assert len(leads) == 1  # unknown invitee -> a lead (the organization's default)
         assert crm.activity_people(crm_events[0].id) == [(PersonKind.LEAD, leads[0].id)]
@@ -99,7 +99,7 @@ def test_known_contact_is_linked_and_no_lead_is_created(
     assert response.status_code == 303
     [event] = world.crm_events()
     with world.database.session() as session:
-        crm = EmbeddedCrm(session, world.organization.id)
+        crm = InspectableCrm(session, world.organization.id)
         assert crm.activity_people(event.id) == [(PersonKind.CONTACT, contact_id)]
         assert crm.leads() == []
 

@@ -31,7 +31,6 @@ from m365sync.connections.models import (
     ServiceAccount,
 )
 from m365sync.connections.runtime import ConnectionRuntime, MailboxAccess
-from m365sync.crm.embedded import EmbeddedCrm
 from m365sync.crm.models import CrmAccount, CrmAccountDomain, CrmContact, CrmLead
 from m365sync.db.migrate import migrate
 from m365sync.db.session import Database
@@ -44,8 +43,10 @@ from m365sync.organizations.service import (
     verify_domain,
 )
 from m365sync.settings import Settings
-from m365sync.sync.models import SyncFeature, SyncSettings
+from m365sync.sync.features import SyncFeature
+from m365sync.sync.models import SyncSettings
 from m365sync.sync.service import UnitResult, sync_member
+from support.crm import InspectableCrm
 
 TENANT_ID = "6f1c2f4e-3b1a-4c1e-9a51-0c0ffee00001"
 SERVICE_APP = "11111111-2222-4333-8444-000000000001"
@@ -190,10 +191,10 @@ class SyncWorld:
                 setattr(row, key, value)
 
     @contextmanager
-    def crm(self) -> Iterator[EmbeddedCrm]:
+    def crm(self) -> Iterator[InspectableCrm]:
         """The embedded CRM in a committing session."""
         with self.database.session() as session:
-            yield EmbeddedCrm(session, self.organization_id)
+            yield InspectableCrm(session, self.organization_id)
 
     # -- the world (m365sim control API) -----------------------------------------------------
     def deliver(self, mailbox: str, **spec: Any) -> dict[str, Any]:

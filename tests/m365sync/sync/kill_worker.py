@@ -10,7 +10,7 @@ from pathlib import Path
 from m365sync.connections.runtime import ConnectionRuntime
 from m365sync.db.session import Database
 from m365sync.settings import Settings
-from m365sync.sync.models import SyncFeature
+from m365sync.sync.features import SyncFeature
 from m365sync.sync.service import sync_member
 
 

@@ -10,7 +10,7 @@ from harness import SyncWorld
 
 from m365sync.crm.models import ActivityKind
 from m365sync.crm.target import Participant
-from m365sync.sync.models import SyncFeature
+from m365sync.sync.features import SyncFeature
 
 ADELE = "adele@contoso.com"
 
@@ -122,6 +122,44 @@ def test_crm_events_go_to_outlook_without_inviting_anyone_and_are_not_echoed(
     assert world.sync(ADELE, CAL).outcome == "ok"
     sent = invitations(world)
     assert [(i["kind"], i["to"]) for i in sent] == [("request", ["kim@fabrikam.com"])]
+
+
+def test_a_meeting_with_attendees_is_left_alone_unless_the_crm_user_asked_to_notify_them(
+    world: SyncWorld,
+) -> None:
+    outlook_event(
+        world,
+        ADELE,
+        subject="Pricing call",
+        start=gtime(at(3)),
+        end=gtime(at(3, 16)),
+        attendees=[{"emailAddress": {"address": "kim@fabrikam.com", "name": "Kim"}}],
+    )
+    assert world.sync(ADELE, CAL).outcome == "ok"
+    (event,) = crm_events(world)
+    world.control.delete("/_sim/invitations")
+
+    with world.crm() as crm:
+        crm.crm_save_event(
+            activity_id=event.id,
+            owner_member_id=world.members[ADELE],
+            subject="Pricing call (moved)",
+            starts_at=at(4),
+            ends_at=at(4, 16),
+            attendees=[Participant("kim@fabrikam.com", "Kim", "attendee")],
+        )
+    world.clear_requests()
+    assert world.sync(ADELE, CAL).outcome == "ok"
+    with world.crm() as crm:
+        crm.crm_delete(event.id)
+    assert world.sync(ADELE, CAL).outcome == "ok"
+
+    writes = [r for r in world.requests() if r["method"] != "GET" and r["path"].startswith("/v1.0")]
+    assert writes == []
+    assert [(e["subject"], e["attendees"] != []) for e in outlook_events(world, ADELE)] == [
+        ("Pricing call", True)
+    ]
+    assert invitations(world) == []
 
 
 def test_newest_modification_wins_and_the_loser_is_overwritten(world: SyncWorld) -> None:

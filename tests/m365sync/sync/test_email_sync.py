@@ -6,7 +6,8 @@ import pytest
 from harness import SyncWorld
 
 from m365sync.crm.models import NAME_MAX_CHARS, SUBJECT_MAX_CHARS, ActivityKind, PersonKind
-from m365sync.sync.models import SyncFeature, UnitStatus
+from m365sync.sync.features import SyncFeature
+from m365sync.sync.models import UnitStatus
 
 ADELE = "adele@contoso.com"
 

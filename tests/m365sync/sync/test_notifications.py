@@ -19,7 +19,8 @@ from m365sync.connections.models import ConnectionKind, ConnectionStatus, UserCo
 from m365sync.crm.models import ActivityKind
 from m365sync.crypto import seal_context
 from m365sync.db.base import utcnow
-from m365sync.sync.models import GraphSubscription, SyncFeature, SyncUnit
+from m365sync.sync.features import SyncFeature
+from m365sync.sync.models import GraphSubscription, SyncUnit
 from m365sync.sync.repository import SyncRepository
 from m365sync.sync.scheduler import Scheduler
 from m365sync.web.api.notifications import WEBHOOK_PATH, webhook_router

@@ -19,7 +19,7 @@ import pytest
 from harness import SyncWorld
 
 from m365sync.crm.models import ActivityKind
-from m365sync.sync.models import SyncFeature
+from m365sync.sync.features import SyncFeature
 
 MAILBOXES = ("adele@contoso.com", "alex@contoso.com")
 CONTACTS = [f"buyer{i}@fabrikam.com" for i in range(5)]

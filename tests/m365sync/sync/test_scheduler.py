@@ -10,7 +10,8 @@ from harness import SERVICE_APP, SyncWorld
 
 from m365sync.crm.models import ActivityKind
 from m365sync.db.base import utcnow
-from m365sync.sync.models import SyncFeature, SyncUnit, UnitStage, UnitStatus
+from m365sync.sync.features import SyncFeature
+from m365sync.sync.models import SyncUnit, UnitStage, UnitStatus
 from m365sync.sync.repository import SyncRepository
 from m365sync.sync.scheduler import Scheduler
 

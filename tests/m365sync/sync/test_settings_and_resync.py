@@ -11,10 +11,11 @@ from m365sync.db.session import Database
 from m365sync.errors import NotFound, ValidationFailed
 from m365sync.organizations import service as orgs
 from m365sync.sync import service as sync
-from m365sync.sync.models import SyncFeature
+from m365sync.sync.features import SyncFeature
 from m365sync.sync.repository import SyncRepository
+from m365sync.sync.schemas import SyncRules
 
-RULES = sync.SyncRules(
+RULES = SyncRules(
     mail_folders=["inbox", "sentitems"],
     backfill_days=60,
     log_internal=False,

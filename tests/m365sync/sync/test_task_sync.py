@@ -8,7 +8,8 @@ from typing import Any
 from harness import SyncWorld
 
 from m365sync.crm.models import ActivityKind
-from m365sync.sync.models import SyncFeature, UnitStatus
+from m365sync.sync.features import SyncFeature
+from m365sync.sync.models import UnitStatus
 
 ADELE = "adele@contoso.com"
 TASKS = SyncFeature.TASKS

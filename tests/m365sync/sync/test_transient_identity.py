@@ -15,7 +15,8 @@ from m365sync.connections.models import ConnectionStatus, ServiceAccount
 from m365sync.crm.models import ActivityKind
 from m365sync.db.base import utcnow
 from m365sync.organizations.models import Domain
-from m365sync.sync.models import SyncFeature, SyncUnit, UnitStatus
+from m365sync.sync.features import SyncFeature
+from m365sync.sync.models import SyncUnit, UnitStatus
 from m365sync.sync.service import sync_member
 
 ADELE = "adele@contoso.com"

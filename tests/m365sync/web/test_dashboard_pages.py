@@ -64,6 +64,7 @@ def test_rotating_to_a_secret_id_is_refused_with_the_fix_and_keeps_the_old_secre
     assert refused.status_code == 422
     assert "This is the secret&#39;s ID, not its value." in refused.text
     assert "Save anyway with the failing features turned off" in refused.text
+    assert "--partial" not in refused.text and "&#34;partial&#34;" not in refused.text
     assert DEMO_SECRET_ID not in refused.text
     listing = client.get("/admin/service-accounts").text
     assert 'badge-active">Active' in listing

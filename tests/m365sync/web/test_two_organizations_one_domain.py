@@ -31,12 +31,15 @@ from tests.m365sync.connections.signin import sign_in
 from m365sync.audit import service as audit
 from m365sync.auth import set_password
 from m365sync.auth.models import WebSession
-from m365sync.connections import service as conns
+from m365sync.connections import service_accounts
+from m365sync.connections.run_test import ServiceAccountDraft
 from m365sync.crm.importer import load_demo_crm
 from m365sync.crm.models import CrmActivity
+from m365sync.microsoft.auth import ClientSecret
 from m365sync.organizations import service as orgs
 from m365sync.organizations.models import DomainProof, Member, Organization, Role
-from m365sync.sync.models import SyncFeature, UnitStatus
+from m365sync.sync.features import SyncFeature
+from m365sync.sync.models import UnitStatus
 from m365sync.sync.service import sync_member
 from m365sync.web.app import create_app
 
@@ -77,14 +80,11 @@ def bearer(token: str) -> dict[str, str]:
 
 async def save_service_account(db, runtime, org, client_id, secret, mailbox) -> None:
     with db.session() as session:
-        await conns.add_service_account(
+        await service_accounts.add_service_account(
             session,
             runtime,
             fresh(session, org),
-            name="Service account",
-            client_id=client_id,
-            secret=secret,
-            test_mailbox=mailbox,
+            ServiceAccountDraft(client_id, ClientSecret(secret), mailbox, name="Service account"),
         )
 
 
@@ -154,8 +154,8 @@ async def test_a_claimed_domain_gets_no_sign_in_and_no_mail_and_the_owner_takes_
     # Contoso's Run Test resolves woodgrove.com to Woodgrove's tenant, but its consent is
     # Contoso's: nothing is proven and no tenant is written on Contoso's claim.
     with db.session() as session:
-        (account,) = conns.list_service_accounts(session, fresh(session, contoso))
-        report = await conns.retest_service_account(
+        (account,) = service_accounts.list_service_accounts(session, fresh(session, contoso))
+        report = await service_accounts.retest_service_account(
             session, runtime, fresh(session, contoso), account
         )
     assert report.domain_tenants["woodgrove.com"] == WOODGROVE_TENANT_ID
@@ -172,6 +172,7 @@ async def test_a_claimed_domain_gets_no_sign_in_and_no_mail_and_the_owner_takes_
     refused = await sign_in_with_microsoft(web, "wendy@woodgrove.com")
     assert refused.status_code == 400
     assert "No organization here has verified the domain woodgrove.com" in refused.text
+    assert "Admin → My Organization → Domains" in refused.text  # the dashboard's words
     assert signed_in_organization(db, "wendy@woodgrove.com") == []
 
     # Signed in to Contoso's dashboard anyway (a password Contoso gave her), she can't

@@ -18,7 +18,7 @@ from harness import build_world
 from m365sim.seed import DEMO_SEED, load_seed, read_seed
 from m365sim.server import SimServer
 from m365sync.crm.models import ActivityKind
-from m365sync.sync.models import SyncFeature
+from m365sync.sync.features import SyncFeature
 from m365sync.sync.repository import SyncRepository
 
 

@@ -13,7 +13,7 @@ from fastapi import APIRouter, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
-from m365sync.connections.errors import RunTestFailed
+from m365sync.connections.errors import DraftIncomplete, RunTestFailed
 from m365sync.errors import M365SyncError
 from m365sync.web.api.connections import router as connections_router
 from m365sync.web.api.organizations import router as organizations_router
@@ -29,8 +29,23 @@ def api_router() -> APIRouter:
     return router
 
 
+def api_fix(error: M365SyncError) -> str | None:
+    """The error's fix in the API's words: services say what to give in words of no door;
+    where a JSON field gives it, name the field."""
+    if isinstance(error, RunTestFailed):
+        return f'{error.fix} To save it anyway, send the request again with "partial": true.'
+    if isinstance(error, DraftIncomplete):
+        fields = {
+            "client_id": '"client_id"',
+            "credential": '"client_secret" (the secret\'s Value) or "certificate_pem"',
+            "test_mailbox": '"test_mailbox"',
+        }
+        return f"Send {', '.join(fields[m] for m in error.missing)}. {error.fix}"
+    return error.fix
+
+
 def error_body(error: M365SyncError) -> dict[str, object]:
-    body: dict[str, object] = {"message": error.message, "fix": error.fix}
+    body: dict[str, object] = {"message": error.message, "fix": api_fix(error)}
     code = getattr(error, "code", None)
     if isinstance(code, str):
         body["code"] = code

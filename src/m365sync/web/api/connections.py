@@ -7,9 +7,7 @@ from typing import Any
 
 from fastapi import APIRouter, Response
 
-from m365sync.connections import access_policy
-from m365sync.connections import service as conns
-from m365sync.connections.models import ConnectionKind, ConnectionStatus
+from m365sync.connections import access_policy, service_accounts, user_connections
 from m365sync.connections.run_test import ServiceAccountDraft, TestReport
 from m365sync.connections.schemas import (
     AccessPolicyIn,
@@ -32,7 +30,7 @@ from m365sync.connections.schemas import (
 )
 from m365sync.db.base import utcnow
 from m365sync.errors import ValidationFailed
-from m365sync.microsoft.auth import ClientCertificate, ClientSecret, load_certificate
+from m365sync.microsoft.auth import ClientSecret, Credential, load_certificate
 from m365sync.organizations import service as orgs
 from m365sync.web.dependencies import ApiAdmin, DbSession, Runtime
 
@@ -41,7 +39,9 @@ router = APIRouter(prefix="/organizations/{org}", tags=["connections"])
 
 def _view(runtime: Any, account: Any) -> ServiceAccountOut:
     return ServiceAccountOut(
-        **conns.service_account_view(account, utcnow(), runtime.settings.secret_expiry_warning_days)
+        **service_accounts.service_account_view(
+            account, utcnow(), runtime.settings.secret_expiry_warning_days
+        )
     )
 
 
@@ -49,17 +49,35 @@ def _report(report: TestReport) -> TestReportOut:
     return TestReportOut(**report.as_json())
 
 
-def _certificate(body: ServiceAccountIn) -> ClientCertificate | None:
-    if body.certificate_pem is None:
-        return None
-    return load_certificate(body.certificate_pem.get_secret_value().encode("utf-8"))
+def _draft(body: ServiceAccountIn) -> ServiceAccountDraft:
+    """The body's one credential: ``client_secret`` or ``certificate_pem`` (None if neither)."""
+    if body.client_secret is not None and body.certificate_pem is not None:
+        raise ValidationFailed(
+            "Both client_secret and certificate_pem were sent.", fix="Send only one of them."
+        )
+    credential: Credential | None = None
+    if body.client_secret is not None:
+        credential = ClientSecret(body.client_secret.get_secret_value())
+    elif body.certificate_pem is not None:
+        credential = load_certificate(body.certificate_pem.get_secret_value().encode("utf-8"))
+    return ServiceAccountDraft(
+        client_id=body.client_id,
+        credential=credential,
+        test_mailbox=body.test_mailbox,
+        tenant_id=body.tenant_id,
+        name=body.name,
+        secret_expires_at=body.secret_expires_at,
+    )
 
 
 @router.get("/service-accounts", response_model=list[ServiceAccountOut])
 def list_service_accounts(
     caller: ApiAdmin, session: DbSession, runtime: Runtime
 ) -> list[ServiceAccountOut]:
-    return [_view(runtime, a) for a in conns.list_service_accounts(session, caller.organization)]
+    return [
+        _view(runtime, a)
+        for a in service_accounts.list_service_accounts(session, caller.organization)
+    ]
 
 
 @router.post("/service-accounts/test", response_model=TestReportOut)
@@ -67,21 +85,8 @@ async def run_test(
     caller: ApiAdmin, session: DbSession, runtime: Runtime, body: ServiceAccountIn
 ) -> TestReportOut:
     """Run Test on what was entered; nothing is stored and no mailbox is modified."""
-    certificate = _certificate(body)
-    if (body.client_secret is None) == (certificate is None):
-        raise ValidationFailed(
-            "Give either client_secret or certificate_pem.", fix="Enter the secret's Value."
-        )
-    credential = (
-        ClientSecret(body.client_secret.get_secret_value()) if body.client_secret else certificate
-    )
-    assert credential is not None
-    draft = ServiceAccountDraft(
-        client_id=body.client_id, credential=credential, tenant_id=body.tenant_id
-    )
-    return _report(
-        await conns.test_draft(session, runtime, caller.organization, draft, body.test_mailbox)
-    )
+    report = await service_accounts.test_draft(session, runtime, caller.organization, _draft(body))
+    return _report(report)
 
 
 @router.post("/service-accounts", response_model=SavedServiceAccountOut, status_code=201)
@@ -90,17 +95,11 @@ async def add_service_account(
 ) -> SavedServiceAccountOut:
     """Run Test, then save; refused (422, with the checks) while a required check fails,
     unless ``partial`` is true."""
-    account, report = await conns.add_service_account(
+    account, report = await service_accounts.add_service_account(
         session,
         runtime,
         caller.organization,
-        name=body.name,
-        client_id=body.client_id,
-        test_mailbox=body.test_mailbox,
-        secret=body.client_secret.get_secret_value() if body.client_secret else None,
-        certificate=_certificate(body),
-        tenant_id=body.tenant_id,
-        secret_expires_at=body.secret_expires_at,
+        _draft(body),
         partial=body.partial,
         actor=caller.actor,
     )
@@ -111,7 +110,7 @@ async def add_service_account(
 def add_exchange_service_account(
     caller: ApiAdmin, session: DbSession, runtime: Runtime, body: ExchangeServiceAccountIn
 ) -> ServiceAccountOut:
-    account = conns.add_exchange_service_account(
+    account = service_accounts.add_exchange_service_account(
         session,
         runtime,
         caller.organization,
@@ -130,7 +129,7 @@ def generate_certificate_account(
 ) -> ServiceAccountOut:
     """Generate a key pair here; upload the returned ``certificate_pem`` to the app
     registration, then POST .../complete."""
-    account = conns.create_certificate_account(
+    account = service_accounts.create_certificate_account(
         session, runtime, caller.organization, name=body.name, actor=caller.actor
     )
     return _view(runtime, account)
@@ -144,8 +143,8 @@ async def complete_certificate_account(
     account_id: str,
     body: CompleteCertificateIn,
 ) -> SavedServiceAccountOut:
-    account = conns.get_service_account(session, caller.organization, account_id)
-    report = await conns.complete_certificate_account(
+    account = service_accounts.get_service_account(session, caller.organization, account_id)
+    report = await service_accounts.complete_certificate_account(
         session,
         runtime,
         caller.organization,
@@ -163,7 +162,9 @@ async def complete_certificate_account(
 def get_service_account(
     caller: ApiAdmin, session: DbSession, runtime: Runtime, account_id: str
 ) -> ServiceAccountOut:
-    return _view(runtime, conns.get_service_account(session, caller.organization, account_id))
+    return _view(
+        runtime, service_accounts.get_service_account(session, caller.organization, account_id)
+    )
 
 
 @router.post("/service-accounts/{account_id}/test", response_model=TestReportOut)
@@ -174,8 +175,8 @@ async def retest(
     account_id: str,
     body: RetestIn | None = None,
 ) -> TestReportOut:
-    account = conns.get_service_account(session, caller.organization, account_id)
-    report = await conns.retest_service_account(
+    account = service_accounts.get_service_account(session, caller.organization, account_id)
+    report = await service_accounts.retest_service_account(
         session,
         runtime,
         caller.organization,
@@ -190,8 +191,8 @@ async def retest(
 async def replace_secret(
     caller: ApiAdmin, session: DbSession, runtime: Runtime, account_id: str, body: ReplaceSecretIn
 ) -> SavedServiceAccountOut:
-    account = conns.get_service_account(session, caller.organization, account_id)
-    report = await conns.replace_secret(
+    account = service_accounts.get_service_account(session, caller.organization, account_id)
+    report = await service_accounts.replace_secret(
         session,
         runtime,
         caller.organization,
@@ -208,8 +209,10 @@ async def replace_secret(
 def remove_service_account(
     caller: ApiAdmin, session: DbSession, runtime: Runtime, account_id: str
 ) -> Response:
-    account = conns.get_service_account(session, caller.organization, account_id)
-    conns.remove_service_account(session, runtime, caller.organization, account, actor=caller.actor)
+    account = service_accounts.get_service_account(session, caller.organization, account_id)
+    service_accounts.remove_service_account(
+        session, runtime, caller.organization, account, actor=caller.actor
+    )
     return Response(status_code=204)
 
 
@@ -217,14 +220,9 @@ def remove_service_account(
 async def access_policy_commands(
     caller: ApiAdmin, session: DbSession, runtime: Runtime, account_id: str, body: AccessPolicyIn
 ) -> AccessPolicyOut:
-    account = conns.get_service_account(session, caller.organization, account_id)
-    sp_id = (
-        await access_policy.service_principal_id(runtime, account)
-        if account.enabled_features
-        else None
-    )
-    commands = access_policy.policy_commands(
-        account, body.group, admin_upn=body.admin_upn, service_principal_id=sp_id
+    account = service_accounts.get_service_account(session, caller.organization, account_id)
+    commands = await access_policy.access_policy_commands(
+        runtime, account, body.group, admin_upn=body.admin_upn
     )
     return AccessPolicyOut(
         application_access_policy=commands.application_access_policy,
@@ -237,7 +235,7 @@ async def access_policy_commands(
 async def reachability(
     caller: ApiAdmin, session: DbSession, runtime: Runtime, account_id: str
 ) -> list[MailboxReachOut]:
-    account = conns.get_service_account(session, caller.organization, account_id)
+    account = service_accounts.get_service_account(session, caller.organization, account_id)
     results = await access_policy.reachability(session, runtime, caller.organization, account)
     return [
         MailboxReachOut(email=r.email, reach=r.reach.value, message=r.message, fix=r.fix)
@@ -248,46 +246,23 @@ async def reachability(
 # -- user connections ------------------------------------------------------------------------
 
 
-def _covering_accounts(session: Any, caller: ApiAdmin, domain: str) -> list[str]:
-    names = []
-    domains = {d.name: d for d in orgs.list_domains(session, caller.organization)}
-    if domain not in domains or not domains[domain].verified:
-        return []
-    for account in conns.list_service_accounts(session, caller.organization):
-        tenant = domains[domain].tenant_id
-        if (
-            account.kind == ConnectionKind.OFFICE365
-            and account.enabled_features
-            and account.status in (ConnectionStatus.ACTIVE, ConnectionStatus.PARTIAL)
-            and (tenant is None or account.tenant_id == tenant)
-        ):
-            names.append(account.name)
-    return names
-
-
 @router.get("/connections", response_model=list[MemberConnectionStatusOut])
 def connection_status(caller: ApiAdmin, session: DbSession) -> list[MemberConnectionStatusOut]:
     """Per member: synced domain?, covered by which service accounts, their own connection."""
-    domains = orgs.verified_domain_names(session, caller.organization.id)
-    connections = {
-        c.member_id: c for c in conns.list_user_connections(session, caller.organization)
-    }
-    out = []
-    for member in orgs.list_members(session, caller.organization):
-        via = _covering_accounts(session, caller, member.domain)
-        connection = connections.get(member.id)
-        out.append(
-            MemberConnectionStatusOut(
-                member_id=member.id,
-                email=member.email,
-                synced_domain=member.domain in domains,
-                via_service_account=via,
-                connection=UserConnectionOut(**conns.user_connection_view(connection, bool(via)))
-                if connection
-                else None,
+    return [
+        MemberConnectionStatusOut(
+            member_id=row.member.id,
+            email=row.member.email,
+            synced_domain=row.synced_domain,
+            via_service_account=[account.name for account in row.service_accounts],
+            connection=UserConnectionOut(
+                **user_connections.user_connection_view(row.connection, bool(row.service_accounts))
             )
+            if row.connection
+            else None,
         )
-    return out
+        for row in user_connections.connection_overview(session, caller.organization)
+    ]
 
 
 @router.get("/members/{member_id}/connection", response_model=UserConnectionOut | None)
@@ -295,14 +270,11 @@ def get_connection(
     caller: ApiAdmin, session: DbSession, member_id: str
 ) -> UserConnectionOut | None:
     member = orgs.get_member(session, caller.organization, member_id)
-    connection = conns.get_user_connection(session, caller.organization, member)
+    connection = user_connections.get_user_connection(session, caller.organization, member)
     if connection is None:
         return None
-    return UserConnectionOut(
-        **conns.user_connection_view(
-            connection, bool(_covering_accounts(session, caller, member.domain))
-        )
-    )
+    covering = service_accounts.accounts_covering(session, caller.organization, member.domain)
+    return UserConnectionOut(**user_connections.user_connection_view(connection, bool(covering)))
 
 
 @router.post("/members/{member_id}/connection/office365", response_model=ConnectStartOut)
@@ -311,7 +283,9 @@ async def start_office365(
 ) -> ConnectStartOut:
     """Begin "Connect your Office 365" for a member: send them to ``authorization_url``."""
     member = orgs.get_member(session, caller.organization, member_id)
-    url = await conns.start_office365_connection(session, runtime, caller.organization, member)
+    url = await user_connections.start_office365_connection(
+        session, runtime, caller.organization, member
+    )
     return ConnectStartOut(authorization_url=url)
 
 
@@ -320,10 +294,10 @@ async def complete_office365(
     caller: ApiAdmin, session: DbSession, runtime: Runtime, body: ConnectCompleteIn
 ) -> UserConnectionOut:
     """Finish a sign-in with the parameters of Microsoft's redirect (``code``, ``state``)."""
-    connection = await conns.complete_office365_connection(
+    connection = await user_connections.complete_office365_connection(
         session, runtime, body.params, organization_id=caller.organization.id
     )
-    return UserConnectionOut(**conns.user_connection_view(connection))
+    return UserConnectionOut(**user_connections.user_connection_view(connection))
 
 
 @router.post(
@@ -337,7 +311,7 @@ def connect_exchange(
     body: ExchangeConnectionIn,
 ) -> UserConnectionOut:
     member = orgs.get_member(session, caller.organization, member_id)
-    connection = conns.connect_exchange(
+    connection = user_connections.connect_exchange(
         session,
         runtime,
         caller.organization,
@@ -346,11 +320,11 @@ def connect_exchange(
         username=body.username,
         password=body.password.get_secret_value(),
     )
-    return UserConnectionOut(**conns.user_connection_view(connection))
+    return UserConnectionOut(**user_connections.user_connection_view(connection))
 
 
 @router.delete("/members/{member_id}/connection", status_code=204)
 def disconnect(caller: ApiAdmin, session: DbSession, runtime: Runtime, member_id: str) -> Response:
     member = orgs.get_member(session, caller.organization, member_id)
-    conns.disconnect(session, runtime, caller.organization, member, actor=caller.actor)
+    user_connections.disconnect(session, runtime, caller.organization, member, actor=caller.actor)
     return Response(status_code=204)

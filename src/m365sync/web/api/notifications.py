@@ -35,6 +35,7 @@ from m365sync.errors import M365SyncError
 from m365sync.settings import Settings, get_settings
 from m365sync.sync.notifications import (
     NotificationOutcome,
+    TooManyNotifications,
     handle_notifications,
     notification_items,
 )
@@ -52,9 +53,10 @@ MAX_UNFINISHED = 64
 
 
 def _refusal(error: M365SyncError) -> JSONResponse:
-    return JSONResponse(
-        {"error": {"message": error.message, "fix": error.fix}}, status_code=error.status
-    )
+    fix = error.fix
+    if isinstance(error, TooManyNotifications):  # the limit is the operator's setting
+        fix = f"{fix} (The limit is M365SYNC_WEBHOOK_MAX_NOTIFICATIONS.)"
+    return JSONResponse({"error": {"message": error.message, "fix": fix}}, status_code=error.status)
 
 
 def webhook_router(

@@ -124,6 +124,7 @@ def update_member(
         name=body.name,
         role=body.role,
         crm_user_id=body.crm_user_id,
+        acting_member_id=caller.member.id,
         actor=caller.actor,
     )
     return MemberOut.model_validate(member)

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Request, Response
 
+from m365sync.crm.service import ACTIVITY_KINDS, UPCOMING_DAYS, get_activity, search_activities
 from m365sync.web.dependencies import DbSession, SignedInMember
-from m365sync.web.pages import services
 from m365sync.web.pages.rendering import PageRoute, render
 from m365sync.web.security import sanitize_email_html
 
@@ -28,7 +28,7 @@ def activities_page(
     account: str = "",
     later: str = "",
 ) -> Response:
-    found = services.search_activities(
+    found = search_activities(
         db,
         me.organization_id,
         text=q,
@@ -46,9 +46,9 @@ def activities_page(
         found=found,
         q=q,
         kind=kind,
-        kinds=services.ACTIVITY_KINDS,
+        kinds=ACTIVITY_KINDS,
         later=later == "on",
-        upcoming_days=services.UPCOMING_DAYS,
+        upcoming_days=UPCOMING_DAYS,
         contact=contact,
         account=account,
     )
@@ -58,7 +58,7 @@ def activities_page(
 def activity_page(
     request: Request, db: DbSession, me: SignedInMember, activity_id: str
 ) -> Response:
-    activity = services.get_activity(db, me.organization_id, activity_id)
+    activity = get_activity(db, me.organization_id, activity_id)
     body_html = None
     if activity.body and activity.body_type == "html":
         body_html = sanitize_email_html(activity.body)

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Annotated
 
 from fastapi import APIRouter, Form, Request, Response
+from sqlalchemy.orm import Session
 
+from m365sync.audit import service as audit
 from m365sync.errors import M365SyncError
+from m365sync.organizations import service as organizations
+from m365sync.organizations.models import Domain, DomainProof, Organization
 from m365sync.organizations.service import TxtLookup
-from m365sync.web.dependencies import AdminForm, DbSession, SignedInAdmin
-from m365sync.web.pages import services
+from m365sync.web.dependencies import AdminForm, DbSession, SignedInAdmin, organization_of
 from m365sync.web.pages.rendering import PageRoute, redirect, render
 
 router = APIRouter(prefix="/admin", route_class=PageRoute)
@@ -19,6 +23,45 @@ NOTICES = {
     "removed": "Domain removed.",
     "verified": "Domain verified.",
 }
+
+PROOF_LABELS = {
+    DomainProof.SERVICE_ACCOUNT: "its Microsoft 365 tenant (service account consent)",
+    DomainProof.MICROSOFT_SIGN_IN: "its Microsoft 365 tenant (an admin's Microsoft sign-in)",
+    DomainProof.DNS_TXT: "its DNS TXT record",
+    DomainProof.OPERATOR: "the server's operator",
+}
+
+
+@dataclass(frozen=True)
+class DomainView:
+    """A row of the Domains page: the domain, whether and how it is proven, and the DNS TXT
+    record that would prove it."""
+
+    domain: Domain
+    proof: str  # "" while unverified
+    txt_host: str
+    txt_value: str
+    waiting: str  # why its mailboxes wait, while unverified
+    waiting_fix: str
+
+
+def _domain_views(db: Session, organization: Organization) -> list[DomainView]:
+    views = []
+    for domain in organizations.list_domains(db, organization):
+        record = organizations.dns_record(domain)
+        waiting, fix = ("", "") if domain.verified else organizations.unverified_reason(domain.name)
+        method = domain.verification_method
+        views.append(
+            DomainView(
+                domain=domain,
+                proof=PROOF_LABELS.get(method, method.value) if method else "",
+                txt_host=record.host,
+                txt_value=record.value,
+                waiting=waiting,
+                waiting_fix=fix,
+            )
+        )
+    return views
 
 
 def _txt_lookup(request: Request) -> TxtLookup | None:
@@ -45,7 +88,7 @@ def _domains_page(
         title="Domains",
         area="admin",
         nav="domains",
-        domains=services.domain_views(db, me.organization_id),
+        domains=_domain_views(db, organization_of(db, me)),
         error=error,
         notice=notice,
         entered=entered,
@@ -62,7 +105,7 @@ def add_domain(
     request: Request, db: DbSession, me: AdminForm, name: Annotated[str, Form()] = ""
 ) -> Response:
     try:
-        services.add_domain(db, me, name)
+        organizations.add_domain(db, organization_of(db, me), name, actor=me.email)
     except M365SyncError as error:
         return _domains_page(request, db, me, status_code=error.status, error=error, entered=name)
     return redirect("/admin/domains?notice=added")
@@ -71,7 +114,9 @@ def add_domain(
 @router.post("/domains/{domain_id}/verify", include_in_schema=False)
 def verify_domain(request: Request, db: DbSession, me: AdminForm, domain_id: str) -> Response:
     try:
-        services.verify_domain_by_dns(db, me, domain_id, _txt_lookup(request))
+        organizations.verify_domain_by_dns(
+            db, organization_of(db, me), domain_id, lookup=_txt_lookup(request), actor=me.email
+        )
     except M365SyncError as error:
         return _domains_page(request, db, me, status_code=error.status, error=error)
     return redirect("/admin/domains?notice=verified")
@@ -79,7 +124,7 @@ def verify_domain(request: Request, db: DbSession, me: AdminForm, domain_id: str
 
 @router.post("/domains/{domain_id}/remove", include_in_schema=False)
 def remove_domain(db: DbSession, me: AdminForm, domain_id: str) -> Response:
-    services.remove_domain(db, me, domain_id)
+    organizations.remove_domain(db, organization_of(db, me), domain_id, actor=me.email)
     return redirect("/admin/domains?notice=removed")
 
 
@@ -91,5 +136,5 @@ def audit_log_page(request: Request, db: DbSession, me: SignedInAdmin) -> Respon
         title="Audit log",
         area="admin",
         nav="audit-log",
-        events=services.audit_events(db, me.organization_id),
+        events=audit.list_events(db, me.organization_id, 200),
     )

@@ -3,6 +3,7 @@ Resync, organization-wide health) and Admin → Sync settings."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Annotated
 
 from fastapi import APIRouter, BackgroundTasks, File, Form, Request, Response, UploadFile
@@ -10,10 +11,18 @@ from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import FormData
 
+from m365sync.auth import set_password as set_local_password
 from m365sync.auth.service import SignedIn
-from m365sync.errors import M365SyncError
-from m365sync.web.dependencies import AdminForm, DbSession, SignedInAdmin, Workers
-from m365sync.web.pages import services
+from m365sync.errors import M365SyncError, ValidationFailed
+from m365sync.organizations import service as organizations
+from m365sync.organizations.models import Member, Organization
+from m365sync.scheduling import service as scheduling
+from m365sync.sync import service as sync
+from m365sync.sync.models import SyncSettings
+from m365sync.sync.schemas import SyncRules
+from m365sync.sync.service import HealthSummary
+from m365sync.web.dependencies import AdminForm, DbSession, SignedInAdmin, Workers, organization_of
+from m365sync.web.pages._views import UnitView, unit_view
 from m365sync.web.pages.rendering import PageRoute, redirect, render
 
 router = APIRouter(prefix="/admin", route_class=PageRoute)
@@ -28,6 +37,31 @@ NOTICES = {
 }
 
 
+@dataclass
+class MailboxRow:
+    member: Member
+    units: list[UnitView]
+
+
+def _mailbox_rows(
+    db: Session, organization: Organization
+) -> tuple[list[MailboxRow], HealthSummary]:
+    """Per member, each feature's sync, and the organization's health."""
+    units = sync.mailbox_units(db, organization.id)
+    by_member: dict[str, list[UnitView]] = {}
+    for unit in units:
+        by_member.setdefault(unit.member_id, []).append(unit_view(unit))
+    members = organizations.list_members(db, organization)
+    rows = [MailboxRow(member=m, units=by_member.get(m.id, [])) for m in members]
+    return rows, sync.health(units)
+
+
+@dataclass(frozen=True)
+class SyncSettingsView:
+    sync: SyncSettings
+    scheduling_create_leads: bool
+
+
 def _members_page(
     request: Request,
     db: DbSession,
@@ -38,7 +72,7 @@ def _members_page(
     notice: str | None = None,
     rejected: list[str] | None = None,
 ) -> Response:
-    rows, health = services.mailbox_rows(db, me.organization_id)
+    rows, health = _mailbox_rows(db, organization_of(db, me))
     return render(
         request,
         "admin/members.html",
@@ -61,7 +95,7 @@ def members_page(request: Request, db: DbSession, me: SignedInAdmin, notice: str
 
 @router.get("/members/status", include_in_schema=False)
 def mailbox_status_fragment(request: Request, db: DbSession, me: SignedInAdmin) -> Response:
-    rows, health = services.mailbox_rows(db, me.organization_id)
+    rows, health = _mailbox_rows(db, organization_of(db, me))
     return render(request, "admin/_mailbox_status.html", rows=rows, health=health)
 
 
@@ -75,7 +109,9 @@ def add_member(
     role: Annotated[str, Form()] = "user",
 ) -> Response:
     try:
-        services.add_member(db, me, email, name, role)
+        organizations.add_member(
+            db, organization_of(db, me), email, name=name, role=role, actor=me.email
+        )
     except M365SyncError as error:
         return _members_page(request, db, me, status_code=error.status, error=error)
     return redirect("/admin/members?notice=added")
@@ -93,7 +129,7 @@ async def import_members(
         try:
             text = raw.decode("utf-8-sig")
         except UnicodeDecodeError as error:
-            raise services.ValidationFailed(
+            raise ValidationFailed(
                 "The file is not UTF-8 text.",
                 fix="Save the spreadsheet as 'CSV UTF-8' and upload it again.",
             ) from error
@@ -104,14 +140,20 @@ async def import_members(
 
     def import_rows() -> Response:  # the database, off the event loop
         try:
-            outcome = services.import_members_csv(db, me, text)
+            result = organizations.import_members_csv(
+                db, organization_of(db, me), text, actor=me.email
+            )
         except M365SyncError as error:
             db.rollback()
             return _members_page(request, db, me, status_code=error.status, error=error)
-        if outcome.rejected:
+        if result.errors:
             db.commit()  # the good rows are applied; the page lists the others
+            summary = (
+                f"{len(result.created)} added, {len(result.updated)} updated; "
+                f"{len(result.errors)} rows not imported (fix them and import the file again)."
+            )
             return _members_page(
-                request, db, me, notice=f"Import: {outcome.summary}", rejected=outcome.rejected
+                request, db, me, notice=f"Import: {summary}", rejected=list(result.errors)
             )
         return redirect("/admin/members?notice=imported")
 
@@ -122,7 +164,11 @@ async def import_members(
 def change_role(
     db: DbSession, me: AdminForm, member_id: str, role: Annotated[str, Form()] = ""
 ) -> Response:
-    services.set_member_role(db, me, member_id, role)
+    organization = organization_of(db, me)
+    member = organizations.get_member(db, organization, member_id)
+    organizations.update_member(
+        db, organization, member, role=role, acting_member_id=me.member_id, actor=me.email
+    )
     return redirect("/admin/members?notice=role")
 
 
@@ -137,7 +183,12 @@ def set_password(
 ) -> Response:
     """A local sign-in password for a member (e.g. one who can't use Sign in with Microsoft)."""
     try:
-        services.set_member_password(db, me, member_id, password, repeat_password)
+        member = organizations.get_member(db, organization_of(db, me), member_id)
+        if password != repeat_password:
+            raise ValidationFailed(
+                "The two passwords are different.", fix="Type the same password in both fields."
+            )
+        set_local_password(db, member, password, actor=me.email)
     except M365SyncError as error:
         db.rollback()
         return _members_page(request, db, me, status_code=error.status, error=error)
@@ -153,7 +204,8 @@ def resync(
     member_id: str,
     feature: Annotated[str, Form()] = "",
 ) -> Response:
-    unit_id = services.request_resync(db, me, member_id, feature)
+    member = organizations.get_member(db, organization_of(db, me), member_id)
+    unit_id = sync.request_resync(db, member, feature, actor=me.email)
     background.add_task(workers.dispatch, unit_id)  # once this request has committed
     return redirect("/admin/members?notice=resync")
 
@@ -174,7 +226,10 @@ def _settings_page(
         title="Sync settings",
         area="admin",
         nav="sync-settings",
-        view=services.sync_settings(db, me.organization_id),
+        view=SyncSettingsView(
+            sync=sync.sync_settings(db, me.organization_id),
+            scheduling_create_leads=scheduling.creates_leads(db, me.organization_id),
+        ),
         error=error,
         notice=notice,
     )
@@ -206,10 +261,12 @@ async def save_sync_settings(request: Request, db: DbSession, me: AdminForm) -> 
 
 def _save_sync_settings(request: Request, db: Session, me: SignedIn, form: FormData) -> Response:
     try:
-        services.update_sync_settings(
+        # Scheduling's "create a lead for an unknown invitee" is saved with the sync engine's
+        # rules, after them: nothing changes if the rules are refused.
+        sync.update_sync_settings(
             db,
-            me,
-            services.SyncRules(
+            me.organization_id,
+            SyncRules(
                 mail_folders=[str(v) for v in form.getlist("mail_folders")],
                 backfill_days=_days(str(form.get("backfill_days", ""))),
                 log_internal=form.get("log_internal") == "on",
@@ -222,7 +279,10 @@ def _save_sync_settings(request: Request, db: Session, me: SignedIn, form: FormD
                 calendar_days_back=_days(str(form.get("calendar_days_back", ""))),
                 calendar_days_ahead=_days(str(form.get("calendar_days_ahead", ""))),
             ),
-            scheduling_create_leads=form.get("scheduling_create_leads") == "on",
+            actor=me.email,
+        )
+        scheduling.set_creates_leads(
+            db, me.organization_id, form.get("scheduling_create_leads") == "on"
         )
     except M365SyncError as error:
         db.rollback()

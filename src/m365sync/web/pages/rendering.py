@@ -19,6 +19,8 @@ from fastapi.responses import HTMLResponse, RedirectResponse
 from fastapi.routing import APIRoute
 from fastapi.templating import Jinja2Templates
 
+from m365sync.auth.microsoft_sign_in import DomainNotVerifiedForSignIn, NotAMember
+from m365sync.connections.errors import RunTestFailed
 from m365sync.errors import M365SyncError
 from m365sync.web.dependencies import NotSignedIn
 from m365sync.web.security import response_headers
@@ -39,8 +41,22 @@ def _day(value: datetime | None) -> str:
     return "—" if value is None else value.astimezone(UTC).strftime("%Y-%m-%d")
 
 
+def web_fix(error: Any) -> str:
+    """An error's fix in the dashboard's words: services say what to do in words of no door;
+    where the dashboard has a control for it, name the control."""
+    fix = str(getattr(error, "fix", None) or "")
+    if isinstance(error, RunTestFailed):
+        fix += ' To save it now, tick "Save anyway with the failing features turned off" and save.'
+    elif isinstance(error, DomainNotVerifiedForSignIn):
+        fix += " Admins verify domains under Admin → My Organization → Domains."
+    elif isinstance(error, NotAMember):
+        fix += " Admins add members under Admin → Members and mailboxes."
+    return fix
+
+
 templates.env.filters["when"] = _when
 templates.env.filters["day"] = _day
+templates.env.filters["fix"] = web_fix
 
 
 def is_fragment_request(request: Request) -> bool:

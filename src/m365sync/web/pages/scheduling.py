@@ -37,8 +37,9 @@ from starlette.concurrency import run_in_threadpool
 from m365sync.crm.embedded import EmbeddedCrm
 from m365sync.db.session import Database
 from m365sync.errors import M365SyncError
+from m365sync.microsoft.timezones import zone_from_microsoft
 from m365sync.scheduling.access import ConnectionCalendarAccess
-from m365sync.scheduling.availability import Slot, group_by_local_day, zone_from_microsoft
+from m365sync.scheduling.availability import Slot, group_by_local_day
 from m365sync.scheduling.errors import (
     CalendarWriteFailed,
     InvalidBooking,

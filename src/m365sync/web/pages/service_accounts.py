@@ -4,13 +4,28 @@ Edit; Rotate secret); remove; and the "Limit access" page."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, BackgroundTasks, Form, Request, Response
 
+from m365sync.connections import access_policy, service_accounts
+from m365sync.connections.errors import RunTestFailed
+from m365sync.connections.run_test import ServiceAccountDraft, TestReport
+from m365sync.connections.runtime import ConnectionRuntime
 from m365sync.errors import M365SyncError
-from m365sync.web.dependencies import AdminForm, DbSession, Runtime, SignedInAdmin, Workers
-from m365sync.web.pages import services
+from m365sync.microsoft.auth import ClientSecret
+from m365sync.organizations import service as organizations
+from m365sync.web.dependencies import (
+    AdminForm,
+    DbSession,
+    Runtime,
+    SignedInAdmin,
+    Workers,
+    organization_of,
+)
+from m365sync.web.pages._views import FEATURE_NAMES
 from m365sync.web.pages.rendering import PageRoute, is_fragment_request, redirect, render
 
 router = APIRouter(prefix="/admin/service-accounts", route_class=PageRoute)
@@ -24,51 +39,94 @@ NOTICES = {
     "removed": "Service account removed.",
 }
 
+REACH_LABELS = {
+    access_policy.Reach.REACHABLE: "Reachable",
+    access_policy.Reach.BLOCKED_BY_POLICY: "Blocked by policy",
+    access_policy.Reach.NOT_ENABLED: "Unlicensed or on-premises",
+    access_policy.Reach.NOT_FOUND: "Not found",
+    access_policy.Reach.MAILBOX_FULL: "Mailbox full",
+    access_policy.Reach.NOT_VERIFIED: "Not verified",
+    access_policy.Reach.ERROR: "Error",
+}
+
 TextField = Annotated[str, Form()]
 
 
-def _draft(
-    name: str,
-    client_id: str,
-    client_secret: str,
-    test_mailbox: str,
-    secret_expires_on: str,
-    tenant_id: str,
-) -> services.ServiceAccountDraft:
-    return services.ServiceAccountDraft(
-        name=name.strip() or "Office 365 service account",
-        client_id=client_id.strip(),
-        client_secret=client_secret.strip(),
-        test_mailbox=test_mailbox.strip(),
-        secret_expires_on=secret_expires_on.strip(),
-        tenant_id=tenant_id.strip(),
+@dataclass(frozen=True)
+class CheckView:
+    title: str
+    outcome: str  # "passed" | "failed" | "skipped" | "warning"
+    explanation: str
+    fix: str = ""
+
+
+def _check_views(report: TestReport) -> list[CheckView]:
+    """Run Test's checks as the panel shows them."""
+    return [
+        CheckView(title=c.title, outcome=str(c.outcome), explanation=c.message, fix=c.fix or "")
+        for c in report.checks
+    ]
+
+
+@dataclass(frozen=True)
+class ReachRow:
+    email: str
+    reach: str
+    label: str
+    message: str
+    fix: str
+
+
+def _entered(**fields: str) -> dict[str, str]:
+    """What the panel's form held, shown again with the answer (never the secret)."""
+    return {name: value.strip() for name, value in fields.items()}
+
+
+def _office365_draft(entered: dict[str, str], client_secret: str) -> ServiceAccountDraft:
+    secret = client_secret.strip()
+    return ServiceAccountDraft(
+        client_id=entered["client_id"],
+        credential=ClientSecret(secret) if secret else None,
+        test_mailbox=entered["test_mailbox"],
+        tenant_id=entered["tenant_id"] or None,
+        name=entered["name"],
+        secret_expires_at=service_accounts.parse_secret_expiry(entered["secret_expires_on"]),
     )
+
+
+def _account_view(runtime: ConnectionRuntime, account: Any) -> dict[str, Any]:
+    """What people may see of the account (never a secret), its expiry warned about as the
+    server's settings say."""
+    warn = runtime.settings.secret_expiry_warning_days
+    return service_accounts.service_account_view(account, datetime.now(UTC), warn)
 
 
 def _refused(
     request: Request,
     db: DbSession,
     me: SignedInAdmin,
+    runtime: ConnectionRuntime,
     error: M365SyncError,
     *,
     panel: str,
     account_id: str = "",
-    draft: Any = None,
+    entered: dict[str, str] | None = None,
 ) -> Response:
     """The panel again, with why saving was refused and, when Run Test was the reason, its
     checks (the panel then offers to save with only some features)."""
     checks = None
-    if isinstance(error, services.RunTestFailed):
-        checks = services.check_views(error.report)
+    if isinstance(error, RunTestFailed):
+        checks = _check_views(error.report)
     return _list_page(
         request,
         db,
         me,
+        runtime,
         panel=panel,
         account_id=account_id,
         status_code=error.status,
         error=error,
-        draft=draft,
+        entered=entered,
         checks=checks,
     )
 
@@ -77,19 +135,22 @@ def _list_page(
     request: Request,
     db: DbSession,
     me: SignedInAdmin,
+    runtime: ConnectionRuntime,
     *,
     panel: str = "",
     account_id: str = "",
     status_code: int = 200,
     error: M365SyncError | None = None,
     notice: str | None = None,
-    draft: Any = None,
-    checks: list[services.CheckView] | None = None,
+    entered: dict[str, str] | None = None,
+    checks: list[CheckView] | None = None,
 ) -> Response:
     panel = panel if panel in PANELS else ""
+    organization = organization_of(db, me)
     account = None
     if panel in ("edit", "rotate"):
-        account = services.service_account_view(db, me.organization_id, account_id)
+        stored = service_accounts.get_service_account(db, organization, account_id)
+        account = _account_view(runtime, stored)
     return render(
         request,
         "admin/service_accounts.html",
@@ -97,16 +158,19 @@ def _list_page(
         title="Service Accounts",
         area="admin",
         nav="service-accounts",
-        accounts=services.list_service_accounts(db, me.organization_id),
-        feature_names=services.FEATURE_NAMES,
-        has_domains=bool(services.list_domains(db, me.organization_id)),
+        accounts=[
+            _account_view(runtime, a)
+            for a in service_accounts.list_service_accounts(db, organization)
+        ],
+        feature_names=FEATURE_NAMES,
+        has_domains=bool(organizations.list_domains(db, organization)),
         panel=panel,
         account=account,
         error=error,
         notice=notice,
-        draft=draft,
+        entered=entered,
         checks=checks,
-        can_save_partial=error is not None and isinstance(error, services.RunTestFailed),
+        can_save_partial=isinstance(error, RunTestFailed),
     )
 
 
@@ -115,11 +179,14 @@ def service_accounts_page(
     request: Request,
     db: DbSession,
     me: SignedInAdmin,
+    runtime: Runtime,
     panel: str = "",
     account: str = "",
     notice: str = "",
 ) -> Response:
-    return _list_page(request, db, me, panel=panel, account_id=account, notice=NOTICES.get(notice))
+    return _list_page(
+        request, db, me, runtime, panel=panel, account_id=account, notice=NOTICES.get(notice)
+    )
 
 
 @router.post("/test", include_in_schema=False)
@@ -135,18 +202,33 @@ async def run_test(
     secret_expires_on: TextField = "",
     tenant_id: TextField = "",
 ) -> Response:
-    draft = _draft(name, client_id, client_secret, test_mailbox, secret_expires_on, tenant_id)
+    entered = _entered(
+        name=name.strip() or "Office 365 service account",
+        client_id=client_id,
+        test_mailbox=test_mailbox,
+        secret_expires_on=secret_expires_on,
+        tenant_id=tenant_id,
+    )
     try:
-        checks = await services.run_service_account_test(db, runtime, me, draft)
+        draft = _office365_draft(entered, client_secret)
+        report = await service_accounts.test_draft(db, runtime, organization_of(db, me), draft)
     except M365SyncError as error:
         if is_fragment_request(request):
             return render(request, "partials/error.html", status_code=error.status, error=error)
         return _list_page(
-            request, db, me, panel="office365", status_code=error.status, error=error, draft=draft
+            request,
+            db,
+            me,
+            runtime,
+            panel="office365",
+            status_code=error.status,
+            error=error,
+            entered=entered,
         )
+    checks = _check_views(report)
     if is_fragment_request(request):
         return render(request, "admin/_test_results.html", checks=checks)
-    return _list_page(request, db, me, panel="office365", draft=draft, checks=checks)
+    return _list_page(request, db, me, runtime, panel="office365", entered=entered, checks=checks)
 
 
 @router.post("", include_in_schema=False)
@@ -165,13 +247,24 @@ async def save(
     tenant_id: TextField = "",
     accept_partial: TextField = "",
 ) -> Response:
-    draft = _draft(name, client_id, client_secret, test_mailbox, secret_expires_on, tenant_id)
+    entered = _entered(
+        name=name.strip() or "Office 365 service account",
+        client_id=client_id,
+        test_mailbox=test_mailbox,
+        secret_expires_on=secret_expires_on,
+        tenant_id=tenant_id,
+    )
     try:
-        await services.save_service_account(
-            db, runtime, me, draft, accept_partial=accept_partial == "yes"
+        await service_accounts.add_service_account(
+            db,
+            runtime,
+            organization_of(db, me),
+            _office365_draft(entered, client_secret),
+            partial=accept_partial == "yes",
+            actor=me.email,
         )
     except M365SyncError as error:
-        return _refused(request, db, me, error, panel="office365", draft=draft)
+        return _refused(request, db, me, runtime, error, panel="office365", entered=entered)
     # After the response, i.e. after this request's transaction has committed.
     background.add_task(workers.sync_organization_now, me.organization_id)
     return redirect("/admin/service-accounts?notice=saved")
@@ -188,17 +281,30 @@ def save_exchange(
     username: TextField = "",
     password: TextField = "",
 ) -> Response:
-    draft = services.ExchangeDraft(
-        name=name.strip() or "Exchange service account",
-        server_url=server_url.strip(),
-        username=username.strip(),
-        password=password,
+    entered = _entered(
+        name=name.strip() or "Exchange service account", server_url=server_url, username=username
     )
     try:
-        services.save_exchange_service_account(db, runtime, me, draft)
+        service_accounts.add_exchange_service_account(
+            db,
+            runtime,
+            organization_of(db, me),
+            name=entered["name"],
+            server_url=entered["server_url"],
+            username=entered["username"],
+            password=password,
+            actor=me.email,
+        )
     except M365SyncError as error:
         return _list_page(
-            request, db, me, panel="exchange", status_code=error.status, error=error, draft=draft
+            request,
+            db,
+            me,
+            runtime,
+            panel="exchange",
+            status_code=error.status,
+            error=error,
+            entered=entered,
         )
     return redirect("/admin/service-accounts?notice=exchange-saved")
 
@@ -216,19 +322,22 @@ async def edit(
     test_mailbox: TextField = "",
     accept_partial: TextField = "",
 ) -> Response:
+    organization = organization_of(db, me)
+    account = service_accounts.get_service_account(db, organization, account_id)
     try:
-        await services.edit_service_account(
+        await service_accounts.edit_service_account(
             db,
             runtime,
-            me,
-            account_id,
+            organization,
+            account,
             name=name,
             test_mailbox=test_mailbox,
-            accept_partial=accept_partial == "yes",
+            partial=accept_partial == "yes",
+            actor=me.email,
         )
     except M365SyncError as error:
         db.rollback()
-        return _refused(request, db, me, error, panel="edit", account_id=account_id)
+        return _refused(request, db, me, runtime, error, panel="edit", account_id=account_id)
     background.add_task(workers.sync_organization_now, me.organization_id)
     return redirect("/admin/service-accounts?notice=edited")
 
@@ -246,26 +355,31 @@ async def rotate_secret(
     secret_expires_on: TextField = "",
     accept_partial: TextField = "",
 ) -> Response:
+    organization = organization_of(db, me)
+    account = service_accounts.get_service_account(db, organization, account_id)
     try:
-        await services.rotate_secret(
+        await service_accounts.replace_secret(
             db,
             runtime,
-            me,
-            account_id,
+            organization,
+            account,
             secret=client_secret,
-            secret_expires_on=secret_expires_on,
-            accept_partial=accept_partial == "yes",
+            secret_expires_at=service_accounts.parse_secret_expiry(secret_expires_on),
+            partial=accept_partial == "yes",
+            actor=me.email,
         )
     except M365SyncError as error:
         db.rollback()
-        return _refused(request, db, me, error, panel="rotate", account_id=account_id)
+        return _refused(request, db, me, runtime, error, panel="rotate", account_id=account_id)
     background.add_task(workers.sync_organization_now, me.organization_id)
     return redirect("/admin/service-accounts?notice=rotated")
 
 
 @router.post("/{account_id}/remove", include_in_schema=False)
 def remove(db: DbSession, me: AdminForm, runtime: Runtime, account_id: str) -> Response:
-    services.remove_service_account(db, runtime, me, account_id)
+    organization = organization_of(db, me)
+    account = service_accounts.get_service_account(db, organization, account_id)
+    service_accounts.remove_service_account(db, runtime, organization, account, actor=me.email)
     return redirect("/admin/service-accounts?notice=removed")
 
 
@@ -281,12 +395,13 @@ async def limit_access_page(
     account_id: str,
     group: str = "",
 ) -> Response:
-    account = services.service_account_view(db, me.organization_id, account_id)
+    stored = service_accounts.get_service_account(db, organization_of(db, me), account_id)
+    account = _account_view(runtime, stored)
     commands = None
     error: M365SyncError | None = None
     if group:
         try:
-            commands = await services.access_policy_commands(db, runtime, me, account_id, group)
+            commands = await access_policy.access_policy_commands(runtime, stored, group)
         except M365SyncError as problem:
             error = problem
     return render(
@@ -309,10 +424,16 @@ async def mailbox_reachability(
 ) -> Response:
     """Probe every synced member's mailbox (read-only). Fetched in the background by the
     page's script, which shows progress meanwhile; works as a plain form post too."""
-    rows = await services.mailbox_reachability(db, runtime, me, account_id)
+    organization = organization_of(db, me)
+    stored = service_accounts.get_service_account(db, organization, account_id)
+    results = await access_policy.reachability(db, runtime, organization, stored)
+    rows = [
+        ReachRow(r.email, r.reach.value, REACH_LABELS.get(r.reach, r.reach.value), r.message, r.fix)
+        for r in results
+    ]
     if is_fragment_request(request):
         return render(request, "admin/_mailbox_reach.html", rows=rows)
-    account = services.service_account_view(db, me.organization_id, account_id)
+    account = _account_view(runtime, stored)
     return render(
         request,
         "admin/limit_access.html",

@@ -3,11 +3,28 @@ Office 365 (through the tenant's sign-in and consent pages), Disconnect, feature
 
 from __future__ import annotations
 
-from fastapi import APIRouter, BackgroundTasks, Request, Response
+from dataclasses import dataclass
+from typing import Any
 
-from m365sync.errors import M365SyncError
-from m365sync.web.dependencies import DbSession, MemberForm, Runtime, SignedInMember, Workers
-from m365sync.web.pages import services
+from fastapi import APIRouter, BackgroundTasks, Request, Response
+from sqlalchemy.orm import Session
+
+from m365sync.auth.service import SignedIn
+from m365sync.connections import service_accounts, user_connections
+from m365sync.connections.models import ServiceAccount, UserConnection
+from m365sync.errors import M365SyncError, NotFound
+from m365sync.organizations import models
+from m365sync.sync import service as sync
+from m365sync.web.dependencies import (
+    DbSession,
+    MemberForm,
+    Runtime,
+    SignedInMember,
+    Workers,
+    member_of,
+    organization_of,
+)
+from m365sync.web.pages._views import FEATURE_NAMES, UnitView, unit_view
 from m365sync.web.pages.rendering import PageRoute, redirect, render
 
 router = APIRouter(route_class=PageRoute)
@@ -16,6 +33,73 @@ NOTICES = {
     "connected": "Your Office 365 mailbox is connected.",
     "disconnected": "Disconnected. Your tokens were deleted.",
 }
+
+
+@dataclass
+class FeatureView:
+    key: str
+    name: str
+    enabled: bool
+    via: str  # "your Office 365 connection" | "the service account" | ""
+    why_not: str = ""
+
+
+@dataclass
+class MyConnectionsView:
+    member: models.Member
+    connection: UserConnection | None
+    connection_view: dict[str, Any] | None
+    service_accounts: list[ServiceAccount]
+    features: list[FeatureView]
+    sync_units: list[UnitView]
+    migration: str | None
+
+
+def _feature_view(key: str, name: str, by_account: bool, by_own: bool) -> FeatureView:
+    why_not = ""
+    if not (by_account or by_own):
+        why_not = (
+            "Task Sync works only through your own Office 365 connection: "
+            "click Connect your Office 365."
+            if key == "tasks"
+            else "Connect your Office 365, or ask your admin to add a service account."
+        )
+    via = "the service account" if by_account else "your Office 365 connection" if by_own else ""
+    return FeatureView(key, name, by_account or by_own, via, why_not)
+
+
+def _my_connections(db: Session, me: SignedIn) -> MyConnectionsView:
+    """The member's connection (``user_connections``' view of it), the service accounts
+    covering their domain, the features each enables, their sync."""
+    organization = organization_of(db, me)
+    member = member_of(db, me)
+    connection = user_connections.get_user_connection(db, organization, member)
+    accounts = service_accounts.accounts_covering(db, organization, member.domain)
+    view = user_connections.user_connection_view(connection, bool(accounts)) if connection else None
+    own = (
+        set(view["features"])
+        if view and view["kind"] == "office365" and view["status"] == "active"
+        else set()
+    )
+    features = [
+        _feature_view(
+            key,
+            name,
+            by_account=key != "tasks" and any(key in a.enabled_features for a in accounts),
+            by_own=key in own,
+        )
+        for key, name in FEATURE_NAMES.items()
+    ]
+    units = [unit_view(u) for u in sync.mailbox_units(db, organization.id, [member.id])]
+    return MyConnectionsView(
+        member=member,
+        connection=connection,
+        connection_view=view,
+        service_accounts=accounts,
+        features=features,
+        sync_units=units,
+        migration=view["migration"] if view else None,
+    )
 
 
 def _page(
@@ -34,7 +118,7 @@ def _page(
         title="Mailbox and CRM connections",
         area="user",
         nav="connections",
-        view=services.my_connections(db, me),
+        view=_my_connections(db, me),
         error=error,
         notice=notice,
     )
@@ -50,7 +134,7 @@ def connections_page(
 @router.get("/me/connections/status", include_in_schema=False)
 def sync_status_fragment(request: Request, db: DbSession, me: SignedInMember) -> Response:
     """The sync status section, refreshed by the page's script while a first sync runs."""
-    return render(request, "user/_sync_status.html", view=services.my_connections(db, me))
+    return render(request, "user/_sync_status.html", view=_my_connections(db, me))
 
 
 @router.post("/me/connections/office365", include_in_schema=False)
@@ -59,7 +143,9 @@ async def connect_office365(
 ) -> Response:
     callback = str(request.url_for("office365_connection_callback"))
     try:
-        url = await services.begin_office365_connection(db, runtime, me, callback)
+        url = await user_connections.start_office365_connection(
+            db, runtime, organization_of(db, me), member_of(db, me), redirect=callback
+        )
     except M365SyncError as error:
         return _page(request, db, me, status_code=error.status, error=error)
     return redirect(url)
@@ -77,7 +163,12 @@ async def office365_callback(
     workers: Workers,
 ) -> Response:
     try:
-        await services.complete_office365_connection(db, runtime, me, dict(request.query_params))
+        await user_connections.complete_office365_connection(
+            db,
+            runtime,
+            dict(request.query_params),
+            member_id=me.member_id,
+        )
     except M365SyncError as error:
         return _page(request, db, me, status_code=error.status, error=error)
     background.add_task(workers.sync_organization_now, me.organization_id)
@@ -86,5 +177,8 @@ async def office365_callback(
 
 @router.post("/me/connections/disconnect", include_in_schema=False)
 def disconnect(db: DbSession, me: MemberForm, runtime: Runtime) -> Response:
-    services.disconnect(db, runtime, me)
+    if not user_connections.disconnect(
+        db, runtime, organization_of(db, me), member_of(db, me), actor=me.email
+    ):
+        raise NotFound("You have no connection to disconnect.", fix="Reload the page.")
     return redirect("/me/connections?notice=disconnected")

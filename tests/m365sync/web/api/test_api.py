@@ -7,6 +7,8 @@ import httpx
 import pytest
 from tests.m365sync.conftest import DEMO_APP_ID, DEMO_SECRET, DEMO_SECRET_ID, fresh
 
+from m365sync.connections.models import ConnectionStatus
+from m365sync.connections.repository import ConnectionRepository
 from m365sync.organizations import service as orgs
 from m365sync.organizations.models import Role
 from m365sync.web.app import create_app
@@ -230,6 +232,8 @@ async def test_service_account_flow(api, db, make_org, sim):
     refused = await api.post(base, headers=bearer(token), json=body)
     assert refused.status_code == 422
     assert "secret's ID" in refused.json()["error"]["message"]
+    assert '"partial": true' in refused.json()["error"]["fix"]
+    assert "--partial" not in refused.json()["error"]["fix"]
     assert refused.json()["error"]["test"]["ok"] is False
 
     body["client_secret"] = DEMO_SECRET
@@ -256,3 +260,84 @@ async def test_service_account_flow(api, db, make_org, sim):
     assert reach.status_code == 200
     assert (await api.delete(f"{base}/{account['id']}", headers=bearer(token))).status_code == 204
     assert (await api.get(f"{base}/{account['id']}", headers=bearer(token))).status_code == 404
+
+
+async def test_the_api_refuses_what_the_dashboard_refuses(api, db, make_org):
+    """The checks live in the services, so an API caller meets the same ones as the
+    dashboard: an admin can't take away their own admin role, Run Test needs a credential,
+    an Exchange account needs its username and password."""
+    org = make_org()
+    token = admin_token(db, org, "admin@contoso.com")
+    base = "/api/v1/organizations/contoso"
+    members = (await api.get(f"{base}/members", headers=bearer(token))).json()
+    me = next(m for m in members if m["email"] == "admin@contoso.com")
+
+    demoted = await api.patch(
+        f"{base}/members/{me['id']}", headers=bearer(token), json={"role": "user"}
+    )
+    assert demoted.status_code == 422
+    assert "your own admin role" in demoted.json()["error"]["message"]
+    assert (await api.get(f"{base}/members", headers=bearer(token))).status_code == 200
+
+    untested = await api.post(
+        f"{base}/service-accounts/test",
+        headers=bearer(token),
+        json={"client_id": DEMO_APP_ID, "test_mailbox": "adele@contoso.com"},
+    )
+    assert untested.status_code == 422
+    assert "client secret's Value" in untested.json()["error"]["message"]
+    assert '"client_secret"' in untested.json()["error"]["fix"]
+    assert "--secret" not in untested.json()["error"]["fix"]
+
+    exchange = await api.post(
+        f"{base}/service-accounts/exchange",
+        headers=bearer(token),
+        json={
+            "server_url": "https://mail.contoso.com/EWS/Exchange.asmx",
+            "username": " ",
+            "password": "an Exchange password",
+        },
+    )
+    assert exchange.status_code == 422
+    assert "Username: required." in exchange.json()["error"]["message"]
+    listed = await api.get(f"{base}/service-accounts", headers=bearer(token))
+    assert listed.json() == []
+
+
+async def test_connection_status_names_the_service_accounts_that_sync_each_member(
+    api, db, make_org, make_member
+):
+    """The same accounts the command line's ``connections status`` names: none for a member
+    of an unverified domain, and none while the account waits for a new secret."""
+    org = make_org()
+    with db.session() as session:
+        orgs.add_domain(session, fresh(session, org), "fabrikam.com")  # not verified
+    make_member(org, "adele@contoso.com")
+    make_member(org, "kim@fabrikam.com")
+    token = admin_token(db, org, "admin@contoso.com")
+    base = "/api/v1/organizations/contoso"
+    saved = await api.post(
+        f"{base}/service-accounts",
+        headers=bearer(token),
+        json={
+            "client_id": DEMO_APP_ID,
+            "client_secret": DEMO_SECRET,
+            "test_mailbox": "adele@contoso.com",
+        },
+    )
+    assert saved.status_code == 201, saved.text
+
+    rows = {
+        r["email"]: r for r in (await api.get(f"{base}/connections", headers=bearer(token))).json()
+    }
+    assert rows["adele@contoso.com"]["via_service_account"] == ["Office 365 service account"]
+    assert rows["kim@fabrikam.com"]["synced_domain"] is False
+    assert rows["kim@fabrikam.com"]["via_service_account"] == []
+
+    with db.session() as session:
+        account = ConnectionRepository(session).service_accounts(org.id)[0]
+        account.status = ConnectionStatus.NEEDS_NEW_SECRET  # its secret expired
+    rows = {
+        r["email"]: r for r in (await api.get(f"{base}/connections", headers=bearer(token))).json()
+    }
+    assert [r["via_service_account"] for r in rows.values()] == [[], [], []]

@@ -19,7 +19,8 @@ from m365sync.connections.runtime import ConnectionRuntime
 from m365sync.crypto import seal_context
 from m365sync.db.session import Database
 from m365sync.organizations.models import Member, Organization
-from m365sync.sync.models import GraphSubscription, SyncFeature
+from m365sync.sync.features import SyncFeature
+from m365sync.sync.models import GraphSubscription
 from m365sync.sync.repository import SyncRepository
 from m365sync.web.api.notifications import WEBHOOK_PATH, webhook_router
 

@@ -5,51 +5,35 @@ parks with "needs their own Office 365 connection" when the member has none. Tit
 date, status/completion, importance and notes go both ways; To Do's ``@odata.etag``
 plays the part of a change key (our own writes are not applied again); the newest
 modification wins a conflict; deletions go both ways. CRM → To Do writes happen after the
-pull has committed, as in Calendar Sync.
+pull has committed (``sync.push``), as in Calendar Sync.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
-from datetime import UTC, datetime
 from typing import Any
-
-from dateutil.parser import isoparse
 
 from m365sync.crm import open_crm
 from m365sync.crm.models import ActivityKind
-from m365sync.crm.target import OutboundChange, PushResult, TaskRecord
+from m365sync.crm.target import OutboundChange, TaskRecord
 from m365sync.db.base import utcnow
 from m365sync.microsoft import errors as ms
+from m365sync.microsoft.dates import graph_date_time_zone, read_graph_datetime
 from m365sync.microsoft.delta import read_ahead
 from m365sync.microsoft.graph import Page
-from m365sync.microsoft.todo import (
-    create_task,
-    default_list_id,
-    delete_task,
-    list_id_from_link,
-    task_delta,
-    update_task,
-)
+from m365sync.microsoft.todo import default_list_id, list_id_from_link, task_delta, todo_tasks
 from m365sync.sync.context import LeaseLost, RunContext
+from m365sync.sync.push import PushRoute, push_crm_changes
 from m365sync.sync.repository import SyncRepository
 
 __all__ = ["parse_task", "run_task_sync"]
 
 CURSOR_KEY = "todo"
-
-
-def _time(value: Any) -> datetime | None:
-    if not isinstance(value, dict) or not value.get("dateTime"):
-        return None
-    parsed = isoparse(str(value["dateTime"]))
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+CRM_CURSOR_KEY = "crm:tasks"
 
 
 def parse_task(item: dict[str, Any], member_id: str) -> TaskRecord:
     body = item.get("body") or {}
-    modified = item.get("lastModifiedDateTime")
     return TaskRecord(
         external_id=str(item["id"]),
         member_id=member_id,
@@ -57,11 +41,11 @@ def parse_task(item: dict[str, Any], member_id: str) -> TaskRecord:
         change_key=item.get("@odata.etag"),
         title=str(item.get("title") or ""),
         notes=str(body.get("content") or "") if isinstance(body, dict) else "",
-        due_at=_time(item.get("dueDateTime")),
+        due_at=read_graph_datetime(item.get("dueDateTime")),
         status=str(item.get("status") or "notStarted"),
         importance=str(item.get("importance") or "normal"),
-        completed_at=_time(item.get("completedDateTime")),
-        modified_at=isoparse(modified) if isinstance(modified, str) else utcnow(),
+        completed_at=read_graph_datetime(item.get("completedDateTime")),
+        modified_at=read_graph_datetime(item.get("lastModifiedDateTime")) or utcnow(),
     )
 
 
@@ -112,7 +96,7 @@ def _load(ctx: RunContext) -> tuple[str | None, str | None]:
             repo.clear_cursors(ctx.unit_id)
         cursor = repo.cursor(ctx.unit_id, CURSOR_KEY)
         return cursor.next_link or cursor.delta_link, repo.cursor(
-            ctx.unit_id, "crm:tasks"
+            ctx.unit_id, CRM_CURSOR_KEY
         ).delta_link
 
 
@@ -127,7 +111,7 @@ async def run_task_sync(ctx: RunContext) -> None:
         await _pull(ctx, list_id, link)
     except ms.SyncStateExpired:
         await _pull(ctx, list_id, None)
-    await _push(ctx, list_id, crm_cursor)
+    await push_crm_changes(ctx, _push_route(ctx, list_id), crm_cursor)
 
 
 async def _pull(ctx: RunContext, list_id: str, link: str | None) -> None:
@@ -137,86 +121,23 @@ async def _pull(ctx: RunContext, list_id: str, link: str | None) -> None:
         ctx.progress.page_done(len(page.items))
 
 
+def _push_route(ctx: RunContext, list_id: str) -> PushRoute:
+    return PushRoute(
+        kind=ActivityKind.TASK,
+        cursor_key=CRM_CURSOR_KEY,
+        items=todo_tasks(ctx.access.graph, ctx.access.user_path, list_id),
+        body=_task_body,
+        change_key="@odata.etag",
+        external_id="id",
+    )
+
+
 def _task_body(change: OutboundChange) -> dict[str, Any]:
     body: dict[str, Any] = {
         "title": change.subject,
         "status": change.status or "notStarted",
         "importance": change.importance or "normal",
         "body": {"contentType": "text", "content": change.body or ""},
-        "dueDateTime": (
-            {
-                "dateTime": change.due_at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.0000000"),
-                "timeZone": "UTC",
-            }
-            if change.due_at
-            else None
-        ),
+        "dueDateTime": graph_date_time_zone(change.due_at) if change.due_at else None,
     }
     return body
-
-
-async def _push(ctx: RunContext, list_id: str, crm_cursor: str | None) -> None:
-    """CRM-side task changes to To Do, after the pull committed (see ``calendar._push``)."""
-
-    def load() -> tuple[list[OutboundChange], str | None]:
-        with ctx.database.session() as session:
-            return open_crm(session, ctx.organization_id).changes_since(
-                ActivityKind.TASK, ctx.member_id, crm_cursor
-            )
-
-    graph, path = ctx.access.graph, ctx.access.user_path
-    while True:
-        changes, next_cursor = await asyncio.to_thread(load)
-        results: list[PushResult] = []
-        for change in changes:
-            async with ctx.budget:
-                if change.deleted:
-                    if change.graph_item_id:
-                        with contextlib.suppress(ms.ItemNotFound):
-                            await delete_task(graph, path, list_id, change.graph_item_id)
-                    results.append(PushResult(change.activity_id, change.change_seq, None, None))
-                    continue
-                if change.graph_item_id is None:
-                    made = await create_task(graph, path, list_id, _task_body(change))
-                    results.append(
-                        PushResult(
-                            change.activity_id,
-                            change.change_seq,
-                            str(made["id"]),
-                            made.get("@odata.etag"),
-                            external_id=str(made["id"]),
-                        )
-                    )
-                else:
-                    try:
-                        made = await update_task(
-                            graph, path, list_id, change.graph_item_id, _task_body(change)
-                        )
-                    except ms.ItemNotFound:
-                        results.append(
-                            PushResult(change.activity_id, change.change_seq, None, None)
-                        )
-                        continue
-                    results.append(
-                        PushResult(
-                            change.activity_id,
-                            change.change_seq,
-                            change.graph_item_id,
-                            made.get("@odata.etag"),
-                        )
-                    )
-            ctx.progress.pushed += 1
-
-        def record(pushed: list[PushResult], cursor: str | None) -> None:
-            with ctx.database.session() as session:
-                open_crm(session, ctx.organization_id).record_pushed(
-                    ActivityKind.TASK, ctx.member_id, pushed
-                )
-                SyncRepository(session).save_cursor(
-                    ctx.unit_id, "crm:tasks", delta_link=cursor, next_link=None
-                )
-
-        await asyncio.to_thread(record, results, next_cursor)
-        if not changes or next_cursor == crm_cursor:
-            return
-        crm_cursor = next_cursor

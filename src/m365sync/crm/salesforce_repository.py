@@ -1,0 +1,506 @@
+"""Database access for Salesforce as the CRM: the connection, members' Salesforce users, the
+mirror of Salesforce's people, and the writer's ledger.
+
+A repository: it queries and never commits; every query is scoped to one organization.
+``queue_activities`` is the one function the embedded store calls (in the sync engine's
+transaction), so an activity's change and its place in the writer's queue commit together.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Iterator, Sequence
+from datetime import datetime
+from typing import Any, TypeVar
+
+from sqlalchemy import delete, func, or_, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
+
+from m365sync.crm.models import (
+    CrmAccount,
+    CrmActivity,
+    CrmActivityMember,
+    CrmActivityPerson,
+    CrmActivityRecord,
+    CrmContact,
+    CrmEmailCopy,
+    CrmLead,
+    CrmOpportunity,
+    PersonKind,
+    RecordKind,
+    SalesforceActivityRecord,
+    SalesforceConnection,
+    SalesforceMirrorCursor,
+    SalesforceMirrorRecord,
+    SalesforceStatus,
+    SalesforceUserLink,
+    UserMatch,
+    WriteState,
+)
+from m365sync.db.base import utcnow
+from m365sync.organizations.models import Member
+
+__all__ = ["SalesforceRepository", "queue_activities", "writes_to_salesforce"]
+
+CHUNK = 500
+T = TypeVar("T")
+
+
+def _chunks(items: Sequence[T], size: int = CHUNK) -> Iterator[Sequence[T]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+def _insert(session: Session, model: type[Any]) -> Any:
+    """The dialect's ``INSERT`` (with ``ON CONFLICT``) for ``model``'s table."""
+    dialect = session.get_bind().dialect.name
+    if dialect == "postgresql":
+        return postgresql.insert(model.__table__)
+    if dialect == "sqlite":
+        return sqlite.insert(model.__table__)
+    raise RuntimeError(f"unsupported database dialect {dialect}")  # pragma: no cover
+
+
+def writes_to_salesforce(session: Session, organization_id: str) -> bool:
+    """Whether the organization has a Salesforce connection whose writer should hear of
+    every change (connected, or needing attention: nothing is lost meanwhile)."""
+    status = session.scalar(
+        select(SalesforceConnection.status).where(
+            SalesforceConnection.organization_id == organization_id
+        )
+    )
+    return status is not None and status not in (
+        SalesforceStatus.PENDING,
+        SalesforceStatus.DISCONNECTED,
+    )
+
+
+def queue_activities(session: Session, organization_id: str, activity_ids: Collection[str]) -> None:
+    """These activities changed: (re)queue them for the Salesforce writer. A new activity
+    gets its ledger row; a known one a new ``version``, back to pending. Rows are written
+    in id order, so two transactions queueing the same activities never deadlock."""
+    ids = sorted(set(activity_ids))
+    if not ids:
+        return
+    table = SalesforceActivityRecord.__table__
+    now = utcnow()
+    for chunk in _chunks(ids):
+        stmt = _insert(session, SalesforceActivityRecord)
+        stmt = stmt.on_conflict_do_update(
+            index_elements=[table.c.activity_id],
+            set_={
+                "version": table.c.version + 1,
+                "state": WriteState.PENDING.value,
+                "next_attempt_at": None,
+                "updated_at": now,
+            },
+        )
+        session.execute(
+            stmt,
+            [
+                {
+                    "activity_id": aid,
+                    "organization_id": organization_id,
+                    "state": WriteState.PENDING.value,
+                    "version": 1,
+                    "written_version": 0,
+                    "sobject": "",
+                    "uncertain": False,
+                    "relations": [],
+                    "attempts": 0,
+                    "reason": "",
+                    "fix": "",
+                    "updated_at": now,
+                }
+                for aid in chunk
+            ],
+        )
+
+
+class SalesforceRepository:
+    def __init__(self, session: Session, organization_id: str) -> None:
+        self.session = session
+        self.organization_id = organization_id
+
+    # -- the connection --------------------------------------------------------------------
+    def connection(self) -> SalesforceConnection | None:
+        return self.session.scalar(
+            select(SalesforceConnection).where(
+                SalesforceConnection.organization_id == self.organization_id
+            )
+        )
+
+    @staticmethod
+    def connection_by_state(session: Session, state: str) -> SalesforceConnection | None:
+        """The connection whose Connect Salesforce is waiting for this ``state``."""
+        if not state:
+            return None
+        return session.scalar(
+            select(SalesforceConnection).where(SalesforceConnection.pending_state == state)
+        )
+
+    def add(self, connection: SalesforceConnection) -> SalesforceConnection:
+        self.session.add(connection)
+        self.session.flush()
+        return connection
+
+    def claim_writer(self, owner: str, until: datetime, now: datetime) -> bool:
+        """Take the organization's writer lease (one drain at a time, across processes)."""
+        result = self.session.execute(
+            update(SalesforceConnection)
+            .where(
+                SalesforceConnection.organization_id == self.organization_id,
+                or_(
+                    SalesforceConnection.writer_lease_until.is_(None),
+                    SalesforceConnection.writer_lease_until < now,
+                    SalesforceConnection.writer_lease_owner == owner,
+                ),
+            )
+            .values(writer_lease_owner=owner, writer_lease_until=until)
+            .execution_options(synchronize_session=False)
+        )
+        return bool(getattr(result, "rowcount", 0))
+
+    def release_writer(self, owner: str) -> None:
+        self.session.execute(
+            update(SalesforceConnection)
+            .where(
+                SalesforceConnection.organization_id == self.organization_id,
+                SalesforceConnection.writer_lease_owner == owner,
+            )
+            .values(writer_lease_owner=None, writer_lease_until=None)
+            .execution_options(synchronize_session=False)
+        )
+
+    # -- members and their Salesforce users ------------------------------------------------
+    def members(self) -> list[Member]:
+        return list(
+            self.session.scalars(
+                select(Member)
+                .where(Member.organization_id == self.organization_id)
+                .order_by(Member.email)
+            )
+        )
+
+    def member(self, member_id: str) -> Member | None:
+        return self.session.scalar(
+            select(Member).where(
+                Member.organization_id == self.organization_id, Member.id == member_id
+            )
+        )
+
+    def user_links(self) -> dict[str, SalesforceUserLink]:
+        rows = self.session.scalars(
+            select(SalesforceUserLink).where(
+                SalesforceUserLink.organization_id == self.organization_id
+            )
+        )
+        return {row.member_id: row for row in rows}
+
+    def save_user_link(
+        self, member_id: str, user: dict[str, Any], matched_by: UserMatch
+    ) -> SalesforceUserLink:
+        link = self.session.get(SalesforceUserLink, member_id)
+        if link is None:
+            link = SalesforceUserLink(member_id=member_id, organization_id=self.organization_id)
+            self.session.add(link)
+        link.salesforce_user_id = str(user["Id"])
+        link.salesforce_username = str(user.get("Username") or "")[:320]
+        link.salesforce_name = str(user.get("Name") or "")[:200]
+        link.matched_by = matched_by
+        self.session.flush()
+        return link
+
+    def drop_user_link(self, member_id: str) -> None:
+        self.session.execute(
+            delete(SalesforceUserLink).where(
+                SalesforceUserLink.organization_id == self.organization_id,
+                SalesforceUserLink.member_id == member_id,
+            )
+        )
+
+    # -- the mirror of Salesforce's people -------------------------------------------------
+    def mirror_rows(self, salesforce_ids: Collection[str]) -> dict[str, SalesforceMirrorRecord]:
+        found: dict[str, SalesforceMirrorRecord] = {}
+        for chunk in _chunks(sorted(set(salesforce_ids))):
+            for row in self.session.scalars(
+                select(SalesforceMirrorRecord).where(
+                    SalesforceMirrorRecord.organization_id == self.organization_id,
+                    SalesforceMirrorRecord.salesforce_id.in_(chunk),
+                )
+            ):
+                found[row.salesforce_id] = row
+        return found
+
+    def mirror_rows_of(self, sobject: str) -> list[SalesforceMirrorRecord]:
+        return list(
+            self.session.scalars(
+                select(SalesforceMirrorRecord).where(
+                    SalesforceMirrorRecord.organization_id == self.organization_id,
+                    SalesforceMirrorRecord.sobject == sobject,
+                )
+            )
+        )
+
+    def mirror_rows_for_local(self, local_ids: Collection[str]) -> list[SalesforceMirrorRecord]:
+        """Mirror rows matched through these local rows, oldest Salesforce record first."""
+        found: list[SalesforceMirrorRecord] = []
+        for chunk in _chunks(sorted(set(local_ids))):
+            found.extend(
+                self.session.scalars(
+                    select(SalesforceMirrorRecord).where(
+                        SalesforceMirrorRecord.organization_id == self.organization_id,
+                        SalesforceMirrorRecord.local_id.in_(chunk),
+                    )
+                )
+            )
+        found.sort(key=lambda r: (r.created_at, r.salesforce_id))
+        return found
+
+    def add_mirror_row(self, row: SalesforceMirrorRecord) -> None:
+        self.session.add(row)
+
+    def delete_mirror_row(self, row: SalesforceMirrorRecord) -> None:
+        self.session.delete(row)
+
+    def people_by_email(self, model: Any, emails: Collection[str]) -> dict[str, Any]:
+        """Local contacts (``CrmContact``) or leads (``CrmLead``) by address."""
+        found: dict[str, Any] = {}
+        for chunk in _chunks(sorted({e for e in emails if e})):
+            for row in self.session.scalars(
+                select(model).where(
+                    model.organization_id == self.organization_id, model.email.in_(chunk)
+                )
+            ):
+                found[row.email] = row
+        return found
+
+    def local_row(self, model: Any, local_id: str) -> Any:
+        row = self.session.get(model, local_id)
+        return row if row is not None and row.organization_id == self.organization_id else None
+
+    def add_local(self, row: CrmAccount | CrmContact | CrmLead | CrmOpportunity) -> None:
+        self.session.add(row)
+        self.session.flush()
+
+    def delete_local(self, row: CrmAccount | CrmContact | CrmLead | CrmOpportunity) -> None:
+        self.session.delete(row)
+        self.session.flush()
+
+    def cursor(self, sobject: str) -> SalesforceMirrorCursor | None:
+        return self.session.get(SalesforceMirrorCursor, (self.organization_id, sobject))
+
+    def save_cursor(
+        self, sobject: str, *, updated_until: datetime, deleted_until: datetime, loaded: bool
+    ) -> None:
+        row = self.cursor(sobject)
+        if row is None:
+            row = SalesforceMirrorCursor(
+                organization_id=self.organization_id,
+                sobject=sobject,
+                updated_until=updated_until,
+                deleted_until=deleted_until,
+            )
+            self.session.add(row)
+        row.updated_until = updated_until
+        row.deleted_until = deleted_until
+        if loaded:
+            row.loaded_at = utcnow()
+        self.session.flush()
+
+    def forget_mirror(self) -> None:
+        """Forget how far the mirror read (the next run loads everything again)."""
+        self.session.execute(
+            delete(SalesforceMirrorCursor).where(
+                SalesforceMirrorCursor.organization_id == self.organization_id
+            )
+        )
+
+    # -- the writer's ledger ---------------------------------------------------------------
+    def queue(self, activity_ids: Collection[str]) -> None:
+        queue_activities(self.session, self.organization_id, activity_ids)
+
+    def queue_everything(self) -> int:
+        """Queue every live activity of the organization that has no ledger row yet (a new
+        connection: what the store already holds goes to Salesforce too)."""
+        known = select(SalesforceActivityRecord.activity_id).where(
+            SalesforceActivityRecord.organization_id == self.organization_id
+        )
+        ids = list(
+            self.session.scalars(
+                select(CrmActivity.id).where(
+                    CrmActivity.organization_id == self.organization_id,
+                    CrmActivity.deleted_at.is_(None),
+                    CrmActivity.id.not_in(known),
+                )
+            )
+        )
+        self.queue(ids)
+        return len(ids)
+
+    def due(self, now: datetime, limit: int) -> list[SalesforceActivityRecord]:
+        """Pending writes whose time has come: never tried first, then retries by time."""
+        return list(
+            self.session.scalars(
+                select(SalesforceActivityRecord)
+                .where(
+                    SalesforceActivityRecord.organization_id == self.organization_id,
+                    SalesforceActivityRecord.state == WriteState.PENDING,
+                    or_(
+                        SalesforceActivityRecord.next_attempt_at.is_(None),
+                        SalesforceActivityRecord.next_attempt_at <= now,
+                    ),
+                )
+                .order_by(
+                    SalesforceActivityRecord.next_attempt_at.nulls_first(),
+                    SalesforceActivityRecord.activity_id,
+                )
+                .limit(limit)
+            )
+        )
+
+    def mark_uncertain(self, activity_ids: Collection[str]) -> None:
+        """About to be sent: until the answers are recorded, Salesforce may hold them or
+        not. Rows are locked in id order first (PostgreSQL), like ``queue_activities``."""
+        ids = sorted(set(activity_ids))
+        for chunk in _chunks(ids):
+            self.session.execute(
+                select(SalesforceActivityRecord.activity_id)
+                .where(SalesforceActivityRecord.activity_id.in_(chunk))
+                .order_by(SalesforceActivityRecord.activity_id)
+                .with_for_update()
+            )
+            self.session.execute(
+                update(SalesforceActivityRecord)
+                .where(SalesforceActivityRecord.activity_id.in_(chunk))
+                .values(uncertain=True)
+                .execution_options(synchronize_session=False)
+            )
+
+    def ledger(self, activity_ids: Collection[str]) -> dict[str, SalesforceActivityRecord]:
+        found: dict[str, SalesforceActivityRecord] = {}
+        for chunk in _chunks(sorted(set(activity_ids))):
+            for row in self.session.scalars(
+                select(SalesforceActivityRecord).where(
+                    SalesforceActivityRecord.organization_id == self.organization_id,
+                    SalesforceActivityRecord.activity_id.in_(chunk),
+                )
+            ):
+                found[row.activity_id] = row
+        return found
+
+    def ledger_counts(self) -> dict[WriteState, int]:
+        rows = self.session.execute(
+            select(SalesforceActivityRecord.state, func.count())
+            .where(SalesforceActivityRecord.organization_id == self.organization_id)
+            .group_by(SalesforceActivityRecord.state)
+        )
+        return {WriteState(state): int(count) for state, count in rows}
+
+    def parked(self, limit: int = 100) -> list[SalesforceActivityRecord]:
+        return list(
+            self.session.scalars(
+                select(SalesforceActivityRecord)
+                .where(
+                    SalesforceActivityRecord.organization_id == self.organization_id,
+                    SalesforceActivityRecord.state == WriteState.PARKED,
+                )
+                .order_by(SalesforceActivityRecord.updated_at.desc())
+                .limit(limit)
+            )
+        )
+
+    def retry_parked(self) -> int:
+        result = self.session.execute(
+            update(SalesforceActivityRecord)
+            .where(
+                SalesforceActivityRecord.organization_id == self.organization_id,
+                SalesforceActivityRecord.state == WriteState.PARKED,
+            )
+            .values(state=WriteState.PENDING, next_attempt_at=None)
+            .execution_options(synchronize_session=False)
+        )
+        return int(getattr(result, "rowcount", 0) or 0)
+
+    def activities(self, activity_ids: Collection[str]) -> dict[str, CrmActivity]:
+        found: dict[str, CrmActivity] = {}
+        for chunk in _chunks(sorted(set(activity_ids))):
+            for row in self.session.scalars(
+                select(CrmActivity).where(
+                    CrmActivity.organization_id == self.organization_id,
+                    CrmActivity.id.in_(chunk),
+                )
+            ):
+                found[row.id] = row
+        return found
+
+    def activity_people(self, activity_ids: Collection[str]) -> dict[str, list[tuple[str, str]]]:
+        """Activity id → its (person kind, local person id) links."""
+        found: dict[str, list[tuple[str, str]]] = {}
+        for chunk in _chunks(sorted(set(activity_ids))):
+            for aid, kind, pid in self.session.execute(
+                select(
+                    CrmActivityPerson.activity_id,
+                    CrmActivityPerson.person_kind,
+                    CrmActivityPerson.person_id,
+                ).where(CrmActivityPerson.activity_id.in_(chunk))
+            ):
+                found.setdefault(aid, []).append((PersonKind(kind).value, pid))
+        return found
+
+    def activity_accounts(self, activity_ids: Collection[str]) -> dict[str, list[str]]:
+        found: dict[str, list[str]] = {}
+        for chunk in _chunks(sorted(set(activity_ids))):
+            for aid, record_id in self.session.execute(
+                select(CrmActivityRecord.activity_id, CrmActivityRecord.record_id).where(
+                    CrmActivityRecord.activity_id.in_(chunk),
+                    CrmActivityRecord.record_kind == RecordKind.ACCOUNT,
+                )
+            ):
+                found.setdefault(aid, []).append(record_id)
+        return found
+
+    def holders(self, activity_ids: Collection[str]) -> dict[str, set[str]]:
+        """Activity id → the members whose mailbox, calendar or To Do list holds it now."""
+        found: dict[str, set[str]] = {}
+        ordered = sorted(set(activity_ids))
+        for link in (CrmEmailCopy, CrmActivityMember):
+            for chunk in _chunks(ordered):
+                for aid, mid in self.session.execute(
+                    select(link.activity_id, link.member_id).where(
+                        link.activity_id.in_(chunk), link.removed_at.is_(None)
+                    )
+                ):
+                    found.setdefault(aid, set()).add(mid)
+        return found
+
+    def contact_accounts(self, contact_ids: Collection[str]) -> dict[str, str]:
+        """Local contact id → its local account id."""
+        found: dict[str, str] = {}
+        for chunk in _chunks(sorted(set(contact_ids))):
+            for cid, account_id in self.session.execute(
+                select(CrmContact.id, CrmContact.account_id).where(
+                    CrmContact.organization_id == self.organization_id,
+                    CrmContact.id.in_(chunk),
+                    CrmContact.account_id.is_not(None),
+                )
+            ):
+                if account_id is not None:
+                    found[cid] = account_id
+        return found
+
+    def open_opportunities(self, account_ids: Collection[str]) -> dict[str, list[str]]:
+        """Local account id → its open opportunities (local ids), oldest first."""
+        found: dict[str, list[str]] = {}
+        for chunk in _chunks(sorted(set(account_ids))):
+            for oid, account_id in self.session.execute(
+                select(CrmOpportunity.id, CrmOpportunity.account_id)
+                .where(
+                    CrmOpportunity.organization_id == self.organization_id,
+                    CrmOpportunity.account_id.in_(chunk),
+                    CrmOpportunity.is_closed.is_(False),
+                )
+                .order_by(CrmOpportunity.created_at, CrmOpportunity.id)
+            ):
+                found.setdefault(account_id, []).append(oid)
+        return found

@@ -1,0 +1,217 @@
+"""What the Salesforce services hand to doors and workers: Run Test's report, the members ↔
+Salesforce users mapping, what a drain and a mirror run did, and the connection's overview.
+
+Plain values, detached from the database session; ``as_json`` gives their JSON shape.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import asdict, dataclass, field
+from datetime import datetime
+from typing import Any
+
+from m365sync.crm.models import EmailTarget, SalesforceAuthKind, SalesforceStatus, WriteState
+
+__all__ = [
+    "CheckOutcome",
+    "DrainResult",
+    "DrainStatus",
+    "MemberUser",
+    "MirrorResult",
+    "SalesforceCheck",
+    "SalesforceOverview",
+    "SalesforceTestReport",
+]
+
+
+class CheckOutcome(enum.StrEnum):
+    PASSED = "passed"
+    WARNING = "warning"
+    """Works, with a limitation the admin should know (Enhanced Email off, little API left)."""
+    FAILED = "failed"
+    SKIPPED = "skipped"
+    """Not checked: an earlier check failed (no sign-in, no API access)."""
+
+
+@dataclass(frozen=True)
+class SalesforceCheck:
+    """One line of Run Test for Salesforce: what was checked, how it went, and the fix."""
+
+    name: str
+    title: str
+    outcome: CheckOutcome
+    message: str
+    fix: str = ""
+
+    def as_json(self) -> dict[str, str]:
+        return {
+            "name": self.name,
+            "title": self.title,
+            "outcome": self.outcome.value,
+            "message": self.message,
+            "fix": self.fix,
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> SalesforceCheck:
+        return cls(
+            name=str(data.get("name", "")),
+            title=str(data.get("title", "")),
+            outcome=CheckOutcome(str(data.get("outcome", CheckOutcome.SKIPPED.value))),
+            message=str(data.get("message", "")),
+            fix=str(data.get("fix", "")),
+        )
+
+
+@dataclass
+class SalesforceTestReport:
+    checks: list[SalesforceCheck]
+    email_target: EmailTarget | None = None
+    username: str = ""
+    """The user m365sync signs in as."""
+    api_used: int | None = None
+    api_limit: int | None = None
+
+    @property
+    def ok(self) -> bool:
+        """Nothing failed (warnings allowed)."""
+        return all(c.outcome != CheckOutcome.FAILED for c in self.checks)
+
+    @property
+    def signed_in(self) -> bool:
+        return any(c.name == "sign_in" and c.outcome == CheckOutcome.PASSED for c in self.checks)
+
+    def check(self, name: str) -> SalesforceCheck | None:
+        return next((c for c in self.checks if c.name == name), None)
+
+    def failures(self) -> list[SalesforceCheck]:
+        return [c for c in self.checks if c.outcome == CheckOutcome.FAILED]
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "ok": self.ok,
+            "email_target": self.email_target.value if self.email_target else None,
+            "username": self.username,
+            "api_used": self.api_used,
+            "api_limit": self.api_limit,
+            "checks": [c.as_json() for c in self.checks],
+        }
+
+
+@dataclass(frozen=True)
+class MemberUser:
+    """A member and the Salesforce user their activities are owned by and related to."""
+
+    member_id: str
+    email: str
+    name: str
+    salesforce_user_id: str | None
+    salesforce_username: str = ""
+    salesforce_name: str = ""
+    matched_by: str | None = None
+    """``email`` (found by address) or ``admin`` (chosen); None: no user."""
+
+    def as_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+class DrainStatus(enum.StrEnum):
+    DRAINED = "drained"
+    """Every due record was tried (some may wait for a retry or a person)."""
+    PAUSED = "paused"
+    """The API limit (or m365sync's share of it) is reached; ``resumes_at`` says when."""
+    NOT_CONNECTED = "not_connected"
+    NEEDS_RECONNECT = "needs_reconnect"
+    BUSY = "busy"
+    """Another worker is draining this organization right now."""
+
+
+@dataclass
+class DrainResult:
+    """What one ``drain_salesforce`` did."""
+
+    status: DrainStatus = DrainStatus.DRAINED
+    written: int = 0
+    """Records created or updated in Salesforce."""
+    related: int = 0
+    """People related (EmailMessageRelation, EventRelation) to them."""
+    deleted: int = 0
+    synced: int = 0
+    """Activities Salesforce now holds as the local store does."""
+    retrying: int = 0
+    parked: int = 0
+    unmatched: int = 0
+    api_calls: int = 0
+    message: str = ""
+    fix: str = ""
+    resumes_at: datetime | None = None
+
+    def as_json(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["status"] = self.status.value
+        data["resumes_at"] = self.resumes_at.isoformat() if self.resumes_at else None
+        return data
+
+
+@dataclass
+class MirrorResult:
+    """What one ``refresh_salesforce_people`` did, per Salesforce object."""
+
+    loaded: dict[str, int] = field(default_factory=dict)
+    """Records read by a full load (first run, or a cursor too old to poll from)."""
+    changed: dict[str, int] = field(default_factory=dict)
+    removed: dict[str, int] = field(default_factory=dict)
+    api_calls: int = 0
+
+    def as_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class SalesforceOverview:
+    """The connection as an admin sees it: status, who m365sync is there, API usage, the
+    writer's backlog and pause, members' users, and the last Run Test."""
+
+    connected: bool
+    status: SalesforceStatus | None = None
+    detail: str = ""
+    fix: str = ""
+    auth_kind: SalesforceAuthKind | None = None
+    login_url: str = ""
+    instance_url: str = ""
+    salesforce_org_id: str = ""
+    integration_username: str = ""
+    email_target: EmailTarget | None = None
+    api_used: int | None = None
+    api_limit: int | None = None
+    api_share: float | None = None
+    paused_until: datetime | None = None
+    pause_reason: str = ""
+    records: dict[str, int] = field(default_factory=dict)
+    members: list[MemberUser] = field(default_factory=list)
+    last_test: list[SalesforceCheck] = field(default_factory=list)
+    last_tested_at: datetime | None = None
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "connected": self.connected,
+            "status": self.status.value if self.status else None,
+            "detail": self.detail,
+            "fix": self.fix,
+            "auth_kind": self.auth_kind.value if self.auth_kind else None,
+            "login_url": self.login_url,
+            "instance_url": self.instance_url,
+            "salesforce_org_id": self.salesforce_org_id,
+            "integration_username": self.integration_username,
+            "email_target": self.email_target.value if self.email_target else None,
+            "api_used": self.api_used,
+            "api_limit": self.api_limit,
+            "api_share": self.api_share,
+            "paused_until": self.paused_until.isoformat() if self.paused_until else None,
+            "pause_reason": self.pause_reason,
+            "records": {WriteState(k).value: v for k, v in self.records.items()},
+            "members": [m.as_json() for m in self.members],
+            "last_test": [c.as_json() for c in self.last_test],
+            "last_tested_at": self.last_tested_at.isoformat() if self.last_tested_at else None,
+        }

@@ -1,0 +1,104 @@
+"""Starting ``m365sync`` is cheap: loading the command line (all of it, as ``--help`` does)
+imports typer and rich, never the database layer, Microsoft's clients, the web stack or
+the workers. Each command imports those when it runs. Not a timed test: it checks what is
+loaded, in a fresh interpreter."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+HEAVY = (
+    "sqlalchemy",
+    "alembic",
+    "msal",
+    "celery",
+    "kombu",
+    "redis",
+    "fastapi",
+    "starlette",
+    "uvicorn",
+    "jinja2",
+    "httpx",
+    "httpcore",
+    "exchangelib",
+    "simple_salesforce",
+    "cryptography",
+    "pydantic",
+    "pydantic_settings",
+    "psycopg",
+    "m365sim",
+    "sfsim",
+)
+
+
+def loaded_modules(code: str) -> set[str]:
+    """The top-level packages loaded in a fresh interpreter after ``code``."""
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            f"{code}\nimport json, sys\nprint(json.dumps(sorted(sys.modules)))",
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=120,
+    )
+    modules = json.loads(result.stdout.splitlines()[-1])
+    return {name.split(".")[0] for name in modules} | set(modules)
+
+
+def test_importing_the_command_line_loads_nothing_heavy() -> None:
+    loaded = loaded_modules("import m365sync.cli")
+
+    assert loaded.isdisjoint(HEAVY), sorted(loaded & set(HEAVY))
+    assert "m365sync.cli.sync" in loaded  # every command module is there, cheaply
+    assert {m for m in loaded if m.startswith("m365sync.")} <= {
+        "m365sync.cli",
+        "m365sync.cli._output",
+        "m365sync.cli.connections",
+        "m365sync.cli.crm",
+        "m365sync.cli.db",
+        "m365sync.cli.keys",
+        "m365sync.cli.organizations",
+        "m365sync.cli.serve",
+        "m365sync.cli.sync",
+        "m365sync.errors",
+        "m365sync.sync",
+        "m365sync.sync.features",
+    }
+
+
+def test_help_builds_every_command_without_loading_anything_heavy() -> None:
+    """``m365sync --help`` builds every command and option (the ``--feature`` choices
+    included) from the modules above alone."""
+    loaded = loaded_modules(
+        "import contextlib, io\n"
+        "from m365sync.cli import main\n"
+        "with contextlib.suppress(SystemExit), contextlib.redirect_stdout(io.StringIO()):\n"
+        "    main(['sync', '--help'])\n"
+        "with contextlib.suppress(SystemExit), contextlib.redirect_stdout(io.StringIO()):\n"
+        "    main(['--help'])"
+    )
+
+    # typer itself checks option values with pydantic once a command is chosen
+    heavy = set(HEAVY) - {"pydantic"}
+    assert loaded.isdisjoint(heavy), sorted(loaded & heavy)
+
+
+def test_python_dash_m_runs_the_command_line() -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "m365sync", "--help"],
+        env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path), "COLUMNS": "120"},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+    assert result.returncode == 0, result.stderr
+    assert "service-accounts" in result.stdout and "resync" in result.stdout

@@ -1,0 +1,147 @@
+"""Salesforce as Contoso's CRM, for the tests: the sync harness's organization (members
+adele, alex and diego @contoso.com, synced from m365sim) with sfsim's demo org as its CRM,
+each member a Salesforce user there, and helpers that read sfsim the way a Salesforce admin
+would look at the org.
+
+Import from here (``from salesforce_target_world import ...``), not from ``conftest``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import requests
+from harness import SyncWorld, build_world
+from salesforce_world import CONSUMER_KEY, DEMO_KEY, INTEGRATION_USER, logged, sim
+
+from m365sim.seed import DEMO_SEED as M365_DEMO_SEED
+from m365sim.seed import load_seed as load_m365_seed
+from m365sim.seed import read_seed as read_m365_seed
+from m365sim.server import SimServer
+from m365sync.crm.salesforce_mirror import refresh_salesforce_people
+from m365sync.crm.salesforce_schemas import DrainResult, MirrorResult, SalesforceTestReport
+from m365sync.crm.salesforce_service import connect_with_jwt
+from m365sync.crm.salesforce_writer import drain_salesforce
+from m365sync.db.session import Database
+from m365sync.settings import Settings
+from sfsim import SfServer
+
+ADELE = "adele@contoso.com"
+ALEX = "alex@contoso.com"
+DIEGO = "diego@contoso.com"
+MEMBERS = (ADELE, ALEX, DIEGO)
+PAT = "pat@fabrikam.example"
+SAM = "sam@fabrikam.example"
+NINA = "nina@northwind.example"
+LEE = "lee@contoso-pharma.example"
+
+
+def combined_ca_bundle(sim_server: SimServer, sf: SfServer, directory: Path) -> Path:
+    """One CA bundle trusting both emulators (the product has one ``ca_bundle`` setting)."""
+    path = directory / "ca-both.pem"
+    path.write_text(
+        Path(sim_server.tls.ca_bundle).read_text() + "\n" + Path(sf.tls.ca_bundle).read_text()
+    )
+    return path
+
+
+@dataclass
+class SalesforceTarget:
+    sync: SyncWorld
+    sf: SfServer
+    settings: Settings
+
+    @property
+    def database(self) -> Database:
+        return self.sync.database
+
+    @property
+    def organization_id(self) -> str:
+        return self.sync.organization_id
+
+    @property
+    def box(self) -> Any:
+        return self.sync.runtime.box
+
+    def close(self) -> None:
+        self.sync.control.close()
+
+    # -- the product's Salesforce services ---------------------------------------------------
+    def connect(self, **overrides: Any) -> SalesforceTestReport:
+        values: dict[str, Any] = {
+            "consumer_key": CONSUMER_KEY,
+            "username": INTEGRATION_USER,
+            "private_key_pem": DEMO_KEY.private_key_pem,
+        }
+        values.update(overrides)
+        with self.database.session() as session:
+            return connect_with_jwt(
+                session, self.box, self.settings, self.organization_id, **values
+            )
+
+    def mirror(self, **kwargs: Any) -> MirrorResult:
+        return refresh_salesforce_people(
+            self.database, self.organization_id, settings=self.settings, box=self.box, **kwargs
+        )
+
+    def drain(self, **kwargs: Any) -> DrainResult:
+        return drain_salesforce(
+            self.database, self.organization_id, settings=self.settings, box=self.box, **kwargs
+        )
+
+    # -- sfsim, as an admin sees the org -----------------------------------------------------
+    def control(self, method: str, path: str, **kwargs: Any) -> Any:
+        return sim(self.sf, method, path, **kwargs)
+
+    def records(self, sobject: str, *, deleted: bool = False) -> list[dict[str, Any]]:
+        rows: list[dict[str, Any]] = self.control("GET", f"records/{sobject}")["value"]
+        return [r for r in rows if deleted or not r.get("IsDeleted")]
+
+    def record_id(self, sobject: str, **match: Any) -> str:
+        found = [r for r in self.records(sobject) if all(r.get(k) == v for k, v in match.items())]
+        assert len(found) == 1, found
+        return str(found[0]["Id"])
+
+    def user_id(self, username: str) -> str:
+        return self.record_id("User", Username=username)
+
+    def api_requests(self) -> list[dict[str, Any]]:
+        return [r for r in logged(self.sf, "/services/data/") if r["countedAsApiRequest"]]
+
+    def forget_requests(self) -> None:
+        self.control("DELETE", "requests")
+
+
+def build_target(
+    sim_server: SimServer, sf: SfServer, tmp_path: Path, db: Database
+) -> SalesforceTarget:
+    data = read_m365_seed(M365_DEMO_SEED)
+    for tenant in data["tenants"]:
+        tenant.pop("mailboxes", None)  # empty mailboxes: each test builds its own mail
+    sim_server.state.reset()
+    load_m365_seed(sim_server.state, data)
+    world = build_world(sim_server, tmp_path, MEMBERS, database=db)
+    bundle = combined_ca_bundle(sim_server, sf, tmp_path)
+    settings = world.settings.model_copy(
+        update={"salesforce_login_url": sf.url, "ca_bundle": bundle}
+    )
+    world.settings = settings
+    answer = requests.post(
+        f"{sf.url}/_sim/seed",
+        json={
+            "users": [
+                {
+                    "username": f"{address.split('@')[0]}@acme.example",
+                    "firstName": address.split("@")[0].capitalize(),
+                    "lastName": "Contoso",
+                    "email": address,
+                }
+                for address in MEMBERS
+            ]
+        },
+        timeout=10,
+    )
+    assert answer.status_code == 201, answer.text
+    return SalesforceTarget(world, sf, settings)

@@ -1,0 +1,1 @@
+"""What tests share: importable as ``support`` (pytest puts ``tests/`` on the path)."""
