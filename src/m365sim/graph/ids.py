@@ -30,7 +30,14 @@ import uuid
 from dataclasses import dataclass
 from functools import lru_cache
 
-__all__ = ["ParsedId", "item_id", "mailbox_key", "parse_item_id"]
+__all__ = [
+    "ParsedId",
+    "compact_item_id",
+    "expand_item_id",
+    "item_id",
+    "mailbox_key",
+    "parse_item_id",
+]
 
 # Exchange's ids begin with these bytes; reusing them keeps ids looking familiar in logs.
 _DEFAULT_PREFIX = b"\x00\x03\x24\x00"  # "AAMkA"
@@ -100,8 +107,10 @@ def parse_item_id(value: str) -> ParsedId | None:
         return None
     try:
         if raw.startswith(_IMMUTABLE_PREFIX):
-            start = len(_IMMUTABLE_PREFIX)
-            key, kind, number = _IMMUTABLE_PAYLOAD.unpack_from(raw, start)
+            end = len(_IMMUTABLE_PREFIX) + _IMMUTABLE_PAYLOAD.size
+            if raw[end : end + 8] != hashlib.sha256(raw[:end]).digest()[:8]:
+                return None  # another backend's id with Exchange's prefix (a To Do task)
+            key, kind, number = _IMMUTABLE_PAYLOAD.unpack_from(raw, len(_IMMUTABLE_PREFIX))
             return ParsedId(kind.decode(), key.hex(), int.from_bytes(number, "big"), 0, True)
         if raw.startswith(_DEFAULT_PREFIX) and len(raw) >= _DEFAULT_HEAD + _PAYLOAD.size:
             key, kind, number, generation = _PAYLOAD.unpack_from(raw, _DEFAULT_HEAD)
@@ -113,3 +122,34 @@ def parse_item_id(value: str) -> ParsedId | None:
     except (struct.error, UnicodeDecodeError):
         return None
     return None
+
+
+_COMPACT = struct.Struct(">c5s6sI?")
+
+
+def compact_item_id(parsed: ParsedId) -> bytes:
+    """The 17 bytes that identify an id's item (for short entry ids, e.g. EWS ConvertId)."""
+    return _COMPACT.pack(
+        parsed.kind.encode(),
+        bytes.fromhex(parsed.mailbox),
+        _pack_number(parsed.number),
+        parsed.generation,
+        parsed.immutable,
+    )
+
+
+def expand_item_id(data: bytes) -> str | None:
+    """The id ``compact_item_id`` made ``data`` from, or None if it is not such bytes."""
+    if len(data) != _COMPACT.size:
+        return None
+    try:
+        kind, key, number, generation, immutable = _COMPACT.unpack(data)
+        return item_id(
+            kind.decode(),
+            key.hex(),
+            int.from_bytes(number, "big"),
+            generation=generation,
+            immutable=immutable,
+        )
+    except (struct.error, UnicodeDecodeError):
+        return None
