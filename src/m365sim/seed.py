@@ -166,7 +166,9 @@ def apply_user_fields(user: User, spec: dict[str, Any]) -> None:
         attribute, kind = USER_FLAGS[key]
         if value is not None and not isinstance(value, kind):
             raise SeedError(f"user {user.user_principal_name!r}: {key} must be {kind.__name__}")
-        if key == "aliases" and not all(isinstance(a, str) and "@" in a for a in value or []):
+        if key == "aliases" and not (
+            isinstance(value, list) and all(isinstance(a, str) and "@" in a for a in value)
+        ):
             raise SeedError(f"user {user.user_principal_name!r}: aliases are email addresses")
         if key == "mailboxLocation" and value not in ("cloud", "onprem"):
             raise SeedError(

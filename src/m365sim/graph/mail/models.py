@@ -1147,8 +1147,8 @@ class MailStore:
                     {k: v for k, v in view.items() if k in select or k == "id" or k.startswith("@")}
                 )
         if end < len(current.entries):
-            skiptoken = {"k": "s", "r": round_id, "o": end, "c": chain, "n": generation}
-            return DeltaPage(items, self._sign(skiptoken), None)
+            next_page = {"k": "s", "r": round_id, "o": end, "c": chain, "n": generation}
+            return DeltaPage(items, self._sign(next_page), None)
         # The round is kept (not deleted) so a retry of its last page is served again while
         # its generation is kept; pruning and expiry forget it.
         point_id = secrets.token_hex(8)
