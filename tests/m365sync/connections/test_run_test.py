@@ -209,6 +209,9 @@ async def test_test_account_outside_synced_domains(db, runtime, make_org):
 
 
 async def test_mailbox_blocked_by_application_access_policy(sim, db, runtime, make_org):
+    # About what a policy decides, not when: this test lets policy changes reach Graph at
+    # once (the default is Exchange's propagation delay, see docs/m365sim/access-and-limits.md).
+    sim.state.config.policy_propagation_seconds = 0
     control(
         sim,
         "POST",
