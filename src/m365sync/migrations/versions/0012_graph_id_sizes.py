@@ -8,8 +8,8 @@ now has the room the CRM's own ``external_id`` has (400).
 Downgrading shortens the column again; PostgreSQL refuses that while a longer value is
 stored.
 
-Revision ID: 0010_graph_id_sizes
-Revises: 0009_salesforce_connection
+Revision ID: 0012_graph_id_sizes
+Revises: 0011_member_time_zone
 """
 
 from __future__ import annotations
@@ -19,8 +19,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0010_graph_id_sizes"
-down_revision: str | None = "0009_salesforce_connection"
+revision: str = "0012_graph_id_sizes"
+down_revision: str | None = "0011_member_time_zone"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
