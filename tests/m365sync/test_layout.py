@@ -16,7 +16,9 @@ from pathlib import Path
 
 import pytest
 
-SRC = Path(__file__).resolve().parents[2] / "src"
+ROOT = Path(__file__).resolve().parents[2]
+SRC = ROOT / "src"
+TESTS = ROOT / "tests"
 PRODUCT = "m365sync"
 EMULATORS = ("m365sim", "sfsim")
 
@@ -315,6 +317,59 @@ def _shortest_circle(graph: dict[str, set[str]], group: list[str]) -> list[str]:
                 paths[after] = [*paths[node], after]
                 queue.append(after)
     return paths[start]
+
+
+def test_tests_share_code_only_through_the_support_package() -> None:
+    """Shared test code lives in tests/support, imported as ``support`` (pyproject's
+    ``pythonpath``). Reaching into another test folder by putting it on ``sys.path``, by
+    importing a sibling file by its bare name, or through ``tests.`` works only by accident
+    of the directory pytest starts in, so none of those is allowed."""
+    helpers = {
+        path.stem
+        for path in TESTS.rglob("*.py")
+        if "support" not in path.relative_to(TESTS).parts[:1]
+    }
+    offences = []
+    for path in sorted(TESTS.rglob("*.py")):
+        where = path.relative_to(ROOT).as_posix()
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"), str(path))):
+            names: list[str] = []
+            if isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom) and not node.level and node.module:
+                names = [node.module]
+            for name in names:
+                if top(name) in helpers or top(name) == "tests":
+                    offences.append(f"{where}:{node.lineno} imports {name}")
+            if _changes_sys_path(node):
+                offences.append(f"{where}:{node.lineno} changes sys.path")
+    check(
+        "Test code is shared through tests/support (``from support.<module> import ...``):",
+        offences,
+    )
+
+
+def _changes_sys_path(node: ast.AST) -> bool:
+    """``sys.path.insert(...)``, ``sys.path.append(...)``, ``sys.path[:0] = ...`` and the like."""
+    if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute):
+        return _is_sys_path(node.func.value) and node.func.attr in (
+            "insert",
+            "append",
+            "extend",
+        )
+    if isinstance(node, ast.Assign | ast.AugAssign):
+        targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+        return any(_is_sys_path(t.value if isinstance(t, ast.Subscript) else t) for t in targets)
+    return False
+
+
+def _is_sys_path(node: ast.AST) -> bool:
+    return (
+        isinstance(node, ast.Attribute)
+        and node.attr == "path"
+        and isinstance(node.value, ast.Name)
+        and node.value.id == "sys"
+    )
 
 
 def test_the_rules_see_function_level_and_type_checking_imports(tmp_path: Path) -> None:

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import httpx
 import pytest
-from sim_tokens import GraphFactory
 
 from m365sim.server import SimServer
+from support.sim_tokens import GraphFactory
 
 
 @pytest.fixture
