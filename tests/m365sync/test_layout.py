@@ -53,6 +53,16 @@ DOORS_AND_WORKERS = ("web", "cli", "workers")
 REMOTE_SYSTEMS = ("microsoft", "salesforce")
 FOUNDATIONS = ("db", "settings", "errors", "crypto")
 EMULATOR_USERS = ("demo",)  # the one product module that may start an emulator
+# The client libraries of a remote system, and the one folder that talks to that system.
+CLIENT_LIBRARIES = {
+    "msal": "microsoft",
+    "exchangelib": "microsoft",
+    "msgraph": "microsoft",
+    "msgraph_core": "microsoft",
+    "azure": "microsoft",
+    "O365": "microsoft",
+    "simple_salesforce": "salesforce",
+}
 
 
 @dataclass(frozen=True)
@@ -201,6 +211,19 @@ def test_foundations_import_nothing_above_them() -> None:
             if folder(i.importer) in FOUNDATIONS
             and ours(i.target)
             and folder(i.target) not in (*FOUNDATIONS, "__init__")
+        ],
+    )
+
+
+def test_only_the_remote_system_folders_use_their_client_libraries() -> None:
+    check(
+        "Only microsoft/ talks to Microsoft (MSAL, exchangelib, Microsoft's SDKs) and only "
+        "salesforce/ to Salesforce (simple-salesforce); the rest of the product asks them:",
+        [
+            f"{i.where} imports {i.target}: that is {CLIENT_LIBRARIES[top(i.target)]}/'s job"
+            for i in product_imports()
+            if top(i.target) in CLIENT_LIBRARIES
+            and folder(i.importer) != CLIENT_LIBRARIES[top(i.target)]
         ],
     )
 
