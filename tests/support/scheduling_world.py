@@ -33,10 +33,7 @@ from sqlalchemy.orm import Session
 
 from m365sim.server import SimServer
 from m365sync.connections.models import (
-    ConnectionKind,
     ConnectionStatus,
-    CredentialType,
-    ServiceAccount,
 )
 from m365sync.connections.runtime import ConnectionRuntime
 from m365sync.crm.models import ActivityKind, CrmActivity
@@ -50,10 +47,10 @@ from m365sync.scheduling.tokens import BookingTokens
 from m365sync.settings import Settings
 from m365sync.web.app import create_app
 from m365sync.web.pages.scheduling import SchedulingWiring
-from support.demo import DEMO_TENANT_ID, SERVICE_APP_ID, SERVICE_SECRET, demo_settings
+from support.connections import store_service_account
+from support.demo import DEMO_TENANT_ID, demo_settings
 
 PACIFIC = ZoneInfo("America/Los_Angeles")
-ALL_FOUR = ["Mail.Read", "Mail.ReadWrite", "Calendars.Read", "Calendars.ReadWrite"]
 
 
 def next_weekday(weekday: int, *, at_least_days: int = 7, zone: ZoneInfo = PACIFIC) -> date:
@@ -221,27 +218,21 @@ def build_world(
                 ("diego@contoso.com", "Diego Siciliani"),
             )
         }
-        granted = ALL_FOUR if "scheduling" in enabled else ["Calendars.Read", "Calendars.ReadWrite"]
-        account = ServiceAccount(
-            id=str(uuid.uuid4()),
-            organization_id=organization.id,
-            name="Contoso service account",
-            kind=ConnectionKind.OFFICE365,
-            credential_type=CredentialType.SECRET,
-            client_id=SERVICE_APP_ID,
-            tenant_id=DEMO_TENANT_ID,
-            status=ConnectionStatus.ACTIVE if "scheduling" in enabled else ConnectionStatus.PARTIAL,
-            enabled_features=enabled,
-            granted_permissions=granted,
-            missing_permissions={}
-            if "scheduling" in enabled
-            else {
-                "email": ["Mail.Read", "Mail.ReadWrite"],
-                "scheduling": ["Mail.Read", "Mail.ReadWrite"],
-            },
-        )
-        runtime.seal(account, "secret_sealed", SERVICE_SECRET)
-        session.add(account)
+        if "scheduling" in enabled:
+            store_service_account(session, runtime, organization.id, enabled_features=enabled)
+        else:  # consent for Calendars only
+            store_service_account(
+                session,
+                runtime,
+                organization.id,
+                enabled_features=enabled,
+                granted_permissions=["Calendars.Read", "Calendars.ReadWrite"],
+                status=ConnectionStatus.PARTIAL,
+                missing_permissions={
+                    "email": ["Mail.Read", "Mail.ReadWrite"],
+                    "scheduling": ["Mail.Read", "Mail.ReadWrite"],
+                },
+            )
     world = SchedulingWorld(
         sim=sim,
         database=db,

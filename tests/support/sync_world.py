@@ -13,7 +13,6 @@ import asyncio
 import base64
 import os
 import ssl
-import uuid
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -25,12 +24,6 @@ import httpx
 
 from m365sim.seed import DEMO_SEED, load_seed, read_seed
 from m365sim.server import SimServer
-from m365sync.connections.models import (
-    ConnectionKind,
-    ConnectionStatus,
-    CredentialType,
-    ServiceAccount,
-)
 from m365sync.connections.runtime import ConnectionRuntime, MailboxAccess
 from m365sync.crm.models import CrmAccount, CrmAccountDomain, CrmContact, CrmLead
 from m365sync.db.migrate import migrate
@@ -47,8 +40,9 @@ from m365sync.settings import Settings
 from m365sync.sync.features import SyncFeature
 from m365sync.sync.models import SyncSettings
 from m365sync.sync.service import UnitResult, sync_member
+from support.connections import store_service_account
 from support.crm import InspectableCrm
-from support.demo import DEMO_TENANT_ID, SERVICE_APP_ID, SERVICE_SECRET, demo_settings
+from support.demo import DEMO_TENANT_ID, SERVICE_APP_ID, demo_settings
 from support.sim_tokens import mint_app_token, mint_user_token
 
 MEMBERS = ("adele@contoso.com", "alex@contoso.com", "diego@contoso.com")
@@ -253,25 +247,7 @@ def build_world(
         org = create_organization(s, "Contoso")
         add_domain(s, org, "contoso.com")
         member_ids = {address: add_member(s, org, address).id for address in members}
-        account = ServiceAccount(
-            id=str(uuid.uuid4()),
-            organization_id=org.id,
-            name="Contoso service account",
-            kind=ConnectionKind.OFFICE365,
-            credential_type=CredentialType.SECRET,
-            client_id=SERVICE_APP_ID,
-            tenant_id=DEMO_TENANT_ID,
-            status=ConnectionStatus.ACTIVE,
-            enabled_features=["email", "calendar", "scheduling"],
-            granted_permissions=[
-                "Mail.Read",
-                "Mail.ReadWrite",
-                "Calendars.Read",
-                "Calendars.ReadWrite",
-            ],
-        )
-        runtime.seal(account, "secret_sealed", SERVICE_SECRET)
-        s.add(account)
+        store_service_account(s, runtime, org.id)
         org_id = org.id
         # The service account's consent in the tenant proves the domain (as its Run Test does).
         verify_domain(
