@@ -8,11 +8,11 @@ from dataclasses import fields
 
 import httpx
 import pytest
-from sim_tokens import FreshToken, GraphFactory, mint_token, sim_client
 
 from m365sim.directory.models import Tenant
 from m365sim.server import SimServer
 from m365sim.state import SimConfig
+from support.sim_tokens import FreshToken, GraphFactory, mint_token, sim_client
 
 
 @pytest.fixture

@@ -7,13 +7,13 @@ from datetime import datetime, timedelta
 
 import httpx
 import pytest
-from sim_tokens import SERVICE_APP_ID, bearer, mint_app_token, sim_async_client
 
 from m365sim.cli import configure, parse_args
 from m365sim.latency import latency_for
 from m365sim.server import SimServer
 from m365sim.state import SimConfig, SimState
 from m365sim.throttling import CONCURRENCY_MESSAGE
+from support.sim_tokens import SERVICE_APP_ID, bearer, mint_app_token, sim_async_client
 
 MAILBOX_URL = "/v1.0/users/adele@contoso.com/messages"
 

@@ -3,11 +3,10 @@ account's consent, so its users can sign in with Microsoft and its mailboxes syn
 
 from __future__ import annotations
 
-from tests.m365sync.conftest import DEMO_TENANT_ID
-
 from m365sync.demo import DEMO_ORG, seed_demo_organization
 from m365sync.organizations import service as orgs
 from m365sync.organizations.models import DomainProof
+from support.demo import DEMO_TENANT_ID
 
 
 async def test_the_demo_organizations_domain_is_verified_by_its_service_account(

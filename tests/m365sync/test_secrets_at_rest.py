@@ -12,8 +12,6 @@ from pathlib import Path
 import httpx
 import pytest
 import sqlalchemy as sa
-from tests.m365sync.conftest import DEMO_APP_ID, fresh
-from tests.m365sync.connections.signin import sign_in
 
 from m365sim.directory.models import ClientSecret as SimSecret
 from m365sync.connections import service_accounts, user_connections
@@ -23,6 +21,9 @@ from m365sync.crypto import SecretBox, SecretKeyMissing, load_keys
 from m365sync.organizations import service as orgs
 from m365sync.organizations.models import Role
 from m365sync.web.app import create_app
+from support.demo import SERVICE_APP_ID
+from support.microsoft_sign_in import sign_in
+from support.organizations import fresh
 
 
 def read_bytes(path: str) -> bytes:
@@ -50,7 +51,7 @@ def stored_bytes(db) -> bytes:
 @pytest.fixture
 def planted(sim, demo_tenant) -> str:
     value = f"Zx8Q~planted.{uuid.uuid4().hex}"
-    demo_tenant.apps[DEMO_APP_ID].secrets.append(
+    demo_tenant.apps[SERVICE_APP_ID].secrets.append(
         SimSecret(value=value, expires_at=sim.state.now() + timedelta(days=90))
     )
     return value
@@ -75,7 +76,7 @@ async def test_planted_secrets_are_nowhere_in_plaintext(
         headers = {"Authorization": f"Bearer {token}"}
         base = "/api/v1/organizations/contoso"
         body = {
-            "client_id": DEMO_APP_ID,
+            "client_id": SERVICE_APP_ID,
             "client_secret": planted,
             "test_mailbox": "adele@contoso.com",
         }

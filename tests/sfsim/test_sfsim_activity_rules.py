@@ -8,11 +8,11 @@ import json
 
 import pytest
 import requests
-from sf_clients import sf_client
 from simple_salesforce import Salesforce
 from simple_salesforce.exceptions import SalesforceMalformedRequest, SalesforceResourceNotFound
 
 from sfsim import SfServer
+from support.sf_clients import sf_client
 
 
 @pytest.fixture

@@ -5,11 +5,11 @@ from __future__ import annotations
 import json
 
 import pytest
-from sf_clients import sf_client
 from simple_salesforce import Salesforce
 from simple_salesforce.exceptions import SalesforceMalformedRequest
 
 from sfsim import SfServer
+from support.sf_clients import sf_client
 
 
 @pytest.fixture

@@ -5,28 +5,30 @@ from __future__ import annotations
 
 import pytest
 import requests
-from sf_clients import (
-    CALLBACK,
-    CONSUMER_KEY,
-    CONSUMER_SECRET,
+from simple_salesforce import Salesforce
+from simple_salesforce.exceptions import SalesforceAuthenticationFailed
+
+from sfsim import SfServer
+from support.demo import (
+    SALESFORCE_CALLBACK,
+    SALESFORCE_CONSUMER_KEY,
+    SALESFORCE_CONSUMER_SECRET,
+    SALESFORCE_INTEGRATION_USER,
+)
+from support.sf_clients import (
     DEMO_KEY,
-    INTEGRATION_USER,
     MY_DOMAIN,
     authorize,
     client_credentials_token,
     code_from,
     pkce_pair,
 )
-from simple_salesforce import Salesforce
-from simple_salesforce.exceptions import SalesforceAuthenticationFailed
-
-from sfsim import SfServer
 
 
 def test_jwt_bearer_through_simple_salesforce(sf: SfServer, sf_session: requests.Session) -> None:
     client = Salesforce(
-        username=INTEGRATION_USER,
-        consumer_key=CONSUMER_KEY,
+        username=SALESFORCE_INTEGRATION_USER,
+        consumer_key=SALESFORCE_CONSUMER_KEY,
         privatekey_file=str(DEMO_KEY),
         session=sf_session,
     )
@@ -40,7 +42,7 @@ def test_jwt_bearer_refuses_a_user_the_admin_did_not_approve(
     with pytest.raises(SalesforceAuthenticationFailed) as failed:
         Salesforce(
             username="rep@acme.example",
-            consumer_key=CONSUMER_KEY,
+            consumer_key=SALESFORCE_CONSUMER_KEY,
             privatekey_file=str(DEMO_KEY),
             session=sf_session,
         )
@@ -54,15 +56,15 @@ def test_jwt_bearer_for_a_sandbox_must_use_the_test_login_host(
     sf.state.org.sandbox = "uat"
     with pytest.raises(SalesforceAuthenticationFailed) as failed:
         Salesforce(
-            username=INTEGRATION_USER,
-            consumer_key=CONSUMER_KEY,
+            username=SALESFORCE_INTEGRATION_USER,
+            consumer_key=SALESFORCE_CONSUMER_KEY,
             privatekey_file=str(DEMO_KEY),
             session=sf_session,
         )
     assert failed.value.code == "invalid_grant"
     client = Salesforce(
-        username=INTEGRATION_USER,
-        consumer_key=CONSUMER_KEY,
+        username=SALESFORCE_INTEGRATION_USER,
+        consumer_key=SALESFORCE_CONSUMER_KEY,
         privatekey_file=str(DEMO_KEY),
         session=sf_session,
         domain="test",
@@ -74,8 +76,8 @@ def test_client_credentials_through_simple_salesforce_on_my_domain(
     sf: SfServer, sf_session: requests.Session
 ) -> None:
     client = Salesforce(
-        consumer_key=CONSUMER_KEY,
-        consumer_secret=CONSUMER_SECRET,
+        consumer_key=SALESFORCE_CONSUMER_KEY,
+        consumer_secret=SALESFORCE_CONSUMER_SECRET,
         domain=MY_DOMAIN,
         session=sf_session,
     )
@@ -83,7 +85,7 @@ def test_client_credentials_through_simple_salesforce_on_my_domain(
         f"{sf.url}/services/oauth2/userinfo",
         headers={"Authorization": f"Bearer {client.session_id}"},
     ).json()
-    assert me["preferred_username"] == INTEGRATION_USER
+    assert me["preferred_username"] == SALESFORCE_INTEGRATION_USER
 
 
 def test_client_credentials_is_refused_on_the_shared_login_host(
@@ -92,7 +94,7 @@ def test_client_credentials_is_refused_on_the_shared_login_host(
     answer = sf_session.post(
         "https://login.salesforce.com/services/oauth2/token",
         data={"grant_type": "client_credentials"},
-        auth=(CONSUMER_KEY, CONSUMER_SECRET),
+        auth=(SALESFORCE_CONSUMER_KEY, SALESFORCE_CONSUMER_SECRET),
     )
     assert answer.status_code == 400
     assert answer.json() == {
@@ -123,7 +125,7 @@ def test_token_answer_has_salesforce_fields(sf: SfServer) -> None:
     ("key", "secret", "error"),
     [
         (
-            CONSUMER_KEY,
+            SALESFORCE_CONSUMER_KEY,
             "wrong",
             {"error": "invalid_client", "error_description": "invalid client credentials"},
         ),
@@ -158,7 +160,7 @@ def test_web_server_flow_with_pkce_and_refresh(sf: SfServer) -> None:
     redirect = authorize(
         sf, session, username="rep@acme.example", password="Demo-Rep-1!", challenge=challenge
     )
-    assert redirect.headers["location"].startswith(CALLBACK + "?code=")
+    assert redirect.headers["location"].startswith(SALESFORCE_CALLBACK + "?code=")
     assert "state=xyz" in redirect.headers["location"]
     code = code_from(redirect)
     token = requests.post(
@@ -166,9 +168,9 @@ def test_web_server_flow_with_pkce_and_refresh(sf: SfServer) -> None:
         data={
             "grant_type": "authorization_code",
             "code": code,
-            "redirect_uri": CALLBACK,
-            "client_id": CONSUMER_KEY,
-            "client_secret": CONSUMER_SECRET,
+            "redirect_uri": SALESFORCE_CALLBACK,
+            "client_id": SALESFORCE_CONSUMER_KEY,
+            "client_secret": SALESFORCE_CONSUMER_SECRET,
             "code_verifier": verifier,
         },
     ).json()
@@ -178,9 +180,9 @@ def test_web_server_flow_with_pkce_and_refresh(sf: SfServer) -> None:
         data={
             "grant_type": "authorization_code",
             "code": code,
-            "redirect_uri": CALLBACK,
-            "client_id": CONSUMER_KEY,
-            "client_secret": CONSUMER_SECRET,
+            "redirect_uri": SALESFORCE_CALLBACK,
+            "client_id": SALESFORCE_CONSUMER_KEY,
+            "client_secret": SALESFORCE_CONSUMER_SECRET,
             "code_verifier": verifier,
         },
     )
@@ -193,8 +195,8 @@ def test_web_server_flow_with_pkce_and_refresh(sf: SfServer) -> None:
         data={
             "grant_type": "refresh_token",
             "refresh_token": token["refresh_token"],
-            "client_id": CONSUMER_KEY,
-            "client_secret": CONSUMER_SECRET,
+            "client_id": SALESFORCE_CONSUMER_KEY,
+            "client_secret": SALESFORCE_CONSUMER_SECRET,
         },
     ).json()
     assert "refresh_token" not in refreshed
@@ -214,8 +216,8 @@ def test_web_server_flow_with_pkce_and_refresh(sf: SfServer) -> None:
         data={
             "grant_type": "refresh_token",
             "refresh_token": token["refresh_token"],
-            "client_id": CONSUMER_KEY,
-            "client_secret": CONSUMER_SECRET,
+            "client_id": SALESFORCE_CONSUMER_KEY,
+            "client_secret": SALESFORCE_CONSUMER_SECRET,
         },
     )
     assert again.json()["error_description"] == "expired access/refresh token"
@@ -237,9 +239,9 @@ def test_web_server_flow_rejects_a_wrong_code_verifier(sf: SfServer) -> None:
         data={
             "grant_type": "authorization_code",
             "code": code,
-            "redirect_uri": CALLBACK,
-            "client_id": CONSUMER_KEY,
-            "client_secret": CONSUMER_SECRET,
+            "redirect_uri": SALESFORCE_CALLBACK,
+            "client_id": SALESFORCE_CONSUMER_KEY,
+            "client_secret": SALESFORCE_CONSUMER_SECRET,
             "code_verifier": "wrong",
         },
     )
@@ -251,7 +253,7 @@ def test_authorize_page_refuses_an_unregistered_callback(sf: SfServer) -> None:
         f"{sf.url}/services/oauth2/authorize",
         params={
             "response_type": "code",
-            "client_id": CONSUMER_KEY,
+            "client_id": SALESFORCE_CONSUMER_KEY,
             "redirect_uri": "https://evil.example/cb",
         },
     )
@@ -263,8 +265,8 @@ def test_expired_session_answers_invalid_session_id_and_jwt_client_logs_in_again
     sf: SfServer, sf_session: requests.Session
 ) -> None:
     client = Salesforce(
-        username=INTEGRATION_USER,
-        consumer_key=CONSUMER_KEY,
+        username=SALESFORCE_INTEGRATION_USER,
+        consumer_key=SALESFORCE_CONSUMER_KEY,
         privatekey_file=str(DEMO_KEY),
         session=sf_session,
     )

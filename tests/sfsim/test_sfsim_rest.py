@@ -7,7 +7,6 @@ from typing import Any
 
 import pytest
 import requests
-from sf_clients import sf_client
 from simple_salesforce import Salesforce
 from simple_salesforce.exceptions import (
     SalesforceMalformedRequest,
@@ -16,6 +15,7 @@ from simple_salesforce.exceptions import (
 )
 
 from sfsim import SfServer
+from support.sf_clients import sf_client
 
 
 @pytest.fixture

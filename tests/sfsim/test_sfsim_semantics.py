@@ -7,11 +7,11 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 import requests
-from sf_clients import sf_client
 from simple_salesforce import Salesforce
 from simple_salesforce.exceptions import SalesforceGeneralError, SalesforceMalformedRequest
 
 from sfsim import SfServer
+from support.sf_clients import sf_client
 
 
 @pytest.fixture

@@ -9,11 +9,11 @@ from pathlib import Path
 import httpx
 import pytest
 import requests
-from sf_clients import sf_client
 
 from sfsim import SfServer
 from sfsim.app import collect_routes
 from sfsim.coverage import render
+from support.sf_clients import sf_client
 
 PAGE = Path(__file__).parents[2] / "docs" / "sfsim" / "coverage.md"
 

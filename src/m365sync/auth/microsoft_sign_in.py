@@ -4,11 +4,12 @@ The person types their work email; its domain names the organization and the aut
 Only a *verified* domain routes a sign-in (one organization at most holds a domain verified,
 see ``m365sync.organizations``), and only one verified in a Microsoft 365 tenant: the
 authority is ``{authority_host}/{tenant id}``, so the sign-in page they see is their own
-tenant's. MSAL runs the authorization-code flow with PKCE and checks the ``state`` and the
-ID token's nonce; the flow is kept server-side, bound to the browser that started it (a
-random cookie whose hash is stored with it), so a sign-in link cannot be replayed in another
-browser. The ID token's address must be in a domain the same organization verified in the
-token's tenant (``tid``), and its user must be a member of the organization.
+tenant's. MSAL (through ``microsoft.auth.OpenIdSignIn``) runs the authorization-code flow
+with PKCE and checks the ``state`` and the ID token's nonce; the flow is kept server-side,
+bound to the browser that started it (a random cookie whose hash is stored with it), so a
+sign-in link cannot be replayed in another browser. The ID token's address must be in a
+domain the same organization verified in the token's tenant (``tid``), and its user must be
+a member of the organization.
 
 The app signed in to is the one for user connections (``user_app_client_id``).
 """
@@ -22,16 +23,14 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-import msal
-import requests
 from sqlalchemy.orm import Session
 
 from m365sync.auth import repository
 from m365sync.auth.models import MicrosoftSignInRequest
 from m365sync.auth.service import NewSession, SignInRefused, start_session
 from m365sync.db.base import utcnow
-from m365sync.microsoft.auth import EntraSession, is_microsoft_host
-from m365sync.microsoft.errors import classify_aad_error
+from m365sync.microsoft.auth import OpenIdSignIn
+from m365sync.microsoft.errors import Transient, classify_aad_error
 from m365sync.settings import Settings
 
 SIGN_IN_SCOPES = ["User.Read"]
@@ -69,7 +68,7 @@ class NotAMember(SignInRefused):
         self.email = email
 
 
-def _client(settings: Settings, authority: str) -> msal.ConfidentialClientApplication:
+def _client(settings: Settings, authority: str) -> OpenIdSignIn:
     if not settings.user_app_client_id or not settings.user_app_client_secret:
         raise SignInRefused(
             "Sign in with Microsoft is not set up on this server.",
@@ -78,22 +77,20 @@ def _client(settings: Settings, authority: str) -> msal.ConfidentialClientApplic
             "docs/configuration.md).",
         )
     try:
-        return msal.ConfidentialClientApplication(
-            settings.user_app_client_id,
-            client_credential=settings.user_app_client_secret,
+        return OpenIdSignIn(
+            settings,
+            client_id=settings.user_app_client_id,
+            client_secret=settings.user_app_client_secret,
             authority=authority,
-            verify=settings.tls_verify,
-            http_client=EntraSession(settings),
-            instance_discovery=None if is_microsoft_host(settings.authority_host) else False,
-            timeout=settings.graph_timeout_seconds,
         )
-    except (requests.RequestException, ValueError) as exc:
+    except Transient as exc:
         raise _unreachable(exc) from exc
 
 
-def _unreachable(exc: Exception) -> SignInRefused:
+def _unreachable(exc: Transient) -> SignInRefused:
+    cause = exc.__cause__ or exc  # what failed on the way to Entra ID
     return SignInRefused(
-        f"Microsoft Entra ID could not be reached to sign you in ({type(exc).__name__}).",
+        f"Microsoft Entra ID could not be reached to sign you in ({type(cause).__name__}).",
         fix="Try again in a minute, or sign in with your email and password. If it keeps "
         "failing, the administrator checks this server's connection to Microsoft.",
     )
@@ -119,10 +116,10 @@ def begin_microsoft_sign_in(
     repository.delete_stale_microsoft_sign_in_requests(db, utcnow() - _REQUEST_LIFETIME)
     authority = f"{settings.authority_host.rstrip('/')}/{verified_domain.tenant_id}"
     try:
-        flow = _client(settings, authority).initiate_auth_code_flow(
-            SIGN_IN_SCOPES, redirect_uri=redirect_uri, login_hint=email, prompt="select_account"
+        flow = _client(settings, authority).start(
+            SIGN_IN_SCOPES, redirect_uri=redirect_uri, login_hint=email
         )
-    except requests.RequestException as exc:
+    except Transient as exc:
         raise _unreachable(exc) from exc
     binding = secrets.token_urlsafe(32)
     db.add(
@@ -155,10 +152,8 @@ def complete_microsoft_sign_in(
         error = classify_aad_error(dict(query))
         raise SignInRefused(f"Microsoft did not sign you in: {error.message}", fix=error.fix)
     try:
-        result: dict[str, Any] = _client(
-            settings, request.authority
-        ).acquire_token_by_auth_code_flow(request.flow, dict(query), scopes=SIGN_IN_SCOPES)
-    except requests.RequestException as exc:
+        result = _client(settings, request.authority).finish(request.flow, query, SIGN_IN_SCOPES)
+    except Transient as exc:
         raise _unreachable(exc) from exc
     except ValueError as exc:  # MSAL: the answer does not match the flow (state, code)
         raise SignInRefused(

@@ -550,6 +550,59 @@ class DelegatedAuth(_CachedApp):
         return (await asyncio.to_thread(self.acquire, force_refresh=force_refresh)).token
 
 
+class OpenIdSignIn:
+    """Sign in with Microsoft: OpenID Connect (authorization code + PKCE, MSAL checking the
+    ``state`` and the ID token's nonce) with one app against one tenant's ``authority``.
+    Nothing is cached: the caller keeps the flow between the two halves, and the ID token's
+    claims are all it reads.
+
+    Entra ID out of reach (or answering 429/5xx until the retries ran out) is ``Transient``,
+    with the transport's error as its cause; an answer that doesn't match the flow is
+    MSAL's ``ValueError``; Entra ID refusing the sign-in comes back in the result
+    (``error``), for the caller to classify."""
+
+    def __init__(
+        self, settings: Settings, *, client_id: str, client_secret: str, authority: str
+    ) -> None:
+        self.settings = settings
+        try:
+            self._app = msal.ConfidentialClientApplication(
+                client_id,
+                client_credential=client_secret,
+                authority=authority,
+                verify=settings.tls_verify,
+                http_client=EntraSession(settings),
+                instance_discovery=None if is_microsoft_host(settings.authority_host) else False,
+                timeout=settings.graph_timeout_seconds,
+            )
+        except (requests.RequestException, ValueError) as exc:
+            raise _unreachable(settings, exc) from exc
+
+    def start(self, scopes: list[str], *, redirect_uri: str, login_hint: str) -> dict[str, Any]:
+        """MSAL's flow (``state``, nonce, PKCE verifier, ``auth_uri``): keep it until the
+        callback."""
+        try:
+            flow: dict[str, Any] = self._app.initiate_auth_code_flow(
+                scopes, redirect_uri=redirect_uri, login_hint=login_hint, prompt="select_account"
+            )
+        except requests.RequestException as exc:
+            raise _unreachable(self.settings, exc) from exc
+        return flow
+
+    def finish(
+        self, flow: dict[str, Any], auth_response: Mapping[str, str], scopes: list[str]
+    ) -> dict[str, Any]:
+        """Redeem the code the callback brought; MSAL's result (``id_token_claims``, or
+        ``error``)."""
+        try:
+            result: dict[str, Any] = self._app.acquire_token_by_auth_code_flow(
+                flow, dict(auth_response), scopes=scopes
+            )
+        except requests.RequestException as exc:
+            raise _unreachable(self.settings, exc) from exc
+        return result
+
+
 def _home_account_id(result: Mapping[str, Any], claims: Mapping[str, Any]) -> str | None:
     info = result.get("client_info")
     if isinstance(info, str):
@@ -572,6 +625,7 @@ __all__ = [
     "DelegatedAuth",
     "EntraAnswerError",
     "EntraSession",
+    "OpenIdSignIn",
     "discover_tenant",
     "generate_certificate",
     "graph_default_scope",

@@ -23,10 +23,11 @@ from msgraph.graph_request_adapter import GraphRequestAdapter
 from msgraph_core import GraphClientFactory
 from msgraph_core.requests.batch_request_content import BatchRequestContent
 from msgraph_core.requests.batch_request_item import BatchRequestItem
-from sim_tokens import SERVICE_APP_ID, SERVICE_SECRET, sim_async_client
 
 from m365sim.directory.models import Tenant
 from m365sim.server import SimServer
+from support.demo import SERVICE_APP_ID, SERVICE_SECRET
+from support.sim_tokens import sim_async_client
 
 
 def graph_client(

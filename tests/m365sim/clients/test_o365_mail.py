@@ -14,10 +14,10 @@ from pathlib import Path
 import httpx
 from msal import ConfidentialClientApplication
 from O365 import Account, FileSystemTokenBackend, MSGraphProtocol
-from sim_tokens import SERVICE_APP_ID, SERVICE_SECRET
 
 from m365sim.directory.models import Tenant
 from m365sim.server import SimServer
+from support.demo import SERVICE_APP_ID, SERVICE_SECRET
 
 
 def test_reads_a_mailbox_with_app_only_credentials(

@@ -13,17 +13,17 @@ from typing import Any
 
 import httpx
 import pytest
-from ews_clients import (
+from exchangelib import DELEGATE, IMPERSONATION, Account, Configuration, Credentials
+from exchangelib.protocol import close_connections
+
+from m365sim.server import SimServer
+from support.ews_clients import (
     SERVICE_ACCOUNT,
     SERVICE_PASSWORD,
     TENANT,
     USER_PASSWORD,
     AccountFactory,
 )
-from exchangelib import DELEGATE, IMPERSONATION, Account, Configuration, Credentials
-from exchangelib.protocol import close_connections
-
-from m365sim.server import SimServer
 
 
 @pytest.fixture

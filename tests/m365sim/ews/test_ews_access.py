@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import httpx
 import pytest
-from ews_clients import TENANT, AccountFactory
 from exchangelib.errors import (
     ErrorAccessDenied,
     ErrorImpersonateUserDenied,
     ErrorNonExistentMailbox,
 )
+
+from support.ews_clients import TENANT, AccountFactory
 
 
 def test_the_service_account_impersonates_any_mailbox(ews: AccountFactory) -> None:

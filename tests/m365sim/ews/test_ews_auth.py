@@ -5,13 +5,13 @@ from __future__ import annotations
 
 import httpx
 import pytest
-from ews_clients import TENANT, AccountFactory
 from exchangelib import BASIC, NTLM, Account, Configuration, Credentials
 from exchangelib.errors import UnauthorizedError
 from exchangelib.protocol import close_connections
-from sim_tokens import sim_client
 
 from m365sim.server import SimServer
+from support.ews_clients import TENANT, AccountFactory
+from support.sim_tokens import sim_client
 
 
 @pytest.mark.parametrize("auth_type", [NTLM, BASIC])

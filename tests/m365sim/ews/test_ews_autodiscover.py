@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import httpx
-from ews_clients import SERVICE_ACCOUNT, SERVICE_PASSWORD, TENANT
 from exchangelib import DELEGATE, Account, Configuration, Credentials
 from exchangelib.autodiscover import AutodiscoverProtocol, autodiscover_cache, clear_cache
 from exchangelib.errors import ErrorNonExistentMailbox
 from exchangelib.protocol import close_connections
-from sim_tokens import sim_client
 
 from m365sim.server import SimServer
+from support.ews_clients import SERVICE_ACCOUNT, SERVICE_PASSWORD, TENANT
+from support.sim_tokens import sim_client
 
 POX_REQUEST = (
     '<?xml version="1.0" encoding="utf-8"?>'

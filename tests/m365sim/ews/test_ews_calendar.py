@@ -6,9 +6,10 @@ from __future__ import annotations
 import datetime
 
 import httpx
-from ews_clients import AccountFactory
 from exchangelib import Attendee, CalendarItem, EWSDateTime, EWSTimeZone, Mailbox
 from exchangelib.recurrence import Recurrence, WeeklyPattern
+
+from support.ews_clients import AccountFactory
 
 UTC = EWSTimeZone("UTC")
 

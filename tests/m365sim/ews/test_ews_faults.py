@@ -7,9 +7,10 @@ from datetime import datetime
 
 import httpx
 import pytest
-from ews_clients import AccountFactory
 from exchangelib import FailFast, FaultTolerance
 from exchangelib.errors import ErrorInvalidSyncStateData, ErrorServerBusy
+
+from support.ews_clients import AccountFactory
 
 
 def ews_requests(control: httpx.Client) -> list[dict[str, object]]:

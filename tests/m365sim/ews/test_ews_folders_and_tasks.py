@@ -4,9 +4,10 @@ Tasks folder."""
 from __future__ import annotations
 
 import httpx
-from ews_clients import AccountFactory
 from exchangelib import Task
 from exchangelib.folders import Calendar, Inbox, Tasks
+
+from support.ews_clients import AccountFactory
 
 
 def test_the_folder_tree_and_its_classes(ews: AccountFactory) -> None:

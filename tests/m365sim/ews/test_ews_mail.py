@@ -6,11 +6,11 @@ from __future__ import annotations
 from collections import Counter
 
 import httpx
-from ews_clients import AccountFactory
 from exchangelib import EWSDateTime, Q
 from exchangelib.properties import ItemId
 
 from m365sim.server import SimServer
+from support.ews_clients import AccountFactory
 
 
 def deliver(control: httpx.Client, address: str, **spec: object) -> dict[str, object]:

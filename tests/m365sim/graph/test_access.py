@@ -6,18 +6,12 @@ from __future__ import annotations
 import httpx
 import jwt
 import pytest
-from sim_tokens import (
-    PENDING_APP_ID,
-    SERVICE_APP_ID,
-    USER_APP_ID,
-    bearer,
-    mint_app_token,
-    mint_user_token,
-)
 
 from m365sim.directory.models import Group
 from m365sim.server import SimServer
 from m365sim.state import SimConfig
+from support.demo import NO_CONSENT_APP_ID, SERVICE_APP_ID, USER_APP_ID
+from support.sim_tokens import bearer, mint_app_token, mint_user_token
 
 TENANT = "contoso.com"
 ALL_MAIL = ["Mail.Read", "Mail.ReadWrite", "Calendars.Read", "Calendars.ReadWrite"]
@@ -120,7 +114,7 @@ def test_disabled_users_token_is_refused(sim: SimServer, http: httpx.Client) -> 
 
 
 def test_app_without_consent_is_access_denied(sim: SimServer, http: httpx.Client) -> None:
-    headers = app_headers(sim, roles=[], app_id=PENDING_APP_ID)
+    headers = app_headers(sim, roles=[], app_id=NO_CONSENT_APP_ID)
     assert error(read_mail(http, headers, "adele@contoso.com")) == (
         403,
         "ErrorAccessDenied",
@@ -273,19 +267,19 @@ def test_rbac_scope_grants_without_entra_consent(sim: SimServer, http: httpx.Cli
     assigned = http.post(
         f"{CONTROL}/roleAssignments",
         json={
-            "App": PENDING_APP_ID,
+            "App": NO_CONSENT_APP_ID,
             "Role": "Application Mail.Read",
             "CustomResourceScope": "EMEA",
         },
     )
     assert assigned.status_code == 201
-    headers = app_headers(sim, roles=[], app_id=PENDING_APP_ID)  # no Entra roles at all
+    headers = app_headers(sim, roles=[], app_id=NO_CONSENT_APP_ID)  # no Entra roles at all
     assert read_mail(http, headers, "lee@contoso.com").status_code == 200
     assert error(read_mail(http, headers, "adele@contoso.com"))[2] == POLICY_DENIED
     assert error(write_mail(http, headers, "lee@contoso.com"))[:2] == (403, "ErrorAccessDenied")
     report = http.post(
         f"{CONTROL}/servicePrincipalAuthorization/test",
-        json={"Identity": PENDING_APP_ID, "Resource": "adele@contoso.com"},
+        json={"Identity": NO_CONSENT_APP_ID, "Resource": "adele@contoso.com"},
     ).json()["value"]
     assert report == [
         {
@@ -316,10 +310,10 @@ def test_send_mail_is_authorized_on_mail_send_like_any_mailbox_operation(
     # RBAC for Applications: "Application Mail.Send" without any Entra consent.
     assigned = http.post(
         f"{CONTROL}/roleAssignments",
-        json={"App": PENDING_APP_ID, "Role": "Application Mail.Send"},
+        json={"App": NO_CONSENT_APP_ID, "Role": "Application Mail.Send"},
     )
     assert assigned.status_code == 201
-    pending = app_headers(sim, roles=[], app_id=PENDING_APP_ID)
+    pending = app_headers(sim, roles=[], app_id=NO_CONSENT_APP_ID)
     via_rbac = http.post("/v1.0/users/johanna@contoso.com/sendMail", headers=pending, json=message)
     assert via_rbac.status_code == 202
     assert read_mail(http, pending, "johanna@contoso.com").status_code == 403
@@ -364,12 +358,12 @@ def test_member_of_group_filter(sim: SimServer, http: httpx.Client) -> None:
     http.post(
         f"{CONTROL}/roleAssignments",
         json={
-            "App": PENDING_APP_ID,
+            "App": NO_CONSENT_APP_ID,
             "Role": "Application Calendars.ReadWrite",
             "CustomResourceScope": "CRM",
         },
     )
-    headers = app_headers(sim, roles=[], app_id=PENDING_APP_ID)
+    headers = app_headers(sim, roles=[], app_id=NO_CONSENT_APP_ID)
     assert http.get("/v1.0/users/grady@contoso.com/events", headers=headers).status_code == 200
     assert http.get("/v1.0/users/lidia@contoso.com/events", headers=headers).status_code == 403
     assert read_mail(http, headers, "grady@contoso.com").status_code == 403  # calendar role only

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import httpx
 import pytest
-from sim_tokens import GraphFactory
 
 from m365sim.seed import DEMO_SEED, load_seed, read_seed
 from m365sim.server import SimServer
+from support.sim_tokens import GraphFactory
 
 
 @pytest.fixture

@@ -6,9 +6,10 @@ import time
 
 import httpx
 import pytest
-from sim_tokens import SERVICE_APP_ID, bearer, mint_app_token
 
 from m365sim.server import SimServer
+from support.demo import SERVICE_APP_ID
+from support.sim_tokens import bearer, mint_app_token
 
 TENANT = "contoso.com"
 

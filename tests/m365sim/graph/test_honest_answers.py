@@ -17,10 +17,10 @@ from msgraph.generated.users.item.messages.messages_request_builder import (
 )
 from msgraph.graph_request_adapter import GraphRequestAdapter
 from msgraph_core import GraphClientFactory
-from sim_tokens import GraphFactory, mint_app_token
 
 from m365sim.directory.models import Tenant
 from m365sim.server import SimServer
+from support.sim_tokens import GraphFactory, mint_app_token
 
 ROLES = ("Mail.ReadWrite", "Calendars.ReadWrite", "User.Read.All")
 ADELE = "/users/adele@contoso.com"

@@ -8,7 +8,8 @@ from urllib.parse import quote
 
 import httpx
 import pytest
-from sim_tokens import GraphFactory
+
+from support.sim_tokens import GraphFactory
 
 ADELE = "/users/adele@contoso.com"
 

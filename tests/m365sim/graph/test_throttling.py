@@ -5,10 +5,11 @@ from __future__ import annotations
 import asyncio
 
 import httpx
-from sim_tokens import SERVICE_APP_ID, USER_APP_ID, bearer, mint_app_token, sim_async_client
 
 from m365sim.server import SimServer
 from m365sim.throttling import CONCURRENCY_MESSAGE, RATE_MESSAGE
+from support.demo import SERVICE_APP_ID, USER_APP_ID
+from support.sim_tokens import bearer, mint_app_token, sim_async_client
 
 TENANT = "contoso.com"
 ROLES = ["Mail.Read", "Mail.ReadWrite"]

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from sim_tokens import GraphFactory
-
 from m365sim.directory.models import Tenant
+from support.sim_tokens import GraphFactory
 
 
 def test_me_needs_a_delegated_token(graph: GraphFactory) -> None:

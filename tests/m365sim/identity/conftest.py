@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-from entra_client import Browser
 
 from m365sim.server import SimServer
+from support.entra_client import Browser
 
 
 @pytest.fixture

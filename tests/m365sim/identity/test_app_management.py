@@ -14,19 +14,19 @@ import jwt
 import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
-from entra_client import CONTOSO, REDIRECT_URI, Browser, GeneratedCertificate, make_certificate
-from entra_client import confidential_app as msal_app
-from sim_tokens import (
-    GRAPH_DEFAULT,
-    SERVICE_APP_ID,
-    USER_APP_ID,
-    GraphFactory,
-    bearer,
-    sim_client,
-)
 
 from m365sim.directory.models import Tenant
 from m365sim.server import SimServer
+from support.demo import SERVICE_APP_ID, USER_APP_ID, USER_APP_SECRET
+from support.entra_client import (
+    CONTOSO,
+    REDIRECT_URI,
+    Browser,
+    GeneratedCertificate,
+    make_certificate,
+)
+from support.entra_client import confidential_app as msal_app
+from support.sim_tokens import GRAPH_DEFAULT, GraphFactory, bearer, sim_client
 
 GRAPH_APP_ID = "00000003-0000-0000-c000-000000000000"
 MAIL_READ_ROLE = "810c84a8-4a9e-49e6-bf7d-12d183f40d01"
@@ -529,7 +529,7 @@ def test_delegated_consent_through_oauth2_permission_grants(
 
     # Users of the app are no longer asked.
     with Browser(sim) as browser:
-        app = msal_app(sim, USER_APP_ID, "Zx8Q~demo.user-connections.secret-0003")
+        app = msal_app(sim, USER_APP_ID, USER_APP_SECRET)
         flow = app.initiate_auth_code_flow(
             ["Mail.ReadWrite", "Calendars.ReadWrite"], redirect_uri=REDIRECT_URI
         )
@@ -593,7 +593,7 @@ def test_graph_tokens_carry_the_users_directory_roles(
         json={"scopes": ["User.Read"]},
     )
     with Browser(sim) as browser:
-        app = msal_app(sim, USER_APP_ID, "Zx8Q~demo.user-connections.secret-0003")
+        app = msal_app(sim, USER_APP_ID, USER_APP_SECRET)
         flow = app.initiate_auth_code_flow(["User.Read"], redirect_uri=REDIRECT_URI)
         answer = browser.sign_in(flow["auth_uri"], "admin@contoso.com", "Demo-Admin-1!")
         claims = token_claims(app.acquire_token_by_auth_code_flow(flow, answer))

@@ -15,7 +15,6 @@ import httpx
 import jwt
 import pytest
 from azure.identity.aio import AuthorizationCodeCredential
-from entra_client import CONTOSO, Browser, confidential_app
 from kiota_abstractions.base_request_configuration import RequestConfiguration
 from kiota_authentication_azure.azure_identity_authentication_provider import (
     AzureIdentityAuthenticationProvider,
@@ -35,10 +34,11 @@ from msgraph.generated.service_principals.service_principals_request_builder imp
 )
 from msgraph.graph_request_adapter import GraphRequestAdapter
 from msgraph_core import GraphClientFactory
-from sim_tokens import GRAPH_DEFAULT, sim_async_client
 
 from m365sim.directory.models import Tenant
 from m365sim.server import SimServer
+from support.entra_client import CONTOSO, Browser, confidential_app
+from support.sim_tokens import GRAPH_DEFAULT, sim_async_client
 
 GRAPH_APP_ID = "00000003-0000-0000-c000-000000000000"
 SETUP_APP_ID = "11111111-2222-4333-8444-0000000000aa"

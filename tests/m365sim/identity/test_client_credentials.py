@@ -7,20 +7,19 @@ import httpx
 import jwt
 import pytest
 from azure.identity import ClientSecretCredential
-from entra_client import CONTOSO, confidential_app, make_certificate
-from sim_tokens import (
-    GRAPH_DEFAULT,
-    PENDING_APP_ID,
-    PENDING_SECRET,
+
+from m365sim.graph.auth import decode_access_token
+from m365sim.server import SimServer
+from support.demo import (
+    DEMO_TENANT_ID,
+    NO_CONSENT_APP_ID,
+    NO_CONSENT_SECRET,
     SERVICE_APP_ID,
     SERVICE_SECRET,
     SERVICE_SECRET_ID,
 )
-
-from m365sim.graph.auth import decode_access_token
-from m365sim.server import SimServer
-
-TENANT_ID = "6f1c2f4e-3b1a-4c1e-9a51-0c0ffee00001"
+from support.entra_client import CONTOSO, confidential_app, make_certificate
+from support.sim_tokens import GRAPH_DEFAULT
 
 
 def claims_of(token: str) -> dict[str, object]:
@@ -34,8 +33,8 @@ def test_secret_gets_an_app_token_with_the_granted_roles(sim: SimServer) -> None
     assert result["token_type"] == "Bearer" and result["expires_in"] > 3000
     claims = decode_access_token(sim.state, result["access_token"])  # what Graph accepts
     assert claims["aud"] == "https://graph.microsoft.com"
-    assert claims["iss"] == f"https://sts.windows.net/{TENANT_ID}/"
-    assert claims["tid"] == TENANT_ID
+    assert claims["iss"] == f"https://sts.windows.net/{DEMO_TENANT_ID}/"
+    assert claims["tid"] == DEMO_TENANT_ID
     assert claims["appid"] == SERVICE_APP_ID
     assert claims["idtyp"] == "app"
     tenant = sim.state.find_tenant(CONTOSO)
@@ -52,7 +51,7 @@ def test_secret_gets_an_app_token_with_the_granted_roles(sim: SimServer) -> None
 
 
 def test_without_admin_consent_the_token_has_no_roles_claim(sim: SimServer) -> None:
-    result = confidential_app(sim, PENDING_APP_ID, PENDING_SECRET).acquire_token_for_client(
+    result = confidential_app(sim, NO_CONSENT_APP_ID, NO_CONSENT_SECRET).acquire_token_for_client(
         GRAPH_DEFAULT
     )
     assert "roles" not in claims_of(result["access_token"])
@@ -62,17 +61,17 @@ def test_consent_granted_later_appears_in_the_next_token(
     sim: SimServer, control: httpx.Client
 ) -> None:
     granted = control.post(
-        f"/_sim/tenants/{CONTOSO}/apps/{PENDING_APP_ID}/consent",
+        f"/_sim/tenants/{CONTOSO}/apps/{NO_CONSENT_APP_ID}/consent",
         json={"permissions": ["Mail.Read"]},
     )
     assert granted.json()["grantedApplicationPermissions"] == ["Mail.Read"]
-    result = confidential_app(sim, PENDING_APP_ID, PENDING_SECRET).acquire_token_for_client(
+    result = confidential_app(sim, NO_CONSENT_APP_ID, NO_CONSENT_SECRET).acquire_token_for_client(
         GRAPH_DEFAULT
     )
     assert claims_of(result["access_token"])["roles"] == ["Mail.Read"]
 
-    control.request("DELETE", f"/_sim/tenants/{CONTOSO}/apps/{PENDING_APP_ID}/consent", json={})
-    fresh = confidential_app(sim, PENDING_APP_ID, PENDING_SECRET).acquire_token_for_client(
+    control.request("DELETE", f"/_sim/tenants/{CONTOSO}/apps/{NO_CONSENT_APP_ID}/consent", json={})
+    fresh = confidential_app(sim, NO_CONSENT_APP_ID, NO_CONSENT_SECRET).acquire_token_for_client(
         GRAPH_DEFAULT
     )
     assert "roles" not in claims_of(fresh["access_token"])
@@ -90,14 +89,14 @@ def test_secret_id_instead_of_value_is_aadsts7000215(sim: SimServer) -> None:
 
 def test_expired_secret_is_aadsts7000222(sim: SimServer, control: httpx.Client) -> None:
     added = control.post(
-        f"/_sim/tenants/{CONTOSO}/apps/{PENDING_APP_ID}/secrets",
+        f"/_sim/tenants/{CONTOSO}/apps/{NO_CONSENT_APP_ID}/secrets",
         json={"displayName": "short", "expires": "+1d"},
     ).json()
-    app = confidential_app(sim, PENDING_APP_ID, added["value"])
+    app = confidential_app(sim, NO_CONSENT_APP_ID, added["value"])
     assert "access_token" in app.acquire_token_for_client(GRAPH_DEFAULT)
 
     control.post("/_sim/clock", json={"advanceSeconds": 2 * 86400})
-    result = confidential_app(sim, PENDING_APP_ID, added["value"]).acquire_token_for_client(
+    result = confidential_app(sim, NO_CONSENT_APP_ID, added["value"]).acquire_token_for_client(
         GRAPH_DEFAULT
     )
     assert result["error"] == "invalid_client"
@@ -206,7 +205,7 @@ def test_assertion_signed_by_another_key_fails_signature_validation(
 
 def test_azure_identity_client_secret_credential_gets_a_token(sim: SimServer) -> None:
     credential = ClientSecretCredential(
-        TENANT_ID,
+        DEMO_TENANT_ID,
         SERVICE_APP_ID,
         SERVICE_SECRET,
         authority=sim.url,
@@ -224,6 +223,6 @@ def test_token_requests_are_in_the_request_log(sim: SimServer, control: httpx.Cl
         "value"
     ]
     assert [(r["method"], r["status"], r["appId"], r["tenantId"]) for r in log] == [
-        ("POST", 200, SERVICE_APP_ID, TENANT_ID),
-        ("POST", 401, SERVICE_APP_ID, TENANT_ID),
+        ("POST", 200, SERVICE_APP_ID, DEMO_TENANT_ID),
+        ("POST", 401, SERVICE_APP_ID, DEMO_TENANT_ID),
     ]

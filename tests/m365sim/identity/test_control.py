@@ -3,34 +3,35 @@
 from __future__ import annotations
 
 import httpx
-from entra_client import CONTOSO, confidential_app, make_certificate
-from sim_tokens import GRAPH_DEFAULT, PENDING_APP_ID
 
 from m365sim.server import SimServer
+from support.demo import NO_CONSENT_APP_ID
+from support.entra_client import CONTOSO, confidential_app, make_certificate
+from support.sim_tokens import GRAPH_DEFAULT
 
 
 def test_new_secret_is_shown_once_with_its_id_and_value(
     sim: SimServer, control: httpx.Client
 ) -> None:
     added = control.post(
-        f"/_sim/tenants/{CONTOSO}/apps/{PENDING_APP_ID}/secrets", json={"displayName": "ci"}
+        f"/_sim/tenants/{CONTOSO}/apps/{NO_CONSENT_APP_ID}/secrets", json={"displayName": "ci"}
     )
     assert added.status_code == 201
     secret = added.json()
     assert secret["keyId"] != secret["value"] and secret["value"] == secret["secretText"]
     assert secret["hint"] == secret["value"][:3]
 
-    shown = control.get(f"/_sim/tenants/{CONTOSO}/apps/{PENDING_APP_ID}").json()["secrets"]
+    shown = control.get(f"/_sim/tenants/{CONTOSO}/apps/{NO_CONSENT_APP_ID}").json()["secrets"]
     assert secret["keyId"] in [s["keyId"] for s in shown]
     assert all("value" not in s for s in shown)
 
-    app = confidential_app(sim, PENDING_APP_ID, secret["value"])
+    app = confidential_app(sim, NO_CONSENT_APP_ID, secret["value"])
     assert "access_token" in app.acquire_token_for_client(GRAPH_DEFAULT)
     removed = control.delete(
-        f"/_sim/tenants/{CONTOSO}/apps/{PENDING_APP_ID}/secrets/{secret['keyId']}"
+        f"/_sim/tenants/{CONTOSO}/apps/{NO_CONSENT_APP_ID}/secrets/{secret['keyId']}"
     )
     assert removed.status_code == 204
-    after = confidential_app(sim, PENDING_APP_ID, secret["value"]).acquire_token_for_client(
+    after = confidential_app(sim, NO_CONSENT_APP_ID, secret["value"]).acquire_token_for_client(
         GRAPH_DEFAULT
     )
     assert after["error_codes"] == [7000215]

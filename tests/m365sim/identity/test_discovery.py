@@ -6,25 +6,24 @@ import httpx
 import jwt
 import msal
 import pytest
-from entra_client import CONTOSO, confidential_app
-from sim_tokens import GRAPH_DEFAULT, SERVICE_APP_ID, SERVICE_SECRET
 
 from m365sim.server import SimServer
-
-TENANT_ID = "6f1c2f4e-3b1a-4c1e-9a51-0c0ffee00001"
+from support.demo import DEMO_TENANT_ID, SERVICE_APP_ID, SERVICE_SECRET
+from support.entra_client import CONTOSO, confidential_app
+from support.sim_tokens import GRAPH_DEFAULT
 
 
 @pytest.mark.parametrize(
-    "tenant", [TENANT_ID, "contoso.com", "contoso.onmicrosoft.com", "CONTOSO.COM"]
+    "tenant", [DEMO_TENANT_ID, "contoso.com", "contoso.onmicrosoft.com", "CONTOSO.COM"]
 )
 def test_discovery_for_tenant_id_or_any_verified_domain_names_the_tenant(
     sim: SimServer, control: httpx.Client, tenant: str
 ) -> None:
     document = control.get(f"/{tenant}/v2.0/.well-known/openid-configuration").json()
-    assert document["issuer"] == f"{sim.url}/{TENANT_ID}/v2.0"
-    assert document["token_endpoint"] == f"{sim.url}/{TENANT_ID}/oauth2/v2.0/token"
-    assert document["authorization_endpoint"] == f"{sim.url}/{TENANT_ID}/oauth2/v2.0/authorize"
-    assert document["jwks_uri"] == f"{sim.url}/{TENANT_ID}/discovery/v2.0/keys"
+    assert document["issuer"] == f"{sim.url}/{DEMO_TENANT_ID}/v2.0"
+    assert document["token_endpoint"] == f"{sim.url}/{DEMO_TENANT_ID}/oauth2/v2.0/token"
+    assert document["authorization_endpoint"] == f"{sim.url}/{DEMO_TENANT_ID}/oauth2/v2.0/authorize"
+    assert document["jwks_uri"] == f"{sim.url}/{DEMO_TENANT_ID}/discovery/v2.0/keys"
     assert "private_key_jwt" in document["token_endpoint_auth_methods_supported"]
     assert document["id_token_signing_alg_values_supported"] == ["RS256"]
 

@@ -14,25 +14,25 @@ import jwt
 import msal
 import pytest
 import requests
-from entra_client import CONTOSO, REDIRECT_URI, Browser, confidential_app
-from sim_tokens import (
-    PENDING_APP_ID,
-    PENDING_SECRET,
-    SERVICE_APP_ID,
-    SERVICE_SECRET,
-    USER_APP_ID,
-    USER_SECRET,
-)
 
 from m365sim.graph.auth import decode_access_token
 from m365sim.server import SimServer
+from support.demo import (
+    DEMO_TENANT_ID,
+    NO_CONSENT_APP_ID,
+    NO_CONSENT_SECRET,
+    SERVICE_APP_ID,
+    SERVICE_SECRET,
+    USER_APP_ID,
+    USER_APP_SECRET,
+)
+from support.entra_client import CONTOSO, REDIRECT_URI, Browser, confidential_app
 
 pytestmark = [
     pytest.mark.filterwarnings("ignore:response_mode='form_post' is recommended:UserWarning"),
     pytest.mark.filterwarnings("ignore::DeprecationWarning:msal.*"),
 ]
 
-TENANT_ID = "6f1c2f4e-3b1a-4c1e-9a51-0c0ffee00001"
 ADELE = ("adele@contoso.com", "Demo-User-1!")
 ADELE_ID = "00000000-0000-4000-8000-00000000a002"
 ADMIN = ("admin@contoso.com", "Demo-Admin-1!")
@@ -40,7 +40,7 @@ SCOPES = ["Mail.ReadWrite", "Calendars.ReadWrite"]
 
 
 def user_app(sim: SimServer) -> msal.ConfidentialClientApplication:
-    return confidential_app(sim, USER_APP_ID, USER_SECRET)
+    return confidential_app(sim, USER_APP_ID, USER_APP_SECRET)
 
 
 def connect(
@@ -81,16 +81,16 @@ def test_auth_code_flow_with_pkce_issues_user_tokens(
     jwks_uri = control.get(f"/{CONTOSO}/v2.0/.well-known/openid-configuration").json()["jwks_uri"]
     key = jwt.PyJWKClient(jwks_uri).get_signing_key_from_jwt(result["id_token"]).key
     id_claims = jwt.decode(result["id_token"], key, algorithms=["RS256"], audience=USER_APP_ID)
-    assert id_claims["iss"] == f"{sim.url}/{TENANT_ID}/v2.0"
+    assert id_claims["iss"] == f"{sim.url}/{DEMO_TENANT_ID}/v2.0"
     sent_nonce = parse_qs(urlparse(flow["auth_uri"]).query)["nonce"][0]  # MSAL sends a hash
     assert id_claims["nonce"] == sent_nonce == hashlib.sha256(flow["nonce"].encode()).hexdigest()
-    assert id_claims["oid"] == ADELE_ID and id_claims["tid"] == TENANT_ID
+    assert id_claims["oid"] == ADELE_ID and id_claims["tid"] == DEMO_TENANT_ID
     assert id_claims["preferred_username"] == "adele@contoso.com"
 
     client_info = json.loads(base64.urlsafe_b64decode(result["client_info"] + "=="))
-    assert client_info == {"uid": ADELE_ID, "utid": TENANT_ID}
+    assert client_info == {"uid": ADELE_ID, "utid": DEMO_TENANT_ID}
     (account,) = app.get_accounts()
-    assert account["home_account_id"] == f"{ADELE_ID}.{TENANT_ID}"
+    assert account["home_account_id"] == f"{ADELE_ID}.{DEMO_TENANT_ID}"
 
 
 def test_consent_is_asked_once(sim: SimServer, browser: Browser) -> None:
@@ -330,7 +330,7 @@ class _PortKeepingSession(requests.Session):
 def password_app(sim: SimServer) -> msal.ConfidentialClientApplication:
     return msal.ConfidentialClientApplication(
         USER_APP_ID,
-        client_credential=USER_SECRET,
+        client_credential=USER_APP_SECRET,
         authority=sim.authority(CONTOSO),
         instance_discovery=False,
         http_client=_PortKeepingSession(sim),
@@ -374,15 +374,17 @@ def test_admin_consent_endpoint_grants_application_permissions(
 ) -> None:
     callback = "https://crm.example/admin/consent-callback"
     control.patch(
-        f"/_sim/tenants/{CONTOSO}/apps/{PENDING_APP_ID}", json={"redirectUris": [callback]}
+        f"/_sim/tenants/{CONTOSO}/apps/{NO_CONSENT_APP_ID}", json={"redirectUris": [callback]}
     )
-    url = f"{sim.url}/{CONTOSO}/{path}?client_id={PENDING_APP_ID}&redirect_uri={callback}&state=s1"
+    url = (
+        f"{sim.url}/{CONTOSO}/{path}?client_id={NO_CONSENT_APP_ID}&redirect_uri={callback}&state=s1"
+    )
     if path.startswith("v2.0"):
         url += "&scope=https://graph.microsoft.com/.default"
     answer = browser.sign_in(url, *ADMIN)
     assert answer["admin_consent"] == "True"
-    assert answer["tenant"] == TENANT_ID and answer["state"] == "s1"
-    app = confidential_app(sim, PENDING_APP_ID, PENDING_SECRET)
+    assert answer["tenant"] == DEMO_TENANT_ID and answer["state"] == "s1"
+    app = confidential_app(sim, NO_CONSENT_APP_ID, NO_CONSENT_SECRET)
     token = app.acquire_token_for_client(["https://graph.microsoft.com/.default"])["access_token"]
     assert decode_access_token(sim.state, token)["roles"] == [
         "Calendars.Read", "Calendars.ReadWrite", "Mail.Read", "Mail.ReadWrite"
@@ -394,10 +396,10 @@ def test_admin_consent_endpoint_needs_an_administrator(
 ) -> None:
     callback = "https://crm.example/admin/consent-callback"
     control.patch(
-        f"/_sim/tenants/{CONTOSO}/apps/{PENDING_APP_ID}", json={"redirectUris": [callback]}
+        f"/_sim/tenants/{CONTOSO}/apps/{NO_CONSENT_APP_ID}", json={"redirectUris": [callback]}
     )
     page = browser.open(
-        f"{sim.url}/{CONTOSO}/adminconsent?client_id={PENDING_APP_ID}&redirect_uri={callback}"
+        f"{sim.url}/{CONTOSO}/adminconsent?client_id={NO_CONSENT_APP_ID}&redirect_uri={callback}"
     )
     assert not isinstance(page, dict)
     page = browser.submit(page, "Sign in", {"login": ADELE[0], "passwd": ADELE[1]})
@@ -405,7 +407,7 @@ def test_admin_consent_endpoint_needs_an_administrator(
     tenant = sim.state.find_tenant(CONTOSO)
     assert (
         tenant is not None
-        and not tenant.service_principals[PENDING_APP_ID].granted_application_permissions
+        and not tenant.service_principals[NO_CONSENT_APP_ID].granted_application_permissions
     )
 
 
@@ -413,10 +415,10 @@ def test_admin_consent_endpoint_needs_an_administrator(
 def test_multi_tenant_app_signs_users_in_through_organizations(
     sim: SimServer, browser: Browser
 ) -> None:
-    app = confidential_app(sim, USER_APP_ID, USER_SECRET, tenant="organizations")
+    app = confidential_app(sim, USER_APP_ID, USER_APP_SECRET, tenant="organizations")
     flow = app.initiate_auth_code_flow(SCOPES, redirect_uri=REDIRECT_URI)
     result = app.acquire_token_by_auth_code_flow(flow, browser.sign_in(flow["auth_uri"], *ADELE))
-    assert result["id_token_claims"]["tid"] == TENANT_ID
+    assert result["id_token_claims"]["tid"] == DEMO_TENANT_ID
 
 
 def test_single_tenant_app_on_common_is_aadsts50194(sim: SimServer) -> None:

@@ -6,10 +6,10 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 
 import pytest
-from tests.m365sync.conftest import DEMO_APP_ID, DEMO_SECRET
 
 from m365sync import cli
 from m365sync.settings import get_settings
+from support.demo import SERVICE_APP_ID, SERVICE_SECRET
 
 RunCli = Callable[..., tuple[int, str, str]]
 
@@ -51,9 +51,9 @@ def add_service_account(m365sync: RunCli) -> Callable[[str], tuple[int, str, str
             "-o",
             "contoso",
             "--client-id",
-            DEMO_APP_ID,
+            SERVICE_APP_ID,
             "--secret",
-            DEMO_SECRET,
+            SERVICE_SECRET,
             "--test-mailbox",
             test_mailbox,
         )

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import sqlite3
 
-from tests.m365sync.conftest import DEMO_APP_ID, DEMO_SECRET, DEMO_SECRET_ID
+from support.demo import SERVICE_APP_ID, SERVICE_SECRET, SERVICE_SECRET_ID
 
 
 def test_exit_codes_and_service_account_lifecycle(m365sync, add_service_account, tmp_path):
@@ -24,9 +24,9 @@ def test_exit_codes_and_service_account_lifecycle(m365sync, add_service_account,
         "-o",
         "contoso",
         "--client-id",
-        DEMO_APP_ID,
+        SERVICE_APP_ID,
         "--secret",
-        DEMO_SECRET_ID,
+        SERVICE_SECRET_ID,
         "--test-mailbox",
         "adele@contoso.com",
         "--json",
@@ -42,9 +42,9 @@ def test_exit_codes_and_service_account_lifecycle(m365sync, add_service_account,
         "-o",
         "contoso",
         "--client-id",
-        DEMO_APP_ID,
+        SERVICE_APP_ID,
         "--secret",
-        DEMO_SECRET_ID,
+        SERVICE_SECRET_ID,
         "--test-mailbox",
         "adele@contoso.com",
     )
@@ -54,10 +54,10 @@ def test_exit_codes_and_service_account_lifecycle(m365sync, add_service_account,
 
     code, out, err = add_service_account("adele@contoso.com")
     assert code == 0, err
-    assert "Saved service account" in out and DEMO_SECRET not in out + err
+    assert "Saved service account" in out and SERVICE_SECRET not in out + err
     code, out, _ = m365sync("service-accounts", "list", "-o", "contoso", "--json")
     accounts = json.loads(out)
-    assert code == 0 and accounts[0]["status"] == "active" and DEMO_SECRET not in out
+    assert code == 0 and accounts[0]["status"] == "active" and SERVICE_SECRET not in out
     account_id = accounts[0]["id"]
 
     code, out, _ = m365sync(
@@ -72,7 +72,7 @@ def test_exit_codes_and_service_account_lifecycle(m365sync, add_service_account,
     )
     assert code == 0
     assert (
-        f"New-ApplicationAccessPolicy -AppId '{DEMO_APP_ID}' -PolicyScopeGroupId "
+        f"New-ApplicationAccessPolicy -AppId '{SERVICE_APP_ID}' -PolicyScopeGroupId "
         "'crm-sync@contoso.com' -AccessRight RestrictAccess" in out
     )
     assert (

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import sqlite3
 
-from tests.m365sync.conftest import DEMO_APP_ID, DEMO_SECRET
+from support.demo import SERVICE_APP_ID, SERVICE_SECRET
 
 
 def test_key_rotation_reseals_everything(m365sync, tmp_path):
@@ -19,9 +19,9 @@ def test_key_rotation_reseals_everything(m365sync, tmp_path):
             "-o",
             "contoso",
             "--client-id",
-            DEMO_APP_ID,
+            SERVICE_APP_ID,
             "--secret",
-            DEMO_SECRET,
+            SERVICE_SECRET,
             "--test-mailbox",
             "adele@contoso.com",
         )[0]

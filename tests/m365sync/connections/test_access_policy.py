@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 import pytest
-from tests.m365sync.conftest import DEMO_APP_ID, DEMO_TENANT_ID, fresh
-from tests.m365sync.connections.test_run_test import control
-from tests.m365sync.connections.test_service_accounts import add
 
 from m365sync.connections import access_policy
 from m365sync.connections.access_policy import Reach
 from m365sync.connections.models import ConnectionKind, CredentialType, ServiceAccount
 from m365sync.errors import ValidationFailed
 from m365sync.organizations import service as orgs
+from support.connections import add_service_account
+from support.demo import DEMO_TENANT_ID, SERVICE_APP_ID
+from support.organizations import fresh
+from support.sim_tokens import sim_control
 
 
 def account(**kwargs) -> ServiceAccount:
@@ -19,7 +20,7 @@ def account(**kwargs) -> ServiceAccount:
         "name": "m365sync",
         "kind": ConnectionKind.OFFICE365,
         "credential_type": CredentialType.SECRET,
-        "client_id": DEMO_APP_ID,
+        "client_id": SERVICE_APP_ID,
         "enabled_features": ["email", "calendar"],
         "test_mailbox": "adele@contoso.com",
     }
@@ -32,17 +33,17 @@ def test_commands_for_a_group():
         account(), "crm-sync@contoso.com", service_principal_id="sp-object-id"
     )
     assert (
-        f"New-ApplicationAccessPolicy -AppId '{DEMO_APP_ID}' -PolicyScopeGroupId "
+        f"New-ApplicationAccessPolicy -AppId '{SERVICE_APP_ID}' -PolicyScopeGroupId "
         "'crm-sync@contoso.com' "
         "-AccessRight RestrictAccess -Description 'Restrict m365sync to members of "
         "crm-sync@contoso.com'"
     ) in policy.application_access_policy
     assert (
-        f"Test-ApplicationAccessPolicy -Identity 'adele@contoso.com' -AppId '{DEMO_APP_ID}'"
+        f"Test-ApplicationAccessPolicy -Identity 'adele@contoso.com' -AppId '{SERVICE_APP_ID}'"
         in policy.application_access_policy
     )
     rbac = commands.rbac_for_applications
-    assert f"New-ServicePrincipal -AppId '{DEMO_APP_ID}' -ObjectId 'sp-object-id'" in rbac
+    assert f"New-ServicePrincipal -AppId '{SERVICE_APP_ID}' -ObjectId 'sp-object-id'" in rbac
     assert (
         "New-ManagementScope -Name 'm365sync mailboxes' -RecipientRestrictionFilter "
         "\"MemberOfGroup -eq '$($group.DistinguishedName)'\"" in rbac
@@ -53,7 +54,7 @@ def test_commands_for_a_group():
         "Application Calendars.ReadWrite",
     ):
         assert (
-            f"New-ManagementRoleAssignment -App '{DEMO_APP_ID}' -Role '{role}' "
+            f"New-ManagementRoleAssignment -App '{SERVICE_APP_ID}' -Role '{role}' "
             "-CustomResourceScope 'm365sync mailboxes'" in rbac
         )
     assert any("remove the unscoped" in note for note in commands.notes)
@@ -71,7 +72,7 @@ def test_names_are_quoted_and_bad_groups_refused():
 
 async def test_reachability_per_member(sim, db, runtime, make_org):
     org = make_org()
-    saved, _ = await add(db, runtime, org)
+    saved, _ = await add_service_account(db, runtime, org)
     with db.session() as session:
         for email in (
             "adele@contoso.com",
@@ -84,12 +85,12 @@ async def test_reachability_per_member(sim, db, runtime, make_org):
     # About what a policy decides, not when: this test lets policy changes reach Graph at
     # once (the default is Exchange's propagation delay, see docs/m365sim/access-and-limits.md).
     sim.state.config.policy_propagation_seconds = 0
-    control(
+    sim_control(
         sim,
         "POST",
         f"/_sim/tenants/{DEMO_TENANT_ID}/accessPolicies",
         json={
-            "AppId": DEMO_APP_ID,
+            "AppId": SERVICE_APP_ID,
             "PolicyScopeGroupId": "crm-sync@contoso.com",
             "AccessRight": "RestrictAccess",
         },

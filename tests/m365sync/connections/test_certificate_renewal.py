@@ -9,8 +9,6 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
-from tests.m365sync.conftest import fresh, make_settings
-from tests.m365sync.connections.test_setup import FakeTime, actions, set_up
 
 from m365sync.connections import certificate_renewal
 from m365sync.connections.models import (
@@ -31,6 +29,7 @@ from m365sync.organizations.models import Role
 from m365sync.sync.models import SyncFeature, UnitStatus
 from m365sync.sync.scheduler import Scheduler
 from m365sync.sync.service import sync_member
+from support.demo import demo_settings as make_settings
 from support.litware import (
     ADMIN,
     LITWARE_DOMAIN,
@@ -39,6 +38,8 @@ from support.litware import (
     REP,
     SimControl,
 )
+from support.organizations import fresh
+from support.setup_flow import FakeTime, actions, set_up
 
 
 @pytest.fixture

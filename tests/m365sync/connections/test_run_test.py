@@ -3,20 +3,9 @@ check that names it says what went wrong and how to fix it."""
 
 from __future__ import annotations
 
-import ssl
 from datetime import timedelta
 
-import httpx
 import pytest
-from tests.m365sync.conftest import (
-    DEMO_APP_ID,
-    DEMO_SECRET,
-    DEMO_SECRET_ID,
-    DEMO_TENANT_ID,
-    NO_CONSENT_APP_ID,
-    NO_CONSENT_SECRET,
-    fresh,
-)
 
 from m365sim.directory.models import ClientSecret as SimSecret
 from m365sim.server import SimServer
@@ -24,6 +13,16 @@ from m365sync.connections import service_accounts
 from m365sync.connections.models import Feature
 from m365sync.connections.run_test import Outcome, ServiceAccountDraft, TestReport
 from m365sync.microsoft.auth import ClientSecret
+from support.demo import (
+    DEMO_TENANT_ID,
+    NO_CONSENT_APP_ID,
+    NO_CONSENT_SECRET,
+    SERVICE_APP_ID,
+    SERVICE_SECRET,
+    SERVICE_SECRET_ID,
+)
+from support.organizations import fresh
+from support.sim_tokens import sim_control
 
 
 async def run_test(
@@ -31,21 +30,14 @@ async def run_test(
     runtime,
     org,
     *,
-    client_id=DEMO_APP_ID,
-    secret=DEMO_SECRET,
+    client_id=SERVICE_APP_ID,
+    secret=SERVICE_SECRET,
     mailbox="adele@contoso.com",
     tenant_id=None,
 ) -> TestReport:
     with db.session() as session:
         draft = ServiceAccountDraft(client_id, ClientSecret(secret), mailbox, tenant_id)
         return await service_accounts.test_draft(session, runtime, fresh(session, org), draft)
-
-
-def control(sim: SimServer, method: str, path: str, **kwargs) -> httpx.Response:
-    verify = ssl.create_default_context(cafile=str(sim.tls.ca_bundle))
-    response = httpx.request(method, f"{sim.url}{path}", verify=verify, **kwargs)
-    assert response.status_code < 400, response.text
-    return response
 
 
 def token_requests(sim: SimServer) -> int:
@@ -76,7 +68,7 @@ async def test_the_verdict_says_in_one_line_what_passed_and_what_failed(db, runt
         "Test passed: Email Sync, Calendar Sync and Calendar Scheduling can be enabled."
     )
     assert good.overall == Outcome.PASSED
-    wrong = await run_test(db, runtime, org, secret=DEMO_SECRET_ID)
+    wrong = await run_test(db, runtime, org, secret=SERVICE_SECRET_ID)
     assert wrong.overall == Outcome.FAILED
     assert wrong.verdict == f"Test failed: 1 of {len(wrong.checks)} checks failed (Client secret)."
     # Read worst first: the failure, then what could not run, then what passed.
@@ -115,7 +107,7 @@ async def test_domain_in_no_tenant(db, runtime, make_org):
 
 
 async def test_entra_unwell_during_discovery_is_not_an_unknown_domain(sim, db, runtime, make_org):
-    control(
+    sim_control(
         sim,
         "POST",
         "/_sim/faults",
@@ -131,7 +123,7 @@ async def test_entra_unwell_during_discovery_is_not_an_unknown_domain(sim, db, r
 async def test_secret_id_is_caught_before_entra_is_asked(sim, db, runtime, make_org):
     org = make_org()
     before = token_requests(sim)
-    report = await run_test(db, runtime, org, secret=DEMO_SECRET_ID)
+    report = await run_test(db, runtime, org, secret=SERVICE_SECRET_ID)
     check = report.check("secret_format")
     assert check.outcome == Outcome.FAILED
     assert "secret's ID, not its value" in check.message
@@ -149,7 +141,7 @@ async def test_wrong_secret(db, runtime, make_org):
 
 
 async def test_expired_secret_needs_a_new_secret(sim, demo_tenant, db, runtime, make_org):
-    app = demo_tenant.apps[DEMO_APP_ID]
+    app = demo_tenant.apps[SERVICE_APP_ID]
     app.secrets.append(
         SimSecret(
             value="Zx8Q~expired.secret-value-0000000000001",
@@ -174,7 +166,7 @@ async def test_app_not_registered_in_the_tenant(db, runtime, make_org):
 
 
 async def test_disabled_app(demo_tenant, db, runtime, make_org):
-    demo_tenant.apps[DEMO_APP_ID].disabled = True
+    demo_tenant.apps[SERVICE_APP_ID].disabled = True
     report = await run_test(db, runtime, make_org())
     check = report.check("sign_in")
     assert check.outcome == Outcome.FAILED and check.code == "AADSTS7000112"
@@ -190,7 +182,7 @@ async def test_admin_consent_not_granted(db, runtime, make_org):
 
 
 async def test_permissions_per_feature(demo_tenant, db, runtime, make_org):
-    principal = demo_tenant.service_principals[DEMO_APP_ID]
+    principal = demo_tenant.service_principals[SERVICE_APP_ID]
     principal.granted_application_permissions = {"Mail.Read", "Mail.ReadWrite"}
     report = await run_test(db, runtime, make_org())
     assert report.ok
@@ -212,12 +204,12 @@ async def test_mailbox_blocked_by_application_access_policy(sim, db, runtime, ma
     # About what a policy decides, not when: this test lets policy changes reach Graph at
     # once (the default is Exchange's propagation delay, see docs/m365sim/access-and-limits.md).
     sim.state.config.policy_propagation_seconds = 0
-    control(
+    sim_control(
         sim,
         "POST",
         f"/_sim/tenants/{DEMO_TENANT_ID}/accessPolicies",
         json={
-            "AppId": DEMO_APP_ID,
+            "AppId": SERVICE_APP_ID,
             "PolicyScopeGroupId": "crm-sync@contoso.com",
             "AccessRight": "RestrictAccess",
         },
@@ -257,7 +249,7 @@ async def test_mailbox_full(demo_tenant, db, runtime, make_org):
 
 
 async def test_throttling_is_retried_not_a_failure(sim, db, runtime, make_org):
-    control(
+    sim_control(
         sim,
         "POST",
         "/_sim/faults",
@@ -265,7 +257,7 @@ async def test_throttling_is_retried_not_a_failure(sim, db, runtime, make_org):
     )
     report = await run_test(db, runtime, make_org(verified=False))
     assert report.ok and report.outcome("mail_access") == Outcome.PASSED
-    control(
+    sim_control(
         sim,
         "POST",
         "/_sim/faults",

@@ -5,42 +5,29 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from tests.m365sync.conftest import (
-    DEMO_APP_ID,
-    DEMO_SECRET,
-    DEMO_SECRET_ID,
-    DEMO_TENANT_ID,
-    NO_CONSENT_APP_ID,
-    NO_CONSENT_SECRET,
-    fresh,
-)
-from tests.m365sync.connections.test_run_test import control
 
 from m365sync.connections import service_accounts
 from m365sync.connections.errors import MemberNotSynced, NoConnection, NoDomains, RunTestFailed
 from m365sync.connections.models import ConnectionStatus, Feature
-from m365sync.connections.run_test import ServiceAccountDraft
 from m365sync.errors import ValidationFailed
 from m365sync.microsoft import errors as ms
-from m365sync.microsoft.auth import ClientSecret
 from m365sync.organizations import service as orgs
 from m365sync.organizations.models import DomainProof
-
-
-async def add(db, runtime, org, *, secret=DEMO_SECRET, certificate=None, partial=False, **kwargs):
-    values = {"name": "Contoso SA", "client_id": DEMO_APP_ID, "test_mailbox": "adele@contoso.com"}
-    values.update(kwargs)
-    credential = certificate or (ClientSecret(secret) if secret is not None else None)
-    draft = ServiceAccountDraft(credential=credential, **values)
-    with db.session() as session:
-        return await service_accounts.add_service_account(
-            session, runtime, fresh(session, org), draft, partial=partial
-        )
+from support.connections import add_service_account
+from support.demo import (
+    DEMO_TENANT_ID,
+    NO_CONSENT_APP_ID,
+    NO_CONSENT_SECRET,
+    SERVICE_APP_ID,
+    SERVICE_SECRET_ID,
+)
+from support.organizations import fresh
+from support.sim_tokens import sim_control
 
 
 async def test_save_a_working_account(db, runtime, make_org):
     org = make_org()
-    account, report = await add(
+    account, report = await add_service_account(
         db, runtime, org, secret_expires_at=datetime.now(UTC) + timedelta(days=200)
     )
     assert report.ok
@@ -58,18 +45,20 @@ async def test_save_a_working_account(db, runtime, make_org):
 
 async def test_save_refused_without_domains(db, runtime, make_org):
     with pytest.raises(NoDomains) as caught:
-        await add(db, runtime, make_org(domains=()))
+        await add_service_account(db, runtime, make_org(domains=()))
     assert "Add your domains to sync first" in (caught.value.fix or "")
 
 
 async def test_save_refused_while_a_required_check_fails_unless_partial(db, runtime, make_org):
     org = make_org()
     with pytest.raises(RunTestFailed) as caught:
-        await add(db, runtime, org, client_id=NO_CONSENT_APP_ID, secret=NO_CONSENT_SECRET)
+        await add_service_account(
+            db, runtime, org, client_id=NO_CONSENT_APP_ID, secret=NO_CONSENT_SECRET
+        )
     assert "Grant admin consent" in (caught.value.fix or "")
     with db.session() as session:
         assert service_accounts.list_service_accounts(session, fresh(session, org)) == []
-    account, report = await add(
+    account, report = await add_service_account(
         db, runtime, org, client_id=NO_CONSENT_APP_ID, secret=NO_CONSENT_SECRET, partial=True
     )
     assert not report.ok
@@ -82,11 +71,11 @@ async def test_save_refused_while_a_required_check_fails_unless_partial(db, runt
 
 
 async def test_partial_account_shows_features_off_and_why(demo_tenant, db, runtime, make_org):
-    demo_tenant.service_principals[DEMO_APP_ID].granted_application_permissions = {
+    demo_tenant.service_principals[SERVICE_APP_ID].granted_application_permissions = {
         "Calendars.Read",
         "Calendars.ReadWrite",
     }
-    account, report = await add(db, runtime, make_org())
+    account, report = await add_service_account(db, runtime, make_org())
     assert report.ok
     view = service_accounts.service_account_view(account, datetime.now(UTC))
     assert view["features"]["calendar"]["enabled"] is True
@@ -129,9 +118,9 @@ async def test_expired_secret_marks_needs_new_secret_and_replacing_it_recovers(
     sim, demo_tenant, db, runtime, make_org
 ):
     org = make_org()
-    account, _ = await add(db, runtime, org)
-    app = demo_tenant.apps[DEMO_APP_ID]
-    control(sim, "POST", "/_sim/clock", json={"advanceSeconds": 400 * 24 * 3600})
+    account, _ = await add_service_account(db, runtime, org)
+    app = demo_tenant.apps[SERVICE_APP_ID]
+    sim_control(sim, "POST", "/_sim/clock", json={"advanceSeconds": 400 * 24 * 3600})
     with db.session() as session:
         stored = service_accounts.get_service_account(session, fresh(session, org), account.id)
         report = await service_accounts.retest_service_account(
@@ -162,10 +151,10 @@ async def test_certificate_generated_here_works(sim, db, runtime, make_org):
         )
         pem = account.certificate_pem
         assert "PRIVATE KEY" not in pem and "BEGIN CERTIFICATE" in pem
-    control(
+    sim_control(
         sim,
         "POST",
-        f"/_sim/tenants/{DEMO_TENANT_ID}/apps/{DEMO_APP_ID}/certificates",
+        f"/_sim/tenants/{DEMO_TENANT_ID}/apps/{SERVICE_APP_ID}/certificates",
         json={"pem": pem},
     )
     with db.session() as session:
@@ -175,7 +164,7 @@ async def test_certificate_generated_here_works(sim, db, runtime, make_org):
             runtime,
             fresh(session, org),
             stored,
-            client_id=DEMO_APP_ID,
+            client_id=SERVICE_APP_ID,
             test_mailbox="adele@contoso.com",
         )
         assert report.ok, [c for c in report.checks if c.outcome == "failed"]
@@ -193,13 +182,15 @@ async def test_uploaded_certificate_not_registered_is_invalid_credentials(db, ru
     from m365sync.microsoft.auth import generate_certificate
 
     with pytest.raises(RunTestFailed) as caught:
-        await add(db, runtime, make_org(), secret=None, certificate=generate_certificate("stray"))
+        await add_service_account(
+            db, runtime, make_org(), secret=None, certificate=generate_certificate("stray")
+        )
     assert caught.value.report.check("sign_in").outcome == "failed"
 
 
 async def test_graph_for_mailbox_routes_by_feature(db, runtime, make_org, make_member):
     org = make_org()
-    await add(db, runtime, org)
+    await add_service_account(db, runtime, org)
     adele = make_member(org, "adele@contoso.com")
     outsider = make_member(org, "someone@fabrikam.com")
     with db.session() as session:
@@ -220,7 +211,7 @@ async def test_graph_for_mailbox_routes_by_feature(db, runtime, make_org, make_m
 
 async def test_secret_id_save_refused_with_the_value_hint(db, runtime, make_org):
     with pytest.raises(RunTestFailed) as caught:
-        await add(db, runtime, make_org(), secret=DEMO_SECRET_ID)
+        await add_service_account(db, runtime, make_org(), secret=SERVICE_SECRET_ID)
     assert "secret's ID, not its value" in caught.value.message
 
 
@@ -231,7 +222,7 @@ async def test_saving_proves_only_the_domains_of_the_consenting_tenant(
     contoso.com is verified there; woodgrove.com stays unverified and no tenant is written
     on it."""
     org = make_org(domains=("contoso.com", "woodgrove.com"), verified=False)
-    _, report = await add(db, runtime, org)
+    _, report = await add_service_account(db, runtime, org)
     assert report.domain_tenants["woodgrove.com"] == woodgrove_tenant
     with db.session() as session:
         domains = {d.name: d for d in orgs.list_domains(session, fresh(session, org))}
@@ -244,7 +235,7 @@ async def test_saving_proves_only_the_domains_of_the_consenting_tenant(
 
 async def test_an_account_without_consent_proves_nothing(db, runtime, make_org):
     org = make_org(verified=False)
-    _, report = await add(
+    _, report = await add_service_account(
         db, runtime, org, client_id=NO_CONSENT_APP_ID, secret=NO_CONSENT_SECRET, partial=True
     )
     assert report.signed_in and not report.granted_permissions

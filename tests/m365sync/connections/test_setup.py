@@ -5,15 +5,11 @@ failures, each with its cause and fix."""
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
 import pytest
-from tests.m365sync.conftest import fresh
-from tests.m365sync.connections.signin import sign_in
 
-from m365sync.audit import service as audit
 from m365sync.connections import service_accounts, setup, user_connections
 from m365sync.connections.errors import (
     AdminRoleMissing,
@@ -27,7 +23,6 @@ from m365sync.connections.models import (
     ConnectionStatus,
     CredentialType,
     Feature,
-    ServiceAccount,
     UserConnection,
 )
 from m365sync.connections.run_test import Outcome
@@ -44,12 +39,11 @@ from support.litware import (
     FOUR_PERMISSIONS,
     LITWARE_DOMAIN,
     LITWARE_TENANT_ID,
-    PASSWORD,
     REP,
     SimControl,
 )
-
-REDIRECT = "http://localhost:8365/admin/service-accounts/setup/callback"
+from support.organizations import fresh
+from support.setup_flow import FakeTime, accounts, actions, begin, complete, set_up
 
 
 @pytest.fixture
@@ -68,91 +62,6 @@ def litware(make_org: Any, make_member: Any, control: Any) -> Any:
     make_member(org, ADMIN, Role.ADMIN)
     make_member(org, REP)
     return org
-
-
-async def begin(db: Any, runtime: Any, org: Any, **choice: Any) -> str:
-    with db.session() as session:
-        organization = fresh(session, org)
-        admin = orgs.get_member(session, organization, ADMIN)
-        return await setup.begin_setup(
-            session,
-            runtime,
-            organization,
-            admin,
-            features=choice.pop("features", ["email", "calendar"]),
-            test_mailbox=choice.pop("test_mailbox", REP),
-            **choice,
-        )
-
-
-async def complete(db: Any, runtime: Any, org: Any, params: dict[str, str], **kw: Any) -> Any:
-    """As a door does it: the result, or the ``SetupFailed`` error with the request's work
-    (audit entries, a waiting account) committed."""
-    with db.session() as session:
-        try:
-            return await setup.complete_setup(
-                session, runtime, params, organization_id=org.id, **kw
-            )
-        except SetupFailed as failure:
-            return failure
-
-
-async def set_up(
-    sim: Any,
-    db: Any,
-    runtime: Any,
-    org: Any,
-    *,
-    username: str = ADMIN,
-    consent: bool = True,
-    **kw: Any,
-) -> Any:
-    url = await begin(db, runtime, org)
-    params = await asyncio.to_thread(
-        sign_in,
-        url,
-        username=username,
-        password=PASSWORD,
-        ca_bundle=str(sim.tls.ca_bundle),
-        redirect_prefix=REDIRECT,
-        consent=consent,
-    )
-    return await complete(db, runtime, org, params, **kw)
-
-
-def actions(db: Any, org: Any) -> list[str]:
-    """The audit log's entries about the tenant's apps and the service accounts, oldest first."""
-    with db.session() as session:
-        return [
-            e.action
-            for e in reversed(audit.list_events(session, org.id))
-            if e.action.startswith(("entra.", "service_account."))
-        ]
-
-
-def accounts(db: Any, org: Any) -> list[ServiceAccount]:
-    with db.session() as session:
-        found = service_accounts.list_service_accounts(session, fresh(session, org))
-        session.expunge_all()
-        return found
-
-
-class FakeTime:
-    """``sleep`` and a monotonic ``clock`` for the replication wait, advancing m365sim's
-    clock too when ``moves_sim`` (so Entra ID's replication really progresses)."""
-
-    def __init__(self, control: SimControl, *, moves_sim: bool) -> None:
-        self.control = control
-        self.moves_sim = moves_sim
-        self.now = 0.0
-
-    async def sleep(self, seconds: float) -> None:
-        self.now += seconds
-        if self.moves_sim:
-            await asyncio.to_thread(self.control.advance_clock, seconds)
-
-    def clock(self) -> float:
-        return self.now
 
 
 async def test_set_up_for_me_registers_one_app_with_a_certificate_and_consents(

@@ -4,9 +4,6 @@ m365sim's real pages), silent refresh, restart, revocation, disconnect; legacy E
 from __future__ import annotations
 
 import pytest
-from tests.m365sync.conftest import DEMO_TENANT_ID, fresh
-from tests.m365sync.connections.signin import sign_in
-from tests.m365sync.connections.test_run_test import control
 
 from m365sync.connections import user_connections
 from m365sync.connections.errors import (
@@ -22,6 +19,10 @@ from m365sync.errors import NotFound
 from m365sync.microsoft import errors as ms
 from m365sync.organizations import service as orgs
 from m365sync.organizations.models import DomainProof, Role
+from support.demo import DEMO_TENANT_ID
+from support.microsoft_sign_in import sign_in
+from support.organizations import fresh
+from support.sim_tokens import sim_control
 
 REDIRECT = "http://localhost:8365/connections/office365/callback"
 
@@ -96,7 +97,9 @@ async def test_connect_refresh_restart_revoke_disconnect(
     await restarted.aclose()
 
     # Revoked sessions: "reconnect needed", told once.
-    control(sim, "POST", f"/_sim/tenants/{DEMO_TENANT_ID}/users/adele@contoso.com/revokeSessions")
+    sim_control(
+        sim, "POST", f"/_sim/tenants/{DEMO_TENANT_ID}/users/adele@contoso.com/revokeSessions"
+    )
     with restarted_db.session() as session:
         stored = user_connections.get_user_connection(session, fresh(session, org), member)
         await user_connections.refresh_user_connection(session, restarted, stored)
@@ -132,11 +135,11 @@ async def test_state_mismatch_is_refused(sim, db, runtime, make_org, make_member
 async def test_service_account_member_gets_tasks_from_own_connection(
     sim, db, runtime, make_org, make_member
 ):
-    from tests.m365sync.connections.test_service_accounts import add
+    from support.connections import add_service_account
 
     org = make_org()
     member = make_member(org, "adele@contoso.com")
-    await add(db, runtime, org)
+    await add_service_account(db, runtime, org)
     await connect(sim, db, runtime, org)
     with db.session() as session:
         assert runtime.graph_for_mailbox(session, member, Feature.EMAIL).source == "service_account"

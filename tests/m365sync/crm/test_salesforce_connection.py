@@ -7,15 +7,6 @@ from typing import Any
 
 import pytest
 import requests
-from salesforce_target_world import ADELE, DIEGO, MEMBERS, SalesforceTarget
-from salesforce_world import (
-    CALLBACK,
-    CONSUMER_KEY,
-    CONSUMER_SECRET,
-    REP,
-    REP_PASSWORD,
-    log_in_and_allow,
-)
 from sqlalchemy import select
 
 from m365sync.crm.errors import SalesforceSignInUnknown, SalesforceUserNotFound
@@ -41,6 +32,9 @@ from m365sync.crm.salesforce_service import (
 from m365sync.salesforce import errors as sf_errors
 from sfsim import DEMO_SEED
 from sfsim.seed import read_seed
+from support.demo import SALESFORCE_CALLBACK, SALESFORCE_CONSUMER_KEY
+from support.salesforce_target_world import ADELE, DIEGO, MEMBERS, SalesforceTarget
+from support.salesforce_world import CONSUMER_SECRET, REP, REP_PASSWORD, log_in_and_allow
 
 
 def connection(target: SalesforceTarget) -> SalesforceConnection:
@@ -97,7 +91,7 @@ def test_connect_with_client_credentials(target: SalesforceTarget) -> None:
             target.box,
             target.settings,
             target.organization_id,
-            consumer_key=CONSUMER_KEY,
+            consumer_key=SALESFORCE_CONSUMER_KEY,
             consumer_secret=CONSUMER_SECRET.value,
         )
     assert report.ok, report.failures()
@@ -243,9 +237,9 @@ def test_connect_salesforce_with_pkce_then_disconnect_revokes_it(
             target.box,
             target.settings,
             target.organization_id,
-            consumer_key=CONSUMER_KEY,
+            consumer_key=SALESFORCE_CONSUMER_KEY,
             consumer_secret=CONSUMER_SECRET.value,
-            redirect_uri=CALLBACK,
+            redirect_uri=SALESFORCE_CALLBACK,
         )
     assert url.startswith(f"{target.sf.url}/services/oauth2/authorize?")
     assert "code_challenge=" in url

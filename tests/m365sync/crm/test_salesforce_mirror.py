@@ -5,18 +5,21 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from salesforce_target_world import LEE, NINA, PAT, SAM, SalesforceTarget
-from salesforce_world import CONSUMER_KEY, DEMO_KEY, INTEGRATION_USER
-
 from m365sync.crm.embedded import EmbeddedCrm
 from m365sync.crm.models import CrmContact, PersonKind
 from m365sync.salesforce import JwtBearerFlow, SalesforceClient
+from support.demo import SALESFORCE_CONSUMER_KEY, SALESFORCE_INTEGRATION_USER
+from support.salesforce_target_world import LEE, NINA, PAT, SAM, SalesforceTarget
+from support.salesforce_world import DEMO_KEY
 
 
 def salesforce(target: SalesforceTarget) -> SalesforceClient:
     """A Salesforce user's own client (what people do in Salesforce meanwhile)."""
     flow = JwtBearerFlow(
-        target.settings, consumer_key=CONSUMER_KEY, username=INTEGRATION_USER, signing_key=DEMO_KEY
+        target.settings,
+        consumer_key=SALESFORCE_CONSUMER_KEY,
+        username=SALESFORCE_INTEGRATION_USER,
+        signing_key=DEMO_KEY,
     )
     return SalesforceClient(target.settings, flow)
 

@@ -10,16 +10,6 @@ from typing import Any
 
 import pytest
 import requests
-from salesforce_target_world import (
-    ADELE,
-    ALEX,
-    DIEGO,
-    MEMBERS,
-    NINA,
-    PAT,
-    SAM,
-    SalesforceTarget,
-)
 from sqlalchemy import select
 
 from m365sync.crm import salesforce_writer
@@ -33,6 +23,16 @@ from m365sync.crm.salesforce_service import (
 from m365sync.sync.features import SyncFeature
 from sfsim import DEMO_SEED
 from sfsim.seed import read_seed
+from support.salesforce_target_world import (
+    ADELE,
+    ALEX,
+    DIEGO,
+    MEMBERS,
+    NINA,
+    PAT,
+    SAM,
+    SalesforceTarget,
+)
 
 
 def connected(target: SalesforceTarget) -> None:

@@ -9,7 +9,7 @@ import os
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -18,18 +18,10 @@ from sqlalchemy import text
 from m365sync.db import Database, create_db_engine
 from m365sync.db import checkpoint as checkpoint_module
 from m365sync.db.checkpoint import JOURNAL_SIZE_LIMIT, WalCheckpointer
+from support.polling import wait_for
 
 MB = 1024 * 1024
 TICK = 0.02
-
-
-def eventually(condition: Callable[[], bool], timeout: float = 15.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.01)
-    return True
 
 
 def size(path: Path) -> int:
@@ -77,7 +69,7 @@ def test_commits_leave_the_checkpoints_to_the_background_thread(
 
     write_blobs(database, 80)
 
-    assert eventually(lambda: size(path) > 7 * MB), "the rows never reached the database file"
+    wait_for(lambda: size(path) > 7 * MB, 15, message="the rows never reached the database file")
 
 
 def test_continuous_writes_do_not_grow_the_wal_without_bound(
@@ -133,7 +125,11 @@ def test_a_forked_process_checkpoints_its_own_writes(database: Database, path: P
         try:
             database.engine.dispose(close=False)  # connections stay with the parent
             write_blobs(database, 40)
-            code = 0 if eventually(lambda: size(path) > 3 * MB) else 2
+            try:
+                wait_for(lambda: size(path) > 3 * MB, 15)
+                code = 0
+            except AssertionError:
+                code = 2
         finally:
             os._exit(code)
     _, status = os.waitpid(pid, 0)
@@ -153,7 +149,7 @@ def test_a_locked_database_is_retried_quietly(path: Path, caplog: pytest.LogCapt
         for _ in range(3):  # a WAL that keeps changing, tried again on each change
             holder.execute("INSERT INTO blob (body) VALUES (randomblob(1024))")
             seen = len(caplog.records)
-            assert eventually(lambda: len(caplog.records) > seen)
+            wait_for(lambda: len(caplog.records) > seen, 15)
         assert checkpointer.running
     finally:
         checkpointer.stop()
@@ -172,7 +168,7 @@ def test_an_unreadable_database_is_reported_once_and_never_created(
     checkpointer = WalCheckpointer(missing, interval=TICK)
     checkpointer.start()
     try:
-        assert eventually(lambda: len(caplog.records) >= 4)  # several failing ticks
+        wait_for(lambda: len(caplog.records) >= 4, 15)  # several failing ticks
         assert checkpointer.running
     finally:
         checkpointer.stop()

@@ -10,13 +10,12 @@ import pytest
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import IntegrityError
-from tests.m365sync.conftest import POSTGRES_URL
 
 from m365sync.db.migrate import migrate
 from m365sync.db.session import Database
+from support.demo import DEMO_TENANT_ID, WOODGROVE_TENANT_ID
+from support.postgres import POSTGRES_URL
 
-CONTOSO_TENANT = "6f1c2f4e-3b1a-4c1e-9a51-0c0ffee00001"
-WOODGROVE_TENANT = "7e2b7c52-5d1a-4f0e-8b1c-00000000b001"
 WHEN = "2026-11-30 00:00:00"
 
 
@@ -90,19 +89,19 @@ def test_existing_domains_are_verified_only_with_their_service_accounts_proof(em
         for org_id in ("contoso", "squatter", "twin-a", "twin-b", "unconsented"):
             _organization(connection, org_id)
         # Contoso: its service account holds permissions in the tenant its domain resolved to.
-        _service_account(connection, "contoso", CONTOSO_TENANT, '["Mail.Read"]')
-        _domain(connection, "contoso", "contoso.com", CONTOSO_TENANT)
+        _service_account(connection, "contoso", DEMO_TENANT_ID, '["Mail.Read"]')
+        _domain(connection, "contoso", "contoso.com", DEMO_TENANT_ID)
         # The squatter's Run Test stamped Woodgrove's tenant on its claim of woodgrove.com;
         # its own service account is Contoso-tenant's (the old, unproven stamp).
-        _service_account(connection, "squatter", CONTOSO_TENANT, '["Mail.Read"]')
-        _domain(connection, "squatter", "woodgrove.com", WOODGROVE_TENANT)
+        _service_account(connection, "squatter", DEMO_TENANT_ID, '["Mail.Read"]')
+        _domain(connection, "squatter", "woodgrove.com", WOODGROVE_TENANT_ID)
         # Two organizations both consented in Woodgrove's tenant: neither is picked.
         for twin in ("twin-a", "twin-b"):
-            _service_account(connection, twin, WOODGROVE_TENANT, '["Mail.Read"]')
-            _domain(connection, twin, "woodgrove.net", WOODGROVE_TENANT)
+            _service_account(connection, twin, WOODGROVE_TENANT_ID, '["Mail.Read"]')
+            _domain(connection, twin, "woodgrove.net", WOODGROVE_TENANT_ID)
         # A service account that never got consent proves nothing.
-        _service_account(connection, "unconsented", CONTOSO_TENANT, "[]")
-        _domain(connection, "unconsented", "contoso.net", CONTOSO_TENANT)
+        _service_account(connection, "unconsented", DEMO_TENANT_ID, "[]")
+        _domain(connection, "unconsented", "contoso.net", DEMO_TENANT_ID)
 
     migrate(empty_database.engine)
     with empty_database.engine.connect() as connection:
@@ -114,7 +113,7 @@ def test_existing_domains_are_verified_only_with_their_service_accounts_proof(em
         ).all()
     state = {row[0]: (bool(row[1]), row[2], row[3]) for row in rows}
     assert state == {
-        "contoso:contoso.com": (True, "service_account", CONTOSO_TENANT),
+        "contoso:contoso.com": (True, "service_account", DEMO_TENANT_ID),
         "squatter:woodgrove.com": (False, None, None),
         "twin-a:woodgrove.net": (False, None, None),
         "twin-b:woodgrove.net": (False, None, None),

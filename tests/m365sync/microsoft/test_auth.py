@@ -10,12 +10,12 @@ from typing import Any
 
 import httpx
 import pytest
-from tests.m365sync.conftest import DEMO_APP_ID, DEMO_SECRET, DEMO_TENANT_ID
 
 from m365sim.server import SimServer
 from m365sync.microsoft import errors as ms
 from m365sync.microsoft.auth import AppOnlyAuth, ClientSecret, discover_tenant
 from m365sync.settings import Settings
+from support.demo import DEMO_TENANT_ID, SERVICE_APP_ID, SERVICE_SECRET
 
 DISCOVERY = "openid-configuration"
 TOKEN = "/oauth2/v2.0/token"
@@ -42,9 +42,9 @@ def injected(sim: SimServer) -> int:
 def app_only(settings: Settings, tenant_id: str = DEMO_TENANT_ID) -> AppOnlyAuth:
     return AppOnlyAuth(
         settings,
-        client_id=DEMO_APP_ID,
+        client_id=SERVICE_APP_ID,
         tenant_id=tenant_id,
-        credential=ClientSecret(DEMO_SECRET),
+        credential=ClientSecret(SERVICE_SECRET),
         cache_blob=None,
         on_cache_change=None,
     )

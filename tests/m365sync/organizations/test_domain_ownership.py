@@ -7,12 +7,12 @@ from datetime import UTC, datetime
 
 import pytest
 from sqlalchemy.exc import IntegrityError
-from tests.m365sync.conftest import fresh
 
 from m365sync.audit import service as audit
 from m365sync.organizations import service as orgs
 from m365sync.organizations.errors import DnsUnavailable, DomainNotProven, DomainTaken
 from m365sync.organizations.models import Domain, DomainProof
+from support.organizations import fresh
 
 NOW = datetime.now(UTC)
 

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import pytest
 from sqlalchemy import select
-from tests.m365sync.conftest import fresh
 
 from m365sync.audit import service as audit
 from m365sync.errors import Conflict, Unauthorized, ValidationFailed
 from m365sync.organizations import service as orgs
 from m365sync.organizations.models import ApiToken, Role
+from support.organizations import fresh
 
 
 def test_domains_are_normalized_and_unique(db, make_org):

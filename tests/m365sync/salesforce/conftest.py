@@ -6,17 +6,12 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from salesforce_world import (
-    CONSUMER_KEY,
-    DEMO_KEY,
-    INTEGRATION_USER,
-    CountingSource,
-    salesforce_settings,
-)
 
 from m365sync.salesforce import JwtBearerFlow, SalesforceClient
 from m365sync.settings import Settings
 from sfsim import SfServer
+from support.demo import SALESFORCE_CONSUMER_KEY, SALESFORCE_INTEGRATION_USER
+from support.salesforce_world import DEMO_KEY, CountingSource, salesforce_settings
 
 
 @pytest.fixture
@@ -29,8 +24,8 @@ def jwt_source(sf_settings: Settings) -> CountingSource:
     return CountingSource(
         JwtBearerFlow(
             sf_settings,
-            consumer_key=CONSUMER_KEY,
-            username=INTEGRATION_USER,
+            consumer_key=SALESFORCE_CONSUMER_KEY,
+            username=SALESFORCE_INTEGRATION_USER,
             signing_key=DEMO_KEY,
         )
     )

@@ -10,17 +10,6 @@ from urllib.parse import parse_qs, urlsplit
 import certifi
 import pytest
 import requests
-from salesforce_world import (
-    CALLBACK,
-    CONSUMER_KEY,
-    CONSUMER_SECRET,
-    DEMO_KEY,
-    INTEGRATION_USER,
-    REP,
-    REP_PASSWORD,
-    log_in_and_allow,
-    salesforce_settings,
-)
 
 from m365sync.errors import ValidationFailed
 from m365sync.salesforce import (
@@ -37,12 +26,21 @@ from m365sync.salesforce import (
 from m365sync.salesforce import errors as sf_errors
 from m365sync.settings import Settings
 from sfsim import SfServer
+from support.demo import SALESFORCE_CALLBACK, SALESFORCE_CONSUMER_KEY, SALESFORCE_INTEGRATION_USER
+from support.salesforce_world import (
+    CONSUMER_SECRET,
+    DEMO_KEY,
+    REP,
+    REP_PASSWORD,
+    log_in_and_allow,
+    salesforce_settings,
+)
 
 
 def jwt_flow(settings: Settings, **overrides: object) -> JwtBearerFlow:
     values: dict[str, object] = {
-        "consumer_key": CONSUMER_KEY,
-        "username": INTEGRATION_USER,
+        "consumer_key": SALESFORCE_CONSUMER_KEY,
+        "username": SALESFORCE_INTEGRATION_USER,
         "signing_key": DEMO_KEY,
     }
     values.update(overrides)
@@ -135,7 +133,7 @@ def test_expired_jwt_means_this_servers_clock_is_wrong(sf: SfServer, sf_settings
 
 def test_client_credentials_on_the_my_domain(sf: SfServer, sf_settings: Settings) -> None:
     flow = ClientCredentialsFlow(
-        sf_settings, consumer_key=CONSUMER_KEY, consumer_secret=CONSUMER_SECRET
+        sf_settings, consumer_key=SALESFORCE_CONSUMER_KEY, consumer_secret=CONSUMER_SECRET
     )
     token = flow()
     me = requests.get(
@@ -143,14 +141,14 @@ def test_client_credentials_on_the_my_domain(sf: SfServer, sf_settings: Settings
         headers={"Authorization": f"Bearer {token.access_token}"},
         timeout=10,
     ).json()
-    assert me["preferred_username"] == INTEGRATION_USER
+    assert me["preferred_username"] == SALESFORCE_INTEGRATION_USER
     assert "sfsim-demo-consumer-secret" not in repr(flow)
 
 
 def test_client_credentials_refusals(sf_settings: Settings, sf_session: requests.Session) -> None:
     on_login_host = ClientCredentialsFlow(
         sf_settings,
-        consumer_key=CONSUMER_KEY,
+        consumer_key=SALESFORCE_CONSUMER_KEY,
         consumer_secret=CONSUMER_SECRET,
         login_url="https://login.salesforce.com",
         http=sf_session,
@@ -159,7 +157,7 @@ def test_client_credentials_refusals(sf_settings: Settings, sf_session: requests
         on_login_host()
     assert "my.salesforce.com" in (not_my_domain.value.fix or "")
     wrong_secret = ClientCredentialsFlow(
-        sf_settings, consumer_key=CONSUMER_KEY, consumer_secret=ConsumerSecret("nope")
+        sf_settings, consumer_key=SALESFORCE_CONSUMER_KEY, consumer_secret=ConsumerSecret("nope")
     )
     with pytest.raises(sf_errors.ConsumerSecretWrong) as refused:
         wrong_secret()
@@ -167,9 +165,9 @@ def test_client_credentials_refusals(sf_settings: Settings, sf_session: requests
 
 
 def test_client_credentials_without_a_run_as_user(sf: SfServer, sf_settings: Settings) -> None:
-    sf.state.auth.apps[CONSUMER_KEY].client_credentials_user = None
+    sf.state.auth.apps[SALESFORCE_CONSUMER_KEY].client_credentials_user = None
     flow = ClientCredentialsFlow(
-        sf_settings, consumer_key=CONSUMER_KEY, consumer_secret=CONSUMER_SECRET
+        sf_settings, consumer_key=SALESFORCE_CONSUMER_KEY, consumer_secret=CONSUMER_SECRET
     )
     with pytest.raises(sf_errors.ClientCredentialsOff) as refused:
         flow()
@@ -179,9 +177,9 @@ def test_client_credentials_without_a_run_as_user(sf: SfServer, sf_settings: Set
 def connect(sf_settings: Settings) -> WebServerFlow:
     return WebServerFlow(
         sf_settings,
-        consumer_key=CONSUMER_KEY,
+        consumer_key=SALESFORCE_CONSUMER_KEY,
         consumer_secret=CONSUMER_SECRET,
-        redirect_uri=CALLBACK,
+        redirect_uri=SALESFORCE_CALLBACK,
     )
 
 
@@ -240,7 +238,7 @@ def test_connect_salesforce_refuses_a_foreign_or_denied_callback(sf_settings: Se
     other = flow.start()
     callback = log_in_and_allow(other.url, username=REP, password=REP_PASSWORD)
     forged = type(other)(
-        url=other.url, state=other.state, redirect_uri=CALLBACK, code_verifier="x" * 64
+        url=other.url, state=other.state, redirect_uri=SALESFORCE_CALLBACK, code_verifier="x" * 64
     )
     with pytest.raises(sf_errors.SignInIncomplete) as verifier:
         flow.finish(forged, callback)
@@ -252,7 +250,7 @@ def test_unregistered_callback_url_names_the_url_to_add(
 ) -> None:
     flow = WebServerFlow(
         sf_settings,
-        consumer_key=CONSUMER_KEY,
+        consumer_key=SALESFORCE_CONSUMER_KEY,
         consumer_secret=CONSUMER_SECRET,
         redirect_uri="https://crm-sync.contoso.example/salesforce/callback",
     )

@@ -8,15 +8,6 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from salesforce_world import (
-    CONSUMER_KEY,
-    DEMO_KEY,
-    INTEGRATION_USER,
-    CountingSource,
-    logged,
-    salesforce_settings,
-    sim,
-)
 
 from m365sync.salesforce import (
     ApiBudget,
@@ -28,6 +19,8 @@ from m365sync.salesforce import (
 )
 from m365sync.salesforce import errors as sf_errors
 from sfsim import SfServer
+from support.demo import SALESFORCE_CONSUMER_KEY, SALESFORCE_INTEGRATION_USER
+from support.salesforce_world import DEMO_KEY, CountingSource, logged, salesforce_settings, sim
 
 
 def seed_leads(sf: SfServer, count: int, *, with_email: bool = False) -> None:
@@ -335,7 +328,10 @@ def test_the_budget_stops_at_m365syncs_share(sf: SfServer, tmp_path: Path) -> No
     budget = ApiBudget(settings.salesforce_api_share)
     source = CountingSource(
         JwtBearerFlow(
-            settings, consumer_key=CONSUMER_KEY, username=INTEGRATION_USER, signing_key=DEMO_KEY
+            settings,
+            consumer_key=SALESFORCE_CONSUMER_KEY,
+            username=SALESFORCE_INTEGRATION_USER,
+            signing_key=DEMO_KEY,
         )
     )
     with SalesforceClient(settings, source, budget=budget) as client:

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-from salesforce_world import logged, sim
-
 from m365sync.salesforce import SalesforceClient
 from m365sync.salesforce import errors as sf_errors
 from sfsim import SfServer
+from support.salesforce_world import logged, sim
 
 
 def test_a_thousand_records_cost_one_call_and_each_answers_for_itself(

@@ -8,7 +8,11 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 from fastapi.testclient import TestClient
-from scheduling_world import (
+
+from m365sync.crm.models import CrmContact, PersonKind
+from m365sync.scheduling.models import BookingClaim, BookingStatus
+from support.crm import InspectableCrm
+from support.scheduling_world import (
     SchedulingWorld,
     book_form,
     graph_time,
@@ -18,10 +22,6 @@ from scheduling_world import (
     slots_on_page,
     token_from,
 )
-
-from m365sync.crm.models import CrmContact, PersonKind
-from m365sync.scheduling.models import BookingClaim, BookingStatus
-from support.crm import InspectableCrm
 
 INVITEE = "pat@fabrikam.example"
 

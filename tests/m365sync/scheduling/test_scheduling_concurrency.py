@@ -9,10 +9,10 @@ from datetime import timedelta
 
 import httpx
 import pytest
-from scheduling_world import SchedulingWorld, book_form, live_server, local, next_weekday
 
 from m365sync.scheduling.models import Booking, BookingStatus
 from m365sync.scheduling.repository import SchedulingRepository, SlotAlreadyClaimed
+from support.scheduling_world import SchedulingWorld, book_form, live_server, local, next_weekday
 
 
 @pytest.fixture

@@ -12,7 +12,6 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
-from scheduling_world import SchedulingWorld, local, next_weekday
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
@@ -24,6 +23,7 @@ from m365sync.scheduling.schemas import InviteeInput
 from m365sync.scheduling.service import SchedulingService
 from m365sync.web.pages.scheduling import install_scheduling
 from m365sync.web.pages.scheduling import router as scheduling_router
+from support.scheduling_world import SchedulingWorld, local, next_weekday
 
 ADELE = "adele@contoso.com"
 INVITEE = "pat@fabrikam.example"

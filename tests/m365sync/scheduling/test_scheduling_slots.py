@@ -6,7 +6,8 @@ from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from fastapi.testclient import TestClient
-from scheduling_world import (
+
+from support.scheduling_world import (
     PACIFIC,
     SchedulingWorld,
     graph_time,

@@ -6,11 +6,11 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from harness import SyncWorld
 
 from m365sync.crm.models import ActivityKind
 from m365sync.crm.target import Participant
 from m365sync.sync.features import SyncFeature
+from support.sync_world import SyncWorld
 
 ADELE = "adele@contoso.com"
 

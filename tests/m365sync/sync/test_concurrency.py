@@ -16,13 +16,13 @@ from typing import Any
 
 import httpx
 import pytest
-from harness import SyncWorld, build_world
 
 from m365sim.seed import DEMO_SEED, load_seed, read_seed
 from m365sim.server import SimServer
 from m365sync.crm.models import ActivityKind
 from m365sync.sync.scheduler import Scheduler
 from m365sync.sync.service import UnitResult
+from support.sync_world import SyncWorld, build_world
 
 REPS = tuple(f"rep{n:02d}@contoso.com" for n in range(1, 21))
 CUSTOMERS = [("Kim Akers", "kim@fabrikam.com"), ("Ben Walters", "ben@fabrikam.com")]

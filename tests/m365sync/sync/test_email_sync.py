@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import pytest
-from harness import SyncWorld
 
 from m365sync.crm.models import NAME_MAX_CHARS, SUBJECT_MAX_CHARS, ActivityKind, PersonKind
 from m365sync.sync.features import SyncFeature
 from m365sync.sync.models import UnitStatus
+from support.sync_world import SyncWorld
 
 ADELE = "adele@contoso.com"
 

@@ -13,7 +13,6 @@ import httpx
 import pytest
 import uvicorn
 from fastapi import FastAPI
-from harness import SyncWorld, wait_for
 
 from m365sync.connections.models import ConnectionKind, ConnectionStatus, UserConnection
 from m365sync.crm.models import ActivityKind
@@ -24,6 +23,8 @@ from m365sync.sync.models import GraphSubscription, SyncUnit
 from m365sync.sync.repository import SyncRepository
 from m365sync.sync.scheduler import Scheduler
 from m365sync.web.api.notifications import WEBHOOK_PATH, webhook_router
+from support.polling import wait_for
+from support.sync_world import SyncWorld
 
 ADELE = "adele@contoso.com"
 

@@ -16,10 +16,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from harness import SyncWorld
 
 from m365sync.crm.models import ActivityKind
 from m365sync.sync.features import SyncFeature
+from support.sync_world import SyncWorld
 
 MAILBOXES = ("adele@contoso.com", "alex@contoso.com")
 CONTACTS = [f"buyer{i}@fabrikam.com" for i in range(5)]

@@ -6,14 +6,14 @@ from __future__ import annotations
 import asyncio
 from datetime import timedelta
 
-from harness import SERVICE_APP, SyncWorld
-
 from m365sync.crm.models import ActivityKind
 from m365sync.db.base import utcnow
 from m365sync.sync.features import SyncFeature
 from m365sync.sync.models import SyncUnit, UnitStage, UnitStatus
 from m365sync.sync.repository import SyncRepository
 from m365sync.sync.scheduler import Scheduler
+from support.demo import SERVICE_APP_ID
+from support.sync_world import SyncWorld
 
 ADELE = "adele@contoso.com"
 
@@ -68,7 +68,7 @@ def test_access_policy_parks_the_unit_with_the_fix_and_it_resumes_when_fixed(
     world.sim_config(policy_propagation_seconds=0)
     created = world.control.post(
         policies,
-        json={"AppId": SERVICE_APP, "PolicyScopeGroupId": ADELE, "AccessRight": "DenyAccess"},
+        json={"AppId": SERVICE_APP_ID, "PolicyScopeGroupId": ADELE, "AccessRight": "DenyAccess"},
     )
     created.raise_for_status()
     unit = unit_of(world, ADELE)
@@ -168,7 +168,7 @@ def test_a_long_first_sync_does_not_delay_another_mailboxs_notified_unit(
     import threading
     import time
 
-    from harness import wait_for
+    from support.polling import wait_for
 
     alex = "alex@contoso.com"
     world.add_contact("kim@fabrikam.com")

@@ -5,11 +5,12 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from harness import SyncWorld
-
 from m365sync.crm.models import ActivityKind
 from m365sync.sync.features import SyncFeature
 from m365sync.sync.models import UnitStatus
+from support.demo import DEMO_TENANT_ID
+from support.sim_tokens import mint_user_token
+from support.sync_world import SyncWorld
 
 ADELE = "adele@contoso.com"
 TASKS = SyncFeature.TASKS
@@ -21,15 +22,11 @@ def todo(world: SyncWorld, mailbox: str) -> list[dict[str, Any]]:
     graph = world.graph()
     import asyncio
 
-    from harness import mint_token
-
-    user = world.sim.state.find_user_anywhere(mailbox)[1]  # type: ignore[index]
-
     async def fetch() -> list[dict[str, Any]]:
         from m365sync.microsoft.graph import GraphClient
 
         async def token(*, force_refresh: bool = False) -> str:
-            return mint_token(world.sim, oid=user.id, scp="Tasks.ReadWrite")
+            return mint_user_token(world.sim, DEMO_TENANT_ID, mailbox, ["Tasks.ReadWrite"])
 
         client = GraphClient(world.settings, token)
         try:

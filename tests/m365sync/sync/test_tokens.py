@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from harness import SyncWorld
-
 from m365sync.crm.models import ActivityKind
 from m365sync.sync.models import UnitStatus
+from support.sync_world import SyncWorld
 
 ADELE = "adele@contoso.com"
 

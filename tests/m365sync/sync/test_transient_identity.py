@@ -9,7 +9,6 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
-from harness import SyncWorld, wait_for
 
 from m365sync.connections.models import ConnectionStatus, ServiceAccount
 from m365sync.crm.models import ActivityKind
@@ -18,6 +17,8 @@ from m365sync.organizations.models import Domain
 from m365sync.sync.features import SyncFeature
 from m365sync.sync.models import SyncUnit, UnitStatus
 from m365sync.sync.service import sync_member
+from support.polling import wait_for
+from support.sync_world import SyncWorld
 
 ADELE = "adele@contoso.com"
 DISCOVERY = "openid-configuration"

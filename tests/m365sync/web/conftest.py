@@ -6,6 +6,7 @@ chromium, ``sign_in_as`` and ``screenshot``."""
 from __future__ import annotations
 
 import asyncio
+import functools
 import os
 import socket
 import threading
@@ -27,8 +28,10 @@ from m365sync.organizations import service as organizations
 from m365sync.organizations.models import DomainProof, Member, Organization, Role
 from m365sync.settings import Settings
 from m365sync.web.app import create_app
+from support import sim_tokens
+from support.demo import DASHBOARD_PASSWORD, USER_APP_ID, USER_APP_SECRET
 
-PASSWORD = "correct horse battery staple"
+PASSWORD = DASHBOARD_PASSWORD
 SCREENSHOTS = Path(__file__).resolve().parents[3] / "docs" / "screenshots"
 
 
@@ -42,8 +45,8 @@ def web_settings(tmp_path: Path, request: pytest.FixtureRequest) -> Settings:
             "authority_host": sim.url,
             "graph_url": sim.graph_url,
             "ca_bundle": sim.tls.ca_bundle,
-            "user_app_client_id": "11111111-2222-4333-8444-000000000003",
-            "user_app_client_secret": "Zx8Q~demo.user-connections.secret-0003",
+            "user_app_client_id": USER_APP_ID,
+            "user_app_client_secret": USER_APP_SECRET,
         }
     return Settings(data_dir=tmp_path, database_url=f"sqlite:///{tmp_path / 'web.db'}", **microsoft)
 
@@ -200,17 +203,7 @@ def new_page(browser: Any) -> Iterator[Callable[[], Any]]:
 def sim_control(sim: Any) -> Callable[..., Any]:
     """``sim_control(method, path, **kwargs)``: m365sim's control API (``/_sim/...``), the
     way a tenant admin's change (an access policy, a fault) is made in tests."""
-    import ssl
-
-    import httpx
-
-    def call(method: str, path: str, **kwargs: Any) -> httpx.Response:
-        verify = ssl.create_default_context(cafile=str(sim.tls.ca_bundle))
-        response = httpx.request(method, f"{sim.url}{path}", verify=verify, **kwargs)
-        assert response.status_code < 400, response.text
-        return response
-
-    return call
+    return functools.partial(sim_tokens.sim_control, sim)
 
 
 @pytest.fixture

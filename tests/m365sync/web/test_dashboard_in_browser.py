@@ -8,12 +8,9 @@ from typing import Any
 import pytest
 
 from m365sync.organizations.models import Role
+from support.demo import SERVICE_APP_ID, SERVICE_SECRET, SERVICE_SECRET_ID, USER_APP_ID
 
 pytestmark = pytest.mark.browser
-
-DEMO_SERVICE_ACCOUNT = "11111111-2222-4333-8444-000000000001"
-DEMO_SECRET_ID = "5ec2e7a1-0000-4000-8000-000000000001"
-DEMO_SECRET_VALUE = "Zx8Q~demo.service-account.secret-value-0001"
 
 
 def reload_until(page: Any, selector: str, seconds: float = 60) -> None:
@@ -81,8 +78,8 @@ def test_an_admin_adds_domains_and_a_service_account_fixing_a_secret_id(
     page.goto(f"{live_server.url}/admin/service-accounts")
     page.get_by_role("link", name="Add", exact=True).click()
     page.get_by_role("link", name="Connect using Office 365").click()
-    page.get_by_label("Client ID").fill(DEMO_SERVICE_ACCOUNT)
-    page.get_by_label("Client Secret Value").fill(DEMO_SECRET_ID)
+    page.get_by_label("Client ID").fill(SERVICE_APP_ID)
+    page.get_by_label("Client Secret Value").fill(SERVICE_SECRET_ID)
     page.get_by_label("Test Account").fill("adele@contoso.com")
     page.get_by_role("button", name="Run Test").click()
     page.wait_for_selector("#test-results .checks, #test-results .error-box")
@@ -94,7 +91,7 @@ def test_an_admin_adds_domains_and_a_service_account_fixing_a_secret_id(
     failed.scroll_into_view_if_needed()
     screenshot(page, "admin-service-account-run-test", full_page=False)
 
-    page.get_by_label("Client Secret Value").fill(DEMO_SECRET_VALUE)
+    page.get_by_label("Client Secret Value").fill(SERVICE_SECRET)
     page.get_by_role("button", name="Run Test").click()
     page.wait_for_selector("#test-results .checks")
     results = page.inner_text("#test-results")
@@ -146,8 +143,8 @@ def test_an_admin_limits_the_service_account_to_a_group(
     page.get_by_label("Domain").fill("contoso.com")
     page.get_by_role("button", name="Add domain").click()
     page.goto(f"{live_server.url}/admin/service-accounts?panel=office365")
-    page.get_by_label("Client ID").fill(DEMO_SERVICE_ACCOUNT)
-    page.get_by_label("Client Secret Value").fill(DEMO_SECRET_VALUE)
+    page.get_by_label("Client ID").fill(SERVICE_APP_ID)
+    page.get_by_label("Client Secret Value").fill(SERVICE_SECRET)
     page.get_by_label("Test Account").fill("adele@contoso.com")
     page.get_by_role("button", name="Save").click()
     assert page.get_by_role("status").inner_text().startswith("Service account saved.")
@@ -159,7 +156,7 @@ def test_an_admin_limits_the_service_account_to_a_group(
     page.get_by_label("Mail-enabled security group").fill("crm-sync@contoso.com")
     page.get_by_role("button", name="Show the commands").click()
     commands = page.inner_text("main")
-    assert f"New-ApplicationAccessPolicy -AppId '{DEMO_SERVICE_ACCOUNT}'" in commands
+    assert f"New-ApplicationAccessPolicy -AppId '{SERVICE_APP_ID}'" in commands
     assert "-PolicyScopeGroupId 'crm-sync@contoso.com'" in commands
     assert "New-ManagementRoleAssignment" in commands
     # The tenant's admin runs the Application Access Policy command (crm-sync@contoso.com
@@ -172,7 +169,7 @@ def test_an_admin_limits_the_service_account_to_a_group(
         "POST",
         f"/_sim/tenants/{tenant_id}/accessPolicies",
         json={
-            "AppId": DEMO_SERVICE_ACCOUNT,
+            "AppId": SERVICE_APP_ID,
             "PolicyScopeGroupId": "crm-sync@contoso.com",
             "AccessRight": "RestrictAccess",
         },
@@ -196,7 +193,7 @@ def test_a_user_connects_their_office_365_sees_task_sync_and_disconnects(
     contoso = people.organization("Contoso", "contoso")
     people.domain(contoso, "contoso.com")
     people.member(contoso, "adele@contoso.com", Role.USER)
-    app = sim.state.find_tenant("contoso.com").apps["11111111-2222-4333-8444-000000000003"]
+    app = sim.state.find_tenant("contoso.com").apps[USER_APP_ID]
     app.redirect_uris.append(f"{live_server.url}/connections/office365/callback")
     page = new_page()
     sign_in_as(page, live_server.url, "adele@contoso.com")

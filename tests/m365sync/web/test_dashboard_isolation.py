@@ -9,6 +9,7 @@ from fastapi.testclient import TestClient
 
 from m365sync.db import Database
 from m365sync.organizations.models import Domain, Role
+from support.demo import SERVICE_APP_ID
 
 ADMIN_PAGES = [
     "/admin/domains",
@@ -114,7 +115,7 @@ def test_an_admin_cannot_open_another_organizations_service_account(
             name="Contoso sync",
             kind=ConnectionKind.OFFICE365,
             credential_type=CredentialType.SECRET,
-            client_id="11111111-2222-4333-8444-000000000001",
+            client_id=SERVICE_APP_ID,
         )
         db.add(account)
     sign_in(client, "admin@fabrikam.com")

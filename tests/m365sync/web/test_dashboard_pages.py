@@ -12,10 +12,7 @@ from fastapi.testclient import TestClient
 
 from m365sync.organizations import service as organizations
 from m365sync.organizations.models import Role
-
-DEMO_APP = "11111111-2222-4333-8444-000000000001"
-DEMO_SECRET_ID = "5ec2e7a1-0000-4000-8000-000000000001"
-DEMO_SECRET_VALUE = "Zx8Q~demo.service-account.secret-value-0001"
+from support.demo import SERVICE_APP_ID, SERVICE_SECRET, SERVICE_SECRET_ID
 
 
 @pytest.fixture
@@ -39,8 +36,8 @@ def saved_account(client: TestClient, token: str) -> str:
         data={
             "csrf_token": token,
             "name": "Contoso sync",
-            "client_id": DEMO_APP,
-            "client_secret": DEMO_SECRET_VALUE,
+            "client_id": SERVICE_APP_ID,
+            "client_secret": SERVICE_SECRET,
             "test_mailbox": "adele@contoso.com",
         },
     )
@@ -58,24 +55,24 @@ def test_rotating_to_a_secret_id_is_refused_with_the_fix_and_keeps_the_old_secre
 
     refused = client.post(
         f"/admin/service-accounts/{account_id}/rotate-secret",
-        data={"csrf_token": admin, "client_secret": DEMO_SECRET_ID},
+        data={"csrf_token": admin, "client_secret": SERVICE_SECRET_ID},
     )
 
     assert refused.status_code == 422
     assert "This is the secret&#39;s ID, not its value." in refused.text
     assert "Save anyway with the failing features turned off" in refused.text
     assert "--partial" not in refused.text and "&#34;partial&#34;" not in refused.text
-    assert DEMO_SECRET_ID not in refused.text
+    assert SERVICE_SECRET_ID not in refused.text
     listing = client.get("/admin/service-accounts").text
     assert 'badge-active">Active' in listing
 
     rotated = client.post(
         f"/admin/service-accounts/{account_id}/rotate-secret",
-        data={"csrf_token": admin, "client_secret": DEMO_SECRET_VALUE},
+        data={"csrf_token": admin, "client_secret": SERVICE_SECRET},
         follow_redirects=True,
     )
     assert "New client secret tested and saved" in rotated.text
-    assert DEMO_SECRET_VALUE not in rotated.text
+    assert SERVICE_SECRET not in rotated.text
 
 
 def test_editing_renames_and_tests_again(sim: Any, client: TestClient, admin: str) -> None:

@@ -18,7 +18,6 @@ from typing import Any
 
 import pytest
 from fastapi import FastAPI
-from tests.m365sync.web.conftest import PASSWORD
 
 from m365sync.connections.runtime import ConnectionRuntime
 from m365sync.db import Database
@@ -27,13 +26,14 @@ from m365sync.organizations import service as organizations
 from m365sync.organizations.models import Role
 from m365sync.scheduling.schemas import MeetingTypeInput
 from m365sync.settings import Settings
+from support.demo import DASHBOARD_PASSWORD as PASSWORD
+from support.demo import SERVICE_SECRET_ID
 
 pytestmark = pytest.mark.browser
 
 SIZES = {"desktop": {"width": 1280, "height": 800}, "phone": {"width": 375, "height": 740}}
 PASSWORDS = {email: password for email, password, _ in DEMO_SIGN_INS}
 DEMO_SERVICE_ACCOUNT = "11111111-2222-4333-8444-000000000001"
-DEMO_SECRET_ID = "5ec2e7a1-0000-4000-8000-000000000001"
 # The one format: "Wed 12 Mar 2025, 14:05 CET" (a meeting's: "..., 14:00-14:30 CET", en dash).
 ONE_FORMAT = re.compile(
     r"^(Mon|Tue|Wed|Thu|Fri|Sat|Sun) \d{1,2} (Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec) "
@@ -439,7 +439,7 @@ def test_run_test_puts_its_verdict_first_and_the_failure_before_the_passes(
     page = pages_of("admin@contoso.com", javascript=javascript)
     page.goto(f"{live_server.url}/admin/service-accounts?panel=office365")
     page.get_by_label("Client ID").fill(DEMO_SERVICE_ACCOUNT)
-    page.get_by_label("Client Secret Value").fill(DEMO_SECRET_ID)
+    page.get_by_label("Client Secret Value").fill(SERVICE_SECRET_ID)
     page.get_by_label("Test Account").fill("adele@contoso.com")
     page.get_by_role("button", name="Run Test").click()
     results = page.locator("#test-results")

@@ -14,19 +14,6 @@ import certifi
 import httpx
 import pytest
 from sqlalchemy import select
-from tests.m365sync.conftest import (
-    DEMO_APP_ID,
-    DEMO_SECRET,
-    USER_APP_ID,
-    WOODGROVE_APP_ID,
-    WOODGROVE_PASSWORD,
-    WOODGROVE_PRIVATE_SUBJECT,
-    WOODGROVE_PRIVATE_TASK,
-    WOODGROVE_SECRET,
-    WOODGROVE_TENANT_ID,
-    fresh,
-)
-from tests.m365sync.connections.signin import sign_in
 
 from m365sync.audit import service as audit
 from m365sync.auth import set_password
@@ -42,6 +29,19 @@ from m365sync.sync.features import SyncFeature
 from m365sync.sync.models import UnitStatus
 from m365sync.sync.service import sync_member
 from m365sync.web.app import create_app
+from support.demo import (
+    SERVICE_APP_ID,
+    SERVICE_SECRET,
+    USER_APP_ID,
+    WOODGROVE_APP_ID,
+    WOODGROVE_PASSWORD,
+    WOODGROVE_PRIVATE_SUBJECT,
+    WOODGROVE_PRIVATE_TASK,
+    WOODGROVE_SECRET,
+    WOODGROVE_TENANT_ID,
+)
+from support.microsoft_sign_in import sign_in
+from support.organizations import fresh
 
 BASE = "http://testserver"
 PASSWORD = "correct horse battery staple"
@@ -138,7 +138,9 @@ async def test_a_claimed_domain_gets_no_sign_in_and_no_mail_and_the_owner_takes_
             f"{api}/domains", headers=bearer(contoso_token), json={"name": "contoso.com"}
         )
     ).status_code == 201
-    await save_service_account(db, runtime, contoso, DEMO_APP_ID, DEMO_SECRET, "adele@contoso.com")
+    await save_service_account(
+        db, runtime, contoso, SERVICE_APP_ID, SERVICE_SECRET, "adele@contoso.com"
+    )
 
     # The attack: Contoso claims Woodgrove's domain and adds one of Woodgrove's users.
     claim = await web.post(

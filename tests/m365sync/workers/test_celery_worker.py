@@ -11,15 +11,11 @@ from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).parents[1] / "sync"))
-
-from harness import build_world
-
-from m365sim.seed import DEMO_SEED, load_seed, read_seed
 from m365sim.server import SimServer
 from m365sync.crm.models import ActivityKind
 from m365sync.sync.features import SyncFeature
 from m365sync.sync.repository import SyncRepository
+from support.sync_world import build_world, empty_demo_tenant
 
 
 def redis_up() -> bool:
@@ -34,11 +30,7 @@ def redis_up() -> bool:
     not redis_up() and not os.environ.get("M365SYNC_TEST_REQUIRE_SERVICES"), reason="no Redis"
 )
 def test_celery_worker_runs_sync_unit(sim: SimServer, tmp_path: Path) -> None:
-    data = read_seed(DEMO_SEED)
-    for tenant in data["tenants"]:
-        tenant.pop("mailboxes", None)
-    sim.state.reset()
-    load_seed(sim.state, data)
+    empty_demo_tenant(sim)
     world = build_world(sim, tmp_path, ["adele@contoso.com"])
     world.add_contact("kim@fabrikam.com")
     world.deliver("adele@contoso.com", **{"from": "kim@fabrikam.com", "subject": "Via Celery"})

@@ -18,7 +18,6 @@ from urllib.parse import urlencode
 import pytest
 from azure.core.credentials_async import AsyncTokenCredential
 from azure.identity.aio import AuthorizationCodeCredential, ClientSecretCredential
-from entra_client import CONTOSO, REDIRECT_URI, Browser
 from kiota_abstractions.base_request_configuration import RequestConfiguration
 from kiota_abstractions.headers_collection import HeadersCollection
 from kiota_authentication_azure.azure_identity_authentication_provider import (
@@ -43,10 +42,12 @@ from msgraph.generated.users.item.calendar_view.delta.delta_request_builder impo
 )
 from msgraph.graph_request_adapter import GraphRequestAdapter
 from msgraph.graph_service_client import GraphServiceClient
-from sim_tokens import GRAPH_DEFAULT, SERVICE_APP_ID, SERVICE_SECRET, USER_APP_ID, USER_SECRET
 
 from m365sim.directory.models import Tenant
 from m365sim.server import SimServer
+from support.demo import SERVICE_APP_ID, SERVICE_SECRET, USER_APP_ID, USER_APP_SECRET
+from support.entra_client import CONTOSO, REDIRECT_URI, Browser
+from support.sim_tokens import GRAPH_DEFAULT
 
 ALEX = ("alex@contoso.com", "Demo-User-1!")
 
@@ -103,7 +104,7 @@ async def alex_sdk(sim: SimServer, demo_tenant: Tenant) -> AsyncIterator[GraphSe
         USER_APP_ID,
         sign_in(sim, ALEX),
         REDIRECT_URI,
-        client_secret=USER_SECRET,
+        client_secret=USER_APP_SECRET,
         authority=authority(sim),
     )
     async with credential:

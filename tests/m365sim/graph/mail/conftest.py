@@ -5,7 +5,8 @@ from __future__ import annotations
 import functools
 
 import pytest
-from sim_tokens import GraphFactory
+
+from support.sim_tokens import GraphFactory
 
 MAIL_ROLES = ("Mail.Read", "Mail.ReadWrite", "Mail.Send", "User.Read.All")
 

@@ -8,11 +8,13 @@ from typing import Any
 
 import httpx
 import pytest
-from sim_tokens import SERVICE_APP_ID, bearer, mint_app_token, mint_user_token, wait_for
-from webhook_receiver import Receiver
-from webhook_receiver import receiver as receiver  # the fixture
 
 from m365sim.server import SimServer
+from support.demo import SERVICE_APP_ID
+from support.polling import wait_for
+from support.sim_tokens import bearer, mint_app_token, mint_user_token
+from support.webhook_receiver import Receiver
+from support.webhook_receiver import receiver as receiver
 
 TENANT = "contoso.com"
 ADELE = "adele@contoso.com"

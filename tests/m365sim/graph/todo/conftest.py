@@ -6,7 +6,8 @@ from __future__ import annotations
 import functools
 
 import pytest
-from sim_tokens import GraphFactory
+
+from support.sim_tokens import GraphFactory
 
 DELEGATED_SCOPES = ("User.Read", "Tasks.ReadWrite")
 APP_ROLES = ("Calendars.ReadWrite", "Mail.ReadWrite", "Tasks.ReadWrite.All")

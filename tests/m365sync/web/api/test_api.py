@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import httpx
 import pytest
-from tests.m365sync.conftest import DEMO_APP_ID, DEMO_SECRET, DEMO_SECRET_ID, fresh
 
 from m365sync.connections.models import ConnectionStatus
 from m365sync.connections.repository import ConnectionRepository
 from m365sync.organizations import service as orgs
 from m365sync.organizations.models import Role
 from m365sync.web.app import create_app
+from support.demo import SERVICE_APP_ID, SERVICE_SECRET, SERVICE_SECRET_ID
+from support.organizations import fresh
 
 
 @pytest.fixture
@@ -221,8 +222,8 @@ async def test_service_account_flow(api, db, make_org, sim):
     token = admin_token(db, org, "admin@contoso.com")
     base = "/api/v1/organizations/contoso/service-accounts"
     body = {
-        "client_id": DEMO_APP_ID,
-        "client_secret": DEMO_SECRET_ID,
+        "client_id": SERVICE_APP_ID,
+        "client_secret": SERVICE_SECRET_ID,
         "test_mailbox": "adele@contoso.com",
     }
     tested = await api.post(f"{base}/test", headers=bearer(token), json=body)
@@ -236,7 +237,7 @@ async def test_service_account_flow(api, db, make_org, sim):
     assert "--partial" not in refused.json()["error"]["fix"]
     assert refused.json()["error"]["test"]["ok"] is False
 
-    body["client_secret"] = DEMO_SECRET
+    body["client_secret"] = SERVICE_SECRET
     saved = await api.post(base, headers=bearer(token), json=body)
     assert saved.status_code == 201, saved.text
     account = saved.json()["service_account"]
@@ -282,7 +283,7 @@ async def test_the_api_refuses_what_the_dashboard_refuses(api, db, make_org):
     untested = await api.post(
         f"{base}/service-accounts/test",
         headers=bearer(token),
-        json={"client_id": DEMO_APP_ID, "test_mailbox": "adele@contoso.com"},
+        json={"client_id": SERVICE_APP_ID, "test_mailbox": "adele@contoso.com"},
     )
     assert untested.status_code == 422
     assert "client secret's Value" in untested.json()["error"]["message"]
@@ -320,8 +321,8 @@ async def test_connection_status_names_the_service_accounts_that_sync_each_membe
         f"{base}/service-accounts",
         headers=bearer(token),
         json={
-            "client_id": DEMO_APP_ID,
-            "client_secret": DEMO_SECRET,
+            "client_id": SERVICE_APP_ID,
+            "client_secret": SERVICE_SECRET,
             "test_mailbox": "adele@contoso.com",
         },
     )

@@ -9,8 +9,6 @@ from typing import Any
 
 import httpx
 import pytest
-from tests.m365sync.conftest import fresh
-from tests.m365sync.connections.signin import sign_in
 
 from m365sync.organizations import service as orgs
 from m365sync.organizations.models import Role
@@ -24,6 +22,8 @@ from support.litware import (
     REP,
     SimControl,
 )
+from support.microsoft_sign_in import sign_in
+from support.organizations import fresh
 
 REDIRECT = "http://localhost:8365/admin/service-accounts/setup/callback"
 

@@ -2,8 +2,6 @@
 adele, alex and diego @contoso.com, synced from m365sim) with sfsim's demo org as its CRM,
 each member a Salesforce user there, and helpers that read sfsim the way a Salesforce admin
 would look at the org.
-
-Import from here (``from salesforce_target_world import ...``), not from ``conftest``.
 """
 
 from __future__ import annotations
@@ -13,12 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import requests
-from harness import SyncWorld, build_world
-from salesforce_world import CONSUMER_KEY, DEMO_KEY, INTEGRATION_USER, logged, sim
 
-from m365sim.seed import DEMO_SEED as M365_DEMO_SEED
-from m365sim.seed import load_seed as load_m365_seed
-from m365sim.seed import read_seed as read_m365_seed
 from m365sim.server import SimServer
 from m365sync.crm.salesforce_mirror import refresh_salesforce_people
 from m365sync.crm.salesforce_schemas import DrainResult, MirrorResult, SalesforceTestReport
@@ -27,11 +20,11 @@ from m365sync.crm.salesforce_writer import drain_salesforce
 from m365sync.db.session import Database
 from m365sync.settings import Settings
 from sfsim import SfServer
+from support.demo import SALESFORCE_CONSUMER_KEY, SALESFORCE_INTEGRATION_USER
+from support.salesforce_world import DEMO_KEY, logged, sim
+from support.sync_world import MEMBERS, SyncWorld, build_world, empty_demo_tenant
 
-ADELE = "adele@contoso.com"
-ALEX = "alex@contoso.com"
-DIEGO = "diego@contoso.com"
-MEMBERS = (ADELE, ALEX, DIEGO)
+ADELE, ALEX, DIEGO = MEMBERS
 PAT = "pat@fabrikam.example"
 SAM = "sam@fabrikam.example"
 NINA = "nina@northwind.example"
@@ -71,8 +64,8 @@ class SalesforceTarget:
     # -- the product's Salesforce services ---------------------------------------------------
     def connect(self, **overrides: Any) -> SalesforceTestReport:
         values: dict[str, Any] = {
-            "consumer_key": CONSUMER_KEY,
-            "username": INTEGRATION_USER,
+            "consumer_key": SALESFORCE_CONSUMER_KEY,
+            "username": SALESFORCE_INTEGRATION_USER,
             "private_key_pem": DEMO_KEY.private_key_pem,
         }
         values.update(overrides)
@@ -117,11 +110,7 @@ class SalesforceTarget:
 def build_target(
     sim_server: SimServer, sf: SfServer, tmp_path: Path, db: Database
 ) -> SalesforceTarget:
-    data = read_m365_seed(M365_DEMO_SEED)
-    for tenant in data["tenants"]:
-        tenant.pop("mailboxes", None)  # empty mailboxes: each test builds its own mail
-    sim_server.state.reset()
-    load_m365_seed(sim_server.state, data)
+    empty_demo_tenant(sim_server)  # each test builds its own mail
     world = build_world(sim_server, tmp_path, MEMBERS, database=db)
     bundle = combined_ca_bundle(sim_server, sf, tmp_path)
     settings = world.settings.model_copy(

@@ -1,4 +1,5 @@
-"""A synced organization against m365sim, for the sync, CRM and worker tests.
+"""A synced organization against m365sim, for the sync, CRM and worker tests (the sync
+harness).
 
 ``SyncWorld`` holds a migrated database, settings pointing at m365sim, the connections
 runtime, and the demo organization "Contoso" with its domain, members and an Office 365
@@ -12,24 +13,17 @@ import asyncio
 import base64
 import os
 import ssl
-import time
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, cast
 
 import httpx
-import jwt
 
+from m365sim.seed import DEMO_SEED, load_seed, read_seed
 from m365sim.server import SimServer
-from m365sync.connections.models import (
-    ConnectionKind,
-    ConnectionStatus,
-    CredentialType,
-    ServiceAccount,
-)
 from m365sync.connections.runtime import ConnectionRuntime, MailboxAccess
 from m365sync.crm.models import CrmAccount, CrmAccountDomain, CrmContact, CrmLead
 from m365sync.db.migrate import migrate
@@ -46,28 +40,38 @@ from m365sync.settings import Settings
 from m365sync.sync.features import SyncFeature
 from m365sync.sync.models import SyncSettings
 from m365sync.sync.service import UnitResult, sync_member
+from support.connections import store_service_account
 from support.crm import InspectableCrm
+from support.demo import DEMO_TENANT_ID, SERVICE_APP_ID, demo_settings
+from support.sim_tokens import mint_app_token, mint_user_token
 
-TENANT_ID = "6f1c2f4e-3b1a-4c1e-9a51-0c0ffee00001"
-SERVICE_APP = "11111111-2222-4333-8444-000000000001"
-SERVICE_SECRET = "Zx8Q~demo.service-account.secret-value-0001"
-USER_APP = "11111111-2222-4333-8444-000000000003"
+MEMBERS = ("adele@contoso.com", "alex@contoso.com", "diego@contoso.com")
 
 
-def make_settings(sim: SimServer, data_dir: Path, **overrides: Any) -> Settings:
+def empty_demo_tenant(sim: SimServer) -> None:
+    """The demo tenant with empty mailboxes (the demo seed's sample mail and events left
+    out), so each test's world is exactly what it builds."""
+    data = read_seed(DEMO_SEED)
+    for tenant in data["tenants"]:
+        tenant.pop("mailboxes", None)
+    sim.state.reset()
+    load_seed(sim.state, data)
+
+
+DELEGATED_SCOPES = ("Tasks.ReadWrite", "Mail.ReadWrite", "Calendars.ReadWrite", "User.Read")
+
+
+def sync_settings(sim: SimServer, data_dir: Path, **overrides: Any) -> Settings:
+    """The demo settings on a SQLite file in ``data_dir`` with a key of its own, and Graph
+    retried patiently enough for the fault-injection tests."""
     values: dict[str, Any] = {
-        "data_dir": data_dir,
         "database_url": f"sqlite:///{data_dir / 'm365sync.db'}",
         "secret_key": base64.b64encode(os.urandom(32)).decode(),
-        "authority_host": sim.url,
-        "graph_url": sim.graph_url,
-        "ca_bundle": sim.tls.ca_bundle,
-        "graph_backoff_base_seconds": 0.01,
         "graph_backoff_max_seconds": 5.0,
         "graph_max_retries": 8,
     }
     values.update(overrides)
-    return Settings(**values)
+    return demo_settings(sim, data_dir, **values)
 
 
 def engine_settings(**overrides: Any) -> Settings:
@@ -88,44 +92,14 @@ class DelegatedRuntime(ConnectionRuntime):
         if feature != Feature.TASKS:
             return super().graph_for_mailbox(session, member, feature)
         sim = self.sim
-        user = sim.state.find_tenant(TENANT_ID).find_user(member.email)  # type: ignore[union-attr]
-        assert user is not None
 
         async def token(*, force_refresh: bool = False) -> str:
-            return mint_token(
-                sim, oid=user.id, scp="Tasks.ReadWrite Mail.ReadWrite Calendars.ReadWrite User.Read"
-            )
+            return mint_user_token(sim, DEMO_TENANT_ID, member.email, DELEGATED_SCOPES)
 
         client = self.graph_client(f"delegated:{member.id}", "1", token)
         return MailboxAccess(
             client, "/me", frozenset(Feature), "user_connection", f"delegated:{member.id}"
         )
-
-
-def mint_token(
-    sim: SimServer,
-    *,
-    oid: str | None = None,
-    scp: str | None = None,
-    roles: list[str] | None = None,
-) -> str:
-    now = sim.state.now()
-    claims: dict[str, Any] = {
-        "aud": "https://graph.microsoft.com",
-        "iss": f"https://sts.windows.net/{TENANT_ID}/",
-        "tid": TENANT_ID,
-        "appid": USER_APP if scp else SERVICE_APP,
-        "iat": int(now.timestamp()) - 5,
-        "nbf": int(now.timestamp()) - 5,
-        "exp": int((now + timedelta(hours=1)).timestamp()),
-    }
-    if scp:
-        claims.update(oid=oid, idtyp="user", scp=scp)
-    else:
-        claims.update(oid="sp", idtyp="app", roles=roles or [])
-    return jwt.encode(
-        claims, sim.state.signing_key, algorithm="RS256", headers={"kid": sim.state.signing_kid}
-    )
 
 
 @dataclass
@@ -244,7 +218,9 @@ class SyncWorld:
 
     def graph(self) -> GraphClient:
         async def token(*, force_refresh: bool = False) -> str:
-            return mint_token(self.sim, roles=["Mail.ReadWrite", "Calendars.ReadWrite"])
+            return mint_app_token(
+                self.sim, DEMO_TENANT_ID, SERVICE_APP_ID, ["Mail.ReadWrite", "Calendars.ReadWrite"]
+            )
 
         return GraphClient(self.settings, token)
 
@@ -259,55 +235,28 @@ def build_world(
     """The world on ``database`` (migrated and empty, e.g. the ``db`` fixture: SQLite or
     PostgreSQL), or on a new SQLite file in ``tmp_path``."""
     if database is None:
-        settings = make_settings(sim, tmp_path)
+        settings = sync_settings(sim, tmp_path)
         database = Database.from_url(settings.resolved_database_url)
         migrate(database.engine)
     else:
         url = database.engine.url.render_as_string(hide_password=False)
-        settings = make_settings(sim, tmp_path, database_url=url)
+        settings = sync_settings(sim, tmp_path, database_url=url)
     runtime = cast(DelegatedRuntime, DelegatedRuntime.from_settings(settings, database))
     runtime.sim = sim
     with database.session() as s:
         org = create_organization(s, "Contoso")
         add_domain(s, org, "contoso.com")
         member_ids = {address: add_member(s, org, address).id for address in members}
-        account = ServiceAccount(
-            id=__import__("uuid").uuid4().__str__(),
-            organization_id=org.id,
-            name="Contoso service account",
-            kind=ConnectionKind.OFFICE365,
-            credential_type=CredentialType.SECRET,
-            client_id=SERVICE_APP,
-            tenant_id=TENANT_ID,
-            status=ConnectionStatus.ACTIVE,
-            enabled_features=["email", "calendar", "scheduling"],
-            granted_permissions=[
-                "Mail.Read",
-                "Mail.ReadWrite",
-                "Calendars.Read",
-                "Calendars.ReadWrite",
-            ],
-        )
-        runtime.seal(account, "secret_sealed", SERVICE_SECRET)
-        s.add(account)
+        store_service_account(s, runtime, org.id)
         org_id = org.id
         # The service account's consent in the tenant proves the domain (as its Run Test does).
         verify_domain(
-            s, org, "contoso.com", method=DomainProof.SERVICE_ACCOUNT, tenant_id=TENANT_ID
+            s, org, "contoso.com", method=DomainProof.SERVICE_ACCOUNT, tenant_id=DEMO_TENANT_ID
         )
     world = SyncWorld(
         sim, database, settings, runtime, engine_settings(**engine), org_id, member_ids
     )
     return world
-
-
-def wait_for(predicate: Any, timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.05)
-    raise AssertionError("condition not met in time")
 
 
 def iso(dt: datetime) -> str:

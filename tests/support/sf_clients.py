@@ -1,8 +1,5 @@
-"""What sfsim tests share: the demo org's connected app, and simple-salesforce clients
-signed in through sfsim's real OAuth flows.
-
-Import from here (``from sf_clients import ...``), not from ``conftest``.
-"""
+"""What sfsim tests share: simple-salesforce clients signed in through sfsim's real OAuth
+flows, with the demo org's connected app (``support.demo``)."""
 
 from __future__ import annotations
 
@@ -17,12 +14,9 @@ from simple_salesforce import Salesforce
 
 from sfsim import DEMO_SEED, SfServer
 from sfsim.testing import session_for
+from support.demo import SALESFORCE_CALLBACK, SALESFORCE_CONSUMER_KEY, SALESFORCE_CONSUMER_SECRET
 
-CONSUMER_KEY = "3MVG9sfsim.demo.m365sync.consumer.key.0001"
-CONSUMER_SECRET = "sfsim-demo-consumer-secret-0001"
 DEMO_KEY = DEMO_SEED.parent / "demo-jwt.key"
-CALLBACK = "http://127.0.0.1:8365/salesforce/callback"
-INTEGRATION_USER = "integration@acme.example"
 MY_DOMAIN = "acme-demo.my"  # simple-salesforce's ``domain`` for the demo org's My Domain
 
 
@@ -32,7 +26,7 @@ def client_credentials_token(
     answer = (session or session_for(sf)).post(
         sf.token_url,
         data={"grant_type": "client_credentials"},
-        auth=(CONSUMER_KEY, CONSUMER_SECRET),
+        auth=(SALESFORCE_CONSUMER_KEY, SALESFORCE_CONSUMER_SECRET),
     )
     assert answer.status_code == 200, answer.text
     body: dict[str, Any] = answer.json()
@@ -66,8 +60,8 @@ def authorize(
     """Log in on sfsim's authorize page as a person would (GET the page, POST the form)."""
     params = {
         "response_type": "code",
-        "client_id": CONSUMER_KEY,
-        "redirect_uri": CALLBACK,
+        "client_id": SALESFORCE_CONSUMER_KEY,
+        "redirect_uri": SALESFORCE_CALLBACK,
         "state": state,
     }
     if challenge:

@@ -13,12 +13,12 @@ from collections.abc import Iterator
 
 import httpx
 import pytest
-from scheduling_world import SchedulingWorld, book_form, live_server, local, next_weekday
 
 from m365sync.auth.service import start_session
 from m365sync.organizations.models import Member, Role
 from m365sync.scheduling.models import BookingStatus
 from m365sync.web.security import RateLimits
+from support.scheduling_world import SchedulingWorld, book_form, live_server, local, next_weekday
 
 VISITORS = 50
 ADMIN_PAGES = ("/scheduling/admin", "/admin/members", "/scheduling")

@@ -1,18 +1,16 @@
-"""What m365sim tests share: the demo seed's apps, Graph tokens minted with the simulator's
-signing key, HTTP clients that trust the simulator's CA, and polling.
+"""Talking to m365sim as its clients do: Graph tokens minted with the simulator's signing key,
+HTTP clients that trust the simulator's CA, and calls to its control API.
 
 ``mint_app_token`` / ``mint_user_token`` produce tokens in the shape m365sim's identity
 endpoints issue (see ``m365sim.graph.auth``), so Graph tests don't depend on the token
-endpoints. Prefer real MSAL flows where the token itself is under test. Import from here
-(``from sim_tokens import mint_app_token``): importing from ``conftest`` is ambiguous when
-several conftest files exist. The fixtures built on these (``http``, ``control``,
-``graph``) are in ``tests/m365sim/conftest.py``.
+endpoints. Prefer real MSAL flows where the token itself is under test. The demo tenant's
+apps are in ``support.demo``; the fixtures built on these (``http``, ``control``, ``graph``)
+are in ``tests/m365sim/conftest.py``.
 """
 
 from __future__ import annotations
 
 import ssl
-import time
 import uuid
 from collections.abc import Callable, Generator, Iterable
 from typing import Any
@@ -23,19 +21,10 @@ import jwt
 from m365sim.directory.models import Tenant, User
 from m365sim.server import SimServer
 from m365sim.state import SimState
+from support.demo import SERVICE_APP_ID, USER_APP_ID
 
 GRAPH_AUDIENCE = "https://graph.microsoft.com"
 GRAPH_DEFAULT = [f"{GRAPH_AUDIENCE}/.default"]
-
-# The demo seed's apps (src/m365sim/seeds/demo.yaml): the consented service account, an app
-# still waiting for admin consent, and the "Connect your Office 365" app users sign in to.
-SERVICE_APP_ID = "11111111-2222-4333-8444-000000000001"
-SERVICE_SECRET = "Zx8Q~demo.service-account.secret-value-0001"
-SERVICE_SECRET_ID = "5ec2e7a1-0000-4000-8000-000000000001"
-PENDING_APP_ID = "11111111-2222-4333-8444-000000000002"
-PENDING_SECRET = "Zx8Q~demo.no-consent.secret-value-0002"
-USER_APP_ID = "11111111-2222-4333-8444-000000000003"
-USER_SECRET = "Zx8Q~demo.user-connections.secret-0003"
 
 GraphFactory = Callable[..., httpx.Client]
 """The ``graph`` fixture: ``graph(user=None, *, roles=(), scopes=(), app_id=None)``."""
@@ -188,13 +177,10 @@ def sim_async_client(sim: SimServer, *, timeout: float = 60) -> httpx.AsyncClien
     )
 
 
-def wait_for(predicate: Any, timeout: float = 5.0, interval: float = 0.02) -> Any:
-    """Poll ``predicate`` until it returns something truthy; fail after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"condition not met within {timeout}s")
-        time.sleep(interval)
+def sim_control(sim: SimServer, method: str, path: str, **kwargs: Any) -> httpx.Response:
+    """One call to m365sim's control API (``/_sim/...``), the way a test changes the world (a
+    tenant admin's policy, a fault, new mail); fails the test if m365sim refuses it."""
+    with sim_client(sim) as client:
+        response = client.request(method, path, **kwargs)
+    assert response.status_code < 400, response.text
+    return response

@@ -1,7 +1,5 @@
 """The demo org sfsim serves, as m365sync's Salesforce tests meet it: its connected app,
 users and keys, settings pointing at it, and the control calls tests make.
-
-Import from here (``from salesforce_world import ...``), not from ``conftest``.
 """
 
 from __future__ import annotations
@@ -20,15 +18,13 @@ from m365sync.salesforce import (
 )
 from m365sync.settings import Settings
 from sfsim import DEMO_SEED, SfServer
+from support.demo import SALESFORCE_CONSUMER_SECRET
 
-CONSUMER_KEY = "3MVG9sfsim.demo.m365sync.consumer.key.0001"
-CONSUMER_SECRET = ConsumerSecret("sfsim-demo-consumer-secret-0001")
+CONSUMER_SECRET = ConsumerSecret(SALESFORCE_CONSUMER_SECRET)  # as the product holds it
 DEMO_KEY = JwtSigningKey(
     private_key_pem=(DEMO_SEED.parent / "demo-jwt.key").read_text(),
     certificate_pem=(DEMO_SEED.parent / "demo-jwt.crt").read_text(),
 )
-CALLBACK = "http://127.0.0.1:8365/salesforce/callback"
-INTEGRATION_USER = "integration@acme.example"
 REP = "rep@acme.example"
 REP_PASSWORD = "Demo-Rep-1!"
 

@@ -1,4 +1,4 @@
-"""Driving m365sim's Entra ID the way its clients do (imported by the identity tests).
+"""Driving m365sim's Entra ID the way its clients do.
 
 ``browser`` follows the sign-in pages over HTTP like a person with a browser would: it
 reads each page's forms, fills in what a person types and presses the named button,
@@ -19,9 +19,9 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import NameOID
-from sim_tokens import sim_client
 
 from m365sim.server import SimServer
+from support.sim_tokens import sim_client
 
 CONTOSO = "contoso.com"
 REDIRECT_URI = "http://localhost:8365/connections/office365/callback"

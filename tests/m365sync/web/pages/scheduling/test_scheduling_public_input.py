@@ -8,9 +8,9 @@ from __future__ import annotations
 from urllib.parse import urlsplit
 
 from fastapi.testclient import TestClient
-from scheduling_world import SchedulingWorld, book_form, links_on, local, next_weekday
 
 from m365sync.web.security import RateLimits
+from support.scheduling_world import SchedulingWorld, book_form, links_on, local, next_weekday
 
 
 def book_path(world: SchedulingWorld) -> str:

@@ -1,9 +1,10 @@
-"""Helpers for the scheduling tests: a Contoso organization booking against m365sim.
+"""The scheduling world: a Contoso organization booking against m365sim.
 
 Members, a service account with the four Mail/Calendars permissions (the demo tenant's
 consented app, tokens through MSAL), the product's app as ``create_app`` builds it (the
 scheduling wiring it installed is ``app.state.scheduling``), and helpers that change the
-world through m365sim's control API.
+world through m365sim's control API. The ``world`` and ``client`` fixtures are imported by
+the conftest of each folder whose tests book meetings.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from urllib.parse import parse_qs, urlsplit
 from zoneinfo import ZoneInfo
 
 import httpx
+import pytest
 import uvicorn
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
@@ -31,10 +33,7 @@ from sqlalchemy.orm import Session
 
 from m365sim.server import SimServer
 from m365sync.connections.models import (
-    ConnectionKind,
     ConnectionStatus,
-    CredentialType,
-    ServiceAccount,
 )
 from m365sync.connections.runtime import ConnectionRuntime
 from m365sync.crm.models import ActivityKind, CrmActivity
@@ -48,12 +47,10 @@ from m365sync.scheduling.tokens import BookingTokens
 from m365sync.settings import Settings
 from m365sync.web.app import create_app
 from m365sync.web.pages.scheduling import SchedulingWiring
+from support.connections import store_service_account
+from support.demo import DEMO_TENANT_ID, demo_settings
 
-TENANT_ID = "6f1c2f4e-3b1a-4c1e-9a51-0c0ffee00001"
-SERVICE_APP = "11111111-2222-4333-8444-000000000001"
-SERVICE_SECRET = "Zx8Q~demo.service-account.secret-value-0001"
 PACIFIC = ZoneInfo("America/Los_Angeles")
-ALL_FOUR = ["Mail.Read", "Mail.ReadWrite", "Calendars.Read", "Calendars.ReadWrite"]
 
 
 def next_weekday(weekday: int, *, at_least_days: int = 7, zone: ZoneInfo = PACIFIC) -> date:
@@ -197,16 +194,7 @@ def query_of(url: str) -> dict[str, list[str]]:
 def build_world(
     sim: SimServer, db: Database, tmp_path: Path, *, features: list[str] | None = None
 ) -> SchedulingWorld:
-    settings = Settings(
-        _env_file=None,  # type: ignore[call-arg]
-        data_dir=tmp_path / "data",
-        authority_host=sim.url,
-        graph_url=sim.graph_url,
-        ca_bundle=sim.tls.ca_bundle,
-        graph_backoff_base_seconds=0.01,
-        graph_backoff_max_seconds=2.0,
-        graph_max_retries=2,
-    )
+    settings = demo_settings(sim, tmp_path / "data")
     runtime = ConnectionRuntime.from_settings(settings, db)
     enabled = features if features is not None else ["email", "calendar", "scheduling"]
     with db.session() as session:
@@ -219,7 +207,7 @@ def build_world(
             organization,
             "contoso.com",
             method=DomainProof.SERVICE_ACCOUNT,
-            tenant_id=TENANT_ID,
+            tenant_id=DEMO_TENANT_ID,
         )
         members = {
             address: orgs.add_member(session, organization, address, name=name).id
@@ -230,27 +218,21 @@ def build_world(
                 ("diego@contoso.com", "Diego Siciliani"),
             )
         }
-        granted = ALL_FOUR if "scheduling" in enabled else ["Calendars.Read", "Calendars.ReadWrite"]
-        account = ServiceAccount(
-            id=str(uuid.uuid4()),
-            organization_id=organization.id,
-            name="Contoso service account",
-            kind=ConnectionKind.OFFICE365,
-            credential_type=CredentialType.SECRET,
-            client_id=SERVICE_APP,
-            tenant_id=TENANT_ID,
-            status=ConnectionStatus.ACTIVE if "scheduling" in enabled else ConnectionStatus.PARTIAL,
-            enabled_features=enabled,
-            granted_permissions=granted,
-            missing_permissions={}
-            if "scheduling" in enabled
-            else {
-                "email": ["Mail.Read", "Mail.ReadWrite"],
-                "scheduling": ["Mail.Read", "Mail.ReadWrite"],
-            },
-        )
-        runtime.seal(account, "secret_sealed", SERVICE_SECRET)
-        session.add(account)
+        if "scheduling" in enabled:
+            store_service_account(session, runtime, organization.id, enabled_features=enabled)
+        else:  # consent for Calendars only
+            store_service_account(
+                session,
+                runtime,
+                organization.id,
+                enabled_features=enabled,
+                granted_permissions=["Calendars.Read", "Calendars.ReadWrite"],
+                status=ConnectionStatus.PARTIAL,
+                missing_permissions={
+                    "email": ["Mail.Read", "Mail.ReadWrite"],
+                    "scheduling": ["Mail.Read", "Mail.ReadWrite"],
+                },
+            )
     world = SchedulingWorld(
         sim=sim,
         database=db,
@@ -262,6 +244,23 @@ def build_world(
     for address in members:
         world.clear_calendar(address)
     return world
+
+
+@pytest.fixture
+def world(sim: SimServer, db: Database, tmp_path: Path) -> Iterator[SchedulingWorld]:
+    """The scheduling world on the ``db`` fixture's database (SQLite, then PostgreSQL)."""
+    built = build_world(sim, db, tmp_path)
+    try:
+        yield built
+    finally:
+        built.control.close()
+
+
+@pytest.fixture
+def client(world: SchedulingWorld) -> Iterator[TestClient]:
+    """The world's app, through Starlette's test client (its lifespan runs)."""
+    with TestClient(world.app) as test_client:
+        yield test_client
 
 
 def slots_on_page(html: str) -> list[datetime]:

@@ -8,7 +8,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from scheduling_world import SchedulingWorld, live_server
+
+from support.scheduling_world import SchedulingWorld, live_server
 
 pytestmark = pytest.mark.browser
 

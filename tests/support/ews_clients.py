@@ -1,7 +1,5 @@
-"""What the EWS tests share: the demo tenant's accounts and the exchangelib account factory's type.
-
-Import from here (``from ews_clients import ...``), not from ``conftest``.
-"""
+"""What the EWS tests share: the demo tenant's accounts and the exchangelib account
+factory's type."""
 
 from __future__ import annotations
 
@@ -9,10 +7,12 @@ from collections.abc import Callable
 
 from exchangelib import Account
 
+from support.demo import DEMO_ADMIN_PASSWORD, DEMO_USER_PASSWORD
+
 TENANT = "contoso.com"
 SERVICE_ACCOUNT = "admin@contoso.com"
-SERVICE_PASSWORD = "Demo-Admin-1!"
-USER_PASSWORD = "Demo-User-1!"
+SERVICE_PASSWORD = DEMO_ADMIN_PASSWORD
+USER_PASSWORD = DEMO_USER_PASSWORD
 
 AccountFactory = Callable[..., Account]
 """The ``ews`` fixture: ``ews(address, *, as_service=False, username=None, password=None,

@@ -8,7 +8,12 @@ from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
-from scheduling_world import (
+
+from m365sim.server import SimServer
+from m365sync.auth.service import start_session
+from m365sync.db.session import Database
+from m365sync.organizations.models import Member, Role
+from support.scheduling_world import (
     SchedulingWorld,
     book_form,
     build_world,
@@ -16,11 +21,6 @@ from scheduling_world import (
     next_weekday,
     slots_on_page,
 )
-
-from m365sim.server import SimServer
-from m365sync.auth.service import start_session
-from m365sync.db.session import Database
-from m365sync.organizations.models import Member, Role
 
 
 def sign_in(
