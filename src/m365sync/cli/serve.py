@@ -176,9 +176,14 @@ def worker(
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="m365sync-metrics-")
     _serve_metrics(port, multiprocess=True)
 
+    import logging
+
     from m365sync.db import database_from_settings, migrate
     from m365sync.workers.celery_app import app as celery
 
+    # Celery sets the root logger's level; other libraries stay at warnings and errors.
+    for noisy in ("httpx", "httpcore", "msal", "urllib3", "alembic"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
     database = database_from_settings(settings)
     try:
         migrate(database.engine)

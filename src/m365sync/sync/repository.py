@@ -402,13 +402,6 @@ class SyncRepository:
         holder's has passed (one conditional statement, so two candidates never both win)."""
         now = utcnow()
         expires = now + timedelta(seconds=seconds)
-        inserted = self.session.execute(
-            _insert(self.session)(SchedulerLease)
-            .values(name=name, owner=owner, expires_at=expires, acquired_at=now)
-            .on_conflict_do_nothing()
-        )
-        if inserted.rowcount:  # type: ignore[attr-defined]
-            return True
         result = self.session.execute(
             update(SchedulerLease)
             .where(
@@ -424,7 +417,15 @@ class SyncRepository:
             )
             .execution_options(synchronize_session=False)
         )
-        return bool(result.rowcount)  # type: ignore[attr-defined]
+        if result.rowcount:  # type: ignore[attr-defined]
+            return True
+        inserted = self.session.execute(
+            _insert(self.session)(SchedulerLease)
+            .values(name=name, owner=owner, expires_at=expires, acquired_at=now)
+            .on_conflict_do_nothing()
+            .returning(SchedulerLease.name)
+        )
+        return inserted.first() is not None
 
     def release_scheduler_lease(self, name: str, owner: str) -> None:
         """Step down: a standby may take over at once."""
