@@ -13,9 +13,12 @@ from pathlib import Path
 import pytest
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
-from tests.m365sync.conftest import POSTGRES_URL
 
 from m365sync.db import Database, current_revision, head_revision
+
+POSTGRES_URL = os.environ.get(
+    "M365SYNC_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
+)
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])

@@ -21,7 +21,6 @@ import pytest
 import redis
 from sqlalchemy import create_engine, func, select, text
 from sqlalchemy.engine import make_url
-from tests.m365sync.conftest import POSTGRES_URL
 
 from m365sim.seed import DEMO_SEED, load_seed, read_seed
 from m365sim.server import SimServer
@@ -33,6 +32,9 @@ sys.path.insert(0, str(Path(__file__).parents[1] / "sync"))
 
 from harness import SyncWorld, build_world
 
+POSTGRES_URL = os.environ.get(
+    "M365SYNC_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
+)
 MAILBOXES = [f"rep{i}@contoso.com" for i in range(6)]
 CONTACTS = [f"buyer{i}@fabrikam.com" for i in range(4)]
 MESSAGES_PER_MAILBOX = 120
@@ -279,8 +281,9 @@ def test_killed_worker_and_scheduler_everything_completes_once(
     try:
         fleet.start("web", "web", "--host", "127.0.0.1", "--port", str(port))
         fleet.start("scheduler-1", "scheduler")
-        fleet.start("worker-1", "worker")
-        fleet.start("worker-2", "worker")
+        metrics_ports = {"worker-1": _free_port(), "worker-2": _free_port()}
+        for name, metrics_port in metrics_ports.items():
+            fleet.start(name, "worker", "--metrics-port", str(metrics_port))
 
         web = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=10)
 
@@ -332,6 +335,13 @@ def test_killed_worker_and_scheduler_everything_completes_once(
         lease = re.search(r"^m365sync_scheduler_lease_seconds (\S+)$", metrics, re.MULTILINE)
         assert lease is not None and float(lease.group(1)) > 0  # the new scheduler leads
         assert web.get("/readyz").json()["status"] == "ready"
+        survivor = next(n for n in metrics_ports if n != victim_worker)
+        counted = httpx.get(f"http://127.0.0.1:{metrics_ports[survivor]}/metrics").text
+        runs = re.search(
+            r'^m365sync_unit_runs_total\{feature="email",outcome="ok"\} (\S+)$', counted, re.M
+        )
+        assert runs is not None and float(runs.group(1)) >= 1  # its pool process counted
+        assert 'm365sync_graph_requests_total{status="2xx"}' in counted
         assert time.monotonic() - started < DEADLINE_SECONDS
     except BaseException:
         print(fleet.log_tail())
