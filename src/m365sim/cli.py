@@ -4,10 +4,23 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
+from m365sim.latency import LATENCY_PROFILES, apply_latency_profile
 from m365sim.seed import DEMO_SEED, SeedError, load_seed, read_seed
 from m365sim.server import SimServer
+from m365sim.state import SimConfig
+
+
+def latency_summary(server: SimServer) -> str:
+    config = server.state.config
+    if config.latency_base_ms <= 0 and config.latency_per_kib_ms <= 0:
+        return "none (answers at once)"
+    return (
+        f"{config.latency_base_ms} ms + {config.latency_per_kib_ms} ms/KiB, "
+        f"jitter {config.latency_jitter}, seed {config.latency_seed}"
+    )
 
 
 def describe(server: SimServer) -> str:
@@ -16,7 +29,12 @@ def describe(server: SimServer) -> str:
         f"  Graph base URL:     {server.graph_url}",
         f"  CA bundle (trust):  {server.tls.ca_bundle}",
         f"  m365sim CA only:    {server.tls.ca_pem}",
+        f"  Latency:            {latency_summary(server)}",
     ]
+    if server.state.config.allow_http_notification_urls:
+        lines.append(
+            "  Webhooks:           http:// notification URLs accepted (Graph refuses them)"
+        )
     for tenant in server.state.tenants.values():
         lines.append(
             f"  Tenant {tenant.display_name}: id {tenant.id}, domains {', '.join(tenant.domains)}"
@@ -37,7 +55,20 @@ def describe(server: SimServer) -> str:
     return "\n".join(lines)
 
 
-def main(argv: list[str] | None = None) -> int:
+def _non_negative(kind: type[int] | type[float]) -> Callable[[str], int | float]:
+    def parse(text: str) -> int | float:
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+        if value < 0:
+            raise argparse.ArgumentTypeError("must not be negative")
+        return value
+
+    return parse
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="m365sim", description="A local Microsoft 365 tenant.")
     sub = parser.add_subparsers(dest="command", required=True)
     serve = sub.add_parser(
@@ -54,9 +85,48 @@ def main(argv: list[str] | None = None) -> int:
     serve.add_argument(
         "--data-dir", type=Path, default=Path(".m365sim"), help="where the CA and bundle are kept"
     )
-    args = parser.parse_args(argv)
+    serve.add_argument(
+        "--latency",
+        choices=sorted(LATENCY_PROFILES),
+        default="realistic",
+        help="latency model profile (default: realistic; 'none' answers at once)",
+    )
+    serve.add_argument(
+        "--latency-base-ms", type=_non_negative(int), help="fixed delay per request (ms)"
+    )
+    serve.add_argument(
+        "--latency-per-kib-ms",
+        type=_non_negative(float),
+        help="extra delay per KiB of the answer (ms)",
+    )
+    serve.add_argument(
+        "--latency-jitter", type=_non_negative(float), help="log-normal sigma (0: no jitter)"
+    )
+    serve.add_argument(
+        "--latency-seed", type=_non_negative(int), help="seed of the jitter's random draws"
+    )
+    serve.add_argument(
+        "--allow-http-webhooks",
+        action="store_true",
+        help="accept http:// notification URLs (Graph requires https; local development only)",
+    )
+    return parser.parse_args(argv)
 
+
+def configure(config: SimConfig, args: argparse.Namespace) -> None:
+    """The ``--latency`` profile, then any single knob given on the command line."""
+    config.allow_http_notification_urls = args.allow_http_webhooks
+    apply_latency_profile(config, args.latency)
+    for option in ("base_ms", "per_kib_ms", "jitter", "seed"):
+        value = getattr(args, f"latency_{option}")
+        if value is not None:
+            setattr(config, f"latency_{option}", value)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
     server = SimServer(host=args.host, port=args.port, data_dir=args.data_dir)
+    configure(server.state.config, args)
     try:
         load_seed(server.state, read_seed(args.seed))
     except (OSError, SeedError) as exc:

@@ -149,6 +149,7 @@ USER_FLAGS: dict[str, tuple[str, type]] = {
     "softDeleted": ("soft_deleted", bool),
     "mailboxFull": ("mailbox_full", bool),
     "timeZone": ("time_zone", str),
+    "aliases": ("aliases", list),
 }
 """Seed / control API field → ``User`` attribute, with the type each must have."""
 
@@ -165,6 +166,10 @@ def apply_user_fields(user: User, spec: dict[str, Any]) -> None:
         attribute, kind = USER_FLAGS[key]
         if value is not None and not isinstance(value, kind):
             raise SeedError(f"user {user.user_principal_name!r}: {key} must be {kind.__name__}")
+        if key == "aliases" and not (
+            isinstance(value, list) and all(isinstance(a, str) and "@" in a for a in value)
+        ):
+            raise SeedError(f"user {user.user_principal_name!r}: aliases are email addresses")
         if key == "mailboxLocation" and value not in ("cloud", "onprem"):
             raise SeedError(
                 f"user {user.user_principal_name!r}: mailboxLocation is 'cloud' or 'onprem'"

@@ -113,6 +113,21 @@ class SimConfig:
     refresh_token_lifetime_seconds: int = 90 * 24 * 3600
     # Replay already-seen items in delta rounds, like Exchange does now and then.
     delta_replay: bool = True
+    # The latency model (m365sim.latency): realistic by default; the pytest plugin sets the
+    # "none" profile for tests that don't ask for realistic latency.
+    latency_base_ms: int = 120
+    latency_per_kib_ms: float = 0.5
+    latency_jitter: float = 0.35
+    latency_max_ms: int = 10_000
+    latency_seed: int = 0
+    # Application access policy / RBAC for Applications changes reach Graph this much later
+    # (Exchange: "longer than 1 hour", "30 minutes to 2 hours"); 0 applies them at once.
+    policy_propagation_seconds: int = 3600
+    # Graph refuses http:// notification URLs; true accepts them (local development only).
+    allow_http_notification_urls: bool = False
+    # $batch answers in an order that is not request order, as Graph may (seeded).
+    batch_shuffle: bool = True
+    batch_order_seed: int = 0
 
 
 class SimState:

@@ -79,7 +79,11 @@ def start_demo_tenant(settings: Settings) -> tuple[Any, Settings]:
     tenant = server.state.find_tenant("contoso.com")
     assert tenant is not None, "the demo seed defines contoso.com"
     user_app = tenant.apps[DEMO_USER_APP[0]]
-    for path in ("/connections/office365/callback", "/auth/microsoft/callback"):
+    for path in (
+        "/connections/office365/callback",
+        "/auth/microsoft/callback",
+        "/admin/service-accounts/setup/callback",
+    ):
         for base in (public_url, f"http://localhost:{settings.port}"):
             if base + path not in user_app.redirect_uris:
                 user_app.redirect_uris.append(base + path)

@@ -100,6 +100,31 @@ class Settings(BaseSettings):
     secret_expiry_warning_days: tuple[int, ...] = Field(
         default=(30, 14, 7), description="Warn this many days before a client secret expires."
     )
+    certificate_lifetime_days: int = Field(
+        default=365,
+        ge=30,
+        le=3650,
+        description="Validity of the certificates m365sync generates for the app registrations "
+        "it sets up itself (Set up for me, and each renewal).",
+    )
+    certificate_renewal_days: int = Field(
+        default=30,
+        ge=1,
+        description="Renew the certificate of an app registration m365sync set up itself this "
+        "many days before it expires (a new one is added, tested, used, the old one removed).",
+    )
+    setup_replication_timeout_seconds: float = Field(
+        default=180.0,
+        ge=0,
+        description="How long Set up for me and certificate renewal wait for Microsoft Entra ID "
+        "to replicate a new app or certificate before giving up (it usually takes seconds, "
+        "sometimes minutes).",
+    )
+    setup_replication_poll_seconds: float = Field(
+        default=5.0,
+        gt=0,
+        description="How often Microsoft Entra ID is asked again while replication is awaited.",
+    )
 
     # The JSON API and web server.
     host: str = Field(default="127.0.0.1", description="Address `m365sync serve` listens on.")

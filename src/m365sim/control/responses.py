@@ -14,6 +14,7 @@ from starlette.responses import Response
 
 from m365sim.graph.exceptions import BadRequest
 from m365sim.http import JSONResponse, json_body, sim_state
+from m365sim.latency import apply_latency_profile
 from m365sim.seed import SeedError, load_seed
 
 
@@ -80,11 +81,23 @@ async def clock(request: Request) -> Response:
 
 
 async def config(request: Request) -> Response:
-    """GET the behaviour switches (``SimConfig``); PATCH some of them."""
+    """GET the behaviour switches (``SimConfig``); PATCH some of them.
+
+    ``{"latency_profile": "realistic" | "none"}`` sets every latency knob at once (applied
+    before the other keys of the same body, so those can adjust it).
+    """
     state = sim_state(request)
     known = {f.name: f.type for f in fields(state.config)}
     if request.method == "PATCH":
         body = await json_body(request)
+        if not isinstance(body, dict):
+            raise BadRequest("Expected a JSON object of settings.")
+        profile = body.pop("latency_profile", None)
+        if profile is not None:
+            try:
+                apply_latency_profile(state.config, str(profile))
+            except ValueError as exc:
+                raise BadRequest(str(exc)) from exc
         for key, value in body.items():
             if key not in known:
                 raise BadRequest(f"Unknown setting {key!r}; known: {', '.join(sorted(known))}")
@@ -93,5 +106,11 @@ async def config(request: Request) -> Response:
                 raise BadRequest(f"{key} must be true or false")
             if type(current) is int and (isinstance(value, bool) or not isinstance(value, int)):
                 raise BadRequest(f"{key} must be an integer")
+            if type(current) is float:
+                if isinstance(value, bool) or not isinstance(value, int | float):
+                    raise BadRequest(f"{key} must be a number")
+                value = float(value)
+            if isinstance(value, int | float) and not isinstance(value, bool) and value < 0:
+                raise BadRequest(f"{key} must not be negative")
             setattr(state.config, key, value)
     return JSONResponse({name: getattr(state.config, name) for name in known})

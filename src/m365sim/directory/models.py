@@ -19,7 +19,7 @@ from __future__ import annotations
 import base64
 import uuid
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from functools import cached_property
 
 from cryptography import x509
@@ -75,6 +75,16 @@ class User:
     time_zone: str = "Pacific Standard Time"  # mailboxSettings.timeZone (Windows name)
     sessions_revoked_at: datetime | None = None
     directory_roles: set[str] = field(default_factory=set)  # names from DIRECTORY_ROLES
+    aliases: list[str] = field(default_factory=list)  # secondary SMTP addresses
+    created_at: datetime = field(default_factory=lambda: datetime.now(UTC))
+
+    @property
+    def proxy_addresses(self) -> list[str]:
+        """Graph's ``proxyAddresses``: ``SMTP:`` the primary address, ``smtp:`` each alias."""
+        return [
+            f"SMTP:{self.mail or self.user_principal_name}",
+            *(f"smtp:{a}" for a in self.aliases),
+        ]
 
     @property
     def address(self) -> str:

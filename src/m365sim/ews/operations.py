@@ -54,6 +54,7 @@ from m365sim.exceptions import GraphError
 from m365sim.graph.calendar.backend import CalendarBackend
 from m365sim.graph.calendar.exceptions import EventNotFound
 from m365sim.graph.calendar.models import Event
+from m365sim.graph.ids import compact_item_id, expand_item_id, parse_item_id
 from m365sim.graph.mail.backend import MailBackend
 from m365sim.graph.mail.models import Message
 from m365sim.graph.policies.models import policies_for
@@ -987,6 +988,7 @@ def get_server_time_zones(call: EwsCall, request: Any) -> Any:
 
 ID_FORMATS = ("EwsLegacyId", "EwsId", "EntryId", "HexEntryId", "StoreId", "OwaId")
 _ENTRY_HEADER = b"\x00\x00\x00\x00"
+_COMPACT_MARK = b"\x01"  # an entry id body holding ``compact_item_id`` bytes
 
 
 def _store_guid(mailbox: str) -> bytes:
@@ -1007,7 +1009,13 @@ def _to_ews(value: str, source: str, mailbox: str) -> str:
         return raw.decode("ascii", errors="replace")
     if not raw.startswith(_ENTRY_HEADER) or raw[4:20] != _store_guid(mailbox):
         raise errors.ErrorInvalidIdMalformed()
-    return raw[20:].decode("ascii", errors="replace")
+    body = raw[20:]
+    if body[:1] == _COMPACT_MARK:
+        expanded = expand_item_id(body[1:])
+        if expanded is None:
+            raise errors.ErrorInvalidIdMalformed()
+        return expanded
+    return body.decode("ascii", errors="replace")
 
 
 def _from_ews(value: str, destination: str, mailbox: str) -> str:
@@ -1015,7 +1023,11 @@ def _from_ews(value: str, destination: str, mailbox: str) -> str:
         return value
     if destination == "StoreId":
         return base64.b64encode(value.encode()).decode()
-    entry = _ENTRY_HEADER + _store_guid(mailbox) + value.encode()
+    # Mail ids are as long as Exchange's EWS ids; an entry id (about 70 bytes in Exchange)
+    # carries only what identifies the item.
+    parsed = parse_item_id(value)
+    body = _COMPACT_MARK + compact_item_id(parsed) if parsed else value.encode()
+    entry = _ENTRY_HEADER + _store_guid(mailbox) + body
     if destination == "HexEntryId":
         return entry.hex().upper()
     return base64.b64encode(entry).decode()

@@ -18,7 +18,8 @@ order (each step's error is the one Microsoft answers with):
    a policy would deny;
 5. app-only: the Entra grant survives the Application Access Policies, or an RBAC role
    assignment covers this mailbox → else 403 ``ErrorAccessDenied`` "Access to OData is
-   disabled.";
+   disabled: [RAOP] : Blocked by tenant configured AppOnly AccessPolicy settings.", judged
+   on the settings as they have propagated (``TenantPolicies.enforced``);
 6. a full mailbox refuses writes and delta (whose sync state is stored in the mailbox)
    → 403 ``ErrorQuotaExceeded``;
 7. Outlook's throttling for the (app, mailbox) pair → 429 ``ApplicationThrottled``.
@@ -222,8 +223,8 @@ def _authorize(
     write: bool,
     permission: str | None,
 ) -> None:
-    """Steps 3-5 of the module docstring."""
-    policies = policies_for(state, caller.tenant)
+    """Steps 3-5 of the module docstring (policies as they have propagated to Graph)."""
+    policies = policies_for(state, caller.tenant).enforced(state.now())
     wanted = _wanted(resource, write, permission)
     if caller.app_only:
         entra = has_permission(caller, resource, write, target, permission=permission)

@@ -41,11 +41,19 @@ class ErrorAccessDenied(GraphError):
 
 
 class AccessDeniedByPolicy(GraphError):
-    """The mailbox is outside what an Application Access Policy / RBAC scope allows."""
+    """The mailbox is outside what an Application Access Policy / RBAC scope allows.
+
+    The text is the one Exchange Online answers today, "[RAOP]" suffix included (quoted in
+    many reports of the error, e.g. "ErrorAccessDenied: Access to OData is disabled: [RAOP]
+    : Blocked by tenant configured AppOnly AccessPolicy settings.").
+    """
 
     status = 403
     code = "ErrorAccessDenied"
-    message = "Access to OData is disabled."
+    message = (
+        "Access to OData is disabled: [RAOP] : Blocked by tenant configured AppOnly "
+        "AccessPolicy settings."
+    )
 
 
 class AuthorizationRequestDenied(GraphError):
@@ -70,6 +78,23 @@ class ErrorInvalidUser(GraphError):
     status = 404
     code = "ErrorInvalidUser"
     message = "The requested user is invalid."
+
+
+class RequestUnsupportedQuery(GraphError):
+    """A directory query that needs the advanced query parameters, or that Entra ID does not
+    evaluate at all."""
+
+    status = 400
+    code = "Request_UnsupportedQuery"
+    message = "Unsupported Query."
+
+
+class CountNotSupported(GraphError):
+    """``/$count`` on a directory collection without ``ConsistencyLevel: eventual``."""
+
+    status = 400
+    code = "Request_BadRequest"
+    message = "$count is not currently supported."
 
 
 class UserNotFound(GraphError):
@@ -104,6 +129,27 @@ class ApplicationThrottled(GraphError):
     status = 429
     code = "ApplicationThrottled"
     message = "Application is over its MailboxConcurrency limit."
+
+
+class NotModelled(GraphError):
+    """A part of Microsoft Graph (a route, a property, a relation) m365sim does not simulate.
+
+    Graph's own 501 ``NotImplemented`` shape, with a message that says plainly that the
+    emulator, not Microsoft, lacks it: neither "not found" nor "does not exist on type",
+    which would be false about Graph.
+    """
+
+    status = 501
+    code = "NotImplemented"
+    message = "m365sim does not model this part of Microsoft Graph."
+
+
+class MethodNotAllowed(GraphError):
+    """A method a modelled route does not take (Graph's text for a 405)."""
+
+    status = 405
+    code = "Request_BadRequest"
+    message = "Specified HTTP method is not allowed for the request target."
 
 
 class ServiceUnavailable(GraphError):

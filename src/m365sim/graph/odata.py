@@ -41,6 +41,7 @@ from m365sim.graph.exceptions import (
     DirectoryPropertyNotFound,
     InvalidFilterClause,
     InvalidTopValue,
+    NotModelled,
     PropertyNotFound,
     QueryOptionNotAllowed,
     TopLimitExceeded,
@@ -63,6 +64,7 @@ __all__ = [
     "filter_properties",
     "metadata_url",
     "next_link",
+    "not_modelled",
     "page",
     "parse_filter",
     "parse_orderby",
@@ -228,6 +230,8 @@ class _FilterParser:
 
     def parse_path(self, text: str) -> tuple[str, ...]:
         parts = tuple(text.split("/"))
+        if self.variables and parts == (self.variables[-1],):
+            return ("$it",)  # the element itself, in a collection of primitives
         if self.variables and parts[0] == self.variables[-1]:
             parts = parts[1:]
         if not parts or any(not p for p in parts):
@@ -582,6 +586,14 @@ def parse_prefer(request: Request) -> dict[str, str]:
 # -- the query ------------------------------------------------------------------------------
 
 
+def not_modelled(name: str, entity: str) -> NotModelled:
+    """The honest answer for a property or relation Graph has and m365sim does not simulate."""
+    return NotModelled(
+        f"m365sim does not model the '{name}' property of microsoft.graph.{entity}. Microsoft "
+        "Graph has it; m365sim cannot return or change it (see docs/m365sim/*.md)."
+    )
+
+
 @dataclass(frozen=True)
 class ODataQuery:
     """The validated OData system query options of one request.
@@ -618,6 +630,7 @@ class ODataQuery:
         directory: bool = False,
         max_top: int = 1000,
         custom: Collection[str] = (),
+        unmodelled: Collection[str] = (),
     ) -> ODataQuery:
         """Parse and validate the query string.
 
@@ -626,7 +639,9 @@ class ODataQuery:
         unknown plain parameter unless listed in ``custom`` (e.g. ``changeType``).
         ``properties`` (top-level property names of ``entity``, e.g. ``"message"``) turns on
         validation of ``$select``/``$orderby``/``$filter`` names; ``directory`` picks the
-        Entra ID wording of that error instead of Exchange's.
+        Entra ID wording of that error instead of Exchange's. ``unmodelled`` names properties
+        and relations Graph has but m365sim does not simulate: naming one (also in
+        ``$expand``) is 501 ``NotModelled``, never "could not find a property".
         """
         allowed_set = {a.lstrip("$").lower() for a in (allowed or cls.DEFAULT_ALLOWED)}
         custom_set = {c.lower() for c in custom}
@@ -636,6 +651,10 @@ class ODataQuery:
             bare = key[1:] if key.startswith("$") else key
             lowered = bare.lower()
             if lowered in SYSTEM_OPTIONS:
+                if lowered == "expand":
+                    for name in (n.strip().split("(")[0] for n in value.split(",")):
+                        if name in unmodelled:
+                            raise not_modelled(name, entity)
                 if lowered not in allowed_set:
                     raise QueryOptionNotAllowed(
                         f"The query parameter '${lowered}' is not supported."
@@ -648,6 +667,8 @@ class ODataQuery:
             # other plain parameters are ignored, as Graph ignores unknown custom options
 
         def unknown(name: str) -> GraphError:
+            if name in unmodelled:
+                return not_modelled(name, entity)
             if directory:
                 return DirectoryPropertyNotFound(
                     f"Parsing OData Select and Expand failed: Could not find a property named "

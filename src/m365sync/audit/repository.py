@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import select
@@ -15,7 +16,14 @@ class AuditRepository:
         self.session = session
 
     def add(
-        self, organization_id: str, actor: str, action: str, target: str, detail: dict[str, Any]
+        self,
+        organization_id: str,
+        actor: str,
+        action: str,
+        target: str,
+        detail: dict[str, Any],
+        *,
+        at: datetime | None = None,
     ) -> AuditEvent:
         event = AuditEvent(
             organization_id=organization_id,
@@ -24,6 +32,8 @@ class AuditRepository:
             target=target,
             detail=detail,
         )
+        if at is not None:
+            event.created_at = at
         self.session.add(event)
         self.session.flush()
         return event

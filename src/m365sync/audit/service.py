@@ -3,6 +3,7 @@ and which fields changed, not values of secrets (the secrets test scans this tab
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy.orm import Session
@@ -12,9 +13,17 @@ from m365sync.audit.repository import AuditRepository
 
 
 def record(
-    session: Session, organization_id: str, actor: str, action: str, target: str = "", **detail: Any
+    session: Session,
+    organization_id: str,
+    actor: str,
+    action: str,
+    target: str = "",
+    *,
+    at: datetime | None = None,
+    **detail: Any,
 ) -> AuditEvent:
-    return AuditRepository(session).add(organization_id, actor, action, target, detail)
+    """``at``: when it happened, for an action recorded after the fact (default: now)."""
+    return AuditRepository(session).add(organization_id, actor, action, target, detail, at=at)
 
 
 def list_events(session: Session, organization_id: str, limit: int = 100) -> list[AuditEvent]:

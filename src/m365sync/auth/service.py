@@ -58,6 +58,7 @@ class SignedIn:
     name: str
     role: Role
     csrf_token: str
+    time_zone: str | None = None  # the zone the member chose; None: their browser's
 
     @property
     def is_admin(self) -> bool:
@@ -170,6 +171,7 @@ def _signed_in(db: Session, session: WebSession, member: Member) -> SignedIn:
         name=member.name or member.email,
         role=Role(member.role),
         csrf_token=session.csrf_token,
+        time_zone=member.time_zone,
     )
 
 

@@ -14,7 +14,16 @@
     │                                  a test account (``missing`` says which)
     ├── RunTestFailed             422: Save refused while a required Run Test check fails
     ├── ExchangeOnlineNotSupported 422: an EWS connection pointed at Exchange Online
-    └── AuthorizationExpired      422: an Office 365 sign-in response with an unknown state
+    ├── AuthorizationExpired      422: an Office 365 sign-in response with an unknown state
+    └── SetupFailed               Set up for me did not end with a working service account;
+        │                         what it did in the tenant is audited (and undone where
+        │                         it could be)
+        ├── AdminRoleMissing      403: the administrator who signed in may not register the
+        │                         app or grant its permissions
+        ├── SetupConsentDeclined  422: the management permissions were declined at Microsoft
+        ├── ReplicationSlow       409: Entra ID had not replicated the new app in time (the
+        │                         account is kept, waiting for its test)
+        └── SetupInterrupted      502: Microsoft failed in the middle (its category's cause)
 
 Microsoft's own failures are ``m365sync.microsoft.errors`` categories, not these.
 """
@@ -122,3 +131,25 @@ class ExchangeOnlineNotSupported(ConnectionsError):
 
 class AuthorizationExpired(ConnectionsError):
     status = 422
+
+
+class SetupFailed(ConnectionsError):
+    """Set up for me stopped before a working service account was saved. What it created or
+    removed in the tenant is in the audit log: a door answering with this error keeps the
+    request's work (the audit entries, a waiting account) rather than rolling it back."""
+
+
+class AdminRoleMissing(SetupFailed):
+    status = 403
+
+
+class SetupConsentDeclined(SetupFailed):
+    status = 422
+
+
+class ReplicationSlow(SetupFailed):
+    status = 409
+
+
+class SetupInterrupted(SetupFailed):
+    status = 502

@@ -71,6 +71,10 @@ class ServiceAccount(Base):
     certificate_thumbprint: Mapped[str | None] = mapped_column(String(64), default=None)
     private_key_sealed: Mapped[bytes | None] = sealed_column()
     token_cache_sealed: Mapped[bytes | None] = sealed_column()
+    # The app registration, when m365sync registered it itself (Set up for me): its object id
+    # and the keyId of the certificate in use, which renewing the certificate needs.
+    application_object_id: Mapped[str | None] = mapped_column(String(36), default=None)
+    certificate_key_id: Mapped[str | None] = mapped_column(String(36), default=None)
     # Exchange (EWS, impersonation).
     ews_url: Mapped[str | None] = mapped_column(String(500), default=None)
     username: Mapped[str | None] = mapped_column(String(320), default=None)

@@ -38,6 +38,16 @@ class ConnectionRepository:
         )
         return self.session.scalar(query)
 
+    def accounts_with_registered_apps(self) -> list[ServiceAccount]:
+        """Every organization's service accounts whose app registration m365sync set up
+        itself (their certificates are m365sync's to renew)."""
+        query = (
+            select(ServiceAccount)
+            .where(ServiceAccount.application_object_id.is_not(None))
+            .order_by(ServiceAccount.created_at)
+        )
+        return list(self.session.scalars(query))
+
     def delete_service_account(self, account: ServiceAccount) -> None:
         self.session.delete(account)
         self.session.flush()
@@ -67,6 +77,13 @@ class ConnectionRepository:
         self.session.add(request)
         self.session.flush()
         return request
+
+    def authorization(self, state: str) -> AuthorizationRequest | None:
+        """The pending sign-in with this ``state``, left in place (``take_authorization``
+        consumes it)."""
+        return self.session.scalar(
+            select(AuthorizationRequest).where(AuthorizationRequest.state == state)
+        )
 
     def take_authorization(self, state: str) -> AuthorizationRequest | None:
         """The pending sign-in with this ``state``, removed so it can't be replayed."""

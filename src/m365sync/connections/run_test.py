@@ -91,6 +91,16 @@ class ServiceAccountDraft:
         )
 
 
+_READING_ORDER = {Outcome.FAILED: 0, Outcome.WARNING: 1, Outcome.SKIPPED: 2, Outcome.PASSED: 3}
+
+
+def _and(names: list[str]) -> str:
+    """ "A", "A and B", "A, B and C"."""
+    if len(names) < 2:
+        return "".join(names)
+    return f"{', '.join(names[:-1])} and {names[-1]}"
+
+
 @dataclass
 class TestReport:
     checks: list[Check] = field(default_factory=list)
@@ -125,6 +135,39 @@ class TestReport:
     def ok(self) -> bool:
         return not self.required_failures()
 
+    def worst_first(self) -> list[Check]:
+        """The checks in the order a person should read them: failures, warnings, those
+        that could not run, then the passes (each kind in the order it ran)."""
+        return sorted(self.checks, key=lambda c: _READING_ORDER[c.outcome])
+
+    @property
+    def overall(self) -> Outcome:
+        """FAILED while a required check fails, WARNING while any other check failed or
+        warned, else PASSED."""
+        if not self.ok:
+            return Outcome.FAILED
+        if any(c.outcome in (Outcome.FAILED, Outcome.WARNING) for c in self.checks):
+            return Outcome.WARNING
+        return Outcome.PASSED
+
+    @property
+    def verdict(self) -> str:
+        """The test in one line, read before its checks."""
+        problems = [c for c in self.checks if c.outcome in (Outcome.FAILED, Outcome.WARNING)]
+        titles = ", ".join(c.title for c in problems)
+        features = _and([FEATURE_TITLES[f] for f in self.enabled_features])
+        enabled = f"{features} can be enabled" if features else "no feature can be enabled yet"
+        if not self.ok:
+            failed = [c for c in self.checks if c.outcome == Outcome.FAILED]
+            return (
+                f"Test failed: {len(failed)} of {len(self.checks)} checks failed "
+                f"({', '.join(c.title for c in failed)})."
+            )
+        if problems:
+            count = f"{len(problems)} problem" + ("s" if len(problems) > 1 else "")
+            return f"Test passed with {count} ({titles}): {enabled}."
+        return f"Test passed: {enabled}."
+
     @property
     def signed_in(self) -> bool:
         check = self.check("sign_in")
@@ -145,6 +188,7 @@ class TestReport:
     def as_json(self) -> dict[str, Any]:
         return {
             "ok": self.ok,
+            "verdict": self.verdict,
             "tenant_id": self.tenant_id,
             "granted_permissions": self.granted_permissions,
             "enabled_features": [f.value for f in self.enabled_features],

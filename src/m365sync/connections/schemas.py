@@ -100,6 +100,12 @@ class ServiceAccountOut(BaseModel):
     certificate_pem: str | None = Field(
         description="The public certificate to upload to the app registration."
     )
+    certificate_expires_at: str | None = None
+    set_up_by_m365sync: bool = Field(
+        default=False,
+        description="m365sync registered the app itself (Set up for me) and renews its "
+        "certificate before it expires.",
+    )
     ews_url: str | None
     username: str | None
     last_tested_at: str | None
@@ -169,3 +175,14 @@ class MemberConnectionStatusOut(BaseModel):
     synced_domain: bool
     via_service_account: list[str]
     connection: UserConnectionOut | None
+
+
+class SetupIn(BaseModel):
+    """Set up for me: what the admin chose before signing in with Microsoft."""
+
+    features: list[Feature] = Field(
+        default=[Feature.EMAIL, Feature.CALENDAR],
+        description="email, calendar and/or scheduling (Task Sync needs user connections).",
+    )
+    test_mailbox: str = Field(description="A mailbox in your domains to test with.")
+    name: str = Field(default="m365sync service account", description="The app's name in Entra.")

@@ -31,6 +31,7 @@ from m365sync.connections.runtime import ConnectionRuntime
 from m365sync.db.base import new_id, utcnow
 from m365sync.errors import NotFound, ValidationFailed
 from m365sync.microsoft import errors as ms
+from m365sync.microsoft.applications import certificate_expiry
 from m365sync.microsoft.auth import ClientSecret, generate_certificate
 from m365sync.organizations import service as orgs
 from m365sync.organizations.models import Domain, DomainProof, Organization
@@ -611,6 +612,10 @@ def service_account_view(
         },
         "certificate_thumbprint": account.certificate_thumbprint,
         "certificate_pem": account.certificate_pem,
+        "certificate_expires_at": certificate_expiry(account.certificate_pem).isoformat()
+        if account.certificate_pem
+        else None,
+        "set_up_by_m365sync": account.application_object_id is not None,
         "ews_url": account.ews_url,
         "username": account.username,
         "last_tested_at": account.last_tested_at.isoformat() if account.last_tested_at else None,

@@ -171,6 +171,11 @@ async def complete_office365_connection(
         )
         raise error
     flow = json.loads(runtime.open(request, "flow_sealed") or "{}")
+    if "m365sync_setup" in flow:  # an admin's Set up for me sign-in: never a mailbox connection
+        raise AuthorizationExpired(
+            "This sign-in was started by Set up for me, not by Connect your Office 365.",
+            fix="Start again with Connect your Office 365.",
+        )
     tenant_id = str(flow.pop("m365sync_tenant_id", "")) or None
     organizations = OrganizationRepository(session)
     organization = organizations.get(request.organization_id)

@@ -419,6 +419,13 @@ class _CachedApp:
                 ) from exc
         return self._app
 
+    def forget_tokens(self) -> None:
+        """Drop every token held in memory (a one-off sign-in whose token must not outlive
+        its step): the cache is emptied and MSAL's application rebuilt on next use."""
+        with self._lock:
+            self.cache = msal.SerializableTokenCache()
+            self._app = None
+
     def _persist(self) -> None:
         if self.cache.has_state_changed and self._on_cache_change is not None:
             self._on_cache_change(self.cache.serialize())

@@ -21,7 +21,10 @@ credential problem. Only an answer naming the tenant as unknown (AADSTS90002,
     ├── AuthRevoked                   refresh token expired or revoked (AADSTS700082, 50173,
     │                                 50078...), token rejected: the user must reconnect
     ├── ConsentMissing                admin consent not granted (AADSTS65001, 90094), no roles
+    │   └── ConsentDeclined           the person at Microsoft's consent page said no (AADSTS65004)
     ├── PermissionMissing             the token lacks the permission this call needs (403)
+    │   └── DirectoryAccessDenied     Entra ID's directory refused (Authorization_RequestDenied):
+    │                                 a missing permission or directory role
     ├── AccessDeniedByPolicy          "Access to OData is disabled." (Application Access
     │                                 Policy or RBAC for Applications excludes the mailbox)
     ├── MailboxUnreachable            the mailbox can't be used through Graph
@@ -36,9 +39,16 @@ credential problem. Only an answer naming the tenant as unknown (AADSTS90002,
     │   │   └── SecretIdGiven         a GUID was given: the secret's ID, not its value
     │   ├── SecretExpired             AADSTS7000222
     │   ├── AppNotFound               AADSTS700016: client id not registered in that tenant
+    │   ├── ServicePrincipalMissing   AADSTS7000229: the app has no service principal there
+    │   ├── ProofRejected             addKey / removeKey: the proof of possession of the app's
+    │   │                             current certificate was refused (401)
     │   ├── TenantNotFound            AADSTS90002 / invalid_tenant: domain or tenant unknown
     │   └── AppDisabled               AADSTS7000112
     └── UnexpectedResponse            anything else Microsoft answered
+
+Right after an app, its service principal or a credential is created through Graph, Entra
+ID's token service may not know it yet (replication takes seconds to minutes): it then
+answers as ``REPLICATION_LAG`` says, which means "wait", not "wrong".
 """
 
 from __future__ import annotations
@@ -115,12 +125,32 @@ class ConsentMissing(MicrosoftError):
     )
 
 
+class ConsentDeclined(ConsentMissing):
+    default_message = "The permissions were declined on Microsoft's consent page."
+    default_fix = "Start again and click Accept on Microsoft's consent page."
+
+
 class PermissionMissing(MicrosoftError):
     status = 409
     default_message = "The app lacks the Microsoft Graph permission this operation needs."
     default_fix = (
         "Add the application permission under API permissions → Add a permission → Microsoft "
         "Graph → Application permissions, then grant admin consent."
+    )
+
+
+class DirectoryAccessDenied(PermissionMissing):
+    """Microsoft Entra ID's directory (apps, service principals, consent, users) refused the
+    caller: a permission, a directory role or ownership is missing; Microsoft's message says
+    which."""
+
+    status = 403
+    default_message = (
+        "Microsoft Entra ID refused the operation: insufficient privileges to complete it."
+    )
+    default_fix = (
+        "Sign in as a Global Administrator or Privileged Role Administrator of your Microsoft "
+        "365 tenant, or ask one to do it."
     )
 
 
@@ -216,6 +246,29 @@ class AppNotFound(CredentialError):
     )
 
 
+class ServicePrincipalMissing(CredentialError):
+    default_message = (
+        "The app has no service principal (enterprise application) in the organization's tenant."
+    )
+    default_fix = (
+        "In the Microsoft Entra admin center open App registrations → your app → API "
+        "permissions and click 'Grant admin consent for <your tenant>': it creates the "
+        "enterprise application."
+    )
+
+
+class ProofRejected(CredentialError):
+    default_message = (
+        "Microsoft Entra ID did not accept the proof that m365sync holds the app's current "
+        "certificate, so the certificate could not be changed."
+    )
+    default_fix = (
+        "Check that the app registration still lists m365sync's certificate (App registrations "
+        "→ your app → Certificates & secrets → Certificates); if it was deleted there, set the "
+        "service account up again."
+    )
+
+
 class TenantNotFound(CredentialError):
     default_message = "Microsoft knows no tenant for this domain or tenant id."
     default_fix = (
@@ -236,6 +289,17 @@ class UnexpectedResponse(MicrosoftError):
     status = 502
     default_message = "Microsoft answered with an unexpected error."
     default_fix = "Try again; if it persists, check Microsoft 365 service health."
+
+
+REPLICATION_LAG: tuple[type[MicrosoftError], ...] = (
+    AppNotFound,
+    ServicePrincipalMissing,
+    InvalidCredentials,
+)
+"""What Entra ID's token service answers about an app, its service principal or a credential
+it hasn't learnt of yet (AADSTS700016, 7000229, 700027): right after they were created
+through Graph, a reason to wait and ask again, not a wrong credential. (A consented
+permission not replicated yet is simply missing from the token's ``roles``.)"""
 
 
 GUID_RE = re.compile(
@@ -313,11 +377,23 @@ def classify_graph_response(
         return MailboxNotEnabled(**kwargs)
     if lowered == "errorquotaexceeded":
         return QuotaExceeded(**kwargs)
+    if status == 401 and lowered == "authentication_missingormalformed":
+        # What Graph answers addKey / removeKey when their proof of possession doesn't verify
+        # (the caller's own token was accepted).
+        return ProofRejected(
+            "Microsoft Entra ID did not accept the proof of possession of the app's current "
+            "certificate." + said,
+            **kwargs,
+        )
     if status == 401 or lowered in {"invalidauthenticationtoken", "compacttoken.parsing"}:
         return AuthRevoked("Microsoft Graph rejected the access token." + said, **kwargs)
     if status == 403:
         if "access to odata is disabled" in message.lower():
             return AccessDeniedByPolicy(**kwargs)
+        if lowered == "authorization_requestdenied":
+            return DirectoryAccessDenied(
+                "Microsoft Entra ID refused the operation." + said, **kwargs
+            )
         return PermissionMissing(
             "Microsoft Graph denied access: the app or user lacks the permission for this "
             "mailbox." + said,
@@ -352,12 +428,14 @@ _AAD_CODES: dict[int, type[MicrosoftError]] = {
     700027: InvalidCredentials,
     7000222: SecretExpired,
     700016: AppNotFound,
+    7000229: ServicePrincipalMissing,
     90002: TenantNotFound,
     900023: TenantNotFound,
     90023: TenantNotFound,
     65001: ConsentMissing,
     90094: ConsentMissing,
     90008: ConsentMissing,
+    65004: ConsentDeclined,
     7000112: AppDisabled,
     700082: AuthRevoked,
     50173: AuthRevoked,
@@ -502,21 +580,26 @@ def classify_entra_response(
 
 
 __all__ = [
+    "REPLICATION_LAG",
     "AccessDeniedByPolicy",
     "AppDisabled",
     "AppNotFound",
     "AuthRevoked",
+    "ConsentDeclined",
     "ConsentMissing",
     "CredentialError",
+    "DirectoryAccessDenied",
     "InvalidCredentials",
     "ItemNotFound",
     "MailboxNotEnabled",
     "MailboxUnreachable",
     "MicrosoftError",
     "PermissionMissing",
+    "ProofRejected",
     "QuotaExceeded",
     "SecretExpired",
     "SecretIdGiven",
+    "ServicePrincipalMissing",
     "SyncStateExpired",
     "TenantNotFound",
     "Throttled",

@@ -120,6 +120,8 @@ class Member(Base):
         default=Role.USER,
     )
     crm_user_id: Mapped[str | None] = mapped_column(String(100), default=None)
+    # The zone the member chose to read times in (an IANA name); None: their browser's.
+    time_zone: Mapped[str | None] = mapped_column(String(64), default=None)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
     @property

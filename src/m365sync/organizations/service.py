@@ -31,6 +31,7 @@ from m365sync.organizations.models import (
     Role,
 )
 from m365sync.organizations.repository import OrganizationRepository
+from m365sync.time_zones import is_time_zone
 
 DOMAIN_RE = re.compile(r"^(?=.{1,253}$)(?!-)([a-z0-9-]{1,63}(?<!-)\.)+[a-z]{2,63}$")
 EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
@@ -460,6 +461,21 @@ def _set_role(
             reason="no longer an admin" if role != Role.ADMIN else "made admin again",
         )
     member.role = role
+
+
+def set_time_zone(session: Session, member: Member, time_zone: str | None) -> Member:
+    """The zone a member reads times in; empty or None: their browser's (each page then
+    shows the zone the browser reports, or UTC without one). A personal choice, not an
+    admin action: it is not audited."""
+    chosen = (time_zone or "").strip()
+    if chosen and not is_time_zone(chosen):
+        raise ValidationFailed(
+            f"'{chosen[:64]}' is not a time zone this server knows.",
+            fix="Choose a time zone from the list, or your browser's.",
+        )
+    member.time_zone = chosen or None
+    session.flush()
+    return member
 
 
 def list_members(session: Session, organization: Organization) -> list[Member]:

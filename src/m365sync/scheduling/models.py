@@ -217,7 +217,7 @@ class Booking(Base):
     graph_event_id: Mapped[str | None] = mapped_column(String(300), default=None)
     ical_uid: Mapped[str | None] = mapped_column(String(300), default=None)
     online_meeting_url: Mapped[str | None] = mapped_column(String(1000), default=None)
-    crm_event_id: Mapped[str | None] = mapped_column(String(100), default=None)
+    crm_event_id: Mapped[str | None] = mapped_column(String(400), default=None)
     crm_person_id: Mapped[str | None] = mapped_column(String(100), default=None)
     failure: Mapped[str | None] = mapped_column(Text, default=None)
     cancel_reason: Mapped[str | None] = mapped_column(Text, default=None)

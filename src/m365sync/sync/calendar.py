@@ -3,7 +3,9 @@
 Outlook → CRM: ``calendarView/delta`` over a rolling window (default 30 days back, 180
 ahead). One CRM event per meeting occurrence, keyed by ``iCalUId`` (plus the original
 start for occurrences of a series, whose ``series_key`` is the series' ``iCalUId``), so
-the same meeting in several members' calendars is one event linked to each.
+the same meeting in several members' calendars is one event linked to each. Graph gives
+each occurrence its own ``iCalUId`` (Exchange's global object id with the instance date in
+bytes 16-19); the series' id is that id with the date bytes zeroed (``series_uid``).
 
 CRM → Outlook: CRM-side creations, edits and deletions of a member's events are written
 to that member's calendar **after** the pull has committed (``sync.push``).
@@ -44,9 +46,20 @@ CURSOR_KEY = "calendar"
 CRM_CURSOR_KEY = "crm:events"
 
 
+GOID_CLASS_ID = "040000008200E00074C5B7101A82E008"
+
+
+def series_uid(ical_uid: str) -> str:
+    """The id every occurrence of a meeting shares: an Exchange global object id with its
+    instance date cleared (MS-OXOCAL's clean global object id); other ids as they are."""
+    if ical_uid.upper().startswith(GOID_CLASS_ID) and len(ical_uid) >= 40:
+        return ical_uid[:32] + "00000000" + ical_uid[40:]
+    return ical_uid
+
+
 def event_key(item: dict[str, Any]) -> tuple[str, str | None]:
     """(external id, series key) of a Graph event."""
-    uid = str(item.get("iCalUId") or item.get("uid") or f"graph:{item['id']}")
+    uid = series_uid(str(item.get("iCalUId") or f"graph:{item['id']}"))
     if item.get("type") in ("occurrence", "exception"):
         original = item.get("originalStart") or item.get("occurrenceId") or item.get("id")
         return f"{uid}#{original}", uid

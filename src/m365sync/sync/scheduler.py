@@ -14,6 +14,11 @@ organization has its units. When a unit runs next is decided by ``run_unit``: th
 interval with jitter after a success (longer while its subscriptions are healthy), the
 ``Retry-After`` when throttled, exponential back-off on transient errors, and the parked
 re-check interval on permanent ones.
+
+About once an hour (``certificate_check_seconds``) the loop also starts, in the background,
+the renewal of the certificates m365sync manages for the app registrations it set up itself
+(``m365sync.connections.certificate_renewal``): the one scheduler of a deployment is where
+this periodic work runs, so it runs once.
 """
 
 from __future__ import annotations
@@ -21,9 +26,12 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
+import time
 from collections.abc import Callable, Collection
 from datetime import timedelta
+from typing import Any
 
+from m365sync.connections.certificate_renewal import RenewalResult, renew_due_certificates
 from m365sync.connections.models import ConnectionKind
 from m365sync.connections.repository import ConnectionRepository
 from m365sync.connections.runtime import ConnectionRuntime
@@ -37,6 +45,7 @@ from m365sync.sync.repository import SyncRepository
 from m365sync.sync.service import UnitResult, run_unit, worker_name
 
 __all__ = [
+    "CERTIFICATE_CHECK_SECONDS",
     "SCHEDULER_LEASE",
     "Scheduler",
     "prepare_units",
@@ -46,6 +55,7 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
+CERTIFICATE_CHECK_SECONDS = 3600.0
 SCHEDULER_LEASE = "scheduler"
 """The name the scaled-out scheduler is elected under (its ``scheduler_leases`` row)."""
 
@@ -134,11 +144,15 @@ class Scheduler:
         settings: Settings | None = None,
         *,
         tick_seconds: float = 5.0,
+        certificate_check_seconds: float = CERTIFICATE_CHECK_SECONDS,
     ) -> None:
         self.database = database
         self.runtime = runtime
         self.settings = settings or get_settings()
         self.tick_seconds = tick_seconds
+        self.certificate_check_seconds = certificate_check_seconds
+        self._next_certificate_check = 0.0
+        self._renewal: asyncio.Task[list[RenewalResult]] | None = None
         self.owner = worker_name()
         self._wake: asyncio.Event | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -213,6 +227,25 @@ class Scheduler:
         if self._wake is not None:
             self._wake.set()  # a slot is free: more due units may start
 
+    def renew_certificates_when_due(self) -> asyncio.Task[list[RenewalResult]] | None:
+        """Start the certificate renewal job in the background (it may wait minutes for
+        Entra ID, which the loop must not), at most once per ``certificate_check_seconds``
+        and never twice at once; returns the task started, or None."""
+        moment = time.monotonic()
+        running = self._renewal is not None and not self._renewal.done()
+        if running or moment < self._next_certificate_check:
+            return None
+        self._next_certificate_check = moment + self.certificate_check_seconds
+        self._renewal = asyncio.create_task(self._renew_certificates())
+        return self._renewal
+
+    async def _renew_certificates(self) -> list[RenewalResult]:
+        try:
+            return await renew_due_certificates(self.database, self.runtime)
+        except Exception:  # the next check tries again
+            log.exception("certificate renewal pass failed")
+            return []
+
     async def tick(self, budget: RequestBudget | None = None) -> list[UnitResult]:
         """Start the due units and wait for those (one pass; tests and one-shot runs)."""
         started = await self.start_due(budget)
@@ -226,6 +259,7 @@ class Scheduler:
             while not stop.is_set():
                 self._wake.clear()
                 try:
+                    self.renew_certificates_when_due()
                     await self.start_due()
                 except Exception:
                     log.exception("scheduler pass failed")
@@ -241,7 +275,9 @@ class Scheduler:
         finally:
             # Units still running stop here; what they stored is committed page by page,
             # and each gives its lease back as it stops, so the next start resumes them.
-            tasks = list(self._tasks.values())
+            tasks: list[asyncio.Task[Any]] = list(self._tasks.values())
+            if self._renewal is not None and not self._renewal.done():
+                tasks.append(self._renewal)
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)

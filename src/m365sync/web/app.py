@@ -133,7 +133,7 @@ def create_app(
         description="Sync Microsoft 365 mailboxes with your CRM. JSON API: organization-scoped, "
         "authenticated with API tokens (m365sync api-tokens create).",
         openapi_url="/api/openapi.json",
-        docs_url="/api/docs",
+        docs_url=None,  # web.pages.api_docs serves it from the package, under the CSP
         redoc_url=None,
         lifespan=lifespan,
     )

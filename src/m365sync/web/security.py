@@ -61,6 +61,7 @@ __all__ = [
     "read_body_within",
     "response_headers",
     "sanitize_email_html",
+    "security_headers",
 ]
 
 
@@ -91,23 +92,29 @@ def content_security_policy(*, sign_in_origins: tuple[str, ...] = ()) -> str:
     )
 
 
+def security_headers(*, sign_in_origins: tuple[str, ...] = ()) -> list[tuple[bytes, bytes]]:
+    """The headers every response carries (``SecurityHeadersMiddleware``; a server error's
+    page, answered outside the middleware, adds them itself)."""
+    return [
+        (
+            b"content-security-policy",
+            content_security_policy(sign_in_origins=sign_in_origins).encode(),
+        ),
+        (b"x-frame-options", b"DENY"),
+        (b"x-content-type-options", b"nosniff"),
+        (b"referrer-policy", b"no-referrer"),
+        (b"cross-origin-opener-policy", b"same-origin"),
+        (b"cross-origin-resource-policy", b"same-origin"),
+        (b"permissions-policy", b"camera=(), microphone=(), geolocation=(), payment=()"),
+    ]
+
+
 class SecurityHeadersMiddleware:
     """Adds the security headers to every HTTP response that does not set them itself."""
 
     def __init__(self, app: ASGIApp, *, sign_in_origins: tuple[str, ...] = ()) -> None:
         self.app = app
-        self.headers: list[tuple[bytes, bytes]] = [
-            (
-                b"content-security-policy",
-                content_security_policy(sign_in_origins=sign_in_origins).encode(),
-            ),
-            (b"x-frame-options", b"DENY"),
-            (b"x-content-type-options", b"nosniff"),
-            (b"referrer-policy", b"no-referrer"),
-            (b"cross-origin-opener-policy", b"same-origin"),
-            (b"cross-origin-resource-policy", b"same-origin"),
-            (b"permissions-policy", b"camera=(), microphone=(), geolocation=(), payment=()"),
-        ]
+        self.headers = security_headers(sign_in_origins=sign_in_origins)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":

@@ -19,7 +19,9 @@ one at a time:
   it is queued within lease + one interval;
 - ``subscriptions`` (with ``webhook_url``): change-notification subscriptions created,
   renewed and reauthorized for active units;
-- ``bookings``: Calendar Scheduling's bookings left pending are finished or released.
+- ``bookings``: Calendar Scheduling's bookings left pending are finished or released;
+- ``certificates``: certificates m365sync manages for the app registrations it set up
+  itself are renewed when due (``m365sync.connections.certificate_renewal``), hourly.
 
 ``jobs`` is a plain list: another periodic pass (a Salesforce mirror, say) is one more
 ``PeriodicJob`` and runs under the same election.
@@ -37,6 +39,7 @@ from datetime import datetime, timedelta
 
 from sqlalchemy.orm import Session
 
+from m365sync.connections.certificate_renewal import renew_due_certificates
 from m365sync.connections.runtime import ConnectionRuntime
 from m365sync.crm.embedded import EmbeddedCrm
 from m365sync.db.base import utcnow
@@ -49,6 +52,7 @@ from m365sync.scheduling.tokens import BookingTokens
 from m365sync.settings import Settings
 from m365sync.sync.repository import SyncRepository
 from m365sync.sync.scheduler import (
+    CERTIFICATE_CHECK_SECONDS,
     SCHEDULER_LEASE,
     prepare_units,
     queue_due_units,
@@ -220,10 +224,14 @@ def scale_out_jobs(
         if recovered:
             log.info("recovered pending bookings: %s", recovered)
 
+    async def certificates() -> None:
+        await renew_due_certificates(database, runtime)
+
     jobs = [
         PeriodicJob("units", HOUSEKEEPING_SECONDS, units),
         PeriodicJob("queue", settings.scheduler_interval_seconds, queue_units),
         PeriodicJob("bookings", RECOVERY_INTERVAL_SECONDS, bookings),
+        PeriodicJob("certificates", CERTIFICATE_CHECK_SECONDS, certificates),
     ]
     if settings.webhook_url:
         jobs.append(PeriodicJob("subscriptions", HOUSEKEEPING_SECONDS, subscriptions))

@@ -15,6 +15,7 @@ from kiota_authentication_azure.azure_identity_authentication_provider import (
     AzureIdentityAuthenticationProvider,
 )
 from msgraph import GraphServiceClient
+from msgraph.generated.models.message import Message
 from msgraph.generated.users.item.mail_folders.item.messages.messages_request_builder import (
     MessagesRequestBuilder,
 )
@@ -129,3 +130,30 @@ async def test_batch(sdk: GraphServiceClient) -> None:
     content = BatchRequestContent({"inbox": first, "alex": second})
     response = await sdk.batch.post(batch_request_content=content)
     assert response.get_response_status_codes() == {"inbox": 200, "alex": 200}
+
+
+async def test_batch_with_a_write_pairs_answers_by_id(sdk: GraphServiceClient) -> None:
+    """The SDK sends ``Content-Type`` with a body (Graph refuses a batch without it) and
+    pairs answers by id, which it must: m365sim, like Graph, lists them in any order."""
+    adele = sdk.users.by_user_id("adele@contoso.com")
+    draft = Message(subject="Drafted in a batch")
+    items = {
+        "draft": BatchRequestItem(
+            request_information=adele.messages.to_post_request_information(draft), id="draft"
+        ),
+        **{
+            f"get{n}": BatchRequestItem(
+                request_information=adele.to_get_request_information(), id=f"get{n}"
+            )
+            for n in range(5)
+        },
+    }
+    response = await sdk.batch.post(batch_request_content=BatchRequestContent(items))
+    assert response.get_response_status_codes() == {"draft": 201} | {
+        f"get{n}": 200 for n in range(5)
+    }
+    created = response.get_response_by_id("draft")
+    assert created is not None and (created.content_type or "").startswith("application/json")
+    drafts = await adele.mail_folders.by_mail_folder_id("drafts").messages.get()
+    assert drafts is not None
+    assert [m.subject for m in drafts.value or []] == ["Drafted in a batch"]

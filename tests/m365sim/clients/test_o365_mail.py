@@ -1,10 +1,11 @@
 """python-o365 against m365sim: an app-only service account reads a mailbox.
 
-The library is unmodified; only its URLs are pointed at m365sim: the protocol's service URL
-(the Graph base) and the MSAL authority its connection uses. The connection's MSAL client is
-built up front with ``instance_discovery=False`` (MSAL's documented switch for a custom
-authority; python-o365 has no option for it and would otherwise ask
-login.microsoftonline.com to validate the authority)."""
+The library's code is unchanged, but it is not configured only through documented options:
+it hard-codes Microsoft's hosts, so this test sets the protocol's public ``protocol_url`` /
+``service_url`` attributes and two **private** attributes of its connection,
+``_msal_authority`` (no option exists for another authority) and ``_msal_client`` (built
+with ``instance_discovery=False``, MSAL's switch for a custom authority, which python-o365
+does not pass). docs/m365sim.md ("python-o365: what it needs") lists exactly this."""
 
 from __future__ import annotations
 

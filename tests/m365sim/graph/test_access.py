@@ -17,10 +17,22 @@ from sim_tokens import (
 
 from m365sim.directory.models import Group
 from m365sim.server import SimServer
+from m365sim.state import SimConfig
 
 TENANT = "contoso.com"
 ALL_MAIL = ["Mail.Read", "Mail.ReadWrite", "Calendars.Read", "Calendars.ReadWrite"]
 CONTROL = f"/_sim/tenants/{TENANT}"
+POLICY_DENIED = (
+    "Access to OData is disabled: [RAOP] : Blocked by tenant configured AppOnly AccessPolicy "
+    "settings."
+)
+
+
+@pytest.fixture(autouse=True)
+def instant_policies(http: httpx.Client) -> None:
+    """These tests are about what policies decide, not when: changes apply at once here
+    (``test_policy_changes_reach_graph_only_after_they_propagate`` puts the delay back)."""
+    http.patch("/_sim/config", json={"policy_propagation_seconds": 0})
 
 
 def app_headers(
@@ -147,7 +159,7 @@ def test_restrict_access_allows_only_group_members(sim: SimServer, http: httpx.C
     assert error(read_mail(http, headers, "johanna@contoso.com")) == (
         403,
         "ErrorAccessDenied",
-        "Access to OData is disabled.",
+        POLICY_DENIED,
     )
     # Another app is not affected by this app's policy.
     other = app_headers(sim, app_id=USER_APP_ID)
@@ -168,7 +180,7 @@ def test_deny_access_blocks_members_and_wins_over_restrict(
     )  # type: ignore[union-attr]
     add_policy(http, SERVICE_APP_ID, "legal@contoso.com", "DenyAccess")
     headers = app_headers(sim)
-    assert error(read_mail(http, headers, "adele@contoso.com"))[2] == "Access to OData is disabled."
+    assert error(read_mail(http, headers, "adele@contoso.com"))[2] == POLICY_DENIED
     assert read_mail(http, headers, "johanna@contoso.com").status_code == 200  # not in a Deny group
     add_policy(http, SERVICE_APP_ID, "crm-sync@contoso.com", "RestrictAccess")
     # adele is in both groups: DenyAccess is evaluated first.
@@ -185,6 +197,36 @@ def test_policy_changes_apply_and_removal_restores_access(
     assert read_mail(http, headers, "johanna@contoso.com").status_code == 403
     assert http.delete(f"{CONTROL}/accessPolicies/{policy['Identity']}").status_code == 204
     assert read_mail(http, headers, "johanna@contoso.com").status_code == 200
+
+
+def test_policy_changes_reach_graph_only_after_they_propagate(
+    sim: SimServer, http: httpx.Client
+) -> None:
+    """Exchange: "changes to application access policies can take longer than 1 hour to take
+    effect in Microsoft Graph REST API calls, even when Test-ApplicationAccessPolicy shows
+    positive results"; RBAC for Applications changes take 30 minutes to 2 hours."""
+    default = SimConfig().policy_propagation_seconds
+    assert default == 3600
+    http.patch("/_sim/config", json={"policy_propagation_seconds": default})
+    headers = app_headers(sim)
+    policy = add_policy(http, SERVICE_APP_ID, "crm-sync@contoso.com", "RestrictAccess").json()
+    tested = http.post(
+        f"{CONTROL}/accessPolicies/test",
+        json={"AppId": SERVICE_APP_ID, "Identity": "johanna@contoso.com"},
+    )
+    assert tested.json()["AccessCheckResult"] == "Denied"  # the cmdlet sees it at once...
+    assert read_mail(http, headers, "johanna@contoso.com").status_code == 200  # Graph doesn't
+    http.post("/_sim/clock", json={"advanceSeconds": 3599})
+    headers = app_headers(sim)  # fresh tokens on the moved clock
+    assert read_mail(http, headers, "johanna@contoso.com").status_code == 200
+    http.post("/_sim/clock", json={"advanceSeconds": 2})
+    headers = app_headers(sim)
+    assert error(read_mail(http, headers, "johanna@contoso.com"))[2] == POLICY_DENIED
+    # Removal propagates the same way.
+    http.delete(f"{CONTROL}/accessPolicies/{policy['value'][0]['Identity']}")
+    assert read_mail(http, headers, "johanna@contoso.com").status_code == 403
+    http.post("/_sim/clock", json={"advanceSeconds": 3601})
+    assert read_mail(http, app_headers(sim), "johanna@contoso.com").status_code == 200
 
 
 def test_policy_needs_a_mail_enabled_security_group(sim: SimServer, http: httpx.Client) -> None:
@@ -239,7 +281,7 @@ def test_rbac_scope_grants_without_entra_consent(sim: SimServer, http: httpx.Cli
     assert assigned.status_code == 201
     headers = app_headers(sim, roles=[], app_id=PENDING_APP_ID)  # no Entra roles at all
     assert read_mail(http, headers, "lee@contoso.com").status_code == 200
-    assert error(read_mail(http, headers, "adele@contoso.com"))[2] == "Access to OData is disabled."
+    assert error(read_mail(http, headers, "adele@contoso.com"))[2] == POLICY_DENIED
     assert error(write_mail(http, headers, "lee@contoso.com"))[:2] == (403, "ErrorAccessDenied")
     report = http.post(
         f"{CONTROL}/servicePrincipalAuthorization/test",
@@ -270,7 +312,7 @@ def test_send_mail_is_authorized_on_mail_send_like_any_mailbox_operation(
     sent = http.post("/v1.0/users/adele@contoso.com/sendMail", headers=sender, json=message)
     assert sent.status_code == 202  # adele is in the policy's group
     outside = http.post("/v1.0/users/johanna@contoso.com/sendMail", headers=sender, json=message)
-    assert error(outside)[:3] == (403, "ErrorAccessDenied", "Access to OData is disabled.")
+    assert error(outside)[:3] == (403, "ErrorAccessDenied", POLICY_DENIED)
     # RBAC for Applications: "Application Mail.Send" without any Entra consent.
     assigned = http.post(
         f"{CONTROL}/roleAssignments",

@@ -81,6 +81,9 @@ async def test_reachability_per_member(sim, db, runtime, make_org):
             "ghost@contoso.com",
         ):
             orgs.add_member(session, fresh(session, org), email)
+    # About what a policy decides, not when: this test lets policy changes reach Graph at
+    # once (the default is Exchange's propagation delay, see docs/m365sim/access-and-limits.md).
+    sim.state.config.policy_propagation_seconds = 0
     control(
         sim,
         "POST",

@@ -69,6 +69,25 @@ async def test_good_service_account_passes_and_enables_its_consented_features(
     assert "To Do has no application permission" in report.check("feature:tasks").message
 
 
+async def test_the_verdict_says_in_one_line_what_passed_and_what_failed(db, runtime, make_org):
+    org = make_org()
+    good = await run_test(db, runtime, org)
+    assert good.verdict == (
+        "Test passed: Email Sync, Calendar Sync and Calendar Scheduling can be enabled."
+    )
+    assert good.overall == Outcome.PASSED
+    wrong = await run_test(db, runtime, org, secret=DEMO_SECRET_ID)
+    assert wrong.overall == Outcome.FAILED
+    assert wrong.verdict == f"Test failed: 1 of {len(wrong.checks)} checks failed (Client secret)."
+    # Read worst first: the failure, then what could not run, then what passed.
+    order = [c.outcome for c in wrong.worst_first()]
+    assert order[0] == Outcome.FAILED
+    assert order == sorted(
+        order, key=[Outcome.FAILED, Outcome.WARNING, Outcome.SKIPPED, Outcome.PASSED].index
+    )
+    assert wrong.as_json()["verdict"] == wrong.verdict
+
+
 async def test_run_test_only_reads(sim, db, runtime, make_org):
     sim.state.request_log.clear()
     await run_test(db, runtime, make_org())
@@ -190,6 +209,9 @@ async def test_test_account_outside_synced_domains(db, runtime, make_org):
 
 
 async def test_mailbox_blocked_by_application_access_policy(sim, db, runtime, make_org):
+    # About what a policy decides, not when: this test lets policy changes reach Graph at
+    # once (the default is Exchange's propagation delay, see docs/m365sim/access-and-limits.md).
+    sim.state.config.policy_propagation_seconds = 0
     control(
         sim,
         "POST",

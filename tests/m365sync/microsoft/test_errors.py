@@ -32,6 +32,18 @@ from m365sync.microsoft import errors as ms
         ),
         (
             403,
+            {
+                "error": {
+                    "code": "ErrorAccessDenied",
+                    "message": "Access to OData is disabled: [RAOP] : Blocked by tenant "
+                    "configured AppOnly AccessPolicy settings.",
+                }
+            },
+            {},
+            ms.AccessDeniedByPolicy,
+        ),
+        (
+            403,
             {"error": {"code": "ErrorAccessDenied", "message": "Access is denied."}},
             {},
             ms.PermissionMissing,

@@ -156,3 +156,21 @@ def test_csv_import_reports_a_too_long_name_on_its_line_and_imports_the_rest(db,
     with db.session() as session:
         emails = [m.email for m in orgs.list_members(session, fresh(session, org))]
     assert emails == ["grady@contoso.com", "lee@contoso.com"]
+
+
+def test_a_member_chooses_the_zone_their_pages_show_or_their_browsers(db, make_org, make_member):
+    org = make_org()
+    member_id = make_member(org, "adele@contoso.com").id
+
+    def adele(session):
+        return orgs.get_member(session, fresh(session, org), member_id)
+
+    with db.session() as session:
+        assert orgs.set_time_zone(session, adele(session), "Asia/Tokyo").time_zone == "Asia/Tokyo"
+    with db.session() as session, pytest.raises(ValidationFailed) as refused:
+        orgs.set_time_zone(session, adele(session), "Mars/Olympus_Mons")
+    assert refused.value.message == "'Mars/Olympus_Mons' is not a time zone this server knows."
+    assert refused.value.fix == "Choose a time zone from the list, or your browser's."
+    with db.session() as session:
+        assert adele(session).time_zone == "Asia/Tokyo"  # unchanged
+        assert orgs.set_time_zone(session, adele(session), " ").time_zone is None

@@ -37,8 +37,19 @@ class Receiver:
         app.include_router(webhook_router(world.database, self.dispatch, box=world.runtime.box))
         sock = socket.socket()
         sock.bind(("127.0.0.1", 0))
-        self.url = f"http://127.0.0.1:{sock.getsockname()[1]}{WEBHOOK_PATH}"
-        self.server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="off"))
+        # Graph only notifies https URLs: the webhook is served with the certificate m365sim
+        # uses itself (its CA, which m365sim's notification sender trusts, issued it).
+        self.url = f"https://127.0.0.1:{sock.getsockname()[1]}{WEBHOOK_PATH}"
+        tls = world.sim.tls
+        self.server = uvicorn.Server(
+            uvicorn.Config(
+                app,
+                log_level="warning",
+                lifespan="off",
+                ssl_certfile=str(tls.cert_chain),
+                ssl_keyfile=str(tls.private_key),
+            )
+        )
         self.thread = threading.Thread(
             target=self.server.run, kwargs={"sockets": [sock]}, daemon=True
         )

@@ -63,6 +63,9 @@ def test_access_policy_parks_the_unit_with_the_fix_and_it_resumes_when_fixed(
     world: SyncWorld,
 ) -> None:
     policies = "/_sim/tenants/contoso.com/accessPolicies"
+    # About what a policy decides, not when: this test lets policy changes reach Graph at
+    # once (the default is Exchange's propagation delay, see docs/m365sim/access-and-limits.md).
+    world.sim_config(policy_propagation_seconds=0)
     created = world.control.post(
         policies,
         json={"AppId": SERVICE_APP, "PolicyScopeGroupId": ADELE, "AccessRight": "DenyAccess"},

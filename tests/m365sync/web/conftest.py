@@ -222,9 +222,10 @@ def screenshot(tmp_path: Path) -> Callable[..., None]:
     folder = SCREENSHOTS if os.environ.get("M365SYNC_UPDATE_SCREENSHOTS") == "1" else tmp_path
 
     def take(page: Any, name: str, *, full_page: bool = True) -> None:
-        folder.mkdir(parents=True, exist_ok=True)
-        page.screenshot(path=str(folder / f"{name}.png"), full_page=full_page)
-        assert (folder / f"{name}.png").stat().st_size > 0
+        path = folder / f"{name}.png"  # a name may hold a folder: "pages/sign-in-phone"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(path), full_page=full_page)
+        assert path.stat().st_size > 0
 
     return take
 

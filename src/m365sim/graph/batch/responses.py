@@ -10,8 +10,18 @@ What is promised, following Graph's JSON batching documentation:
 - requests run concurrently unless ordered by ``dependsOn``; a request whose dependency
   failed (status >= 400) answers 424 without running;
 - at most 4 sub-requests in flight per mailbox (Outlook's concurrency rule for batches);
-- each response carries ``id``, ``status``, ``headers`` and ``body`` (JSON when the
-  sub-response was JSON); responses come back in request order.
+- a request that has a ``body`` must carry a ``Content-Type`` header, and a write
+  (``POST``, ``PATCH``, ``PUT``) must have both, or the whole batch is refused with 400
+  "Write request id : {id} does not contain Content-Type header or body." (Graph's text,
+  reported in msgraph-sdk-dotnet#2628; the docs: "When a body is included with the request,
+  the headers object must contain a value for Content-Type");
+- each response carries ``id``, ``status``, ``headers`` (with Graph's header-name casing:
+  ``Content-Type``, ``Retry-After``, ``Location``...) and ``body`` (JSON when the
+  sub-response was JSON); responses come back **in an order that is not request order**
+  (shuffled by a ``random.Random(SimConfig.batch_order_seed)`` per simulator), because
+  Graph documents that "individual responses might appear in a different order than the
+  requests": a client must pair them by ``id``. ``batch_shuffle`` false keeps request
+  order (a documented kindness for debugging, never a default).
 
 Differences from Graph: ``atomicityGroup`` (beta) is not supported; a nested ``$batch``
 is refused; relative URLs may start with or without ``/`` and may include ``/v1.0``.
@@ -20,6 +30,7 @@ is refused; relative URLs may start with or without ``/`` and may include ``/v1.
 from __future__ import annotations
 
 import asyncio
+import random
 from collections.abc import Mapping
 from typing import Any
 from urllib.parse import unquote, urlsplit
@@ -31,13 +42,37 @@ from starlette.types import Message, Scope
 
 from m365sim.exceptions import GraphError
 from m365sim.graph.routing import GRAPH_PREFIX
-from m365sim.http import JSONResponse, json_body
+from m365sim.http import JSONResponse, json_body, sim_state
+from m365sim.state import SimState
 
-__all__ = ["BatchTooLarge", "InvalidBatchRequest", "batch"]
+__all__ = ["BatchTooLarge", "InvalidBatchRequest", "batch", "graph_header_name"]
 
 MAX_REQUESTS = 20
 MAILBOX_CONCURRENCY = 4
 _METHODS = frozenset({"GET", "POST", "PATCH", "PUT", "DELETE"})
+_WRITES = frozenset({"POST", "PATCH", "PUT"})
+_HEADER_NAMES = {
+    "etag": "ETag",
+    "odata-version": "OData-Version",
+    "www-authenticate": "WWW-Authenticate",
+}
+
+
+def graph_header_name(name: str) -> str:
+    """A header name as Graph spells it in batch sub-responses (``Retry-After``, ``ETag``)."""
+    lowered = name.lower()
+    return _HEADER_NAMES.get(lowered) or "-".join(p.capitalize() for p in lowered.split("-"))
+
+
+def _response_order(state: SimState, count: int) -> list[int]:
+    """The order responses are listed in: shuffled (seeded per simulator) unless switched off."""
+    order = list(range(count))
+    if state.config.batch_shuffle:
+        seed = state.config.batch_order_seed
+        draws: dict[int, random.Random] = state.extension("batch_order", dict)
+        rng = draws.setdefault(seed, random.Random(seed))  # noqa: S311 - reproducible order
+        rng.shuffle(order)
+    return order
 
 
 class BatchTooLarge(GraphError):
@@ -90,8 +125,15 @@ def _validate(payload: Any) -> list[dict[str, Any]]:
             raise InvalidBatchRequest(
                 f"Request '{rid}' depends on a request that is not before it in the batch."
             )
-        if entry.get("body") is not None and not isinstance(entry.get("headers", {}), dict):
+        headers = entry.get("headers", {})
+        if headers is not None and not isinstance(headers, dict):
             raise InvalidBatchRequest(f"Request '{rid}' has invalid headers.")
+        has_type = any(str(k).lower() == "content-type" for k in (headers or {}))
+        has_body = entry.get("body") is not None
+        if (has_body and not has_type) or (method.upper() in _WRITES and not has_body):
+            raise InvalidBatchRequest(
+                f"Write request id : {rid} does not contain Content-Type header or body."
+            )
         seen.add(rid)
     return requests
 
@@ -145,7 +187,7 @@ async def _dispatch(parent: Request, entry: Mapping[str, Any]) -> dict[str, Any]
             for key, value in message.get("headers", []):
                 name = key.decode("latin-1")
                 if name.lower() not in ("content-length", "request-id", "client-request-id"):
-                    out_headers[name] = value.decode("latin-1")
+                    out_headers[graph_header_name(name)] = value.decode("latin-1")
         elif message["type"] == "http.response.body":
             chunks.append(message.get("body", b""))
 
@@ -159,7 +201,7 @@ async def _dispatch(parent: Request, entry: Mapping[str, Any]) -> dict[str, Any]
     payload = b"".join(chunks)
     result: dict[str, Any] = {"id": entry["id"], "status": status, "headers": out_headers}
     if payload:
-        if "json" in out_headers.get("content-type", ""):
+        if "json" in out_headers.get("Content-Type", ""):
             try:
                 result["body"] = orjson.loads(payload)
             except orjson.JSONDecodeError:
@@ -210,4 +252,5 @@ async def batch(request: Request) -> Response:
             raise
 
     await asyncio.gather(*(run(entry) for entry in entries))
-    return JSONResponse({"responses": [done[e["id"]].result() for e in entries]})
+    order = _response_order(sim_state(request), len(entries))
+    return JSONResponse({"responses": [done[entries[i]["id"]].result() for i in order]})

@@ -95,9 +95,25 @@ def parse_window_bound(text: str | None) -> datetime | None:
     return parse_datetime(text.replace(" ", "+"))
 
 
+def _filler(key: bytes) -> bytes:
+    """The bytes before an item's key: a mailbox-GUID-like text and an entry-id header, so
+    ids are as long as Exchange's (about 150 characters) and look like them."""
+    guid = str(uuid.UUID(bytes=hashlib.sha256(key).digest()[:16])).encode()
+    digest = hashlib.sha256(b"m365sim-calendar:" + key).digest()
+    return b"\x00" + guid + b"\x00\x46\x00\x00\x00\x00\x00" + digest + digest[:14] + b"\x07\x00"
+
+
+def _encode(prefix: str, raw: bytes) -> str:
+    return f"{prefix}{base64.urlsafe_b64encode(raw).decode().rstrip('=')}{_ID_SUFFIX}"
+
+
 def new_item_id() -> str:
-    raw = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
-    return f"{_ID_PREFIX}{raw}{_ID_SUFFIX}"
+    """A new event or calendar id, about 150 characters like Exchange's."""
+    return _master_id(uuid.uuid4().bytes)
+
+
+def _master_id(key: bytes) -> str:
+    return _encode(_ID_PREFIX, _filler(key) + key)
 
 
 def _id_bytes(item_id: str, prefix: str) -> bytes | None:
@@ -112,20 +128,22 @@ def _id_bytes(item_id: str, prefix: str) -> bytes | None:
 
 def occurrence_id(master_id: str, original_start: datetime) -> str:
     """The id of one occurrence: the master's id and the occurrence's original start."""
-    master = _id_bytes(master_id, _ID_PREFIX) or hashlib.sha256(master_id.encode()).digest()[:16]
-    packed = master + struct.pack(">q", int(original_start.timestamp()))
-    raw = base64.urlsafe_b64encode(packed).decode().rstrip("=")
-    return f"{_OCCURRENCE_PREFIX}{raw}{_ID_SUFFIX}"
+    master = _id_bytes(master_id, _ID_PREFIX)
+    key = master[-16:] if master else hashlib.sha256(master_id.encode()).digest()[:16]
+    stamp = struct.pack(">q", int(original_start.timestamp()))
+    return _encode(_OCCURRENCE_PREFIX, _filler(key) + key + stamp)
 
 
 def parse_occurrence_id(item_id: str) -> tuple[str, datetime] | None:
     """(master id, original start) of an occurrence id; None for any other id."""
     data = _id_bytes(item_id, _OCCURRENCE_PREFIX)
-    if data is None or len(data) != 24:
+    if data is None or len(data) < 24:
         return None
-    master = base64.urlsafe_b64encode(data[:16]).decode().rstrip("=")
-    (seconds,) = struct.unpack(">q", data[16:])
-    return f"{_ID_PREFIX}{master}{_ID_SUFFIX}", datetime.fromtimestamp(seconds, UTC)
+    key, stamp = data[-24:-8], data[-8:]
+    if data[:-24] != _filler(key):
+        return None
+    (seconds,) = struct.unpack(">q", stamp)
+    return _master_id(key), datetime.fromtimestamp(seconds, UTC)
 
 
 def change_key(item_id: str, version: int) -> str:

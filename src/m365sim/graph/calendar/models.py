@@ -243,7 +243,7 @@ class Event:
 
     def __post_init__(self) -> None:
         if not self.ical_uid:
-            self.ical_uid = "040000008200E00074C5B7101A82E008" + uuid.uuid4().hex.upper()
+            self.ical_uid = new_global_object_id(self.created)
         if self.modified is None:
             self.modified = self.created
 
@@ -275,8 +275,11 @@ class Event:
             self.id if self.type != "occurrence" else self.series_master_id or self.id, self.version
         )
         occurrence = None
+        ical_uid = self.ical_uid
         if self.type in ("occurrence", "exception") and self.original_start is not None:
             occurrence = f"OID.{self.series_master_id}.{self.original_start:%Y-%m-%d}"
+            local_day = self.original_start.astimezone(zone(self.start_zone)).date()
+            ical_uid = occurrence_global_object_id(self.ical_uid, local_day)
         return {
             "@odata.etag": f'W/"{key}"',
             "id": self.id,
@@ -287,7 +290,7 @@ class Event:
             "transactionId": self.transaction_id,
             "originalStartTimeZone": self.start_zone,
             "originalEndTimeZone": self.end_zone,
-            "iCalUId": self.ical_uid,
+            "iCalUId": ical_uid,
             "uid": self.ical_uid,
             "reminderMinutesBeforeStart": self.reminder_minutes,
             "isReminderOn": self.is_reminder_on,
@@ -332,6 +335,37 @@ class Event:
                 {"joinUrl": self.online_meeting_join_url} if self.online_meeting_join_url else None
             ),
         }
+
+
+GOID_CLASS_ID = "040000008200E00074C5B7101A82E008"
+"""The first 16 bytes (hex) of every Exchange meeting id (PidLidGlobalObjectId, MS-OXOCAL)."""
+
+
+def new_global_object_id(created: datetime) -> str:
+    """A series' (or single meeting's) ``iCalUId``, laid out like Exchange's global object
+    id: class id, a zero instance date, the creation time (FILETIME), 8 reserved bytes, the
+    size of the data that follows and 16 random bytes of data, all as upper-case hex."""
+    filetime = int(created.timestamp() * 10_000_000) + 116_444_736_000_000_000
+    return (
+        GOID_CLASS_ID
+        + "00000000"
+        + filetime.to_bytes(8, "little").hex().upper()
+        + "0" * 16
+        + (16).to_bytes(4, "little").hex().upper()
+        + uuid.uuid4().hex.upper()
+    )
+
+
+def occurrence_global_object_id(series_uid: str, original_day: date) -> str:
+    """The ``iCalUId`` of one occurrence: the series' id with the instance date (year in two
+    bytes, month, day) in bytes 16-19, as Exchange marks an instance. Graph documents the
+    ``iCalUId`` as "different for each occurrence in a recurring series"; ``uid`` stays the
+    series' id. An id that is not a global object id (one a test set through the control
+    API) gets the date appended instead."""
+    stamp = f"{original_day.year:04X}{original_day.month:02X}{original_day.day:02X}"
+    if series_uid.upper().startswith(GOID_CLASS_ID) and len(series_uid) >= 40:
+        return series_uid[:32] + stamp + series_uid[40:]
+    return f"{series_uid}.{stamp}"
 
 
 def _location_json(raw: dict[str, Any]) -> dict[str, Any]:

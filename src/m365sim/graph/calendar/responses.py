@@ -130,6 +130,7 @@ def _query(request: Request, *, window: bool = False) -> odata.ODataQuery:
         request,
         entity="event",
         properties=EVENT_PROPERTIES,
+        unmodelled=UNMODELLED_EVENT_PROPERTIES,
         custom=("startDateTime", "endDateTime") if window else (),
     )
 
@@ -138,7 +139,11 @@ def _event(
     request: Request, owner_id: str, event: Event, zone_name: str, status: int = 200
 ) -> Response:
     query = odata.ODataQuery.from_request(
-        request, allowed=("select", "expand"), entity="event", properties=EVENT_PROPERTIES
+        request,
+        allowed=("select", "expand"),
+        entity="event",
+        properties=EVENT_PROPERTIES,
+        unmodelled=UNMODELLED_EVENT_PROPERTIES,
     )
     payload = {
         "@odata.context": _context(request, owner_id, "events/$entity"),
@@ -234,6 +239,24 @@ async def list_events(request: Request) -> Response:
     return _collection(request, items, query, zone_name, _context(request, owner.id, "events"))
 
 
+UNMODELLED_EVENT_PROPERTIES = frozenset(
+    {
+        "attachments",
+        "singleValueExtendedProperties",
+        "multiValueExtendedProperties",
+        "extensions",
+    }
+)
+"""``event`` relations Graph has and m365sim does not simulate (501 ``NotModelled``)."""
+
+
+def _refuse_unmodelled(body: dict[str, Any]) -> None:
+    """A body that sets what m365sim cannot keep is refused, not silently half-applied."""
+    for name in body:
+        if name in UNMODELLED_EVENT_PROPERTIES:
+            raise odata.not_modelled(name, "event")
+
+
 async def create_event(request: Request) -> Response:
     caller, owner = resolve_mailbox(request, user_key(request), "Calendars", write=True)
     zone_name = _zone_name(request)
@@ -241,6 +264,7 @@ async def create_event(request: Request) -> Response:
     if not isinstance(body, dict):
         raise CalendarInvalidRequest("The request body must be a JSON object.")
     body.pop("iCalUId", None)  # read-only on Graph
+    _refuse_unmodelled(body)
     event = _backend(request).create_event(
         caller.tenant, owner, body, calendar_id=request.path_params.get("calendar_id")
     )
@@ -261,6 +285,7 @@ async def update_event(request: Request) -> Response:
     if not isinstance(body, dict):
         raise CalendarInvalidRequest("The request body must be a JSON object.")
     body.pop("iCalUId", None)
+    _refuse_unmodelled(body)
     event = _backend(request).update_event(
         caller.tenant, owner, request.path_params["event_id"], body
     )
@@ -341,21 +366,30 @@ async def calendar_view_delta(request: Request) -> Response:
     now = state.now()
     lifetime = delta.token_lifetime(state)
     store = _backend(request).store(caller.tenant, owner)
+    generations: delta.SyncGenerations = state.extension(
+        "calendar_delta_generations", delta.SyncGenerations
+    )
     offset = 0
     page: DeltaPage
     if "skiptoken" in params:
-        page_id, offset = delta.decode_token(params["skiptoken"], "p")
-        page = store.page(page_id, now, lifetime)
+        token = delta.read_token(params["skiptoken"], "p")
+        page = store.page(token.ident, now, lifetime)
+        offset = token.offset
+        chain, generation = token.chain, generations.serve(token.chain, token.generation)
     elif "deltatoken" in params:
-        point_id, _ = delta.decode_token(params["deltatoken"], "d")
-        page = store.resume_round(store.sync_point(point_id, now, lifetime), now)
+        token = delta.read_token(params["deltatoken"], "d")
+        point = store.sync_point(token.ident, now, lifetime)
+        chain, generation = token.chain, generations.serve(token.chain, token.generation)
+        page = store.resume_round(point, now)
     else:
         start, end = _window(request)
         page = store.start_round(request.path_params.get("calendar_id"), start, end, now)
+        chain, generation = generations.start()
     size = _page_size(request)
-    chunk = page.entries[offset : offset + size]
-    if offset > 0 and state.config.delta_replay:
-        chunk = [page.entries[offset - 1], *chunk]  # Exchange repeats items across pages
+    # Exchange repeats the previous page's last item at the start of a page; the page still
+    # holds at most ``size`` items (odata.maxpagesize is a maximum).
+    overlap = 1 if offset > 0 and state.config.delta_replay and size > 1 else 0
+    chunk = page.entries[offset - overlap : offset + size - overlap]
     value: list[dict[str, Any]] = []
     for kind, item_id in chunk:
         if kind == "event":
@@ -375,11 +409,13 @@ async def calendar_view_delta(request: Request) -> Response:
             }
         )
     payload: dict[str, Any] = {"@odata.context": odata.metadata_url(request, "Collection(event)")}
-    if offset + size < len(page.entries):
-        payload["@odata.nextLink"] = delta.skip_link(request, page.id, offset + size)
+    if offset + size - overlap < len(page.entries):
+        payload["@odata.nextLink"] = delta.skip_link(
+            request, page.id, offset + size - overlap, chain, generation
+        )
     else:
         point = store.sync_point_after(page, now)
-        payload["@odata.deltaLink"] = delta.delta_link(request, point.id)
+        payload["@odata.deltaLink"] = delta.delta_link(request, point.id, chain, generation)
     payload["value"] = value
     return JSONResponse(payload, headers=_applied(request))
 

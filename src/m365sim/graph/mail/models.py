@@ -14,7 +14,8 @@ the changes after ``S``: O(changes), never O(mailbox).
 
 Where this differs from Exchange Online (see ``docs/m365sim/mail.md`` for the full list):
 
-- no attachments, no extended properties, no ``uniqueBody``, no ``internetMessageHeaders``;
+- no attachments, no extended properties, no ``uniqueBody``, no ``internetMessageHeaders``
+  (``UNMODELLED_MESSAGE_PROPERTIES``: asking for one is 501 ``NotModelled``);
 - ``DELETE`` moves a message to the hidden ``recoverableitemsdeletions`` folder and nothing
   ever purges it; there is no retention policy;
 - folder ids are the same under both id types; message ids are short (see ``graph.ids``);
@@ -47,13 +48,15 @@ import orjson
 from m365sim.dates import timestamp_to_second
 from m365sim.directory.models import Tenant, User
 from m365sim.graph import exceptions as errors
-from m365sim.graph.delta import is_expired, token_lifetime
+from m365sim.graph.delta import SyncGenerations, is_expired, token_lifetime
 from m365sim.graph.ids import item_id, mailbox_key, parse_item_id
 from m365sim.graph.mail import exceptions as mail_errors
+from m365sim.graph.odata import not_modelled
 from m365sim.state import SimState
 
 __all__ = [
     "MESSAGE_PROPERTIES",
+    "UNMODELLED_MESSAGE_PROPERTIES",
     "WELL_KNOWN_FOLDERS",
     "DeltaPage",
     "DeltaParams",
@@ -114,6 +117,20 @@ MESSAGE_PROPERTIES = frozenset(
     }
 )
 """The ``message`` properties m365sim returns (and accepts in ``$select``/``$filter``)."""
+
+UNMODELLED_MESSAGE_PROPERTIES = frozenset(
+    {
+        "attachments",
+        "internetMessageHeaders",
+        "uniqueBody",
+        "singleValueExtendedProperties",
+        "multiValueExtendedProperties",
+        "extensions",
+        "mentions",
+    }
+)
+"""``message`` properties and relations Graph has and m365sim does not simulate: naming one
+in a query or a body answers 501 ``NotModelled`` instead of a false "does not exist"."""
 
 FOLDER_PROPERTIES = frozenset(
     {
@@ -571,6 +588,7 @@ class MailStore:
         self.well_known: dict[str, MailFolder] = {}
         self._rounds: dict[str, _Round] = {}
         self._points: dict[str, _SyncPoint] = {}
+        self._generations = SyncGenerations()
         self._list_cache: dict[tuple[Any, ...], tuple[int, list[Message]]] = {}
         self.root = self._add_folder("Top of Information Store", None, well_known="msgfolderroot")
         for name, display in WELL_KNOWN_FOLDERS:
@@ -758,6 +776,8 @@ class MailStore:
             if name.startswith("@odata"):
                 continue
             if name not in allowed:
+                if name in UNMODELLED_MESSAGE_PROPERTIES:
+                    raise not_modelled(name, "message")
                 if name in MESSAGE_PROPERTIES:
                     raise errors.BadRequest(
                         f"The property '{name}' is read-only and cannot be set."
@@ -994,8 +1014,10 @@ class MailStore:
                     del table[next(iter(table))]  # oldest first
 
     def start_delta(self, folder: MailFolder, params: DeltaParams) -> str:
-        """Begin a first (full) round on ``folder``; returns a skiptoken for its first page."""
-        return self._begin_round(folder, 0, params)
+        """Begin a first (full) round on ``folder`` and a new sync state (generation 0);
+        returns a skiptoken for its first page."""
+        chain, _ = self._generations.start()
+        return self._begin_round(folder, 0, params, chain, 0)
 
     def resume_delta(self, folder: MailFolder, deltatoken: str) -> str:
         """Begin a round after the sync point a ``$deltatoken`` names."""
@@ -1004,6 +1026,8 @@ class MailStore:
         point = self._points.get(point_id)
         if point is None or data.get("k") != "d":
             raise _sync_state_gone(data.get("g", 0), self.seq)
+        chain, generation = str(data.get("c", "")), int(data.get("n", 0))
+        self._generations.serve(chain, generation)  # 410 for a stale generation
         if self._expired(point.last_used):
             del self._points[point_id]
             raise _sync_state_gone(point.seq, self.seq)
@@ -1012,9 +1036,11 @@ class MailStore:
                 "The sync state generation is not found; the token belongs to another folder."
             )
         point.last_used = self.state.now()
-        return self._begin_round(folder, point.seq, point.params)
+        return self._begin_round(folder, point.seq, point.params, chain, generation)
 
-    def _begin_round(self, folder: MailFolder, since: int, params: DeltaParams) -> str:
+    def _begin_round(
+        self, folder: MailFolder, since: int, params: DeltaParams, chain: str, generation: int
+    ) -> str:
         until = self.seq
         entries: list[Entry]
         if since == 0:
@@ -1065,7 +1091,7 @@ class MailStore:
             folder.number, since, until, params, entries, self.state.now()
         )
         self._prune()
-        return self._sign({"k": "s", "r": round_id, "o": 0})
+        return self._sign({"k": "s", "r": round_id, "o": 0, "c": chain, "n": generation})
 
     def delta_page(
         self, folder: MailFolder, skiptoken: str, page_size: int, *, immutable: bool, text: bool
@@ -1085,12 +1111,17 @@ class MailStore:
             raise errors.SyncStateNotFound(
                 "The sync state generation is not found; the token belongs to another folder."
             )
+        chain = str(data.get("c", ""))
+        generation = self._generations.serve(chain, int(data.get("n", 0)))
         current.last_used = self.state.now()
         offset = int(data.get("o", 0))
-        end = min(offset + page_size, len(current.entries))
-        start = offset
+        overlap = 0
         if offset > 0 and self.state.config.delta_replay:
-            start = max(0, offset - self.settings.delta_page_overlap)
+            # Repeat the previous page's last item(s), within the page size: a page holds
+            # at most ``page_size`` items, as odata.maxpagesize promises.
+            overlap = min(self.settings.delta_page_overlap, page_size - 1, offset)
+        start = offset - overlap
+        end = min(start + page_size, len(current.entries))
         key: ViewKey = (immutable, text, True)
         select = current.params.select
         items: list[dict[str, Any] | bytes] = []
@@ -1116,14 +1147,17 @@ class MailStore:
                     {k: v for k, v in view.items() if k in select or k == "id" or k.startswith("@")}
                 )
         if end < len(current.entries):
-            return DeltaPage(items, self._sign({"k": "s", "r": round_id, "o": end}), None)
-        del self._rounds[round_id]
+            next_page = {"k": "s", "r": round_id, "o": end, "c": chain, "n": generation}
+            return DeltaPage(items, self._sign(next_page), None)
+        # The round is kept (not deleted) so a retry of its last page is served again while
+        # its generation is kept; pruning and expiry forget it.
         point_id = secrets.token_hex(8)
         self._points[point_id] = _SyncPoint(
             folder.number, current.until_seq, current.params, self.state.now()
         )
         self._prune()
-        return DeltaPage(items, None, self._sign({"k": "d", "p": point_id, "g": current.until_seq}))
+        deltatoken = {"k": "d", "p": point_id, "g": current.until_seq, "c": chain, "n": generation}
+        return DeltaPage(items, None, self._sign(deltatoken))
 
 
 def _sync_state_gone(generation: Any, highest: int) -> errors.SyncStateNotFound:

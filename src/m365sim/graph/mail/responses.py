@@ -25,6 +25,7 @@ from m365sim.graph.mail.backend import MailBackend
 from m365sim.graph.mail.models import (
     FOLDER_PROPERTIES,
     MESSAGE_PROPERTIES,
+    UNMODELLED_MESSAGE_PROPERTIES,
     DeltaParams,
     MailFolder,
     MailStore,
@@ -44,6 +45,7 @@ from m365sim.graph.odata import (
     filter_properties,
     metadata_url,
     next_link,
+    not_modelled,
     page,
     parse_prefer,
     render_collection,
@@ -233,6 +235,7 @@ async def list_messages(request: Request) -> Response:
         allowed={"select", "top", "skip", "filter", "orderby", "count"},
         entity="message",
         properties=MESSAGE_PROPERTIES,
+        unmodelled=UNMODELLED_MESSAGE_PROPERTIES,
     )
     _check_message_filter(query)
     store, immutable = ctx.store, ctx.prefs.immutable
@@ -280,7 +283,11 @@ async def get_message(request: Request) -> Response:
     """Get a message by id (default or immutable)."""
     ctx = _mail(request)
     query = ODataQuery.from_request(
-        request, allowed={"select"}, entity="message", properties=MESSAGE_PROPERTIES
+        request,
+        allowed={"select"},
+        entity="message",
+        properties=MESSAGE_PROPERTIES,
+        unmodelled=UNMODELLED_MESSAGE_PROPERTIES,
     )
     message = _message_in_scope(ctx, request)
     body = {
@@ -352,6 +359,8 @@ def _message_fields(body: Any) -> dict[str, Any]:
     for name in body:
         if name.startswith("@odata"):
             continue
+        if name in UNMODELLED_MESSAGE_PROPERTIES:
+            raise not_modelled(name, "message")
         if name not in _CREATE_FIELDS:
             raise mail_errors.ErrorInvalidRequestBody(
                 f"The property '{name}' does not exist on type 'microsoft.graph.message'. Make "
@@ -454,6 +463,7 @@ async def message_delta(request: Request) -> Response:
         allowed={"select", "top", "filter", "orderby", "skiptoken", "deltatoken"},
         entity="message",
         properties=MESSAGE_PROPERTIES,
+        unmodelled=UNMODELLED_MESSAGE_PROPERTIES,
         custom=("changeType",),
     )
     settings = ctx.backend.settings

@@ -18,15 +18,28 @@ emptied by ``SimState.reset()``. The rules, as Microsoft documents them:
 - **Mailbox permissions** (``Add-MailboxPermission``) let a signed-in user reach another
   user's mailbox with the ``.Shared`` delegated scopes.
 
-Differences from Exchange Online: changes apply immediately (Exchange caches them for
-30 minutes to 2 hours); policies are not limited in number; administrative-unit scopes,
-exclusive scopes and ``New-ServicePrincipal`` pointers are not modelled (a role
-assignment names the Entra service principal directly).
+**Propagation.** Exchange caches these settings: "changes to application access policies
+can take longer than 1 hour to take effect in Microsoft Graph REST API calls, even when
+Test-ApplicationAccessPolicy shows positive results", and RBAC for Applications changes take
+30 minutes to 2 hours. So a change to access policies, management scopes or role
+assignments (``record_change``) reaches Graph only ``SimConfig.policy_propagation_seconds``
+later (default 3600, on the simulator's clock): ``enforced(now)`` is what Graph evaluates,
+the settings as they were at the newest change that has propagated. The control API's
+``Get-*`` and ``Test-*`` cmdlets see the configured settings at once, as the real cmdlets
+do. A seed applies at once (it describes a tenant that already exists); tests that check
+policy semantics set ``policy_propagation_seconds`` to 0 or move the clock.
+
+Differences from Exchange Online: the delay is one fixed number (Exchange's varies with the
+app's recent use); mailbox permissions and group membership changes apply at once;
+policies are not limited in number; administrative-unit scopes, exclusive scopes and
+``New-ServicePrincipal`` pointers are not modelled (a role assignment names the Entra
+service principal directly).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
 from m365sim.directory.models import Group, Tenant, User, new_id
@@ -165,6 +178,18 @@ class MailboxPermission:
         return self.access_rights == "FullAccess"
 
 
+@dataclass(frozen=True)
+class _Settings:
+    effective_from: datetime
+    access_policies: list[AccessPolicy]
+    scopes: dict[str, ManagementScope]
+    role_assignments: list[RoleAssignment]
+
+    @classmethod
+    def empty(cls) -> _Settings:
+        return cls(datetime.min.replace(tzinfo=UTC), [], {}, [])
+
+
 @dataclass
 class TenantPolicies:
     """All mailbox authorization settings of one tenant."""
@@ -175,6 +200,40 @@ class TenantPolicies:
     role_assignments: list[RoleAssignment] = field(default_factory=list)
     mailbox_permissions: list[MailboxPermission] = field(default_factory=list)
     recipient_attributes: dict[str, dict[str, str]] = field(default_factory=dict)  # by user id
+    # What Graph enforces: (effective from, access policies, scopes, role assignments), oldest
+    # first; the first entry is the state before any change.
+    history: list[_Settings] = field(default_factory=lambda: [_Settings.empty()])
+
+    # -- propagation ------------------------------------------------------------------------
+    def record_change(self, now: datetime, delay_seconds: float) -> None:
+        """The configured settings reach Graph ``delay_seconds`` after ``now``."""
+        self.history.append(self._current(now + timedelta(seconds=delay_seconds)))
+        # Entries overtaken by a newer effective one are never read again.
+        effective = [i for i, h in enumerate(self.history) if h.effective_from <= now]
+        if len(effective) > 1:
+            del self.history[: effective[-1]]
+
+    def apply_now(self) -> None:
+        """Make the configured settings the enforced ones at once (seeding)."""
+        self.history = [self._current(datetime.min.replace(tzinfo=UTC))]
+
+    def _current(self, effective_from: datetime) -> _Settings:
+        return _Settings(
+            effective_from,
+            list(self.access_policies),
+            dict(self.scopes),
+            list(self.role_assignments),
+        )
+
+    def enforced(self, now: datetime) -> TenantPolicies:
+        """The settings Graph applies at ``now``: the newest change that has propagated."""
+        settings = next(h for h in reversed(self.history) if h.effective_from <= now)
+        return replace(
+            self,
+            access_policies=settings.access_policies,
+            scopes=settings.scopes,
+            role_assignments=settings.role_assignments,
+        )
 
     # -- lookups -------------------------------------------------------------------------
     def user(self, key: str) -> User:

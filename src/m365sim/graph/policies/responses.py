@@ -39,6 +39,12 @@ def _policies(request: Request) -> TenantPolicies:
     return policies_for(sim_state(request), _tenant(request))
 
 
+def _changed(request: Request, policies: TenantPolicies) -> None:
+    """A change reaches Graph after the configured propagation delay (see the models)."""
+    state = sim_state(request)
+    policies.record_change(state.now(), state.config.policy_propagation_seconds)
+
+
 async def _body(request: Request) -> dict[str, Any]:
     body = await json_body(request)
     if not isinstance(body, dict):
@@ -74,6 +80,7 @@ async def access_policies(request: Request) -> Response:
                 str(_required(body, "AccessRight")),
                 str(body.get("description", "")),
             )
+        _changed(request, policies)
         return JSONResponse(
             {"value": [p.as_json(policies.tenant) for p in created]}, status_code=201
         )
@@ -82,8 +89,10 @@ async def access_policies(request: Request) -> Response:
 
 async def remove_access_policy(request: Request) -> Response:
     """``Remove-ApplicationAccessPolicy -Identity``."""
+    policies = _policies(request)
     with _refusals():
-        _policies(request).remove_access_policy(str(request.path_params["identity"]))
+        policies.remove_access_policy(str(request.path_params["identity"]))
+    _changed(request, policies)
     return Response(status_code=204)
 
 
@@ -117,13 +126,16 @@ async def management_scopes(request: Request) -> Response:
             scope = policies.add_scope(
                 str(_required(body, "Name")), str(_required(body, "RecipientRestrictionFilter"))
             )
+        _changed(request, policies)
         return JSONResponse(scope.as_json(), status_code=201)
     return JSONResponse({"value": [s.as_json() for s in policies.scopes.values()]})
 
 
 async def remove_management_scope(request: Request) -> Response:
+    policies = _policies(request)
     with _refusals():
-        _policies(request).remove_scope(str(request.path_params["identity"]))
+        policies.remove_scope(str(request.path_params["identity"]))
+    _changed(request, policies)
     return Response(status_code=204)
 
 
@@ -141,13 +153,16 @@ async def role_assignments(request: Request) -> Response:
                 str(scope) if scope else None,
                 str(body["name"]) if body.get("name") else None,
             )
+        _changed(request, policies)
         return JSONResponse(assignment.as_json(), status_code=201)
     return JSONResponse({"value": [a.as_json() for a in policies.role_assignments]})
 
 
 async def remove_role_assignment(request: Request) -> Response:
+    policies = _policies(request)
     with _refusals():
-        _policies(request).remove_role_assignment(str(request.path_params["identity"]))
+        policies.remove_role_assignment(str(request.path_params["identity"]))
+    _changed(request, policies)
     return Response(status_code=204)
 
 

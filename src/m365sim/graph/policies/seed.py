@@ -88,3 +88,4 @@ def load_policies(state: SimState, tenant: Tenant, spec: dict[str, Any]) -> None
             )
         except KeyError as exc:
             raise PolicyError(f"mailboxPermissions[{index}] needs {exc.args[0]!r}") from exc
+    policies.apply_now()  # a seeded tenant's settings have long propagated

@@ -20,7 +20,8 @@ A sweeper on the same thread removes expired subscriptions and sends
 subscriptions that have a ``lifecycleNotificationUrl``.
 
 Differences from Microsoft Graph: notifications are not batched; ``@odata.etag`` is an
-opaque value, not the item's changeKey; subscribers on ``http://`` are allowed; slow
+opaque value, not the item's changeKey; subscribers on ``http://`` are allowed only with
+``SimConfig.allow_http_notification_urls``; slow
 endpoints are not put in Graph's "slow" or "drop" buckets.
 """
 

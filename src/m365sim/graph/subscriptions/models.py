@@ -19,7 +19,8 @@ are refused); delegated callers can subscribe only to their own mailbox. Graph s
 ``reauthorizationRequired`` lifecycle events for To Do (``missed`` and
 ``subscriptionRemoved`` are Outlook's).
 
-Differences: ``notificationUrl`` may be plain ``http`` (Microsoft requires ``https``);
+Differences: ``notificationUrl`` may be plain ``http`` only when
+``SimConfig.allow_http_notification_urls`` is set (Microsoft always requires ``https``);
 ``includeResourceData`` (encrypted rich notifications) and ``$filter`` in ``resource``
 are refused; the 1,000-subscriptions-per-mailbox limit is not enforced. A mail folder
 named by well-known name or id is resolved to its folder id when the subscription is

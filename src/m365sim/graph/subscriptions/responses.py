@@ -64,13 +64,21 @@ def _check_expiration(state: SimState, expiration: datetime, kind: str) -> None:
         )
 
 
-def _check_url(value: Any, name: str) -> str:
+def _check_url(state: SimState, value: Any, name: str) -> str:
+    """Graph requires HTTPS ("This URL must make use of the HTTPS protocol") and answers a
+    plain ``http`` URL with "NotificationUrl scheme='http' is not supported.";
+    ``SimConfig.allow_http_notification_urls`` lifts that for local development only."""
     if not isinstance(value, str) or not value:
         raise SubscriptionInvalidRequest(
             f"{name} is a required property for subscription creation."
         )
     parts = urlsplit(value)
-    if parts.scheme not in ("https", "http") or not parts.netloc:
+    if parts.scheme == "http" and parts.netloc:
+        if state.config.allow_http_notification_urls:
+            return value
+        label = name[0].upper() + name[1:]
+        raise SubscriptionInvalidRequest(f"{label} scheme='http' is not supported.")
+    if parts.scheme != "https" or not parts.netloc:
         raise SubscriptionInvalidRequest(f"Invalid '{name}': it must be an absolute https URL.")
     return value
 
@@ -174,10 +182,10 @@ async def create_subscription(request: Request) -> Response:
         raise SubscriptionInvalidRequest(
             "resource is a required property for subscription creation."
         )
-    notification_url = _check_url(body.get("notificationUrl"), "notificationUrl")
+    notification_url = _check_url(state, body.get("notificationUrl"), "notificationUrl")
     lifecycle_url = body.get("lifecycleNotificationUrl")
     if lifecycle_url is not None:
-        lifecycle_url = _check_url(lifecycle_url, "lifecycleNotificationUrl")
+        lifecycle_url = _check_url(state, lifecycle_url, "lifecycleNotificationUrl")
     client_state = body.get("clientState")
     if client_state is not None and (
         not isinstance(client_state, str) or len(client_state) > MAX_CLIENT_STATE
@@ -257,7 +265,7 @@ async def update_subscription(request: Request) -> Response:
         _check_expiration(state, expiration, subscription.kind)
     notification_url = subscription.notification_url
     if "notificationUrl" in body:
-        notification_url = _check_url(body["notificationUrl"], "notificationUrl")
+        notification_url = _check_url(state, body["notificationUrl"], "notificationUrl")
         if notification_url != subscription.notification_url:
             await _validated(state, notification_url, subscription.id)
     subscription.expiration = expiration

@@ -72,15 +72,24 @@ _DATE_PROPS = {
 
 
 def _new_id() -> str:
+    """A task id, as long as Exchange's immutable ids (about 70 characters)."""
     raw = base64.urlsafe_b64encode(uuid.uuid4().bytes + uuid.uuid4().bytes[:8]).decode().rstrip("=")
-    return f"AAMkAG{raw}AAA="
+    return f"AAkALgAAAAAAHYQDEapmEc2byACqAC-EWg0A{raw}"
+
+
+def _new_list_id() -> str:
+    """A task list id, as long as Exchange's folder ids (about 120 characters)."""
+    raw = base64.urlsafe_b64encode(
+        str(uuid.uuid4()).encode() + b"\x00\x2e\x00\x00\x00\x00\x00" + uuid.uuid4().bytes * 3
+    ).decode()
+    return f"AAMkA{raw.rstrip('=')}AAA="
 
 
 @dataclass
 class TaskList:
     display_name: str
     wellknown: str = "none"
-    id: str = field(default_factory=_new_id)
+    id: str = field(default_factory=_new_list_id)
     version: int = 1
 
     def as_json(self) -> dict[str, Any]:

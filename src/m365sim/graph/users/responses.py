@@ -7,9 +7,17 @@ token themselves: app-only tokens need ``User.Read.All``, ``User.ReadBasic.All``
 ``Directory.Read.All`` for other users. ``mailboxSettings`` needs ``MailboxSettings.Read``
 (or ``.ReadWrite``), as in Graph.
 
+Advanced queries follow "Advanced query capabilities on Microsoft Entra ID objects"
+(https://learn.microsoft.com/graph/aad-advanced-queries): ``endsWith``, ``ne``, ``not``,
+``$filter`` together with ``$orderby``, and ``$orderby`` on anything but ``displayName`` /
+``userPrincipalName`` need both the ``ConsistencyLevel: eventual`` header and
+``$count=true``, or the answer is 400 ``Request_UnsupportedQuery``; ``$count=true`` without
+the header is silently ignored (no ``@odata.count``); ``/users/$count`` without the header
+is 400 ``Request_BadRequest`` "$count is not currently supported.".
+
 Differences from Microsoft Graph: the default property set is the v1.0 one; there is no
-``$search``, no ``ConsistencyLevel: eventual`` advanced queries, and ``$skiptoken`` is
-a plain offset.
+``$search`` (refused) and no ``in`` operator; ``$skiptoken`` is a plain offset; results of
+an "eventual" query are exactly up to date (Entra's index lags by seconds).
 """
 
 from __future__ import annotations
@@ -23,6 +31,12 @@ from m365sim.directory.models import User
 from m365sim.graph import exceptions as errors
 from m365sim.graph.auth import Caller, authenticate, check_mailbox_reachable
 from m365sim.graph.odata import (
+    AnyOf,
+    Comparison,
+    FilterExpr,
+    FunctionCall,
+    Logical,
+    Not,
     ODataQuery,
     apply_orderby,
     compile_filter,
@@ -48,7 +62,17 @@ USER_PROPERTIES = frozenset(
         "userPrincipalName",
         "accountEnabled",
         "mailboxSettings",
+        "proxyAddresses",
+        "createdDateTime",
     }
+)
+DEFAULT_SORTABLE = frozenset({"displayName", "userPrincipalName"})
+ADVANCED_SORTABLE = DEFAULT_SORTABLE | {"createdDateTime"}
+"""``$orderby`` on users: the first two work by default, the last only in advanced queries
+(the "Support for sorting" table of the advanced-queries page); nothing else sorts."""
+ADVANCED_HINT = (
+    "Try adding $count=true query parameter and ConsistencyLevel:eventual header. "
+    "Refer to https://aka.ms/graph-docs/advanced-queries for more information"
 )
 READ_ALL = frozenset(
     {"User.Read.All", "User.ReadBasic.All", "Directory.Read.All", "User.ReadWrite.All"}
@@ -74,7 +98,12 @@ def user_json(user: User) -> dict[str, Any]:
 
 
 def _extended(user: User) -> dict[str, Any]:
-    return {**user_json(user), "accountEnabled": user.account_enabled}
+    return {
+        **user_json(user),
+        "accountEnabled": user.account_enabled,
+        "proxyAddresses": user.proxy_addresses,
+        "createdDateTime": user.created_at.strftime("%Y-%m-%dT%H:%M:%SZ"),
+    }
 
 
 def _may_read_others(caller: Caller) -> bool:
@@ -126,6 +155,60 @@ async def get_user(request: Request) -> Response:
     return _single(request, caller, user)
 
 
+def _eventual(request: Request) -> bool:
+    return request.headers.get("consistencylevel", "").strip().lower() == "eventual"
+
+
+def _advanced_operators(expr: FilterExpr) -> list[str]:
+    """The operators of ``expr`` that only advanced queries accept, in order."""
+    found: list[str] = []
+
+    def walk(node: FilterExpr) -> None:
+        if isinstance(node, FunctionCall) and node.name == "endswith":
+            found.append("endsWith")
+        elif isinstance(node, Comparison) and node.op == "ne":
+            found.append("ne")
+        elif isinstance(node, Not):
+            found.append("not")
+            walk(node.operand)
+        elif isinstance(node, Logical):
+            walk(node.left)
+            walk(node.right)
+        elif isinstance(node, AnyOf):
+            walk(node.body)
+
+    walk(expr)
+    return found
+
+
+def _check_advanced(query: ODataQuery, advanced: bool) -> None:
+    """Refuse what Entra ID evaluates only with the advanced query parameters."""
+    if query.filter is not None and not advanced:
+        for operator in _advanced_operators(query.filter):
+            raise errors.RequestUnsupportedQuery(
+                f"Operator '{operator}' is not supported because the required parameters "
+                f"might be missing. {ADVANCED_HINT}"
+            )
+    for clause in query.orderby:
+        if clause.name not in ADVANCED_SORTABLE:
+            raise errors.RequestUnsupportedQuery(
+                f"Sorting by '{clause.name}' is not supported for 'microsoft.graph.user'."
+            )
+        if not advanced and (clause.name not in DEFAULT_SORTABLE or query.filter is not None):
+            raise errors.RequestUnsupportedQuery("Sorting not supported for current query.")
+
+
+def _matching_users(caller: Caller, query: ODataQuery, advanced: bool) -> list[dict[str, Any]]:
+    _check_advanced(query, advanced)
+    users = [_extended(u) for u in caller.tenant.users.values()]
+    if query.filter is not None:
+        predicate = compile_filter(query.filter)
+        users = [u for u in users if predicate(u)]
+    if query.orderby:
+        users = apply_orderby(users, query.orderby, lambda u: u)
+    return users
+
+
 async def list_users(request: Request) -> Response:
     """The tenant's users ($select, $filter, $orderby, $top, $count; paged by $skiptoken)."""
     caller = authenticate(request)
@@ -139,12 +222,8 @@ async def list_users(request: Request) -> Response:
         directory=True,
         max_top=999,
     )
-    users = [_extended(u) for u in caller.tenant.users.values()]
-    if query.filter is not None:
-        predicate = compile_filter(query.filter)
-        users = [u for u in users if predicate(u)]
-    if query.orderby:
-        users = apply_orderby(users, query.orderby, lambda u: u)
+    eventual = _eventual(request)
+    users = _matching_users(caller, query, eventual and query.count)
     start = int(query.skiptoken) if query.skiptoken and query.skiptoken.isdigit() else 0
     size = query.top or DEFAULT_PAGE_SIZE
     chunk = users[start : start + size]
@@ -154,9 +233,27 @@ async def list_users(request: Request) -> Response:
         metadata_url(request, "users"),
         values,
         next_link=next_link(request, **{"$skiptoken": start + size}) if more else None,
-        count=len(users) if query.count else None,
+        count=len(users) if query.count and eventual else None,
     )
     return Response(body, media_type="application/json")
+
+
+async def count_users(request: Request) -> Response:
+    """``/users/$count``: the number of users (text), an advanced query only."""
+    caller = authenticate(request)
+    if not _may_read_others(caller):
+        raise errors.AuthorizationRequestDenied()
+    query = ODataQuery.from_request(
+        request,
+        allowed={"filter"},
+        entity="user",
+        properties=USER_PROPERTIES,
+        directory=True,
+    )
+    if not _eventual(request):
+        raise errors.CountNotSupported()
+    users = _matching_users(caller, query, advanced=True)
+    return Response(str(len(users)), media_type="text/plain")
 
 
 def _default(extended: dict[str, Any]) -> dict[str, Any]:

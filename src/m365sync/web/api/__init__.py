@@ -68,6 +68,11 @@ def install_api(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def invalid_request(request: Request, exc: RequestValidationError) -> JSONResponse:
+        if not request.url.path.startswith("/api/"):
+            page_handler = getattr(request.app.state, "page_validation_handler", None)
+            if page_handler is not None:
+                page: JSONResponse = await page_handler(request, exc)
+                return page
         problems = "; ".join(
             f"{'.'.join(str(p) for p in e.get('loc', ()) if p != 'body')}: {e.get('msg')}"
             for e in exc.errors()

@@ -1,5 +1,5 @@
-"""JSON API: service accounts (Run Test, save, edit, remove, access policy) and user
-connections (status, Connect your Office 365, Exchange, Disconnect)."""
+"""JSON API: service accounts (Run Test, save, Set up for me, edit, remove, access policy)
+and user connections (status, Connect your Office 365, Exchange, Disconnect)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,8 @@ from typing import Any
 
 from fastapi import APIRouter, Response
 
-from m365sync.connections import access_policy, service_accounts, user_connections
+from m365sync.connections import access_policy, service_accounts, setup, user_connections
+from m365sync.connections.errors import SetupFailed
 from m365sync.connections.run_test import ServiceAccountDraft, TestReport
 from m365sync.connections.schemas import (
     AccessPolicyIn,
@@ -25,6 +26,7 @@ from m365sync.connections.schemas import (
     SavedServiceAccountOut,
     ServiceAccountIn,
     ServiceAccountOut,
+    SetupIn,
     TestReportOut,
     UserConnectionOut,
 )
@@ -121,6 +123,48 @@ def add_exchange_service_account(
         actor=caller.actor,
     )
     return _view(runtime, account)
+
+
+@router.post("/service-accounts/setup", response_model=ConnectStartOut)
+async def begin_setup(
+    caller: ApiAdmin, session: DbSession, runtime: Runtime, body: SetupIn
+) -> ConnectStartOut:
+    """Set up for me: send an administrator of your Microsoft 365 tenant (Global
+    Administrator or Privileged Role Administrator) to ``authorization_url``. Microsoft sends
+    them back to ``{public_url}/admin/service-accounts/setup/callback`` with ``code`` and
+    ``state``: POST those to ``service-accounts/setup/complete`` (or let the dashboard's page
+    finish it)."""
+    url = await setup.begin_setup(
+        session,
+        runtime,
+        caller.organization,
+        caller.member,
+        features=body.features,
+        test_mailbox=body.test_mailbox,
+        name=body.name,
+    )
+    return ConnectStartOut(authorization_url=url)
+
+
+@router.post(
+    "/service-accounts/setup/complete", response_model=SavedServiceAccountOut, status_code=201
+)
+async def complete_setup(
+    caller: ApiAdmin, session: DbSession, runtime: Runtime, body: ConnectCompleteIn
+) -> SavedServiceAccountOut:
+    """Finish Set up for me with the parameters of Microsoft's redirect: m365sync registers
+    the app with its certificate, grants its permissions, waits for Entra ID, runs Run Test
+    and saves the service account (``test`` says what Run Test found)."""
+    try:
+        result = await setup.complete_setup(
+            session, runtime, body.params, organization_id=caller.organization.id
+        )
+    except SetupFailed:
+        session.commit()  # the audit of what was done in the tenant stays, with the error
+        raise
+    return SavedServiceAccountOut(
+        service_account=_view(runtime, result.account), test=_report(result.report)
+    )
 
 
 @router.post("/service-accounts/certificate", response_model=ServiceAccountOut, status_code=201)

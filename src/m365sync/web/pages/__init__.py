@@ -1,8 +1,11 @@
 """The HTML dashboard: sign-in, Admin (My Organization with its API tokens, members and
-mailboxes, sync settings, audit log), the user portal and Activities.
+mailboxes, sync settings, audit log), the user portal (connections, profile and time zone)
+and Activities.
 
-``install_pages(app)`` mounts the routers, the static files and the security headers; the
-app factory ``m365sync.web.app.create_app`` calls it (a second call changes nothing).
+``install_pages(app)`` mounts the routers, the static files (one stylesheet, the favicon,
+also answered at ``/favicon.ico``), the JSON API's documentation (``api_docs``), the
+product's pages for errors (``problems``) and the security headers; the app factory
+``m365sync.web.app.create_app`` calls it (a second call changes nothing).
 Calendar Scheduling's pages (``scheduling``: public booking, rep and admin) are mounted by
 its own ``install_scheduling``, which the app factory calls too.
 """
@@ -10,6 +13,7 @@ its own ``install_scheduling``, which the app factory calls too.
 from __future__ import annotations
 
 from fastapi import FastAPI
+from fastapi.responses import FileResponse
 from fastapi.staticfiles import StaticFiles
 
 from m365sync.settings import get_settings
@@ -18,10 +22,13 @@ from m365sync.web.pages import (
     admin_organization,
     api_tokens,
     members,
+    profile,
     service_accounts,
     sign_in,
     user_connections,
 )
+from m365sync.web.pages.api_docs import install_api_docs
+from m365sync.web.pages.problems import install_problem_pages
 from m365sync.web.pages.rendering import STATIC_DIR
 from m365sync.web.security import SecurityHeadersMiddleware
 
@@ -41,7 +48,20 @@ def install_pages(app: FastAPI) -> None:
         service_accounts,
         members,
         user_connections,
+        profile,
         activities,
     ):
         app.include_router(module.router)
+
+    @app.get("/favicon.ico", include_in_schema=False)
+    def favicon() -> FileResponse:
+        # Browsers ask for /favicon.ico wherever a page doesn't name its icon.
+        return FileResponse(
+            STATIC_DIR / "favicon.svg",
+            media_type="image/svg+xml",
+            headers={"cache-control": "public, max-age=86400"},
+        )
+
+    install_api_docs(app)
+    install_problem_pages(app, settings)
     app.add_middleware(SecurityHeadersMiddleware, sign_in_origins=(settings.authority_host,))

@@ -18,18 +18,15 @@ session to ride on, anyone may book, and cancel/reschedule need the signed link 
 
 from __future__ import annotations
 
-import zoneinfo
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
-from functools import lru_cache
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, FastAPI, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.routing import APIRoute
 from fastapi.staticfiles import StaticFiles
-from fastapi.templating import Jinja2Templates
 from pydantic import ValidationError
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
@@ -52,6 +49,7 @@ from m365sync.scheduling.schemas import InviteeInput, MeetingTypeInput
 from m365sync.scheduling.service import BookingView, CalendarAccess, SchedulingService
 from m365sync.scheduling.tokens import BookingAction, BookingTokens
 from m365sync.settings import get_settings
+from m365sync.time_zones import is_time_zone, zone_choices
 from m365sync.web.dependencies import (
     AdminForm,
     DbSession,
@@ -59,12 +57,11 @@ from m365sync.web.dependencies import (
     SignedInAdmin,
     SignedInMember,
 )
-from m365sync.web.pages.rendering import STATIC_DIR, TEMPLATES_DIR
+from m365sync.web.pages.rendering import STATIC_DIR, templates
 from m365sync.web.security import anonymous_place, rate_limited, response_headers
 
 __all__ = ["SchedulingWiring", "install_scheduling", "public_router", "router"]
 
-templates = Jinja2Templates(directory=str(TEMPLATES_DIR))
 DAYS_SHOWN = 7
 
 
@@ -157,17 +154,8 @@ def scheduling_service(request: Request, db: DbSession) -> SchedulingService:
 Service = Annotated[SchedulingService, Depends(scheduling_service)]
 
 
-@lru_cache(maxsize=1)
-def time_zone_names() -> list[str]:
-    skipped = ("Etc/", "SystemV/", "posix/", "right/")
-    names = (n for n in zoneinfo.available_timezones() if "/" in n and not n.startswith(skipped))
-    return [*sorted(names), "UTC"]
-
-
 def _zone_name(value: str | None) -> str:
-    if value and value in zoneinfo.available_timezones():
-        return value
-    return "UTC"
+    return value if value and is_time_zone(value) else "UTC"
 
 
 def _parse_day(value: str | None, zone_name: str) -> date:
@@ -253,7 +241,7 @@ async def booking_page(
             "days": _slot_days(page.slots, zone_name),
             "tz": zone_name,
             "tz_given": tz is not None,
-            "zones": time_zone_names(),
+            "zone_groups": zone_choices(),
             "first_day": first_day,
             "next_day": first_day + timedelta(days=DAYS_SHOWN),
             "prev_day": first_day - timedelta(days=DAYS_SHOWN),
@@ -498,7 +486,7 @@ async def reschedule_page(
             "current": booking.start.astimezone(zone),
             "days": _slot_days(slots, zone_name),
             "tz": zone_name,
-            "zones": time_zone_names(),
+            "zone_groups": zone_choices(),
             "first_day": first_day,
             "next_day": first_day + timedelta(days=DAYS_SHOWN),
             "prev_day": first_day - timedelta(days=DAYS_SHOWN),
@@ -537,6 +525,7 @@ async def reschedule(
                 "title": "Time no longer free",
                 "problem": exc,
                 "alternatives": [s.start.astimezone(zone) for s in exc.alternatives],
+                "tz": _zone_name(tz),
                 "retry_url": request.url_for("reschedule_page", token=token),
             },
             409,

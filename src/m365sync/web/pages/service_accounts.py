@@ -1,6 +1,6 @@
 """Admin → My Organization → Authentication → Service Accounts: the list; the side panel
-(Add → "Connect using Office 365" with Run Test and Save, or "Connect using Exchange";
-Edit; Rotate secret); remove; and the "Limit access" page."""
+(Add → "Set up for me", "Connect using Office 365" with Run Test and Save, or "Connect using
+Exchange"; Edit; Rotate secret); remove; and the "Limit access" page."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, BackgroundTasks, Form, Request, Response
 
-from m365sync.connections import access_policy, service_accounts
-from m365sync.connections.errors import RunTestFailed
+from m365sync.connections import access_policy, service_accounts, setup
+from m365sync.connections.errors import RunTestFailed, SetupFailed
 from m365sync.connections.run_test import ServiceAccountDraft, TestReport
 from m365sync.connections.runtime import ConnectionRuntime
 from m365sync.errors import M365SyncError
@@ -23,6 +23,7 @@ from m365sync.web.dependencies import (
     Runtime,
     SignedInAdmin,
     Workers,
+    member_of,
     organization_of,
 )
 from m365sync.web.pages._views import FEATURE_NAMES
@@ -30,9 +31,13 @@ from m365sync.web.pages.rendering import PageRoute, is_fragment_request, redirec
 
 router = APIRouter(prefix="/admin/service-accounts", route_class=PageRoute)
 
-PANELS = {"add", "office365", "exchange", "edit", "rotate"}
+PANELS = {"add", "setup", "office365", "exchange", "edit", "rotate"}
 NOTICES = {
     "saved": "Service account saved. Its mailboxes start syncing now.",
+    "set-up": "Set up: m365sync registered its app in your Microsoft Entra ID, granted its "
+    "permissions, tested it and saved the service account. Its mailboxes start syncing now.",
+    "set-up-with-problem": "The app is registered and the service account saved, but Run Test "
+    "found a problem: the account's health below says what to fix.",
     "exchange-saved": "Exchange service account saved.",
     "edited": "Service account tested and saved.",
     "rotated": "New client secret tested and saved; the old one is no longer used.",
@@ -60,12 +65,26 @@ class CheckView:
     fix: str = ""
 
 
-def _check_views(report: TestReport) -> list[CheckView]:
-    """Run Test's checks as the panel shows them."""
-    return [
-        CheckView(title=c.title, outcome=str(c.outcome), explanation=c.message, fix=c.fix or "")
-        for c in report.checks
-    ]
+@dataclass(frozen=True)
+class TestResultsView:
+    """Run Test as the panel shows it: the verdict on top, then the checks, failures first."""
+
+    verdict: str
+    outcome: str  # "failed" | "warning" | "passed"
+    checks: list[CheckView]
+
+    __test__ = False  # not a pytest class
+
+
+def _test_results(report: TestReport) -> TestResultsView:
+    return TestResultsView(
+        verdict=report.verdict,
+        outcome=str(report.overall),
+        checks=[
+            CheckView(title=c.title, outcome=str(c.outcome), explanation=c.message, fix=c.fix or "")
+            for c in report.worst_first()
+        ],
+    )
 
 
 @dataclass(frozen=True)
@@ -114,9 +133,9 @@ def _refused(
 ) -> Response:
     """The panel again, with why saving was refused and, when Run Test was the reason, its
     checks (the panel then offers to save with only some features)."""
-    checks = None
+    results = None
     if isinstance(error, RunTestFailed):
-        checks = _check_views(error.report)
+        results = _test_results(error.report)
     return _list_page(
         request,
         db,
@@ -127,7 +146,7 @@ def _refused(
         status_code=error.status,
         error=error,
         entered=entered,
-        checks=checks,
+        results=results,
     )
 
 
@@ -143,7 +162,7 @@ def _list_page(
     error: M365SyncError | None = None,
     notice: str | None = None,
     entered: dict[str, str] | None = None,
-    checks: list[CheckView] | None = None,
+    results: TestResultsView | None = None,
 ) -> Response:
     panel = panel if panel in PANELS else ""
     organization = organization_of(db, me)
@@ -169,7 +188,8 @@ def _list_page(
         error=error,
         notice=notice,
         entered=entered,
-        checks=checks,
+        checks=results.checks if results else None,
+        results=results,
         can_save_partial=isinstance(error, RunTestFailed),
     )
 
@@ -225,10 +245,10 @@ async def run_test(
             error=error,
             entered=entered,
         )
-    checks = _check_views(report)
+    results = _test_results(report)
     if is_fragment_request(request):
-        return render(request, "admin/_test_results.html", checks=checks)
-    return _list_page(request, db, me, runtime, panel="office365", entered=entered, checks=checks)
+        return render(request, "admin/_test_results.html", results=results)
+    return _list_page(request, db, me, runtime, panel="office365", entered=entered, results=results)
 
 
 @router.post("", include_in_schema=False)
@@ -268,6 +288,74 @@ async def save(
     # After the response, i.e. after this request's transaction has committed.
     background.add_task(workers.sync_organization_now, me.organization_id)
     return redirect("/admin/service-accounts?notice=saved")
+
+
+@router.post("/setup", include_in_schema=False)
+async def begin_setup(
+    request: Request,
+    db: DbSession,
+    me: AdminForm,
+    runtime: Runtime,
+    features: Annotated[list[str], Form()] = [],  # noqa: B006 (FastAPI copies the default)
+    test_mailbox: TextField = "",
+    name: TextField = "",
+) -> Response:
+    """Set up for me: off to Microsoft's sign-in (an administrator consents to the management
+    permissions for this one step)."""
+    entered = _entered(test_mailbox=test_mailbox, name=name, features=" ".join(features))
+    try:
+        url = await setup.begin_setup(
+            db,
+            runtime,
+            organization_of(db, me),
+            member_of(db, me),
+            features=features,
+            test_mailbox=test_mailbox,
+            name=name,
+            redirect=str(request.url_for("service_account_setup_callback")),
+        )
+    except M365SyncError as error:
+        return _list_page(
+            request,
+            db,
+            me,
+            runtime,
+            panel="setup",
+            status_code=error.status,
+            error=error,
+            entered=entered,
+        )
+    return redirect(url)
+
+
+@router.get("/setup/callback", name="service_account_setup_callback", include_in_schema=False)
+async def setup_callback(
+    request: Request,
+    background: BackgroundTasks,
+    db: DbSession,
+    me: SignedInAdmin,
+    runtime: Runtime,
+    workers: Workers,
+) -> Response:
+    """Microsoft sends the admin back here: the app is registered, consented, tested, saved."""
+    try:
+        result = await setup.complete_setup(
+            db,
+            runtime,
+            dict(request.query_params),
+            organization_id=me.organization_id,
+            member_id=me.member_id,
+        )
+    except M365SyncError as error:
+        if not isinstance(error, SetupFailed):
+            db.rollback()
+        # A failed setup's audit entries (and an account waiting for Entra ID) are kept.
+        return _list_page(
+            request, db, me, runtime, panel="setup", status_code=error.status, error=error
+        )
+    background.add_task(workers.sync_organization_now, me.organization_id)
+    notice = "set-up" if result.report.ok else "set-up-with-problem"
+    return redirect(f"/admin/service-accounts?notice={notice}")
 
 
 @router.post("/exchange", include_in_schema=False)

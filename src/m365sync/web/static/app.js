@@ -28,7 +28,7 @@ document.addEventListener("click", function (event) {
   // A button without formaction posts to its form's action (button.formAction would be the page's URL).
   const action = button.hasAttribute("formaction") ? button.formAction : button.form.action;
   fetchFragment(action, { method: "POST", body: new FormData(button.form) })
-    .then(function (html) { target.innerHTML = html; })
+    .then(function (html) { target.innerHTML = html; focusFirstFailure(target); })
     .catch(function () { target.innerHTML = '<div class="error-box" role="alert"><p class="error-message">The server did not answer.</p><p class="error-fix">Check your network and try again.</p></div>'; })
     .finally(function () {
       button.disabled = false;
@@ -57,6 +57,40 @@ document.addEventListener("change", function (event) {
   if (event.target.matches("select[data-autosubmit]")) { event.target.form.requestSubmit(); }
 });
 
+// Run Test's results put the verdict first and the failures before the passes; the first
+// failure (or the verdict, when nothing failed) takes the focus, so it is what a screen
+// reader reads and what the panel scrolls to.
+function focusFirstFailure(scope) {
+  const first = scope.querySelector(".check-failed, .check-warning") || scope.querySelector(".verdict");
+  if (!first) { return false; }
+  if (!first.hasAttribute("tabindex")) { first.setAttribute("tabindex", "-1"); }
+  first.focus();
+  first.scrollIntoView({ block: "nearest" });
+  return true;
+}
+
+// The browser's time zone, for the server to show times in (unless the profile names one).
+// Kept in a cookie for a year; the sign-in page sets it, so the first page after it is right.
+function rememberTimeZone() {
+  let zone = "";
+  try { zone = Intl.DateTimeFormat().resolvedOptions().timeZone || ""; } catch (error) { return; }
+  if (!zone) { return; }
+  const value = encodeURIComponent(zone);
+  if (document.cookie.split("; ").indexOf("m365sync_tz=" + value) !== -1) { return; }
+  document.cookie = "m365sync_tz=" + value + "; path=/; max-age=31536000; samesite=lax" +
+    (window.location.protocol === "https:" ? "; secure" : "");
+}
+rememberTimeZone();
+
+// At phone width the side navigation folds into its "Menu" (it is open without script).
+function foldNavigation() {
+  const drawer = document.querySelector("[data-nav-drawer]");
+  if (!drawer || !window.matchMedia) { return; }
+  const phone = window.matchMedia("(max-width: 760px)");
+  drawer.open = !phone.matches;
+  phone.addEventListener("change", function () { drawer.open = !phone.matches; });
+}
+
 // Elements with data-poll-url refresh themselves (sync status during a first sync).
 function startPolling(element) {
   const seconds = Number(element.dataset.pollSeconds || "5");
@@ -68,11 +102,13 @@ function startPolling(element) {
 
 document.addEventListener("DOMContentLoaded", function () {
   document.documentElement.classList.add("js");
+  foldNavigation();
   document.querySelectorAll("[data-poll-url]").forEach(startPolling);
   const panel = document.querySelector("[data-side-panel]");
   if (panel) {
+    const results = panel.querySelector(".test-results");
     const heading = panel.querySelector("h2");
-    if (heading) { heading.focus(); }
+    if (!(results && focusFirstFailure(results)) && heading) { heading.focus(); }
     document.addEventListener("keydown", function (event) {
       const close = panel.querySelector("[data-panel-close]");
       if (event.key === "Escape" && close) { window.location.href = close.href; }

@@ -135,6 +135,13 @@ def test_weekly_series_with_an_exception_and_a_cancelled_occurrence(graph) -> No
     ]
     assert {o["type"] for o in occurrences} == {"occurrence"}
     assert {o["seriesMasterId"] for o in occurrences} == {master["id"]}
+    # Graph documents iCalUId as "different for each occurrence in a recurring series";
+    # the series-wide id is uid. Exchange marks the instance date in the id (bytes 16-19).
+    uids = [o["iCalUId"] for o in occurrences]
+    assert len(set(uids)) == len(uids) and master["iCalUId"] not in uids
+    assert {o["uid"] for o in occurrences} == {master["uid"]} == {master["iCalUId"]}
+    assert uids[0][32:40] == "07EE0107"  # 2030-01-07
+    assert {u[:32] + "00000000" + u[40:] for u in uids} == {master["iCalUId"]}
 
     second, third = occurrences[1], occurrences[2]
     moved = lee.patch(
@@ -145,6 +152,7 @@ def test_weekly_series_with_an_exception_and_a_cancelled_occurrence(graph) -> No
         },
     ).json()
     assert moved["type"] == "exception" and moved["id"] == second["id"]
+    assert moved["iCalUId"] == second["iCalUId"]  # still that day's instance
     assert lee.delete(f"/me/events/{third['id']}").status_code == 204
 
     after = view(lee, "2030-01-01T00:00:00Z", "2030-03-01T00:00:00Z")

@@ -164,6 +164,9 @@ async def test_sdk_creates_reads_events_and_reads_calendar_view(
         (EventType.Occurrence, "2030-09-03T10:00"),
         (EventType.Occurrence, "2030-09-04T10:00"),
     ]
+    # Graph: iCalUId "is different for each occurrence in a recurring series".
+    occurrence_uids = {e.i_cal_u_id for e in view.value}
+    assert len(occurrence_uids) == 3 and created.i_cal_u_id not in occurrence_uids
 
     delta = await lee.calendar_view.delta.get(
         RequestConfiguration(

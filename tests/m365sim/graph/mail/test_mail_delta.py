@@ -175,3 +175,63 @@ def test_delta_for_unreachable_or_denied_mailboxes(graph) -> None:
         and response.json()["error"]["code"] == "MailboxNotEnabledForRESTAPI"
     )
     assert graph(roles=["Calendars.Read"]).get(INBOX_DELTA).status_code == 403
+
+
+def test_maxpagesize_is_a_maximum_even_with_replays(graph, control) -> None:
+    """``Prefer: odata.maxpagesize=N`` never gets more than N items, the repeated last item
+    of the previous page included."""
+    control.post("/_sim/mailboxes/adele@contoso.com/messages/generate", json={"count": 25})
+    client = graph()
+    url: str | None = INBOX_DELTA
+    sizes: list[int] = []
+    ids: set[str] = set()
+    while url:
+        response = client.get(url, headers={"Prefer": "odata.maxpagesize=10"})
+        assert response.headers["Preference-Applied"].count("odata.maxpagesize=10") == 1
+        body = response.json()
+        sizes.append(len(body["value"]))
+        ids |= {m["id"] for m in body["value"]}
+        url = body.get("@odata.nextLink")
+    assert max(sizes) == 10 and len(ids) == 25
+    one = client.get(INBOX_DELTA, headers={"Prefer": "odata.maxpagesize=1"}).json()
+    follow = client.get(one["@odata.nextLink"], headers={"Prefer": "odata.maxpagesize=1"}).json()
+    assert len(one["value"]) == len(follow["value"]) == 1
+    assert one["value"][0]["id"] != follow["value"][0]["id"]  # a page of one still moves on
+
+
+def _links(client: httpx.Client, url: str, pages: int) -> list[str]:
+    """The nextLinks (then the deltaLink) handed out while following ``pages`` pages."""
+    links = []
+    for _ in range(pages):
+        body = client.get(url, headers={"Prefer": "odata.maxpagesize=5"}).json()
+        url = body.get("@odata.nextLink") or body["@odata.deltaLink"]
+        links.append(url)
+    return links
+
+
+def test_links_more_than_two_generations_old_are_gone_as_in_exchange(graph, control) -> None:
+    """Exchange keeps the three newest generations of a sync state: "The sync state
+    generation is not found; generation=518;[highest=523][523][521][522]."."""
+    no_replays(control)
+    control.post("/_sim/mailboxes/adele@contoso.com/messages/generate", json={"count": 18})
+    client = graph()
+    links = _links(client, INBOX_DELTA, 4)  # 18 messages, 5 a page: 3 nextLinks, a deltaLink
+    assert "$deltatoken=" in links[3] and all("$skiptoken=" in link for link in links[:3])
+    gone = client.get(links[0], headers={"Prefer": "odata.maxpagesize=5"})
+    assert gone.status_code == 410
+    assert gone.json()["error"] == gone.json()["error"] | {
+        "code": "SyncStateNotFound",
+        "message": "The sync state generation is not found; generation=1;[highest=4][4][2][3].",
+    }
+    # The newest links and a retry of the one before still work.
+    for kept in links[1:]:
+        assert client.get(kept, headers={"Prefer": "odata.maxpagesize=5"}).status_code == 200
+
+    # A deltaLink ages the same way: sync on from it, then go back to it.
+    control.post("/_sim/mailboxes/adele@contoso.com/messages/generate", json={"count": 12})
+    delta_link = links[3]
+    newer = _links(client, delta_link, 3)
+    assert "$deltatoken=" in newer[-1]
+    stale = client.get(delta_link)
+    assert stale.status_code == 410 and stale.json()["error"]["code"] == "SyncStateNotFound"
+    assert client.get(newer[-1]).status_code == 200

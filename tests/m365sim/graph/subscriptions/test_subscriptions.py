@@ -136,13 +136,46 @@ def test_unreachable_endpoint_fails_the_handshake(
         headers=auth,
         json={
             "changeType": "created",
-            "notificationUrl": "http://127.0.0.1:9/notify",
+            "notificationUrl": "https://127.0.0.1:9/notify",
             "resource": "users/adele@contoso.com/messages",
             "expirationDateTime": expires(sim),
         },
     )
     assert refused.status_code == 400
     assert refused.json()["error"]["message"].startswith("Subscription validation request failed.")
+
+
+def test_http_notification_urls_are_refused_unless_local_development_allows_them(
+    sim: SimServer, http: httpx.Client, auth: dict[str, str], receiver: Receiver
+) -> None:
+    """Graph: the notificationUrl "must make use of the HTTPS protocol"; it answers
+    "NotificationUrl scheme='http' is not supported." (microsoft-graph-docs-contrib#7821)."""
+    plain = "http://" + receiver.url.removeprefix("https://")
+    refused = subscribe(sim, http, auth, receiver, notificationUrl=f"{plain}/notify")
+    assert refused.status_code == 400
+    assert refused.json()["error"] == refused.json()["error"] | {
+        "code": "InvalidRequest",
+        "message": "NotificationUrl scheme='http' is not supported.",
+    }
+    lifecycle = subscribe(sim, http, auth, receiver, lifecycleNotificationUrl=f"{plain}/life")
+    assert lifecycle.json()["error"]["message"] == (
+        "LifecycleNotificationUrl scheme='http' is not supported."
+    )
+    assert receiver.validations == []
+    # The documented knob for local development, never on by default.
+    http.patch("/_sim/config", json={"allow_http_notification_urls": True})
+    accepted = http.post(
+        "/v1.0/subscriptions",
+        headers=auth,
+        json={
+            "changeType": "created",
+            "notificationUrl": "http://127.0.0.1:9/notify",
+            "resource": "users/adele@contoso.com/messages",
+            "expirationDateTime": expires(sim),
+        },
+    )
+    # Accepted as a URL, so the handshake is tried (and fails: nothing listens there).
+    assert accepted.json()["error"]["message"].startswith("Subscription validation request")
 
 
 def test_expiration_and_client_state_limits(
@@ -188,6 +221,7 @@ def test_an_expiration_given_with_an_offset_is_answered_in_utc(
 def test_policy_denied_and_unreachable_mailboxes(
     sim: SimServer, http: httpx.Client, auth: dict[str, str], receiver: Receiver
 ) -> None:
+    http.patch("/_sim/config", json={"policy_propagation_seconds": 0})
     http.post(
         f"/_sim/tenants/{TENANT}/accessPolicies",
         json={
@@ -201,7 +235,8 @@ def test_policy_denied_and_unreachable_mailboxes(
     assert denied.json()["error"]["code"] == "ExtensionError"
     assert denied.json()["error"]["message"] == (
         "Operation: Create; Exception: [Status Code: Forbidden; "
-        "Reason: Access to OData is disabled.]"
+        "Reason: Access to OData is disabled: [RAOP] : Blocked by tenant configured AppOnly "
+        "AccessPolicy settings.]"
     )
     unlicensed = subscribe(sim, http, auth, receiver, resource="users/pradeep@contoso.com/messages")
     assert unlicensed.status_code == 404

@@ -73,7 +73,8 @@ def test_task_changes_are_notified_with_client_state_and_todo_task_data(
 
     adele = sim.state.find_tenant(TENANT).find_user(ADELE)  # type: ignore[union-attr]
     notes = [p["value"][0] for p in payloads]
-    assert [n["changeType"] for n in notes] == ["created", "updated", "deleted"]
+    # Graph delivers notifications concurrently and promises no order between them.
+    assert sorted(n["changeType"] for n in notes) == ["created", "deleted", "updated"]
     path = f"Users/{adele.id}/todo/lists/{list_id}/tasks/{task_id}"  # type: ignore[union-attr]
     for note in notes:
         assert note["subscriptionId"] == subscription["id"]

@@ -1,8 +1,13 @@
-"""A tiny local webhook receiver: answers Graph's validation handshake and records notifications."""
+"""A tiny local webhook receiver: answers Graph's validation handshake and records notifications.
+
+It listens on HTTPS, as Graph requires of a notification URL, with the certificate m365sim
+serves itself (issued by m365sim's CA for 127.0.0.1, which m365sim's notification sender
+trusts through the session's ``SSL_CERT_FILE``)."""
 
 from __future__ import annotations
 
 import json
+import ssl
 import threading
 import time
 from collections.abc import Iterator
@@ -12,6 +17,8 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
+
+from m365sim.server import SimServer
 
 
 @dataclass
@@ -84,10 +91,13 @@ def _handler(receiver: Receiver) -> type[BaseHTTPRequestHandler]:
 
 
 @pytest.fixture
-def receiver() -> Iterator[Receiver]:
+def receiver(sim_server: SimServer) -> Iterator[Receiver]:
     found = Receiver(url="")
     server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(found))
-    found.url = f"http://127.0.0.1:{server.server_address[1]}"
+    tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    tls.load_cert_chain(sim_server.tls.cert_chain, sim_server.tls.private_key)
+    server.socket = tls.wrap_socket(server.socket, server_side=True)
+    found.url = f"https://127.0.0.1:{server.server_address[1]}"
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:

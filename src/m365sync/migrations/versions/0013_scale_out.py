@@ -6,8 +6,8 @@ while its ticket is the unit's, so duplicates and leftovers do nothing, and a un
 long ago without running is queued again. ``scheduler_leases``: one row per singleton job
 ("scheduler"), whose owner leads until ``expires_at``.
 
-Revision ID: 0010_scale_out
-Revises: 0009_salesforce_connection
+Revision ID: 0013_scale_out
+Revises: 0012_graph_id_sizes
 """
 
 from __future__ import annotations
@@ -19,8 +19,8 @@ from alembic import op
 
 import m365sync.db.base
 
-revision: str = "0010_scale_out"
-down_revision: str | None = "0009_salesforce_connection"
+revision: str = "0013_scale_out"
+down_revision: str | None = "0012_graph_id_sizes"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
