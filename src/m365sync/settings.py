@@ -130,6 +130,10 @@ class Settings(BaseSettings):
     host: str = Field(default="127.0.0.1", description="Address `m365sync serve` listens on.")
     port: int = Field(default=8365, description="Port `m365sync serve` listens on.")
     log_level: str = Field(default="INFO", description="Python logging level.")
+    log_format: str = Field(
+        default="text",
+        description="text, or json: one JSON object a line with request and unit ids.",
+    )
 
     # The sync engine: how the work runs. What is synced is per organization, in the
     # database (``m365sync.sync.models.SyncSettings``).
@@ -178,6 +182,29 @@ class Settings(BaseSettings):
         default="redis://127.0.0.1:6379/0", description="Celery broker (scale-out workers)."
     )
     celery_result_backend: str | None = Field(default=None, description="Celery result backend.")
+    celery_queue: str = Field(default="m365sync", description="The Celery queue sync units go to.")
+    celery_queue_limit: int = Field(
+        default=64,
+        ge=1,
+        description="Most units waiting in the Celery queue; the rest wait in the database, "
+        "longest due first.",
+    )
+    worker_concurrency: int = Field(
+        default=2, ge=1, description="Pool processes of one `m365sync worker` (units at once)."
+    )
+    scheduler_interval_seconds: float = Field(
+        default=5.0, gt=0, description="How often `m365sync scheduler` queues due units."
+    )
+    scheduler_election_seconds: float = Field(
+        default=30.0,
+        ge=2,
+        description="How long the elected scheduler leads without renewing; a standby "
+        "takes over once it has passed.",
+    )
+    metrics_port: int | None = Field(
+        default=None,
+        description="Port where `m365sync scheduler` and `m365sync worker` serve /metrics.",
+    )
     sqlite_busy_timeout_seconds: float = Field(
         default=30.0,
         gt=0,

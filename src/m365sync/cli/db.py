@@ -11,7 +11,8 @@ app = typer.Typer(help="Database.", no_args_is_help=True)
 
 @app.command("upgrade")
 def db_upgrade() -> None:
-    """Migrate the database to the newest schema (also done on every start)."""
+    """Migrate the database to the newest schema (also done on every start). Safe to run
+    from several processes at once: one migrates, the others wait for it."""
     from m365sync.db import current_revision
 
     with Context() as ctx:

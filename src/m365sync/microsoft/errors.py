@@ -344,6 +344,17 @@ def _graph_error(body: bytes | str | Mapping[str, Any] | None) -> tuple[str, str
     return "", ""
 
 
+_LIMIT_NAMED = re.compile(r"over its (\w+) limit", re.IGNORECASE)
+
+
+def throttled_limit(body: bytes | str | Mapping[str, Any] | None) -> str:
+    """Which limit a throttled Graph answer names: Outlook says "Application is over its
+    MailboxConcurrency limit."; otherwise the error code ("unknown" without one)."""
+    code, message = _graph_error(body)
+    found = _LIMIT_NAMED.search(message)
+    return found.group(1) if found else (code or "unknown")
+
+
 _SYNC_STATE_CODES = {"syncstatenotfound", "syncstateinvalid", "resyncrequired", "invaliddeltatoken"}
 
 
@@ -600,4 +611,5 @@ __all__ = [
     "classify_entra_response",
     "classify_graph_response",
     "looks_like_secret_id",
+    "throttled_limit",
 ]

@@ -30,6 +30,7 @@ from urllib.parse import quote
 import httpx
 import orjson
 
+from m365sync.metrics import record_graph_response
 from m365sync.microsoft.errors import (
     AuthRevoked,
     MicrosoftError,
@@ -37,6 +38,7 @@ from m365sync.microsoft.errors import (
     Transient,
     UnexpectedResponse,
     classify_graph_response,
+    throttled_limit,
 )
 from m365sync.settings import Settings
 
@@ -204,12 +206,18 @@ class GraphClient:
                 # as soon as the caller is done with the response.
                 response.stream = httpx.ByteStream(response.content)
             except (httpx.TimeoutException, httpx.NetworkError, httpx.RemoteProtocolError) as exc:
+                record_graph_response(None)
                 error = Transient(f"Could not reach Microsoft Graph ({type(exc).__name__}).")
             else:
                 if response.status_code < 400:
+                    record_graph_response(response.status_code)
                     return response
                 error = classify_graph_response(
                     response.status_code, response.content, response.headers
+                )
+                record_graph_response(
+                    response.status_code,
+                    throttled_limit(response.content) if isinstance(error, Throttled) else None,
                 )
                 log.info(
                     "graph %s %s -> %s %s (request-id %s)",

@@ -43,6 +43,7 @@ from m365sync.crm.target import (
     normalize_address,
 )
 from m365sync.db.base import utcnow
+from m365sync.metrics import record_mail_lag
 from m365sync.microsoft import errors as ms
 from m365sync.microsoft.dates import read_graph_datetime
 from m365sync.microsoft.delta import read_ahead
@@ -183,6 +184,7 @@ class PageWriter:
         # ``scope``): with the "delete" policy, what it didn't list is gone (deleted while
         # a cursor had expired, say), and is removed with the round's last page.
         self.reconcile = full_round and rules.delete_policy == "delete"
+        self.full_round = full_round
         self.scope = scope
         self.seen: set[str] = set()
 
@@ -255,6 +257,8 @@ class PageWriter:
                 next_link=page.next_link,
                 received_since=self.floor,
             )
+        if not self.full_round:  # committed: how long new mail took to get here
+            record_mail_lag(m.received_at for m, _, _ in prepared.candidates)
 
     def _store(
         self, session: Any, repo: SyncRepository, crm: CrmTarget, prepared: PreparedPage

@@ -6,6 +6,11 @@ reconnect, blocked by access policy, ...) and ``stage`` (where the pipeline is, 
 ``stage_started_at``), plus a failure count, so a stuck unit is visible and resettable.
 The lease columns (``lease_owner``, ``lease_expires_at``) make a unit run in one place at
 a time on SQLite and PostgreSQL alike: taking it is one conditional ``UPDATE``.
+
+Scaled out, a unit handed to the Celery queue carries a ticket (``queue_ticket``, with
+``queued_at``): a queued message runs only while its ticket is the unit's, and taking the
+lease clears it, so a message delivered twice, or one left over from before a re-queue,
+does nothing. ``SchedulerLease`` elects the one active ``m365sync scheduler``.
 """
 
 from __future__ import annotations
@@ -112,7 +117,25 @@ class SyncUnit(Base):
     full_resync_requested: Mapped[bool] = mapped_column(Boolean, default=False)
     lease_owner: Mapped[str | None] = mapped_column(String(100), default=None)
     lease_expires_at: Mapped[datetime | None] = mapped_column(default=None)
+    queue_ticket: Mapped[str | None] = mapped_column(String(32), default=None)
+    queued_at: Mapped[datetime | None] = mapped_column(default=None)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class SchedulerLease(Base):
+    """Which process leads a singleton job (``name``: ``"scheduler"``) until when.
+
+    The leader renews ``expires_at`` well before it passes; a standby takes the row over
+    (one conditional ``UPDATE``) only once it has passed, so at most one process leads at a
+    time on SQLite and PostgreSQL alike, and a leader that died is replaced within one
+    lease."""
+
+    __tablename__ = "scheduler_leases"
+
+    name: Mapped[str] = mapped_column(String(50), primary_key=True)
+    owner: Mapped[str] = mapped_column(String(100))
+    expires_at: Mapped[datetime] = mapped_column()
+    acquired_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
 class SyncCursor(Base):

@@ -55,6 +55,7 @@ from m365sync.sync.repository import SyncRepository
 from m365sync.sync.todo import CURSOR_KEY as TASKS_CURSOR_KEY
 
 __all__ = [
+    "RENEW_BEFORE",
     "NotificationOutcome",
     "TooManyNotifications",
     "ensure_subscriptions",

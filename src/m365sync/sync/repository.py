@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Collection, Sequence
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
-from sqlalchemy import func, or_, select, update
+from sqlalchemy import case, func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -16,10 +17,12 @@ from m365sync.sync.features import SyncFeature
 from m365sync.sync.models import (
     GraphSubscription,
     QuarantinedItem,
+    SchedulerLease,
     SyncCursor,
     SyncSettings,
     SyncUnit,
     UnitStage,
+    UnitStatus,
 )
 
 __all__ = ["SyncRepository"]
@@ -122,20 +125,92 @@ class SyncRepository:
             )
         )
 
-    def try_lease(self, unit_id: str, owner: str, seconds: int) -> bool:
-        """Take the unit's lease if nobody holds a live one (one conditional UPDATE)."""
+    def units_to_queue(self, now: datetime, limit: int, requeue_before: datetime) -> list[str]:
+        """Due units nobody runs (no live lease) and nobody queued since ``requeue_before``,
+        the longest due first: what the elected scheduler hands to the Celery queue."""
+        return list(
+            self.session.scalars(
+                select(SyncUnit.id)
+                .where(
+                    SyncUnit.next_run_at <= now,
+                    or_(SyncUnit.lease_owner.is_(None), SyncUnit.lease_expires_at < now),
+                    or_(SyncUnit.queue_ticket.is_(None), SyncUnit.queued_at < requeue_before),
+                )
+                .order_by(SyncUnit.next_run_at)
+                .limit(limit)
+            )
+        )
+
+    def mark_queued(self, unit_id: str) -> str:
+        """A new queue ticket for the unit (replacing any older one); returns it."""
+        ticket = uuid.uuid4().hex
+        self.session.execute(
+            update(SyncUnit)
+            .where(SyncUnit.id == unit_id)
+            .values(queue_ticket=ticket, queued_at=utcnow())
+            .execution_options(synchronize_session=False)
+        )
+        return ticket
+
+    def withdraw_ticket(self, unit_id: str, ticket: str) -> None:
+        """Forget ``ticket`` if it is still the unit's (its message will not run it), so
+        the scheduler queues the unit again as soon as it is due and free."""
+        self.session.execute(
+            update(SyncUnit)
+            .where(SyncUnit.id == unit_id, SyncUnit.queue_ticket == ticket)
+            .values(queue_ticket=None, queued_at=None)
+            .execution_options(synchronize_session=False)
+        )
+
+    def unit_totals(self) -> list[tuple[str, str, str, int]]:
+        """How many units there are by (feature, status, stage), every organization."""
+        rows = self.session.execute(
+            select(SyncUnit.feature, SyncUnit.status, SyncUnit.stage, func.count()).group_by(
+                SyncUnit.feature, SyncUnit.status, SyncUnit.stage
+            )
+        )
+        return [(str(f.value), str(st.value), str(sg.value), int(n)) for f, st, sg, n in rows]
+
+    def due_count(self, now: datetime) -> int:
+        """Units due now that nobody runs: the backlog."""
+        return int(
+            self.session.scalar(
+                select(func.count())
+                .select_from(SyncUnit)
+                .where(
+                    SyncUnit.next_run_at <= now,
+                    or_(SyncUnit.lease_owner.is_(None), SyncUnit.lease_expires_at < now),
+                )
+            )
+            or 0
+        )
+
+    def try_lease(
+        self, unit_id: str, owner: str, seconds: int, *, ticket: str | None = None
+    ) -> bool:
+        """Take the unit's lease if nobody holds a live one (one conditional UPDATE), and
+        only while ``ticket`` is still the unit's queue ticket when one is given. Taking it
+        withdraws the unit's ticket: whatever was queued for it is done by this run."""
         now = utcnow()
+        conditions = [
+            SyncUnit.id == unit_id,
+            or_(
+                SyncUnit.lease_owner.is_(None),
+                SyncUnit.lease_expires_at < now,
+                SyncUnit.lease_owner == owner,
+            ),
+        ]
+        if ticket is not None:
+            conditions.append(SyncUnit.queue_ticket == ticket)
         result = self.session.execute(
             update(SyncUnit)
-            .where(
-                SyncUnit.id == unit_id,
-                or_(
-                    SyncUnit.lease_owner.is_(None),
-                    SyncUnit.lease_expires_at < now,
-                    SyncUnit.lease_owner == owner,
-                ),
+            .where(*conditions)
+            .values(
+                lease_owner=owner,
+                lease_expires_at=now + timedelta(seconds=seconds),
+                queue_ticket=None,
+                queued_at=None,
             )
-            .values(lease_owner=owner, lease_expires_at=now + timedelta(seconds=seconds))
             .execution_options(synchronize_session=False)
         )
         return bool(result.rowcount)  # type: ignore[attr-defined]
@@ -294,6 +369,75 @@ class SyncRepository:
         return bool(subs) and all(
             s.healthy and s.expires_at is not None and s.expires_at > now for s in subs
         )
+
+    def units_needing_subscriptions(self, now: datetime, renew_before: timedelta) -> list[str]:
+        """Active units with no subscription yet, or one that is unhealthy, flagged for
+        reauthorization or expiring within ``renew_before``."""
+        troubled = (
+            select(GraphSubscription.unit_id)
+            .where(
+                or_(
+                    GraphSubscription.healthy.is_(False),
+                    GraphSubscription.subscription_id.is_(None),
+                    GraphSubscription.expires_at.is_(None),
+                    GraphSubscription.expires_at < now + renew_before,
+                    GraphSubscription.last_error != "",
+                )
+            )
+            .distinct()
+        )
+        covered = select(GraphSubscription.unit_id).distinct()
+        return list(
+            self.session.scalars(
+                select(SyncUnit.id).where(
+                    SyncUnit.status == UnitStatus.ACTIVE,
+                    or_(SyncUnit.id.in_(troubled), SyncUnit.id.not_in(covered)),
+                )
+            )
+        )
+
+    # -- the elected scheduler --------------------------------------------------------------
+    def take_scheduler_lease(self, name: str, owner: str, seconds: float) -> bool:
+        """Lead ``name`` for ``seconds`` more: renew our lease, or take it over once the
+        holder's has passed (one conditional statement, so two candidates never both win)."""
+        now = utcnow()
+        expires = now + timedelta(seconds=seconds)
+        result = self.session.execute(
+            update(SchedulerLease)
+            .where(
+                SchedulerLease.name == name,
+                or_(SchedulerLease.owner == owner, SchedulerLease.expires_at < now),
+            )
+            .values(
+                owner=owner,
+                expires_at=expires,
+                acquired_at=case(
+                    (SchedulerLease.owner == owner, SchedulerLease.acquired_at), else_=now
+                ),
+            )
+            .execution_options(synchronize_session=False)
+        )
+        if result.rowcount:  # type: ignore[attr-defined]
+            return True
+        inserted = self.session.execute(
+            _insert(self.session)(SchedulerLease)
+            .values(name=name, owner=owner, expires_at=expires, acquired_at=now)
+            .on_conflict_do_nothing()
+            .returning(SchedulerLease.name)
+        )
+        return inserted.first() is not None
+
+    def release_scheduler_lease(self, name: str, owner: str) -> None:
+        """Step down: a standby may take over at once."""
+        self.session.execute(
+            update(SchedulerLease)
+            .where(SchedulerLease.name == name, SchedulerLease.owner == owner)
+            .values(expires_at=utcnow() - timedelta(seconds=1))
+            .execution_options(synchronize_session=False)
+        )
+
+    def scheduler_lease(self, name: str) -> SchedulerLease | None:
+        return self.session.get(SchedulerLease, name)
 
 
 def _insert(session: Session) -> Any:

@@ -1,4 +1,6 @@
-"""The in-process scheduler (the default; ``m365sync serve`` runs it).
+"""The scheduler: the in-process one (the default; ``m365sync serve`` runs it), and the
+passes the elected ``m365sync scheduler`` runs when scaled out (``prepare_units``,
+``queue_due_units``, ``renew_subscriptions``; ``m365sync.workers.scheduler`` runs them).
 
 Units run independently: each due unit runs as its own task, and the loop only starts
 the due units that are not already running (at most ``sync_max_parallel_units`` at once),
@@ -25,6 +27,7 @@ import asyncio
 import functools
 import logging
 import time
+from collections.abc import Callable, Collection
 from datetime import timedelta
 from typing import Any
 
@@ -37,15 +40,100 @@ from m365sync.db.session import Database
 from m365sync.microsoft.graph import RequestBudget
 from m365sync.settings import Settings, get_settings
 from m365sync.sync.features import SyncFeature
-from m365sync.sync.notifications import ensure_subscriptions
+from m365sync.sync.notifications import RENEW_BEFORE, ensure_subscriptions
 from m365sync.sync.repository import SyncRepository
 from m365sync.sync.service import UnitResult, run_unit, worker_name
 
-__all__ = ["CERTIFICATE_CHECK_SECONDS", "Scheduler"]
+__all__ = [
+    "CERTIFICATE_CHECK_SECONDS",
+    "SCHEDULER_LEASE",
+    "Scheduler",
+    "prepare_units",
+    "queue_due_units",
+    "renew_subscriptions",
+]
 
 log = logging.getLogger(__name__)
 
 CERTIFICATE_CHECK_SECONDS = 3600.0
+SCHEDULER_LEASE = "scheduler"
+"""The name the scaled-out scheduler is elected under (its ``scheduler_leases`` row)."""
+
+
+def prepare_units(database: Database, settings: Settings) -> None:
+    """Reset units left in a running stage by a process that died, and make sure every
+    member of every organization has its units (Task Sync only with their own Office 365
+    connection)."""
+    with database.session() as session:
+        repo = SyncRepository(session)
+        now = utcnow()
+        for unit in repo.reset_stuck(now, timedelta(seconds=settings.sync_stuck_after_seconds)):
+            log.warning("reset stuck sync unit %s (%s)", unit.id, unit.feature.value)
+        connections = ConnectionRepository(session)
+        for member in repo.find_members():
+            repo.ensure_unit(member, SyncFeature.EMAIL)
+            repo.ensure_unit(member, SyncFeature.CALENDAR)
+            own = connections.user_connection(member.organization_id, member.id)
+            if own is not None and own.kind == ConnectionKind.OFFICE365:
+                repo.ensure_unit(member, SyncFeature.TASKS)
+
+
+def queue_due_units(
+    database: Database,
+    settings: Settings,
+    queue: Callable[[str, str], None],
+    limit: int,
+) -> list[str]:
+    """Hand up to ``limit`` due units to the workers' queue, the longest due first: those
+    nobody runs and nobody queued within one lease (so a message lost with its worker is
+    replaced). Each gets a new ticket, committed before ``queue(unit_id, ticket)`` sends
+    it, so the worker that takes the message finds it. Returns the units queued."""
+    now = utcnow()
+    with database.session() as session:
+        repo = SyncRepository(session)
+        due = repo.units_to_queue(now, limit, now - timedelta(seconds=settings.sync_lease_seconds))
+        tickets = {unit_id: repo.mark_queued(unit_id) for unit_id in due}
+    queued = []
+    for unit_id, ticket in tickets.items():
+        try:
+            queue(unit_id, ticket)
+        except Exception:  # the broker is away: the next pass tries again
+            log.exception("could not queue sync unit %s", unit_id)
+            with database.session() as session:
+                SyncRepository(session).withdraw_ticket(unit_id, ticket)
+            break
+        queued.append(unit_id)
+    return queued
+
+
+async def renew_subscriptions(
+    database: Database,
+    runtime: ConnectionRuntime,
+    notification_url: str,
+    *,
+    skip: Collection[str] = (),
+    at_once: int = 4,
+) -> list[str]:
+    """Create, renew or reauthorize the change-notification subscriptions of active units
+    that have none yet, or one that is unhealthy or expiring soon (``skip``: units tried
+    lately). Returns the units handled."""
+
+    def needing() -> list[str]:
+        with database.session() as session:
+            return SyncRepository(session).units_needing_subscriptions(utcnow(), RENEW_BEFORE)
+
+    units = [u for u in await asyncio.to_thread(needing) if u not in skip]
+    gate = asyncio.Semaphore(at_once)
+
+    async def one(unit_id: str) -> None:
+        async with gate:
+            try:
+                await ensure_subscriptions(database, runtime, unit_id, notification_url)
+            except Exception:  # one unit's trouble must not stop the others'
+                log.exception("could not renew the subscriptions of sync unit %s", unit_id)
+
+    await asyncio.gather(*(one(u) for u in units))
+    return units
 
 
 class Scheduler:
@@ -88,22 +176,9 @@ class Scheduler:
             loop.call_soon_threadsafe(wake.set)
 
     def _plan(self, running: set[str], limit: int) -> list[str]:
+        prepare_units(self.database, self.settings)
         with self.database.session() as session:
-            repo = SyncRepository(session)
-            now = utcnow()
-            for unit in repo.reset_stuck(
-                now, timedelta(seconds=self.settings.sync_stuck_after_seconds)
-            ):
-                log.warning("reset stuck sync unit %s (%s)", unit.id, unit.feature.value)
-            connections = ConnectionRepository(session)
-            for member in repo.find_members():
-                repo.ensure_unit(member, SyncFeature.EMAIL)
-                repo.ensure_unit(member, SyncFeature.CALENDAR)
-                own = connections.user_connection(member.organization_id, member.id)
-                if own is not None and own.kind == ConnectionKind.OFFICE365:
-                    repo.ensure_unit(member, SyncFeature.TASKS)
-            session.flush()
-            due = repo.due_units(utcnow(), limit + len(running))
+            due = SyncRepository(session).due_units(utcnow(), limit + len(running))
             return [u.id for u in due if u.id not in running][:limit]
 
     async def start_due(

@@ -30,6 +30,8 @@ from m365sync.connections.runtime import ConnectionRuntime, MailboxAccess
 from m365sync.db.base import utcnow
 from m365sync.db.session import Database
 from m365sync.errors import NotFound, ValidationFailed
+from m365sync.logs import unit_logging
+from m365sync.metrics import ITEMS_LOGGED, UNIT_RUNS
 from m365sync.microsoft.errors import AuthRevoked, ConsentMissing, CredentialError, MicrosoftError
 from m365sync.microsoft.graph import RequestBudget
 from m365sync.organizations.models import Member
@@ -61,7 +63,7 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-Outcome = Literal["ok", "busy", "failed", "lost", "gone"]
+Outcome = Literal["ok", "busy", "failed", "lost", "gone", "stale"]
 FeatureRunner = Callable[[RunContext], Awaitable[None]]
 
 _CONNECTION_FEATURE = {
@@ -80,7 +82,9 @@ def worker_name() -> str:
 class UnitResult:
     """How one run of a unit went. ``busy``: another worker holds the unit's lease
     (``lease_owner``, until ``lease_expires_at``), so nothing ran; ``gone``: the unit or its
-    member no longer exists; ``lost``: the lease was taken over mid-run."""
+    member no longer exists; ``lost``: the lease was taken over mid-run; ``stale``: the queue
+    ticket the run was asked with is no longer the unit's (it ran, or was queued again,
+    since), so nothing ran."""
 
     unit_id: str
     outcome: Outcome
@@ -148,21 +152,52 @@ async def run_unit(
     settings: Settings | None = None,
     budget: RequestBudget | None = None,
     on_progress: Callable[[Progress], None] | None = None,
+    ticket: str | None = None,
 ) -> UnitResult:
-    """Run one unit now, unless another worker holds its lease (``busy``). Every failure,
+    """Run one unit now, unless another worker holds its lease (``busy``) or, when asked
+    with a queue ``ticket``, the ticket is no longer the unit's (``stale``). Every failure,
     Microsoft's or our own, ends as the unit's status and message; the lease taken here is
     given back however the run ends (a crash included), so the next run never waits for it
     to expire. Its Graph requests count against ``budget`` (default: the runtime's for
     this event loop)."""
-    settings = settings or get_settings()
-    owner = owner or worker_name()
-    budget = budget or runtime.request_budget()
+    with unit_logging(unit_id):
+        result = await _run_unit(
+            database,
+            runtime,
+            unit_id,
+            full=full,
+            owner=owner or worker_name(),
+            settings=settings or get_settings(),
+            budget=budget or runtime.request_budget(),
+            on_progress=on_progress,
+            ticket=ticket,
+        )
+    UNIT_RUNS.labels(result.progress.feature.value, result.outcome).inc()
+    if result.progress.logged:
+        ITEMS_LOGGED.labels(result.progress.feature.value).inc(result.progress.logged)
+    return result
 
+
+async def _run_unit(
+    database: Database,
+    runtime: ConnectionRuntime,
+    unit_id: str,
+    *,
+    full: bool,
+    owner: str,
+    settings: Settings,
+    budget: RequestBudget,
+    on_progress: Callable[[Progress], None] | None,
+    ticket: str | None,
+) -> UnitResult:
     def start() -> tuple[SyncUnit, Member, MailboxAccess | None, Exception | None] | str:
         with database.session() as session:
             repo = SyncRepository(session)
-            if not repo.try_lease(unit_id, owner, settings.sync_lease_seconds):
-                return "busy"
+            if not repo.try_lease(unit_id, owner, settings.sync_lease_seconds, ticket=ticket):
+                found = repo.unit(unit_id)
+                if found is None:
+                    return "gone"
+                return "stale" if ticket is not None and found.queue_ticket != ticket else "busy"
             unit = repo.unit(unit_id)
             member = repo.member(unit.member_id) if unit else None
             if unit is None or member is None:
@@ -192,6 +227,8 @@ async def run_unit(
     started = await asyncio.to_thread(start)
     if started == "busy":
         return await asyncio.to_thread(_busy_result, database, unit_id)
+    if started == "stale":
+        return UnitResult(unit_id, "stale", UnitStatus.PENDING, Progress(SyncFeature.EMAIL, ""))
     if isinstance(started, str):
         return UnitResult(unit_id, "gone", UnitStatus.PENDING, Progress(SyncFeature.EMAIL, ""))
     unit, member, access, problem = started
@@ -286,9 +323,12 @@ async def _run_and_record(
                 interval = repo.settings_for(row.organization_id).poll_interval_seconds
                 if repo.has_healthy_subscriptions(row.id, now):
                     interval *= settings.sync_subscribed_poll_factor
-                row.next_run_at = now + timedelta(
-                    seconds=interval + random.uniform(0, settings.sync_jitter_seconds)  # noqa: S311 (jitter)
-                )
+                if not unit.stage_started_at <= row.next_run_at <= now:
+                    row.next_run_at = now + timedelta(
+                        seconds=interval + random.uniform(0, settings.sync_jitter_seconds)  # noqa: S311 (jitter)
+                    )
+                # else a run was asked for while this one ran (a change notification, "sync
+                # now"): what it announced may have come after our delta round, so it stays due.
                 outcome: Outcome = "ok"
             else:
                 failures = row.failure_count + 1

@@ -79,10 +79,11 @@ class InProcessSyncWorkers:
 
 
 class QueuedSyncWorkers:
-    """Workers run in other processes: mark units due (and queue them when ``queue`` is
-    given, e.g. ``m365sync.workers.celery_app.celery_dispatch``)."""
+    """Workers run in other processes: mark units due (and, when ``queue`` is given, e.g.
+    ``m365sync.workers.celery_app.celery_dispatch``, queue them at once with a new ticket,
+    so a change notification does not wait for the scheduler's next pass)."""
 
-    def __init__(self, database: Database, queue: Callable[[str], None] | None = None) -> None:
+    def __init__(self, database: Database, queue: Callable[[str, str], None] | None = None) -> None:
         self.database = database
         self.queue = queue
 
@@ -94,12 +95,16 @@ class QueuedSyncWorkers:
 
     def dispatch(self, unit_id: str) -> None:
         with self.database.session() as session:
-            SyncRepository(session).schedule_now(unit_id)
-        if self.queue is not None:
+            repo = SyncRepository(session)
+            repo.schedule_now(unit_id)
+            ticket = repo.mark_queued(unit_id) if self.queue is not None else None
+        if self.queue is not None and ticket is not None:
             try:
-                self.queue(unit_id)
-            except Exception:  # the unit is due anyway; the next poll picks it up
+                self.queue(unit_id, ticket)
+            except Exception:  # the unit is due anyway: the scheduler queues it
                 log.exception("could not queue sync unit %s", unit_id)
+                with self.database.session() as session:
+                    SyncRepository(session).withdraw_ticket(unit_id, ticket)
 
     def sync_organization_now(self, organization_id: str) -> None:
         for unit_id in _organization_unit_ids(self.database, organization_id):

@@ -85,7 +85,9 @@ def test_celery_worker_runs_sync_unit(sim: SimServer, tmp_path: Path) -> None:
     finally:
         worker.terminate()
         worker.wait(10)
+        world.control.close()
     assert result["outcome"] == "ok" and result["status"] == "active", result
     assert result["counts"]["logged"] == 1
     with world.crm() as crm:
         assert [a.subject for a in crm.activities(ActivityKind.EMAIL)] == ["Via Celery"]
+    world.database.dispose()  # stops its WAL checkpointer thread
