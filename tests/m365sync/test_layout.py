@@ -31,6 +31,7 @@ LAYERS: list[tuple[str, ...]] = [
     ("errors",),
     ("settings",),
     ("crypto", "time_zones"),  # foundations: secrets at rest; time zones as people pick them
+    ("metrics", "logs"),  # what an operator reads: Prometheus metrics, log format
     ("db", "microsoft", "salesforce"),  # storage, and the remote systems' clients
     ("migrations",),  # loaded by Alembic, over db
     # the capabilities, in the order they build on each other
@@ -41,6 +42,7 @@ LAYERS: list[tuple[str, ...]] = [
     ("crm",),
     ("sync",),
     ("scheduling",),
+    ("operations",),  # backup, restore, retention, erasure: over every capability
     ("workers",),  # beside the doors: runs capability code in processes of its own
     ("web",),  # doors: the JSON API and the HTML pages
     ("demo",),  # ``m365sync serve`` and the demo: serves the web app, starts m365sim

@@ -3,7 +3,6 @@ and activities, and forgetting one person on request, both audited."""
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -16,10 +15,7 @@ from m365sync.audit import service as audit
 from m365sync.crm.models import ActivityKind, CrmContact
 from m365sync.errors import ValidationFailed
 from m365sync.operations.retention import erase, purge
-
-sys.path.insert(0, str(Path(__file__).parents[1] / "sync"))
-
-from harness import SyncWorld, build_world
+from support.sync_world import SyncWorld, build_world
 
 MAILBOXES = ("adele@contoso.com", "alex@contoso.com")
 

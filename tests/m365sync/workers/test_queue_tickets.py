@@ -5,7 +5,6 @@ a unit whose message or worker was lost is queued again once its lease passes.""
 from __future__ import annotations
 
 import asyncio
-import sys
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
@@ -22,10 +21,7 @@ from m365sync.sync.models import SyncUnit
 from m365sync.sync.repository import SyncRepository
 from m365sync.sync.scheduler import prepare_units, queue_due_units
 from m365sync.sync.service import UnitResult, run_unit
-
-sys.path.insert(0, str(Path(__file__).parents[1] / "sync"))
-
-from harness import SyncWorld, build_world
+from support.sync_world import SyncWorld, build_world
 
 
 @pytest.fixture

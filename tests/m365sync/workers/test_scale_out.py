@@ -27,10 +27,7 @@ from m365sim.server import SimServer
 from m365sync.crm.models import ActivityKind, CrmActivity, CrmEmailCopy
 from m365sync.db import Database, migrate
 from m365sync.sync.models import SyncCursor, SyncUnit, UnitStatus
-
-sys.path.insert(0, str(Path(__file__).parents[1] / "sync"))
-
-from harness import SyncWorld, build_world
+from support.sync_world import SyncWorld, build_world
 
 POSTGRES_URL = os.environ.get(
     "M365SYNC_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
