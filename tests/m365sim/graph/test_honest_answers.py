@@ -69,12 +69,11 @@ def test_unknown_routes_answer_a_graph_error_saying_m365sim_does_not_model_them(
 @pytest.mark.parametrize(
     ("params", "name"),
     [
-        ({"$select": "subject,internetMessageHeaders"}, "internetMessageHeaders"),
-        ({"$select": "uniqueBody"}, "uniqueBody"),
-        ({"$expand": "attachments"}, "attachments"),
+        ({"$select": "subject,uniqueBody"}, "uniqueBody"),
+        ({"$select": "mentions"}, "mentions"),
         (
-            {"$expand": "singleValueExtendedProperties($filter=id eq 'x')"},
-            "singleValueExtendedProperties",
+            {"$expand": "multiValueExtendedProperties($filter=id eq 'x')"},
+            "multiValueExtendedProperties",
         ),
     ],
 )
@@ -102,15 +101,12 @@ def test_writing_unmodelled_properties_says_so(client: httpx.Client, control: ht
     ).json()
     tagged = client.patch(
         f"{ADELE}/messages/{message['id']}",
-        json={"singleValueExtendedProperties": [{"id": "String {x} Name y", "value": "z"}]},
+        json={"multiValueExtendedProperties": [{"id": "StringArray {x} Name y", "value": ["z"]}]},
     )
     assert tagged.status_code == 501
-    assert "'singleValueExtendedProperties'" in tagged.json()["error"]["message"]
-    draft = client.post(
-        f"{ADELE}/messages",
-        json={"subject": "With a file", "attachments": [{"name": "a.txt"}]},
-    )
-    assert draft.status_code == 501 and "'attachments'" in draft.json()["error"]["message"]
+    assert "'multiValueExtendedProperties'" in tagged.json()["error"]["message"]
+    draft = client.post(f"{ADELE}/messages", json={"subject": "Mentions", "mentions": []})
+    assert draft.status_code == 501 and "'mentions'" in draft.json()["error"]["message"]
     event = client.post(
         f"{ADELE}/events",
         json={
@@ -140,7 +136,7 @@ async def test_the_graph_sdk_surfaces_the_honest_error(sim: SimServer, demo_tena
     adapter.base_url = sim.graph_url
     sdk = GraphServiceClient(request_adapter=adapter)
     query = MessagesRequestBuilder.MessagesRequestBuilderGetQueryParameters(
-        select=["subject", "internetMessageHeaders"]
+        select=["subject", "uniqueBody"]
     )
     with pytest.raises(ODataError) as raised:
         await sdk.users.by_user_id("adele@contoso.com").messages.get(

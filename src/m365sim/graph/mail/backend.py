@@ -23,6 +23,7 @@ from typing import Any
 from m365sim.dates import timestamp_to_second
 from m365sim.directory.models import Tenant, User
 from m365sim.graph.mail import exceptions as mail_errors
+from m365sim.graph.mail.attachments import parse_attachment, parse_headers
 from m365sim.graph.mail.models import (
     MailSettings,
     MailStore,
@@ -111,10 +112,17 @@ class MailBackend:
 
     # -- sending ---------------------------------------------------------------------------
     def send(
-        self, store: MailStore, fields: Mapping[str, Any], *, save_to_sent_items: bool
+        self,
+        store: MailStore,
+        fields: Mapping[str, Any],
+        *,
+        save_to_sent_items: bool,
+        thread_headers: list[tuple[str, str]] | None = None,
     ) -> Message | None:
         """``sendMail`` from ``store``'s mailbox: the Sent Items copy (returned, unless not
-        saved) and one copy per recipient."""
+        saved) and one copy per recipient, each with the attachments. ``thread_headers``
+        (``In-Reply-To``, ``References``) come from ``reply``/``forward``."""
+        thread_headers = thread_headers or []
         to = parse_recipients(fields.get("toRecipients"))
         cc = parse_recipients(fields.get("ccRecipients"))
         bcc = parse_recipients(fields.get("bccRecipients"))
@@ -126,6 +134,8 @@ class MailBackend:
         now = store.now()
         imid = fields.get("internetMessageId") or None
         sent_copy: Message | None = None
+        attachments = [parse_attachment(a, now) for a in fields.get("attachments") or []]
+        headers = parse_headers(fields.get("internetMessageHeaders"), custom_only=True)
         common: dict[str, Any] = {
             "subject": subject,
             "body": content,
@@ -137,6 +147,7 @@ class MailBackend:
             "importance": str(fields.get("importance") or "normal"),
             "received": now,
             "sent": now,
+            "headers": [*headers, *thread_headers],
         }
         if save_to_sent_items:
             sent_copy = store.add_message(
@@ -146,6 +157,7 @@ class MailBackend:
                 is_read=True,
                 internet_message_id=imid,
                 categories=[str(c) for c in fields.get("categories") or []],
+                attachments=attachments,
             )
             imid = sent_copy.internet_message_id
         if imid is None:
@@ -171,6 +183,7 @@ class MailBackend:
                 **common,
                 internet_message_id=imid,
                 conversation_id=sent_copy.conversation_id if sent_copy else None,
+                attachments=[a.copy(now) for a in attachments],
             )
         if outside:
             self.outbound.append(

@@ -9,6 +9,7 @@ any sim tenant.
 
 from __future__ import annotations
 
+import base64
 from datetime import datetime
 from typing import Any
 
@@ -18,6 +19,7 @@ from starlette.responses import Response
 from m365sim.dates import parse_when
 from m365sim.directory.models import Tenant, User
 from m365sim.graph import exceptions as errors
+from m365sim.graph.mail.attachments import Attachment, parse_attachment, parse_headers
 from m365sim.graph.mail.backend import MailBackend
 from m365sim.graph.mail.models import (
     MailSettings,
@@ -69,6 +71,8 @@ def deliver_from_spec(store: MailStore, spec: dict[str, Any]) -> Message:
         "isDraft",
         "categories",
         "importance",
+        "attachments",
+        "internetMessageHeaders",
     }
     unknown = set(spec) - known
     if unknown:
@@ -96,7 +100,25 @@ def deliver_from_spec(store: MailStore, spec: dict[str, Any]) -> Message:
         categories=[str(c) for c in spec.get("categories") or []],
         internet_message_id=spec.get("internetMessageId"),
         conversation_id=spec.get("conversationId"),
+        attachments=[_attachment(a, store.now()) for a in spec.get("attachments") or []],
+        headers=parse_headers(spec.get("internetMessageHeaders"), custom_only=False),
     )
+
+
+def _attachment(raw: Any, now: datetime) -> Attachment:
+    """A Graph attachment body; ``@odata.type`` defaults to a file, and a file may give
+    ``content`` (text) or ``size`` (that many bytes) instead of ``contentBytes``."""
+    if not isinstance(raw, dict):
+        raise errors.BadRequest("Each attachment is an object.")
+    spec = {"@odata.type": "#microsoft.graph.fileAttachment", **raw}
+    if "contentBytes" not in spec and spec["@odata.type"].lower().endswith("fileattachment"):
+        data = (
+            str(spec.pop("content")).encode()
+            if "content" in spec
+            else b"x" * int(spec.pop("size", 0) or 0)
+        )
+        spec["contentBytes"] = base64.b64encode(data).decode()
+    return parse_attachment(spec, now)
 
 
 def generate_from_spec(store: MailStore, spec: dict[str, Any]) -> int:

@@ -41,6 +41,7 @@ import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from email.utils import format_datetime
 from typing import Any, Literal
 
 import orjson
@@ -51,6 +52,7 @@ from m365sim.graph import exceptions as errors
 from m365sim.graph.delta import SyncGenerations, is_expired, token_lifetime
 from m365sim.graph.ids import item_id, mailbox_key, parse_item_id
 from m365sim.graph.mail import exceptions as mail_errors
+from m365sim.graph.mail.attachments import Attachment, child_conversation_index, mime_of
 from m365sim.graph.odata import not_modelled
 from m365sim.state import SimState
 
@@ -114,16 +116,15 @@ MESSAGE_PROPERTIES = frozenset(
         "bccRecipients",
         "replyTo",
         "flag",
+        "internetMessageHeaders",
+        "singleValueExtendedProperties",
     }
 )
 """The ``message`` properties m365sim returns (and accepts in ``$select``/``$filter``)."""
 
 UNMODELLED_MESSAGE_PROPERTIES = frozenset(
     {
-        "attachments",
-        "internetMessageHeaders",
         "uniqueBody",
-        "singleValueExtendedProperties",
         "multiValueExtendedProperties",
         "extensions",
         "mentions",
@@ -288,6 +289,7 @@ class Message:
         "_bytes",
         "_preview",
         "_text",
+        "attachments",
         "bcc",
         "body_content",
         "body_type",
@@ -298,12 +300,13 @@ class Message:
         "conversation_index",
         "created",
         "delivery_receipt",
+        "extended",
         "flag_status",
         "folder",
         "folder_seq",
         "from_",
         "generation",
-        "has_attachments",
+        "headers",
         "importance",
         "inference",
         "internet_message_id",
@@ -345,7 +348,9 @@ class Message:
         self.categories: list[str] = []
         self.is_read = False
         self.is_draft = False
-        self.has_attachments = False
+        self.attachments: list[Attachment] = []
+        self.headers: list[tuple[str, str]] = []  # internetMessageHeaders beyond the basics
+        self.extended: dict[str, str] = {}  # singleValueExtendedProperties: id -> value
         self.delivery_receipt = False
         self.read_receipt = False
         self.internet_message_id = ""
@@ -356,6 +361,46 @@ class Message:
         self._text: str | None = None
         self._preview: str | None = None
         self._bytes: dict[ViewKey, bytes] = {}
+
+    @property
+    def has_attachments(self) -> bool:
+        """Graph: true when an attachment is not inline."""
+        return any(not a.is_inline for a in self.attachments)
+
+    def attachment(self, key: str) -> Attachment:
+        for attachment in self.attachments:
+            if attachment.id == key:
+                return attachment
+        raise errors.ErrorItemNotFound()
+
+    def internet_headers(self) -> list[dict[str, str]]:
+        """``internetMessageHeaders``: the transport headers, then the message's own."""
+        basics = [("Message-ID", self.internet_message_id), ("Subject", self.subject)]
+        if self.from_ is not None:
+            basics.append(("From", f"{self.from_[0]} <{self.from_[1]}>"))
+        if self.to:
+            basics.append(("To", ", ".join(f"{n} <{a}>" for n, a in self.to)))
+        if self.sent is not None:
+            basics.append(("Date", format_datetime(self.sent)))
+        basics.append(("Thread-Index", self.conversation_index))
+        basics.append(("MIME-Version", "1.0"))
+        seen = {name.lower() for name, _ in basics}
+        extra = [(n, v) for n, v in self.headers if n.lower() not in seen]
+        return [{"name": n, "value": v} for n, v in [*basics, *extra]]
+
+    def mime(self) -> bytes:
+        return mime_of(
+            subject=self.subject,
+            sender=self.from_,
+            to=self.to,
+            cc=self.cc,
+            sent=self.sent,
+            message_id=self.internet_message_id,
+            headers=[("Thread-Index", self.conversation_index), *self.headers],
+            body=self.body_content,
+            body_type=self.body_type,
+            attachments=self.attachments,
+        )
 
     def id_for(self, immutable: bool, mailbox: str) -> str:
         return item_id("m", mailbox, self.number, generation=self.generation, immutable=immutable)
@@ -466,6 +511,9 @@ _FIELD_GETTERS: dict[str, Any] = {
     "receivedDateTime": lambda m: timestamp_to_second(m.received),
     "sentDateTime": lambda m: timestamp_to_second(m.sent) if m.sent else None,
     "categories": lambda m: list(m.categories),
+    "singleValueExtendedProperties": lambda m: [
+        {"id": k, "value": v} for k, v in m.extended.items()
+    ],
     "hasAttachments": lambda m: m.has_attachments,
     "internetMessageId": lambda m: m.internet_message_id,
     "subject": lambda m: m.subject,
@@ -583,6 +631,7 @@ class MailStore:
         self._next_number = 1
         self._secret = secrets.token_bytes(16)
         self.messages: dict[int, Message] = {}
+        self.by_internet_id: dict[str, Message] = {}  # threading: internetMessageId -> first
         self.folders: dict[int, MailFolder] = {}
         self.folders_by_id: dict[str, MailFolder] = {}
         self.well_known: dict[str, MailFolder] = {}
@@ -718,9 +767,13 @@ class MailStore:
         internet_message_id: str | None = None,
         conversation_id: str | None = None,
         flag_status: str = "notFlagged",
+        attachments: Iterable[Attachment] = (),
+        headers: Iterable[tuple[str, str]] = (),
         publish: bool = True,
     ) -> Message:
-        """Create a message in ``folder`` (delivery, a draft, a seeded item)."""
+        """Create a message in ``folder`` (delivery, a draft, a seeded item). Its
+        conversation follows ``In-Reply-To``/``References`` among ``headers`` (see
+        ``thread``) unless ``conversation_id`` is given."""
         now = self.now()
         message = Message(self._number(), folder, now)
         message.subject = subject
@@ -739,17 +792,42 @@ class MailStore:
         message.importance = importance
         message.categories = list(categories)
         message.flag_status = flag_status
+        message.attachments = list(attachments)
+        message.headers = list(headers)
         domain = (sender[1] if sender else self.owner[1]).rpartition("@")[2] or "contoso.com"
         message.internet_message_id = internet_message_id or f"<{uuid.uuid4().hex}@{domain}>"
-        message.conversation_id = conversation_id or _conversation_id(
-            self.key, message.internet_message_id
-        )
-        message.conversation_index = _conversation_index(message.received, message.conversation_id)
+        self.thread(message, conversation_id)
         self.messages[message.number] = message
+        self.by_internet_id.setdefault(message.internet_message_id, message)
         self._place(message, folder)
         if publish:
             self._publish("created", message.id_for(False, self.key), folder)
         return message
+
+    def thread(self, message: Message, conversation_id: str | None) -> None:
+        """Set the conversation as Exchange does: the parent named by ``In-Reply-To`` (else
+        the newest known id in ``References``) lends its conversation and its index plus a
+        child block; with no parent here, the thread's root id (the first of
+        ``References``) names the conversation, so later replies still join it."""
+        when = message.sent or message.received
+        if conversation_id:
+            message.conversation_id = conversation_id
+            message.conversation_index = _conversation_index(when, conversation_id)
+            return
+        named = {name.lower(): value for name, value in message.headers}
+        references = named.get("references", "").split()
+        parents = [named.get("in-reply-to", "").strip(), *reversed(references)]
+        for key in parents:
+            parent = self.by_internet_id.get(key) if key else None
+            if parent is not None and parent is not message:
+                message.conversation_id = parent.conversation_id
+                message.conversation_index = child_conversation_index(
+                    parent.conversation_index, parent.sent or parent.received, when
+                )
+                return
+        root = (references[0] if references else parents[0]) or message.internet_message_id
+        message.conversation_id = _conversation_id(self.key, root)
+        message.conversation_index = _conversation_index(when, message.conversation_id)
 
     def update_message(self, message: Message, changes: Mapping[str, Any]) -> Message:
         """Apply a Graph PATCH body; recipients, subject and body change only on drafts."""
@@ -765,6 +843,7 @@ class MailStore:
         }
         allowed = draft_only | {
             "isRead",
+            "singleValueExtendedProperties",
             "categories",
             "importance",
             "flag",
@@ -798,6 +877,8 @@ class MailStore:
                 message.is_read = bool(value)
             elif name == "categories":
                 message.categories = [str(c) for c in value or []]
+            elif name == "singleValueExtendedProperties":
+                message.extended.update(parse_extended(value))
             elif name == "importance":
                 if value not in ("low", "normal", "high"):
                     raise errors.BadRequest(f"Invalid importance '{value}'.")
@@ -841,6 +922,28 @@ class MailStore:
         self._changed(message)
         self._publish("updated", message.id_for(False, self.key), folder)
         return message
+
+    def add_attachment(self, message: Message, attachment: Attachment) -> Attachment:
+        """Attach to a draft (Exchange refuses changes to sent or received mail)."""
+        if not message.is_draft:
+            raise errors.BadRequest(
+                "ErrorInvalidPropertyUpdateSentMessage: Update operation on a sent or received "
+                "message is not allowed for property 'attachments'."
+            )
+        message.attachments.append(attachment)
+        self._changed(message)
+        self._publish("updated", message.id_for(False, self.key), message.folder)
+        return attachment
+
+    def delete_attachment(self, message: Message, attachment: Attachment) -> None:
+        if not message.is_draft:
+            raise errors.BadRequest(
+                "ErrorInvalidPropertyUpdateSentMessage: Update operation on a sent or received "
+                "message is not allowed for property 'attachments'."
+            )
+        message.attachments.remove(attachment)
+        self._changed(message)
+        self._publish("updated", message.id_for(False, self.key), message.folder)
 
     def _changed(self, message: Message) -> None:
         folder = message.folder
@@ -1158,6 +1261,18 @@ class MailStore:
         self._prune()
         deltatoken = {"k": "d", "p": point_id, "g": current.until_seq, "c": chain, "n": generation}
         return DeltaPage(items, None, self._sign(deltatoken))
+
+
+def parse_extended(value: Any) -> dict[str, str]:
+    """``singleValueExtendedProperties``: ``[{"id": "String {guid} Name x", "value": "..."}]``."""
+    if not isinstance(value, list):
+        raise errors.BadRequest("singleValueExtendedProperties must be a list of {id, value}.")
+    out: dict[str, str] = {}
+    for entry in value:
+        if not isinstance(entry, Mapping) or not isinstance(entry.get("id"), str):
+            raise errors.BadRequest("Each extended property needs an id and a value.")
+        out[entry["id"]] = str(entry.get("value") if entry.get("value") is not None else "")
+    return out
 
 
 def _sync_state_gone(generation: Any, highest: int) -> errors.SyncStateNotFound:

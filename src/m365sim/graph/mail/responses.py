@@ -18,9 +18,16 @@ from starlette.responses import Response
 from m365sim.directory.models import User
 from m365sim.graph import exceptions as errors
 from m365sim.graph.auth import Caller, resolve_mailbox
-from m365sim.graph.exceptions import UnsupportedFilter
+from m365sim.graph.exceptions import PropertyNotFound, UnsupportedFilter
 from m365sim.graph.ids import parse_item_id
 from m365sim.graph.mail import exceptions as mail_errors
+from m365sim.graph.mail.attachments import (
+    ATTACHMENT_PROPERTIES,
+    MAX_REQUEST_BYTES,
+    RequestTooLarge,
+    parse_attachment,
+    parse_headers,
+)
 from m365sim.graph.mail.backend import MailBackend
 from m365sim.graph.mail.models import (
     FOLDER_PROPERTIES,
@@ -38,6 +45,7 @@ from m365sim.graph.mail.models import (
 from m365sim.graph.odata import (
     AnyOf,
     Comparison,
+    Logical,
     ODataQuery,
     OrderBy,
     apply_orderby,
@@ -47,6 +55,7 @@ from m365sim.graph.odata import (
     next_link,
     not_modelled,
     page,
+    parse_filter,
     parse_prefer,
     render_collection,
     select_fields,
@@ -100,9 +109,122 @@ class MailContext:
         key = user_key(request) or self.owner.id
         return metadata_url(request, f"users('{key}')/{tail}")
 
-    def render(self, message: Message, *, select: tuple[str, ...] | None = None) -> dict[str, Any]:
+    def render(
+        self,
+        message: Message,
+        *,
+        select: tuple[str, ...] | None = None,
+        expand: Expansions | None = None,
+    ) -> dict[str, Any]:
         view = message.view(self.store.key, (self.prefs.immutable, self.prefs.text, False))
-        return select_fields(view, select)
+        if select and "internetMessageHeaders" in select:
+            view["internetMessageHeaders"] = message.internet_headers()
+        if select and "singleValueExtendedProperties" in select:
+            raise errors.BadRequest(
+                "singleValueExtendedProperties is a navigation property: use $expand."
+            )
+        out = select_fields(view, select)
+        if expand is not None:
+            out.update(expand.render(message))
+        return out
+
+
+@dataclass(frozen=True)
+class Expansions:
+    """``$expand`` on messages: ``attachments`` (optionally ``($select=...)``) and
+    ``singleValueExtendedProperties($filter=id eq '...')``, as Graph documents them."""
+
+    attachments: bool = False
+    attachment_select: tuple[str, ...] | None = None
+    extended: bool = False
+    extended_ids: tuple[str, ...] = ()
+
+    @classmethod
+    def parse(cls, text: str | None) -> Expansions | None:
+        if not text:
+            return None
+        attachments = extended = False
+        attachment_select: tuple[str, ...] | None = None
+        extended_ids: tuple[str, ...] = ()
+        for name, options in _split_expand(text):
+            if name == "attachments":
+                attachments = True
+                selected = options.get("select")
+                if selected:
+                    attachment_select = tuple(n.strip() for n in selected.split(","))
+                    for field_name in attachment_select:
+                        if field_name not in ATTACHMENT_PROPERTIES:
+                            raise PropertyNotFound(
+                                f"Could not find a property named '{field_name}' on type "
+                                "'microsoft.graph.attachment'."
+                            )
+            elif name == "singleValueExtendedProperties":
+                extended = True
+                wanted = options.get("filter")
+                if wanted is not None:
+                    extended_ids = tuple(_extended_ids(wanted))
+            else:
+                raise PropertyNotFound(
+                    f"Could not find a property named '{name}' on type 'microsoft.graph.message'."
+                )
+        return cls(attachments, attachment_select, extended, extended_ids)
+
+    def render(self, message: Message) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        if self.attachments:
+            out["attachments"] = [
+                select_fields(a.view(), self.attachment_select) for a in message.attachments
+            ]
+        if self.extended:
+            wanted = {i.lower() for i in self.extended_ids}
+            out["singleValueExtendedProperties"] = [
+                {"id": key, "value": value}
+                for key, value in message.extended.items()
+                if not wanted or key.lower() in wanted
+            ]
+        return out
+
+
+def _split_expand(text: str) -> list[tuple[str, dict[str, str]]]:
+    """``a($select=x,y),b($filter=...)`` → ``[("a", {"select": "x,y"}), ("b", ...)]``."""
+    parts: list[tuple[str, dict[str, str]]] = []
+    depth, start = 0, 0
+    pieces: list[str] = []
+    for index, char in enumerate(text):
+        if char == "(":
+            depth += 1
+        elif char == ")":
+            depth -= 1
+        elif char == "," and depth == 0:
+            pieces.append(text[start:index])
+            start = index + 1
+    pieces.append(text[start:])
+    for piece in pieces:
+        name, _, rest = piece.strip().partition("(")
+        options: dict[str, str] = {}
+        for option in rest.rstrip(")").split(";") if rest else []:
+            key, _, value = option.partition("=")
+            options[key.strip().lstrip("$").lower()] = value.strip()
+        parts.append((name.strip(), options))
+    return parts
+
+
+def _extended_ids(text: str) -> list[str]:
+    """The ids of ``id eq '...' [or id eq '...']`` (the filter Graph accepts here)."""
+    expr = parse_filter(text)
+    found: list[str] = []
+
+    def walk(node: Any) -> None:
+        if isinstance(node, Comparison) and node.path == ("id",) and node.op == "eq":
+            found.append(str(node.value))
+        elif isinstance(node, Logical) and node.op == "or":
+            walk(node.left)
+            walk(node.right)
+        else:
+            raise UnsupportedFilter()
+
+    walk(expr)
+    return found
 
 
 def _mail(request: Request, *, write: bool = False, permission: str | None = None) -> MailContext:
@@ -217,11 +339,15 @@ def _check_message_filter(query: ODataQuery) -> None:
             raise mail_errors.InefficientFilter()
 
 
+LAMBDA_COLLECTIONS = frozenset({"categories", "singleValueExtendedProperties"})
+"""Collections Graph lets ``any`` range over on messages (recipients it refuses)."""
+
+
 def _has_lambda(expr: Any) -> bool:
     if expr is None:
         return False
     if isinstance(expr, AnyOf):
-        return True
+        return expr.collection[0] not in LAMBDA_COLLECTIONS
     return any(_has_lambda(getattr(expr, side, None)) for side in ("left", "right", "operand"))
 
 
@@ -232,12 +358,13 @@ async def list_messages(request: Request) -> Response:
     folder = ctx.store.folder(folder_key) if folder_key is not None else None
     query = ODataQuery.from_request(
         request,
-        allowed={"select", "top", "skip", "filter", "orderby", "count"},
+        allowed={"select", "top", "skip", "filter", "orderby", "count", "expand"},
         entity="message",
         properties=MESSAGE_PROPERTIES,
         unmodelled=UNMODELLED_MESSAGE_PROPERTIES,
     )
     _check_message_filter(query)
+    expand = Expansions.parse(query.expand)
     store, immutable = ctx.store, ctx.prefs.immutable
     orderby = query.orderby or NEWEST_FIRST
 
@@ -258,8 +385,8 @@ async def list_messages(request: Request) -> Response:
     key = (immutable, ctx.prefs.text, False)
     values: list[dict[str, Any] | bytes] = (
         [m.view_bytes(store.key, key) for m in chunk]
-        if query.select is None
-        else [select_fields(m.view(store.key, key), query.select) for m in chunk]
+        if query.select is None and expand is None
+        else [ctx.render(m, select=query.select, expand=expand) for m in chunk]
     )
     tail = f"mailFolders('{folder_key}')/messages" if folder_key is not None else "messages"
     body = render_collection(
@@ -284,7 +411,7 @@ async def get_message(request: Request) -> Response:
     ctx = _mail(request)
     query = ODataQuery.from_request(
         request,
-        allowed={"select"},
+        allowed={"select", "expand"},
         entity="message",
         properties=MESSAGE_PROPERTIES,
         unmodelled=UNMODELLED_MESSAGE_PROPERTIES,
@@ -292,7 +419,7 @@ async def get_message(request: Request) -> Response:
     message = _message_in_scope(ctx, request)
     body = {
         "@odata.context": ctx.context(request, "messages/$entity"),
-        **ctx.render(message, select=query.select),
+        **ctx.render(message, select=query.select, expand=Expansions.parse(query.expand)),
     }
     return _json(body, headers=ctx.prefs.headers())
 
@@ -348,6 +475,9 @@ _CREATE_FIELDS = frozenset(
         "sender",
         "internetMessageId",
         "inferenceClassification",
+        "attachments",
+        "internetMessageHeaders",
+        "singleValueExtendedProperties",
     }
 )
 
@@ -378,6 +508,7 @@ async def create_message(request: Request) -> Response:
     fields = _message_fields(await json_body(request))
     content, body_type = parse_item_body(fields)
     sender = parse_recipient(fields["from"]) if fields.get("from") else ctx.store.owner
+    now = ctx.store.now()
     message = ctx.store.add_message(
         folder,
         subject=str(fields.get("subject") or ""),
@@ -393,7 +524,13 @@ async def create_message(request: Request) -> Response:
         internet_message_id=fields.get("internetMessageId"),
         is_read=True,
         is_draft=True,
+        attachments=[parse_attachment(a, now) for a in fields.get("attachments") or []],
+        headers=parse_headers(fields.get("internetMessageHeaders"), custom_only=True),
     )
+    if fields.get("singleValueExtendedProperties"):
+        ctx.store.update_message(
+            message, {"singleValueExtendedProperties": fields["singleValueExtendedProperties"]}
+        )
     out = {"@odata.context": ctx.context(request, "messages/$entity"), **ctx.render(message)}
     return _json(out, status=201, headers=ctx.prefs.headers())
 
@@ -401,6 +538,7 @@ async def create_message(request: Request) -> Response:
 async def send_mail(request: Request) -> Response:
     """Send a message: recipients in any sim tenant receive it; a copy goes to Sent Items."""
     ctx = _mail(request, permission="Mail.Send")
+    await _within_request_limit(request)
     body = await json_body(request)
     if not isinstance(body, dict) or not isinstance(body.get("message"), dict):
         raise errors.BadRequest("Empty Payload. JSON content expected.")
@@ -409,6 +547,192 @@ async def send_mail(request: Request) -> Response:
     save = save if isinstance(save, bool) else str(save).lower() != "false"
     ctx.backend.send(ctx.store, fields, save_to_sent_items=save)
     return Response(status_code=202)
+
+
+async def _within_request_limit(request: Request) -> None:
+    if len(await request.body()) > MAX_REQUEST_BYTES:
+        raise RequestTooLarge()
+
+
+def _thread_headers(parent: Message) -> list[tuple[str, str]]:
+    """``In-Reply-To`` and ``References`` of an answer to ``parent`` (RFC 5322 3.6.4)."""
+    named = {name.lower(): value for name, value in parent.headers}
+    references = [*named.get("references", "").split(), parent.internet_message_id]
+    return [("In-Reply-To", parent.internet_message_id), ("References", " ".join(references))]
+
+
+def _answer_fields(parent: Message, body: Mapping[str, Any], *, forward: bool) -> dict[str, Any]:
+    """The message a ``reply``/``forward``/``createReply`` sends: Graph's ``RE:``/``FW:``
+    subject, the comment above the quoted original, the parent's sender as recipient (or
+    the given ``toRecipients``), the parent's attachments on a forward."""
+    extra = body.get("message")
+    fields = _message_fields(dict(extra) if isinstance(extra, dict) else {})
+    prefix = "FW: " if forward else "RE: "
+    fields.setdefault("subject", prefix + parent.subject)
+    comment = str(body.get("comment") or "")
+    original = parent.text_body() if parent.body_type == "text" else parent.body_content
+    fields.setdefault(
+        "body", {"contentType": parent.body_type, "content": f"{comment}\n\n{original}"}
+    )
+    if body.get("toRecipients") is not None:
+        fields["toRecipients"] = body["toRecipients"]
+    if not forward and "toRecipients" not in fields:
+        target = parent.reply_to[0] if parent.reply_to else parent.from_ or parent.sender
+        if target is not None:
+            fields["toRecipients"] = [{"emailAddress": {"name": target[0], "address": target[1]}}]
+    if forward:
+        carried = [a.view() for a in parent.attachments if a.kind == "file"]
+        fields["attachments"] = [*(fields.get("attachments") or []), *carried]
+    return fields
+
+
+async def reply(request: Request) -> Response:
+    """``reply`` / ``forward``: send the answer at once (202), threaded under the parent."""
+    forward = request.url.path.rstrip("/").endswith("/forward")
+    ctx = _mail(request, permission="Mail.Send")
+    parent = _message_in_scope(ctx, request)
+    body = await json_body(request)
+    body = body if isinstance(body, dict) else {}
+    if (
+        forward
+        and not body.get("toRecipients")
+        and not (body.get("message") or {}).get("toRecipients")
+    ):
+        raise mail_errors.ErrorInvalidRecipients()
+    fields = _answer_fields(parent, body, forward=forward)
+    ctx.backend.send(
+        ctx.store, fields, save_to_sent_items=True, thread_headers=_thread_headers(parent)
+    )
+    return Response(status_code=202)
+
+
+async def create_reply(request: Request) -> Response:
+    """``createReply`` / ``createForward``: a draft in Drafts, threaded under the parent."""
+    forward = request.url.path.rstrip("/").endswith("/createForward")
+    ctx = _mail(request, write=True)
+    parent = _message_in_scope(ctx, request)
+    body = await json_body(request) if await request.body() else {}
+    body = body if isinstance(body, dict) else {}
+    fields = _answer_fields(parent, body, forward=forward)
+    content, body_type = parse_item_body(fields)
+    now = ctx.store.now()
+    draft = ctx.store.add_message(
+        ctx.store.well_known["drafts"],
+        subject=str(fields.get("subject") or ""),
+        body=content,
+        body_type=body_type,
+        sender=ctx.store.owner,
+        to=parse_recipients(fields.get("toRecipients")),
+        is_read=True,
+        is_draft=True,
+        attachments=[parse_attachment(a, now) for a in fields.get("attachments") or []],
+        headers=_thread_headers(parent),
+    )
+    out = {"@odata.context": ctx.context(request, "messages/$entity"), **ctx.render(draft)}
+    return _json(out, status=201, headers=ctx.prefs.headers())
+
+
+async def send_draft(request: Request) -> Response:
+    """``send`` a draft: it goes out like ``sendMail`` and leaves Drafts."""
+    ctx = _mail(request, permission="Mail.Send")
+    draft = _message_in_scope(ctx, request)
+    if not draft.is_draft:
+        raise errors.BadRequest("Only a draft can be sent.")
+    view = draft.view(ctx.store.key, (False, False, False))
+    fields = {
+        key: view[key]
+        for key in ("subject", "body", "toRecipients", "ccRecipients", "bccRecipients", "replyTo")
+    }
+    fields["attachments"] = [a.view() for a in draft.attachments]
+    custom = [(n, v) for n, v in draft.headers if n.lower().startswith("x-")]
+    fields["internetMessageHeaders"] = [{"name": n, "value": v} for n, v in custom]
+    thread = [(n, v) for n, v in draft.headers if n.lower() in ("in-reply-to", "references")]
+    ctx.backend.send(ctx.store, fields, save_to_sent_items=True, thread_headers=thread)
+    ctx.store.delete_message(draft)
+    return Response(status_code=202)
+
+
+# -- attachments and raw content ------------------------------------------------------------
+
+
+async def list_attachments(request: Request) -> Response:
+    """A message's attachments (``$select`` supported; files carry ``contentBytes``)."""
+    ctx = _mail(request)
+    query = ODataQuery.from_request(
+        request,
+        allowed={"select", "top", "skip", "filter", "count"},
+        entity="attachment",
+        properties=ATTACHMENT_PROPERTIES,
+    )
+    message = _message_in_scope(ctx, request)
+    views = [a.view() for a in message.attachments]
+    if query.filter is not None:
+        predicate = compile_filter(query.filter)
+        views = [v for v in views if predicate(v)]
+    chunk, next_skip = page(views, query.top or len(views) or 1, query.skip)
+    tail = f"messages('{request.path_params['message_id']}')/attachments"
+    body = render_collection(
+        ctx.context(request, tail),
+        [select_fields(v, query.select) for v in chunk],
+        next_link=next_link(request, **{"$skip": next_skip}) if next_skip is not None else None,
+        count=len(views) if query.count else None,
+    )
+    return _collection(body, ctx.prefs.headers())
+
+
+async def get_attachment(request: Request) -> Response:
+    """One attachment by id."""
+    ctx = _mail(request)
+    query = ODataQuery.from_request(
+        request, allowed={"select"}, entity="attachment", properties=ATTACHMENT_PROPERTIES
+    )
+    message = _message_in_scope(ctx, request)
+    attachment = message.attachment(request.path_params["attachment_id"])
+    tail = f"messages('{request.path_params['message_id']}')/attachments/$entity"
+    return _json(
+        {
+            "@odata.context": ctx.context(request, tail),
+            **select_fields(attachment.view(), query.select),
+        }
+    )
+
+
+async def attachment_value(request: Request) -> Response:
+    """A file attachment's raw bytes (``.../attachments/{id}/$value``)."""
+    ctx = _mail(request)
+    message = _message_in_scope(ctx, request)
+    attachment = message.attachment(request.path_params["attachment_id"])
+    if attachment.kind != "file":
+        raise errors.BadRequest("Only file attachments have raw content.")
+    return Response(
+        attachment.content, media_type=attachment.content_type or "application/octet-stream"
+    )
+
+
+async def add_attachment(request: Request) -> Response:
+    """Add an attachment to a draft (up to Graph's 4 MB request size)."""
+    ctx = _mail(request, write=True)
+    await _within_request_limit(request)
+    message = _message_in_scope(ctx, request)
+    attachment = parse_attachment(await json_body(request), ctx.store.now())
+    ctx.store.add_attachment(message, attachment)
+    tail = f"messages('{request.path_params['message_id']}')/attachments/$entity"
+    return _json({"@odata.context": ctx.context(request, tail), **attachment.view()}, status=201)
+
+
+async def delete_attachment(request: Request) -> Response:
+    """Remove an attachment from a draft."""
+    ctx = _mail(request, write=True)
+    message = _message_in_scope(ctx, request)
+    ctx.store.delete_attachment(message, message.attachment(request.path_params["attachment_id"]))
+    return Response(status_code=204)
+
+
+async def message_value(request: Request) -> Response:
+    """The message as MIME (``GET .../messages/{id}/$value``)."""
+    ctx = _mail(request)
+    message = _message_in_scope(ctx, request)
+    return Response(message.mime(), media_type="text/plain")
 
 
 # -- delta ----------------------------------------------------------------------------------
