@@ -150,6 +150,8 @@ USER_FLAGS: dict[str, tuple[str, type]] = {
     "mailboxFull": ("mailbox_full", bool),
     "timeZone": ("time_zone", str),
     "aliases": ("aliases", list),
+    "userPurpose": ("mailbox_kind", str),
+    "capacity": ("capacity", int),
 }
 """Seed / control API field → ``User`` attribute, with the type each must have."""
 
@@ -170,6 +172,11 @@ def apply_user_fields(user: User, spec: dict[str, Any]) -> None:
             isinstance(value, list) and all(isinstance(a, str) and "@" in a for a in value)
         ):
             raise SeedError(f"user {user.user_principal_name!r}: aliases are email addresses")
+        if key == "userPurpose" and value not in ("user", "shared", "room", "equipment"):
+            raise SeedError(
+                f"user {user.user_principal_name!r}: userPurpose is 'user', 'shared', 'room' "
+                "or 'equipment'"
+            )
         if key == "mailboxLocation" and value not in ("cloud", "onprem"):
             raise SeedError(
                 f"user {user.user_principal_name!r}: mailboxLocation is 'cloud' or 'onprem'"

@@ -76,6 +76,9 @@ class User:
     sessions_revoked_at: datetime | None = None
     directory_roles: set[str] = field(default_factory=set)  # names from DIRECTORY_ROLES
     aliases: list[str] = field(default_factory=list)  # secondary SMTP addresses
+    # mailboxSettings.userPurpose: "user", "shared", "room" or "equipment" (resources)
+    mailbox_kind: str = "user"
+    capacity: int | None = None  # rooms: how many people fit (``/places``)
     created_at: datetime = field(default_factory=lambda: datetime.now(UTC))
 
     @property

@@ -8,6 +8,7 @@ from m365sim.graph.applications import urls as applications
 from m365sim.graph.batch import urls as batch
 from m365sim.graph.calendar import urls as calendar
 from m365sim.graph.mail import urls as mail
+from m365sim.graph.places import urls as places
 from m365sim.graph.subscriptions import urls as subscriptions
 from m365sim.graph.todo import urls as todo
 from m365sim.graph.users import urls as users
@@ -18,6 +19,7 @@ routes: list[BaseRoute] = [
     *mail.routes,
     *calendar.routes,
     *todo.routes,
+    *places.routes,
     *users.routes,
     *applications.routes,
 ]

@@ -22,6 +22,7 @@ an "eventual" query are exactly up to date (Entra's index lags by seconds).
 
 from __future__ import annotations
 
+from datetime import time
 from typing import Any
 
 from starlette.requests import Request
@@ -30,6 +31,10 @@ from starlette.responses import Response
 from m365sim.directory.models import User
 from m365sim.graph import exceptions as errors
 from m365sim.graph.auth import Caller, authenticate, check_mailbox_reachable
+from m365sim.graph.calendar.backend import CalendarBackend
+from m365sim.graph.calendar.models import WorkingHours
+from m365sim.graph.calendar.recurrence import DAYS
+from m365sim.graph.exceptions import NotModelled
 from m365sim.graph.odata import (
     AnyOf,
     Comparison,
@@ -42,10 +47,12 @@ from m365sim.graph.odata import (
     compile_filter,
     metadata_url,
     next_link,
+    not_modelled,
     render_collection,
     select_fields,
 )
-from m365sim.http import JSONResponse, tag_request
+from m365sim.graph.timezones import is_known
+from m365sim.http import JSONResponse, json_body, sim_state, tag_request
 
 USER_PROPERTIES = frozenset(
     {
@@ -261,7 +268,10 @@ def _default(extended: dict[str, Any]) -> dict[str, Any]:
 
 
 async def mailbox_settings(request: Request) -> Response:
-    """A user's mailboxSettings (timeZone, workingHours, language, ...)."""
+    """A user's mailboxSettings (timeZone, workingHours, language, ...); ``PATCH`` changes
+    ``timeZone`` and ``workingHours`` (``MailboxSettings.ReadWrite``). Working hours are
+    the calendar's, so getSchedule and findMeetingTimes see the same ones."""
+    write = request.method == "PATCH"
     caller = authenticate(request)
     key = request.path_params.get("user_id")
     user = caller.user if key is None else _find(caller, str(key))
@@ -269,13 +279,25 @@ async def mailbox_settings(request: Request) -> Response:
         raise errors.BadRequest("/me request is only valid with delegated authentication flow.")
     tag_request(request, mailbox=user.id)
     own = caller.user is not None and caller.user.id == user.id
-    wanted = {"MailboxSettings.Read", "MailboxSettings.ReadWrite"}
+    wanted = (
+        {"MailboxSettings.ReadWrite"}
+        if write
+        else {
+            "MailboxSettings.Read",
+            "MailboxSettings.ReadWrite",
+        }
+    )
     granted = caller.roles if caller.app_only else caller.scopes
     if not own and not caller.app_only:
-        wanted = {"MailboxSettings.Read.Shared", "MailboxSettings.ReadWrite.Shared"} | wanted
+        wanted = {f"{w}.Shared" for w in wanted} | wanted
     if not granted & wanted:
         raise errors.ErrorAccessDenied()
     check_mailbox_reachable(user)
+    tenant = sim_state(request).find_user_anywhere(user.id)
+    assert tenant is not None
+    hours = CalendarBackend(sim_state(request)).store(tenant[0], user).working_hours
+    if write:
+        apply_mailbox_settings(user, hours, await json_body(request))
     return JSONResponse(
         {
             "@odata.context": metadata_url(request, f"users('{user.id}')/mailboxSettings"),
@@ -284,14 +306,48 @@ async def mailbox_settings(request: Request) -> Response:
             "delegateMeetingMessageDeliveryOptions": "sendToDelegateOnly",
             "dateFormat": "M/d/yyyy",
             "timeFormat": "h:mm tt",
-            "userPurpose": "user",
+            "userPurpose": user.mailbox_kind,
             "automaticRepliesSetting": {"status": "disabled", "externalAudience": "none"},
             "language": {"locale": "en-US", "displayName": "English (United States)"},
-            "workingHours": {
-                "daysOfWeek": ["monday", "tuesday", "wednesday", "thursday", "friday"],
-                "startTime": "08:00:00.0000000",
-                "endTime": "17:00:00.0000000",
-                "timeZone": {"name": user.time_zone},
-            },
+            "workingHours": hours.as_json(user.time_zone),
         }
     )
+
+
+def apply_mailbox_settings(user: User, hours: WorkingHours, body: Any) -> None:
+    """A ``PATCH`` body: ``timeZone`` (Windows or IANA name) and ``workingHours``
+    (``daysOfWeek``, ``startTime``, ``endTime``, ``timeZone.name``); other properties
+    are read-only here (m365sim does not model automatic replies or language changes)."""
+    if not isinstance(body, dict):
+        raise errors.BadRequest("The request body must be a JSON object.")
+    for name in body:
+        if name.startswith("@odata") or name in ("timeZone", "workingHours"):
+            continue
+        raise not_modelled(name, "mailboxSettings")
+    zone = body.get("timeZone")
+    if zone is not None:
+        if not isinstance(zone, str) or not is_known(zone):
+            raise errors.BadRequest(f"The time zone '{zone}' is not valid.")
+        user.time_zone = zone
+    raw = body.get("workingHours")
+    if raw is None:
+        return
+    if not isinstance(raw, dict):
+        raise errors.BadRequest("workingHours must be an object.")
+    try:
+        days = tuple(str(d).lower() for d in raw.get("daysOfWeek", hours.days))
+        if not days or any(d not in DAYS for d in days):
+            raise ValueError("daysOfWeek")
+        start = time.fromisoformat(str(raw.get("startTime", hours.start.isoformat()))[:8])
+        end = time.fromisoformat(str(raw.get("endTime", hours.end.isoformat()))[:8])
+    except ValueError as exc:
+        raise errors.BadRequest(f"Invalid working hours: {exc}") from exc
+    zone_name = (
+        (raw.get("timeZone") or {}).get("name") if isinstance(raw.get("timeZone"), dict) else None
+    )
+    if zone_name is not None and zone_name != user.time_zone:
+        raise NotModelled(
+            "m365sim keeps working hours in the mailbox's own time zone: set timeZone to "
+            f"'{zone_name}' too, or give workingHours no timeZone."
+        )
+    hours.days, hours.start, hours.end = days, start, end

@@ -12,6 +12,6 @@ routes: list[BaseRoute] = [
     Route(f"{GRAPH_PREFIX}/me", responses.me, methods=["GET"]),
     Route(f"{GRAPH_PREFIX}/users", responses.list_users, methods=["GET"]),
     Route(f"{GRAPH_PREFIX}/users/$count", responses.count_users, methods=["GET"]),
-    *mailbox_routes("/mailboxSettings", responses.mailbox_settings, ["GET"]),
+    *mailbox_routes("/mailboxSettings", responses.mailbox_settings, ["GET", "PATCH"]),
     Route(f"{GRAPH_PREFIX}/users/{{user_id}}", responses.get_user, methods=["GET"]),
 ]

@@ -1,0 +1,1 @@
+"""Graph ``places``: the tenant's rooms and equipment (resource mailboxes)."""
