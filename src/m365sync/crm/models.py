@@ -185,6 +185,13 @@ class CrmActivity(Base):
             postgresql_where=text("change_seq > 0"),
         ),
         Index(
+            "ix_crm_activities_conversation",
+            "organization_id",
+            "conversation_id",
+            sqlite_where=text("conversation_id IS NOT NULL"),
+            postgresql_where=text("conversation_id IS NOT NULL"),
+        ),
+        Index(
             "ix_crm_activities_series_key",
             "series_key",
             sqlite_where=text("series_key IS NOT NULL"),
@@ -203,6 +210,11 @@ class CrmActivity(Base):
     occurred_at: Mapped[datetime | None] = mapped_column(default=None, index=True)
     from_address: Mapped[str | None] = mapped_column(String(320), default=None)
     participants: Mapped[list[dict[str, str]]] = mapped_column(JSON, default=list)
+    # Emails: the mailbox's thread (Graph's conversationId; a mailbox's own, so replies
+    # group within the mailbox that logged them) and the attachments' names, types and
+    # sizes (their content stays in the mailbox).
+    conversation_id: Mapped[str | None] = mapped_column(String(255), default=None)
+    attachments: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
     # Events.
     starts_at: Mapped[datetime | None] = mapped_column(default=None)
     ends_at: Mapped[datetime | None] = mapped_column(default=None)

@@ -12,6 +12,7 @@ from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
 from m365sync.crm.models import (
+    ActivityKind,
     CrmAccount,
     CrmActivity,
     CrmActivityPerson,
@@ -85,6 +86,22 @@ class ActivityRepository:
         ):
             return None
         return activity
+
+    def thread(self, conversation_id: str, limit: int = 100) -> list[CrmActivity]:
+        """The organization's live emails of one conversation, oldest first."""
+        return list(
+            self.session.scalars(
+                select(CrmActivity)
+                .where(
+                    CrmActivity.organization_id == self.organization_id,
+                    CrmActivity.conversation_id == conversation_id,
+                    CrmActivity.kind == ActivityKind.EMAIL,
+                    CrmActivity.deleted_at.is_(None),
+                )
+                .order_by(CrmActivity.occurred_at, CrmActivity.id)
+                .limit(limit)
+            )
+        )
 
     def contacts(self) -> list[CrmContact]:
         return list(

@@ -15,7 +15,15 @@ from m365sync.crm.models import CrmAccount, CrmActivity, CrmContact
 from m365sync.crm.repository import ActivityRepository
 from m365sync.errors import NotFound
 
-__all__ = ["ACTIVITY_KINDS", "UPCOMING_DAYS", "ActivityList", "get_activity", "search_activities"]
+__all__ = [
+    "ACTIVITY_KINDS",
+    "UPCOMING_DAYS",
+    "ActivityDetail",
+    "ActivityList",
+    "activity_detail",
+    "get_activity",
+    "search_activities",
+]
 
 ACTIVITY_KINDS = {"email": "Emails", "event": "Meetings", "task": "Tasks"}
 UPCOMING_DAYS = 14
@@ -63,3 +71,23 @@ def get_activity(session: Session, organization_id: str, activity_id: str) -> Cr
             "That activity is not in your organization's CRM.", fix="Go back to Activities."
         )
     return activity
+
+
+@dataclass
+class ActivityDetail:
+    """One activity and, for an email, the other emails of its thread (oldest first)."""
+
+    activity: CrmActivity
+    thread: list[CrmActivity] = field(default_factory=list)
+
+
+def activity_detail(session: Session, organization_id: str, activity_id: str) -> ActivityDetail:
+    """The activity page's content: the activity, and the emails logged from the same
+    conversation (a mailbox's thread) when there are others."""
+    activity = get_activity(session, organization_id, activity_id)
+    thread: list[CrmActivity] = []
+    if activity.conversation_id:
+        thread = ActivityRepository(session, organization_id).thread(activity.conversation_id)
+        if len(thread) < 2:
+            thread = []
+    return ActivityDetail(activity, thread)

@@ -20,12 +20,13 @@ from __future__ import annotations
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Protocol
+from typing import Any, Protocol
 
 from m365sync.crm.addresses import address_domain, normalize_address
 from m365sync.crm.models import ActivityKind, PersonKind
 
 __all__ = [
+    "AttachmentInfo",
     "CrmTarget",
     "EmailRecord",
     "EventRecord",
@@ -86,6 +87,20 @@ class EmailRecord:
     participants: list[Participant]
     people: list[PersonMatch]
     account_ids: list[str]
+    conversation_id: str | None = None
+    attachments: list[AttachmentInfo] = field(default_factory=list)
+
+
+@dataclass(slots=True, frozen=True)
+class AttachmentInfo:
+    """What is logged about one attachment: never its content."""
+
+    name: str
+    content_type: str
+    size: int
+
+    def as_json(self) -> dict[str, Any]:
+        return {"name": self.name, "contentType": self.content_type, "size": self.size}
 
 
 @dataclass(slots=True)

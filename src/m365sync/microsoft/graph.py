@@ -22,7 +22,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 from urllib.parse import quote
@@ -45,6 +45,8 @@ from m365sync.settings import Settings
 log = logging.getLogger(__name__)
 
 # The ``Prefer`` header's values we send (Graph joins several with commas).
+BATCH_LIMIT = 20
+"""Graph's JSON batching limit: at most 20 requests in one batch."""
 IMMUTABLE_ID_PREFERENCE = 'IdType="ImmutableId"'
 """On every request: item ids survive moves between folders."""
 UTC_PREFERENCE = 'outlook.timezone="UTC"'
@@ -179,8 +181,11 @@ class GraphClient:
         json: Any = None,
         headers: Mapping[str, str] | None = None,
         prefer: list[str] | None = None,
+        mailbox: str | None = None,
     ) -> httpx.Response:
-        """Send one request with retries; returns a 2xx/3xx response or raises a category."""
+        """Send one request with retries; returns a 2xx/3xx response or raises a category.
+        ``mailbox`` names the mailbox whose concurrency slot it takes when the URL does not
+        (a ``$batch`` of one mailbox's requests)."""
         url = self.url(path_or_url)
         preferences = [IMMUTABLE_ID_PREFERENCE, *(prefer or [])]
         send_headers = {"Prefer": ", ".join(preferences), **(headers or {})}
@@ -195,7 +200,7 @@ class GraphClient:
             send_headers["Authorization"] = f"Bearer {token}"
             error: MicrosoftError
             try:
-                async with self.semaphore(_mailbox_key(url)):
+                async with self.semaphore(mailbox or _mailbox_key(url)):
                     response = await self._http.request(
                         method, url, params=params, content=content, headers=send_headers
                     )
@@ -266,6 +271,53 @@ class GraphClient:
 
     async def delete(self, path: str) -> None:
         await self.request("DELETE", path)
+
+    async def batch_get(
+        self, paths: Sequence[str], *, prefer: list[str] | None = None
+    ) -> list[dict[str, Any] | None]:
+        """GET each of ``paths`` (relative, one mailbox's) through ``$batch``, 20 to a batch.
+
+        Returns the bodies in the order of ``paths`` (None where the answer was 404: the
+        item is gone). Graph answers a batch's requests in
+        any order, so each answer is paired with its request by ``id``, never by position.
+        A request the batch answered with a retryable failure (a 429 or a 5xx) is sent again
+        on its own, through the retries of ``get_json``; any other failure is raised.
+        Batched urls are relative (``/users/...``), as JSON batching requires."""
+        results: list[dict[str, Any] | None] = [None for _ in paths]
+        prefer_header = ", ".join([IMMUTABLE_ID_PREFERENCE, *(prefer or [])])
+        for start in range(0, len(paths), BATCH_LIMIT):
+            chunk = paths[start : start + BATCH_LIMIT]
+            requests = [
+                {
+                    "id": str(start + offset),
+                    "method": "GET",
+                    "url": path if path.startswith("/") else f"/{path}",
+                    "headers": {"Prefer": prefer_header},
+                }
+                for offset, path in enumerate(chunk)
+            ]
+            mailbox = _mailbox_key(chunk[0])
+            answer = _json(
+                await self.request("POST", "/$batch", json={"requests": requests}, mailbox=mailbox)
+            )
+            answered: set[int] = set()
+            for response in answer.get("responses") or []:
+                index = int(str(response.get("id")))
+                status = int(response.get("status") or 0)
+                body = response.get("body")
+                if 200 <= status < 300 and isinstance(body, dict):
+                    results[index] = body
+                    answered.add(index)
+                elif status == 404:
+                    answered.add(index)
+                elif status != 429 and status < 500:
+                    raise classify_graph_response(
+                        status, orjson.dumps(body or {}), response.get("headers") or {}
+                    )
+            for index in range(start, start + len(chunk)):
+                if index not in answered:
+                    results[index] = await self.get_json(paths[index], prefer=prefer)
+        return results
 
     async def iterate_pages(
         self,

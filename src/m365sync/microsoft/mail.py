@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from datetime import datetime
+from typing import Any
+from urllib.parse import quote
 
 from m365sync.microsoft.delta import delta_pages
 from m365sync.microsoft.graph import TEXT_BODY_PREFERENCE, GraphClient, Page
@@ -12,6 +14,7 @@ __all__ = [
     "FILTERED_DELTA_LIMIT",
     "HEADER_FIELDS",
     "MESSAGE_FIELDS",
+    "attachment_lists",
     "count_received_since",
     "message_delta",
 ]
@@ -27,6 +30,8 @@ HEADER_FIELDS = (
     "receivedDateTime",
     "sentDateTime",
     "isDraft",
+    "conversationId",
+    "hasAttachments",
 )
 MESSAGE_FIELDS = (*HEADER_FIELDS, "body")
 FILTERED_DELTA_LIMIT = 5000
@@ -81,3 +86,27 @@ def message_delta(
         page_size=page_size,
         prefer=[TEXT_BODY_PREFERENCE],
     )
+
+
+ATTACHMENT_FIELDS = "name,contentType,size,isInline"
+
+
+async def attachment_lists(
+    graph: GraphClient, user_path: str, item_ids: Sequence[str]
+) -> list[list[dict[str, Any]] | None]:
+    """The attachments (name, type, size, inline or not; never the content) of each
+    message, in the order of ``item_ids``, fetched 20 messages to a ``$batch``. None for a
+    message that is gone."""
+    paths = [
+        f"{user_path}/messages/{quote(item_id, safe='')}/attachments?$select={ATTACHMENT_FIELDS}"
+        for item_id in item_ids
+    ]
+    bodies = await graph.batch_get(paths)
+    out: list[list[dict[str, Any]] | None] = []
+    for body in bodies:
+        if body is None:
+            out.append(None)
+            continue
+        value = body.get("value")
+        out.append([a for a in value if isinstance(a, dict)] if isinstance(value, list) else [])
+    return out

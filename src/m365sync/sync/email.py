@@ -25,7 +25,7 @@ import functools
 import hashlib
 import logging
 from collections.abc import AsyncGenerator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -34,6 +34,7 @@ from sqlalchemy.exc import DBAPIError, IntegrityError
 from m365sync.crm import open_crm
 from m365sync.crm.models import NAME_MAX_CHARS, ActivityKind
 from m365sync.crm.target import (
+    AttachmentInfo,
     CrmTarget,
     EmailRecord,
     NewLead,
@@ -50,6 +51,7 @@ from m365sync.microsoft.delta import read_ahead
 from m365sync.microsoft.graph import Page
 from m365sync.microsoft.mail import (
     FILTERED_DELTA_LIMIT,
+    attachment_lists,
     count_received_since,
     message_delta,
 )
@@ -73,6 +75,9 @@ class ParsedMessage:
     from_address: str | None
     participants: list[Participant]
     is_draft: bool
+    conversation_id: str | None = None
+    has_attachments: bool = False
+    attachments: list[AttachmentInfo] = field(default_factory=list)
 
 
 def _domain_set(names: Sequence[str]) -> frozenset[str]:
@@ -130,6 +135,7 @@ def parse_message(item: dict[str, Any], max_body_chars: int) -> ParsedMessage:
             body = body.replace("\x00", "")
     subject = item.get("subject")
     received_at = read_graph_datetime(item.get("receivedDateTime"))
+    conversation = item.get("conversationId")
     return ParsedMessage(
         item_id=item_id,
         external_id=external_id,
@@ -140,6 +146,10 @@ def parse_message(item: dict[str, Any], max_body_chars: int) -> ParsedMessage:
         from_address=from_address,
         participants=participants,
         is_draft=bool(item.get("isDraft")),
+        conversation_id=conversation[:255]
+        if isinstance(conversation, str) and conversation
+        else None,
+        has_attachments=item.get("hasAttachments") is True,
     )
 
 
@@ -306,6 +316,8 @@ class PageWriter:
                     participants=m.participants,
                     people=matched,
                     account_ids=sorted(account_ids),
+                    conversation_id=m.conversation_id,
+                    attachments=m.attachments,
                 )
             )
         self._upsert(session, repo, crm, records)
@@ -506,6 +518,34 @@ def _round(
     return read_ahead(ctx.budget.pages(pages))
 
 
+def _attachment_info(raw: dict[str, Any]) -> AttachmentInfo | None:
+    """An attachment as logged: name, type and size of one that is not inline (inline
+    images of a signature are part of the body, not attachments a person sent)."""
+    if raw.get("isInline") is True:
+        return None
+    size = raw.get("size")
+    return AttachmentInfo(
+        name=str(raw.get("name") or "")[:255],
+        content_type=str(raw.get("contentType") or "")[:255],
+        size=size if isinstance(size, int) and not isinstance(size, bool) else 0,
+    )
+
+
+async def _read_attachments(ctx: RunContext, prepared: PreparedPage) -> None:
+    """The attachment names, types and sizes of the page's messages that have any (one
+    ``$batch`` per 20 messages; their content is never read)."""
+    wanted = [m for m, _, _ in prepared.candidates if m.has_attachments]
+    if not wanted:
+        return
+    async with ctx.budget:
+        lists = await attachment_lists(
+            ctx.access.graph, ctx.access.user_path, [m.item_id for m in wanted]
+        )
+    for message, found in zip(wanted, lists, strict=True):
+        infos = (_attachment_info(a) for a in found or [])
+        message.attachments = [info for info in infos if info is not None]
+
+
 def _stored(ctx: RunContext, items: int, done: asyncio.Future[None]) -> None:
     if not done.cancelled() and done.exception() is None:
         ctx.progress.page_done(items)
@@ -536,6 +576,7 @@ async def _store_round(
     try:
         async for page in pages:
             prepared = await asyncio.to_thread(writer.prepare, page)
+            await _read_attachments(ctx, prepared)
             if storing is not None:
                 await storing
             storing = asyncio.ensure_future(asyncio.to_thread(writer.write, prepared))

@@ -5,7 +5,12 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Request, Response
 
-from m365sync.crm.service import ACTIVITY_KINDS, UPCOMING_DAYS, get_activity, search_activities
+from m365sync.crm.service import (
+    ACTIVITY_KINDS,
+    UPCOMING_DAYS,
+    activity_detail,
+    search_activities,
+)
 from m365sync.web.dependencies import DbSession, SignedInMember
 from m365sync.web.pages.rendering import PageRoute, render
 from m365sync.web.security import sanitize_email_html
@@ -58,7 +63,8 @@ def activities_page(
 def activity_page(
     request: Request, db: DbSession, me: SignedInMember, activity_id: str
 ) -> Response:
-    activity = get_activity(db, me.organization_id, activity_id)
+    detail = activity_detail(db, me.organization_id, activity_id)
+    activity = detail.activity
     body_html = None
     if activity.body and activity.body_type == "html":
         body_html = sanitize_email_html(activity.body)
@@ -69,5 +75,6 @@ def activity_page(
         area=_area(me),
         nav="activities",
         activity=activity,
+        thread=detail.thread,
         body_html=body_html,
     )
