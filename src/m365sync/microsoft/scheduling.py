@@ -91,6 +91,16 @@ class EventRequest:
     location: str = ""
     online_meeting: bool = False
     transaction_id: str | None = None
+    resources: Sequence[tuple[str, str]] = ()  # (address, name): rooms, invited as resources
+
+
+@dataclass(frozen=True)
+class Room:
+    """A room mailbox of the tenant (Graph's ``microsoft.graph.room``)."""
+
+    email: str
+    name: str
+    capacity: int | None
 
 
 @dataclass(frozen=True)
@@ -218,6 +228,25 @@ class MailboxCalendar:
             window_start = window_end
         return result
 
+    async def rooms(self) -> list[Room]:
+        """The tenant's rooms (``GET /places/microsoft.graph.room``, 100 a page; needs
+        ``Place.Read.All``)."""
+        found: list[Room] = []
+        async for page in self.client.iterate_pages("/places/microsoft.graph.room"):
+            for item in page.items:
+                address = item.get("emailAddress") if isinstance(item, dict) else None
+                if not isinstance(address, str) or not address:
+                    continue
+                capacity = item.get("capacity")
+                found.append(
+                    Room(
+                        address,
+                        str(item.get("displayName") or address)[:200],
+                        capacity if isinstance(capacity, int) else None,
+                    )
+                )
+        return found
+
     async def create_event(self, request: EventRequest) -> BookedEvent:
         body: dict[str, Any] = {
             "subject": request.subject,
@@ -227,6 +256,10 @@ class MailboxCalendar:
             "attendees": [
                 {"emailAddress": {"address": address, "name": name}, "type": "required"}
                 for address, name in request.attendees
+            ]
+            + [
+                {"emailAddress": {"address": address, "name": name}, "type": "resource"}
+                for address, name in request.resources
             ],
             "allowNewTimeProposals": False,
             "showAs": "busy",

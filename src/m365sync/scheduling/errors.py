@@ -8,6 +8,8 @@
     ├── SchedulingUnavailable       409: the host's mailbox can't be used for scheduling
     │                               (missing permission, no connection, switched off by
     │                               an admin); ``missing_permissions`` names what to grant
+    │   └── NoRoomFree              409: the meeting type books a room and none is free
+    │                               (or rooms can't be read: Place.Read.All)
     ├── SlotUnavailable             409: the time stopped being free; ``alternatives``
     │                               holds the open slots to offer instead
     ├── BookingClosed               409: the booking was cancelled or has already happened
@@ -46,6 +48,10 @@ class SchedulingUnavailable(SchedulingError):
     ) -> None:
         super().__init__(message, fix=fix)
         self.missing_permissions = list(missing_permissions)
+
+
+class NoRoomFree(SchedulingUnavailable):
+    """The meeting type books a room and none can be booked for the time chosen."""
 
 
 class SlotUnavailable(SchedulingError):

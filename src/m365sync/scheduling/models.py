@@ -98,6 +98,9 @@ class MeetingType(Base):
     slot_interval_minutes: Mapped[int | None] = mapped_column(Integer, default=None)
     location: Mapped[str] = mapped_column(String(300), default="")
     online_meeting: Mapped[bool] = mapped_column(Boolean, default=True)
+    # Book a free meeting room (a room mailbox of the tenant, from Graph's /places) with
+    # each meeting; its name becomes the meeting's location.
+    book_room: Mapped[bool] = mapped_column(Boolean, default=False)
     availability_source: Mapped[AvailabilitySource] = mapped_column(
         enum_type(AvailabilitySource), default=AvailabilitySource.OUTLOOK
     )
@@ -217,6 +220,8 @@ class Booking(Base):
     graph_event_id: Mapped[str | None] = mapped_column(String(300), default=None)
     ical_uid: Mapped[str | None] = mapped_column(String(300), default=None)
     online_meeting_url: Mapped[str | None] = mapped_column(String(1000), default=None)
+    room_email: Mapped[str | None] = mapped_column(String(320), default=None)
+    room_name: Mapped[str | None] = mapped_column(String(200), default=None)
     crm_event_id: Mapped[str | None] = mapped_column(String(400), default=None)
     crm_person_id: Mapped[str | None] = mapped_column(String(100), default=None)
     failure: Mapped[str | None] = mapped_column(Text, default=None)

@@ -49,6 +49,7 @@ class MeetingTypeInput(BaseModel):
     slot_interval_minutes: int | None = Field(default=None, ge=5, le=720)
     location: str = Field(default="", max_length=300)
     online_meeting: bool = True
+    book_room: bool = False
     availability_source: AvailabilitySource = AvailabilitySource.OUTLOOK
     windows: list[WindowInput] = Field(default_factory=list)
     overrides: list[OverrideInput] = Field(default_factory=list)

@@ -29,7 +29,7 @@ import asyncio
 import html
 import logging
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Protocol, TypeVar
 
@@ -50,6 +50,7 @@ from m365sync.microsoft.scheduling import (
     EventRequest,
     FreeBusyStatus,
     MailboxCalendar,
+    Room,
     WorkingHours,
 )
 from m365sync.microsoft.timezones import UnknownTimeZone, zone_from_microsoft
@@ -71,6 +72,7 @@ from m365sync.scheduling.errors import (
     CalendarWriteFailed,
     InvalidBooking,
     MeetingTypeNotFound,
+    NoRoomFree,
     SchedulingUnavailable,
     SlotUnavailable,
 )
@@ -207,6 +209,7 @@ class SchedulingService:
             slot_interval_minutes=data.slot_interval_minutes,
             location=data.location,
             online_meeting=data.online_meeting,
+            book_room=data.book_room,
             availability_source=data.availability_source,
             buffer_before_minutes=data.buffer_before_minutes,
             buffer_after_minutes=data.buffer_after_minutes,
@@ -603,6 +606,7 @@ class SchedulingService:
         """
 
         def load() -> tuple[Booking, Member, EventRequest | None]:
+            """The booking, its organizer, and the event to create (None: nothing to do)."""
             booking = self.repo.booking(booking_id)
             if booking is None:
                 raise BookingNotFound("That booking does not exist.", fix="Book again.")
@@ -630,8 +634,12 @@ class SchedulingService:
         booking, organizer, request = await self._db(load)
         if request is None:
             return await self._db(lambda: self.view(booking))
+        room: Room | None = None
         try:
             calendar = await self._calendar(organizer)
+            if booking.meeting_type.book_room:
+                room = await free_room(calendar, booking.start, booking.end)
+                request = with_room(request, room)
             event = await calendar.create_event(request)
         except (MicrosoftError, SchedulingUnavailable) as exc:
             if retry_later and isinstance(exc, MicrosoftError) and exc.retryable:
@@ -645,6 +653,8 @@ class SchedulingService:
                 self.repo.release_claims(booking)
 
             await self._db(failed, writes=True)
+            if isinstance(exc, NoRoomFree):
+                raise
             raise CalendarWriteFailed(
                 f"The meeting could not be added to {organizer.name or organizer.email}'s "
                 "calendar, so nothing was booked.",
@@ -652,6 +662,8 @@ class SchedulingService:
             ) from exc
 
         def confirmed() -> BookingView:
+            if room is not None:
+                booking.room_email, booking.room_name = room.email, room.name
             booking.graph_event_id = event.id
             booking.ical_uid = event.ical_uid
             booking.online_meeting_url = event.online_meeting_url
@@ -734,7 +746,9 @@ class SchedulingService:
                     starts_at=booking.start,
                     ends_at=booking.end,
                     is_all_day=False,
-                    location=booking.meeting_type.location or (booking.online_meeting_url or ""),
+                    location=booking.room_name
+                    or booking.meeting_type.location
+                    or (booking.online_meeting_url or ""),
                     is_cancelled=cancelled,
                     series_key=None,
                     modified_at=self.now(),
@@ -929,6 +943,49 @@ class SchedulingService:
 
     def members(self, organization_id: str) -> list[Member]:
         return self.repo.members(organization_id)
+
+
+ROOM_SCHEDULES_PER_REQUEST = 20
+
+
+async def free_room(calendar: MailboxCalendar, start: datetime, end: datetime) -> Room:
+    """A room free for ``[start, end)``: the smallest (then by name) whose free/busy shows
+    nothing in the way. Rooms come from the tenant's ``/places``; their free/busy from
+    ``getSchedule`` like any mailbox's."""
+    try:
+        rooms = await calendar.rooms()
+    except MicrosoftError as exc:
+        if exc.http_status == 403:
+            raise NoRoomFree(
+                "Meeting rooms can't be looked up, so this meeting type can't book one.",
+                fix="An admin grants the service account the Place.Read.All permission "
+                "(application) in Microsoft Entra, or turns room booking off for this meeting "
+                "type.",
+                missing_permissions=["Place.Read.All"],
+            ) from exc
+        raise
+    rooms.sort(key=lambda r: (r.capacity if r.capacity is not None else 1_000_000, r.name))
+    for first in range(0, len(rooms), ROOM_SCHEDULES_PER_REQUEST):
+        chunk = rooms[first : first + ROOM_SCHEDULES_PER_REQUEST]
+        schedules = await calendar.get_schedule([r.email for r in chunk], start, end)
+        for room in chunk:
+            schedule = schedules.get(room.email.lower())
+            if schedule is None or schedule.error:
+                continue
+            if not any(
+                block.start < end and block.end > start and block.status != FreeBusyStatus.FREE
+                for block in schedule.items
+            ):
+                return room
+    raise NoRoomFree(
+        "No meeting room is free at that time, so nothing was booked.",
+        fix="Please pick another time.",
+    )
+
+
+def with_room(request: EventRequest, room: Room) -> EventRequest:
+    """The event with ``room`` invited as a resource and named as the location."""
+    return replace(request, resources=[(room.email, room.name)], location=room.name)
 
 
 def _outlook_week(hours: WorkingHours) -> dict[int, tuple[LocalWindow, ...]]:

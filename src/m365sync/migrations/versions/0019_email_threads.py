@@ -1,5 +1,8 @@
-"""email threads and attachments: the conversation and the attachments' names, types and
-sizes on an email activity
+"""email threads and attachments, and meeting rooms: the conversation and the attachments'
+names, types and sizes on an email activity; a meeting type may book a room
+
+``meeting_types.book_room``: book a free room mailbox with each meeting.
+``bookings.room_email`` / ``room_name``: the room a booking got.
 
 ``crm_activities.conversation_id``: Graph's ``conversationId`` of the mailbox that logged
 the email (indexed per organization, for the thread view). ``crm_activities.attachments``:
@@ -32,6 +35,12 @@ def upgrade() -> None:
         "crm_activities",
         sa.Column("attachments", sa.JSON(), nullable=False, server_default=sa.text("'[]'")),
     )
+    op.add_column(
+        "meeting_types",
+        sa.Column("book_room", sa.Boolean(), nullable=False, server_default=sa.false()),
+    )
+    op.add_column("bookings", sa.Column("room_email", sa.String(length=320), nullable=True))
+    op.add_column("bookings", sa.Column("room_name", sa.String(length=200), nullable=True))
     op.create_index(
         "ix_crm_activities_conversation",
         "crm_activities",
@@ -44,5 +53,8 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     op.drop_index("ix_crm_activities_conversation", table_name="crm_activities")
+    op.drop_column("bookings", "room_name")
+    op.drop_column("bookings", "room_email")
+    op.drop_column("meeting_types", "book_room")
     op.drop_column("crm_activities", "attachments")
     op.drop_column("crm_activities", "conversation_id")

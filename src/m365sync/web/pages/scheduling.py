@@ -638,6 +638,7 @@ async def create_meeting_type(
         "duration_minutes": values.get("duration_minutes") or 30,
         "location": values.get("location", ""),
         "online_meeting": values.get("online_meeting") == "on",
+        "book_room": values.get("book_room") == "on",
         "availability_source": AvailabilitySource.CUSTOM if windows else AvailabilitySource.OUTLOOK,
         "windows": windows,
         "buffer_before_minutes": values.get("buffer_before_minutes") or 0,
