@@ -250,3 +250,84 @@ def test_sigkill_during_a_large_first_sync_converges_without_duplicates(
     truth = {m["internetMessageId"] for m in world.sim_messages("adele@contoso.com", "inbox")}
     assert len(external_ids) == len(set(external_ids)) == 12000
     assert set(external_ids) == truth
+
+
+@pytest.mark.realistic_latency
+def test_soak_under_realistic_latency_and_faults_loses_and_doubles_nothing(
+    world: SyncWorld,
+) -> None:
+    """Graph's latency (m365sim's realistic model: requests take time, so the mailbox
+    concurrency limit bites) and 10% failed requests, while mail arrives (with attachments,
+    in threads, some to both reps), moves and is deleted: in the end every email the
+    mailboxes hold is one activity, with its attachments listed once and its thread."""
+    rng = random.Random(20261207)
+    for address in CONTACTS:
+        world.add_contact(address)
+    world.configure(delete_policy="delete")
+    world.engine.sync_page_size = 25
+    world.control.post(
+        "/_sim/faults",
+        json={
+            "rate": 0.1,
+            "seed": 7,
+            "kinds": ["429", "500", "503", "504", "drop", "expiredCursor"],
+            "pathRegex": "/v1.0/",
+            "retryAfter": 1,
+        },
+    ).raise_for_status()
+    delivered: list[tuple[str, str]] = []
+    roots: list[str] = []
+    files: dict[str, list[str]] = {}  # internetMessageId -> attachment names
+    for round_number in range(3):
+        for n in range(20):
+            mailbox = rng.choice(MAILBOXES)
+            spec: dict[str, Any] = {
+                "from": rng.choice(CONTACTS),
+                "subject": f"s{round_number}-{n}",
+                "internetMessageId": f"<s{round_number}-{n}-{rng.getrandbits(32)}@fabrikam.com>",
+            }
+            if rng.random() < 0.4:
+                spec["attachments"] = [
+                    {"name": f"file-{round_number}-{n}-{k}.pdf", "size": rng.randint(1, 5000)}
+                    for k in range(rng.randint(1, 3))
+                ]
+            if roots and rng.random() < 0.3:
+                root = rng.choice(roots)
+                spec["internetMessageHeaders"] = [
+                    {"name": "In-Reply-To", "value": root},
+                    {"name": "References", "value": root},
+                ]
+            else:
+                roots.append(spec["internetMessageId"])
+            files[spec["internetMessageId"]] = [a["name"] for a in spec.get("attachments", [])]
+            if rng.random() < 0.25:  # the same email reaches both reps
+                spec["to"] = list(MAILBOXES)
+                world.deliver(next(m for m in MAILBOXES if m != mailbox), **spec)
+            made = world.deliver(mailbox, **spec)
+            delivered.append((mailbox, made["immutableId"]))
+        for _ in range(3):
+            mailbox, item = delivered.pop(rng.randrange(len(delivered)))
+            if rng.random() < 0.5:
+                world.control.delete(f"/_sim/mailboxes/{mailbox}/messages/{item}")
+            else:
+                world.control.post(
+                    f"/_sim/mailboxes/{mailbox}/messages/{item}/move",
+                    json={"destination": "archive"},
+                )
+        for mailbox in MAILBOXES:
+            world.sync(mailbox)
+    injected = world.control.get("/_sim/faults").json()
+    world.control.delete("/_sim/faults").raise_for_status()
+    for mailbox in MAILBOXES:
+        assert world.sync(mailbox).outcome == "ok"
+
+    assert crm_emails(world) == sim_emails(world)
+    with world.crm() as crm:
+        emails = crm.activities(ActivityKind.EMAIL)
+    assert len({a.external_id for a in emails}) == len(emails)
+    for activity in emails:
+        assert [a["name"] for a in activity.attachments] == files[activity.external_id]
+        assert activity.conversation_id
+    assert injected["injectedCount"] >= 3
+    faults = Counter(r["status"] for r in world.requests())
+    assert faults[429] + faults[500] + faults[503] + faults[504] > 0
