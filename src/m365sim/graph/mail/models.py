@@ -14,7 +14,8 @@ the changes after ``S``: O(changes), never O(mailbox).
 
 Where this differs from Exchange Online (see ``docs/m365sim/mail.md`` for the full list):
 
-- no attachments, no extended properties, no ``uniqueBody``, no ``internetMessageHeaders``
+- attachments, headers, threading and raw MIME live in ``attachments.py``; no
+  ``uniqueBody``, multi-value extended properties, extensions or mentions
   (``UNMODELLED_MESSAGE_PROPERTIES``: asking for one is 501 ``NotModelled``);
 - ``DELETE`` moves a message to the hidden ``recoverableitemsdeletions`` folder and nothing
   ever purges it; there is no retention policy;
