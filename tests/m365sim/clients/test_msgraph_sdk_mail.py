@@ -158,3 +158,63 @@ async def test_batch_with_a_write_pairs_answers_by_id(sdk: GraphServiceClient) -
     drafts = await adele.mail_folders.by_mail_folder_id("drafts").messages.get()
     assert drafts is not None
     assert [m.subject for m in drafts.value or []] == ["Drafted in a batch"]
+
+
+async def test_attachments_threads_and_reply_through_the_sdk(
+    sdk: GraphServiceClient, control: httpx.AsyncClient
+) -> None:
+    """The SDK's own models parse attachments (file, with bytes), a message with
+    ``$expand=attachments``, the raw MIME, and a reply threaded under its message."""
+    from msgraph.generated.models.file_attachment import FileAttachment
+    from msgraph.generated.users.item.messages.item.message_item_request_builder import (
+        MessageItemRequestBuilder,
+    )
+    from msgraph.generated.users.item.messages.item.reply.reply_post_request_body import (
+        ReplyPostRequestBody,
+    )
+
+    # Replying needs Mail.Send, which the demo's service account lacks: granted first (the
+    # SDK's credential fetches its token with the first request).
+    app = f"/_sim/tenants/contoso.com/apps/{SERVICE_APP_ID}"
+    permissions = (await control.get(app)).json()["applicationPermissions"]
+    await control.patch(app, json={"applicationPermissions": [*permissions, "Mail.Send"]})
+    await control.post(f"{app}/consent", json={"permissions": ["Mail.Send"]})
+    delivered = await control.post(
+        "/_sim/mailboxes/adele@contoso.com/messages",
+        json={
+            "from": {"address": "lee@contoso.com", "name": "Lee"},
+            "subject": "Slides",
+            "attachments": [{"name": "deck.pptx", "contentType": "application/x-ppt", "size": 9}],
+        },
+    )
+    message_id = delivered.json()["id"]
+    item = sdk.users.by_user_id("adele@contoso.com").messages.by_message_id(message_id)
+    listed = await item.attachments.get()
+    assert listed is not None and listed.value
+    [attachment] = listed.value
+    assert isinstance(attachment, FileAttachment)
+    assert (attachment.name, attachment.size, attachment.content_bytes) == (
+        "deck.pptx",
+        9,
+        b"x" * 9,
+    )
+    query = MessageItemRequestBuilder.MessageItemRequestBuilderGetQueryParameters(
+        expand=["attachments"]
+    )
+    message = await item.get(RequestConfiguration(query_parameters=query))
+    assert message is not None and message.has_attachments is True
+    assert [a.name for a in message.attachments or []] == ["deck.pptx"]
+    mime = await item.content.get()
+    assert mime is not None and b"deck.pptx" in mime
+    await item.reply.post(ReplyPostRequestBody(comment="Thanks"))
+    lee_inbox = await sdk.users.by_user_id("lee@contoso.com").messages.get()
+    assert lee_inbox is not None
+    [answer] = [m for m in lee_inbox.value or [] if m.subject == "RE: Slides"]
+    assert answer.conversation_id  # Lee's copy; Adele's Sent Items copy shares hers
+    sent = await (
+        sdk.users.by_user_id("adele@contoso.com")
+        .mail_folders.by_mail_folder_id("sentitems")
+        .messages.get()
+    )
+    assert sent is not None and sent.value
+    assert sent.value[0].conversation_id == message.conversation_id
