@@ -21,6 +21,7 @@ from m365sim.graph.auth import Caller, resolve_mailbox
 from m365sim.graph.exceptions import PropertyNotFound, UnsupportedFilter
 from m365sim.graph.ids import parse_item_id
 from m365sim.graph.mail import exceptions as mail_errors
+from m365sim.graph.mail import folders
 from m365sim.graph.mail.attachments import (
     ATTACHMENT_PROPERTIES,
     MAX_REQUEST_BYTES,
@@ -293,6 +294,7 @@ async def _new_folder(request: Request, ctx: MailContext, parent: MailFolder) ->
     if not isinstance(name, str):
         raise errors.BadRequest("The displayName property is required.")
     folder = ctx.store.create_folder(parent, name, hidden=bool(body.get("isHidden", False)))
+    folders.note_created(ctx.store, folder)
     return _json(
         {"@odata.context": ctx.context(request, "mailFolders/$entity"), **folder.as_json()},
         status=201,
@@ -320,6 +322,61 @@ async def get_mail_folder(request: Request) -> Response:
     folder = ctx.store.folder(request.path_params["folder_id"])
     body = select_fields(folder.as_json(), query.select)
     return _json({"@odata.context": ctx.context(request, "mailFolders/$entity"), **body})
+
+
+async def update_mail_folder(request: Request) -> Response:
+    """Rename a mail folder (``displayName``)."""
+    ctx = _mail(request, write=True)
+    folder = ctx.store.folder(request.path_params["folder_id"])
+    folders.rename_folder(ctx.store, folder, await json_body(request))
+    body = {"@odata.context": ctx.context(request, "mailFolders/$entity"), **folder.as_json()}
+    return _json(body)
+
+
+async def move_mail_folder(request: Request) -> Response:
+    """Move a mail folder under another (``destinationId``); 201 with the folder."""
+    ctx = _mail(request, write=True)
+    folder = ctx.store.folder(request.path_params["folder_id"])
+    body = await json_body(request)
+    destination_id = body.get("destinationId") if isinstance(body, dict) else None
+    if not isinstance(destination_id, str) or not destination_id:
+        raise errors.BadRequest("The destinationId parameter is required.")
+    folders.move_folder(ctx.store, folder, ctx.store.folder(destination_id))
+    out = {"@odata.context": ctx.context(request, "mailFolders/$entity"), **folder.as_json()}
+    return _json(out, status=201)
+
+
+async def delete_mail_folder(request: Request) -> Response:
+    """Delete a mail folder: to Deleted Items, or for good from there."""
+    ctx = _mail(request, write=True)
+    folders.delete_folder(ctx.store, ctx.store.folder(request.path_params["folder_id"]))
+    return Response(status_code=204)
+
+
+async def mail_folder_delta(request: Request) -> Response:
+    """``mailFolders/delta``: the folder hierarchy, then what changed in it."""
+    ctx = _mail(request)
+    query = ODataQuery.from_request(
+        request,
+        allowed={"select", "skiptoken", "deltatoken"},
+        entity="mailFolder",
+        properties=FOLDER_PROPERTIES,
+    )
+    size = min(
+        ctx.prefs.max_page_size or DEFAULT_PAGE_SIZE, ctx.backend.settings.delta_max_page_size
+    )
+    items, skiptoken, deltatoken = folders.folder_delta_page(
+        ctx.store, query.skiptoken or query.deltatoken, skip=0, size=size
+    )
+    base = str(request.url.replace(query=""))
+    body = render_collection(
+        metadata_url(request, "Collection(mailFolder)"),
+        [i if "@removed" in i else select_fields(i, query.select) for i in items],
+        next_link=f"{base}?$skiptoken={skiptoken}" if skiptoken else None,
+        delta_link=f"{base}?$deltatoken={deltatoken}" if deltatoken else None,
+    )
+    extra = (f"odata.maxpagesize={size}",) if ctx.prefs.max_page_size else ()
+    return _collection(body, ctx.prefs.headers(*extra))
 
 
 # -- messages -------------------------------------------------------------------------------

@@ -32,6 +32,8 @@ def _message_actions(base: str) -> list[BaseRoute]:
 routes: list[BaseRoute] = [
     *mailbox_routes("/mailFolders", responses.list_mail_folders, ["GET"]),
     *mailbox_routes("/mailFolders", responses.create_mail_folder, ["POST"]),
+    *mailbox_routes("/mailFolders/delta()", responses.mail_folder_delta, ["GET"]),
+    *mailbox_routes("/mailFolders/delta", responses.mail_folder_delta, ["GET"]),
     *mailbox_routes("/mailFolders/{folder_id}/messages/delta()", responses.message_delta, ["GET"]),
     *mailbox_routes("/mailFolders/{folder_id}/messages/delta", responses.message_delta, ["GET"]),
     *mailbox_routes("/mailFolders/{folder_id}/messages", responses.list_messages, ["GET"]),
@@ -54,6 +56,9 @@ routes: list[BaseRoute] = [
         "/mailFolders/{folder_id}/childFolders", responses.create_child_folder, ["POST"]
     ),
     *mailbox_routes("/mailFolders/{folder_id}", responses.get_mail_folder, ["GET"]),
+    *mailbox_routes("/mailFolders/{folder_id}", responses.update_mail_folder, ["PATCH"]),
+    *mailbox_routes("/mailFolders/{folder_id}", responses.delete_mail_folder, ["DELETE"]),
+    *mailbox_routes("/mailFolders/{folder_id}/move", responses.move_mail_folder, ["POST"]),
     *mailbox_routes("/messages/delta()", responses.mailbox_delta_unsupported, ["GET"]),
     *mailbox_routes("/messages/delta", responses.mailbox_delta_unsupported, ["GET"]),
     *mailbox_routes("/messages", responses.list_messages, ["GET"]),
