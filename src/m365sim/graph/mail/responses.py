@@ -21,7 +21,7 @@ from m365sim.graph.auth import Caller, resolve_mailbox
 from m365sim.graph.exceptions import PropertyNotFound, UnsupportedFilter
 from m365sim.graph.ids import parse_item_id
 from m365sim.graph.mail import exceptions as mail_errors
-from m365sim.graph.mail import folders
+from m365sim.graph.mail import folders, search
 from m365sim.graph.mail.attachments import (
     ATTACHMENT_PROPERTIES,
     MAX_REQUEST_BYTES,
@@ -415,13 +415,16 @@ async def list_messages(request: Request) -> Response:
     folder = ctx.store.folder(folder_key) if folder_key is not None else None
     query = ODataQuery.from_request(
         request,
-        allowed={"select", "top", "skip", "filter", "orderby", "count", "expand"},
+        allowed={"select", "top", "skip", "filter", "orderby", "count", "expand", "search"}
+        | ({"skiptoken"} if _searching(request) else set()),
         entity="message",
         properties=MESSAGE_PROPERTIES,
         unmodelled=UNMODELLED_MESSAGE_PROPERTIES,
     )
     _check_message_filter(query)
     expand = Expansions.parse(query.expand)
+    if query.search is not None:
+        return _search_messages(request, ctx, query, folder, expand)
     store, immutable = ctx.store, ctx.prefs.immutable
     orderby = query.orderby or NEWEST_FIRST
 
@@ -453,6 +456,54 @@ async def list_messages(request: Request) -> Response:
         count=len(listing) if query.count else None,
     )
     return _collection(body, ctx.prefs.headers())
+
+
+def _searching(request: Request) -> bool:
+    return any(k.lstrip("$").lower() == "search" for k in request.query_params)
+
+
+def _search_messages(
+    request: Request,
+    ctx: MailContext,
+    query: ODataQuery,
+    folder: MailFolder | None,
+    expand: Expansions | None,
+) -> Response:
+    """``$search``: KQL subset, newest sent first, at most 1,000, paged by ``$skiptoken``."""
+    assert query.search is not None
+    combined = [
+        name
+        for name, given in (
+            ("filter", query.filter is not None),
+            ("orderby", bool(query.orderby)),
+            ("skip", query.skip > 0),
+        )
+        if given
+    ]
+    search.refuse_combinations(combined)
+    predicate = search.compile_search(query.search)
+    source = folder.messages.values() if folder is not None else _mailbox_messages(ctx.store)
+    found = [m for m in source if predicate(m)]
+    found.sort(key=lambda m: (m.sent or m.received, m.number), reverse=True)
+    found = found[: search.SEARCH_LIMIT]
+    offset = int(query.skiptoken) if query.skiptoken and query.skiptoken.isdigit() else 0
+    size = query.top or DEFAULT_PAGE_SIZE
+    chunk = found[offset : offset + size]
+    more = offset + size < len(found)
+    folder_key = request.path_params.get("folder_id")
+    tail = f"mailFolders('{folder_key}')/messages" if folder_key is not None else "messages"
+    body = render_collection(
+        ctx.context(request, tail),
+        [ctx.render(m, select=query.select, expand=expand) for m in chunk],
+        next_link=next_link(request, **{"$skiptoken": str(offset + size)}) if more else None,
+        count=len(found) if query.count else None,
+    )
+    return _collection(body, ctx.prefs.headers())
+
+
+def _mailbox_messages(store: MailStore) -> Iterable[Message]:
+    for folder in store.visible_folders():
+        yield from folder.messages.values()
 
 
 def _message_in_scope(ctx: MailContext, request: Request) -> Message:
