@@ -36,6 +36,7 @@ needs reconnecting and the writer stops.
 from __future__ import annotations
 
 import hashlib
+import html
 import os
 import socket
 import uuid
@@ -376,10 +377,45 @@ def _iso(value: datetime | None) -> str | None:
     return value.isoformat() if value is not None else None
 
 
+def _size_text(size: Any) -> str:
+    value = size if isinstance(size, int) and not isinstance(size, bool) else 0
+    if value < 1024:
+        return f"{value} bytes"
+    if value < 1024 * 1024:
+        return f"{round(value / 1024)} KB"
+    return f"{value / (1024 * 1024):.1f} MB"
+
+
+def _attachment_note(activity: CrmActivity) -> str:
+    """One line naming the email's attachments (their files stay in the mailbox), or ""."""
+    listed = [
+        f"{a.get('name') or '(no name)'} ({a.get('contentType') or 'unknown type'}, "
+        f"{_size_text(a.get('size'))})"
+        for a in activity.attachments or []
+        if isinstance(a, dict)
+    ]
+    return f"Attachments (kept in the mailbox): {'; '.join(listed)}" if listed else ""
+
+
+def _body_with_note(activity: CrmActivity, limit: int) -> str:
+    """The body, cut to leave room for the attachment note after it."""
+    note = _attachment_note(activity)
+    if not note:
+        return (activity.body or "")[:limit]
+    if activity.body_type == "html":
+        note = f"<p>{html.escape(note)}</p>"
+        joined = "\n"
+    else:
+        joined = "\n\n"
+    room = max(0, limit - len(note) - len(joined))
+    body = (activity.body or "")[:room]
+    return f"{body}{joined}{note}" if body else note[:limit]
+
+
 def _plan_email_message(
     item: _Item, activity: CrmActivity, what: str | None, outgoing: bool
 ) -> None:
-    body = (activity.body or "")[:BODY_MAX] or None
+    body = _body_with_note(activity, BODY_MAX) or None
     identifier = activity.external_id
     item.create = _clean(
         {
@@ -409,6 +445,9 @@ def _email_description(activity: CrmActivity) -> str:
         found = _addresses(activity, role)
         if found:
             lines.append(f"{role.capitalize()}: {found}")
+    note = _attachment_note(activity)
+    if note:
+        lines.append(note)
     lines.append("")
     lines.append(activity.body or "")
     return "\n".join(lines)[:TEXT_MAX]

@@ -140,6 +140,34 @@ def test_one_email_in_two_mailboxes_is_one_email_message_related_to_everyone(
     assert len(target.records("EmailMessageRelation")) == 3
 
 
+def test_attachments_are_named_in_the_email_message_and_never_uploaded(
+    target: SalesforceTarget,
+) -> None:
+    connected(target)
+    mail(
+        target,
+        "Signed contract",
+        body="Please find it attached.",
+        mailboxes=(ADELE,),
+        attachments=[
+            {"name": "contract.pdf", "contentType": "application/pdf", "size": 48_213},
+            {"name": "logo.png", "contentType": "image/png", "size": 10, "isInline": True},
+        ],
+    )
+    sync(target, ADELE)
+
+    assert target.drain().synced == 1
+
+    (email,) = target.records("EmailMessage")
+    assert email["TextBody"].startswith("Please find it attached.")
+    assert email["TextBody"].endswith(
+        "Attachments (kept in the mailbox): contract.pdf (application/pdf, 47 KB)"
+    )
+    assert "logo.png" not in email["TextBody"]
+    assert not [r for r in target.api_requests() if "Attachment" in r["path"]]
+    assert not [r for r in target.api_requests() if "ContentVersion" in r["path"]]
+
+
 def test_a_mailbox_synced_later_adds_its_user_and_nothing_else(target: SalesforceTarget) -> None:
     connected(target)
     mail(target, "Quote", cc=(), mailboxes=(ADELE,))
