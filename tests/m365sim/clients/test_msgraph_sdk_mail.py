@@ -218,3 +218,52 @@ async def test_attachments_threads_and_reply_through_the_sdk(
     )
     assert sent is not None and sent.value
     assert sent.value[0].conversation_id == message.conversation_id
+
+
+async def test_rooms_and_mailbox_settings_through_the_sdk(
+    sdk: GraphServiceClient, control: httpx.AsyncClient
+) -> None:
+    """``places/microsoft.graph.room`` and ``mailboxSettings`` PATCH with the SDK's models."""
+    from datetime import time
+
+    from msgraph.generated.models.day_of_week import DayOfWeek
+    from msgraph.generated.models.mailbox_settings import MailboxSettings
+    from msgraph.generated.models.room import Room
+    from msgraph.generated.models.working_hours import WorkingHours
+
+    app = f"/_sim/tenants/contoso.com/apps/{SERVICE_APP_ID}"
+    wanted = ["Place.Read.All", "MailboxSettings.ReadWrite"]
+    permissions = (await control.get(app)).json()["applicationPermissions"]
+    await control.patch(app, json={"applicationPermissions": [*permissions, *wanted]})
+    await control.post(f"{app}/consent", json={"permissions": wanted})
+    await control.post(
+        "/_sim/tenants/contoso.com/users",
+        json={
+            "userPrincipalName": "boardroom@contoso.com",
+            "displayName": "Boardroom",
+            "password": "unused-Passw0rd!",
+            "userPurpose": "room",
+            "capacity": 12,
+        },
+    )
+
+    rooms = await sdk.places.graph_room.get()
+    assert rooms is not None and rooms.value
+    [room] = rooms.value
+    assert isinstance(room, Room)
+    assert (room.email_address, room.capacity) == ("boardroom@contoso.com", 12)
+
+    settings = sdk.users.by_user_id("adele@contoso.com").mailbox_settings
+    await settings.patch(
+        MailboxSettings(
+            working_hours=WorkingHours(
+                days_of_week=[DayOfWeek.Monday, DayOfWeek.Friday],
+                start_time=time(10, 0),
+                end_time=time(16, 0),
+            )
+        )
+    )
+    read = await settings.get()
+    assert read is not None and read.working_hours is not None
+    assert read.working_hours.days_of_week == [DayOfWeek.Monday, DayOfWeek.Friday]
+    assert (read.working_hours.start_time, read.working_hours.end_time) == (time(10), time(16))
