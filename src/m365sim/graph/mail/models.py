@@ -43,6 +43,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
+from types import MappingProxyType
 from typing import Any, Literal
 
 import orjson
@@ -281,6 +282,7 @@ class MailFolder:
 
 
 ViewKey = tuple[bool, bool, bool]  # (immutable ids, text body, delta item)
+_NO_PROPERTIES: Mapping[str, str] = MappingProxyType({})
 
 
 class Message:
@@ -349,9 +351,11 @@ class Message:
         self.categories: list[str] = []
         self.is_read = False
         self.is_draft = False
-        self.attachments: list[Attachment] = []
-        self.headers: list[tuple[str, str]] = []  # internetMessageHeaders beyond the basics
-        self.extended: dict[str, str] = {}  # singleValueExtendedProperties: id -> value
+        # Immutable and shared while empty, so a 100,000-message mailbox allocates nothing
+        # for them; replaced, never changed in place.
+        self.attachments: tuple[Attachment, ...] = ()
+        self.headers: tuple[tuple[str, str], ...] = ()  # internetMessageHeaders, beyond basics
+        self.extended: Mapping[str, str] = _NO_PROPERTIES  # singleValueExtendedProperties
         self.delivery_receipt = False
         self.read_receipt = False
         self.internet_message_id = ""
@@ -793,8 +797,8 @@ class MailStore:
         message.importance = importance
         message.categories = list(categories)
         message.flag_status = flag_status
-        message.attachments = list(attachments)
-        message.headers = list(headers)
+        message.attachments = tuple(attachments)
+        message.headers = tuple(headers)
         domain = (sender[1] if sender else self.owner[1]).rpartition("@")[2] or "contoso.com"
         message.internet_message_id = internet_message_id or f"<{uuid.uuid4().hex}@{domain}>"
         self.thread(message, conversation_id)
@@ -879,7 +883,7 @@ class MailStore:
             elif name == "categories":
                 message.categories = [str(c) for c in value or []]
             elif name == "singleValueExtendedProperties":
-                message.extended.update(parse_extended(value))
+                message.extended = {**message.extended, **parse_extended(value)}
             elif name == "importance":
                 if value not in ("low", "normal", "high"):
                     raise errors.BadRequest(f"Invalid importance '{value}'.")
@@ -931,7 +935,7 @@ class MailStore:
                 "ErrorInvalidPropertyUpdateSentMessage: Update operation on a sent or received "
                 "message is not allowed for property 'attachments'."
             )
-        message.attachments.append(attachment)
+        message.attachments = (*message.attachments, attachment)
         self._changed(message)
         self._publish("updated", message.id_for(False, self.key), message.folder)
         return attachment
@@ -942,7 +946,7 @@ class MailStore:
                 "ErrorInvalidPropertyUpdateSentMessage: Update operation on a sent or received "
                 "message is not allowed for property 'attachments'."
             )
-        message.attachments.remove(attachment)
+        message.attachments = tuple(a for a in message.attachments if a is not attachment)
         self._changed(message)
         self._publish("updated", message.id_for(False, self.key), message.folder)
 
