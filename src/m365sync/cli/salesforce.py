@@ -59,18 +59,13 @@ def print_salesforce_report(report: SalesforceTestReport, as_json: bool) -> None
     if as_json:
         print_json(report.as_json())
         return
-    order = {"failed": 0, "warning": 1, "passed": 2, "skipped": 3}
+    out.print(report.verdict, highlight=False, markup=False)
     table = Table(title="Run Test for Salesforce")
     for column in ("check", "result", "explanation", "fix"):
         table.add_column(column, overflow="fold")
-    for check in sorted(report.checks, key=lambda c: order.get(c.outcome.value, 4)):
+    for check in report.worst_first():
         table.add_row(check.title, ICONS[check.outcome.value], check.message, check.fix)
     out.print(table)
-    failures = report.failures()
-    if failures:
-        out.print(f"[red]{len(failures)} check(s) failed:[/] {failures[0].message}")
-    else:
-        out.print("[green]Salesforce is ready: m365sync can write every enabled feature.[/]")
 
 
 def _read(path: Path | None) -> str | None:

@@ -512,6 +512,36 @@ class SalesforceRepository:
                 found.setdefault(account_id, []).append(oid)
         return found
 
+    def forget_writes(self) -> int:
+        """Every ledger row back to never written (the org behind the connection is another
+        one now): pending, due at once, no Salesforce id, no relations."""
+        result = self.session.execute(
+            update(SalesforceActivityRecord)
+            .where(SalesforceActivityRecord.organization_id == self.organization_id)
+            .values(
+                state=WriteState.PENDING,
+                salesforce_id=None,
+                written_version=0,
+                sobject="",
+                relations=[],
+                uncertain=False,
+                attempts=0,
+                next_attempt_at=None,
+                reason="",
+                fix="",
+                error_code=None,
+                synced_at=None,
+            )
+            .execution_options(synchronize_session=False)
+        )
+        self.session.execute(
+            delete(SalesforceMirrorRecord).where(
+                SalesforceMirrorRecord.organization_id == self.organization_id
+            )
+        )
+        self.forget_mirror()
+        return int(getattr(result, "rowcount", 0) or 0)
+
     def waiting(self, limit: int) -> list[tuple[SalesforceActivityRecord, CrmActivity]]:
         """Records that need a look: parked ones, and pending ones that failed before (a
         reason recorded), newest change first, with their activities."""

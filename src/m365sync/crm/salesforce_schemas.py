@@ -74,6 +74,14 @@ class SalesforceCheck:
         )
 
 
+_SEVERITY = {
+    CheckOutcome.FAILED: 0,
+    CheckOutcome.WARNING: 1,
+    CheckOutcome.PASSED: 2,
+    CheckOutcome.SKIPPED: 3,
+}
+
+
 @dataclass
 class SalesforceTestReport:
     checks: list[SalesforceCheck]
@@ -98,9 +106,38 @@ class SalesforceTestReport:
     def failures(self) -> list[SalesforceCheck]:
         return [c for c in self.checks if c.outcome == CheckOutcome.FAILED]
 
+    def worst_first(self) -> list[SalesforceCheck]:
+        """The checks, failures first, then warnings, passed and skipped (each in order)."""
+        return sorted(self.checks, key=lambda c: _SEVERITY[c.outcome])
+
+    @property
+    def outcome(self) -> CheckOutcome:
+        """The worst outcome of any check."""
+        return min(
+            (c.outcome for c in self.checks), key=_SEVERITY.__getitem__, default=CheckOutcome.PASSED
+        )
+
+    @property
+    def verdict(self) -> str:
+        """The report in one line, as a person reads it first."""
+        failures = self.failures()
+        if not self.signed_in:
+            first = failures[0].message if failures else "Salesforce refused to sign in."
+            return f"Not connected: {first}"
+        if failures:
+            return (
+                f"Connected, but {len(failures)} check(s) failed: Salesforce refuses some of "
+                "what m365sync writes until they are fixed (below)."
+            )
+        warnings = [c for c in self.checks if c.outcome == CheckOutcome.WARNING]
+        if warnings:
+            return f"Connected and working, with {len(warnings)} warning(s) to read below."
+        return "Connected and working: every check passed."
+
     def as_json(self) -> dict[str, Any]:
         return {
             "ok": self.ok,
+            "verdict": self.verdict,
             "email_target": self.email_target.value if self.email_target else None,
             "username": self.username,
             "api_used": self.api_used,

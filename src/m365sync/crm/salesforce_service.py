@@ -66,6 +66,7 @@ __all__ = [
     "connect_with_client_credentials",
     "connect_with_jwt",
     "disconnect_salesforce",
+    "forget_salesforce_org",
     "link_member_to_salesforce_user",
     "match_salesforce_users",
     "retry_parked_salesforce_records",
@@ -422,6 +423,17 @@ def disconnect_salesforce(
     row.connected_at = None
     row.updated_at = utcnow()
     session.flush()
+
+
+def forget_salesforce_org(session: Session, organization_id: str) -> int:
+    """The connection now reaches another org than the one m365sync wrote to (a refreshed
+    sandbox, the demo's new org): forget what was written there and what the mirror read,
+    so every activity is written again and the people are read afresh. Returns how many
+    activities are queued again."""
+    repo = SalesforceRepository(session, organization_id)
+    count = repo.forget_writes()
+    session.flush()
+    return count
 
 
 def _connected(repo: SalesforceRepository) -> SalesforceConnection:

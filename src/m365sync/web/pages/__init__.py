@@ -1,6 +1,6 @@
-"""The HTML dashboard: sign-in, Admin (My Organization with its API tokens, members and
-mailboxes, sync settings, audit log), the user portal (connections, profile and time zone)
-and Activities.
+"""The HTML dashboard: sign-in, Admin (My Organization with its API tokens, Salesforce,
+members and mailboxes, sync settings, audit log), the user portal (connections, profile and
+time zone) and Activities.
 
 ``install_pages(app)`` mounts the routers, the static files (one stylesheet, the favicon,
 also answered at ``/favicon.ico``), the JSON API's documentation (``api_docs``), the
@@ -23,6 +23,7 @@ from m365sync.web.pages import (
     api_tokens,
     members,
     profile,
+    salesforce,
     service_accounts,
     sign_in,
     user_connections,
@@ -46,6 +47,7 @@ def install_pages(app: FastAPI) -> None:
         admin_organization,
         api_tokens,
         service_accounts,
+        salesforce,
         members,
         user_connections,
         profile,
