@@ -6,10 +6,12 @@ would look at the org.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import pytest
 import requests
 
 from m365sim.server import SimServer
@@ -134,3 +136,17 @@ def build_target(
     )
     assert answer.status_code == 201, answer.text
     return SalesforceTarget(world, sf, settings)
+
+
+@pytest.fixture
+def salesforce_target(
+    sim: SimServer, sf: SfServer, tmp_path: Path, db: Database
+) -> Iterator[SalesforceTarget]:
+    """Contoso synced from m365sim, its CRM Salesforce (sfsim's demo org, with a user for
+    each member), on the ``db`` fixture's database (SQLite, then PostgreSQL). A conftest
+    imports it under the name its tests use."""
+    world = build_target(sim, sf, tmp_path, db)
+    try:
+        yield world
+    finally:
+        world.close()
