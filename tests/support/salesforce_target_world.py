@@ -116,7 +116,7 @@ class SalesforceTarget:
     def refuse_emails_titled(self, subject: str) -> str:
         """A validation rule in the org that refuses emails with this subject; returns the
         rule's error message."""
-        message = f"Emails titled {subject!r} stay out of Salesforce."
+        message = f"Emails titled {subject} stay out of Salesforce."
         rule = {
             "object": "EmailMessage",
             "name": "No_" + subject.replace(" ", "_"),
