@@ -35,6 +35,13 @@ from m365sync.web.security import SecurityHeadersMiddleware
 
 __all__ = ["install_pages"]
 
+SALESFORCE_SIGN_IN = (
+    "https://login.salesforce.com",
+    "https://test.salesforce.com",
+    "https://*.my.salesforce.com",
+)
+"""Where "Connect Salesforce" may send the admin (production, sandboxes, My Domains)."""
+
 
 def install_pages(app: FastAPI) -> None:
     if getattr(app.state, "pages_installed", False):
@@ -66,4 +73,11 @@ def install_pages(app: FastAPI) -> None:
 
     install_api_docs(app)
     install_problem_pages(app, settings)
-    app.add_middleware(SecurityHeadersMiddleware, sign_in_origins=(settings.authority_host,))
+    app.add_middleware(
+        SecurityHeadersMiddleware,
+        sign_in_origins=(
+            settings.authority_host,
+            *SALESFORCE_SIGN_IN,
+            settings.salesforce_login_url,
+        ),
+    )
