@@ -328,9 +328,9 @@ def serve_app(
             highlight=False,
         )
         console.print(
-            f"  Connected as {DEMO_SALESFORCE_USER}; sign in to its pages as admin@acme.example, "
-            "password Demo-Admin-1!. Records open at "
-            f"{salesforce.url}/lightning/r/<Object>/<Id>/view",
+            f"  Contoso is connected to it as {DEMO_SALESFORCE_USER}; synced emails and "
+            f"meetings open at {salesforce.url}/lightning/r/<Object>/<Id>/view (links in "
+            "Activities and Admin → Salesforce)",
             highlight=False,
         )
     tune_garbage_collector()
