@@ -1,13 +1,19 @@
 """``m365sync serve``: the web app and JSON API, and — on the embedded defaults — the demo.
 
-The demo starts m365sim in-process with its demo tenant (Contoso), points the settings at
-it (authority host, Graph URL, CA bundle, the demo "User Connections" app), seeds a demo
-organization (domain contoso.com, members with dashboard passwords, the demo CRM's accounts
-and contacts, the demo service account — saved through Run Test like an admin would), and
-prints the dashboard URL, the demo sign-ins, the CA bundle, the demo app credentials and an
-admin API token. The app is the whole product (``m365sync.web.app.create_app``) with the
-sync workers running in-process, so the demo mailboxes start syncing right away.
-This module is the only product code allowed to import m365sim.
+The demo starts m365sim in-process with its demo tenant (Contoso), and sfsim with a demo
+Salesforce org (Acme, whose Contacts and Leads are the people Contoso's mailboxes write
+with, and whose users are Contoso's members), points the settings at them (authority host,
+Graph URL, Salesforce login URL, one CA bundle trusting both, the demo "User Connections"
+app), seeds a demo organization (domain contoso.com, members with dashboard passwords, the
+demo CRM's accounts and contacts, the demo service account — saved through Run Test like an
+admin would — and the Salesforce connection, by the JWT bearer flow as the integration
+user), and prints the dashboard URL, the demo sign-ins, both emulators' addresses, the demo
+app credentials and an admin API token. The app is the whole product
+(``m365sync.web.app.create_app``) with the sync workers and the Salesforce jobs running
+in-process, so the demo mailboxes start syncing right away and their emails and meetings
+appear in Salesforce a moment later. Without the demo, nothing here runs: the embedded
+store stays the CRM until an admin connects Salesforce.
+This module is the only product code allowed to import m365sim and sfsim.
 """
 
 from __future__ import annotations
@@ -15,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from ipaddress import ip_address, ip_network
+from pathlib import Path
 from typing import Any
 
 import uvicorn
@@ -25,6 +32,7 @@ from m365sync.auth.repository import credential_for_member
 from m365sync.connections import service_accounts
 from m365sync.connections.run_test import ServiceAccountDraft
 from m365sync.connections.runtime import ConnectionRuntime
+from m365sync.crm import salesforce_service
 from m365sync.crm.importer import load_demo_crm
 from m365sync.db import Database, database_from_settings, migrate
 from m365sync.microsoft.auth import ClientSecret
@@ -57,6 +65,50 @@ DEMO_MEMBERS = [
     ("lee@contoso.com", "Lee Gu", Role.USER),
     ("pradeep@contoso.com", "Pradeep Gupta", Role.USER),
 ]
+
+
+# sfsim's demo org (src/sfsim/seeds/demo.yaml): its connected app and integration user.
+DEMO_SALESFORCE_APP = "3MVG9sfsim.demo.m365sync.consumer.key.0001"
+DEMO_SALESFORCE_USER = "integration@acme.example"
+# The people Contoso's demo mailboxes write with (m365sim's demo seed), as Acme's Salesforce
+# knows them: contacts of its accounts, and a lead.
+DEMO_SALESFORCE_RECORDS: dict[str, list[dict[str, Any]]] = {
+    "Account": [
+        {"_ref": "tailspin", "Name": "Tailspin Toys", "Website": "https://tailspintoys.com"},
+    ],
+    "Contact": [
+        {
+            "FirstName": "Kim",
+            "LastName": "Buyer",
+            "Email": "kim@fabrikam.com",
+            "AccountId": "@fabrikam",
+            "Title": "Procurement Lead",
+        },
+        {
+            "FirstName": "Ana",
+            "LastName": "Ruiz",
+            "Email": "ana.ruiz@fabrikam.com",
+            "AccountId": "@fabrikam",
+            "Title": "CFO",
+        },
+        {
+            "FirstName": "Nora",
+            "LastName": "Northwind",
+            "Email": "nora@northwind.example",
+            "AccountId": "@northwind",
+            "Title": "Head of Operations",
+        },
+    ],
+    "Lead": [
+        {
+            "FirstName": "Sam",
+            "LastName": "Tailspin",
+            "Company": "Tailspin Toys",
+            "Email": "sam@tailspintoys.com",
+            "Title": "Buyer",
+        },
+    ],
+}
 
 
 def wants_demo(settings: Settings) -> bool:
@@ -98,6 +150,78 @@ def start_demo_tenant(settings: Settings) -> tuple[Any, Settings]:
         }
     )
     return server, demo_settings
+
+
+def demo_salesforce_seed(port: int) -> dict[str, Any]:
+    """sfsim's demo org, with Contoso's members as its users, Contoso's correspondents as
+    its contacts and leads, and this server's callback for Connect Salesforce."""
+    from sfsim import DEMO_SEED, read_seed
+
+    seed = read_seed(DEMO_SEED)
+    for app in seed.get("connectedApps") or []:
+        for host in ("127.0.0.1", "localhost"):
+            url = f"http://{host}:{port}/salesforce/callback"
+            if url not in app["callbackUrls"]:
+                app["callbackUrls"].append(url)
+    for email, name, _ in DEMO_MEMBERS:
+        first, _, last = name.partition(" ")
+        local = email.split("@")[0]
+        seed["users"].append(
+            {
+                "username": f"{local}@contoso.acme.example",
+                "firstName": first,
+                "lastName": last or first,
+                "email": email,
+                "alias": local[:8],
+            }
+        )
+    for sobject, records in DEMO_SALESFORCE_RECORDS.items():
+        seed["records"].setdefault(sobject, []).extend(records)
+    return seed
+
+
+def start_demo_salesforce(settings: Settings) -> tuple[Any, Settings]:
+    """sfsim with the demo org; the settings sign in there and trust it (and m365sim)."""
+    from sfsim import SfServer, load_seed
+
+    server = SfServer(data_dir=settings.data_dir / "sfsim")
+    load_seed(server.state, demo_salesforce_seed(settings.port))
+    server.start()
+    bundle = settings.data_dir / "demo-ca-bundle.pem"
+    trusted = [Path(server.tls.ca_bundle).read_text()]
+    if settings.ca_bundle is not None:
+        trusted.insert(0, Path(settings.ca_bundle).read_text())
+    bundle.write_text("\n".join(trusted))
+    return server, settings.model_copy(
+        update={"salesforce_login_url": server.url, "ca_bundle": bundle}
+    )
+
+
+def connect_demo_salesforce(settings: Settings, database: Database, box: Any) -> None:
+    """Connect the demo organization to the demo org as its integration user (JWT bearer
+    with sfsim's public demo key). sfsim keeps its org in memory, so a restarted demo
+    meets a new org: what was written to the old one is written again."""
+    from sfsim import DEMO_SEED
+
+    with database.session() as session:
+        organization = next(o for o in orgs.list_organizations(session) if o.slug == DEMO_ORG)
+        overview = salesforce_service.salesforce_overview(session, organization.id)
+        if overview.connected and overview.instance_url == settings.salesforce_login_url:
+            return
+        if overview.connected:
+            salesforce_service.forget_salesforce_org(session, organization.id)
+        report = salesforce_service.connect_with_jwt(
+            session,
+            box,
+            settings,
+            organization.id,
+            consumer_key=DEMO_SALESFORCE_APP,
+            username=DEMO_SALESFORCE_USER,
+            private_key_pem=(DEMO_SEED.parent / "demo-jwt.key").read_text(),
+            certificate_pem=(DEMO_SEED.parent / "demo-jwt.crt").read_text(),
+        )
+    if not report.ok:
+        log.warning("the demo Salesforce org: %s", report.verdict)
 
 
 async def seed_demo_organization(
@@ -158,9 +282,10 @@ def serve_app(
             update={k: v for k, v in {"host": host, "port": port}.items() if v is not None}
         )
     use_demo = wants_demo(settings) if demo is None else demo
-    server = None
+    server = salesforce = None
     if use_demo:
         server, settings = start_demo_tenant(settings)
+        salesforce, settings = start_demo_salesforce(settings)
     database = database_from_settings(settings)
     migrate(database.engine)
     runtime = ConnectionRuntime.from_settings(settings, database)
@@ -171,6 +296,7 @@ def serve_app(
     token = None
     if use_demo:
         token = asyncio.run(seed_demo_organization(settings, database, runtime))
+        connect_demo_salesforce(settings, database, runtime.box)
     base = browser_url(settings)
     console.print(
         f"[bold]m365sync[/] is running: open [bold]{base}[/] and sign in.", highlight=False
@@ -195,6 +321,18 @@ def serve_app(
         )
         console.print(f"  User connections app: client id {DEMO_USER_APP[0]}", highlight=False)
         console.print(f"  Admin API token (organization '{DEMO_ORG}'): {token}", highlight=False)
+    if salesforce is not None:
+        console.print(
+            f"Demo Salesforce org (sfsim): {salesforce.url}   "
+            f"CA bundle (both emulators): {settings.ca_bundle}",
+            highlight=False,
+        )
+        console.print(
+            f"  Contoso is connected to it as {DEMO_SALESFORCE_USER}; synced emails and "
+            f"meetings open at {salesforce.url}/lightning/r/<Object>/<Id>/view (links in "
+            "Activities and Admin → Salesforce)",
+            highlight=False,
+        )
     tune_garbage_collector()
     try:
         uvicorn.run(
@@ -212,3 +350,5 @@ def serve_app(
         database.dispose()  # a last checkpoint empties SQLite's write-ahead log
         if server is not None:
             server.stop()
+        if salesforce is not None:
+            salesforce.stop()

@@ -165,12 +165,18 @@ async def render_http_error(request: Request, exc: Exception) -> Response:
 
 def collect_routes() -> list[BaseRoute]:
     """Every route sfsim serves, gathered from each package's ``urls.py``."""
-    from sfsim import faults
+    from sfsim import faults, lightning
     from sfsim.control import urls as control_urls
     from sfsim.oauth import urls as oauth_urls
     from sfsim.rest import urls as rest_urls
 
-    return [*control_urls.routes, *faults.routes, *oauth_urls.routes, *rest_urls.routes]
+    return [
+        *control_urls.routes,
+        *faults.routes,
+        *oauth_urls.routes,
+        *rest_urls.routes,
+        *lightning.routes,
+    ]
 
 
 def build_app(state: SfState | None = None) -> Starlette:

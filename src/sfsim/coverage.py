@@ -17,6 +17,8 @@ def _area(path: str) -> str:
         return "Control API (`/_sim`, not part of Salesforce's surface)"
     if path.startswith("/services/data"):
         return "REST API (`/services/data`)"
+    if path.startswith("/lightning"):
+        return "Lightning Experience (record pages people open)"
     return "OAuth 2.0 and identity"
 
 

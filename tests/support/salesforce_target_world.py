@@ -6,18 +6,23 @@ would look at the org.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import pytest
 import requests
 
 from m365sim.server import SimServer
+from m365sync.auth import set_password
 from m365sync.crm.salesforce_mirror import refresh_salesforce_people
 from m365sync.crm.salesforce_schemas import DrainResult, MirrorResult, SalesforceTestReport
 from m365sync.crm.salesforce_service import connect_with_jwt
 from m365sync.crm.salesforce_writer import drain_salesforce
 from m365sync.db.session import Database
+from m365sync.organizations.models import Role
+from m365sync.organizations.service import add_member, create_api_token, get_organization
 from m365sync.settings import Settings
 from sfsim import SfServer
 from support.demo import SALESFORCE_CONSUMER_KEY, SALESFORCE_INTEGRATION_USER
@@ -29,6 +34,7 @@ PAT = "pat@fabrikam.example"
 SAM = "sam@fabrikam.example"
 NINA = "nina@northwind.example"
 LEE = "lee@contoso-pharma.example"
+ADMIN_PASSWORD = "correct horse battery staple"
 
 
 def combined_ca_bundle(sim_server: SimServer, sf: SfServer, directory: Path) -> Path:
@@ -84,6 +90,56 @@ class SalesforceTarget:
             self.database, self.organization_id, settings=self.settings, box=self.box, **kwargs
         )
 
+    # -- mail, and what Salesforce refuses ---------------------------------------------------
+    def mail(
+        self,
+        subject: str,
+        *,
+        sender: str = PAT,
+        to: tuple[str, ...] = (ADELE,),
+        mailboxes: tuple[str, ...] = (ADELE,),
+    ) -> str:
+        """An email delivered to ``mailboxes`` in m365sim; returns its Internet Message-ID."""
+        message_id = f"<{subject.lower().replace(' ', '-')}@fabrikam.example>"
+        for mailbox in mailboxes:
+            self.sync.deliver(
+                mailbox,
+                **{
+                    "from": sender,
+                    "to": list(to),
+                    "subject": subject,
+                    "internetMessageId": message_id,
+                },
+            )
+        return message_id
+
+    def refuse_emails_titled(self, subject: str) -> str:
+        """A validation rule in the org that refuses emails with this subject; returns the
+        rule's error message."""
+        message = f"Emails titled {subject} stay out of Salesforce."
+        rule = {
+            "object": "EmailMessage",
+            "name": "No_" + subject.replace(" ", "_"),
+            "field": "Subject",
+            "kind": "notEqual",
+            "value": subject,
+            "message": message,
+        }
+        self.control("POST", "seed", json={"validationRules": [rule]})
+        return message
+
+    def add_admin(self, email: str = "megan@contoso.com", password: str = ADMIN_PASSWORD) -> str:
+        """An admin of Contoso who signs in to the dashboard; returns an API token of theirs."""
+        with self.database.session() as session:
+            organization = get_organization(session, self.organization_id)
+            admin = add_member(session, organization, email, name="Megan Bowen", role=Role.ADMIN)
+            set_password(session, admin, password)
+            _, token = create_api_token(session, organization, admin, name="test", actor="test")
+        return token
+
+    def email_messages(self, message_id: str) -> list[dict[str, Any]]:
+        return [r for r in self.records("EmailMessage") if r["MessageIdentifier"] == message_id]
+
     # -- sfsim, as an admin sees the org -----------------------------------------------------
     def control(self, method: str, path: str, **kwargs: Any) -> Any:
         return sim(self.sf, method, path, **kwargs)
@@ -134,3 +190,17 @@ def build_target(
     )
     assert answer.status_code == 201, answer.text
     return SalesforceTarget(world, sf, settings)
+
+
+@pytest.fixture
+def salesforce_target(
+    sim: SimServer, sf: SfServer, tmp_path: Path, db: Database
+) -> Iterator[SalesforceTarget]:
+    """Contoso synced from m365sim, its CRM Salesforce (sfsim's demo org, with a user for
+    each member), on the ``db`` fixture's database (SQLite, then PostgreSQL). A conftest
+    imports it under the name its tests use."""
+    world = build_target(sim, sf, tmp_path, db)
+    try:
+        yield world
+    finally:
+        world.close()

@@ -105,16 +105,17 @@ def web(host: HostOption = None, port: PortOption = None) -> None:
 
 @app.command("scheduler")
 def scheduler(metrics_port: MetricsPortOption = None) -> None:
-    """Queue due sync units on the Celery workers, renew change-notification subscriptions
-    and recover bookings left pending. Run two for availability: one leads (elected through
-    the database), the other takes over when it stops."""
+    """Queue due sync units and Salesforce's mirror and writer on the Celery workers, renew
+    change-notification subscriptions and recover bookings left pending. Run two for
+    availability: one leads (elected through the database), the other takes over when it
+    stops."""
     import asyncio
     import logging
     import signal
 
     from m365sync.connections.runtime import ConnectionRuntime
     from m365sync.db import database_from_settings, migrate
-    from m365sync.workers.celery_app import queue_length, queue_unit
+    from m365sync.workers.celery_app import queue_length, queue_salesforce_job, queue_unit
     from m365sync.workers.process import tune_garbage_collector
     from m365sync.workers.scheduler import ElectedScheduler, scale_out_jobs
 
@@ -128,7 +129,12 @@ def scheduler(metrics_port: MetricsPortOption = None) -> None:
             database,
             settings,
             scale_out_jobs(
-                database, runtime, settings, queue=queue_unit, queue_length=queue_length
+                database,
+                runtime,
+                settings,
+                queue=queue_unit,
+                queue_length=queue_length,
+                queue_salesforce=queue_salesforce_job,
             ),
         )
         logging.getLogger("m365sync.cli").info(

@@ -12,7 +12,7 @@ from collections.abc import Collection, Iterator, Sequence
 from datetime import datetime
 from typing import Any, TypeVar
 
-from sqlalchemy import delete, func, or_, select, update
+from sqlalchemy import and_, delete, exists, func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -410,12 +410,19 @@ class SalesforceRepository:
             )
         )
 
-    def retry_parked(self) -> int:
+    def retry_parked(self, activity_ids: Collection[str] | None = None) -> int:
+        """Parked records (all, or those of ``activity_ids``) back to pending, due now."""
+        chosen = (
+            SalesforceActivityRecord.activity_id.in_(sorted(set(activity_ids)))
+            if activity_ids is not None
+            else SalesforceActivityRecord.activity_id.is_not(None)
+        )
         result = self.session.execute(
             update(SalesforceActivityRecord)
             .where(
                 SalesforceActivityRecord.organization_id == self.organization_id,
                 SalesforceActivityRecord.state == WriteState.PARKED,
+                chosen,
             )
             .values(state=WriteState.PENDING, next_attempt_at=None)
             .execution_options(synchronize_session=False)
@@ -504,3 +511,132 @@ class SalesforceRepository:
             ):
                 found.setdefault(account_id, []).append(oid)
         return found
+
+    def forget_writes(self) -> int:
+        """Every ledger row back to never written (the org behind the connection is another
+        one now): pending, due at once, no Salesforce id, no relations."""
+        result = self.session.execute(
+            update(SalesforceActivityRecord)
+            .where(SalesforceActivityRecord.organization_id == self.organization_id)
+            .values(
+                state=WriteState.PENDING,
+                salesforce_id=None,
+                written_version=0,
+                sobject="",
+                relations=[],
+                uncertain=False,
+                attempts=0,
+                next_attempt_at=None,
+                reason="",
+                fix="",
+                error_code=None,
+                synced_at=None,
+            )
+            .execution_options(synchronize_session=False)
+        )
+        self.session.execute(
+            delete(SalesforceMirrorRecord).where(
+                SalesforceMirrorRecord.organization_id == self.organization_id
+            )
+        )
+        self.forget_mirror()
+        return int(getattr(result, "rowcount", 0) or 0)
+
+    def waiting(self, limit: int) -> list[tuple[SalesforceActivityRecord, CrmActivity]]:
+        """Records that need a look: parked ones, and pending ones that failed before (a
+        reason recorded), newest change first, with their activities."""
+        rows = self.session.execute(
+            select(SalesforceActivityRecord, CrmActivity)
+            .join(CrmActivity, CrmActivity.id == SalesforceActivityRecord.activity_id)
+            .where(
+                SalesforceActivityRecord.organization_id == self.organization_id,
+                or_(
+                    SalesforceActivityRecord.state == WriteState.PARKED,
+                    and_(
+                        SalesforceActivityRecord.state == WriteState.PENDING,
+                        SalesforceActivityRecord.reason != "",
+                    ),
+                ),
+            )
+            .order_by(
+                SalesforceActivityRecord.updated_at.desc(), SalesforceActivityRecord.activity_id
+            )
+            .limit(limit)
+        )
+        return [(record, activity) for record, activity in rows]
+
+    def written(self, activity_ids: Collection[str]) -> dict[str, tuple[str, str]]:
+        """Activity id → (Salesforce object, record id) for those Salesforce holds."""
+        found: dict[str, tuple[str, str]] = {}
+        for chunk in _chunks(sorted(set(activity_ids))):
+            for aid, sobject, sid in self.session.execute(
+                select(
+                    SalesforceActivityRecord.activity_id,
+                    SalesforceActivityRecord.sobject,
+                    SalesforceActivityRecord.salesforce_id,
+                ).where(
+                    SalesforceActivityRecord.organization_id == self.organization_id,
+                    SalesforceActivityRecord.activity_id.in_(chunk),
+                    SalesforceActivityRecord.salesforce_id.is_not(None),
+                )
+            ):
+                if sobject and sid:
+                    found[aid] = (sobject, sid)
+        return found
+
+    # -- what the workers have to do, across organizations ---------------------------------
+    @staticmethod
+    def organizations_to_drain(session: Session, now: datetime) -> list[str]:
+        """Organizations whose writer has due records and may run now: working connection,
+        no pause in force, nobody draining (no live lease), and the mirror loaded once (a
+        drain before it would find nobody to relate the activities to)."""
+        record = SalesforceActivityRecord
+        connection = SalesforceConnection
+        due = exists().where(
+            record.organization_id == connection.organization_id,
+            record.state == WriteState.PENDING,
+            or_(record.next_attempt_at.is_(None), record.next_attempt_at <= now),
+        )
+        mirrored = exists().where(
+            SalesforceMirrorCursor.organization_id == connection.organization_id
+        )
+        return list(
+            session.scalars(
+                select(connection.organization_id)
+                .where(
+                    connection.status.in_([SalesforceStatus.ACTIVE, SalesforceStatus.NEEDS_SETUP]),
+                    or_(
+                        connection.writer_paused_until.is_(None),
+                        connection.writer_paused_until <= now,
+                    ),
+                    or_(
+                        connection.writer_lease_until.is_(None), connection.writer_lease_until < now
+                    ),
+                    mirrored,
+                    due,
+                )
+                .order_by(connection.organization_id)
+            )
+        )
+
+    @staticmethod
+    def organizations_to_mirror(session: Session, older_than: datetime) -> list[str]:
+        """Organizations with a working connection whose mirror never loaded, or last read
+        Salesforce's changes before ``older_than``."""
+        connection = SalesforceConnection
+        cursor = SalesforceMirrorCursor
+        never = ~exists().where(cursor.organization_id == connection.organization_id)
+        stale = exists().where(
+            cursor.organization_id == connection.organization_id,
+            cursor.updated_until < older_than,
+        )
+        return list(
+            session.scalars(
+                select(connection.organization_id)
+                .where(
+                    connection.status.in_([SalesforceStatus.ACTIVE, SalesforceStatus.NEEDS_SETUP]),
+                    or_(never, stale),
+                )
+                .order_by(connection.organization_id)
+            )
+        )

@@ -11,16 +11,26 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from typing import Any
 
+from pydantic import BaseModel, Field, SecretStr
+
 from m365sync.crm.models import EmailTarget, SalesforceAuthKind, SalesforceStatus, WriteState
 
 __all__ = [
+    "BacklogItem",
     "CheckOutcome",
     "DrainResult",
     "DrainStatus",
     "MemberUser",
     "MirrorResult",
     "SalesforceCheck",
+    "SalesforceClientCredentialsIn",
+    "SalesforceConnectCompleteIn",
+    "SalesforceConnectStartIn",
+    "SalesforceJwtIn",
+    "SalesforceLinkIn",
     "SalesforceOverview",
+    "SalesforceRetryIn",
+    "SalesforceShareIn",
     "SalesforceTestReport",
 ]
 
@@ -64,6 +74,14 @@ class SalesforceCheck:
         )
 
 
+_SEVERITY = {
+    CheckOutcome.FAILED: 0,
+    CheckOutcome.WARNING: 1,
+    CheckOutcome.PASSED: 2,
+    CheckOutcome.SKIPPED: 3,
+}
+
+
 @dataclass
 class SalesforceTestReport:
     checks: list[SalesforceCheck]
@@ -88,9 +106,38 @@ class SalesforceTestReport:
     def failures(self) -> list[SalesforceCheck]:
         return [c for c in self.checks if c.outcome == CheckOutcome.FAILED]
 
+    def worst_first(self) -> list[SalesforceCheck]:
+        """The checks, failures first, then warnings, passed and skipped (each in order)."""
+        return sorted(self.checks, key=lambda c: _SEVERITY[c.outcome])
+
+    @property
+    def outcome(self) -> CheckOutcome:
+        """The worst outcome of any check."""
+        return min(
+            (c.outcome for c in self.checks), key=_SEVERITY.__getitem__, default=CheckOutcome.PASSED
+        )
+
+    @property
+    def verdict(self) -> str:
+        """The report in one line, as a person reads it first."""
+        failures = self.failures()
+        if not self.signed_in:
+            first = failures[0].message if failures else "Salesforce refused to sign in."
+            return f"Not connected: {first}"
+        if failures:
+            return (
+                f"Connected, but {len(failures)} check(s) failed: Salesforce refuses some of "
+                "what m365sync writes until they are fixed (below)."
+            )
+        warnings = [c for c in self.checks if c.outcome == CheckOutcome.WARNING]
+        if warnings:
+            return f"Connected and working, with {len(warnings)} warning(s) to read below."
+        return "Connected and working: every check passed."
+
     def as_json(self) -> dict[str, Any]:
         return {
             "ok": self.ok,
+            "verdict": self.verdict,
             "email_target": self.email_target.value if self.email_target else None,
             "username": self.username,
             "api_used": self.api_used,
@@ -215,3 +262,95 @@ class SalesforceOverview:
             "last_test": [c.as_json() for c in self.last_test],
             "last_tested_at": self.last_tested_at.isoformat() if self.last_tested_at else None,
         }
+
+
+@dataclass(frozen=True)
+class BacklogItem:
+    """A record the writer could not write (yet): parked for a person, or waiting for a
+    retry after a failure. Says which activity, whose, why and what fixes it."""
+
+    activity_id: str
+    kind: str
+    subject: str
+    occurred_at: datetime | None
+    member_email: str
+    """The member the activity belongs to (its owner, else a member holding it)."""
+    state: str
+    """``parked`` (needs a person) or ``pending`` (retried later)."""
+    reason: str
+    fix: str
+    attempts: int
+    next_attempt_at: datetime | None
+    sobject: str
+    salesforce_id: str | None
+
+    def as_json(self) -> dict[str, Any]:
+        data = asdict(self)
+        for name in ("occurred_at", "next_attempt_at"):
+            value = getattr(self, name)
+            data[name] = value.isoformat() if value else None
+        return data
+
+
+# -- what the JSON API takes (secrets as ``SecretStr``: masked in reprs, never sent back) ----
+
+LOGIN_URL_HELP = (
+    "https://login.salesforce.com (production), https://test.salesforce.com (sandbox) or the "
+    "org's My Domain https://<name>.my.salesforce.com; the server's default if left out."
+)
+
+
+class SalesforceJwtIn(BaseModel):
+    """Server to server: the JWT bearer flow as the integration user."""
+
+    consumer_key: str = Field(description="The connected app's Consumer Key.")
+    username: str = Field(description="The integration user's Salesforce username.")
+    private_key_pem: SecretStr = Field(
+        description="PEM private key whose certificate is uploaded to the connected app."
+    )
+    certificate_pem: str | None = Field(default=None, description="That certificate (PEM).")
+    login_url: str | None = Field(default=None, description=LOGIN_URL_HELP)
+
+
+class SalesforceClientCredentialsIn(BaseModel):
+    """Server to server: the client credentials flow as the connected app's Run As user."""
+
+    consumer_key: str = Field(description="The connected app's Consumer Key.")
+    consumer_secret: SecretStr = Field(description="The connected app's Consumer Secret.")
+    login_url: str | None = Field(default=None, description="The org's My Domain login URL.")
+
+
+class SalesforceConnectStartIn(BaseModel):
+    """Connect Salesforce: where to send the admin to sign in (web server flow, PKCE)."""
+
+    consumer_key: str = Field(description="The connected app's Consumer Key.")
+    consumer_secret: SecretStr | None = Field(
+        default=None, description="Its Consumer Secret, if the app requires it."
+    )
+    login_url: str | None = Field(default=None, description=LOGIN_URL_HELP)
+    redirect_uri: str | None = Field(
+        default=None, description="The callback URL; {public_url}/salesforce/callback if left out."
+    )
+
+
+class SalesforceConnectCompleteIn(BaseModel):
+    """The query parameters Salesforce sent back to the callback URL."""
+
+    callback: dict[str, str] = Field(description="e.g. {'code': ..., 'state': ...}.")
+
+
+class SalesforceShareIn(BaseModel):
+    share: float | None = Field(
+        description="Share of the org's daily API requests m365sync may use, more than 0 and "
+        "at most 1 (0.5 is half); null: the server's setting."
+    )
+
+
+class SalesforceLinkIn(BaseModel):
+    user: str = Field(description="The Salesforce user's id, username or email address.")
+
+
+class SalesforceRetryIn(BaseModel):
+    activity_ids: list[str] | None = Field(
+        default=None, description="The parked records' activities; all parked ones if left out."
+    )

@@ -39,6 +39,7 @@ from m365sync.crm.salesforce_access import (
 from m365sync.crm.salesforce_repository import SalesforceRepository
 from m365sync.crm.salesforce_run_test import FEATURES, run_salesforce_checks
 from m365sync.crm.salesforce_schemas import (
+    BacklogItem,
     MemberUser,
     SalesforceCheck,
     SalesforceOverview,
@@ -65,12 +66,16 @@ __all__ = [
     "connect_with_client_credentials",
     "connect_with_jwt",
     "disconnect_salesforce",
+    "forget_salesforce_org",
     "link_member_to_salesforce_user",
     "match_salesforce_users",
     "retry_parked_salesforce_records",
     "run_salesforce_test",
+    "salesforce_backlog",
     "salesforce_members",
     "salesforce_overview",
+    "salesforce_record_links",
+    "salesforce_record_url",
     "set_salesforce_api_share",
     "unlink_member_from_salesforce_user",
 ]
@@ -420,6 +425,17 @@ def disconnect_salesforce(
     session.flush()
 
 
+def forget_salesforce_org(session: Session, organization_id: str) -> int:
+    """The connection now reaches another org than the one m365sync wrote to (a refreshed
+    sandbox, the demo's new org): forget what was written there and what the mirror read,
+    so every activity is written again and the people are read afresh. Returns how many
+    activities are queued again."""
+    repo = SalesforceRepository(session, organization_id)
+    count = repo.forget_writes()
+    session.flush()
+    return count
+
+
 def _connected(repo: SalesforceRepository) -> SalesforceConnection:
     row = repo.connection()
     if row is None or row.status in (SalesforceStatus.PENDING, SalesforceStatus.DISCONNECTED):
@@ -606,13 +622,71 @@ def set_salesforce_api_share(session: Session, organization_id: str, share: floa
     session.flush()
 
 
-def retry_parked_salesforce_records(session: Session, organization_id: str) -> int:
-    """Write the parked records again (after the rule or field was fixed in Salesforce)."""
+def retry_parked_salesforce_records(
+    session: Session, organization_id: str, activity_ids: Collection[str] | None = None
+) -> int:
+    """Write the parked records again (after the rule or field was fixed in Salesforce):
+    all of them, or those of ``activity_ids``. Returns how many go back to the queue."""
     repo = SalesforceRepository(session, organization_id)
     _connected(repo)
-    count = repo.retry_parked()
+    count = repo.retry_parked(activity_ids)
     session.flush()
     return count
+
+
+def salesforce_backlog(
+    session: Session, organization_id: str, *, member_id: str | None = None, limit: int = 200
+) -> list[BacklogItem]:
+    """What waits for a person (parked) or for a retry, newest first, each with the plain
+    reason and the fix; ``member_id``: only that member's activities."""
+    repo = SalesforceRepository(session, organization_id)
+    members = {m.id: m.email for m in repo.members()}
+    waiting = repo.waiting(limit if member_id is None else limit * 10)
+    holders = repo.holders([activity.id for _, activity in waiting])
+    found = []
+    for record, activity in waiting:
+        owner = activity.owner_member_id
+        if owner is None:
+            owner = min(holders.get(activity.id, set()), default=None)
+        if member_id is not None and owner != member_id:
+            continue
+        found.append(
+            BacklogItem(
+                activity_id=activity.id,
+                kind=activity.kind.value,
+                subject=activity.subject,
+                occurred_at=activity.occurred_at or activity.starts_at,
+                member_email=members.get(owner or "", ""),
+                state=record.state.value,
+                reason=record.reason,
+                fix=record.fix,
+                attempts=record.attempts,
+                next_attempt_at=record.next_attempt_at,
+                sobject=record.sobject,
+                salesforce_id=record.salesforce_id,
+            )
+        )
+    return found[:limit]
+
+
+def salesforce_record_url(instance_url: str, sobject: str, record_id: str) -> str:
+    """Where a person opens a record in Salesforce (Lightning Experience)."""
+    return f"{instance_url.rstrip('/')}/lightning/r/{sobject}/{record_id}/view"
+
+
+def salesforce_record_links(
+    session: Session, organization_id: str, activity_ids: Collection[str]
+) -> dict[str, str]:
+    """Activity id → the address of its Salesforce record, for those Salesforce holds
+    (none while the organization has no working connection)."""
+    repo = SalesforceRepository(session, organization_id)
+    row = repo.connection()
+    if row is None or not row.instance_url or row.status == SalesforceStatus.DISCONNECTED:
+        return {}
+    return {
+        aid: salesforce_record_url(row.instance_url, sobject, sid)
+        for aid, (sobject, sid) in repo.written(activity_ids).items()
+    }
 
 
 def salesforce_overview(session: Session, organization_id: str) -> SalesforceOverview:

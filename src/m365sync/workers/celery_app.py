@@ -46,7 +46,9 @@ __all__ = [
     "app",
     "celery_dispatch",
     "queue_length",
+    "queue_salesforce_job",
     "queue_unit",
+    "salesforce_job",
     "sync_unit",
     "visibility_timeout",
 ]
@@ -132,6 +134,24 @@ def sync_unit(unit_id: str, full: bool = False, ticket: str | None = None) -> di
 def _withdraw(database: Database, unit_id: str, ticket: str) -> None:
     with database.session() as session:
         SyncRepository(session).withdraw_ticket(unit_id, ticket)
+
+
+@app.task(name="m365sync.salesforce_job")  # type: ignore[untyped-decorator]
+def salesforce_job(name: str, organization_id: str) -> dict[str, Any]:
+    """One Salesforce job (``m365sync.crm.salesforce_jobs``: the mirror or the writer) for
+    one organization. Two of the same at once are harmless: the writer holds a lease on
+    the connection (the second answers busy)."""
+    from m365sync.crm.salesforce_jobs import run_salesforce_job
+
+    database, runtime = _process()
+    result = run_salesforce_job(name, database, organization_id, runtime.settings, runtime.box)
+    as_json = getattr(result, "as_json", None)
+    return {"job": name, "organization_id": organization_id, **(as_json() if as_json else {})}
+
+
+def queue_salesforce_job(name: str, organization_id: str) -> None:
+    """Send a Salesforce job for one organization to the workers."""
+    salesforce_job.apply_async(args=[name, organization_id], queue=_settings.celery_queue)
 
 
 def queue_unit(unit_id: str, ticket: str) -> None:

@@ -3,8 +3,10 @@
 Two flavours, one interface (``dispatch`` one unit, ``sync_organization_now``):
 
 - ``InProcessSyncWorkers`` runs the sync engine's in-process ``Scheduler`` inside the web
-  process (``m365sync serve``: one process is all a small team needs). It starts with the
-  app's lifespan and stops with it; ``dispatch`` wakes it at once.
+  process (``m365sync serve``: one process is all a small team needs), and beside it the
+  Salesforce jobs (``SalesforceRunner``: the mirror and the writer, in threads of their
+  own, so the Graph sync never waits on Salesforce). Both start with the app's lifespan
+  and stop with it; ``dispatch`` wakes the scheduler at once.
 - ``QueuedSyncWorkers`` only marks units due in the database (and, when scaled out, queues
   them on Celery, through ``m365sync.workers.celery_app.celery_dispatch``): the workers
   run elsewhere.
@@ -25,6 +27,7 @@ from m365sync.connections.runtime import ConnectionRuntime
 from m365sync.db.session import Database
 from m365sync.sync.repository import SyncRepository
 from m365sync.sync.scheduler import Scheduler
+from m365sync.workers.salesforce import SalesforceRunner
 
 __all__ = ["InProcessSyncWorkers", "QueuedSyncWorkers", "SyncWorkers"]
 
@@ -54,19 +57,25 @@ class InProcessSyncWorkers:
     ) -> None:
         self.database = database
         self.scheduler = Scheduler(database, runtime, tick_seconds=tick_seconds)
+        self.salesforce = SalesforceRunner(
+            database, runtime.settings, runtime.box, tick_seconds=tick_seconds
+        )
         self._stop = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
+        self._tasks: list[asyncio.Task[None]] = []
 
     async def start(self) -> None:
         self._stop = asyncio.Event()
-        self._task = asyncio.create_task(self.scheduler.run_forever(self._stop))
+        self._tasks = [
+            asyncio.create_task(self.scheduler.run_forever(self._stop)),
+            asyncio.create_task(self.salesforce.run_forever(self._stop)),
+        ]
 
     async def stop(self) -> None:
         self._stop.set()
-        if self._task is not None:
+        for task in self._tasks:
             with contextlib.suppress(asyncio.CancelledError):
-                await asyncio.wait_for(self._task, timeout=30)
-            self._task = None
+                await asyncio.wait_for(task, timeout=30)
+        self._tasks = []
 
     def dispatch(self, unit_id: str) -> None:
         self.scheduler.dispatch(unit_id)

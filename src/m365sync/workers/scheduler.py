@@ -21,7 +21,10 @@ one at a time:
   renewed and reauthorized for active units;
 - ``bookings``: Calendar Scheduling's bookings left pending are finished or released;
 - ``certificates``: certificates m365sync manages for the app registrations it set up
-  itself are renewed when due (``m365sync.connections.certificate_renewal``), hourly.
+  itself are renewed when due (``m365sync.connections.certificate_renewal``), hourly;
+- ``salesforce`` (with ``queue_salesforce``): each organization's Salesforce mirror and
+  writer that is due (``m365sync.crm.salesforce_jobs``) to the Celery workers, every
+  ``SALESFORCE_SECONDS``.
 
 ``jobs`` is a plain list: another periodic pass (a Salesforce mirror, say) is one more
 ``PeriodicJob`` and runs under the same election.
@@ -59,6 +62,7 @@ from m365sync.sync.scheduler import (
     renew_subscriptions,
 )
 from m365sync.sync.service import worker_name
+from m365sync.workers.salesforce import queue_salesforce_jobs
 
 __all__ = ["LEADER", "ElectedScheduler", "PeriodicJob", "scale_out_jobs"]
 
@@ -66,6 +70,7 @@ log = logging.getLogger(__name__)
 
 LEADER = SCHEDULER_LEASE
 HOUSEKEEPING_SECONDS = 60.0
+SALESFORCE_SECONDS = 5.0
 
 
 @dataclass
@@ -182,9 +187,11 @@ def scale_out_jobs(
     *,
     queue: Callable[[str, str], None],
     queue_length: Callable[[], int],
+    queue_salesforce: Callable[[str, str], None] | None = None,
 ) -> list[PeriodicJob]:
-    """The scheduler's jobs; ``queue(unit_id, ticket)`` sends a unit to the workers and
-    ``queue_length()`` says how many messages wait in their queue."""
+    """The scheduler's jobs; ``queue(unit_id, ticket)`` sends a unit to the workers,
+    ``queue_length()`` says how many messages wait in their queue, and
+    ``queue_salesforce(job, organization_id)`` sends a Salesforce job."""
 
     async def units() -> None:
         await asyncio.to_thread(prepare_units, database, settings)
@@ -227,6 +234,12 @@ def scale_out_jobs(
     async def certificates() -> None:
         await renew_due_certificates(database, runtime)
 
+    sent_salesforce: dict[tuple[str, str], float] = {}
+
+    async def salesforce() -> None:
+        assert queue_salesforce is not None
+        await asyncio.to_thread(queue_salesforce_jobs, database, queue_salesforce, sent_salesforce)
+
     jobs = [
         PeriodicJob("units", HOUSEKEEPING_SECONDS, units),
         PeriodicJob("queue", settings.scheduler_interval_seconds, queue_units),
@@ -235,4 +248,6 @@ def scale_out_jobs(
     ]
     if settings.webhook_url:
         jobs.append(PeriodicJob("subscriptions", HOUSEKEEPING_SECONDS, subscriptions))
+    if queue_salesforce is not None:
+        jobs.append(PeriodicJob("salesforce", SALESFORCE_SECONDS, salesforce))
     return jobs

@@ -67,6 +67,7 @@ def test_importing_the_command_line_loads_nothing_heavy() -> None:
         "m365sync.cli.keys",
         "m365sync.cli.operations",
         "m365sync.cli.organizations",
+        "m365sync.cli.salesforce",
         "m365sync.cli.serve",
         "m365sync.cli.sync",
         "m365sync.errors",

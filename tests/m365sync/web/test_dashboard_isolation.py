@@ -18,6 +18,7 @@ ADMIN_PAGES = [
     "/admin/members/status",
     "/admin/sync-settings",
     "/admin/audit-log",
+    "/admin/salesforce",
     "/admin/service-accounts?panel=exchange",
     "/admin/service-accounts/any-id/limit-access",
 ]

@@ -189,6 +189,7 @@ def test_every_page_has_the_one_look_at_desktop_and_phone_width(
         walk.visit("/admin/service-accounts?panel=exchange", "admin-service-account-exchange")
         walk.visit(limit_access_path, "admin-limit-access")
         walk.visit("/admin/api-tokens", "admin-api-tokens")
+        walk.visit("/admin/salesforce", "admin-salesforce")
         page.goto(f"{base}/admin/members")
         page.wait_for_function(
             "() => /[1-9]\\d* logged/.test(document.querySelector('table.mailboxes').innerText)",

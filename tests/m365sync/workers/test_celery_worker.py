@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 import uuid
@@ -15,15 +14,8 @@ from m365sim.server import SimServer
 from m365sync.crm.models import ActivityKind
 from m365sync.sync.features import SyncFeature
 from m365sync.sync.repository import SyncRepository
+from support.services import redis_up
 from support.sync_world import build_world, empty_demo_tenant
-
-
-def redis_up() -> bool:
-    try:
-        socket.create_connection(("127.0.0.1", 6379), timeout=0.5).close()
-        return True
-    except OSError:
-        return False
 
 
 @pytest.mark.skipif(

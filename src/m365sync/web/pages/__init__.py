@@ -1,6 +1,6 @@
-"""The HTML dashboard: sign-in, Admin (My Organization with its API tokens, members and
-mailboxes, sync settings, audit log), the user portal (connections, profile and time zone)
-and Activities.
+"""The HTML dashboard: sign-in, Admin (My Organization with its API tokens, Salesforce,
+members and mailboxes, sync settings, audit log), the user portal (connections, profile and
+time zone) and Activities.
 
 ``install_pages(app)`` mounts the routers, the static files (one stylesheet, the favicon,
 also answered at ``/favicon.ico``), the JSON API's documentation (``api_docs``), the
@@ -23,6 +23,7 @@ from m365sync.web.pages import (
     api_tokens,
     members,
     profile,
+    salesforce,
     service_accounts,
     sign_in,
     user_connections,
@@ -33,6 +34,13 @@ from m365sync.web.pages.rendering import STATIC_DIR
 from m365sync.web.security import SecurityHeadersMiddleware
 
 __all__ = ["install_pages"]
+
+SALESFORCE_SIGN_IN = (
+    "https://login.salesforce.com",
+    "https://test.salesforce.com",
+    "https://*.my.salesforce.com",
+)
+"""Where "Connect Salesforce" may send the admin (production, sandboxes, My Domains)."""
 
 
 def install_pages(app: FastAPI) -> None:
@@ -46,6 +54,7 @@ def install_pages(app: FastAPI) -> None:
         admin_organization,
         api_tokens,
         service_accounts,
+        salesforce,
         members,
         user_connections,
         profile,
@@ -64,4 +73,11 @@ def install_pages(app: FastAPI) -> None:
 
     install_api_docs(app)
     install_problem_pages(app, settings)
-    app.add_middleware(SecurityHeadersMiddleware, sign_in_origins=(settings.authority_host,))
+    app.add_middleware(
+        SecurityHeadersMiddleware,
+        sign_in_origins=(
+            settings.authority_host,
+            *SALESFORCE_SIGN_IN,
+            settings.salesforce_login_url,
+        ),
+    )

@@ -1,10 +1,12 @@
 """Activities: the CRM-side view of synced emails, events and tasks, per contact or account,
-with search. Email bodies are sanitised before they reach the template."""
+with search; each activity Salesforce holds links to its Salesforce record. Email bodies
+are sanitised before they reach the template."""
 
 from __future__ import annotations
 
 from fastapi import APIRouter, Request, Response
 
+from m365sync.crm.salesforce_service import salesforce_overview, salesforce_record_links
 from m365sync.crm.service import (
     ACTIVITY_KINDS,
     UPCOMING_DAYS,
@@ -42,9 +44,13 @@ def activities_page(
         account_id=account or None,
         include_later=later == "on",
     )
+    links = None
+    if salesforce_overview(db, me.organization_id).connected:
+        links = salesforce_record_links(db, me.organization_id, [a.id for a in found.activities])
     return render(
         request,
         "activities/list.html",
+        salesforce_links=links,
         title="Activities",
         area=_area(me),
         nav="activities",
@@ -77,4 +83,7 @@ def activity_page(
         activity=activity,
         thread=detail.thread,
         body_html=body_html,
+        salesforce_url=salesforce_record_links(db, me.organization_id, [activity.id]).get(
+            activity.id
+        ),
     )
