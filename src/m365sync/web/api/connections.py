@@ -120,9 +120,28 @@ def add_exchange_service_account(
         server_url=body.server_url,
         username=body.username,
         password=body.password.get_secret_value(),
+        test_mailbox=body.test_mailbox,
         actor=caller.actor,
     )
     return _view(runtime, account)
+
+
+@router.post("/service-accounts/exchange/test", response_model=TestReportOut)
+async def run_exchange_test(
+    caller: ApiAdmin, session: DbSession, runtime: Runtime, body: ExchangeServiceAccountIn
+) -> TestReportOut:
+    """Run Test for an Exchange service account as entered (impersonating ``test_mailbox``);
+    nothing is stored and no mailbox is modified. An empty ``server_url`` uses Autodiscover."""
+    report = await service_accounts.test_exchange_draft(
+        session,
+        runtime,
+        caller.organization,
+        server_url=body.server_url,
+        username=body.username,
+        password=body.password.get_secret_value(),
+        test_mailbox=body.test_mailbox,
+    )
+    return _report(report)
 
 
 @router.post("/service-accounts/setup", response_model=ConnectStartOut)
@@ -365,6 +384,38 @@ def connect_exchange(
         password=body.password.get_secret_value(),
     )
     return UserConnectionOut(**user_connections.user_connection_view(connection))
+
+
+@router.post("/members/{member_id}/connection/exchange/test", response_model=TestReportOut)
+async def test_exchange_connection(
+    caller: ApiAdmin,
+    session: DbSession,
+    runtime: Runtime,
+    member_id: str,
+    body: ExchangeConnectionIn,
+) -> TestReportOut:
+    """Run Test for a member's own Exchange connection as entered; nothing is stored."""
+    member = orgs.get_member(session, caller.organization, member_id)
+    report = await user_connections.test_exchange_connection(
+        runtime,
+        member,
+        server_url=body.server_url,
+        username=body.username,
+        password=body.password.get_secret_value(),
+    )
+    return _report(report)
+
+
+@router.post("/members/{member_id}/connection/test", response_model=TestReportOut)
+async def retest_exchange_connection(
+    caller: ApiAdmin, session: DbSession, runtime: Runtime, member_id: str
+) -> TestReportOut:
+    """Run Test with a member's saved Exchange connection; its status takes the outcome."""
+    member = orgs.get_member(session, caller.organization, member_id)
+    report = await user_connections.retest_exchange_connection(
+        session, runtime, caller.organization, member
+    )
+    return _report(report)
 
 
 @router.delete("/members/{member_id}/connection", status_code=204)
