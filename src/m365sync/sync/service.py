@@ -26,7 +26,7 @@ from sqlalchemy.orm import Session
 from m365sync.audit import service as audit
 from m365sync.connections.errors import ConnectionsError
 from m365sync.connections.models import Feature
-from m365sync.connections.runtime import ConnectionRuntime, MailboxAccess
+from m365sync.connections.runtime import ConnectionRuntime, ExchangeAccess, MailboxAccess
 from m365sync.db.base import utcnow
 from m365sync.db.session import Database
 from m365sync.errors import NotFound, ValidationFailed
@@ -190,7 +190,9 @@ async def _run_unit(
     on_progress: Callable[[Progress], None] | None,
     ticket: str | None,
 ) -> UnitResult:
-    def start() -> tuple[SyncUnit, Member, MailboxAccess | None, Exception | None] | str:
+    def start() -> (
+        tuple[SyncUnit, Member, MailboxAccess | ExchangeAccess | None, Exception | None] | str
+    ):
         with database.session() as session:
             repo = SyncRepository(session)
             if not repo.try_lease(unit_id, owner, settings.sync_lease_seconds, ticket=ticket):
@@ -210,14 +212,12 @@ async def _run_unit(
                 else UnitStage.INCREMENTAL
             )
             unit.stage_started_at = unit.last_attempt_at = utcnow()
-            access: MailboxAccess | None = None
+            access: MailboxAccess | ExchangeAccess | None = None
             problem: Exception | None = None
             try:
                 # No network here: the connection's MSAL app asks Entra ID only when the
                 # run requests its first token, outside this transaction.
-                access = runtime.graph_for_mailbox(
-                    session, member, _CONNECTION_FEATURE[unit.feature]
-                )
+                access = runtime.mailbox_access(session, member, _CONNECTION_FEATURE[unit.feature])
             except (MicrosoftError, ConnectionsError) as exc:
                 problem = exc  # anything else rolls back, the lease with it
             session.expunge(unit)
@@ -259,7 +259,7 @@ async def _run_and_record(
     runtime: ConnectionRuntime,
     unit: SyncUnit,
     member: Member,
-    access: MailboxAccess | None,
+    access: MailboxAccess | ExchangeAccess | None,
     problem: Exception | None,
     *,
     full: bool,

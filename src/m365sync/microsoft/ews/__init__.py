@@ -5,6 +5,8 @@ imported.
 - ``client``: ``ExchangeServer`` (a login on an endpoint, mailboxes as exchangelib
   ``Account`` objects, calls with ``BackOffMilliseconds`` honoured), the anonymous probe of
   Run Test, SOAP Autodiscover;
+- ``mail``: a folder's changes page by page (SyncFolderItems + GetItem), in Graph's shape;
+- ``mailbox``: ``ExchangeMailbox``, one mailbox as the sync engine holds it;
 - ``_transport``: TLS trust from the ``ca_bundle`` setting, without touching requests'
   or exchangelib's globals;
 - ``_errors``: exchangelib's failures sorted into ``microsoft.errors`` categories.
@@ -30,13 +32,17 @@ from m365sync.microsoft.ews.client import (
     discover_ews_url,
     probe_server,
 )
+from m365sync.microsoft.ews.mail import MessagePage
+from m365sync.microsoft.ews.mailbox import ExchangeMailbox
 
 __all__ = [
     "EXCHANGE_ONLINE_APP_ID",
     "MIGRATION_STEPS",
     "MINIMUM_BUILD",
     "ExchangeLogin",
+    "ExchangeMailbox",
     "ExchangeServer",
+    "MessagePage",
     "ServerProbe",
     "autodiscover_endpoints",
     "classify_ews_error",

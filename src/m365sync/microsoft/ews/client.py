@@ -16,6 +16,7 @@ Promises:
 from __future__ import annotations
 
 import random
+import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -173,20 +174,28 @@ class ExchangeServer:
             auth_type=_AUTH_TYPES.get(login.auth, NTLM),
         )
         self.protocol = protocol_class(settings.tls_verify)(config=self._config)
+        self._accounts: dict[str, Account] = {}
+        self._accounts_lock = threading.Lock()
 
     def __repr__(self) -> str:
         return f"ExchangeServer({self.ews_url!r}, {self.login!r})"
 
     def account(self, address: str) -> Account:
-        """``address``'s mailbox (no request is sent until it is used)."""
-        account = Account(
-            address.strip().lower(),
-            config=self._config,
-            autodiscover=False,
-            access_type=IMPERSONATION if self.impersonation else DELEGATE,
-        )
-        account.protocol = self.protocol
-        return account
+        """``address``'s mailbox (no request is sent until it is used). Kept for the next
+        call, with the folders exchangelib has looked up in it."""
+        key = address.strip().lower()
+        with self._accounts_lock:
+            account = self._accounts.get(key)
+            if account is None:
+                account = Account(
+                    key,
+                    config=self._config,
+                    autodiscover=False,
+                    access_type=IMPERSONATION if self.impersonation else DELEGATE,
+                )
+                account.protocol = self.protocol
+                self._accounts[key] = account
+            return account
 
     def build(self) -> tuple[int, ...]:
         """The server's build (``ServerVersionInfo``), learnt with one request."""
