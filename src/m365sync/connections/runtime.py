@@ -437,11 +437,16 @@ class ConnectionRuntime:
         return None
 
     def mailbox_access(
-        self, session: Session, member: Member, feature: Feature
+        self, session: Session, member: Member, feature: Feature, *, prefer: str = ""
     ) -> MailboxAccess | ExchangeAccess:
         """How a sync unit reaches the mailbox: Graph when a connection serves it there
         (``graph_for_mailbox``), else the organization's or the member's Exchange
-        connection (``exchange_for_mailbox``)."""
+        connection (``exchange_for_mailbox``). ``prefer="ews"`` (the last run was served over
+        EWS: an on-premises mailbox of a hybrid organization) asks Exchange first."""
+        if prefer == "ews":
+            found = self.exchange_for_mailbox(session, member, feature)
+            if found is not None:
+                return found
         try:
             return self.graph_for_mailbox(session, member, feature)
         except NoConnection:
@@ -449,6 +454,23 @@ class ConnectionRuntime:
             if found is None:
                 raise
             return found
+
+    def other_protocol(
+        self,
+        session: Session,
+        member: Member,
+        feature: Feature,
+        access: MailboxAccess | ExchangeAccess,
+    ) -> MailboxAccess | ExchangeAccess | None:
+        """The mailbox through the other protocol, for a mailbox ``access`` can't reach
+        there (Graph: on-premises; the Exchange Server: moved to Exchange Online); None when
+        no connection of the other kind serves it."""
+        if access.protocol == "graph":
+            return self.exchange_for_mailbox(session, member, feature)
+        try:
+            return self.graph_for_mailbox(session, member, feature)
+        except NoConnection:
+            return None
 
     def report_failure(
         self, session: Session, access: MailboxAccess | ExchangeAccess, error: MicrosoftError

@@ -183,6 +183,11 @@ class MemberConnectionStatusOut(BaseModel):
     synced_domain: bool
     via_service_account: list[str]
     connection: UserConnectionOut | None
+    served_by: dict[str, str] = Field(
+        default_factory=dict,
+        description="Per synced feature, the protocol its last run went through: graph "
+        "(Microsoft Graph) or ews (an on-premises Exchange Server).",
+    )
 
 
 class SetupIn(BaseModel):

@@ -69,6 +69,11 @@ class MailboxAccessLike(Protocol):
     @property
     def exchange(self) -> ExchangeMailbox | None: ...
 
+    @property
+    def protocol(self) -> str:
+        """``graph`` or ``ews``."""
+        ...
+
 
 @dataclass
 class RunContext:

@@ -34,6 +34,7 @@ from m365sync.db.base import utcnow
 from m365sync.errors import ValidationFailed
 from m365sync.microsoft.auth import ClientSecret, Credential, load_certificate
 from m365sync.organizations import service as orgs
+from m365sync.sync import service as sync
 from m365sync.web.dependencies import ApiAdmin, DbSession, Runtime
 
 router = APIRouter(prefix="/organizations/{org}", tags=["connections"])
@@ -311,7 +312,12 @@ async def reachability(
 
 @router.get("/connections", response_model=list[MemberConnectionStatusOut])
 def connection_status(caller: ApiAdmin, session: DbSession) -> list[MemberConnectionStatusOut]:
-    """Per member: synced domain?, covered by which service accounts, their own connection."""
+    """Per member: synced domain?, covered by which service accounts, their own connection,
+    and which protocol (Graph or an Exchange Server's EWS) serves each synced feature."""
+    served: dict[str, dict[str, str]] = {}
+    for unit in sync.mailbox_units(session, caller.organization.id):
+        if unit.protocol:
+            served.setdefault(unit.member_id, {})[unit.feature.value] = unit.protocol
     return [
         MemberConnectionStatusOut(
             member_id=row.member.id,
@@ -323,6 +329,7 @@ def connection_status(caller: ApiAdmin, session: DbSession) -> list[MemberConnec
             )
             if row.connection
             else None,
+            served_by=served.get(row.member.id, {}),
         )
         for row in user_connections.connection_overview(session, caller.organization)
     ]
