@@ -485,13 +485,17 @@ async def edit_service_account(
     actor: str = "cli",
 ) -> TestReport | None:
     """Rename, change the test account, then test and save again with the stored
-    credentials (as ``retest_service_account`` with ``save``). An Exchange account has only
-    its name to change (and no test: None)."""
+    credentials (as ``retest_service_account`` with ``save``). An Exchange account without
+    a test account (given or stored) is only renamed (and no test: None)."""
     if not name.strip():
         raise ValidationFailed("A service account needs a name.", fix="Enter a name.")
-    if account.kind == ConnectionKind.EXCHANGE:
+    if account.kind == ConnectionKind.EXCHANGE and not (
+        test_mailbox.strip() or account.test_mailbox
+    ):
         rename_service_account(session, organization, account, name, actor=actor)
         return None
+    if account.kind == ConnectionKind.EXCHANGE:
+        test_mailbox = test_mailbox.strip() or account.test_mailbox or ""
     if not test_mailbox.strip():
         raise DraftIncomplete(["test_mailbox"])
     report = await retest_service_account(

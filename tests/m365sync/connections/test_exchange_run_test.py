@@ -213,3 +213,33 @@ async def test_a_saved_service_account_takes_the_outcome(
         assert account.status == ConnectionStatus.PARTIAL  # as a retest of Office 365's
         assert account.enabled_features == []
         assert "nobody@contoso.com" in account.status_detail
+
+
+async def test_editing_a_saved_exchange_account_tests_it(
+    db: Database,
+    ews_url: str,
+    runtime: ConnectionRuntime,
+    make_org: Callable[..., Organization],
+) -> None:
+    """The dashboard's Edit (rename, test account) runs the test and saves its outcome."""
+    organization = make_org()
+    with db.session() as session:
+        org = orgs.get_organization(session, organization.id)
+        account = service_accounts.add_exchange_service_account(
+            session,
+            runtime,
+            org,
+            name="Exchange",
+            server_url=ews_url,
+            username=SERVICE_ACCOUNT,
+            password=SERVICE_PASSWORD,
+        )
+        renamed = await service_accounts.edit_service_account(
+            session, runtime, org, account, name="Renamed", test_mailbox=""
+        )
+        assert renamed is None and account.name == "Renamed"
+        report = await service_accounts.edit_service_account(
+            session, runtime, org, account, name="Exchange", test_mailbox="diego@contoso.com"
+        )
+        assert report is not None and report.ok
+        assert account.status == ConnectionStatus.ACTIVE
