@@ -63,6 +63,8 @@ def cli_fix(error: M365SyncError) -> str | None:
             "client_id": "--client-id",
             "credential": "--secret (or M365SYNC_CLIENT_SECRET) or --certificate",
             "test_mailbox": "--test-mailbox",
+            "username": "--username",
+            "password": "--password (or M365SYNC_EXCHANGE_PASSWORD)",
         }
         return f"Give {', '.join(flags[m] for m in error.missing)}. {error.fix}"
     if isinstance(error, NoDomains):

@@ -300,6 +300,39 @@ def accounts_replace_secret(
     print_report(report, as_json)
 
 
+@accounts_app.command("test-exchange")
+def accounts_test_exchange(
+    org: OrgOption,
+    username: Annotated[str, typer.Option(help="The impersonation account (user@domain).")],
+    test_mailbox: Annotated[str, typer.Option(help="A mailbox it should sync.")],
+    server_url: Annotated[
+        str,
+        typer.Option(help="EWS or Autodiscover URL; omit to use Autodiscover from the domain."),
+    ] = "",
+    password: Annotated[str | None, typer.Option(envvar="M365SYNC_EXCHANGE_PASSWORD")] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Run Test for an Exchange service account before adding it (read-only). Exit code 1 if
+    a required check fails."""
+    from m365sync.connections import service_accounts
+
+    with Context() as ctx, ctx.session() as session:
+        report = ctx.run(
+            service_accounts.test_exchange_draft(
+                session,
+                ctx.runtime,
+                get_org(session, org),
+                server_url=server_url,
+                username=username,
+                password=secret_value(password, "Password"),
+                test_mailbox=test_mailbox,
+            )
+        )
+    print_report(report, as_json)
+    if not report.ok:
+        raise typer.Exit(1)
+
+
 @accounts_app.command("add-exchange")
 def accounts_add_exchange(
     org: OrgOption,
@@ -310,6 +343,7 @@ def accounts_add_exchange(
     username: Annotated[str, typer.Option()],
     password: Annotated[str | None, typer.Option(envvar="M365SYNC_EXCHANGE_PASSWORD")] = None,
     name: Annotated[str, typer.Option()] = "Exchange service account",
+    test_mailbox: Annotated[str, typer.Option(help="The mailbox Run Test reads.")] = "",
 ) -> None:
     """An on-premises Exchange (EWS, impersonation) service account."""
     from m365sync.connections import service_accounts
@@ -325,6 +359,7 @@ def accounts_add_exchange(
                 server_url=server_url,
                 username=username,
                 password=value,
+                test_mailbox=test_mailbox,
             )
             out.print(f"Saved Exchange service account {account.name} (id {account.id}).")
 

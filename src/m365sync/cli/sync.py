@@ -202,6 +202,7 @@ def status_command(org: OrgOption = None, mailbox: MailboxOption = None) -> None
                     "last success",
                     "logged",
                     "next run",
+                    "via",
                 )
             ),
         )
@@ -225,6 +226,7 @@ def status_command(org: OrgOption = None, mailbox: MailboxOption = None) -> None
                 else "never",
                 str((unit.counts or {}).get("total_logged", 0)),
                 unit.next_run_at.strftime("%H:%M:%S"),
+                {"graph": "Graph", "ews": "EWS"}.get(unit.protocol or "", "-"),
             )
         out.print(table)
         for email, unit in rows:

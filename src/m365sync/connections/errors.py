@@ -80,8 +80,8 @@ class UserAppNotConfigured(NoConnection):
 
 
 class DraftIncomplete(ConnectionsError):
-    """``missing`` holds ``client_id``, ``credential`` and/or ``test_mailbox``, so a door can
-    name its own fields."""
+    """``missing`` holds ``client_id``, ``credential``, ``test_mailbox``, ``username`` and/or
+    ``password``, so a door can name its own fields."""
 
     status = 422
 
@@ -89,6 +89,8 @@ class DraftIncomplete(ConnectionsError):
         "client_id": "the client ID",
         "credential": "the client secret's Value (or a certificate)",
         "test_mailbox": "the test account",
+        "username": "the username",
+        "password": "the password",
     }
     WHERE: ClassVar[dict[str, str]] = {
         "client_id": "The Application (client) ID is on the app registration's Overview page.",
@@ -96,6 +98,8 @@ class DraftIncomplete(ConnectionsError):
         "secrets, not the Secret ID), or a certificate.",
         "test_mailbox": "The test account is any mailbox in your domains to sync; the test "
         "only reads it.",
+        "username": "Give the Exchange account's username (user@domain or DOMAIN\\user).",
+        "password": "Give the Exchange account's password.",
     }
 
     def __init__(self, missing: list[str]) -> None:

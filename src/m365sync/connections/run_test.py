@@ -197,11 +197,26 @@ class TestReport:
         }
 
 
-def _failed(key: str, title: str, error: ms.MicrosoftError, *, required: bool = True) -> Check:
+def failed_check(key: str, title: str, error: ms.MicrosoftError, *, required: bool = True) -> Check:
+    """A failed check in the words of Microsoft's error: its cause and its fix."""
     return Check(key, title, Outcome.FAILED, error.message, error.fix or "", required, error.code)
 
 
-def _skipped(key: str, title: str, reason: str) -> Check:
+def not_verified_check(key: str, title: str, error: ms.MicrosoftError) -> Check:
+    """Microsoft was busy or unwell (throttled, a temporary failure): a warning, never a
+    failure of the account."""
+    return Check(
+        key,
+        title,
+        Outcome.WARNING,
+        f"Not verified: {error.message}",
+        "This is not a problem with the account: run the test again in a few minutes.",
+        False,
+        error.code,
+    )
+
+
+def skipped_check(key: str, title: str, reason: str) -> Check:
     return Check(key, title, Outcome.SKIPPED, reason, required=False)
 
 
@@ -266,37 +281,28 @@ class CheckStep:
     shown_when_skipped: bool = True
 
 
-async def _domains(trial: _Trial) -> str | None:
-    if not trial.domain_names:
-        trial.report.add(
-            Check(
-                "domains",
-                "Domains to sync",
-                Outcome.FAILED,
-                "No domains to sync are defined, so the service account can't be authorized: its "
-                "tenant is found from your domains, and only users in them are synced.",
-                "Add your domains to sync first (such as contoso.com), then run the test again.",
-            )
-        )
-        return "Skipped: no domains."
-    trial.report.add(
-        Check(
+def domains_check(domain_names: list[str]) -> Check:
+    """Whether domains to sync are defined (a service account of either kind needs them)."""
+    if not domain_names:
+        return Check(
             "domains",
             "Domains to sync",
-            Outcome.PASSED,
-            f"Domains to sync: {', '.join(trial.domain_names)}.",
+            Outcome.FAILED,
+            "No domains to sync are defined, so the service account can't be authorized: its "
+            "tenant is found from your domains, and only users in them are synced.",
+            "Add your domains to sync first (such as contoso.com), then run the test again.",
         )
+    return Check(
+        "domains", "Domains to sync", Outcome.PASSED, f"Domains to sync: {', '.join(domain_names)}."
     )
-    return None
 
 
-async def _test_mailbox_domain(trial: _Trial) -> str | None:
-    """A test account outside the domains fails here, but the checks of the app itself still
-    run: only the mailbox probes need it."""
-    mailbox, domain, names = trial.mailbox, trial.mailbox_domain, trial.domain_names
+def test_mailbox_domain_check(mailbox: str, names: list[str]) -> Check:
+    """Whether the test account is an address in the domains to sync."""
+    domain = mailbox.rsplit("@", 1)[-1] if "@" in mailbox else ""
     title = "Test account's domain"
     if not mailbox or "@" not in mailbox:
-        check = Check(
+        return Check(
             "test_mailbox_domain",
             title,
             Outcome.FAILED,
@@ -304,8 +310,8 @@ async def _test_mailbox_domain(trial: _Trial) -> str | None:
             "Enter the address of a mailbox the service account should sync, e.g. one of your "
             "sales reps.",
         )
-    elif domain not in names:
-        check = Check(
+    if domain not in names:
+        return Check(
             "test_mailbox_domain",
             title,
             Outcome.FAILED,
@@ -313,9 +319,18 @@ async def _test_mailbox_domain(trial: _Trial) -> str | None:
             "would never be synced.",
             f"Use a test account in one of your domains, or add {domain} to the domains to sync.",
         )
-    else:
-        check = Check("test_mailbox_domain", title, Outcome.PASSED, f"{mailbox} is in {domain}.")
-    trial.report.add(check)
+    return Check("test_mailbox_domain", title, Outcome.PASSED, f"{mailbox} is in {domain}.")
+
+
+async def _domains(trial: _Trial) -> str | None:
+    check = trial.report.add(domains_check(trial.domain_names))
+    return "Skipped: no domains." if check.outcome == Outcome.FAILED else None
+
+
+async def _test_mailbox_domain(trial: _Trial) -> str | None:
+    """A test account outside the domains fails here, but the checks of the app itself still
+    run: only the mailbox probes need it."""
+    trial.report.add(test_mailbox_domain_check(trial.mailbox, trial.domain_names))
     return None
 
 
@@ -338,7 +353,7 @@ async def _tenant(trial: _Trial) -> str | None:
         error = unanswered.get(home_domain) or ms.TenantNotFound(
             f"Microsoft knows no tenant for the domain {home_domain}."
         )
-        report.add(_failed("tenant", "Tenant", error))
+        report.add(failed_check("tenant", "Tenant", error))
         if home_domain in unanswered:
             return "Skipped: Microsoft did not say which tenant this is."
         return "Skipped: the tenant is unknown."
@@ -380,7 +395,7 @@ async def _secret_format(trial: _Trial) -> str | None:
         return None
     value = credential.value if isinstance(credential, ClientSecret) else ""
     if ms.looks_like_secret_id(value):
-        trial.report.add(_failed("secret_format", "Client secret", ms.SecretIdGiven()))
+        trial.report.add(failed_check("secret_format", "Client secret", ms.SecretIdGiven()))
         return "Skipped: the secret's value is needed."
     if not value.strip():
         trial.report.add(
@@ -423,7 +438,7 @@ async def _sign_in(trial: _Trial) -> str | None:
         )
         token = trial.token = await asyncio.to_thread(trial.auth.acquire, force_refresh=True)
     except ms.MicrosoftError as error:
-        report.add(_failed("sign_in", title, error))
+        report.add(failed_check("sign_in", title, error))
         return "Skipped: the app could not sign in."
     report.token_cache = captured.get("cache")
     report.service_principal_id = str(token.claims.get("oid") or "") or None
@@ -491,7 +506,9 @@ def _feature_step(feature: Feature) -> CheckStep:
 async def _tasks(trial: _Trial) -> str | None:
     """Task Sync never runs through a service account; the report says why."""
     trial.report.add(
-        _skipped("feature:tasks", FEATURE_TITLES[Feature.TASKS], trial.matrix.notes[Feature.TASKS])
+        skipped_check(
+            "feature:tasks", FEATURE_TITLES[Feature.TASKS], trial.matrix.notes[Feature.TASKS]
+        )
     )
     return None
 
@@ -522,7 +539,7 @@ async def _mailbox(trial: _Trial) -> str | None:
     """The test account exists (and is enabled) in the tenant."""
     if trial.report.outcome("test_mailbox_domain") == Outcome.FAILED:
         reason = "Skipped: no usable test account."
-        trial.report.add(_skipped("mailbox", "Test account", reason))
+        trial.report.add(skipped_check("mailbox", "Test account", reason))
         return reason
     check = trial.report.add(
         await _probe_user(await trial.graph(), user_path(trial.mailbox), trial.mailbox)
@@ -533,7 +550,7 @@ async def _mailbox(trial: _Trial) -> str | None:
 async def _mail_access(trial: _Trial) -> str | None:
     key, title = "mail_access", "Read the test account's mail"
     if Feature.EMAIL not in trial.matrix.enabled:
-        trial.report.add(_skipped(key, title, "Email Sync is off."))
+        trial.report.add(skipped_check(key, title, "Email Sync is off."))
         return None
     base = user_path(trial.mailbox)
     trial.report.add(
@@ -553,7 +570,7 @@ async def _mail_access(trial: _Trial) -> str | None:
 async def _calendar_access(trial: _Trial) -> str | None:
     key, title = "calendar_access", "Read the test account's calendar"
     if Feature.CALENDAR not in trial.matrix.enabled:
-        trial.report.add(_skipped(key, title, "Calendar Sync is off."))
+        trial.report.add(skipped_check(key, title, "Calendar Sync is off."))
         return None
     trial.report.add(
         await _probe(
@@ -633,7 +650,7 @@ async def run_connection_test(
             if reason is not None:
                 for later in CHECKS[index + 1 :]:
                     if later.shown_when_skipped:
-                        trial.report.add(_skipped(later.key, later.title, reason))
+                        trial.report.add(skipped_check(later.key, later.title, reason))
                 break
     if trial.auth is not None and trial.auth.cache.has_state_changed:
         trial.report.token_cache = trial.auth.cache.serialize()
@@ -680,7 +697,7 @@ async def _probe_user(graph: GraphClient, base: str, mailbox: str) -> Check:
             error.code,
         )
     except ms.MicrosoftError as error:
-        return _failed("mailbox", title, error)
+        return failed_check("mailbox", title, error)
     if data.get("accountEnabled") is False:
         return Check(
             "mailbox",
@@ -746,15 +763,7 @@ async def _probe(
             error.code,
         )
     except (ms.Throttled, ms.Transient) as error:
-        return Check(
-            key,
-            title,
-            Outcome.WARNING,
-            f"Not verified: {error.message}",
-            "This is not a problem with the account: run the test again in a few minutes.",
-            False,
-            error.code,
-        )
+        return not_verified_check(key, title, error)
     except ms.MicrosoftError as error:
-        return _failed(key, title, error)
+        return failed_check(key, title, error)
     return Check(key, title, Outcome.PASSED, f"{title.replace('Read', 'Read access to')}: OK.")

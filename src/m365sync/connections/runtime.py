@@ -59,10 +59,12 @@ from m365sync.microsoft.errors import (
     AuthRevoked,
     ConsentMissing,
     CredentialError,
+    ExchangeCredentialsRejected,
     InvalidCredentials,
     MicrosoftError,
     SecretExpired,
 )
+from m365sync.microsoft.ews import ExchangeLogin, ExchangeMailbox, ExchangeServer
 from m365sync.microsoft.graph import GraphClient, RequestBudget, TokenSource, user_path
 from m365sync.organizations.models import Member
 from m365sync.organizations.repository import OrganizationRepository
@@ -75,13 +77,44 @@ Sealable = ServiceAccount | UserConnection | AuthorizationRequest
 
 @dataclass(frozen=True)
 class MailboxAccess:
-    """How to reach one member's mailbox for one feature."""
+    """How to reach one member's mailbox for one feature, through Microsoft Graph."""
 
     graph: GraphClient
     user_path: str
     features: frozenset[Feature]
     source: Source
     connection_id: str
+    exchange: None = None
+    protocol: Literal["graph"] = "graph"
+
+
+EXCHANGE_FEATURES = frozenset({Feature.EMAIL})
+"""The features synced over EWS so far; the others need a Graph connection."""
+
+
+@dataclass(frozen=True)
+class ExchangeAccess:
+    """How to reach one member's mailbox for one feature, through on-premises Exchange
+    (EWS): an Exchange service account impersonating it, or the member's own Exchange
+    connection. Code written for Graph that asks it for a Graph client is told why not."""
+
+    exchange: ExchangeMailbox
+    features: frozenset[Feature]
+    source: Source
+    connection_id: str
+    protocol: Literal["ews"] = "ews"
+
+    @property
+    def graph(self) -> GraphClient:
+        raise NoConnection(
+            f"{self.exchange.address} is served by an Exchange Server (EWS), which this "
+            "feature can't use yet.",
+            fix="Connect the mailbox through Office 365 (Microsoft Graph) for this feature.",
+        )
+
+    @property
+    def user_path(self) -> str:
+        return ""
 
 
 @dataclass
@@ -95,6 +128,7 @@ class ConnectionRuntime:
         default_factory=dict, repr=False
     )
     _clients: dict[tuple[str, str, int], GraphClient] = field(default_factory=dict, repr=False)
+    _exchange: dict[tuple[str, str], ExchangeServer] = field(default_factory=dict, repr=False)
     _dirty_caches: dict[tuple[str, str], str] = field(default_factory=dict, repr=False)
     _budgets: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, RequestBudget] = field(
         default_factory=weakref.WeakKeyDictionary, repr=False
@@ -340,8 +374,106 @@ class ConnectionRuntime:
             "member connect their own mailbox (Connect your Office 365).",
         )
 
+    # -- Exchange (EWS) ---------------------------------------------------------------------
+
+    def exchange_server(self, row: ServiceAccount | UserConnection) -> ExchangeServer:
+        """The EWS client of a stored Exchange connection, one per connection and version of
+        it (its sessions are pooled across units)."""
+        key = (row.id, str(row.updated_at))
+        with self._lock:
+            server = self._exchange.get(key)
+        if server is not None:
+            return server
+        login = ExchangeLogin(row.username or "", self.open(row, "password_sealed") or "")
+        server = ExchangeServer(
+            self.settings,
+            row.ews_url or "",
+            login,
+            impersonation=isinstance(row, ServiceAccount),
+        )
+        with self._lock:
+            return self._exchange.setdefault(key, server)
+
+    def exchange_for_mailbox(
+        self, session: Session, member: Member, feature: Feature
+    ) -> ExchangeAccess | None:
+        """The Exchange connection serving ``feature`` for ``member``: an Exchange service
+        account of the organization (tested, with the feature on), else the member's own
+        Exchange connection; None when neither does."""
+        if feature not in EXCHANGE_FEATURES:
+            return None
+        repo = ConnectionRepository(session)
+        for account in repo.service_accounts(member.organization_id):
+            if account.kind != ConnectionKind.EXCHANGE or not account.ews_url:
+                continue
+            if feature.value not in account.enabled_features:
+                continue
+            if account.status not in (ConnectionStatus.ACTIVE, ConnectionStatus.PARTIAL):
+                _raise_if_parked_exchange_account(account)
+                continue
+            return ExchangeAccess(
+                exchange=ExchangeMailbox(self.exchange_server(account), member.email),
+                features=frozenset(Feature(f) for f in account.enabled_features)
+                & EXCHANGE_FEATURES,
+                source="service_account",
+                connection_id=account.id,
+            )
+        connection = repo.user_connection(member.organization_id, member.id)
+        if connection is not None and connection.kind == ConnectionKind.EXCHANGE:
+            if connection.status in (
+                ConnectionStatus.NEEDS_RECONNECT,
+                ConnectionStatus.INVALID_CREDENTIALS,
+            ):
+                raise ExchangeCredentialsRejected(
+                    connection.status_detail or None, fix=connection.status_fix or None
+                )
+            if connection.ews_url:
+                return ExchangeAccess(
+                    exchange=ExchangeMailbox(self.exchange_server(connection), member.email),
+                    features=EXCHANGE_FEATURES,
+                    source="user_connection",
+                    connection_id=connection.id,
+                )
+        return None
+
+    def mailbox_access(
+        self, session: Session, member: Member, feature: Feature, *, prefer: str = ""
+    ) -> MailboxAccess | ExchangeAccess:
+        """How a sync unit reaches the mailbox: Graph when a connection serves it there
+        (``graph_for_mailbox``), else the organization's or the member's Exchange
+        connection (``exchange_for_mailbox``). ``prefer="ews"`` (the last run was served over
+        EWS: an on-premises mailbox of a hybrid organization) asks Exchange first."""
+        if prefer == "ews":
+            found = self.exchange_for_mailbox(session, member, feature)
+            if found is not None:
+                return found
+        try:
+            return self.graph_for_mailbox(session, member, feature)
+        except NoConnection:
+            found = self.exchange_for_mailbox(session, member, feature)
+            if found is None:
+                raise
+            return found
+
+    def other_protocol(
+        self,
+        session: Session,
+        member: Member,
+        feature: Feature,
+        access: MailboxAccess | ExchangeAccess,
+    ) -> MailboxAccess | ExchangeAccess | None:
+        """The mailbox through the other protocol, for a mailbox ``access`` can't reach
+        there (Graph: on-premises; the Exchange Server: moved to Exchange Online); None when
+        no connection of the other kind serves it."""
+        if access.protocol == "graph":
+            return self.exchange_for_mailbox(session, member, feature)
+        try:
+            return self.graph_for_mailbox(session, member, feature)
+        except NoConnection:
+            return None
+
     def report_failure(
-        self, session: Session, access: MailboxAccess, error: MicrosoftError
+        self, session: Session, access: MailboxAccess | ExchangeAccess, error: MicrosoftError
     ) -> None:
         """Record a connection-level failure on the connection (mailbox-level causes, such as
         an access policy or an unlicensed mailbox, belong to the sync unit's status)."""
@@ -374,6 +506,15 @@ def _raise_if_parked_service_account(account: ServiceAccount) -> None:
         raise SecretExpired(account.status_detail or None, fix=account.status_fix or None)
     if account.status == ConnectionStatus.INVALID_CREDENTIALS:
         raise InvalidCredentials(account.status_detail or None, fix=account.status_fix or None)
+
+
+def _raise_if_parked_exchange_account(account: ServiceAccount) -> None:
+    """An Exchange service account whose password was refused stops the unit with that
+    cause (only an admin can fix it), rather than "no connection"."""
+    if account.status == ConnectionStatus.INVALID_CREDENTIALS:
+        raise ExchangeCredentialsRejected(
+            account.status_detail or None, fix=account.status_fix or None
+        )
 
 
 def apply_service_account_error(account: ServiceAccount, error: MicrosoftError) -> None:

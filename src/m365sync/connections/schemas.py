@@ -36,9 +36,15 @@ class ServiceAccountIn(BaseModel):
 
 class ExchangeServiceAccountIn(BaseModel):
     name: str = "Exchange service account"
-    server_url: str = Field(examples=["https://mail.contoso.com/EWS/Exchange.asmx"])
-    username: str
+    server_url: str = Field(
+        default="",
+        examples=["https://mail.contoso.com/EWS/Exchange.asmx"],
+        description="The EWS address, or an Autodiscover address; Run Test finds the server "
+        "by Autodiscover from the test mailbox's domain when it is empty.",
+    )
+    username: str = Field(description="The impersonation account: user@domain or DOMAIN\\user.")
     password: SecretStr
+    test_mailbox: str = Field(default="", description="A mailbox in your domains to test with.")
 
 
 class CertificateAccountIn(BaseModel):
@@ -164,8 +170,10 @@ class ConnectCompleteIn(BaseModel):
 
 
 class ExchangeConnectionIn(BaseModel):
-    server_url: str
-    username: str
+    server_url: str = Field(
+        default="", description="The EWS address; empty to use Autodiscover (Run Test only)."
+    )
+    username: str = Field(default="", description="Empty: the member's own address.")
     password: SecretStr
 
 
@@ -175,6 +183,11 @@ class MemberConnectionStatusOut(BaseModel):
     synced_domain: bool
     via_service_account: list[str]
     connection: UserConnectionOut | None
+    served_by: dict[str, str] = Field(
+        default_factory=dict,
+        description="Per synced feature, the protocol its last run went through: graph "
+        "(Microsoft Graph) or ews (an on-premises Exchange Server).",
+    )
 
 
 class SetupIn(BaseModel):

@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 from m365sync.audit import service as audit
 from m365sync.connections._ews import ews_server_url
 from m365sync.connections.errors import DraftIncomplete, NoDomains, RunTestFailed
+from m365sync.connections.exchange_run_test import ExchangeDraft, run_exchange_test
 from m365sync.connections.features import FEATURE_TITLES, TASKS_VIA_SERVICE_ACCOUNT
 from m365sync.connections.models import (
     ConnectionKind,
@@ -361,7 +362,18 @@ async def retest_service_account(
 ) -> TestReport:
     """Run Test with the stored credentials. With ``save``, apply the result like Save does
     (refused while a required check fails unless ``partial``); otherwise update the status."""
-    if account.kind != ConnectionKind.OFFICE365 or not account.client_id:
+    if account.kind == ConnectionKind.EXCHANGE:
+        return await _retest_exchange(
+            session,
+            runtime,
+            organization,
+            account,
+            test_mailbox=test_mailbox,
+            partial=partial,
+            save=save,
+            actor=actor,
+        )
+    if not account.client_id:
         raise ValidationFailed(
             f"The service account '{account.name}' can't be tested yet.",
             fix="Give its Client ID (Application ID) first.",
@@ -381,6 +393,25 @@ async def retest_service_account(
     if report.token_cache:
         runtime.seal(account, "token_cache_sealed", report.token_cache)
     _prove_domains(session, organization, report, actor)
+    _record_retest(
+        session, runtime, organization, account, report, partial=partial, save=save, actor=actor
+    )
+    return report
+
+
+def _record_retest(
+    session: Session,
+    runtime: ConnectionRuntime,
+    organization: Organization,
+    account: ServiceAccount,
+    report: TestReport,
+    *,
+    partial: bool,
+    save: bool,
+    actor: str,
+) -> None:
+    """A saved account's new test: its outcome kept (as Save would with ``save``) and
+    audited."""
     _keep_test_result(session, runtime, account, report, partial=partial or not save)
     audit.record(
         session,
@@ -391,7 +422,6 @@ async def retest_service_account(
         account_id=account.id,
         ok=report.ok,
     )
-    return report
 
 
 async def replace_secret(
@@ -455,13 +485,17 @@ async def edit_service_account(
     actor: str = "cli",
 ) -> TestReport | None:
     """Rename, change the test account, then test and save again with the stored
-    credentials (as ``retest_service_account`` with ``save``). An Exchange account has only
-    its name to change (and no test: None)."""
+    credentials (as ``retest_service_account`` with ``save``). An Exchange account without
+    a test account (given or stored) is only renamed (and no test: None)."""
     if not name.strip():
         raise ValidationFailed("A service account needs a name.", fix="Enter a name.")
-    if account.kind == ConnectionKind.EXCHANGE:
+    if account.kind == ConnectionKind.EXCHANGE and not (
+        test_mailbox.strip() or account.test_mailbox
+    ):
         rename_service_account(session, organization, account, name, actor=actor)
         return None
+    if account.kind == ConnectionKind.EXCHANGE:
+        test_mailbox = test_mailbox.strip() or account.test_mailbox or ""
     if not test_mailbox.strip():
         raise DraftIncomplete(["test_mailbox"])
     report = await retest_service_account(
@@ -635,9 +669,11 @@ def add_exchange_service_account(
     server_url: str,
     username: str,
     password: str,
+    test_mailbox: str = "",
     actor: str = "cli",
 ) -> ServiceAccount:
-    """An on-premises Exchange service account (EWS with impersonation)."""
+    """An on-premises Exchange service account (EWS with impersonation), saved as entered;
+    ``test_exchange_draft`` is its Run Test, ``retest_service_account`` tests it once saved."""
     missing = [
         label
         for label, value in (
@@ -663,8 +699,10 @@ def add_exchange_service_account(
         credential_type=CredentialType.PASSWORD,
         ews_url=url,
         username=username.strip(),
+        test_mailbox=test_mailbox.strip().lower() or None,
         status=ConnectionStatus.PENDING,
-        status_detail="Saved; EWS syncing is verified when the Exchange sync runs.",
+        status_detail="Saved, not tested yet.",
+        status_fix="Run the test with a mailbox the service account should sync.",
     )
     runtime.seal(account, "password_sealed", password)
     ConnectionRepository(session).add_service_account(account)
@@ -678,3 +716,63 @@ def add_exchange_service_account(
         kind="exchange",
     )
     return account
+
+
+async def test_exchange_draft(
+    session: Session,
+    runtime: ConnectionRuntime,
+    organization: Organization,
+    *,
+    server_url: str,
+    username: str,
+    password: str,
+    test_mailbox: str,
+) -> TestReport:
+    """Run Test for an Exchange service account as entered (impersonating ``test_mailbox``),
+    storing nothing. An empty ``server_url`` finds the server by Autodiscover."""
+    missing = [
+        key
+        for key, value in (
+            ("username", username),
+            ("password", password),
+            ("test_mailbox", test_mailbox),
+        )
+        if not value.strip()
+    ]
+    if missing:
+        raise DraftIncomplete(missing)
+    draft = ExchangeDraft(server_url, username, password, test_mailbox, impersonation=True)
+    domains = OrganizationRepository(session).domains(organization.id)
+    return await run_exchange_test(runtime.settings, draft, domain_names=[d.name for d in domains])
+
+
+async def _retest_exchange(
+    session: Session,
+    runtime: ConnectionRuntime,
+    organization: Organization,
+    account: ServiceAccount,
+    *,
+    test_mailbox: str | None,
+    partial: bool,
+    save: bool,
+    actor: str,
+) -> TestReport:
+    mailbox = (test_mailbox or account.test_mailbox or "").strip().lower()
+    if not mailbox:
+        raise DraftIncomplete(["test_mailbox"])
+    report = await test_exchange_draft(
+        session,
+        runtime,
+        organization,
+        server_url=account.ews_url or "",
+        username=account.username or "",
+        password=runtime.open(account, "password_sealed") or "",
+        test_mailbox=mailbox,
+    )
+    if save and not report.ok and not partial:
+        raise RunTestFailed(report)
+    account.test_mailbox = mailbox
+    _record_retest(
+        session, runtime, organization, account, report, partial=partial, save=save, actor=actor
+    )
+    return report

@@ -26,6 +26,7 @@ from m365sync.connections.errors import (
     MemberNotSynced,
     WrongTenant,
 )
+from m365sync.connections.exchange_run_test import ExchangeDraft, run_exchange_test
 from m365sync.connections.features import delegated_feature_matrix
 from m365sync.connections.models import (
     AuthorizationRequest,
@@ -35,6 +36,7 @@ from m365sync.connections.models import (
     UserConnection,
 )
 from m365sync.connections.repository import ConnectionRepository
+from m365sync.connections.run_test import TestReport
 from m365sync.connections.runtime import ConnectionRuntime, mark_needs_reconnect
 from m365sync.db.base import new_id, utcnow
 from m365sync.errors import NotFound
@@ -359,7 +361,7 @@ def connect_exchange(
         member_id=member.id,
         kind=ConnectionKind.EXCHANGE,
         ews_url=url,
-        username=username.strip(),
+        username=username.strip() or member.email,
         status=ConnectionStatus.PENDING,
         connected_at=utcnow(),
     )
@@ -367,6 +369,59 @@ def connect_exchange(
     repo.add_user_connection(connection)
     audit.record(session, organization.id, member.email, "user_connection.exchange", member.email)
     return connection
+
+
+async def test_exchange_connection(
+    runtime: ConnectionRuntime,
+    member: Member,
+    *,
+    server_url: str,
+    username: str,
+    password: str,
+) -> TestReport:
+    """Run Test for a member's own Exchange connection as entered (their own mailbox, no
+    impersonation), storing nothing. An empty ``server_url`` finds the server by
+    Autodiscover from the member's address."""
+    draft = ExchangeDraft(
+        server_url, username or member.email, password, member.email, impersonation=False
+    )
+    return await run_exchange_test(runtime.settings, draft)
+
+
+async def retest_exchange_connection(
+    session: Session, runtime: ConnectionRuntime, organization: Organization, member: Member
+) -> TestReport:
+    """Run Test with the member's stored Exchange connection; its status takes the outcome."""
+    connection = ConnectionRepository(session).user_connection(organization.id, member.id)
+    if connection is None or connection.kind != ConnectionKind.EXCHANGE:
+        raise NotFound(
+            f"{member.email} has no Exchange connection.",
+            fix="Connect the mailbox with Exchange first.",
+        )
+    report = await test_exchange_connection(
+        runtime,
+        member,
+        server_url=connection.ews_url or "",
+        username=connection.username or "",
+        password=runtime.open(connection, "password_sealed") or "",
+    )
+    if report.ok:
+        connection.status = ConnectionStatus.ACTIVE
+        connection.status_detail, connection.status_fix = "", ""
+    else:
+        failure = report.required_failures()[0]
+        connection.status = (
+            ConnectionStatus.INVALID_CREDENTIALS
+            if failure.key == "sign_in"
+            else ConnectionStatus.ERROR
+        )
+        connection.status_detail = f"{failure.title}: {failure.message}"
+        connection.status_fix = failure.fix
+    session.flush()
+    audit.record(
+        session, organization.id, member.email, "user_connection.test", member.email, ok=report.ok
+    )
+    return report
 
 
 def migration_guidance(connection: UserConnection | ServiceAccount) -> str | None:

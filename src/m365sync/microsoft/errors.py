@@ -44,7 +44,25 @@ credential problem. Only an answer naming the tenant as unknown (AADSTS90002,
     │   │                             current certificate was refused (401)
     │   ├── TenantNotFound            AADSTS90002 / invalid_tenant: domain or tenant unknown
     │   └── AppDisabled               AADSTS7000112
+    ├── ExchangeError                 on-premises Exchange over EWS (``microsoft.ews``):
+    │   ├── ExchangeServerUnreachable   no answer from the server (DNS, refused, timeout); a
+    │   │                               Transient for sync, a cause for Run Test
+    │   ├── ExchangeTlsUntrusted        the server's certificate is not trusted
+    │   ├── ExchangeCredentialsRejected HTTP 401: wrong username or password
+    │   ├── ExchangeOnlineRefusesEws    the server is Exchange Online (OAuth-only challenge)
+    │   ├── ExchangeServerTooOld        older than Exchange Server 2016
+    │   ├── AutodiscoverFailed          no EWS address was found for the mailbox
+    │   ├── ImpersonationDenied         ErrorImpersonateUserDenied: no ApplicationImpersonation
+    │   │                               role for this mailbox
+    │   ├── ExchangeAccessDenied        ErrorAccessDenied: the account may not open the mailbox
+    │   └── MailboxNotOnServer          ErrorNonExistentMailbox (also a MailboxUnreachable)
     └── UnexpectedResponse            anything else Microsoft answered
+
+EWS answers are classified into these same categories by ``microsoft.ews.classify_ews_error``
+(it reads exchangelib's exceptions, so it lives beside the only code importing exchangelib):
+``ErrorServerBusy`` is ``Throttled`` with its ``BackOffMilliseconds``,
+``ErrorInvalidSyncStateData`` is ``SyncStateExpired``, ``ErrorItemNotFound`` is
+``ItemNotFound``, a dropped connection or a 5xx is ``Transient``.
 
 Right after an app, its service principal or a credential is created through Graph, Entra
 ID's token service may not know it yet (replication takes seconds to minutes): it then
@@ -282,6 +300,94 @@ class AppDisabled(CredentialError):
     default_fix = (
         "In Enterprise applications → your app → Properties, set 'Enabled for users to sign-in' "
         "to Yes."
+    )
+
+
+class ExchangeError(MicrosoftError):
+    """A failure only on-premises Exchange (EWS) has; see the tree above."""
+
+    status = 409
+    default_message = "The Exchange server refused the request."
+
+
+class ExchangeServerUnreachable(ExchangeError, Transient):
+    status = 502
+    default_message = "The Exchange server did not answer."
+    default_fix = (
+        "Check the server address, and that the machine running m365sync can reach it "
+        "(DNS name, firewall, reverse proxy publishing /EWS/Exchange.asmx)."
+    )
+
+
+class ExchangeTlsUntrusted(ExchangeError):
+    status = 422
+    default_message = "The Exchange server's TLS certificate is not trusted."
+    default_fix = (
+        "Give the server a certificate from a public authority, or add your organization's "
+        "root CA certificate to the CA bundle m365sync trusts (the ca_bundle setting)."
+    )
+
+
+class ExchangeCredentialsRejected(ExchangeError, CredentialError):
+    status = 422
+    default_message = "The Exchange server rejected the username or password."
+    default_fix = (
+        "Check the username (user@domain or DOMAIN\\user) and the password; if the password "
+        "was changed, enter the new one."
+    )
+
+
+class ExchangeOnlineRefusesEws(ExchangeError):
+    status = 422
+    default_message = (
+        "This server is Exchange Online, which no longer accepts EWS with a username and password."
+    )
+    default_fix = (
+        "Use Microsoft Graph instead: connect with 'Connect your Office 365', or have an admin "
+        "add an Office 365 service account."
+    )
+
+
+class ExchangeServerTooOld(ExchangeError):
+    status = 422
+    default_message = "The Exchange server is older than Exchange Server 2016."
+    default_fix = (
+        "Upgrade to Exchange Server 2016, 2019 or Subscription Edition (older versions are "
+        "out of Microsoft support), or connect a newer server of the organization."
+    )
+
+
+class AutodiscoverFailed(ExchangeError):
+    status = 422
+    default_message = "Autodiscover found no Exchange server for this mailbox."
+    default_fix = (
+        "Enter the server's EWS address instead (such as "
+        "https://mail.contoso.com/EWS/Exchange.asmx), or publish autodiscover.<your domain>."
+    )
+
+
+class ImpersonationDenied(ExchangeError):
+    default_message = "The service account may not impersonate this mailbox."
+    default_fix = (
+        "In the Exchange Management Shell run: New-ManagementRoleAssignment -Role "
+        "ApplicationImpersonation -User <service account> (add -CustomRecipientWriteScope "
+        "<scope> to limit it), and make sure the scope includes this mailbox."
+    )
+
+
+class ExchangeAccessDenied(ExchangeError):
+    default_message = "Exchange denied this account access to the mailbox."
+    default_fix = (
+        "Sign in with the mailbox owner's own account, or grant this account FullAccess to the "
+        "mailbox (Add-MailboxPermission)."
+    )
+
+
+class MailboxNotOnServer(ExchangeError, MailboxUnreachable):
+    default_message = "This Exchange server has no mailbox for this address."
+    default_fix = (
+        "Check the address (the mailbox's primary SMTP address). A mailbox already moved to "
+        "Exchange Online is synced through Microsoft Graph."
     )
 
 
@@ -585,13 +691,23 @@ __all__ = [
     "AppDisabled",
     "AppNotFound",
     "AuthRevoked",
+    "AutodiscoverFailed",
     "ConsentDeclined",
     "ConsentMissing",
     "CredentialError",
     "DirectoryAccessDenied",
+    "ExchangeAccessDenied",
+    "ExchangeCredentialsRejected",
+    "ExchangeError",
+    "ExchangeOnlineRefusesEws",
+    "ExchangeServerTooOld",
+    "ExchangeServerUnreachable",
+    "ExchangeTlsUntrusted",
+    "ImpersonationDenied",
     "InvalidCredentials",
     "ItemNotFound",
     "MailboxNotEnabled",
+    "MailboxNotOnServer",
     "MailboxUnreachable",
     "MicrosoftError",
     "PermissionMissing",

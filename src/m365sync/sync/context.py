@@ -8,6 +8,7 @@ from typing import Any, Protocol
 
 from m365sync.db.session import Database
 from m365sync.errors import M365SyncError
+from m365sync.microsoft.ews import ExchangeMailbox
 from m365sync.microsoft.graph import GraphClient, RequestBudget
 from m365sync.settings import Settings
 from m365sync.sync.features import SyncFeature
@@ -56,11 +57,22 @@ class Progress:
 
 
 class MailboxAccessLike(Protocol):
+    """A mailbox as a unit reaches it: through Graph (``graph``, ``user_path``) or, for a
+    mailbox on an Exchange Server, through EWS (``exchange`` is set)."""
+
     @property
     def graph(self) -> GraphClient: ...
 
     @property
     def user_path(self) -> str: ...
+
+    @property
+    def exchange(self) -> ExchangeMailbox | None: ...
+
+    @property
+    def protocol(self) -> str:
+        """``graph`` or ``ews``."""
+        ...
 
 
 @dataclass

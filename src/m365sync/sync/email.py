@@ -394,15 +394,16 @@ async def run_email_sync(ctx: RunContext) -> None:
     """One pass over every configured folder (incremental once each has a cursor), then
     the copies that left a folder and did not turn up in another are settled."""
     rules, internal, cursors = await asyncio.to_thread(load_rules, ctx)
+    sync_folder = _sync_folder if ctx.access.exchange is None else _sync_exchange_folder
     for folder in rules.mail_folders:
         cursor, floor = cursors.get(f"mail:{folder}", (None, None))
         try:
-            await _sync_folder(ctx, rules, internal, folder, cursor, floor)
+            await sync_folder(ctx, rules, internal, folder, cursor, floor)
         except ms.SyncStateExpired:
-            # Microsoft forgot the sync state: resync the folder from scratch (upserts make
-            # the repeat harmless), don't fail.
+            # Microsoft forgot the sync state (Graph's delta token, EWS's SyncState): resync
+            # the folder from scratch (upserts make the repeat harmless), don't fail.
             await asyncio.to_thread(_forget_cursor, ctx, folder)
-            await _sync_folder(ctx, rules, internal, folder, None, None)
+            await sync_folder(ctx, rules, internal, folder, None, None)
     await asyncio.to_thread(_settle_copies, ctx, rules)
 
 
@@ -469,6 +470,53 @@ async def _sync_folder(
     )
     round_pages = _round(ctx, rules, folder, None, None)
     await _store_round(ctx, rules, internal, folder, round_pages, since, full=True, scope=since)
+
+
+async def _sync_exchange_folder(
+    ctx: RunContext,
+    rules: SyncRules,
+    internal: frozenset[str],
+    folder: str,
+    cursor: str | None,
+    floor: datetime | None,
+) -> None:
+    """One round of ``folder`` over EWS (``SyncFolderItems``), from the stored SyncState or
+    from the start. EWS can't filter a sync by date: a first round lists the whole folder
+    and only what arrived in the backfill window is fetched and stored; the window is kept
+    with the cursor for the rounds that follow."""
+    scope = None
+    if cursor is None and rules.backfill_days > 0:
+        floor = scope = utcnow() - timedelta(days=rules.backfill_days)
+    pages = read_ahead(_exchange_round(ctx, rules, folder, cursor, floor))
+    await _store_round(ctx, rules, internal, folder, pages, floor, full=cursor is None, scope=scope)
+
+
+async def _exchange_round(
+    ctx: RunContext, rules: SyncRules, folder: str, cursor: str | None, since: datetime | None
+) -> AsyncGenerator[Page, None]:
+    """The round's pages as Graph-shaped ``Page``s: the SyncState ending a page is its cursor
+    (``next_link`` while the round goes on, ``delta_link`` on its last page)."""
+    mailbox = ctx.access.exchange
+    assert mailbox is not None
+    state = cursor
+    while True:
+        page = await asyncio.to_thread(
+            mailbox.message_changes,
+            folder,
+            state,
+            page_size=ctx.settings.sync_page_size,
+            since=since,
+            headers_only=rules.headers_only,
+        )
+        ctx.progress.requests += page.requests
+        yield Page(
+            page.items,
+            next_link=None if page.last else page.sync_state,
+            delta_link=page.sync_state if page.last else None,
+        )
+        if page.last:
+            return
+        state = page.sync_state
 
 
 async def _count_window(ctx: RunContext, folder: str, since: datetime) -> int | None:

@@ -119,6 +119,8 @@ class SyncUnit(Base):
     lease_expires_at: Mapped[datetime | None] = mapped_column(default=None)
     queue_ticket: Mapped[str | None] = mapped_column(String(32), default=None)
     queued_at: Mapped[datetime | None] = mapped_column(default=None)
+    # What served the last run: "graph" (Microsoft Graph) or "ews" (an Exchange Server).
+    protocol: Mapped[str] = mapped_column(String(10), default="", server_default="")
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 

@@ -26,13 +26,20 @@ from sqlalchemy.orm import Session
 from m365sync.audit import service as audit
 from m365sync.connections.errors import ConnectionsError
 from m365sync.connections.models import Feature
-from m365sync.connections.runtime import ConnectionRuntime, MailboxAccess
+from m365sync.connections.runtime import ConnectionRuntime, ExchangeAccess, MailboxAccess
 from m365sync.db.base import utcnow
 from m365sync.db.session import Database
 from m365sync.errors import NotFound, ValidationFailed
 from m365sync.logs import unit_logging
 from m365sync.metrics import ITEMS_LOGGED, UNIT_RUNS
-from m365sync.microsoft.errors import AuthRevoked, ConsentMissing, CredentialError, MicrosoftError
+from m365sync.microsoft.errors import (
+    AuthRevoked,
+    ConsentMissing,
+    CredentialError,
+    MailboxNotEnabled,
+    MailboxNotOnServer,
+    MicrosoftError,
+)
 from m365sync.microsoft.graph import RequestBudget
 from m365sync.organizations.models import Member
 from m365sync.organizations.service import EMAIL_RE, normalize_domain
@@ -190,7 +197,9 @@ async def _run_unit(
     on_progress: Callable[[Progress], None] | None,
     ticket: str | None,
 ) -> UnitResult:
-    def start() -> tuple[SyncUnit, Member, MailboxAccess | None, Exception | None] | str:
+    def start() -> (
+        tuple[SyncUnit, Member, MailboxAccess | ExchangeAccess | None, Exception | None] | str
+    ):
         with database.session() as session:
             repo = SyncRepository(session)
             if not repo.try_lease(unit_id, owner, settings.sync_lease_seconds, ticket=ticket):
@@ -210,14 +219,12 @@ async def _run_unit(
                 else UnitStage.INCREMENTAL
             )
             unit.stage_started_at = unit.last_attempt_at = utcnow()
-            access: MailboxAccess | None = None
+            access: MailboxAccess | ExchangeAccess | None = None
             problem: Exception | None = None
             try:
                 # No network here: the connection's MSAL app asks Entra ID only when the
                 # run requests its first token, outside this transaction.
-                access = runtime.graph_for_mailbox(
-                    session, member, _CONNECTION_FEATURE[unit.feature]
-                )
+                access = runtime.mailbox_access(session, member, _CONNECTION_FEATURE[unit.feature])
             except (MicrosoftError, ConnectionsError) as exc:
                 problem = exc  # anything else rolls back, the lease with it
             session.expunge(unit)
@@ -254,12 +261,23 @@ async def _run_unit(
         raise
 
 
+def _other_protocol(
+    database: Database,
+    runtime: ConnectionRuntime,
+    member: Member,
+    unit: SyncUnit,
+    access: MailboxAccess | ExchangeAccess,
+) -> MailboxAccess | ExchangeAccess | None:
+    with database.session() as session:
+        return runtime.other_protocol(session, member, _CONNECTION_FEATURE[unit.feature], access)
+
+
 async def _run_and_record(
     database: Database,
     runtime: ConnectionRuntime,
     unit: SyncUnit,
     member: Member,
-    access: MailboxAccess | None,
+    access: MailboxAccess | ExchangeAccess | None,
     problem: Exception | None,
     *,
     full: bool,
@@ -288,8 +306,22 @@ async def _run_and_record(
             progress=progress,
             full=full or unit.full_resync_requested,
         )
+        if unit.protocol and unit.protocol != access.protocol:
+            ctx.full = True  # another protocol's cursors mean nothing here: start over
         try:
-            await _runner(unit.feature)(ctx)
+            try:
+                await _runner(unit.feature)(ctx)
+            except (MailboxNotEnabled, MailboxNotOnServer):
+                # On-premises for Graph, or moved to Exchange Online for the Exchange Server:
+                # the other protocol serves it if the organization has a connection for it.
+                other = await asyncio.to_thread(
+                    _other_protocol, database, runtime, member, unit, access
+                )
+                if other is None:
+                    raise
+                access = ctx.access = other
+                ctx.full = True
+                await _runner(unit.feature)(ctx)
         except LeaseLost:
             return UnitResult(unit.id, "lost", unit.status, progress)
         except Exception as exc:  # every failure becomes a status; bugs are logged loudly
@@ -314,6 +346,8 @@ async def _run_and_record(
                     counts[f"total_{key}"] = int(counts.get(f"total_{key}", 0)) + value
             row.counts = counts
             runtime.save_token_caches(session)
+            if ctx is not None:
+                row.protocol = ctx.access.protocol
             if error is None:
                 row.status = UnitStatus.ACTIVE
                 row.failure_count = 0

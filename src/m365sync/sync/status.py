@@ -42,6 +42,8 @@ _PARKED: list[tuple[type[Exception], UnitStatus]] = [
     (ms.AuthRevoked, UnitStatus.NEEDS_RECONNECT),
     (ms.CredentialError, UnitStatus.NEEDS_RECONNECT),
     (ms.PermissionMissing, UnitStatus.INSUFFICIENT_PERMISSIONS),
+    (ms.ImpersonationDenied, UnitStatus.INSUFFICIENT_PERMISSIONS),
+    (ms.ExchangeAccessDenied, UnitStatus.INSUFFICIENT_PERMISSIONS),
     (ms.MailboxUnreachable, UnitStatus.MAILBOX_UNAVAILABLE),
     (ms.QuotaExceeded, UnitStatus.MAILBOX_FULL),
     (NoConnection, UnitStatus.NO_CONNECTION),

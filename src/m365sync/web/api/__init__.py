@@ -41,6 +41,8 @@ def api_fix(error: M365SyncError) -> str | None:
             "client_id": '"client_id"',
             "credential": '"client_secret" (the secret\'s Value) or "certificate_pem"',
             "test_mailbox": '"test_mailbox"',
+            "username": '"username"',
+            "password": '"password"',
         }
         return f"Send {', '.join(fields[m] for m in error.missing)}. {error.fix}"
     return error.fix

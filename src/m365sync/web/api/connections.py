@@ -34,6 +34,7 @@ from m365sync.db.base import utcnow
 from m365sync.errors import ValidationFailed
 from m365sync.microsoft.auth import ClientSecret, Credential, load_certificate
 from m365sync.organizations import service as orgs
+from m365sync.sync import service as sync
 from m365sync.web.dependencies import ApiAdmin, DbSession, Runtime
 
 router = APIRouter(prefix="/organizations/{org}", tags=["connections"])
@@ -120,9 +121,28 @@ def add_exchange_service_account(
         server_url=body.server_url,
         username=body.username,
         password=body.password.get_secret_value(),
+        test_mailbox=body.test_mailbox,
         actor=caller.actor,
     )
     return _view(runtime, account)
+
+
+@router.post("/service-accounts/exchange/test", response_model=TestReportOut)
+async def run_exchange_test(
+    caller: ApiAdmin, session: DbSession, runtime: Runtime, body: ExchangeServiceAccountIn
+) -> TestReportOut:
+    """Run Test for an Exchange service account as entered (impersonating ``test_mailbox``);
+    nothing is stored and no mailbox is modified. An empty ``server_url`` uses Autodiscover."""
+    report = await service_accounts.test_exchange_draft(
+        session,
+        runtime,
+        caller.organization,
+        server_url=body.server_url,
+        username=body.username,
+        password=body.password.get_secret_value(),
+        test_mailbox=body.test_mailbox,
+    )
+    return _report(report)
 
 
 @router.post("/service-accounts/setup", response_model=ConnectStartOut)
@@ -292,7 +312,12 @@ async def reachability(
 
 @router.get("/connections", response_model=list[MemberConnectionStatusOut])
 def connection_status(caller: ApiAdmin, session: DbSession) -> list[MemberConnectionStatusOut]:
-    """Per member: synced domain?, covered by which service accounts, their own connection."""
+    """Per member: synced domain?, covered by which service accounts, their own connection,
+    and which protocol (Graph or an Exchange Server's EWS) serves each synced feature."""
+    served: dict[str, dict[str, str]] = {}
+    for unit in sync.mailbox_units(session, caller.organization.id):
+        if unit.protocol:
+            served.setdefault(unit.member_id, {})[unit.feature.value] = unit.protocol
     return [
         MemberConnectionStatusOut(
             member_id=row.member.id,
@@ -304,6 +329,7 @@ def connection_status(caller: ApiAdmin, session: DbSession) -> list[MemberConnec
             )
             if row.connection
             else None,
+            served_by=served.get(row.member.id, {}),
         )
         for row in user_connections.connection_overview(session, caller.organization)
     ]
@@ -365,6 +391,38 @@ def connect_exchange(
         password=body.password.get_secret_value(),
     )
     return UserConnectionOut(**user_connections.user_connection_view(connection))
+
+
+@router.post("/members/{member_id}/connection/exchange/test", response_model=TestReportOut)
+async def test_exchange_connection(
+    caller: ApiAdmin,
+    session: DbSession,
+    runtime: Runtime,
+    member_id: str,
+    body: ExchangeConnectionIn,
+) -> TestReportOut:
+    """Run Test for a member's own Exchange connection as entered; nothing is stored."""
+    member = orgs.get_member(session, caller.organization, member_id)
+    report = await user_connections.test_exchange_connection(
+        runtime,
+        member,
+        server_url=body.server_url,
+        username=body.username,
+        password=body.password.get_secret_value(),
+    )
+    return _report(report)
+
+
+@router.post("/members/{member_id}/connection/test", response_model=TestReportOut)
+async def retest_exchange_connection(
+    caller: ApiAdmin, session: DbSession, runtime: Runtime, member_id: str
+) -> TestReportOut:
+    """Run Test with a member's saved Exchange connection; its status takes the outcome."""
+    member = orgs.get_member(session, caller.organization, member_id)
+    report = await user_connections.retest_exchange_connection(
+        session, runtime, caller.organization, member
+    )
+    return _report(report)
 
 
 @router.delete("/members/{member_id}/connection", status_code=204)

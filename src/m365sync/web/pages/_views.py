@@ -15,6 +15,7 @@ FEATURE_NAMES = {
     "scheduling": "Calendar Scheduling",
     "tasks": "Task Sync",
 }
+PROTOCOL_NAMES = {"graph": "Microsoft Graph", "ews": "Exchange Server (EWS)"}
 STAGE_NAMES = {
     "idle": "Idle",
     "queued": "Queued",
@@ -36,6 +37,7 @@ class UnitView:
     synced: str
     last_error: str
     last_error_fix: str
+    protocol: str = ""  # what served the last run, in words ("" before the first)
 
 
 def unit_view(unit: SyncUnit) -> UnitView:
@@ -52,4 +54,5 @@ def unit_view(unit: SyncUnit) -> UnitView:
         synced=synced,
         last_error=unit.last_error,
         last_error_fix=unit.last_error_fix,
+        protocol=PROTOCOL_NAMES.get(unit.protocol or "", ""),
     )

@@ -1,9 +1,9 @@
-"""Exchange Web Services (EWS): legacy connections to on-premises Exchange.
+"""Exchange Web Services (EWS) addresses: legacy connections to on-premises Exchange.
 
 Here: what an EWS connection may point at. Exchange Online has switched Basic
 Authentication off and retired EWS, so a connection to an Exchange Online host is refused
 with the migration steps; on-premises servers (and hybrid deployments' on-premises
-mailboxes) keep working. The protocol itself (exchangelib) comes with the EWS sync.
+mailboxes) keep working.
 """
 
 from __future__ import annotations

@@ -1,0 +1,100 @@
+"""A hybrid organization: Graph says a mailbox is on-premises (MailboxNotEnabledForRESTAPI),
+so the organization's Exchange connection syncs it over EWS, and the unit remembers which
+protocol serves it; a mailbox moved to Exchange Online goes back to Graph, keeping its
+activities without a duplicate."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from m365sync.crm.models import ActivityKind
+from m365sync.microsoft.ews import close_exchange_connections
+from m365sync.sync import service as sync
+from m365sync.sync.models import UnitStatus
+from support.ews_clients import turn_on_exchange
+from support.ews_world import store_exchange_service_account
+from support.sync_world import SyncWorld
+
+ADELE = "adele@contoso.com"  # in Exchange Online
+DIEGO = "diego@contoso.com"  # on the Exchange Server
+
+
+@pytest.fixture
+def world(db_world: SyncWorld) -> Iterator[SyncWorld]:
+    """Contoso with an Office 365 service account and an Exchange one; Diego's mailbox on
+    premises. Runs on SQLite and on PostgreSQL."""
+    close_exchange_connections()
+    turn_on_exchange(db_world.sim, flavour="hybrid")
+    store_exchange_service_account(db_world)
+    place(db_world, DIEGO, "onprem")
+    account = db_world.add_account("Fabrikam", ["fabrikam.com"])
+    db_world.add_contact("kim@fabrikam.com", account, "Kim Akers")
+    yield db_world
+    close_exchange_connections()
+
+
+def place(world: SyncWorld, mailbox: str, location: str) -> None:
+    world.control.patch(
+        f"/_sim/tenants/contoso.com/users/{mailbox}", json={"mailboxLocation": location}
+    ).raise_for_status()
+
+
+def served_by(world: SyncWorld) -> dict[str, str]:
+    with world.database.session() as session:
+        units = sync.mailbox_units(session, world.organization_id)
+        return {
+            email: unit.protocol
+            for unit in units
+            for email, member_id in world.members.items()
+            if member_id == unit.member_id
+        }
+
+
+def subjects(world: SyncWorld) -> list[str]:
+    with world.crm() as crm:
+        return sorted(a.subject for a in crm.activities(ActivityKind.EMAIL))
+
+
+def graph_requests_for(world: SyncWorld, mailbox: str) -> list[dict[str, object]]:
+    return [
+        r
+        for r in world.requests(path_contains="/v1.0/")
+        if str(r.get("mailbox") or "").lower() == mailbox
+    ]
+
+
+def test_one_mailbox_on_each_side(world: SyncWorld) -> None:
+    world.deliver(ADELE, **{"from": "kim@fabrikam.com", "subject": "Cloud mail"})
+    world.deliver(DIEGO, **{"from": "kim@fabrikam.com", "subject": "On-premises mail"})
+
+    for mailbox in (ADELE, DIEGO):
+        result = world.sync(mailbox)
+        assert result.outcome == "ok", (mailbox, result.error, result.fix)
+        assert result.status == UnitStatus.ACTIVE
+    assert subjects(world) == ["Cloud mail", "On-premises mail"]
+    assert served_by(world) == {ADELE: "graph", DIEGO: "ews"}
+
+    # the next run goes straight to the Exchange Server: Graph is not asked again
+    world.deliver(DIEGO, **{"from": "kim@fabrikam.com", "subject": "More on-premises mail"})
+    world.clear_requests()
+    assert world.sync(DIEGO).outcome == "ok"
+    assert graph_requests_for(world, DIEGO) == []
+    assert "More on-premises mail" in subjects(world)
+
+
+def test_a_mailbox_moved_to_exchange_online_keeps_its_activities(world: SyncWorld) -> None:
+    world.deliver(DIEGO, **{"from": "kim@fabrikam.com", "subject": "Before the move"})
+    assert world.sync(DIEGO).outcome == "ok"
+    assert served_by(world) == {DIEGO: "ews"}
+
+    place(world, DIEGO, "cloud")
+    world.deliver(DIEGO, **{"from": "kim@fabrikam.com", "subject": "After the move"})
+    moved = world.sync(DIEGO)
+
+    assert moved.outcome == "ok", (moved.error, moved.fix)
+    assert served_by(world) == {DIEGO: "graph"}
+    assert subjects(world) == ["After the move", "Before the move"]  # no duplicate
+    assert world.sync(DIEGO).outcome == "ok"
+    assert subjects(world) == ["After the move", "Before the move"]

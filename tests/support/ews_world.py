@@ -1,0 +1,57 @@
+"""The synced organization served by an on-premises Exchange Server (EWS) instead of Graph:
+the sync harness's world with m365sim's Exchange Server turned on, the Office 365 service
+account removed, and an Exchange service account (impersonation) stored as a passed Run
+Test leaves it."""
+
+from __future__ import annotations
+
+from sqlalchemy import delete
+
+from m365sync.connections.models import (
+    ConnectionKind,
+    ConnectionStatus,
+    CredentialType,
+    ServiceAccount,
+)
+from m365sync.microsoft.ews import close_exchange_connections
+from support.ews_clients import SERVICE_ACCOUNT, SERVICE_PASSWORD, turn_on_exchange
+from support.sync_world import SyncWorld
+
+__all__ = ["exchange_only", "store_exchange_service_account"]
+
+
+def store_exchange_service_account(
+    world: SyncWorld, *, username: str = SERVICE_ACCOUNT, password: str = SERVICE_PASSWORD
+) -> str:
+    """An Exchange service account for the world's organization, active with Email,
+    Calendar Sync and Calendar Scheduling on; returns its id."""
+    ews_url = f"{world.sim.url}/EWS/Exchange.asmx"
+    with world.database.session() as session:
+        account = ServiceAccount(
+            organization_id=world.organization_id,
+            name="Exchange",
+            kind=ConnectionKind.EXCHANGE,
+            credential_type=CredentialType.PASSWORD,
+            ews_url=ews_url,
+            username=username,
+            test_mailbox="adele@contoso.com",
+            status=ConnectionStatus.ACTIVE,
+            enabled_features=["email", "calendar", "scheduling"],
+        )
+        session.add(account)
+        session.flush()
+        world.runtime.seal(account, "password_sealed", password)
+        return account.id
+
+
+def exchange_only(world: SyncWorld, **exchange: object) -> SyncWorld:
+    """``world`` with its mailboxes served over EWS only: Exchange Server 2019 on, the
+    Office 365 service account gone, an Exchange service account in its place."""
+    close_exchange_connections()
+    turn_on_exchange(world.sim, **exchange)
+    with world.database.session() as session:
+        session.execute(
+            delete(ServiceAccount).where(ServiceAccount.organization_id == world.organization_id)
+        )
+    store_exchange_service_account(world)
+    return world
