@@ -193,7 +193,7 @@ class WriterProcesses:
             text=True,
         )
 
-    def kill_when(self, kind: str, method: str, path_regex: str, saved: Callable[[], bool]) -> None:
+    def kill_when(self, method: str, path_regex: str, saved: Callable[[], bool]) -> None:
         """Hold Salesforce's answer to the next ``method`` request matching ``path_regex``
         (it is processed, only the answer waits), start a writer, and SIGKILL it once
         ``saved()`` sees Salesforce's side done: the writer never records the answer."""
