@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import signal
 import subprocess
 import sys
@@ -14,13 +15,25 @@ import time
 from collections import Counter
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from itertools import product
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from m365sync.crm.models import SalesforceActivityRecord, WriteState
+from m365sync.crm.salesforce_schemas import DrainStatus
 from m365sync.sync.features import SyncFeature
-from support.salesforce_target_world import ADELE, ALEX, MEMBERS, NINA, PAT, SAM, SalesforceTarget
+from support.salesforce_target_world import (
+    ADELE,
+    ALEX,
+    LEE,
+    MEMBERS,
+    NINA,
+    PAT,
+    SAM,
+    SalesforceTarget,
+)
 
 CORRESPONDENTS = [
     {"name": "Pat Buyer", "address": PAT},
@@ -108,25 +121,39 @@ def assert_exactly_once(
 
 
 def sim_meetings(target: SalesforceTarget) -> dict[str, str]:
-    """iCalUId → subject of the meetings the members' calendars hold, not cancelled."""
+    """iCalUId → subject (the organizer's) of the meetings the members' calendars hold, not
+    cancelled."""
     found: dict[str, str] = {}
     for mailbox in MEMBERS:
         answer = target.sync.control.get(f"/_sim/mailboxes/{mailbox}/events")
         answer.raise_for_status()
         for event in answer.json()["value"]:
-            if not event.get("isCancelled"):
+            if event.get("isCancelled"):
+                continue
+            organizer = ((event.get("organizer") or {}).get("emailAddress") or {}).get("address")
+            if event["iCalUId"] not in found or organizer == mailbox:
                 found[event["iCalUId"]] = event["subject"]
     return found
 
 
-def sim_message_ids(target: SalesforceTarget) -> set[str]:
+def sim_message_ids(target: SalesforceTarget, involving: set[str] | None = None) -> set[str]:
+    """Message-IDs of the mail the members' synced folders (Inbox, Sent Items) hold,
+    involving one of ``involving``."""
     found: set[str] = set()
-    for mailbox in MEMBERS:
+    for mailbox, folder in product(MEMBERS, ("inbox", "sentitems")):
         answer = target.sync.control.get(
-            f"/_sim/mailboxes/{mailbox}/messages", params={"limit": 1_000_000}
+            f"/_sim/mailboxes/{mailbox}/messages", params={"limit": 1_000_000, "folder": folder}
         )
         answer.raise_for_status()
-        found |= {m["internetMessageId"] for m in answer.json()["value"]}
+        for message in answer.json()["value"]:
+            people = [
+                message.get("from") or {},
+                *message.get("toRecipients", []),
+                *message.get("ccRecipients", []),
+            ]
+            addresses = {(p.get("emailAddress") or {}).get("address") for p in people}
+            if involving is None or addresses & involving:
+                found.add(message["internetMessageId"])
     return found
 
 
@@ -307,3 +334,150 @@ def test_writers_sigkilled_after_salesforce_answered_leave_no_duplicate(
     again = writers.finish()
     assert again["synced"] == 0
     assert len(target.records("EmailMessage")) == 521
+
+
+# -- a soak with faults on both sides --------------------------------------------------------
+
+SOAK_MAILBOXES = (ADELE, ALEX)
+CUSTOMERS = (PAT, SAM, NINA, LEE)
+STRANGER = "someone@unknown.example"
+
+
+def _soak_faults(target: SalesforceTarget) -> None:
+    """About one request in ten fails, on each side."""
+    target.sync.control.post(
+        "/_sim/faults",
+        json={
+            "rate": 0.1,
+            "seed": 13,
+            "kinds": ["429", "500", "503", "504", "drop"],
+            "pathRegex": "/v1.0/",
+            "retryAfter": 1,
+        },
+    ).raise_for_status()
+    for kind, rate, seed in (
+        ("UNABLE_TO_LOCK_ROW", 0.04, 1),
+        ("SERVER_UNAVAILABLE", 0.04, 2),
+        ("drop", 0.02, 3),
+    ):
+        target.control("POST", "faults", json={"kind": kind, "rate": rate, "seed": seed})
+
+
+@pytest.mark.slow
+def test_soak_with_faults_on_both_sides_ends_with_each_email_and_meeting_once(
+    target: SalesforceTarget,
+) -> None:
+    """Mail arrives (some in both mailboxes, some from strangers), moves and is deleted;
+    meetings are created, moved, renamed, cancelled and deleted; every round syncs and
+    drains while 10 % of Graph requests fail (429 with Retry-After, 5xx, dropped
+    connections) and 10 % of Salesforce's (``UNABLE_TO_LOCK_ROW``, ``SERVER_UNAVAILABLE``,
+    lost answers), sessions end (``INVALID_SESSION_ID``) and once the org's daily limit is
+    reached (``REQUEST_LIMIT_EXCEEDED``). Then sfsim holds exactly one EmailMessage per
+    message with exactly its relations, and one Event per meeting still held."""
+    rng = random.Random(20261207)
+    connected(target)
+    target.sync.configure(delete_policy="delete")
+    target.sync.sim_config(throttling_enabled=False)
+    target.sync.engine.sync_page_size = 3  # many pages: many chances for faults
+    _soak_faults(target)
+    clock = datetime.now(UTC)
+    statuses: Counter[str] = Counter()
+    outcomes: Counter[str] = Counter()
+    delivered: list[tuple[str, str]] = []
+    meetings: list[tuple[str, str]] = []
+
+    def drain() -> None:
+        nonlocal clock
+        clock += timedelta(hours=7)  # time passes between drains: back-offs run out
+        at = clock
+        statuses[target.drain(now=lambda: at).status] += 1
+
+    for round_number in range(5):
+        for n in range(12):
+            mailbox = rng.choice(SOAK_MAILBOXES)
+            other = next(m for m in SOAK_MAILBOXES if m != mailbox)
+            customer = rng.choice(CUSTOMERS) if n % 6 else STRANGER
+            spec: dict[str, Any] = {
+                "from": customer,
+                "to": [mailbox],
+                "subject": f"r{round_number} n{n}",
+                "internetMessageId": f"<r{round_number}-{n}@soak.example>",
+            }
+            if rng.random() < 0.3:  # the same email reaches both reps
+                spec["cc"] = [other]
+                target.sync.deliver(other, **spec)
+            elif rng.random() < 0.3:  # a rep writes to a customer
+                spec.update({"from": mailbox, "to": [customer]})
+            made = target.sync.deliver(mailbox, **spec)
+            delivered.append((mailbox, made["immutableId"]))
+        for _ in range(3):
+            mailbox, item = delivered.pop(rng.randrange(len(delivered)))
+            if rng.random() < 0.5:
+                target.sync.control.delete(f"/_sim/mailboxes/{mailbox}/messages/{item}")
+            else:
+                target.sync.control.post(
+                    f"/_sim/mailboxes/{mailbox}/messages/{item}/move",
+                    json={"destination": rng.choice(["archive", "inbox"])},
+                ).raise_for_status()
+        for n in range(3):
+            organizer = rng.choice(SOAK_MAILBOXES)
+            attendees = [rng.choice(CUSTOMERS)]
+            if rng.random() < 0.5:
+                attendees.append(next(m for m in SOAK_MAILBOXES if m != organizer))
+            event = meeting(
+                target, organizer, f"m{round_number} {n}", rng.randint(1, 40), attendees
+            )
+            meetings.append((organizer, event))
+        for _ in range(2):
+            organizer, event = meetings.pop(rng.randrange(len(meetings)))
+            change = rng.random()
+            path = f"/_sim/mailboxes/{organizer}/events/{event}"
+            if change < 0.5:
+                target.sync.control.patch(
+                    path, json={"subject": f"moved in r{round_number}"}
+                ).raise_for_status()
+                meetings.append((organizer, event))
+            elif change < 0.75:
+                target.sync.control.post(f"{path}/cancel", json={}).raise_for_status()
+            else:
+                target.sync.control.delete(path).raise_for_status()
+        for mailbox in SOAK_MAILBOXES:
+            for feature in (SyncFeature.EMAIL, SyncFeature.CALENDAR):
+                outcomes[target.sync.sync(mailbox, feature).outcome] += 1
+        if round_number == 1:
+            target.control("POST", "faults", json={"kind": "REQUEST_LIMIT_EXCEEDED"})
+        target.control("POST", "faults", json={"kind": "INVALID_SESSION_ID"})
+        drain()
+        target.control("POST", "sessions/expire")
+        drain()
+    injected: Counter[str] = Counter()
+    for rule in target.control("GET", "faults")["value"]:
+        injected[rule["kind"]] += rule["injected"]
+    graph_faults = target.sync.control.get("/_sim/faults").json()["injectedCount"]
+    target.control("DELETE", "faults")
+    target.sync.control.delete("/_sim/faults").raise_for_status()
+    for mailbox in SOAK_MAILBOXES:
+        for feature in (SyncFeature.EMAIL, SyncFeature.CALENDAR):
+            assert target.sync.sync(mailbox, feature).outcome == "ok"
+    for _ in range(3):
+        drain()
+
+    assert_exactly_once(target, sim_message_ids(target, set(CUSTOMERS)), sim_meetings(target))
+    assert len(target.records("EmailMessage")) >= 30
+    assert len(target.records("Event")) >= 5
+    assert target.records("Event", deleted=True) != target.records("Event")  # some went
+    with target.database.session() as session:
+        states = Counter(
+            row.state
+            for row in session.query(SalesforceActivityRecord).filter_by(
+                organization_id=target.organization_id
+            )
+        )
+    assert set(states) <= {WriteState.SYNCED, WriteState.UNMATCHED}, states
+    # The faults happened, and the writer went through them without needing a person.
+    print(f"faults: graph {graph_faults}, salesforce {injected}; drains {statuses}")
+    assert graph_faults >= 3 and outcomes["ok"] > 0
+    assert injected["UNABLE_TO_LOCK_ROW"] + injected["SERVER_UNAVAILABLE"] >= 3, injected
+    assert injected["REQUEST_LIMIT_EXCEEDED"] == 1 and statuses[DrainStatus.PAUSED] >= 1
+    assert injected["INVALID_SESSION_ID"] >= 3
+    assert statuses[DrainStatus.NEEDS_RECONNECT] == 0, statuses
