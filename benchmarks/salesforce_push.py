@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import argparse
 import base64
-import json
 import os
 import socket
 import statistics
@@ -43,6 +42,8 @@ from typing import Any
 
 import requests
 
+from m365sync.crm.salesforce_run_test import EMAIL_MESSAGE_FIELDS
+
 CONSUMER_KEY = "3MVG9sfsim.demo.m365sync.consumer.key.0001"
 INTEGRATION_USER = "integration@acme.example"
 MEMBERS = ("adele@contoso.com", "alex@contoso.com")
@@ -53,22 +54,8 @@ BODY = (
     "500 units, delivery in two batches and the service plan. Let me know if anything is "
     "unclear or if you need the figures broken down differently.\n\n"
 ) * 4
-EMAIL_FIELDS = (
-    "M365Sync_Message_Id__c",
-    "Subject",
-    "TextBody",
-    "HtmlBody",
-    "FromAddress",
-    "FromName",
-    "ToAddress",
-    "CcAddress",
-    "BccAddress",
-    "MessageDate",
-    "MessageIdentifier",
-    "Status",
-    "Incoming",
-    "RelatedToId",
-)
+EMAIL_FIELDS = ("M365Sync_Message_Id__c", *EMAIL_MESSAGE_FIELDS)
+"""What the writer sets on an EmailMessage (all Run Test checks are writable)."""
 PER_CALL = 200
 COLLECTIONS_PER_COMPOSITE = 5
 

@@ -43,10 +43,10 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from functools import partial
-from typing import Any
+from typing import Any, cast
 
 import requests
-from sqlalchemy import Boolean, Integer, String, bindparam, case, literal, or_, update
+from sqlalchemy import Boolean, Integer, String, Table, bindparam, case, literal, or_, update
 
 from m365sync.crm.models import (
     ActivityKind,
@@ -722,7 +722,7 @@ def _record_statement() -> Any:
     final state only if the activity's ``version`` is still the one written (checked by
     the UPDATE itself, so a change committed meanwhile by the sync engine keeps it
     pending)."""
-    table = SalesforceActivityRecord.__table__
+    table = cast(Table, SalesforceActivityRecord.__table__)
     values: dict[str, Any] = {
         name: bindparam(f"v_{name}", type_=table.c[name].type) for name in _ALWAYS
     }
