@@ -16,6 +16,10 @@ What is promised:
   and the rename loses nothing.
 - Opening with an unknown key or a tampered value raises ``SecretKeyMismatch``, whose message
   says which key is expected; it never includes plaintext.
+- ``generate_self_signed_certificate`` makes the RSA key pair and self-signed certificate a
+  remote system's app registration takes (Entra ID's certificate credential, a Salesforce
+  connected app's JWT signing certificate); the key comes back unencrypted, for the caller
+  to seal.
 """
 
 from __future__ import annotations
@@ -26,10 +30,17 @@ import hashlib
 import os
 import secrets
 from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
+from cryptography import x509
 from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from cryptography.x509.oid import NameOID
 
 from m365sync.errors import M365SyncError
 from m365sync.settings import Settings
@@ -184,15 +195,64 @@ def _key_file_missing(path: Path) -> SecretKeyMissing:
     )
 
 
+@dataclass(frozen=True, repr=False)
+class SelfSignedCertificate:
+    """A key pair made here: the private key (unencrypted PKCS#8 PEM: seal it at rest) and
+    its self-signed certificate (PEM, and parsed)."""
+
+    private_key_pem: str
+    certificate_pem: str
+    certificate: x509.Certificate
+
+    def __repr__(self) -> str:
+        return f"SelfSignedCertificate(subject={self.certificate.subject.rfc4514_string()!r})"
+
+
+def private_key_pem(key: Any) -> str:
+    """A private key as unencrypted PKCS#8 PEM (the caller seals it at rest)."""
+    pem: bytes = key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    )
+    return pem.decode("ascii")
+
+
+def generate_self_signed_certificate(common_name: str, *, days: int = 730) -> SelfSignedCertificate:
+    """A new RSA 2048 key pair and a self-signed certificate (SHA-256, valid ``days`` from
+    five minutes ago, so a clock a little behind still accepts it)."""
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
+    now = datetime.now(UTC)
+    certificate = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - timedelta(minutes=5))
+        .not_valid_after(now + timedelta(days=days))
+        .sign(key, hashes.SHA256())
+    )
+    return SelfSignedCertificate(
+        private_key_pem=private_key_pem(key),
+        certificate_pem=certificate.public_bytes(serialization.Encoding.PEM).decode("ascii"),
+        certificate=certificate,
+    )
+
+
 __all__ = [
     "SecretBox",
     "SecretKeyError",
     "SecretKeyMismatch",
     "SecretKeyMissing",
+    "SelfSignedCertificate",
     "decode_key",
     "encode_key",
     "generate_key",
+    "generate_self_signed_certificate",
     "load_keys",
+    "private_key_pem",
     "seal_context",
     "write_key_file",
 ]

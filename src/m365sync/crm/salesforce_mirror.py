@@ -51,7 +51,7 @@ from m365sync.crm.salesforce_service import match_members_to_users
 from m365sync.crypto import SecretBox
 from m365sync.db.base import new_id, utcnow
 from m365sync.db.session import Database
-from m365sync.salesforce import SalesforceClient
+from m365sync.salesforce import SalesforceClient, parse_salesforce_datetime
 from m365sync.salesforce.errors import LimitExceeded
 from m365sync.settings import Settings
 
@@ -123,7 +123,7 @@ LOCAL = {
 
 def _when(value: Any) -> datetime:
     try:
-        return datetime.fromisoformat(str(value))
+        return parse_salesforce_datetime(value)
     except ValueError:
         return utcnow()
 

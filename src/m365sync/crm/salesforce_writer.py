@@ -44,10 +44,10 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from functools import partial
-from typing import Any
+from typing import Any, cast
 
 import requests
-from sqlalchemy import case, update
+from sqlalchemy import Boolean, Integer, String, Table, bindparam, case, literal, or_, update
 
 from m365sync.crm.models import (
     ActivityKind,
@@ -742,27 +742,70 @@ def _values(item: _Item, now: datetime) -> tuple[dict[str, Any], WriteState]:
     return values, WriteState.PARKED
 
 
+_ALWAYS = ("sobject", "salesforce_id", "relations", "uncertain", "updated_at")
+_SOMETIMES = (
+    "written_version",
+    "attempts",
+    "next_attempt_at",
+    "reason",
+    "fix",
+    "error_code",
+    "synced_at",
+)
+"""Ledger columns a round's outcome may leave as they were (a flag per row says which)."""
+
+
+def _record_statement() -> Any:
+    """One UPDATE for every row of a round (run as an executemany): the columns a row's
+    outcome sets, each other column kept (``CASE WHEN :set_x THEN :x ELSE x``), and its
+    final state only if the activity's ``version`` is still the one written (checked by
+    the UPDATE itself, so a change committed meanwhile by the sync engine keeps it
+    pending)."""
+    table = cast(Table, SalesforceActivityRecord.__table__)
+    values: dict[str, Any] = {
+        name: bindparam(f"v_{name}", type_=table.c[name].type) for name in _ALWAYS
+    }
+    for name in _SOMETIMES:
+        values[name] = case(
+            (
+                bindparam(f"set_{name}", type_=Boolean()),
+                bindparam(f"v_{name}", type_=table.c[name].type),
+            ),
+            else_=table.c[name],
+        )
+    values["state"] = case(
+        (
+            or_(
+                bindparam("w_pending", type_=Boolean()),
+                table.c.version != bindparam("w_version", type_=Integer()),
+            ),
+            literal(WriteState.PENDING.value),
+        ),
+        else_=bindparam("w_state", type_=String()),
+    )
+    return update(table).where(table.c.activity_id == bindparam("w_id")).values(values)
+
+
 def _record(repo: SalesforceRepository, items: Sequence[_Item], now: datetime) -> DrainResult:
-    """Record every item of a round in one transaction. A final state holds only if the
-    activity's ``version`` is still the one written (checked by the UPDATE itself, so a
-    change committed meanwhile by the sync engine keeps it pending)."""
+    """Record every item of a round in one transaction, in one statement (see
+    ``_record_statement``)."""
     counts = DrainResult()
-    table = SalesforceActivityRecord.__table__
+    rows: list[dict[str, Any]] = []
     # In id order, like every writer of these rows: two transactions never deadlock.
     for item in sorted(items, key=lambda i: i.activity_id):
         values, state = _values(item, now)
-        if state == WriteState.PENDING:
-            values["state"] = WriteState.PENDING.value
-        else:
-            values["state"] = case(
-                (table.c.version == item.version, state.value), else_=WriteState.PENDING.value
-            )
-        repo.session.execute(
-            update(SalesforceActivityRecord)
-            .where(SalesforceActivityRecord.activity_id == item.activity_id)
-            .values(**values)
-            .execution_options(synchronize_session=False)
-        )
+        row: dict[str, Any] = {
+            "w_id": item.activity_id,
+            "w_version": item.version,
+            "w_pending": state == WriteState.PENDING,
+            "w_state": state.value,
+        }
+        for name in _ALWAYS:
+            row[f"v_{name}"] = values[name]
+        for name in _SOMETIMES:
+            row[f"set_{name}"] = name in values
+            row[f"v_{name}"] = values.get(name)
+        rows.append(row)
         counts.written += int(item.wrote)
         counts.deleted += int(item.deleted and item.sent)
         counts.related += item.related
@@ -774,6 +817,8 @@ def _record(repo: SalesforceRepository, items: Sequence[_Item], now: datetime) -
             counts.unmatched += 1
         elif item.error is not None:
             counts.retrying += 1
+    if rows:
+        repo.session.execute(_record_statement(), rows)
     return counts
 
 

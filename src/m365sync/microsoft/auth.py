@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import datetime as dt
 import json
 import logging
 import random
@@ -34,10 +33,9 @@ import orjson
 import requests
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.hazmat.primitives.serialization import pkcs12
-from cryptography.x509.oid import NameOID
 
+from m365sync.crypto import generate_self_signed_certificate, private_key_pem
 from m365sync.errors import ValidationFailed
 from m365sync.microsoft.errors import (
     ENTRA_UNAVAILABLE_FIX,
@@ -282,11 +280,7 @@ def _client_certificate(key: Any, certificate: x509.Certificate) -> ClientCertif
     """The pair as MSAL takes it: an unencrypted PKCS#8 key (sealed at rest by the caller),
     the PEM certificate, and the SHA-1 thumbprint Entra ID shows."""
     return ClientCertificate(
-        private_key_pem=key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        ).decode("ascii"),
+        private_key_pem=private_key_pem(key),
         certificate_pem=certificate.public_bytes(serialization.Encoding.PEM).decode("ascii"),
         thumbprint=certificate_thumbprint(certificate),
     )
@@ -295,20 +289,12 @@ def _client_certificate(key: Any, certificate: x509.Certificate) -> ClientCertif
 def generate_certificate(common_name: str, *, days: int = 730) -> ClientCertificate:
     """A new RSA key pair and self-signed certificate: upload the certificate to the app
     registration (Certificates & secrets → Certificates), keep the key here."""
-    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
-    now = dt.datetime.now(dt.UTC)
-    certificate = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(minutes=5))
-        .not_valid_after(now + dt.timedelta(days=days))
-        .sign(key, hashes.SHA256())
+    made = generate_self_signed_certificate(common_name, days=days)
+    return ClientCertificate(
+        private_key_pem=made.private_key_pem,
+        certificate_pem=made.certificate_pem,
+        thumbprint=certificate_thumbprint(made.certificate),
     )
-    return _client_certificate(key, certificate)
 
 
 def load_certificate(content: bytes, password: str | None = None) -> ClientCertificate:

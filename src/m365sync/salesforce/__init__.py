@@ -43,6 +43,7 @@ from m365sync.salesforce.client import (
     SubrequestResult,
     UpdatedRecords,
     in_clause_queries,
+    parse_salesforce_datetime,
     quote_soql,
 )
 from m365sync.salesforce.errors import ErrorCategory, SalesforceError
@@ -79,6 +80,7 @@ __all__ = [
     "in_clause_queries",
     "jwt_audience",
     "normalize_login_url",
+    "parse_salesforce_datetime",
     "quote_soql",
     "revoke",
 ]

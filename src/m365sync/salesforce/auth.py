@@ -40,8 +40,8 @@ import requests
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
-from cryptography.x509.oid import NameOID
 
+from m365sync.crypto import generate_self_signed_certificate
 from m365sync.errors import ValidationFailed
 from m365sync.salesforce._http import SalesforceSession
 from m365sync.salesforce.errors import (
@@ -187,27 +187,8 @@ class JwtSigningKey:
 def generate_signing_key(common_name: str, *, days: int = 730) -> JwtSigningKey:
     """A new RSA key pair and self-signed certificate for the JWT bearer flow: upload the
     certificate to the connected app, keep the key (sealed at rest by the caller)."""
-    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
-    now = dt.datetime.now(dt.UTC)
-    certificate = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(minutes=5))
-        .not_valid_after(now + dt.timedelta(days=days))
-        .sign(key, hashes.SHA256())
-    )
-    return JwtSigningKey(
-        private_key_pem=key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        ).decode("ascii"),
-        certificate_pem=certificate.public_bytes(serialization.Encoding.PEM).decode("ascii"),
-    )
+    made = generate_self_signed_certificate(common_name, days=days)
+    return JwtSigningKey(private_key_pem=made.private_key_pem, certificate_pem=made.certificate_pem)
 
 
 # -- the token endpoint ------------------------------------------------------------------------

@@ -188,8 +188,10 @@ class DeletedRecords:
     latest_date_covered: datetime
 
 
-def _salesforce_datetime(value: Any) -> datetime:
-    """``2024-05-01T09:30:00.000+0000`` as an aware datetime."""
+def parse_salesforce_datetime(value: Any) -> datetime:
+    """A datetime as Salesforce writes it (``2024-05-01T09:30:00.000+0000`` in records,
+    ``...+00:00`` in change polling) as an aware UTC datetime; ``ValueError`` when it is
+    none."""
     return datetime.fromisoformat(str(value)).astimezone(UTC)
 
 
@@ -738,7 +740,7 @@ class SalesforceClient:
         data = answer if isinstance(answer, dict) else {}
         return UpdatedRecords(
             ids=[str(i) for i in data.get("ids") or []],
-            latest_date_covered=_salesforce_datetime(data.get("latestDateCovered")),
+            latest_date_covered=parse_salesforce_datetime(data.get("latestDateCovered")),
         )
 
     def deleted(self, sobject: str, start: datetime, end: datetime) -> DeletedRecords:
@@ -749,11 +751,13 @@ class SalesforceClient:
         data = answer if isinstance(answer, dict) else {}
         return DeletedRecords(
             records=[
-                DeletedRecord(id=str(r["id"]), deleted_at=_salesforce_datetime(r["deletedDate"]))
+                DeletedRecord(
+                    id=str(r["id"]), deleted_at=parse_salesforce_datetime(r["deletedDate"])
+                )
                 for r in data.get("deletedRecords") or []
             ],
-            earliest_date_available=_salesforce_datetime(data.get("earliestDateAvailable")),
-            latest_date_covered=_salesforce_datetime(data.get("latestDateCovered")),
+            earliest_date_available=parse_salesforce_datetime(data.get("earliestDateAvailable")),
+            latest_date_covered=parse_salesforce_datetime(data.get("latestDateCovered")),
         )
 
 
@@ -770,5 +774,6 @@ __all__ = [
     "SubrequestResult",
     "UpdatedRecords",
     "in_clause_queries",
+    "parse_salesforce_datetime",
     "quote_soql",
 ]

@@ -16,7 +16,7 @@ Differences from Salesforce are listed in ``docs/sfsim.md``.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -48,6 +48,10 @@ class RecordStore:
         self.validation_rules: list[ValidationRule] = []
         self.duplicate_rules: list[DuplicateRule] = []
         self._journals: list[list[tuple[str, str, Record | None]]] = []
+        self._indexes: dict[tuple[str, str], dict[str, set[str]]] = {}
+        """(object, field) → lowercased value → ids, for External ID and unique fields
+        (Salesforce indexes them): built on first lookup, then kept by ``_put``. It may
+        hold ids whose value changed since; ``find_by`` checks each record it names."""
 
     # -- schema -------------------------------------------------------------------------
     def object(self, name: str) -> ObjectDef:
@@ -94,11 +98,37 @@ class RecordStore:
             record = self.records[obj.name].get(full) if full else None
             return [record] if record is not None and not record["IsDeleted"] else []
         wanted = str(value).lower()
+        if definition.external_id or definition.unique:
+            index = self._index(obj.name, definition.name)
+            table = self.records[obj.name]
+            candidates: Iterable[Record] = (
+                table[i] for i in sorted(index.get(wanted, ())) if i in table
+            )
+        else:
+            candidates = self.all(obj.name)
         return [
             r
-            for r in self.live(obj.name)
-            if r.get(definition.name) is not None and str(r[definition.name]).lower() == wanted
+            for r in candidates
+            if not r["IsDeleted"]
+            and r.get(definition.name) is not None
+            and str(r[definition.name]).lower() == wanted
         ]
+
+    def _index(self, object_name: str, field_name: str) -> dict[str, set[str]]:
+        key = (object_name, field_name)
+        index = self._indexes.get(key)
+        if index is None:
+            index = {}
+            for record in self.records[object_name].values():
+                if record.get(field_name) is not None:
+                    index.setdefault(str(record[field_name]).lower(), set()).add(record["Id"])
+            self._indexes[key] = index
+        return index
+
+    def _indexed(self, object_name: str, record: Record) -> None:
+        for (indexed_object, field_name), index in self._indexes.items():
+            if indexed_object == object_name and record.get(field_name) is not None:
+                index.setdefault(str(record[field_name]).lower(), set()).add(record["Id"])
 
     def render(
         self, obj: ObjectDef, record: Record, version: str, fields: list[str] | None = None
@@ -133,6 +163,7 @@ class RecordStore:
                     self.records[object_name].pop(record_id, None)
                 else:
                     self.records[object_name][record_id] = before
+                    self._indexed(object_name, before)
             raise
         self._journals.pop()
         if self._journals:
@@ -145,6 +176,7 @@ class RecordStore:
                 (object_name, record["Id"], dict(before) if before is not None else None)
             )
         self.records[object_name][record["Id"]] = record
+        self._indexed(object_name, record)
 
     # -- writing ------------------------------------------------------------------------
     def new_id(self, obj: ObjectDef) -> str:
