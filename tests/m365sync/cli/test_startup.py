@@ -5,10 +5,11 @@ loaded, in a fresh interpreter."""
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
+
+from support.imports import loaded_modules
 
 HEAVY = (
     "sqlalchemy",
@@ -32,25 +33,6 @@ HEAVY = (
     "m365sim",
     "sfsim",
 )
-
-
-def loaded_modules(code: str) -> set[str]:
-    """The top-level packages loaded in a fresh interpreter after ``code``."""
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-c",
-            f"{code}\nimport json, sys\nprint(json.dumps(sorted(sys.modules)))",
-        ],
-        env=env,
-        capture_output=True,
-        text=True,
-        check=True,
-        timeout=120,
-    )
-    modules = json.loads(result.stdout.splitlines()[-1])
-    return {name.split(".")[0] for name in modules} | set(modules)
 
 
 def test_importing_the_command_line_loads_nothing_heavy() -> None:
