@@ -85,3 +85,30 @@ def test_python_dash_m_runs_the_command_line() -> None:
 
     assert result.returncode == 0, result.stderr
     assert "service-accounts" in result.stdout and "resync" in result.stdout
+
+
+def test_a_sync_command_loads_only_what_a_sync_uses() -> None:
+    """``m365sync sync`` needs the database, MSAL and Graph's client; not Alembic (the
+    schema check is one SELECT), DNS, the web stack, Celery, EWS or Salesforce."""
+    loaded = loaded_modules(
+        "import m365sync.cli.sync, m365sync.db, m365sync.sync.service, m365sync.sync.email\n"
+        "import m365sync.connections.runtime, m365sync.workers.process"
+    )
+
+    unused = {
+        "alembic",
+        "dns",
+        "fastapi",
+        "starlette",
+        "uvicorn",
+        "jinja2",
+        "celery",
+        "kombu",
+        "redis",
+        "exchangelib",
+        "simple_salesforce",
+        "argon2",
+        "m365sim",
+        "sfsim",
+    }
+    assert loaded.isdisjoint(unused), sorted(loaded & unused)
