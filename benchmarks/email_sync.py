@@ -222,9 +222,9 @@ def child_sync(config_path: str, mailbox: str, trace_memory: bool = False) -> No
     rss_before = _status_kb("VmRSS") or 0
     if trace_memory:
         tracemalloc.start()
-    started = time.perf_counter()
+    started, cpu_started = time.perf_counter(), time.process_time()
     result = asyncio.run(run())
-    elapsed = time.perf_counter() - started
+    elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu_started
     traced_peak = tracemalloc.get_traced_memory()[1] if trace_memory else 0
     peak_kb = _status_kb("VmHWM") if peak_reset else None
     if peak_kb is None:
@@ -238,6 +238,7 @@ def child_sync(config_path: str, mailbox: str, trace_memory: bool = False) -> No
                 "logged": result.progress.logged,
                 "pages": result.progress.pages,
                 "seconds": elapsed,
+                "cpu_seconds": cpu,
                 "rss_before_mb": rss_before / 1024,
                 "peak_rss_delta_mb": (peak_kb - rss_before) / 1024,
                 "traced_peak_mb": traced_peak / 2**20,
@@ -349,16 +350,20 @@ def command_env(config_path: Path) -> dict[str, str]:
     return env
 
 
-def run_command(env: dict[str, str], *args: str) -> tuple[float, str]:
-    """Run ``m365sync *args`` to completion; its wall time (launch to exit) and output."""
+def run_command(env: dict[str, str], *args: str) -> tuple[float, float, str]:
+    """Run ``m365sync *args`` to completion; its wall time (launch to exit), its CPU time
+    (user + system, all threads) and its output."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.perf_counter()
     out = subprocess.run(
         [sys.executable, "-m", "m365sync", *args], env=env, capture_output=True, text=True
     )
     elapsed = time.perf_counter() - started
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
     if out.returncode != 0:
         raise RuntimeError(f"m365sync {' '.join(args)} failed: {out.stdout}{out.stderr}")
-    return elapsed, out.stdout
+    return elapsed, cpu, out.stdout
 
 
 def byte_compile() -> None:
@@ -413,7 +418,7 @@ def main() -> None:
             ).raise_for_status()
 
         help_env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}
-        helps = sorted(run_command(help_env, "--help")[0] for _ in range(5))
+        helps = sorted(run_command(help_env, "--help")[0] for _ in range(7))
         rows.append(
             (
                 "m365sync --help (start-up)",
@@ -429,7 +434,9 @@ def main() -> None:
             sync_s: list[float] = []
             command_s: list[float] = []
             for run in range(args.runs):
+                cpu_started = time.process_time()
                 n, seconds = asyncio.run(bare_loop(sim_url, verify, mailbox))
+                bare_cpu = time.process_time() - cpu_started
                 assert n >= size, (n, size)  # a seeded mailbox holds a few more
                 bare_s.append(seconds)
                 config = product(f"sync-{size}-{run}", [mailbox, small])
@@ -439,7 +446,9 @@ def main() -> None:
                 first_runs.setdefault(size, first)
                 first_configs.setdefault(size, config)
                 env = command_env(product(f"command-{size}-{run}", [mailbox]))
-                elapsed, _ = run_command(env, "sync", "--mailbox", mailbox, "--feature", "email")
+                elapsed, cpu, _ = run_command(
+                    env, "sync", "--mailbox", mailbox, "--feature", "email"
+                )
                 command_s.append(elapsed)
                 rows.append(
                     (
@@ -447,6 +456,13 @@ def main() -> None:
                         f"bare {seconds:.2f} s ({n / seconds:,.0f} msg/s); in-process sync "
                         f"{first['seconds']:.2f} s ({seconds / first['seconds']:.2f}x); "
                         f"whole command {elapsed:.2f} s ({seconds / elapsed:.2f}x)",
+                    )
+                )
+                rows.append(
+                    (
+                        "  CPU time (user + system)",
+                        f"bare {bare_cpu:.2f} s; in-process sync {first['cpu_seconds']:.2f} s; "
+                        f"whole command {cpu:.2f} s",
                     )
                 )
             bare, sync, command = (statistics.median(v) for v in (bare_s, sync_s, command_s))
@@ -476,13 +492,14 @@ def main() -> None:
                 f"+ {len(counts)} window counts (1 per folder)",
             )
         )
-        elapsed, _ = run_command(env, "sync", "--mailbox", big, "--feature", "email")
+        elapsed, cpu, _ = run_command(env, "sync", "--mailbox", big, "--feature", "email")
         again = graph_requests()
         entra = [r for r in again if not r["path"].startswith("/v1.0")]
         rows.append(
             (
                 "whole command again, nothing changed",
-                f"{elapsed:.2f} s; {len(again) - len(entra)} Graph requests for 2 folders, "
+                f"{elapsed:.2f} s ({cpu:.2f} s CPU); {len(again) - len(entra)} Graph requests "
+                "for 2 folders, "
                 f"{len(entra)} to Entra ID",
             )
         )
