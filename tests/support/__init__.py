@@ -7,6 +7,7 @@ else is shared between test folders (tests/m365sync/test_layout.py checks it).
 - ``demo``: the demo world, named once: m365sim's demo tenant (Contoso) with its apps and
   secrets, Woodgrove (a second customer), sfsim's demo org, and ``demo_settings``.
 - ``polling``: ``wait_for``, for what another thread, process or server does.
+- ``imports``: ``loaded_modules``, what a fresh interpreter imported (start-up budgets).
 - ``postgres``: where the tests find PostgreSQL.
 - ``organizations``: ``fresh``, an organization read again in the session at hand.
 - ``connections``: ``add_service_account``, the demo tenant's service account saved.

@@ -144,7 +144,7 @@ def sync_command(
         if not names:
             raise _no_member_matches()
         unit_ids = list(names)
-        tune_garbage_collector()
+        tune_garbage_collector(collect=False)
         columns = (
             TextColumn("{task.description}"),
             BarColumn(bar_width=None),

@@ -236,7 +236,7 @@ async def complete_office365_connection(
     connection.granted_scopes = sorted(str(result.get("scope") or "").split())
     connection.status = ConnectionStatus.ACTIVE
     connection.connected_at = utcnow()
-    runtime.seal(connection, "token_cache_sealed", auth.cache.serialize())
+    runtime.seal(connection, "token_cache_sealed", auth.serialize())
     auth.cache.has_state_changed = False
     repo.add_user_connection(connection)
     audit.record(

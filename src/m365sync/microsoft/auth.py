@@ -8,6 +8,11 @@ retried with back-off before MSAL reads them), its token cache (handed back seri
 through ``on_cache_change`` whenever ``has_state_changed``, for the caller to seal and
 store), and turning every failure into a ``m365sync.microsoft.errors`` category.
 
+The serialized cache also carries the tenant's OpenID configuration (``DiscoveryCache``):
+MSAL asks for it whenever its application is built, that is once per process, so without it
+every ``m365sync sync`` would begin with a round trip to Entra ID even when the token it
+holds is still good. Kept for a day, as MSAL's own ``http_cache`` keeps it.
+
 Access tokens are decoded without signature verification only to read their claims
 (``roles``, ``scp``, ``tid``): they came from the authority over TLS, and Graph verifies them.
 """
@@ -135,6 +140,59 @@ class EntraAnswerError(requests.RequestException):
         self.error = error
 
 
+DISCOVERY_LIFETIME_SECONDS = 24 * 3600
+"""How long a tenant's OpenID configuration is reused: MSAL's ``http_cache`` keeps it a day."""
+
+
+class DiscoveryCache:
+    """Tenant discovery answers (OpenID configuration documents) by URL, each with when it
+    was fetched; reused for ``DISCOVERY_LIFETIME_SECONDS``. ``changed`` says a new answer
+    arrived since it was last serialized."""
+
+    def __init__(self, entries: Mapping[str, Any] | None = None) -> None:
+        self._entries: dict[str, tuple[float, str]] = {}
+        for url, entry in (entries or {}).items():
+            if isinstance(entry, dict) and isinstance(entry.get("body"), str):
+                self._entries[str(url)] = (float(entry.get("fetched_at", 0)), entry["body"])
+        self.changed = False
+
+    def get(self, url: str) -> str | None:
+        entry = self._entries.get(url)
+        if entry is None or not 0 <= time.time() - entry[0] < DISCOVERY_LIFETIME_SECONDS:
+            return None
+        return entry[1]
+
+    def put(self, url: str, body: str) -> None:
+        self._entries[url] = (time.time(), body)
+        self.changed = True
+
+    def as_json(self) -> dict[str, Any]:
+        return {url: {"fetched_at": at, "body": body} for url, (at, body) in self._entries.items()}
+
+
+_CACHE_FORMAT = "m365sync.entra-cache.1"
+"""Marks a serialized cache holding MSAL's token cache and the discovery answers; a blob
+without it is an MSAL token cache alone (as stored before discovery was cached)."""
+
+
+def _read_cache_blob(blob: str | None) -> tuple[str | None, DiscoveryCache]:
+    """MSAL's serialized token cache and the discovery answers stored in ``blob``."""
+    if not blob:
+        return None, DiscoveryCache()
+    try:
+        state = orjson.loads(blob)
+    except orjson.JSONDecodeError:
+        return blob, DiscoveryCache()
+    if isinstance(state, dict) and state.get("format") == _CACHE_FORMAT:
+        msal_state = state.get("msal")
+        discovery = state.get("discovery")
+        return (
+            msal_state if isinstance(msal_state, str) else None,
+            DiscoveryCache(discovery if isinstance(discovery, dict) else None),
+        )
+    return blob, DiscoveryCache()
+
+
 class EntraSession(requests.Session):
     """MSAL's HTTP client: retries what Entra ID answers when unwell, before MSAL sees it.
 
@@ -148,10 +206,11 @@ class EntraSession(requests.Session):
     ``REQUESTS_CA_BUNDLE``).
     """
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, discovery: DiscoveryCache | None = None) -> None:
         super().__init__()
         self.settings = settings
         self.verify = settings.tls_verify
+        self.discovery = discovery
 
     def merge_environment_settings(self, *args: Any, **kwargs: Any) -> dict[str, Any]:
         merged: dict[str, Any] = super().merge_environment_settings(*args, **kwargs)
@@ -163,7 +222,13 @@ class EntraSession(requests.Session):
         self, method: str, url: str | bytes, **kwargs: Any
     ) -> requests.Response:
         kwargs.setdefault("timeout", self.settings.graph_timeout_seconds)
-        what, discovery = _what(url.decode() if isinstance(url, bytes) else url)
+        text_url = url.decode() if isinstance(url, bytes) else url
+        what, discovery = _what(text_url)
+        cacheable = discovery and method.upper() == "GET" and self.discovery is not None
+        if cacheable and self.discovery is not None:
+            known = self.discovery.get(text_url)
+            if known is not None:
+                return _cached_response(text_url, known)
         attempt = 0
         while True:
             error: MicrosoftError | None
@@ -180,6 +245,8 @@ class EntraSession(requests.Session):
                     discovery=discovery,
                 )
                 if error is None:
+                    if cacheable and self.discovery is not None and response.status_code == 200:
+                        self.discovery.put(text_url, response.text)
                     return response
             delay = retry_delay(error, attempt, self.settings)
             log.info(
@@ -194,6 +261,17 @@ class EntraSession(requests.Session):
                 raise EntraAnswerError(error)
             attempt += 1
             time.sleep(delay)  # MSAL calls from a worker thread, never the event loop
+
+
+def _cached_response(url: str, body: str) -> requests.Response:
+    """A stored discovery answer, as MSAL reads a fresh one."""
+    response = requests.Response()
+    response.status_code = 200
+    response.url = url
+    response.encoding = "utf-8"
+    response.headers["Content-Type"] = "application/json; charset=utf-8"
+    response._content = body.encode("utf-8")
+    return response
 
 
 # -- tenant discovery -----------------------------------------------------------------------
@@ -371,8 +449,9 @@ class _CachedApp:
             raise SecretIdGiven()
         self.settings = settings
         self.cache = msal.SerializableTokenCache()
-        if cache_blob:
-            self.cache.deserialize(cache_blob)
+        msal_state, self.discovery = _read_cache_blob(cache_blob)
+        if msal_state:
+            self.cache.deserialize(msal_state)
         self._on_cache_change = on_cache_change
         self._client_id = client_id
         self._tenant_id = tenant_id
@@ -393,7 +472,7 @@ class _CachedApp:
                     instance_discovery=False
                     if not is_microsoft_host(self.settings.authority_host)
                     else None,
-                    http_client=EntraSession(self.settings),
+                    http_client=EntraSession(self.settings, self.discovery),
                 )
             except ValueError as exc:
                 # Entra ID's answers were checked by ``EntraSession``: what is left is an
@@ -413,9 +492,20 @@ class _CachedApp:
             self._app = None
 
     def _persist(self) -> None:
-        if self.cache.has_state_changed and self._on_cache_change is not None:
-            self._on_cache_change(self.cache.serialize())
+        changed = self.cache.has_state_changed or self.discovery.changed
+        if changed and self._on_cache_change is not None:
+            self._on_cache_change(self.serialize())
             self.cache.has_state_changed = False
+            self.discovery.changed = False
+
+    def serialize(self) -> str:
+        """MSAL's token cache and the discovery answers, as one string to seal and store."""
+        state = {
+            "format": _CACHE_FORMAT,
+            "msal": self.cache.serialize(),
+            "discovery": self.discovery.as_json(),
+        }
+        return orjson.dumps(state).decode()
 
     def _fail(self, result: Mapping[str, Any]) -> MicrosoftError:
         error = classify_aad_error(result)

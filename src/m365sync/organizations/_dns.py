@@ -1,11 +1,12 @@
-"""DNS TXT lookups, for domain verification (the only code here that asks DNS anything)."""
+"""DNS TXT lookups, for domain verification (the only code here that asks DNS anything).
+
+dnspython is imported by the first lookup, not with this module: every command that loads
+the organizations service (``m365sync sync`` among them) would otherwise pay for it.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Callable
-
-import dns.exception
-import dns.resolver
 
 from m365sync.organizations.errors import DnsUnavailable
 
@@ -18,6 +19,9 @@ _LIFETIME_SECONDS = 8.0
 def lookup_txt(name: str) -> list[str]:
     """The TXT records at ``name``, through the system's resolvers (each record's character
     strings joined, as DNS providers split long values into several)."""
+    import dns.exception
+    import dns.resolver
+
     try:
         answer = dns.resolver.resolve(name, "TXT", lifetime=_LIFETIME_SECONDS, search=False)
     except (dns.resolver.NXDOMAIN, dns.resolver.NoAnswer):

@@ -5,10 +5,11 @@ loaded, in a fresh interpreter."""
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
+
+from support.imports import loaded_modules
 
 HEAVY = (
     "sqlalchemy",
@@ -32,25 +33,6 @@ HEAVY = (
     "m365sim",
     "sfsim",
 )
-
-
-def loaded_modules(code: str) -> set[str]:
-    """The top-level packages loaded in a fresh interpreter after ``code``."""
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-c",
-            f"{code}\nimport json, sys\nprint(json.dumps(sorted(sys.modules)))",
-        ],
-        env=env,
-        capture_output=True,
-        text=True,
-        check=True,
-        timeout=120,
-    )
-    modules = json.loads(result.stdout.splitlines()[-1])
-    return {name.split(".")[0] for name in modules} | set(modules)
 
 
 def test_importing_the_command_line_loads_nothing_heavy() -> None:
@@ -104,3 +86,30 @@ def test_python_dash_m_runs_the_command_line() -> None:
 
     assert result.returncode == 0, result.stderr
     assert "service-accounts" in result.stdout and "resync" in result.stdout
+
+
+def test_a_sync_command_loads_only_what_a_sync_uses() -> None:
+    """``m365sync sync`` needs the database, MSAL and Graph's client; not Alembic (the
+    schema check is one SELECT), DNS, the web stack, Celery, EWS or Salesforce."""
+    loaded = loaded_modules(
+        "import m365sync.cli.sync, m365sync.db, m365sync.sync.service, m365sync.sync.email\n"
+        "import m365sync.connections.runtime, m365sync.workers.process"
+    )
+
+    unused = {
+        "alembic",
+        "dns",
+        "fastapi",
+        "starlette",
+        "uvicorn",
+        "jinja2",
+        "celery",
+        "kombu",
+        "redis",
+        "exchangelib",
+        "simple_salesforce",
+        "argon2",
+        "m365sim",
+        "sfsim",
+    }
+    assert loaded.isdisjoint(unused), sorted(loaded & unused)

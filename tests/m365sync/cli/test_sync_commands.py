@@ -6,7 +6,9 @@ from __future__ import annotations
 import ssl
 
 import httpx
+from sqlalchemy import update
 
+from m365sync.connections.models import ServiceAccount
 from m365sync.db import Database
 from m365sync.sync.features import SyncFeature
 from m365sync.sync.repository import SyncRepository
@@ -93,6 +95,12 @@ def test_sync_when_entra_id_is_unwell_reports_it_and_the_next_run_syncs(
     assert m365sync("domains", "add", "-o", "contoso", "contoso.com")[0] == 0
     assert add_service_account("diego@contoso.com")[0] == 0
     assert m365sync("members", "add", "-o", "contoso", "diego@contoso.com")[0] == 0
+    # Saving the account kept the token and the tenant's OpenID configuration it fetched;
+    # without them (a cache discarded), the run has to ask Entra ID.
+    database = Database.from_url(f"sqlite:///{tmp_path / 'data' / 'm365sync.db'}")
+    with database.session() as session:
+        session.execute(update(ServiceAccount).values(token_cache_sealed=None))
+    database.dispose()
     monkeypatch.setenv("M365SYNC_GRAPH_MAX_RETRIES", "1")
     monkeypatch.setenv("M365SYNC_GRAPH_BACKOFF_BASE_SECONDS", "0.01")
     httpx.post(

@@ -17,8 +17,9 @@ from sqlalchemy.engine import make_url
 from m365sync.crm.embedded import EmbeddedCrm
 from m365sync.crm.models import ActivityKind
 from m365sync.db import Base, current_revision, head_revision, load_models
-from m365sync.db.migrate import alembic_config, migrate
+from m365sync.db.migrate import alembic_config, migrate, script_head
 from m365sync.db.session import Database
+from support.imports import loaded_modules
 
 
 def test_single_head():
@@ -26,6 +27,38 @@ def test_single_head():
     assert len(heads) == 1, (
         f"several migration heads {heads}: chain new revisions after the current head"
     )
+
+
+def test_the_head_read_from_the_revision_files_is_alembics():
+    assert script_head() == head_revision()
+
+
+def test_a_database_at_the_head_is_recognised_without_loading_alembic(db):
+    """Every command migrates when it starts: at the head that is one SELECT, and neither
+    Alembic nor the models are imported."""
+    url = db.engine.url.render_as_string(hide_password=False)
+    loaded = loaded_modules(
+        "from m365sync.db import Database, migrate\n"
+        f"database = Database.from_url({url!r})\n"
+        "migrate(database.engine)\n"
+        "database.dispose()"
+    )
+
+    assert "alembic" not in loaded
+    assert not {m for m in loaded if m.endswith(".models") and m.startswith("m365sync.")}
+
+
+def test_a_database_behind_the_head_is_upgraded(tmp_path):
+    database = Database.from_url(f"sqlite:///{tmp_path / 'm365sync.db'}")
+    try:
+        migrate(database.engine, "0012_graph_id_sizes")
+        assert current_revision(database.engine) == "0012_graph_id_sizes"
+
+        migrate(database.engine)
+
+        assert current_revision(database.engine) == head_revision()
+    finally:
+        database.dispose()
 
 
 def test_migrations_match_models(db):

@@ -5,6 +5,7 @@ never as an unknown tenant or bad credentials. Real MSAL and httpx against m365s
 from __future__ import annotations
 
 import asyncio
+import json
 import ssl
 from typing import Any
 
@@ -13,7 +14,12 @@ import pytest
 
 from m365sim.server import SimServer
 from m365sync.microsoft import errors as ms
-from m365sync.microsoft.auth import AppOnlyAuth, ClientSecret, discover_tenant
+from m365sync.microsoft.auth import (
+    DISCOVERY_LIFETIME_SECONDS,
+    AppOnlyAuth,
+    ClientSecret,
+    discover_tenant,
+)
 from m365sync.settings import Settings
 from support.demo import DEMO_TENANT_ID, SERVICE_APP_ID, SERVICE_SECRET
 
@@ -39,15 +45,64 @@ def injected(sim: SimServer) -> int:
         return int(control.get("/_sim/faults").json()["injectedCount"])
 
 
-def app_only(settings: Settings, tenant_id: str = DEMO_TENANT_ID) -> AppOnlyAuth:
+def app_only(
+    settings: Settings,
+    tenant_id: str = DEMO_TENANT_ID,
+    *,
+    cache_blob: str | None = None,
+    stored: list[str] | None = None,
+) -> AppOnlyAuth:
     return AppOnlyAuth(
         settings,
         client_id=SERVICE_APP_ID,
         tenant_id=tenant_id,
         credential=ClientSecret(SERVICE_SECRET),
-        cache_blob=None,
-        on_cache_change=None,
+        cache_blob=cache_blob,
+        on_cache_change=stored.append if stored is not None else None,
     )
+
+
+def entra_requests(sim: SimServer) -> list[str]:
+    """The paths of the Entra ID requests m365sim saw since the last call."""
+    with _control(sim) as control:
+        log = control.get("/_sim/requests").json()["value"]
+        control.delete("/_sim/requests").raise_for_status()
+    return [r["path"] for r in log if not r["path"].startswith(("/v1.0", "/_sim"))]
+
+
+def test_the_stored_cache_serves_token_and_discovery_for_a_day(
+    sim: SimServer, settings: Settings
+) -> None:
+    stored: list[str] = []
+    app_only(settings, stored=stored).acquire()
+    assert stored, "the new token and discovery answer were handed over to be stored"
+    entra_requests(sim)
+
+    # A new process, the stored cache: Entra ID is not asked.
+    app_only(settings, cache_blob=stored[-1]).acquire()
+    assert entra_requests(sim) == []
+
+    # The same cache a day later: the discovery answer is asked again, the token is kept.
+    state = json.loads(stored[-1])
+    for entry in state["discovery"].values():
+        entry["fetched_at"] -= DISCOVERY_LIFETIME_SECONDS + 60
+    app_only(settings, cache_blob=json.dumps(state)).acquire()
+    a_day_later = entra_requests(sim)
+    assert [p for p in a_day_later if p.endswith(DISCOVERY)]
+    assert not [p for p in a_day_later if p.endswith(TOKEN)]
+
+
+def test_a_token_cache_stored_before_discovery_was_cached_still_serves_its_token(
+    sim: SimServer, settings: Settings
+) -> None:
+    stored: list[str] = []
+    app_only(settings, stored=stored).acquire()
+    msal_alone = json.loads(stored[-1])["msal"]  # as m365sync stored it before
+    entra_requests(sim)
+
+    app_only(settings, cache_blob=msal_alone).acquire()
+
+    assert not [p for p in entra_requests(sim) if p.endswith(TOKEN)]
 
 
 @pytest.mark.parametrize("path", [DISCOVERY, TOKEN])

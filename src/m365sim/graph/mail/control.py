@@ -10,6 +10,7 @@ any sim tenant.
 from __future__ import annotations
 
 import base64
+import gc
 from datetime import datetime
 from typing import Any
 
@@ -153,6 +154,23 @@ async def deliver(request: Request) -> Response:
     return JSONResponse(_summary(store, message), status_code=201)
 
 
+BULK_MAILBOX = 1_000
+"""From this many generated messages on, the heap is settled afterwards (``_settle_heap``)."""
+
+
+def _settle_heap(state: SimState) -> None:
+    """Take what is alive now (a bulk-generated mailbox, mostly) out of the cyclic garbage
+    collector's sight: its full collections walk every tracked object, so without this a
+    delta page served from a 50,000-message mailbox cost more than the same page from a
+    5,000-message one. Collected first, so no garbage is kept; messages deleted later are
+    still freed by reference counting, and a reset hands everything back to the collector
+    (m365sim may share its process with its tests)."""
+    gc.collect()
+    gc.freeze()
+    if gc.unfreeze not in state.reset_listeners:
+        state.reset_listeners.append(gc.unfreeze)
+
+
 async def generate(request: Request) -> Response:
     """Bulk-generate messages into a folder (no notifications; 100,000 in a few seconds)."""
     store = _store(request)
@@ -160,6 +178,8 @@ async def generate(request: Request) -> Response:
     if not isinstance(spec, dict):
         raise errors.BadRequest("A generate spec is a JSON object.")
     created = generate_from_spec(store, spec)
+    if created >= BULK_MAILBOX:
+        _settle_heap(sim_state(request))
     folder = store.folder(str(spec.get("folder", "inbox")))
     return JSONResponse({"created": created, "folderTotal": len(folder.messages)}, status_code=201)
 
