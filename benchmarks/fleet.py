@@ -3,7 +3,8 @@ throttling on. Not part of the test suite; not run in CI.
 
     .venv/bin/python benchmarks/fleet.py [--mailboxes 50 | --full] [--messages 300]
         [--events 20] [--workers 1,2] [--concurrency 4] [--delay-ms 0]
-        [--notifications 40] [--postgres postgresql+psycopg://postgres@127.0.0.1:5432/postgres]
+        [--notifications 40] [--shared-limits on|off]
+        [--postgres postgresql+psycopg://postgres@127.0.0.1:5432/postgres]
         [--redis redis://127.0.0.1:6379/0]
 
 ``--full`` is the issue's size: 1,000 mailboxes. For each worker count in ``--workers``, a
@@ -20,6 +21,9 @@ measured:
    10 minutes, 4 at once, per app per mailbox);
 5. change notifications on (subscriptions made by the scheduler): ``--notifications``
    messages delivered one at a time, p50 and p95 from delivery to the CRM activity.
+
+``--shared-limits off`` runs the processes with ``M365SYNC_GRAPH_SHARED_LIMITS=false`` (each
+process keeps Outlook's per-mailbox limits alone), to see what sharing them saves.
 
 Numbers go in docs/deploy.md ("Sizing").
 """
@@ -343,6 +347,7 @@ def run_fleet(args: argparse.Namespace, workers: int) -> dict[str, Any]:
             "M365SYNC_SCHEDULER_INTERVAL_SECONDS": "1",
             "M365SYNC_WEBHOOK_URL": f"http://127.0.0.1:{web_port}/webhooks/microsoft",
             "M365SYNC_LOG_LEVEL": "WARNING",
+            "M365SYNC_GRAPH_SHARED_LIMITS": "true" if args.shared_limits == "on" else "false",
         }
         logs = work / "logs"
         logs.mkdir()
@@ -442,6 +447,7 @@ def run_fleet(args: argparse.Namespace, workers: int) -> dict[str, Any]:
         database.dispose()
         return {
             "workers": workers,
+            "limits shared": args.shared_limits,
             "pool processes": workers * args.concurrency,
             "mailboxes": len(mailboxes),
             "messages": made,
@@ -486,6 +492,12 @@ def main() -> None:
         "--delay-ms", type=int, default=0, help="Extra delay on every Graph answer (ms)."
     )
     parser.add_argument("--notifications", type=int, default=40)
+    parser.add_argument(
+        "--shared-limits",
+        choices=["on", "off"],
+        default="on",
+        help="Outlook's per-mailbox limits kept together in Redis (on) or by each process.",
+    )
     parser.add_argument("--timeout", type=float, default=4 * 3600)
     parser.add_argument(
         "--postgres", default="postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
