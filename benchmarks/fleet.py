@@ -44,6 +44,7 @@ import tempfile
 import time
 import uuid
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -124,7 +125,8 @@ def seed(
     control.patch(
         "/_sim/config", json={"throttling_enabled": True, "allow_http_notification_urls": True}
     ).raise_for_status()
-    for number, address in enumerate(mailboxes):
+
+    def one(number: int, address: str) -> None:
         control.post(
             f"/_sim/tenants/{TENANT_ID}/users",
             json={"userPrincipalName": address, "displayName": f"Rep {number}"},
@@ -149,6 +151,11 @@ def seed(
                     "attendees": [{"emailAddress": {"address": CONTACTS[event % len(CONTACTS)]}}],
                 },
             ).raise_for_status()
+
+    # Seeded a few mailboxes at a time (the control API answers each request on its own).
+    with ThreadPoolExecutor(max_workers=6) as pool:
+        for done in [pool.submit(one, n, a) for n, a in enumerate(mailboxes)]:
+            done.result()
     if delay_ms:
         control.post(
             "/_sim/faults",
