@@ -181,7 +181,8 @@ def test_network_failures_are_transient() -> None:
 
 
 def test_the_package_imports_only_settings_errors_and_libraries() -> None:
-    allowed = {"m365sync.settings", "m365sync.errors"}
+    # and the metrics it counts its calls in (below it in the layers, as for Microsoft)
+    allowed = {"m365sync.settings", "m365sync.errors", "m365sync.metrics"}
     offenders = []
     for path in PACKAGE.glob("*.py"):
         for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
