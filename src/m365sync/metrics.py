@@ -1,8 +1,9 @@
 """What each m365sync process counts for Prometheus (``prometheus-client``).
 
 These are the process's own counters: the Graph requests it sent, the 429s Microsoft
-answered (by the limit named), the unit runs and items it logged, the lag from a mail's
-arrival to its activity. Every process counts its own; the web app serves its own at
+answered (by the limit named), the Salesforce API calls it made (by operation and
+outcome), the unit runs and items it logged, the lag from a mail's arrival to its
+activity. Every process counts its own; the web app serves its own at
 ``/metrics`` together with gauges read from the database at scrape time (units by status
 and stage, the backlog, bookings by outcome, the broker queue; ``m365sync.operations``),
 and ``m365sync scheduler`` and ``m365sync worker`` serve theirs on a port of their own. A
@@ -25,10 +26,12 @@ __all__ = [
     "GRAPH_THROTTLED",
     "ITEMS_LOGGED",
     "MAIL_LAG",
+    "SALESFORCE_CALLS",
     "UNITS_QUEUED",
     "UNIT_RUNS",
     "record_graph_response",
     "record_mail_lag",
+    "record_salesforce_call",
 ]
 
 GRAPH_REQUESTS = Counter(
@@ -41,6 +44,14 @@ GRAPH_THROTTLED = Counter(
     "Graph answers 429 (or a throttling 503), by the limit Microsoft named "
     "(MailboxConcurrency, MailboxRequests, ...).",
     ["reason"],
+)
+SALESFORCE_CALLS = Counter(
+    "m365sync_salesforce_calls",
+    "Salesforce API calls sent (OAuth and REST), by operation (query, create, update, "
+    "upsert, delete, collections, composite, describe, limits, updated, deleted, token, "
+    "other) and outcome (ok, network, or the error's category: session_expired, "
+    "limit_exceeded, transient, needs_person, not_found, auth_failed, unexpected).",
+    ["operation", "outcome"],
 )
 UNIT_RUNS = Counter(
     "m365sync_unit_runs",
@@ -68,6 +79,11 @@ def record_graph_response(status: int | None, throttled_reason: str | None = Non
     GRAPH_REQUESTS.labels("network" if status is None else f"{status // 100}xx").inc()
     if throttled_reason is not None:
         GRAPH_THROTTLED.labels(throttled_reason).inc()
+
+
+def record_salesforce_call(operation: str, outcome: str) -> None:
+    """One Salesforce call's answer (``outcome`` ``network``: no answer)."""
+    SALESFORCE_CALLS.labels(operation, outcome).inc()
 
 
 def record_mail_lag(received: Iterable[datetime | None], now: datetime | None = None) -> None:

@@ -95,6 +95,29 @@ class Settings(BaseSettings):
         description="Concurrent Graph requests per mailbox (Outlook allows 4).",
     )
     graph_timeout_seconds: float = Field(default=30.0, gt=0, description="Per-request timeout.")
+    graph_shared_limits: bool = Field(
+        default=True,
+        description="`m365sync worker` and `m365sync scheduler` keep Outlook's per-mailbox "
+        "limits together, in Redis, so adding workers adds no throttling. Off: each process "
+        "keeps them on its own.",
+    )
+    graph_limits_redis_url: str | None = Field(
+        default=None,
+        description="Redis where processes keep Graph's limits together (default: the Celery "
+        "broker).",
+    )
+    graph_mailbox_requests_per_window: int = Field(
+        default=9_000,
+        ge=1,
+        description="Graph requests per mailbox in 10 minutes, across every process (Outlook "
+        "allows 10,000; the margin covers its undocumented accounting).",
+    )
+    graph_concurrency_per_connection: int = Field(
+        default=32,
+        ge=1,
+        description="Graph requests in flight at once through one connection (one app in one "
+        "tenant), across every process sharing the limits.",
+    )
 
     # Service accounts.
     secret_expiry_warning_days: tuple[int, ...] = Field(
@@ -153,6 +176,13 @@ class Settings(BaseSettings):
     )
     sync_max_parallel_units: int = Field(
         default=8, ge=1, description="Units the in-process scheduler runs at once."
+    )
+    sync_max_first_syncs: int | None = Field(
+        default=None,
+        ge=1,
+        description="First syncs `m365sync scheduler` lets run (or wait in the queue) at "
+        "once; keep it below the pool processes of all workers so incremental syncs always "
+        "find one free. Unset: no cap.",
     )
     sync_request_budget: int = Field(
         default=16,

@@ -81,7 +81,7 @@ def web(host: HostOption = None, port: PortOption = None) -> None:
     database = database_from_settings(settings)
     try:
         migrate(database.engine)
-        runtime = ConnectionRuntime.from_settings(settings, database)
+        runtime = ConnectionRuntime.from_settings(settings, database, share_graph_limits=True)
         application = create_app(
             settings=settings,
             database=database,
@@ -124,7 +124,7 @@ def scheduler(metrics_port: MetricsPortOption = None) -> None:
     database = database_from_settings(settings)
     try:
         migrate(database.engine)
-        runtime = ConnectionRuntime.from_settings(settings, database)
+        runtime = ConnectionRuntime.from_settings(settings, database, share_graph_limits=True)
         elected = ElectedScheduler(
             database,
             settings,

@@ -261,7 +261,7 @@ class _Trial:
                 self.settings,
                 self.auth,
                 transport=self.graph_transport,
-                **({"sleep": self.sleep} if self.sleep else {}),
+                sleep=self.sleep or asyncio.sleep,
             )
             self.graph_client = await self.exits.enter_async_context(client)
         return self.graph_client

@@ -3,7 +3,9 @@ sealed secrets, and ``graph_for_mailbox`` — how a sync unit reaches a member's
 
 One ``ConnectionRuntime`` per process. It keeps one MSAL app per connection (so tokens are
 cached in memory between units), one ``GraphClient`` per connection and event loop (so
-the 4-requests-per-mailbox limit is shared by every unit touching that mailbox), and one
+the 4-requests-per-mailbox limit is shared by every unit touching that mailbox; with
+``share_graph_limits``, by every process too, through Redis: ``m365sync.microsoft.limits``),
+and one
 ``RequestBudget`` per event loop (``sync_request_budget`` Graph requests in flight at
 most, whichever units and connections send them).
 
@@ -66,6 +68,7 @@ from m365sync.microsoft.errors import (
 )
 from m365sync.microsoft.ews import ExchangeLogin, ExchangeMailbox, ExchangeServer
 from m365sync.microsoft.graph import GraphClient, RequestBudget, TokenSource, user_path
+from m365sync.microsoft.limits import GRAPH_MAILBOX_WINDOW_SECONDS, SharedSlots
 from m365sync.organizations.models import Member
 from m365sync.organizations.repository import OrganizationRepository
 from m365sync.organizations.service import unverified_reason
@@ -124,6 +127,9 @@ class ConnectionRuntime:
     database: Database | None = None
     graph_transport: httpx.AsyncBaseTransport | None = None
     """Tests inject an httpx transport here; production uses the network."""
+    share_graph_limits: bool = False
+    """Keep Outlook's per-mailbox limits together with every other process, in Redis
+    (``m365sync worker`` and ``m365sync scheduler``; only if ``graph_shared_limits``)."""
     _auth: dict[tuple[str, str], AppOnlyAuth | DelegatedAuth] = field(
         default_factory=dict, repr=False
     )
@@ -137,7 +143,11 @@ class ConnectionRuntime:
 
     @classmethod
     def from_settings(
-        cls, settings: Settings, database: Database | None = None
+        cls,
+        settings: Settings,
+        database: Database | None = None,
+        *,
+        share_graph_limits: bool = False,
     ) -> ConnectionRuntime:
         """The secret key is created here on a fresh database only (``load_keys``)."""
         from m365sync.db.sealed import anything_sealed
@@ -146,7 +156,12 @@ class ConnectionRuntime:
             settings,
             anything_sealed=(lambda: anything_sealed(database.engine)) if database else None,
         )
-        return cls(settings=settings, box=box, database=database)
+        return cls(
+            settings=settings,
+            box=box,
+            database=database,
+            share_graph_limits=share_graph_limits,
+        )
 
     # -- sealed columns ---------------------------------------------------------------------
 
@@ -278,9 +293,30 @@ class ConnectionRuntime:
         with self._lock:
             client = self._clients.get(key)
             if client is None:
-                client = GraphClient(self.settings, token_source, transport=self.graph_transport)
+                client = GraphClient(
+                    self.settings,
+                    token_source,
+                    transport=self.graph_transport,
+                    slots=self._shared_slots(row_id),
+                )
                 self._clients[key] = client
         return client
+
+    def _shared_slots(self, row_id: str) -> SharedSlots | None:
+        """Slots in Redis for the connection ``row_id``'s requests, when this process keeps
+        Graph's limits together with the others."""
+        settings = self.settings
+        if not (self.share_graph_limits and settings.graph_shared_limits):
+            return None
+        return SharedSlots(
+            settings.graph_limits_redis_url or settings.celery_broker_url,
+            row_id,
+            per_mailbox=settings.graph_concurrency_per_mailbox,
+            per_connection=settings.graph_concurrency_per_connection,
+            requests_per_window=settings.graph_mailbox_requests_per_window,
+            window_seconds=GRAPH_MAILBOX_WINDOW_SECONDS,
+            lease_seconds=2 * settings.graph_timeout_seconds + 10,
+        )
 
     def request_budget(self) -> RequestBudget:
         """The running event loop's cap on Graph requests in flight, shared by every sync

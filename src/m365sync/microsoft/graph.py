@@ -6,7 +6,8 @@ Promises:
   folders) and a bearer token from the ``TokenSource`` (MSAL underneath; a 401 gets one
   retry with a freshly acquired token);
 - at most ``graph_concurrency_per_mailbox`` (4, Outlook's limit) requests in flight per
-  mailbox, per client;
+  mailbox: per client by default, or across every process when the client is given
+  ``SharedSlots`` (``m365sync.microsoft.limits``);
 - 429 / throttling 503: waits ``Retry-After`` (exponential back-off if absent) and retries;
   5xx, timeouts and dropped connections: exponential back-off with jitter; both within
   ``graph_max_retries``. A Retry-After longer than ``graph_backoff_max_seconds`` is not slept
@@ -40,6 +41,7 @@ from m365sync.microsoft.errors import (
     classify_graph_response,
     throttled_limit,
 )
+from m365sync.microsoft.limits import LocalSlots, RequestSlots
 from m365sync.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -131,14 +133,16 @@ class GraphClient:
         *,
         transport: httpx.AsyncBaseTransport | None = None,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        slots: RequestSlots | None = None,
     ) -> None:
+        """``slots``: where each request takes its place among the mailbox's requests in
+        flight (default: this client's own ``LocalSlots``)."""
         self.base_url = settings.graph_url.rstrip("/")
         self._token_source = token_source
         self._max_retries = settings.graph_max_retries
         self._backoff_base = settings.graph_backoff_base_seconds
         self._backoff_max = settings.graph_backoff_max_seconds
-        self._concurrency = settings.graph_concurrency_per_mailbox
-        self._semaphores: dict[str, asyncio.Semaphore] = {}
+        self.slots: RequestSlots = slots or LocalSlots(settings.graph_concurrency_per_mailbox)
         self._sleep = sleep
         self._http = httpx.AsyncClient(
             verify=settings.ssl_context if transport is None else True,
@@ -155,13 +159,7 @@ class GraphClient:
 
     async def aclose(self) -> None:
         await self._http.aclose()
-
-    def semaphore(self, mailbox_key: str) -> asyncio.Semaphore:
-        """The per-mailbox concurrency limit (shared by every request to that mailbox)."""
-        key = mailbox_key.lower()
-        if key not in self._semaphores:
-            self._semaphores[key] = asyncio.Semaphore(self._concurrency)
-        return self._semaphores[key]
+        await self.slots.aclose()
 
     def url(self, path_or_url: str) -> str:
         if path_or_url.startswith(("https://", "http://")):
@@ -200,7 +198,7 @@ class GraphClient:
             send_headers["Authorization"] = f"Bearer {token}"
             error: MicrosoftError
             try:
-                async with self.semaphore(mailbox or _mailbox_key(url)):
+                async with self.slots.hold(mailbox or _mailbox_key(url)):
                     response = await self._http.request(
                         method, url, params=params, content=content, headers=send_headers
                     )

@@ -8,7 +8,15 @@ from datetime import datetime
 from sqlalchemy import Text, and_, cast, delete, func, or_, select, text, update
 from sqlalchemy.orm import Session
 
-from m365sync.crm.models import ActivityKind, CrmActivity, CrmActivityPerson, CrmContact, CrmLead
+from m365sync.crm.models import (
+    ActivityKind,
+    CrmActivity,
+    CrmActivityPerson,
+    CrmContact,
+    CrmLead,
+    SalesforceConnection,
+    SalesforceStatus,
+)
 from m365sync.organizations.models import Organization
 from m365sync.scheduling.models import Booking
 from m365sync.sync.models import QuarantinedItem, SyncSettings, SyncUnit
@@ -26,6 +34,18 @@ class OperationsRepository:
     def booking_totals(self) -> dict[str, int]:
         rows = self.session.execute(select(Booking.status, func.count()).group_by(Booking.status))
         return {str(status.value): int(n) for status, n in rows}
+
+    def salesforce_usage(self) -> list[tuple[int, int]]:
+        """(used, limit) of the daily API requests of each connected Salesforce org, as
+        Salesforce last reported them."""
+        rows = self.session.execute(
+            select(SalesforceConnection.api_used, SalesforceConnection.api_limit).where(
+                SalesforceConnection.status == SalesforceStatus.ACTIVE,
+                SalesforceConnection.api_used.is_not(None),
+                SalesforceConnection.api_limit > 0,
+            )
+        )
+        return [(int(used or 0), int(limit or 0)) for used, limit in rows]
 
     # -- retention ---------------------------------------------------------------------------
     def organization_ids(self, organization_id: str | None = None) -> list[str]:

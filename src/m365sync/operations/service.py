@@ -4,7 +4,8 @@
 one this version expects, the secret key that opens stored secrets is there, and (when
 units go to Celery) the broker answers. Each check says what is wrong and how to fix it.
 ``fleet_snapshot`` is what ``/metrics`` reads at scrape time: units by feature, status
-and stage, the backlog, bookings by outcome, and which scheduler leads. Both hold in every
+and stage, the backlog, bookings by outcome, which scheduler leads, and the connected
+Salesforce orgs' API usage. Both hold in every
 process alike, since they come from the shared database.
 """
 
@@ -143,6 +144,8 @@ class FleetSnapshot:
     bookings: dict[str, int] = field(default_factory=dict)
     scheduler_owner: str | None = None
     scheduler_expires_at: datetime | None = None
+    salesforce_usage: list[tuple[int, int]] = field(default_factory=list)
+    """(used, limit) of each connected Salesforce org's daily API requests"""
     taken_at: datetime = field(default_factory=utcnow)
 
 
@@ -150,10 +153,12 @@ def fleet_snapshot(session: Session) -> FleetSnapshot:
     sync = SyncRepository(session)
     now = utcnow()
     lease = sync.scheduler_lease(SCHEDULER_LEASE)
+    operations = OperationsRepository(session)
     return FleetSnapshot(
         units=sync.unit_totals(),
         due=sync.due_count(now),
-        bookings=OperationsRepository(session).booking_totals(),
+        bookings=operations.booking_totals(),
+        salesforce_usage=operations.salesforce_usage(),
         scheduler_owner=lease.owner if lease is not None else None,
         scheduler_expires_at=lease.expires_at if lease is not None else None,
         taken_at=now,

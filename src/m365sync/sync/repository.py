@@ -7,7 +7,7 @@ from collections.abc import Collection, Sequence
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
-from sqlalchemy import case, func, or_, select, update
+from sqlalchemy import and_, case, func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -125,20 +125,64 @@ class SyncRepository:
             )
         )
 
-    def units_to_queue(self, now: datetime, limit: int, requeue_before: datetime) -> list[str]:
-        """Due units nobody runs (no live lease) and nobody queued since ``requeue_before``,
-        the longest due first: what the elected scheduler hands to the Celery queue."""
-        return list(
+    def units_to_queue(
+        self,
+        now: datetime,
+        limit: int,
+        requeue_before: datetime,
+        *,
+        first_syncs: int | None = None,
+    ) -> list[str]:
+        """Due units nobody runs (no live lease) and nobody queued since ``requeue_before``:
+        what the elected scheduler hands to the Celery queue. Units that have synced before
+        (short incremental runs) come first, then those that never have (first syncs, which
+        may take long), each the longest due first; at most ``first_syncs`` of the latter
+        (None: no cap)."""
+        free = (
+            SyncUnit.next_run_at <= now,
+            or_(SyncUnit.lease_owner.is_(None), SyncUnit.lease_expires_at < now),
+            or_(SyncUnit.queue_ticket.is_(None), SyncUnit.queued_at < requeue_before),
+        )
+        synced = list(
             self.session.scalars(
                 select(SyncUnit.id)
-                .where(
-                    SyncUnit.next_run_at <= now,
-                    or_(SyncUnit.lease_owner.is_(None), SyncUnit.lease_expires_at < now),
-                    or_(SyncUnit.queue_ticket.is_(None), SyncUnit.queued_at < requeue_before),
-                )
+                .where(*free, SyncUnit.last_success_at.is_not(None))
                 .order_by(SyncUnit.next_run_at)
                 .limit(limit)
             )
+        )
+        room = limit - len(synced)
+        if first_syncs is not None:
+            room = min(room, first_syncs)
+        if room <= 0:
+            return synced
+        never = self.session.scalars(
+            select(SyncUnit.id)
+            .where(*free, SyncUnit.last_success_at.is_(None))
+            .order_by(SyncUnit.next_run_at)
+            .limit(room)
+        )
+        return [*synced, *never]
+
+    def first_syncs_in_flight(self, now: datetime, requeue_before: datetime) -> int:
+        """Units that never synced and are running (a live lease) or waiting in the queue
+        (queued since ``requeue_before``)."""
+        return int(
+            self.session.scalar(
+                select(func.count())
+                .select_from(SyncUnit)
+                .where(
+                    SyncUnit.last_success_at.is_(None),
+                    or_(
+                        SyncUnit.lease_expires_at >= now,
+                        and_(
+                            SyncUnit.queue_ticket.is_not(None),
+                            SyncUnit.queued_at >= requeue_before,
+                        ),
+                    ),
+                )
+            )
+            or 0
         )
 
     def mark_queued(self, unit_id: str) -> str:

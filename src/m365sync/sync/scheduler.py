@@ -84,14 +84,21 @@ def queue_due_units(
     queue: Callable[[str, str], None],
     limit: int,
 ) -> list[str]:
-    """Hand up to ``limit`` due units to the workers' queue, the longest due first: those
-    nobody runs and nobody queued within one lease (so a message lost with its worker is
-    replaced). Each gets a new ticket, committed before ``queue(unit_id, ticket)`` sends
-    it, so the worker that takes the message finds it. Returns the units queued."""
+    """Hand up to ``limit`` due units to the workers' queue: those nobody runs and nobody
+    queued within one lease (so a message lost with its worker is replaced). Units that
+    synced before go first (their incremental runs are short), then first syncs, each the
+    longest due first, with at most ``sync_max_first_syncs`` first syncs running or queued
+    at once, so pool processes stay free for incremental syncs however large the new
+    mailboxes are. Each gets a new ticket, committed before ``queue(unit_id, ticket)``
+    sends it, so the worker that takes the message finds it. Returns the units queued."""
     now = utcnow()
     with database.session() as session:
         repo = SyncRepository(session)
-        due = repo.units_to_queue(now, limit, now - timedelta(seconds=settings.sync_lease_seconds))
+        requeue_before = now - timedelta(seconds=settings.sync_lease_seconds)
+        first_syncs = settings.sync_max_first_syncs
+        if first_syncs is not None:
+            first_syncs = max(0, first_syncs - repo.first_syncs_in_flight(now, requeue_before))
+        due = repo.units_to_queue(now, limit, requeue_before, first_syncs=first_syncs)
         tickets = {unit_id: repo.mark_queued(unit_id) for unit_id in due}
     queued = []
     for unit_id, ticket in tickets.items():

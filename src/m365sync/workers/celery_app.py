@@ -19,6 +19,10 @@ What makes a worker's death cost at most one lease:
   its lease (``busy``); every page commits with its cursor, so a run cut short resumes;
   and the scheduler queues a due unit again once its lease has passed.
 
+Every pool process keeps Outlook's per-mailbox limits together with the other workers,
+the scheduler and the web app, in Redis (``m365sync.microsoft.limits``), so adding workers
+adds no ``MailboxConcurrency`` 429s.
+
 Use PostgreSQL when workers run on several machines.
 """
 
@@ -102,7 +106,7 @@ def _worker_stopped(**_: Any) -> None:
 def _process() -> tuple[Database, ConnectionRuntime]:
     settings = get_settings()
     database = database_from_settings(settings)
-    return database, ConnectionRuntime.from_settings(settings, database)
+    return database, ConnectionRuntime.from_settings(settings, database, share_graph_limits=True)
 
 
 @app.task(name="m365sync.sync_unit")  # type: ignore[untyped-decorator]

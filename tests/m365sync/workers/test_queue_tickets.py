@@ -157,3 +157,47 @@ def test_a_run_asked_for_during_a_run_is_not_lost(world: SyncWorld) -> None:
     with world.database.session() as session:
         unit = SyncRepository(session).unit(unit_id)
         assert unit is not None and unit.next_run_at > utcnow()  # a plain run: next poll
+
+
+def test_first_syncs_leave_room_for_incremental_syncs(sim: SimServer, tmp_path: Path) -> None:
+    """Three new mailboxes (six first syncs) have waited longest; one mailbox synced before
+    has an incremental sync due. The incremental sync is queued first, and no more first
+    syncs run or wait at once than ``sync_max_first_syncs``: pool processes stay free."""
+    mailboxes = ["adele@contoso.com", "alex@contoso.com", "ben@contoso.com", "kim@contoso.com"]
+    world = build_world(sim, tmp_path, mailboxes, sync_max_first_syncs=2)
+    try:
+        prepare_units(world.database, world.engine)
+        now = utcnow()
+        with world.database.session() as session:
+            units = SyncRepository(session).units()
+            session.execute(update(SyncUnit).values(next_run_at=now - timedelta(hours=1)))
+            synced = next(
+                u.id
+                for u in units
+                if u.member_id == world.members["kim@contoso.com"]
+                and u.feature == SyncFeature.EMAIL
+            )
+            session.execute(  # synced an hour ago, due now: an incremental sync
+                update(SyncUnit)
+                .where(SyncUnit.id == synced)
+                .values(last_success_at=now - timedelta(hours=1), next_run_at=now)
+            )
+
+        first = list(queue(world))
+        assert first[0] == synced  # the incremental sync, though due last
+        assert len(first) == 3  # and two first syncs: the cap
+        assert queue(world) == {}  # both still waiting: no third first sync
+
+        finished = run(world, first[1], queue_ticket(world, first[1]))
+        assert finished.outcome == "ok"
+        assert len(queue(world)) == 1  # one first sync done: room for one more
+    finally:
+        world.control.close()
+        world.database.dispose()
+
+
+def queue_ticket(world: SyncWorld, unit_id: str) -> str:
+    with world.database.session() as session:
+        unit = SyncRepository(session).unit(unit_id)
+        assert unit is not None and unit.queue_ticket is not None
+        return unit.queue_ticket

@@ -13,7 +13,10 @@ import subprocess
 import sys
 import time
 import uuid
+from collections import Counter
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
@@ -130,6 +133,21 @@ class Fleet:
         )
 
 
+@contextmanager
+def running_fleet(env: dict[str, str], logs: Path, queue: str) -> Iterator[Fleet]:
+    """A ``Fleet`` stopped (and its queue emptied) at the end; its logs printed if the test
+    failed."""
+    fleet = Fleet(env, logs)
+    try:
+        yield fleet
+    except BaseException:
+        print(fleet.log_tail())
+        raise
+    finally:
+        fleet.stop()
+        redis.Redis.from_url("redis://127.0.0.1:6379/0").delete(queue)
+
+
 @pytest.fixture
 def world(sim: SimServer, tmp_path: Path, postgres_database: str) -> Iterator[SyncWorld]:
     data = read_seed(DEMO_SEED)
@@ -187,6 +205,13 @@ def _units(world: SyncWorld) -> list[SyncUnit]:
         units = list(session.scalars(select(SyncUnit)))
         session.expunge_all()
         return units
+
+
+def _all_synced(world: SyncWorld) -> bool:
+    units = _units(world)
+    return len(units) == 2 * len(MAILBOXES) and all(
+        u.status == UnitStatus.ACTIVE and u.last_success_at is not None for u in units
+    )
 
 
 def _running_mid_first_sync(world: SyncWorld) -> list[SyncUnit]:
@@ -272,10 +297,9 @@ def test_killed_worker_and_scheduler_everything_completes_once(
     queue = f"m365sync-test-{uuid.uuid4().hex[:8]}"
     logs = tmp_path / "logs"
     logs.mkdir()
-    fleet = Fleet(_environment(world, tmp_path, queue), logs)
     port = _free_port()
     started = time.monotonic()
-    try:
+    with running_fleet(_environment(world, tmp_path, queue), logs, queue) as fleet:
         fleet.start("web", "web", "--host", "127.0.0.1", "--port", str(port))
         fleet.start("scheduler-1", "scheduler")
         metrics_ports = {"worker-1": _free_port(), "worker-2": _free_port()}
@@ -311,13 +335,11 @@ def test_killed_worker_and_scheduler_everything_completes_once(
         fleet.kill("scheduler-1")
         fleet.start("scheduler-2", "scheduler")
 
-        def complete() -> bool:
-            units = _units(world)
-            return len(units) == 2 * len(MAILBOXES) and all(
-                u.status == UnitStatus.ACTIVE and u.last_success_at is not None for u in units
-            )
-
-        wait_until("every unit synced", complete, DEADLINE_SECONDS - (time.monotonic() - started))
+        wait_until(
+            "every unit synced",
+            lambda: _all_synced(world),
+            DEADLINE_SECONDS - (time.monotonic() - started),
+        )
 
         held, copies, activities = _crm(world)
         assert held == truth  # every message logged, linked to exactly its mailboxes
@@ -340,9 +362,92 @@ def test_killed_worker_and_scheduler_everything_completes_once(
         assert runs is not None and float(runs.group(1)) >= 1  # its pool process counted
         assert 'm365sync_graph_requests_total{status="2xx"}' in counted
         assert time.monotonic() - started < DEADLINE_SECONDS
-    except BaseException:
-        print(fleet.log_tail())
-        raise
-    finally:
-        fleet.stop()
-        redis.Redis.from_url("redis://127.0.0.1:6379/0").delete(queue)
+
+
+def _add_meetings(world: SyncWorld, mailbox: str, count: int) -> None:
+    start = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) + timedelta(days=1)
+    for number in range(count):
+        begins = start + timedelta(days=number % 10, hours=number % 8)
+        world.control.post(
+            f"/_sim/mailboxes/{mailbox}/events",
+            json={
+                "subject": f"Meeting {number}",
+                "start": {"dateTime": begins.strftime("%Y-%m-%dT%H:%M:%S"), "timeZone": "UTC"},
+                "end": {
+                    "dateTime": (begins + timedelta(minutes=30)).strftime("%Y-%m-%dT%H:%M:%S"),
+                    "timeZone": "UTC",
+                },
+                "attendees": [{"emailAddress": {"address": CONTACTS[number % len(CONTACTS)]}}],
+            },
+        ).raise_for_status()
+
+
+def _throttled(port: int) -> dict[str, float]:
+    """A worker's 429s by the limit Graph named (its ``/metrics``)."""
+    text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=10).text
+    return {
+        reason: float(value)
+        for reason, value in re.findall(
+            r'^m365sync_graph_throttled_total\{reason="([^"]*)"\} (\S+)$', text, re.MULTILINE
+        )
+    }
+
+
+@pytest.mark.realistic_latency
+@pytest.mark.parametrize("shared", [True, False], ids=["limits-shared", "each-process-alone"])
+def test_workers_keep_each_mailboxs_concurrency_limit_together(
+    world: SyncWorld, tmp_path: Path, shared: bool
+) -> None:
+    """Two workers (two pool processes each) run the Email and Calendar Sync of the same
+    mailboxes at once, against Graph's latency. Outlook's in-flight limit per app per
+    mailbox is shrunk from 4 to 1 on both sides (m365sim and ``graph_concurrency_per_mailbox``)
+    so that two units of one mailbox in two processes are already one request too many.
+    Kept together in Redis, the processes draw no MailboxConcurrency 429 at all; each
+    process keeping the limit alone (``graph_shared_limits`` off) draws them."""
+    for address in CONTACTS:
+        world.add_contact(address)
+    for number, mailbox in enumerate(MAILBOXES):
+        world.generate(mailbox, 60, correspondents=CONTACTS, days=10, seed=number + 1)
+        _add_meetings(world, mailbox, 30)
+    world.sim_config(throttling_enabled=True, concurrent_requests=1)
+    world.clear_requests()
+    truth = _truth(world)
+
+    queue = f"m365sync-test-{uuid.uuid4().hex[:8]}"
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    env = {
+        **_environment(world, tmp_path, queue),
+        "M365SYNC_WORKER_CONCURRENCY": "2",
+        "M365SYNC_SYNC_LEASE_SECONDS": "30",
+        "M365SYNC_GRAPH_CONCURRENCY_PER_MAILBOX": "1",
+        "M365SYNC_GRAPH_SHARED_LIMITS": "true" if shared else "false",
+        "M365SYNC_GRAPH_BACKOFF_MAX_SECONDS": "5",
+    }
+    with running_fleet(env, logs, queue) as fleet:
+        metrics_ports = {"worker-1": _free_port(), "worker-2": _free_port()}
+        for name, metrics_port in metrics_ports.items():
+            fleet.start(name, "worker", "--metrics-port", str(metrics_port))
+        fleet.start("scheduler", "scheduler")
+
+        wait_until("every unit synced", lambda: _all_synced(world), 240)
+
+        held, _, activities = _crm(world)
+        assert held == truth and activities == len(truth)  # complete, nothing doubled
+        with world.database.session() as session:
+            meetings = session.scalar(
+                select(func.count())
+                .select_from(CrmActivity)
+                .where(CrmActivity.kind == ActivityKind.EVENT)
+            )
+        assert meetings == 30 * len(MAILBOXES)
+        answered = Counter(record["status"] for record in world.requests())
+        throttled = Counter[str]()
+        for port in metrics_ports.values():
+            throttled.update(_throttled(port))
+        if shared:
+            assert answered[429] == 0, answered
+            assert throttled["MailboxConcurrency"] == 0
+        else:
+            assert answered[429] > 0, answered  # the limit bites when each keeps it alone
+            assert throttled["MailboxConcurrency"] == answered[429]

@@ -8,8 +8,9 @@ network at the proxy, docs/deploy.md).
 - ``/metrics``: this process's counters (``m365sync.metrics``) and the fleet's gauges read
   from the database at scrape time: ``m365sync_units{feature,status,stage}``,
   ``m365sync_units_due``, ``m365sync_bookings{status}``,
-  ``m365sync_scheduler_lease_seconds`` (until the elected scheduler's lease passes) and,
-  with Celery, ``m365sync_celery_queue_length``.
+  ``m365sync_scheduler_lease_seconds`` (until the elected scheduler's lease passes),
+  with Salesforce connected ``m365sync_salesforce_api_usage_ratio`` (and the requests used
+  and allowed) and, with Celery, ``m365sync_celery_queue_length``.
 """
 
 from __future__ import annotations
@@ -69,6 +70,24 @@ class FleetCollector(Collector):
             "leads; scaled-out installations only).",
             value=remaining,
         )
+        if snapshot.salesforce_usage:
+            yield GaugeMetricFamily(
+                "m365sync_salesforce_api_usage_ratio",
+                "The highest share of its daily API requests (rolling 24 hours) any connected "
+                "Salesforce org has used, as Salesforce last reported it (0 to 1; m365sync "
+                "holds its calls back past the org's API share).",
+                value=max(used / limit for used, limit in snapshot.salesforce_usage),
+            )
+            yield GaugeMetricFamily(
+                "m365sync_salesforce_api_requests_used",
+                "Daily API requests the connected Salesforce orgs have used (all of them).",
+                value=sum(used for used, _ in snapshot.salesforce_usage),
+            )
+            yield GaugeMetricFamily(
+                "m365sync_salesforce_api_requests_limit",
+                "Daily API requests the connected Salesforce orgs allow (all of them).",
+                value=sum(limit for _, limit in snapshot.salesforce_usage),
+            )
         if self.queue_length is not None:
             try:
                 waiting = float(self.queue_length())

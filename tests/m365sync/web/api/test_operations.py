@@ -9,6 +9,7 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from sqlalchemy import text
 
+from m365sync.crm.models import SalesforceAuthKind, SalesforceConnection, SalesforceStatus
 from m365sync.db import Database
 from m365sync.organizations import service as organizations
 from m365sync.settings import Settings
@@ -89,6 +90,40 @@ def test_metrics_count_units_by_status_and_stage(
     assert "m365sync_units_due 2.0" in body
     assert "# TYPE m365sync_mail_lag_seconds histogram" in body
     assert "adele@contoso.com" not in body and org.id not in body
+
+
+def test_metrics_show_the_salesforce_orgs_api_usage(
+    web_settings: Settings, database: Database
+) -> None:
+    with TestClient(elsewhere(web_settings, database)) as client:
+        unconnected = client.get("/metrics").text
+    with database.session() as session:
+        for name, status, used in (
+            ("Contoso", SalesforceStatus.ACTIVE, 4_200),
+            ("Fabrikam", SalesforceStatus.ACTIVE, 1_000),
+            ("Litware", SalesforceStatus.NEEDS_RECONNECT, 14_000),  # not connected: left out
+        ):
+            org = organizations.create_organization(session, name)
+            # What the Salesforce writer stores from each answer's Sforce-Limit-Info.
+            session.add(
+                SalesforceConnection(
+                    organization_id=org.id,
+                    login_url="https://login.salesforce.com",
+                    auth_kind=SalesforceAuthKind.WEB_SERVER,
+                    consumer_key="3MVG9-consumer-key",
+                    status=status,
+                    api_used=used,
+                    api_limit=15_000,
+                )
+            )
+
+    with TestClient(elsewhere(web_settings, database)) as client:
+        body = client.get("/metrics").text
+
+    assert "m365sync_salesforce_api_usage_ratio" not in unconnected
+    assert "m365sync_salesforce_api_usage_ratio 0.28" in body
+    assert "m365sync_salesforce_api_requests_used 5200.0" in body
+    assert "m365sync_salesforce_api_requests_limit 30000.0" in body
 
 
 def test_every_answer_carries_a_request_id(web_settings: Settings, database: Database) -> None:
