@@ -8,8 +8,8 @@ names, types and sizes on an email activity; a meeting type may book a room
 the email (indexed per organization, for the thread view). ``crm_activities.attachments``:
 a JSON list of ``{name, contentType, size}``; the content stays in the mailbox.
 
-Revision ID: 0019_email_threads
-Revises: 0013_scale_out
+Revision ID: 0015_email_threads
+Revises: 0014_sync_unit_protocol
 """
 
 from __future__ import annotations
@@ -19,8 +19,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0019_email_threads"
-down_revision: str | None = "0013_scale_out"
+revision: str = "0015_email_threads"
+down_revision: str | None = "0014_sync_unit_protocol"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -5,7 +5,7 @@ organization's on-premises mailboxes are synced over EWS; the next run starts wi
 protocol that served the last one, and a switch (a mailbox moved to Exchange Online)
 restarts the unit's rounds in the new protocol.
 
-Revision ID: 0017_sync_unit_protocol
+Revision ID: 0014_sync_unit_protocol
 Revises: 0013_scale_out
 """
 
@@ -16,7 +16,7 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0017_sync_unit_protocol"
+revision: str = "0014_sync_unit_protocol"
 down_revision: str | None = "0013_scale_out"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
