@@ -29,6 +29,8 @@ PAT = "pat@fabrikam.example"
 SAM = "sam@fabrikam.example"
 NINA = "nina@northwind.example"
 LEE = "lee@contoso-pharma.example"
+MEMBER_PASSWORD = "Member-Rep-1!"
+"""Each member's Salesforce user signs in with it (a rep working in Salesforce)."""
 
 
 def combined_ca_bundle(sim_server: SimServer, sf: SfServer, directory: Path) -> Path:
@@ -126,6 +128,7 @@ def build_target(
                     "firstName": address.split("@")[0].capitalize(),
                     "lastName": "Contoso",
                     "email": address,
+                    "password": MEMBER_PASSWORD,
                 }
                 for address in MEMBERS
             ]

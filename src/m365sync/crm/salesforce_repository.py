@@ -139,6 +139,21 @@ class SalesforceRepository:
             select(SalesforceConnection).where(SalesforceConnection.pending_state == state)
         )
 
+    @staticmethod
+    def working_organizations(session: Session) -> list[str]:
+        """Organizations whose Salesforce connection works (active, or needing setup)."""
+        return list(
+            session.scalars(
+                select(SalesforceConnection.organization_id)
+                .where(
+                    SalesforceConnection.status.in_(
+                        [SalesforceStatus.ACTIVE, SalesforceStatus.NEEDS_SETUP]
+                    )
+                )
+                .order_by(SalesforceConnection.organization_id)
+            )
+        )
+
     def add(self, connection: SalesforceConnection) -> SalesforceConnection:
         self.session.add(connection)
         self.session.flush()
@@ -388,6 +403,94 @@ class SalesforceRepository:
             ):
                 found[row.activity_id] = row
         return found
+
+    def ledger_by_salesforce_id(
+        self, salesforce_ids: Collection[str]
+    ) -> dict[str, SalesforceActivityRecord]:
+        """The ledger rows of these Salesforce records (records m365sync wrote or adopted)."""
+        found: dict[str, SalesforceActivityRecord] = {}
+        for chunk in _chunks(sorted(set(salesforce_ids))):
+            for row in self.session.scalars(
+                select(SalesforceActivityRecord).where(
+                    SalesforceActivityRecord.organization_id == self.organization_id,
+                    SalesforceActivityRecord.salesforce_id.in_(chunk),
+                )
+            ):
+                if row.salesforce_id is not None:
+                    found[row.salesforce_id] = row
+        return found
+
+    def activities_by_external_id(
+        self, kind: str, external_ids: Collection[str]
+    ) -> dict[str, CrmActivity]:
+        found: dict[str, CrmActivity] = {}
+        for chunk in _chunks(sorted(set(external_ids))):
+            for row in self.session.scalars(
+                select(CrmActivity).where(
+                    CrmActivity.organization_id == self.organization_id,
+                    CrmActivity.kind == kind,
+                    CrmActivity.external_id.in_(chunk),
+                )
+            ):
+                found[row.external_id] = row
+        return found
+
+    def adopt(self, activity_id: str, sobject: str, salesforce_id: str) -> None:
+        """Record that Salesforce already holds this activity as ``salesforce_id`` (it came
+        from there): synced, nothing to write back."""
+        now = utcnow()
+        stmt = _insert(self.session, SalesforceActivityRecord)
+        table = SalesforceActivityRecord.__table__
+        values = {
+            "state": WriteState.SYNCED.value,
+            "sobject": sobject,
+            "salesforce_id": salesforce_id,
+            "synced_at": now,
+            "updated_at": now,
+        }
+        self.session.execute(
+            stmt.on_conflict_do_update(
+                index_elements=[table.c.activity_id],
+                set_={**values, "written_version": table.c.version},
+            ),
+            [
+                {
+                    "activity_id": activity_id,
+                    "organization_id": self.organization_id,
+                    "version": 1,
+                    "written_version": 1,
+                    "uncertain": False,
+                    "relations": [],
+                    "attempts": 0,
+                    "reason": "",
+                    "fix": "",
+                    **values,
+                }
+            ],
+        )
+
+    def forget_salesforce_record(self, activity_id: str, *, keep_pending: bool = False) -> None:
+        """The activity's Salesforce record was deleted there: nothing is left to write
+        (``keep_pending``: the local activity changed since, and is written again as a new
+        record)."""
+        values: dict[str, Any] = {"salesforce_id": None, "relations": [], "updated_at": utcnow()}
+        if keep_pending:
+            values.update(state=WriteState.PENDING, uncertain=False)
+        else:
+            values.update(
+                state=WriteState.SYNCED,
+                written_version=SalesforceActivityRecord.version,
+                next_attempt_at=None,
+            )
+        self.session.execute(
+            update(SalesforceActivityRecord)
+            .where(
+                SalesforceActivityRecord.organization_id == self.organization_id,
+                SalesforceActivityRecord.activity_id == activity_id,
+            )
+            .values(**values)
+            .execution_options(synchronize_session=False)
+        )
 
     def ledger_counts(self) -> dict[WriteState, int]:
         rows = self.session.execute(

@@ -169,6 +169,30 @@ class MirrorResult:
 
 
 @dataclass
+class PullResult:
+    """What one ``pull_salesforce_changes`` brought from Salesforce, per object (Event,
+    Task): records created, changed and deleted there that now go to Outlook or To Do."""
+
+    created: dict[str, int] = field(default_factory=dict)
+    changed: dict[str, int] = field(default_factory=dict)
+    deleted: dict[str, int] = field(default_factory=dict)
+    echoes: int = 0
+    """Changes that were m365sync's own writes (not applied again)."""
+    kept_local: int = 0
+    """Salesforce changes older than a local change not yet written there (the local one
+    wins)."""
+    skipped: int = 0
+    """Records m365sync can't place in a calendar (an Event without a start or an end)."""
+    paused: bool = False
+    """Stopped at the org's API limit or m365sync's share of it; the next poll goes on."""
+    api_calls: int = 0
+    error: str = ""
+
+    def as_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
 class SalesforceOverview:
     """The connection as an admin sees it: status, who m365sync is there, API usage, the
     writer's backlog and pause, members' users, and the last Run Test."""

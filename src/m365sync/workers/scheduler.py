@@ -21,7 +21,10 @@ one at a time:
   renewed and reauthorized for active units;
 - ``bookings``: Calendar Scheduling's bookings left pending are finished or released;
 - ``certificates``: certificates m365sync manages for the app registrations it set up
-  itself are renewed when due (``m365sync.connections.certificate_renewal``), hourly.
+  itself are renewed when due (``m365sync.connections.certificate_renewal``), hourly;
+- ``salesforce_changes``: Events and Tasks created, changed or deleted in each connected
+  Salesforce org are pulled into the local store (``m365sync.crm.salesforce_changes``),
+  from where Calendar Sync and Task Sync write them to Outlook and To Do.
 
 ``jobs`` is a plain list: another periodic pass (a Salesforce mirror, say) is one more
 ``PeriodicJob`` and runs under the same election.
@@ -42,6 +45,7 @@ from sqlalchemy.orm import Session
 from m365sync.connections.certificate_renewal import renew_due_certificates
 from m365sync.connections.runtime import ConnectionRuntime
 from m365sync.crm.embedded import EmbeddedCrm
+from m365sync.crm.salesforce_changes import POLL_SECONDS, pull_salesforce_changes_everywhere
 from m365sync.db.base import utcnow
 from m365sync.db.session import Database
 from m365sync.metrics import UNITS_QUEUED
@@ -227,11 +231,17 @@ def scale_out_jobs(
     async def certificates() -> None:
         await renew_due_certificates(database, runtime)
 
+    async def salesforce_changes() -> None:
+        await asyncio.to_thread(
+            pull_salesforce_changes_everywhere, database, settings=settings, box=runtime.box
+        )
+
     jobs = [
         PeriodicJob("units", HOUSEKEEPING_SECONDS, units),
         PeriodicJob("queue", settings.scheduler_interval_seconds, queue_units),
         PeriodicJob("bookings", RECOVERY_INTERVAL_SECONDS, bookings),
         PeriodicJob("certificates", CERTIFICATE_CHECK_SECONDS, certificates),
+        PeriodicJob("salesforce_changes", POLL_SECONDS, salesforce_changes),
     ]
     if settings.webhook_url:
         jobs.append(PeriodicJob("subscriptions", HOUSEKEEPING_SECONDS, subscriptions))
