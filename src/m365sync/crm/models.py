@@ -526,6 +526,7 @@ class SalesforceActivityRecord(Base):
             postgresql_where=PENDING_WRITES,
         ),
         Index("ix_salesforce_activity_records_state", "organization_id", "state"),
+        Index("ix_salesforce_activity_records_salesforce_id", "organization_id", "salesforce_id"),
     )
 
     activity_id: Mapped[str] = mapped_column(

@@ -320,6 +320,55 @@ def test_tasks_of_other_users_and_logged_emails_stay_in_salesforce(
     assert target.sync.todo_tasks(ADELE) == []
 
 
+def test_a_salesforce_series_master_is_not_a_meeting_of_its_own(
+    target: SalesforceTarget,
+) -> None:
+    connected(target)
+    rep = as_rep(target)
+    rep.Event.create(
+        {
+            "Subject": "Weekly sync (series)",
+            "StartDateTime": sf_time(slot(1, 9)),
+            "EndDateTime": sf_time(slot(1, 10)),
+            "IsRecurrence": True,
+        }
+    )
+    rep.Event.create(
+        {
+            "Subject": "Weekly sync",
+            "StartDateTime": sf_time(slot(8, 9)),
+            "EndDateTime": sf_time(slot(8, 10)),
+        }
+    )
+
+    assert pull(target).created == {"Event": 1}
+    sync(target, CAL)
+    (event,) = outlook(target)
+    assert event["subject"] == "Weekly sync"
+
+
+def test_an_all_day_event_from_salesforce_is_all_day_in_outlook(
+    target: SalesforceTarget,
+) -> None:
+    connected(target)
+    as_rep(target).Event.create(
+        {
+            "Subject": "Trade fair",
+            "IsAllDayEvent": True,
+            "ActivityDate": slot(6).date().isoformat(),
+            "DurationInMinutes": 2 * 1440,
+        }
+    )
+
+    pull(target)
+    sync(target, CAL)
+
+    (event,) = outlook(target)
+    assert event["isAllDay"] is True
+    assert event["start"]["dateTime"].startswith(slot(6).date().isoformat())
+    assert event["end"]["dateTime"].startswith(slot(8).date().isoformat())
+
+
 def test_each_poll_starts_before_the_last_one_ended_and_every_org_is_polled(
     target: SalesforceTarget,
 ) -> None:
