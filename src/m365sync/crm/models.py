@@ -36,6 +36,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    false,
     text,
 )
 from sqlalchemy.orm import Mapped, mapped_column, validates
@@ -409,6 +410,9 @@ class SalesforceConnection(Base):
     status_fix: Mapped[str] = mapped_column(Text, default="")
     api_share: Mapped[float | None] = mapped_column(Float, default=None)
     """m365sync's share of the org's daily API requests; None: the server's setting."""
+    create_leads: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    """Create a Salesforce Lead for a meeting's person m365sync added as a lead (a booked
+    meeting's unknown invitee); off by default: such meetings wait as unmatched."""
     email_target: Mapped[EmailTarget | None] = mapped_column(
         enum_type(EmailTarget, length=32), default=None
     )

@@ -417,7 +417,7 @@ def pull_salesforce_changes(
         row = repo.connection()
         secrets = working_secrets(row, box, refused="Changes made in Salesforce can't be read")
         assert row is not None
-        connected_at = row.created_at
+        connected_at = row.connected_at or row.created_at
     with open_client(secrets, settings, http=http) as client:
         try:
             for sobject in ("Event", "Task"):

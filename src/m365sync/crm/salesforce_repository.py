@@ -17,6 +17,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from m365sync.crm.models import (
+    ActivityKind,
     CrmAccount,
     CrmActivity,
     CrmActivityMember,
@@ -512,6 +513,41 @@ class SalesforceRepository:
                 .limit(limit)
             )
         )
+
+    def retry_unmatched_events(self) -> int:
+        """Meetings that waited as unmatched are written again (Leads may now be made)."""
+        events = select(CrmActivity.id).where(
+            CrmActivity.organization_id == self.organization_id,
+            CrmActivity.kind == ActivityKind.EVENT,
+        )
+        result = self.session.execute(
+            update(SalesforceActivityRecord)
+            .where(
+                SalesforceActivityRecord.organization_id == self.organization_id,
+                SalesforceActivityRecord.state == WriteState.UNMATCHED,
+                SalesforceActivityRecord.activity_id.in_(events),
+            )
+            .values(state=WriteState.PENDING, next_attempt_at=None)
+            .execution_options(synchronize_session=False)
+        )
+        return int(getattr(result, "rowcount", 0) or 0)
+
+    def unmirrored_leads(self, activity_ids: Collection[str]) -> dict[str, CrmLead]:
+        """Local leads of these activities that no Salesforce Lead is mirrored into (added
+        by m365sync: a booked meeting's unknown invitee), by local id."""
+        people = self.activity_people(activity_ids)
+        leads = {pid for pairs in people.values() for kind, pid in pairs if kind == PersonKind.LEAD}
+        mirrored = {row.local_id for row in self.mirror_rows_for_local(leads)}
+        wanted = sorted(leads - mirrored)
+        found: dict[str, CrmLead] = {}
+        for chunk in _chunks(wanted):
+            for row in self.session.scalars(
+                select(CrmLead).where(
+                    CrmLead.organization_id == self.organization_id, CrmLead.id.in_(chunk)
+                )
+            ):
+                found[row.id] = row
+        return found
 
     def retry_parked(self) -> int:
         result = self.session.execute(

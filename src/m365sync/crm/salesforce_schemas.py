@@ -210,6 +210,8 @@ class SalesforceOverview:
     api_used: int | None = None
     api_limit: int | None = None
     api_share: float | None = None
+    create_leads: bool = False
+    """Meetings' new people become Salesforce Leads (a booked meeting's unknown invitee)."""
     paused_until: datetime | None = None
     pause_reason: str = ""
     records: dict[str, int] = field(default_factory=dict)

@@ -54,6 +54,7 @@ from m365sync.crm.models import (
     EmailTarget,
     SalesforceActivityRecord,
     SalesforceConnection,
+    SalesforceMirrorRecord,
     SalesforceStatus,
     WriteState,
 )
@@ -836,6 +837,7 @@ def _round(
     now: Callable[[], datetime],
 ) -> DrainResult | None:
     """One round; None when nothing was due."""
+    _create_leads(database, organization_id, client, round_size, now)
     with database.session() as session:
         repo = SalesforceRepository(session, organization_id)
         rows = repo.due(now(), round_size)
@@ -873,6 +875,86 @@ def _round(
         if stop is not None:
             _stopped(repo, stop, stamp, result)
     return result
+
+
+@dataclass(frozen=True)
+class _NewLead:
+    local_id: str
+    email: str
+    fields: dict[str, Any]
+
+
+def _create_leads(
+    database: Database,
+    organization_id: str,
+    client: SalesforceClient,
+    round_size: int,
+    now: Callable[[], datetime],
+) -> None:
+    """With the admin's leave (``create_leads``), the people of the round's meetings that
+    m365sync added as leads (a booked meeting's unknown invitee) become Salesforce Leads,
+    owned by the meeting's member's user, before the meetings are planned, so each meeting
+    relates to its Lead. Exactly once: Leads are looked up by address before any is
+    created, so a crash between Salesforce's answer and the mirror row creates no second
+    Lead. A Lead Salesforce refuses leaves its meeting unmatched."""
+    with database.session() as session:
+        repo = SalesforceRepository(session, organization_id)
+        connection = repo.connection()
+        if connection is None or not connection.create_leads:
+            return
+        activities = repo.activities([r.activity_id for r in repo.due(now(), round_size)])
+        events = [
+            a.id
+            for a in activities.values()
+            if a.kind == ActivityKind.EVENT and a.deleted_at is None
+        ]
+        leads = repo.unmirrored_leads(events) if events else {}
+        if not leads:
+            return
+        users = {mid: link.salesforce_user_id for mid, link in repo.user_links().items()}
+        wanted = [
+            _NewLead(
+                lead.id,
+                lead.email.lower(),
+                _clean(
+                    {
+                        "Email": lead.email,
+                        "FirstName": lead.first_name[:40] or None,
+                        "LastName": (lead.last_name or lead.email.split("@")[0])[:80],
+                        "Company": (lead.company or lead.email.split("@")[-1])[:255],
+                        "OwnerId": users.get(lead.owner_member_id or ""),
+                    }
+                ),
+            )
+            for lead in leads.values()
+        ]
+    found = {
+        str(r.get("Email") or "").lower(): str(r["Id"])
+        for r in client.find_by(
+            "Lead", "Email", [w.email for w in wanted], select=("Id", "Email", "IsConverted")
+        )
+        if not r.get("IsConverted")
+    }
+    missing = [w for w in wanted if w.email not in found]
+    if missing:
+        results = client.create("Lead", [w.fields for w in missing])
+        for lead, result in zip(missing, results, strict=True):
+            if result.success and result.id:
+                found[lead.email] = result.id
+    with database.session() as session:
+        repo = SalesforceRepository(session, organization_id)
+        for lead in wanted:
+            if lead.email in found and not repo.mirror_rows([found[lead.email]]):
+                repo.add_mirror_row(
+                    SalesforceMirrorRecord(
+                        organization_id=organization_id,
+                        salesforce_id=found[lead.email],
+                        sobject="Lead",
+                        local_id=lead.local_id,
+                        email=lead.email,
+                        created_at=now(),
+                    )
+                )
 
 
 def _stopped(

@@ -44,7 +44,7 @@ from sqlalchemy.orm import Session
 
 from m365sync.connections.certificate_renewal import renew_due_certificates
 from m365sync.connections.runtime import ConnectionRuntime
-from m365sync.crm.embedded import EmbeddedCrm
+from m365sync.crm import open_crm
 from m365sync.crm.salesforce_changes import POLL_SECONDS, pull_salesforce_changes_everywhere
 from m365sync.db.base import utcnow
 from m365sync.db.session import Database
@@ -219,7 +219,7 @@ def scale_out_jobs(
     calendars = ConnectionCalendarAccess(runtime, database)
 
     def scheduling(session: Session) -> SchedulingService:
-        return SchedulingService(session, calendars=calendars, crm=EmbeddedCrm, tokens=tokens)
+        return SchedulingService(session, calendars=calendars, crm=open_crm, tokens=tokens)
 
     recovery = PendingBookingRecovery(database, scheduling)
 
