@@ -47,6 +47,7 @@ from m365sync.crm.models import (
     CrmSequence,
     PersonKind,
     RecordKind,
+    SalesforceAddressChoice,
     bounded_subject,
 )
 from m365sync.crm.salesforce_repository import queue_activities
@@ -219,7 +220,33 @@ class EmbeddedCrm:
                 )
             ):
                 found[email] = PersonMatch(PersonKind.CONTACT, contact_id, email, account_id)
+        self._find_chosen_people([e for e in wanted if e not in found], found)
         return found
+
+    def _find_chosen_people(self, emails: Sequence[str], found: dict[str, PersonMatch]) -> None:
+        """Addresses a rep related to a Salesforce Contact or Lead, or made a Lead for, in the
+        unresolved queue (``crm.salesforce_unresolved``): they match that person."""
+        for chunk in _chunks(emails):
+            for address, kind, local_id in self.session.execute(
+                select(
+                    SalesforceAddressChoice.address,
+                    SalesforceAddressChoice.local_kind,
+                    SalesforceAddressChoice.local_id,
+                ).where(
+                    SalesforceAddressChoice.organization_id == self.organization_id,
+                    SalesforceAddressChoice.address.in_(chunk),
+                    SalesforceAddressChoice.local_id.is_not(None),
+                )
+            ):
+                if local_id is None:
+                    continue
+                if kind == PersonKind.CONTACT:
+                    account_id = self.session.scalar(
+                        select(CrmContact.account_id).where(CrmContact.id == local_id)
+                    )
+                    found[address] = PersonMatch(PersonKind.CONTACT, local_id, address, account_id)
+                elif kind == PersonKind.LEAD:
+                    found[address] = PersonMatch(PersonKind.LEAD, local_id, address, None)
 
     def find_accounts_by_domain(self, domains: Collection[str]) -> dict[str, str]:
         wanted = sorted({d for d in domains if d})

@@ -5,7 +5,8 @@
     M365SyncError
     ├── NotFound
     │   ├── SalesforceNotConnected      the organization has no Salesforce connection
-    │   └── SalesforceUserNotFound      no active Salesforce user answers to what was given
+    │   ├── SalesforceUserNotFound      no active Salesforce user answers to what was given
+    │   └── UnresolvedRecordNotFound    the record chosen for an address is not in the mirror
     └── ValidationFailed
         └── SalesforceSignInUnknown     a Connect Salesforce answer nobody is waiting for
 
@@ -30,6 +31,10 @@ class SalesforceUserNotFound(NotFound):
     pass
 
 
+class UnresolvedRecordNotFound(NotFound):
+    pass
+
+
 class SalesforceSignInUnknown(ValidationFailed):
     def __init__(self) -> None:
         super().__init__(
@@ -38,4 +43,9 @@ class SalesforceSignInUnknown(ValidationFailed):
         )
 
 
-__all__ = ["SalesforceNotConnected", "SalesforceSignInUnknown", "SalesforceUserNotFound"]
+__all__ = [
+    "SalesforceNotConnected",
+    "SalesforceSignInUnknown",
+    "SalesforceUserNotFound",
+    "UnresolvedRecordNotFound",
+]

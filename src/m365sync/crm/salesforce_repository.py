@@ -30,6 +30,7 @@ from m365sync.crm.models import (
     PersonKind,
     RecordKind,
     SalesforceActivityRecord,
+    SalesforceAddressChoice,
     SalesforceConnection,
     SalesforceMirrorCursor,
     SalesforceMirrorRecord,
@@ -39,7 +40,7 @@ from m365sync.crm.models import (
     WriteState,
 )
 from m365sync.db.base import utcnow
-from m365sync.organizations.models import Member
+from m365sync.organizations.models import Domain, Member
 
 __all__ = ["SalesforceRepository", "queue_activities", "writes_to_salesforce"]
 
@@ -548,6 +549,153 @@ class SalesforceRepository:
             ):
                 found[row.id] = row
         return found
+
+    # -- the unresolved queue ---------------------------------------------------------------
+    def org_domains(self) -> set[str]:
+        return {
+            name.lower()
+            for name in self.session.scalars(
+                select(Domain.name).where(Domain.organization_id == self.organization_id)
+            )
+        }
+
+    def choices(self, addresses: Collection[str]) -> dict[str, SalesforceAddressChoice]:
+        found: dict[str, SalesforceAddressChoice] = {}
+        for chunk in _chunks(sorted(set(addresses))):
+            for row in self.session.scalars(
+                select(SalesforceAddressChoice).where(
+                    SalesforceAddressChoice.organization_id == self.organization_id,
+                    SalesforceAddressChoice.address.in_(chunk),
+                )
+            ):
+                found[row.address] = row
+        return found
+
+    def save_choice(self, choice: SalesforceAddressChoice) -> None:
+        self.session.merge(choice)
+        self.session.flush()
+
+    def unmatched_held_by(self, member_id: str, limit: int) -> list[CrmActivity]:
+        """Emails and meetings the member holds (owns, or has in a mailbox or calendar) that
+        the writer found nothing in Salesforce to relate to, newest first."""
+        copies = select(CrmEmailCopy.activity_id).where(
+            CrmEmailCopy.member_id == member_id, CrmEmailCopy.removed_at.is_(None)
+        )
+        calendars = select(CrmActivityMember.activity_id).where(
+            CrmActivityMember.member_id == member_id, CrmActivityMember.removed_at.is_(None)
+        )
+        return list(
+            self.session.scalars(
+                select(CrmActivity)
+                .join(
+                    SalesforceActivityRecord,
+                    SalesforceActivityRecord.activity_id == CrmActivity.id,
+                )
+                .where(
+                    SalesforceActivityRecord.organization_id == self.organization_id,
+                    SalesforceActivityRecord.state == WriteState.UNMATCHED,
+                    CrmActivity.kind.in_([ActivityKind.EMAIL, ActivityKind.EVENT]),
+                    CrmActivity.deleted_at.is_(None),
+                    or_(
+                        CrmActivity.owner_member_id == member_id,
+                        CrmActivity.id.in_(copies),
+                        CrmActivity.id.in_(calendars),
+                    ),
+                )
+                .order_by(CrmActivity.occurred_at.desc(), CrmActivity.id)
+                .limit(limit)
+            )
+        )
+
+    def requeue_unmatched_with(self, address: str) -> int:
+        """Unmatched emails and meetings involving ``address`` go back to the writer (a rep
+        decided what the address is)."""
+        wanted: list[str] = []
+        rows = self.session.execute(
+            select(CrmActivity.id, CrmActivity.participants, CrmActivity.from_address)
+            .join(
+                SalesforceActivityRecord,
+                SalesforceActivityRecord.activity_id == CrmActivity.id,
+            )
+            .where(
+                SalesforceActivityRecord.organization_id == self.organization_id,
+                SalesforceActivityRecord.state == WriteState.UNMATCHED,
+            )
+        )
+        for activity_id, participants, sender in rows:
+            addresses = {str(p.get("address") or "").lower() for p in participants or []}
+            if address in addresses or (sender or "").lower() == address:
+                wanted.append(activity_id)
+        for chunk in _chunks(sorted(wanted)):
+            self.session.execute(
+                update(SalesforceActivityRecord)
+                .where(SalesforceActivityRecord.activity_id.in_(chunk))
+                .values(state=WriteState.PENDING, next_attempt_at=None, reason="")
+                .execution_options(synchronize_session=False)
+            )
+        return len(wanted)
+
+    def search_people_and_records(self, text: str, limit: int) -> list[tuple[str, str, str, str]]:
+        """Mirrored Contacts, Leads, Accounts and open Opportunities whose name or address
+        contains ``text``: (object, Salesforce id, label, local id)."""
+        pattern = f"%{text.strip()}%"
+        found: list[tuple[str, str, str, str]] = []
+        mirror = SalesforceMirrorRecord
+        searches: list[tuple[str, Any, Any]] = [
+            (
+                "Contact",
+                select(
+                    CrmContact.id, CrmContact.first_name, CrmContact.last_name, CrmContact.email
+                ),
+                or_(
+                    CrmContact.email.ilike(pattern),
+                    CrmContact.first_name.ilike(pattern),
+                    CrmContact.last_name.ilike(pattern),
+                ),
+            ),
+            (
+                "Lead",
+                select(CrmLead.id, CrmLead.first_name, CrmLead.last_name, CrmLead.email),
+                or_(
+                    CrmLead.email.ilike(pattern),
+                    CrmLead.first_name.ilike(pattern),
+                    CrmLead.last_name.ilike(pattern),
+                    CrmLead.company.ilike(pattern),
+                ),
+            ),
+            ("Account", select(CrmAccount.id, CrmAccount.name), CrmAccount.name.ilike(pattern)),
+            (
+                "Opportunity",
+                select(CrmOpportunity.id, CrmOpportunity.name),
+                CrmOpportunity.name.ilike(pattern),
+            ),
+        ]
+        for sobject, query, condition in searches:
+            table = query.get_final_froms()[0]
+            rows = self.session.execute(
+                query.add_columns(mirror.salesforce_id)
+                .join(
+                    mirror,
+                    (mirror.local_id == table.c.id)
+                    & (mirror.organization_id == self.organization_id)
+                    & (mirror.sobject == sobject),
+                )
+                .where(table.c.organization_id == self.organization_id, condition)
+                .order_by(mirror.created_at)
+                .limit(limit)
+            )
+            for row in rows:
+                local_id, *names, salesforce_id = row
+                if len(names) == 3:
+                    first, last, email = names
+                    label = f"{(first + ' ' + last).strip() or email} <{email}>"
+                else:
+                    label = str(names[0])
+                found.append((sobject, salesforce_id, label, local_id))
+        return found[: limit * 2]
+
+    def mirror_row(self, salesforce_id: str) -> SalesforceMirrorRecord | None:
+        return self.session.get(SalesforceMirrorRecord, (self.organization_id, salesforce_id))
 
     def retry_parked(self) -> int:
         result = self.session.execute(

@@ -241,3 +241,46 @@ class SalesforceOverview:
             "last_test": [c.as_json() for c in self.last_test],
             "last_tested_at": self.last_tested_at.isoformat() if self.last_tested_at else None,
         }
+
+
+@dataclass
+class UnresolvedItem:
+    """An email or meeting in a member's unresolved queue, with the external addresses
+    nobody has decided about."""
+
+    activity_id: str
+    kind: str
+    subject: str
+    occurred_at: datetime | None
+    addresses: list[str]
+
+    def as_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class RecordChoice:
+    """A Salesforce record an address can be related to (found in the mirror)."""
+
+    sobject: str
+    salesforce_id: str
+    label: str
+
+    def as_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class AddressDecision:
+    """What was decided for an address, and how many waiting items went back to the
+    writer because of it."""
+
+    address: str
+    choice: str
+    sobject: str
+    salesforce_id: str | None
+    label: str
+    requeued: int
+
+    def as_json(self) -> dict[str, Any]:
+        return asdict(self)

@@ -50,6 +50,7 @@ from sqlalchemy import case, update
 
 from m365sync.crm.models import (
     ActivityKind,
+    AddressChoice,
     CrmActivity,
     EmailTarget,
     SalesforceActivityRecord,
@@ -275,7 +276,11 @@ def _plan_item(
     accounts: dict[str, list[str]],
     holders: dict[str, set[str]],
     email_target: EmailTarget,
+    chosen: dict[str, tuple[str, str]] | None = None,
 ) -> _Item:
+    """``chosen``: address → (object, Salesforce id) a rep related it to in the unresolved
+    queue; a Contact or Lead joins the matched people, an Account or Opportunity is what the
+    activity is related to when nothing else is."""
     item = _Item(
         activity_id=row.activity_id,
         version=row.version,
@@ -316,6 +321,14 @@ def _plan_item(
     what = next(
         (people.account[a] for a in accounts.get(activity.id, []) if a in people.account), None
     )
+    chosen_what = None
+    for address in sorted(roles):
+        sobject, sfid = (chosen or {}).get(address, ("", ""))
+        if sobject in ("Contact", "Lead") and all(m[0] != sfid for m in matched):
+            matched.append((sfid, sobject, address))
+        elif sobject in ("Account", "Opportunity") and chosen_what is None:
+            chosen_what = sfid
+    what = what or chosen_what
     members = set(holders.get(activity.id, set()))
     members |= {
         mid for mid, email in people.member_email.items() if email in roles
@@ -337,7 +350,7 @@ def _plan_item(
             return item
         _plan_todo(item, activity, owner_user)
         return item
-    if not matched and item.salesforce_id is None:
+    if not matched and chosen_what is None and item.salesforce_id is None:
         item.unmatched = (
             "No Salesforce contact or lead takes part in it, so there is nothing to relate it "
             "to in Salesforce."
@@ -847,6 +860,7 @@ def _round(
         activities = repo.activities(ids)
         people, links, accounts = _people(repo, ids)
         holders = repo.holders(ids)
+        chosen = _chosen(repo, activities.values())
         items = [
             _plan_item(
                 row,
@@ -856,6 +870,7 @@ def _round(
                 accounts,
                 holders,
                 email_target,
+                chosen,
             )
             for row in rows
         ]
@@ -875,6 +890,18 @@ def _round(
         if stop is not None:
             _stopped(repo, stop, stamp, result)
     return result
+
+
+def _chosen(
+    repo: SalesforceRepository, activities: Iterable[CrmActivity]
+) -> dict[str, tuple[str, str]]:
+    """What reps related the round's addresses to in the unresolved queue."""
+    addresses = {a for activity in activities for a in _roles(activity)}
+    return {
+        address: (choice.sobject, choice.salesforce_id)
+        for address, choice in repo.choices(addresses).items()
+        if choice.salesforce_id and choice.choice != AddressChoice.DISMISSED
+    }
 
 
 @dataclass(frozen=True)
