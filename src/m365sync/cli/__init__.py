@@ -18,7 +18,17 @@ import sys
 
 import typer
 
-from m365sync.cli import connections, crm, db, keys, operations, organizations, serve, sync
+from m365sync.cli import (
+    connections,
+    crm,
+    db,
+    keys,
+    operations,
+    organizations,
+    serve,
+    sync,
+    unresolved,
+)
 from m365sync.cli._output import Exit, cli_fix, err, exit_code_for, print_error
 from m365sync.errors import M365SyncError
 
@@ -39,6 +49,7 @@ app.add_typer(keys.app, name="keys")
 app.add_typer(organizations.tokens_app, name="api-tokens")
 app.add_typer(sync.app)  # unnamed: ``sync``, ``status``, ``resync`` at the top
 app.add_typer(crm.app, name="crm")
+app.add_typer(unresolved.app, name="unresolved")
 app.add_typer(operations.app)  # unnamed: ``backup``, ``restore``, ``purge``, ``erase``
 
 

@@ -6,7 +6,8 @@
     ├── NotFound
     │   ├── SalesforceNotConnected      the organization has no Salesforce connection
     │   ├── SalesforceUserNotFound      no active Salesforce user answers to what was given
-    │   └── UnresolvedRecordNotFound    the record chosen for an address is not in the mirror
+    │   ├── UnresolvedRecordNotFound    the record chosen for an address is not in the mirror
+    │   └── UnresolvedMemberNotFound    the queue of a member the organization doesn't have
     └── ValidationFailed
         └── SalesforceSignInUnknown     a Connect Salesforce answer nobody is waiting for
 
@@ -35,6 +36,10 @@ class UnresolvedRecordNotFound(NotFound):
     pass
 
 
+class UnresolvedMemberNotFound(NotFound):
+    pass
+
+
 class SalesforceSignInUnknown(ValidationFailed):
     def __init__(self) -> None:
         super().__init__(
@@ -47,5 +52,6 @@ __all__ = [
     "SalesforceNotConnected",
     "SalesforceSignInUnknown",
     "SalesforceUserNotFound",
+    "UnresolvedMemberNotFound",
     "UnresolvedRecordNotFound",
 ]

@@ -11,6 +11,8 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from typing import Any
 
+from pydantic import BaseModel, Field
+
 from m365sync.crm.models import EmailTarget, SalesforceAuthKind, SalesforceStatus, WriteState
 
 __all__ = [
@@ -284,3 +286,22 @@ class AddressDecision:
 
     def as_json(self) -> dict[str, Any]:
         return asdict(self)
+
+
+class RelateIn(BaseModel):
+    """Relate an address to a Salesforce record (its id, as a search returned it)."""
+
+    salesforce_id: str = Field(min_length=15, max_length=18, examples=["003000000000001AAA"])
+    member_id: str | None = Field(default=None, description="Whose queue; default: yours.")
+
+
+class LeadIn(BaseModel):
+    """Create a Salesforce Lead for an address."""
+
+    name: str = Field(default="", max_length=200, examples=["Jo Prospect"])
+    company: str = Field(default="", max_length=255, examples=["Prospect Ltd"])
+    member_id: str | None = Field(default=None, description="Whose queue; default: yours.")
+
+
+class DismissIn(BaseModel):
+    member_id: str | None = Field(default=None, description="Whose queue; default: yours.")

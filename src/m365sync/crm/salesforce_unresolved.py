@@ -24,14 +24,12 @@ meetings always do.
 
 from __future__ import annotations
 
-from datetime import datetime
-
 import requests
 from sqlalchemy.orm import Session
 
 from m365sync.crm.addresses import address_domain, normalize_address
 from m365sync.crm.embedded import EmbeddedCrm
-from m365sync.crm.errors import UnresolvedRecordNotFound
+from m365sync.crm.errors import UnresolvedMemberNotFound, UnresolvedRecordNotFound
 from m365sync.crm.models import (
     AddressChoice,
     CrmActivity,
@@ -45,7 +43,6 @@ from m365sync.crm.salesforce_schemas import AddressDecision, RecordChoice, Unres
 from m365sync.crm.target import NewLead
 from m365sync.crypto import SecretBox
 from m365sync.db.base import utcnow
-from m365sync.db.session import Database
 from m365sync.errors import ValidationFailed
 from m365sync.settings import Settings
 
@@ -72,6 +69,15 @@ def _address(value: str) -> str:
     return address
 
 
+def _member_id(repo: SalesforceRepository, member_id: str) -> str:
+    if repo.member(member_id) is None:
+        raise UnresolvedMemberNotFound(
+            "This organization has no such member.",
+            fix="Choose a member of the organization (their id or email address).",
+        )
+    return member_id
+
+
 def _external(activity: CrmActivity, internal: set[str], members: set[str]) -> list[str]:
     addresses = {str(p.get("address") or "").lower() for p in activity.participants or []}
     if activity.from_address:
@@ -87,7 +93,7 @@ def unresolved_items(
     """The member's queue, newest first: unmatched emails and meetings they hold, each with
     its external addresses nobody has decided about (items with none left are not shown)."""
     repo = SalesforceRepository(session, organization_id)
-    activities = repo.unmatched_held_by(member_id, limit)
+    activities = repo.unmatched_held_by(_member_id(repo, member_id), limit)
     internal = repo.org_domains()
     members = {m.email.lower() for m in repo.members()}
     external = {a.id: _external(a, internal, members) for a in activities}
@@ -135,6 +141,7 @@ def _decide(
     label: str = "",
 ) -> AddressDecision:
     kind = PERSON_KIND.get(record.sobject) if record is not None else None
+    _member_id(repo, member_id)
     repo.save_choice(
         SalesforceAddressChoice(
             organization_id=repo.organization_id,
@@ -199,7 +206,7 @@ def dismiss_address(
 
 
 def create_lead_for_address(
-    database: Database,
+    session: Session,
     organization_id: str,
     member_id: str,
     address: str,
@@ -209,27 +216,26 @@ def create_lead_for_address(
     settings: Settings,
     box: SecretBox,
     http: requests.Session | None = None,
-    now: datetime | None = None,
 ) -> AddressDecision:
     """Create a Salesforce Lead for ``address`` (owned by the member's Salesforce user; an
     unconverted Lead with that address is used instead of a second), and relate the address
-    to it. Salesforce's refusal (a validation or duplicate rule) is raised as it is: it names
-    the rule and the fix."""
+    to it. Salesforce is called inside the caller's transaction (two requests, like Run
+    Test's), so the rep's click is one unit: a refusal (a validation or duplicate rule) is
+    raised as it is, naming the rule and the fix, and nothing is kept."""
     address = _address(address)
+    repo = SalesforceRepository(session, organization_id)
+    _member_id(repo, member_id)
+    connection = repo.connection()
+    secrets = working_secrets(connection, box, refused="A Lead can't be created in Salesforce")
+    assert connection is not None
+    link = repo.user_links().get(member_id)
     first, _, last = name.strip().partition(" ")
-    with database.session() as session:
-        repo = SalesforceRepository(session, organization_id)
-        secrets = working_secrets(
-            repo.connection(), box, refused="A Lead can't be created in Salesforce"
-        )
-        link = repo.user_links().get(member_id)
-        owner = link.salesforce_user_id if link is not None else None
     fields = {
         "Email": address,
         "FirstName": first[:40] if last else None,
         "LastName": (last or first or address.split("@")[0])[:80],
         "Company": (company.strip() or address_domain(address))[:255],
-        "OwnerId": owner,
+        "OwnerId": link.salesforce_user_id if link is not None else None,
     }
     with open_client(secrets, settings, http=http) as client:
         try:
@@ -251,24 +257,20 @@ def create_lead_for_address(
                 assert result.id is not None
                 salesforce_id = result.id
         finally:
-            with database.session() as session:
-                connection = SalesforceRepository(session, organization_id).connection()
-                if connection is not None:
-                    remember(connection, client, box)
-    with database.session() as session:
-        repo = SalesforceRepository(session, organization_id)
-        record = repo.mirror_row(salesforce_id)
-        if record is None:
-            crm = EmbeddedCrm(session, organization_id)
-            person = crm.create_leads([NewLead(address, name.strip())], member_id)[address]
-            record = SalesforceMirrorRecord(
-                organization_id=organization_id,
-                salesforce_id=salesforce_id,
-                sobject="Lead",
-                local_id=person.id,
-                email=address,
-                created_at=now or utcnow(),
-            )
-            repo.add_mirror_row(record)
-        label = f"{name.strip() or address} <{address}>"
-        return _decide(repo, member_id, address, AddressChoice.NEW_LEAD, record, label)
+            remember(connection, client, box)
+    record = repo.mirror_row(salesforce_id)
+    if record is None:
+        person = EmbeddedCrm(session, organization_id).create_leads(
+            [NewLead(address, name.strip())], member_id
+        )[address]
+        record = SalesforceMirrorRecord(
+            organization_id=organization_id,
+            salesforce_id=salesforce_id,
+            sobject="Lead",
+            local_id=person.id,
+            email=address,
+            created_at=utcnow(),
+        )
+        repo.add_mirror_row(record)
+    label = f"{name.strip() or address} <{address}>"
+    return _decide(repo, member_id, address, AddressChoice.NEW_LEAD, record, label)

@@ -121,15 +121,16 @@ def test_one_click_makes_a_lead_once_and_relates_whats_waiting(target: Salesforc
     leads_before = len(target.records("Lead"))
 
     for _ in range(2):  # a second click finds the Lead instead of making another
-        decision = create_lead_for_address(
-            target.database,
-            target.organization_id,
-            target.sync.members[ADELE],
-            STRANGER,
-            name="Jo Prospect",
-            settings=target.settings,
-            box=target.box,
-        )
+        with target.database.session() as session:
+            decision = create_lead_for_address(
+                session,
+                target.organization_id,
+                target.sync.members[ADELE],
+                STRANGER,
+                name="Jo Prospect",
+                settings=target.settings,
+                box=target.box,
+            )
 
     leads = [r for r in target.records("Lead") if r["Email"] == STRANGER]
     assert len(target.records("Lead")) == leads_before + 1

@@ -3,8 +3,9 @@ errors as ``{"error": {"message", "fix"}}`` with their proper status (never a 50
 expected error). The OpenAPI schema is published at ``/api/openapi.json``.
 
 One module per capability: ``organizations`` (the organization, domains, members, API
-tokens, audit log) and ``connections`` (service accounts, user connections) under
-``/api/v1``; ``notifications`` is Microsoft's door (change notifications, mounted by the app
+tokens, audit log), ``connections`` (service accounts, user connections) and
+``unresolved`` (a member's unresolved queue, Salesforce as the CRM) under ``/api/v1``;
+``notifications`` is Microsoft's door (change notifications, mounted by the app
 factory outside ``/api/v1``)."""
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from m365sync.connections.errors import DraftIncomplete, RunTestFailed
 from m365sync.errors import M365SyncError
 from m365sync.web.api.connections import router as connections_router
 from m365sync.web.api.organizations import router as organizations_router
+from m365sync.web.api.unresolved import router as unresolved_router
 from m365sync.web.security import response_headers
 
 API_PREFIX = "/api/v1"
@@ -26,6 +28,7 @@ def api_router() -> APIRouter:
     router = APIRouter(prefix=API_PREFIX)
     router.include_router(organizations_router)
     router.include_router(connections_router)
+    router.include_router(unresolved_router)
     return router
 
 
