@@ -35,6 +35,8 @@ SAM = "sam@fabrikam.example"
 NINA = "nina@northwind.example"
 LEE = "lee@contoso-pharma.example"
 ADMIN_PASSWORD = "correct horse battery staple"
+MEMBER_PASSWORD = "Member-Rep-1!"
+"""Each member's Salesforce user signs in with it (a rep working in Salesforce)."""
 
 
 def combined_ca_bundle(sim_server: SimServer, sf: SfServer, directory: Path) -> Path:
@@ -182,6 +184,7 @@ def build_target(
                     "firstName": address.split("@")[0].capitalize(),
                     "lastName": "Contoso",
                     "email": address,
+                    "password": MEMBER_PASSWORD,
                 }
                 for address in MEMBERS
             ]

@@ -42,6 +42,19 @@ def sf_client(sf: SfServer, session: requests.Session | None = None) -> Salesfor
     )
 
 
+def user_client(sf: SfServer, username: str, password: str) -> Salesforce:
+    """simple-salesforce, unmodified, signed in as a person (OAuth username-password flow
+    with the demo connected app): what a rep does in Salesforce, through the API."""
+    return Salesforce(
+        username=username,
+        password=password,
+        consumer_key=SALESFORCE_CONSUMER_KEY,
+        consumer_secret=SALESFORCE_CONSUMER_SECRET,
+        domain=MY_DOMAIN,
+        session=session_for(sf),
+    )
+
+
 def pkce_pair() -> tuple[str, str]:
     verifier = secrets.token_urlsafe(48)
     challenge = base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest()).rstrip(b"=")

@@ -216,6 +216,24 @@ class SyncWorld:
         finally:
             await self.runtime.aclose()
 
+    def todo_tasks(self, mailbox: str) -> list[dict[str, Any]]:
+        """The tasks of ``mailbox``'s default To Do list, read through Graph as the member."""
+        lists = self.control.get(f"/_sim/mailboxes/{mailbox}/todo/lists").json()["value"]
+        default = next(item for item in lists if item["wellknownListName"] == "defaultList")
+
+        async def token(*, force_refresh: bool = False) -> str:
+            return mint_user_token(self.sim, DEMO_TENANT_ID, mailbox, ["Tasks.ReadWrite"])
+
+        async def fetch() -> list[dict[str, Any]]:
+            client = GraphClient(self.settings, token)
+            try:
+                items, _ = await client.get_paged(f"/me/todo/lists/{default['id']}/tasks")
+                return items
+            finally:
+                await client.aclose()
+
+        return asyncio.run(fetch())
+
     def graph(self) -> GraphClient:
         async def token(*, force_refresh: bool = False) -> str:
             return mint_app_token(

@@ -28,6 +28,7 @@ from m365sync.cli import (
     salesforce,
     serve,
     sync,
+    unresolved,
 )
 from m365sync.cli._output import Exit, cli_fix, err, exit_code_for, print_error
 from m365sync.errors import M365SyncError
@@ -50,6 +51,7 @@ app.add_typer(organizations.tokens_app, name="api-tokens")
 app.add_typer(sync.app)  # unnamed: ``sync``, ``status``, ``resync`` at the top
 app.add_typer(crm.app, name="crm")
 app.add_typer(salesforce.app, name="salesforce")
+app.add_typer(unresolved.app, name="unresolved")
 app.add_typer(operations.app)  # unnamed: ``backup``, ``restore``, ``purge``, ``erase``
 
 

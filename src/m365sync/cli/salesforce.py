@@ -236,6 +236,7 @@ def status(org: OrgOption, as_json: JsonOption = False) -> None:
         ["instance", found.instance_url],
         ["login URL", found.login_url],
         ["API usage", f"{usage}; m365sync may use {share:.0%}"],
+        ["Leads for people who book", "created" if found.create_leads else "not created"],
         ["writer", f"paused until {found.paused_until}: {found.pause_reason}"]
         if found.paused_until
         else ["writer", "running"],
@@ -452,3 +453,23 @@ def share(
         )
         effective = (percent / 100) if percent is not None else ctx.settings.salesforce_api_share
     out.print(f"m365sync may use {effective:.0%} of the org's daily API requests.")
+
+
+@app.command("create-leads")
+def create_leads(
+    org: OrgOption,
+    enabled: Annotated[
+        bool,
+        typer.Argument(help="on: create them; off: their meetings wait unresolved."),
+    ],
+) -> None:
+    """Create a Lead for an unknown person who books a meeting (off by default)."""
+    from m365sync.crm import salesforce_service as salesforce
+
+    with Context() as ctx, ctx.session() as session:
+        salesforce.set_salesforce_lead_creation(session, get_org(session, org).id, enabled)
+    out.print(
+        "An unknown person who books a meeting now becomes a Salesforce Lead."
+        if enabled
+        else "No Lead is created for people who book: their meetings wait unresolved."
+    )

@@ -47,6 +47,7 @@ from m365sync.crm.models import (
     CrmSequence,
     PersonKind,
     RecordKind,
+    SalesforceAddressChoice,
     bounded_subject,
 )
 from m365sync.crm.salesforce_repository import queue_activities
@@ -221,7 +222,33 @@ class EmbeddedCrm:
                 )
             ):
                 found[email] = PersonMatch(PersonKind.CONTACT, contact_id, email, account_id)
+        self._find_chosen_people([e for e in wanted if e not in found], found)
         return found
+
+    def _find_chosen_people(self, emails: Sequence[str], found: dict[str, PersonMatch]) -> None:
+        """Addresses a rep related to a Salesforce Contact or Lead, or made a Lead for, in the
+        unresolved queue (``crm.salesforce_unresolved``): they match that person."""
+        for chunk in _chunks(emails):
+            for address, kind, local_id in self.session.execute(
+                select(
+                    SalesforceAddressChoice.address,
+                    SalesforceAddressChoice.local_kind,
+                    SalesforceAddressChoice.local_id,
+                ).where(
+                    SalesforceAddressChoice.organization_id == self.organization_id,
+                    SalesforceAddressChoice.address.in_(chunk),
+                    SalesforceAddressChoice.local_id.is_not(None),
+                )
+            ):
+                if local_id is None:
+                    continue
+                if kind == PersonKind.CONTACT:
+                    account_id = self.session.scalar(
+                        select(CrmContact.account_id).where(CrmContact.id == local_id)
+                    )
+                    found[address] = PersonMatch(PersonKind.CONTACT, local_id, address, account_id)
+                elif kind == PersonKind.LEAD:
+                    found[address] = PersonMatch(PersonKind.LEAD, local_id, address, None)
 
     def find_accounts_by_domain(self, domains: Collection[str]) -> dict[str, str]:
         wanted = sorted({d for d in domains if d})
@@ -851,23 +878,28 @@ class EmbeddedCrm:
         subject: str,
         starts_at: datetime,
         ends_at: datetime,
+        is_all_day: bool = False,
         attendees: Sequence[Participant] = (),
         location: str = "",
         body: str = "",
         send_invitations: bool = False,
         activity_id: str | None = None,
+        modified_at: datetime | None = None,
     ) -> str:
-        """Create or edit a meeting in the CRM; it goes to the owner's calendar on next sync."""
+        """Create or edit a meeting in the CRM; it goes to the owner's calendar on next sync.
+        ``modified_at`` is when the edit was made (default now): the newest change wins
+        against Outlook's, so an edit made elsewhere (in Salesforce) keeps its own time."""
         values: dict[str, Any] = {
             "subject": bounded_subject(subject),
             "starts_at": starts_at,
             "ends_at": ends_at,
+            "is_all_day": is_all_day,
             "occurred_at": starts_at,
             "location": location,
             "body": body,
             "participants": [p.as_json() for p in _bounded_names(attendees)],
             "send_invitations": send_invitations,
-            "modified_at": utcnow(),
+            "modified_at": modified_at or utcnow(),
             "change_seq": self.next_change_seq(),
         }
         return self._crm_save(ActivityKind.EVENT, owner_member_id, activity_id, values)
@@ -882,7 +914,10 @@ class EmbeddedCrm:
         importance: str = "normal",
         notes: str = "",
         activity_id: str | None = None,
+        modified_at: datetime | None = None,
     ) -> str:
+        """Create or edit a task in the CRM; it goes to the owner's To Do list on next sync
+        (``modified_at`` as for ``crm_save_event``)."""
         values: dict[str, Any] = {
             "subject": bounded_subject(title),
             "due_at": due_at,
@@ -890,8 +925,8 @@ class EmbeddedCrm:
             "status": status,
             "importance": importance,
             "body": notes,
-            "completed_at": utcnow() if status == "completed" else None,
-            "modified_at": utcnow(),
+            "completed_at": (modified_at or utcnow()) if status == "completed" else None,
+            "modified_at": modified_at or utcnow(),
             "change_seq": self.next_change_seq(),
         }
         return self._crm_save(ActivityKind.TASK, owner_member_id, activity_id, values)
@@ -929,12 +964,13 @@ class EmbeddedCrm:
         self._changed([aid])
         return aid
 
-    def crm_delete(self, activity_id: str) -> None:
+    def crm_delete(self, activity_id: str, *, modified_at: datetime | None = None) -> None:
+        when = modified_at or utcnow()
         self.session.execute(
             update(CrmActivity)
             .where(
                 CrmActivity.id == activity_id, CrmActivity.organization_id == self.organization_id
             )
-            .values(deleted_at=utcnow(), modified_at=utcnow(), change_seq=self.next_change_seq())
+            .values(deleted_at=when, modified_at=when, change_seq=self.next_change_seq())
         )
         self._changed([activity_id])

@@ -5,7 +5,9 @@
     M365SyncError
     ├── NotFound
     │   ├── SalesforceNotConnected      the organization has no Salesforce connection
-    │   └── SalesforceUserNotFound      no active Salesforce user answers to what was given
+    │   ├── SalesforceUserNotFound      no active Salesforce user answers to what was given
+    │   ├── UnresolvedRecordNotFound    the record chosen for an address is not in the mirror
+    │   └── UnresolvedMemberNotFound    the queue of a member the organization doesn't have
     └── ValidationFailed
         └── SalesforceSignInUnknown     a Connect Salesforce answer nobody is waiting for
 
@@ -30,6 +32,14 @@ class SalesforceUserNotFound(NotFound):
     pass
 
 
+class UnresolvedRecordNotFound(NotFound):
+    pass
+
+
+class UnresolvedMemberNotFound(NotFound):
+    pass
+
+
 class SalesforceSignInUnknown(ValidationFailed):
     def __init__(self) -> None:
         super().__init__(
@@ -38,4 +48,10 @@ class SalesforceSignInUnknown(ValidationFailed):
         )
 
 
-__all__ = ["SalesforceNotConnected", "SalesforceSignInUnknown", "SalesforceUserNotFound"]
+__all__ = [
+    "SalesforceNotConnected",
+    "SalesforceSignInUnknown",
+    "SalesforceUserNotFound",
+    "UnresolvedMemberNotFound",
+    "UnresolvedRecordNotFound",
+]

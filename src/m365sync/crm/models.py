@@ -36,6 +36,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    false,
     text,
 )
 from sqlalchemy.orm import Mapped, mapped_column, validates
@@ -421,6 +422,9 @@ class SalesforceConnection(Base):
     status_fix: Mapped[str] = mapped_column(Text, default="")
     api_share: Mapped[float | None] = mapped_column(Float, default=None)
     """m365sync's share of the org's daily API requests; None: the server's setting."""
+    create_leads: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    """Create a Salesforce Lead for a meeting's person m365sync added as a lead (a booked
+    meeting's unknown invitee); off by default: such meetings wait as unmatched."""
     email_target: Mapped[EmailTarget | None] = mapped_column(
         enum_type(EmailTarget, length=32), default=None
     )
@@ -538,6 +542,7 @@ class SalesforceActivityRecord(Base):
             postgresql_where=PENDING_WRITES,
         ),
         Index("ix_salesforce_activity_records_state", "organization_id", "state"),
+        Index("ix_salesforce_activity_records_salesforce_id", "organization_id", "salesforce_id"),
     )
 
     activity_id: Mapped[str] = mapped_column(
@@ -560,3 +565,37 @@ class SalesforceActivityRecord(Base):
     error_code: Mapped[str | None] = mapped_column(String(100), default=None)
     synced_at: Mapped[datetime | None] = mapped_column(default=None)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class AddressChoice(enum.StrEnum):
+    RELATED = "related"
+    """Related to the Salesforce record the rep chose (Contact, Lead, Account, Opportunity)."""
+    NEW_LEAD = "new_lead"
+    """A Lead the rep created for the address."""
+    DISMISSED = "dismissed"
+    """Not for Salesforce: what involves only dismissed addresses leaves the queue."""
+
+
+class SalesforceAddressChoice(Base):
+    """What a rep decided for an external address that matched no Contact or Lead (the
+    unresolved queue): remembered for the organization, so what already waits and every
+    later email or meeting with that address follows it. ``local_kind``/``local_id`` name
+    the local contact or lead the chosen Contact or Lead is mirrored into (matching uses
+    them); ``sobject``/``salesforce_id`` the record itself."""
+
+    __tablename__ = "salesforce_address_choices"
+
+    organization_id: Mapped[str] = mapped_column(
+        ForeignKey("organizations.id", ondelete="CASCADE"), primary_key=True
+    )
+    address: Mapped[str] = mapped_column(String(320), primary_key=True)
+    choice: Mapped[AddressChoice] = mapped_column(enum_type(AddressChoice, length=16))
+    sobject: Mapped[str] = mapped_column(String(40), default="")
+    salesforce_id: Mapped[str | None] = mapped_column(String(18), default=None)
+    label: Mapped[str] = mapped_column(String(400), default="")
+    local_kind: Mapped[str | None] = mapped_column(String(16), default=None)
+    local_id: Mapped[str | None] = mapped_column(String(36), default=None)
+    chosen_by_member_id: Mapped[str | None] = mapped_column(
+        ForeignKey("members.id", ondelete="SET NULL"), default=None
+    )
+    chosen_at: Mapped[datetime] = mapped_column(default=utcnow)

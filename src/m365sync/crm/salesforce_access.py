@@ -17,7 +17,8 @@ from typing import Any
 
 import requests
 
-from m365sync.crm.models import SalesforceAuthKind, SalesforceConnection
+from m365sync.crm.errors import SalesforceNotConnected
+from m365sync.crm.models import SalesforceAuthKind, SalesforceConnection, SalesforceStatus
 from m365sync.crypto import SecretBox, seal_context
 from m365sync.db.base import utcnow
 from m365sync.salesforce import (
@@ -219,6 +220,20 @@ def open_client(
         session.hooks["response"].remove(counter)
         if http is None:
             session.close()
+
+
+def working_secrets(
+    row: SalesforceConnection | None, box: SecretBox, *, refused: str
+) -> ConnectionSecrets:
+    """The secrets of a connection that works (active, or needing setup); otherwise
+    ``SalesforceNotConnected`` saying what can't be done (``refused``) and the connection's
+    own fix."""
+    if row is None or row.status not in (SalesforceStatus.ACTIVE, SalesforceStatus.NEEDS_SETUP):
+        raise SalesforceNotConnected(
+            f"{refused}: the organization's Salesforce connection is not working.",
+            fix=row.status_fix if row is not None and row.status_fix else None,
+        )
+    return ConnectionSecrets.of(row, box)
 
 
 def remember(

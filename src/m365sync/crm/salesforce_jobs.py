@@ -1,5 +1,5 @@
-"""Salesforce's periodic work, as the workers run it: which organizations need the mirror
-or the writer now, and running one of them for one organization.
+"""Salesforce's periodic work, as the workers run it: which organizations need the mirror,
+the writer or the changes pull now, and running one of them for one organization.
 
 Whether a job is due is read from the database, so the in-process workers (``m365sync
 serve``) and the scaled-out scheduler with its Celery workers decide the same way:
@@ -9,7 +9,11 @@ serve``) and the scaled-out scheduler with its Celery workers decide the same wa
   ``MIRROR_EVERY`` ago (hourly);
 - ``salesforce-writer``: the organization has records due (a sync committed activities, a
   retry's time came, a pause ended) and the writer may run: no pause in force, nobody
-  draining it, and the mirror loaded once (otherwise nobody could be related).
+  draining it, and the mirror loaded once (otherwise nobody could be related);
+- ``salesforce-changes``: Events and Tasks created, changed or deleted in Salesforce are
+  pulled into the local store (``m365sync.crm.salesforce_changes``) about every
+  ``CHANGES_EVERY`` (two minutes), once the mirror has read the org, never while a pause is
+  in force; Calendar Sync and Task Sync then write them to Outlook and To Do.
 
 The Graph sync never waits on any of it: a sync only queues its activities in its own
 transaction. ``drain_salesforce`` holds a lease on the connection, so even two workers
@@ -24,6 +28,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from m365sync.crm.salesforce_changes import POLL_SECONDS, pull_salesforce_changes
 from m365sync.crm.salesforce_mirror import refresh_salesforce_people
 from m365sync.crm.salesforce_repository import SalesforceRepository
 from m365sync.crm.salesforce_writer import drain_salesforce
@@ -31,9 +36,16 @@ from m365sync.crypto import SecretBox
 from m365sync.db.session import Database
 from m365sync.settings import Settings
 
-__all__ = ["MIRROR_EVERY", "SalesforceJob", "run_salesforce_job", "salesforce_jobs"]
+__all__ = [
+    "CHANGES_EVERY",
+    "MIRROR_EVERY",
+    "SalesforceJob",
+    "run_salesforce_job",
+    "salesforce_jobs",
+]
 
 MIRROR_EVERY = timedelta(hours=1)
+CHANGES_EVERY = timedelta(seconds=POLL_SECONDS)
 
 
 @dataclass(frozen=True)
@@ -68,11 +80,21 @@ def _drain(database: Database, organization_id: str, settings: Settings, box: Se
     return drain_salesforce(database, organization_id, settings=settings, box=box)
 
 
+def _to_pull(database: Database, now: datetime) -> list[str]:
+    with database.session() as session:
+        return SalesforceRepository.organizations_to_pull_changes(session, now, CHANGES_EVERY)
+
+
+def _pull(database: Database, organization_id: str, settings: Settings, box: SecretBox) -> object:
+    return pull_salesforce_changes(database, organization_id, settings=settings, box=box)
+
+
 def salesforce_jobs() -> list[SalesforceJob]:
     """The Salesforce jobs every deployment runs, mirror first."""
     return [
         SalesforceJob("salesforce-mirror", _to_mirror, _mirror, gap_seconds=300.0),
         SalesforceJob("salesforce-writer", _to_drain, _drain, gap_seconds=10.0),
+        SalesforceJob("salesforce-changes", _to_pull, _pull, gap_seconds=POLL_SECONDS),
     ]
 
 

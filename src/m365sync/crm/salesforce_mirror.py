@@ -35,16 +35,14 @@ from typing import Any
 import requests
 
 from m365sync.crm.addresses import normalize_address
-from m365sync.crm.errors import SalesforceNotConnected
 from m365sync.crm.models import (
     CrmAccount,
     CrmContact,
     CrmLead,
     CrmOpportunity,
     SalesforceMirrorRecord,
-    SalesforceStatus,
 )
-from m365sync.crm.salesforce_access import ConnectionSecrets, open_client, remember
+from m365sync.crm.salesforce_access import open_client, remember, working_secrets
 from m365sync.crm.salesforce_repository import SalesforceRepository
 from m365sync.crm.salesforce_schemas import MirrorResult
 from m365sync.crm.salesforce_service import match_members_to_users
@@ -320,13 +318,8 @@ def refresh_salesforce_people(
     with database.session() as session:
         repo = SalesforceRepository(session, organization_id)
         row = repo.connection()
-        if row is None or row.status not in (SalesforceStatus.ACTIVE, SalesforceStatus.NEEDS_SETUP):
-            raise SalesforceNotConnected(
-                "Salesforce's people can't be read: the organization's Salesforce connection "
-                "is not working.",
-                fix=row.status_fix if row is not None and row.status_fix else None,
-            )
-        secrets = ConnectionSecrets.of(row, box)
+        secrets = working_secrets(row, box, refused="Salesforce's people can't be read")
+        assert row is not None
         match_users = row.users_matched_at is None or started - row.users_matched_at > USERS_EVERY
         cursors = {m.sobject: repo.cursor(m.sobject) for m in MIRRORED}
         positions = {

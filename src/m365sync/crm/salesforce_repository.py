@@ -9,14 +9,15 @@ transaction), so an activity's change and its place in the writer's queue commit
 from __future__ import annotations
 
 from collections.abc import Collection, Iterator, Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
-from sqlalchemy import and_, delete, exists, func, or_, select, update
+from sqlalchemy import ColumnElement, and_, delete, exists, func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from m365sync.crm.models import (
+    ActivityKind,
     CrmAccount,
     CrmActivity,
     CrmActivityMember,
@@ -29,6 +30,7 @@ from m365sync.crm.models import (
     PersonKind,
     RecordKind,
     SalesforceActivityRecord,
+    SalesforceAddressChoice,
     SalesforceConnection,
     SalesforceMirrorCursor,
     SalesforceMirrorRecord,
@@ -38,11 +40,14 @@ from m365sync.crm.models import (
     WriteState,
 )
 from m365sync.db.base import utcnow
-from m365sync.organizations.models import Member
+from m365sync.organizations.models import Domain, Member
 
-__all__ = ["SalesforceRepository", "queue_activities", "writes_to_salesforce"]
+__all__ = ["CHANGES_CURSOR", "SalesforceRepository", "queue_activities", "writes_to_salesforce"]
 
 CHUNK = 500
+CHANGES_CURSOR = "changes:"
+"""Prefix of the changes pull's cursors (``changes:Event``, ``changes:Task``), kept beside
+the mirror's own in ``salesforce_mirror_cursors``."""
 T = TypeVar("T")
 
 
@@ -137,6 +142,21 @@ class SalesforceRepository:
             return None
         return session.scalar(
             select(SalesforceConnection).where(SalesforceConnection.pending_state == state)
+        )
+
+    @staticmethod
+    def working_organizations(session: Session) -> list[str]:
+        """Organizations whose Salesforce connection works (active, or needing setup)."""
+        return list(
+            session.scalars(
+                select(SalesforceConnection.organization_id)
+                .where(
+                    SalesforceConnection.status.in_(
+                        [SalesforceStatus.ACTIVE, SalesforceStatus.NEEDS_SETUP]
+                    )
+                )
+                .order_by(SalesforceConnection.organization_id)
+            )
         )
 
     def add(self, connection: SalesforceConnection) -> SalesforceConnection:
@@ -389,6 +409,94 @@ class SalesforceRepository:
                 found[row.activity_id] = row
         return found
 
+    def ledger_by_salesforce_id(
+        self, salesforce_ids: Collection[str]
+    ) -> dict[str, SalesforceActivityRecord]:
+        """The ledger rows of these Salesforce records (records m365sync wrote or adopted)."""
+        found: dict[str, SalesforceActivityRecord] = {}
+        for chunk in _chunks(sorted(set(salesforce_ids))):
+            for row in self.session.scalars(
+                select(SalesforceActivityRecord).where(
+                    SalesforceActivityRecord.organization_id == self.organization_id,
+                    SalesforceActivityRecord.salesforce_id.in_(chunk),
+                )
+            ):
+                if row.salesforce_id is not None:
+                    found[row.salesforce_id] = row
+        return found
+
+    def activities_by_external_id(
+        self, kind: str, external_ids: Collection[str]
+    ) -> dict[str, CrmActivity]:
+        found: dict[str, CrmActivity] = {}
+        for chunk in _chunks(sorted(set(external_ids))):
+            for row in self.session.scalars(
+                select(CrmActivity).where(
+                    CrmActivity.organization_id == self.organization_id,
+                    CrmActivity.kind == kind,
+                    CrmActivity.external_id.in_(chunk),
+                )
+            ):
+                found[row.external_id] = row
+        return found
+
+    def adopt(self, activity_id: str, sobject: str, salesforce_id: str) -> None:
+        """Record that Salesforce already holds this activity as ``salesforce_id`` (it came
+        from there): synced, nothing to write back."""
+        now = utcnow()
+        stmt = _insert(self.session, SalesforceActivityRecord)
+        table = SalesforceActivityRecord.__table__
+        values = {
+            "state": WriteState.SYNCED.value,
+            "sobject": sobject,
+            "salesforce_id": salesforce_id,
+            "synced_at": now,
+            "updated_at": now,
+        }
+        self.session.execute(
+            stmt.on_conflict_do_update(
+                index_elements=[table.c.activity_id],
+                set_={**values, "written_version": table.c.version},
+            ),
+            [
+                {
+                    "activity_id": activity_id,
+                    "organization_id": self.organization_id,
+                    "version": 1,
+                    "written_version": 1,
+                    "uncertain": False,
+                    "relations": [],
+                    "attempts": 0,
+                    "reason": "",
+                    "fix": "",
+                    **values,
+                }
+            ],
+        )
+
+    def forget_salesforce_record(self, activity_id: str, *, keep_pending: bool = False) -> None:
+        """The activity's Salesforce record was deleted there: nothing is left to write
+        (``keep_pending``: the local activity changed since, and is written again as a new
+        record)."""
+        values: dict[str, Any] = {"salesforce_id": None, "relations": [], "updated_at": utcnow()}
+        if keep_pending:
+            values.update(state=WriteState.PENDING, uncertain=False)
+        else:
+            values.update(
+                state=WriteState.SYNCED,
+                written_version=SalesforceActivityRecord.version,
+                next_attempt_at=None,
+            )
+        self.session.execute(
+            update(SalesforceActivityRecord)
+            .where(
+                SalesforceActivityRecord.organization_id == self.organization_id,
+                SalesforceActivityRecord.activity_id == activity_id,
+            )
+            .values(**values)
+            .execution_options(synchronize_session=False)
+        )
+
     def ledger_counts(self) -> dict[WriteState, int]:
         rows = self.session.execute(
             select(SalesforceActivityRecord.state, func.count())
@@ -409,6 +517,188 @@ class SalesforceRepository:
                 .limit(limit)
             )
         )
+
+    def retry_unmatched_events(self) -> int:
+        """Meetings that waited as unmatched are written again (Leads may now be made)."""
+        events = select(CrmActivity.id).where(
+            CrmActivity.organization_id == self.organization_id,
+            CrmActivity.kind == ActivityKind.EVENT,
+        )
+        result = self.session.execute(
+            update(SalesforceActivityRecord)
+            .where(
+                SalesforceActivityRecord.organization_id == self.organization_id,
+                SalesforceActivityRecord.state == WriteState.UNMATCHED,
+                SalesforceActivityRecord.activity_id.in_(events),
+            )
+            .values(state=WriteState.PENDING, next_attempt_at=None)
+            .execution_options(synchronize_session=False)
+        )
+        return int(getattr(result, "rowcount", 0) or 0)
+
+    def unmirrored_leads(self, activity_ids: Collection[str]) -> dict[str, CrmLead]:
+        """Local leads of these activities that no Salesforce Lead is mirrored into (added
+        by m365sync: a booked meeting's unknown invitee), by local id."""
+        people = self.activity_people(activity_ids)
+        leads = {pid for pairs in people.values() for kind, pid in pairs if kind == PersonKind.LEAD}
+        mirrored = {row.local_id for row in self.mirror_rows_for_local(leads)}
+        wanted = sorted(leads - mirrored)
+        found: dict[str, CrmLead] = {}
+        for chunk in _chunks(wanted):
+            for row in self.session.scalars(
+                select(CrmLead).where(
+                    CrmLead.organization_id == self.organization_id, CrmLead.id.in_(chunk)
+                )
+            ):
+                found[row.id] = row
+        return found
+
+    # -- the unresolved queue ---------------------------------------------------------------
+    def org_domains(self) -> set[str]:
+        return {
+            name.lower()
+            for name in self.session.scalars(
+                select(Domain.name).where(Domain.organization_id == self.organization_id)
+            )
+        }
+
+    def choices(self, addresses: Collection[str]) -> dict[str, SalesforceAddressChoice]:
+        found: dict[str, SalesforceAddressChoice] = {}
+        for chunk in _chunks(sorted(set(addresses))):
+            for row in self.session.scalars(
+                select(SalesforceAddressChoice).where(
+                    SalesforceAddressChoice.organization_id == self.organization_id,
+                    SalesforceAddressChoice.address.in_(chunk),
+                )
+            ):
+                found[row.address] = row
+        return found
+
+    def save_choice(self, choice: SalesforceAddressChoice) -> None:
+        self.session.merge(choice)
+        self.session.flush()
+
+    def unmatched_held_by(self, member_id: str, limit: int) -> list[CrmActivity]:
+        """Emails and meetings the member holds (owns, or has in a mailbox or calendar) that
+        the writer found nothing in Salesforce to relate to, newest first."""
+        copies = select(CrmEmailCopy.activity_id).where(
+            CrmEmailCopy.member_id == member_id, CrmEmailCopy.removed_at.is_(None)
+        )
+        calendars = select(CrmActivityMember.activity_id).where(
+            CrmActivityMember.member_id == member_id, CrmActivityMember.removed_at.is_(None)
+        )
+        return list(
+            self.session.scalars(
+                select(CrmActivity)
+                .join(
+                    SalesforceActivityRecord,
+                    SalesforceActivityRecord.activity_id == CrmActivity.id,
+                )
+                .where(
+                    SalesforceActivityRecord.organization_id == self.organization_id,
+                    SalesforceActivityRecord.state == WriteState.UNMATCHED,
+                    CrmActivity.kind.in_([ActivityKind.EMAIL, ActivityKind.EVENT]),
+                    CrmActivity.deleted_at.is_(None),
+                    or_(
+                        CrmActivity.owner_member_id == member_id,
+                        CrmActivity.id.in_(copies),
+                        CrmActivity.id.in_(calendars),
+                    ),
+                )
+                .order_by(CrmActivity.occurred_at.desc(), CrmActivity.id)
+                .limit(limit)
+            )
+        )
+
+    def requeue_unmatched_with(self, address: str) -> int:
+        """Unmatched emails and meetings involving ``address`` go back to the writer (a rep
+        decided what the address is)."""
+        wanted: list[str] = []
+        rows = self.session.execute(
+            select(CrmActivity.id, CrmActivity.participants, CrmActivity.from_address)
+            .join(
+                SalesforceActivityRecord,
+                SalesforceActivityRecord.activity_id == CrmActivity.id,
+            )
+            .where(
+                SalesforceActivityRecord.organization_id == self.organization_id,
+                SalesforceActivityRecord.state == WriteState.UNMATCHED,
+            )
+        )
+        for activity_id, participants, sender in rows:
+            addresses = {str(p.get("address") or "").lower() for p in participants or []}
+            if address in addresses or (sender or "").lower() == address:
+                wanted.append(activity_id)
+        for chunk in _chunks(sorted(wanted)):
+            self.session.execute(
+                update(SalesforceActivityRecord)
+                .where(SalesforceActivityRecord.activity_id.in_(chunk))
+                .values(state=WriteState.PENDING, next_attempt_at=None, reason="")
+                .execution_options(synchronize_session=False)
+            )
+        return len(wanted)
+
+    def search_people_and_records(self, text: str, limit: int) -> list[tuple[str, str, str, str]]:
+        """Mirrored Contacts, Leads, Accounts and open Opportunities whose name or address
+        contains ``text``: (object, Salesforce id, label, local id)."""
+        pattern = f"%{text.strip()}%"
+        found: list[tuple[str, str, str, str]] = []
+        mirror = SalesforceMirrorRecord
+        searches: list[tuple[str, Any, Any]] = [
+            (
+                "Contact",
+                select(
+                    CrmContact.id, CrmContact.first_name, CrmContact.last_name, CrmContact.email
+                ),
+                or_(
+                    CrmContact.email.ilike(pattern),
+                    CrmContact.first_name.ilike(pattern),
+                    CrmContact.last_name.ilike(pattern),
+                ),
+            ),
+            (
+                "Lead",
+                select(CrmLead.id, CrmLead.first_name, CrmLead.last_name, CrmLead.email),
+                or_(
+                    CrmLead.email.ilike(pattern),
+                    CrmLead.first_name.ilike(pattern),
+                    CrmLead.last_name.ilike(pattern),
+                    CrmLead.company.ilike(pattern),
+                ),
+            ),
+            ("Account", select(CrmAccount.id, CrmAccount.name), CrmAccount.name.ilike(pattern)),
+            (
+                "Opportunity",
+                select(CrmOpportunity.id, CrmOpportunity.name),
+                CrmOpportunity.name.ilike(pattern),
+            ),
+        ]
+        for sobject, query, condition in searches:
+            table = query.get_final_froms()[0]
+            rows = self.session.execute(
+                query.add_columns(mirror.salesforce_id)
+                .join(
+                    mirror,
+                    (mirror.local_id == table.c.id)
+                    & (mirror.organization_id == self.organization_id)
+                    & (mirror.sobject == sobject),
+                )
+                .where(table.c.organization_id == self.organization_id, condition)
+                .order_by(mirror.created_at)
+                .limit(limit)
+            )
+            for row in rows:
+                local_id, *names, salesforce_id = row
+                if len(names) == 3:
+                    first, last, email = names
+                    label = f"{(first + ' ' + last).strip() or email} <{email}>"
+                else:
+                    label = str(names[0])
+                found.append((sobject, salesforce_id, label, local_id))
+        return found[: limit * 2]
+
+    def mirror_row(self, salesforce_id: str) -> SalesforceMirrorRecord | None:
+        return self.session.get(SalesforceMirrorRecord, (self.organization_id, salesforce_id))
 
     def retry_parked(self, activity_ids: Collection[str] | None = None) -> int:
         """Parked records (all, or those of ``activity_ids``) back to pending, due now."""
@@ -597,23 +887,46 @@ class SalesforceRepository:
             record.state == WriteState.PENDING,
             or_(record.next_attempt_at.is_(None), record.next_attempt_at <= now),
         )
-        mirrored = exists().where(
-            SalesforceMirrorCursor.organization_id == connection.organization_id
-        )
         return list(
             session.scalars(
                 select(connection.organization_id)
                 .where(
-                    connection.status.in_([SalesforceStatus.ACTIVE, SalesforceStatus.NEEDS_SETUP]),
-                    or_(
-                        connection.writer_paused_until.is_(None),
-                        connection.writer_paused_until <= now,
-                    ),
+                    *_may_call(now),
                     or_(
                         connection.writer_lease_until.is_(None), connection.writer_lease_until < now
                     ),
-                    mirrored,
+                    _mirrored(),
                     due,
+                )
+                .order_by(connection.organization_id)
+            )
+        )
+
+    @staticmethod
+    def organizations_to_pull_changes(
+        session: Session, now: datetime, every: timedelta
+    ) -> list[str]:
+        """Organizations whose Events and Tasks changed in Salesforce should be read now:
+        working connection, no pause in force, the mirror read once (a pull relates what it
+        brings to the members' Salesforce users), and an object whose changes were last
+        read (Salesforce's ``latestDateCovered``) more than ``every`` ago, or never."""
+        connection = SalesforceConnection
+        cursor = SalesforceMirrorCursor
+        stale = [
+            ~exists().where(
+                cursor.organization_id == connection.organization_id,
+                cursor.sobject == f"{CHANGES_CURSOR}{sobject}",
+                cursor.updated_until >= now - every,
+            )
+            for sobject in ("Event", "Task")
+        ]
+        return list(
+            session.scalars(
+                select(connection.organization_id)
+                .where(
+                    *_may_call(now),
+                    _mirrored(),
+                    or_(*stale),
                 )
                 .order_by(connection.organization_id)
             )
@@ -625,9 +938,11 @@ class SalesforceRepository:
         Salesforce's changes before ``older_than``."""
         connection = SalesforceConnection
         cursor = SalesforceMirrorCursor
-        never = ~exists().where(cursor.organization_id == connection.organization_id)
+        mine = cursor.sobject.not_like(f"{CHANGES_CURSOR}%")  # not the changes pull's
+        never = ~exists().where(cursor.organization_id == connection.organization_id, mine)
         stale = exists().where(
             cursor.organization_id == connection.organization_id,
+            mine,
             cursor.updated_until < older_than,
         )
         return list(
@@ -640,3 +955,20 @@ class SalesforceRepository:
                 .order_by(connection.organization_id)
             )
         )
+
+
+def _may_call(now: datetime) -> list[ColumnElement[bool]]:
+    """A connection that works and whose calls are not paused at ``now``."""
+    connection = SalesforceConnection
+    return [
+        connection.status.in_([SalesforceStatus.ACTIVE, SalesforceStatus.NEEDS_SETUP]),
+        or_(connection.writer_paused_until.is_(None), connection.writer_paused_until <= now),
+    ]
+
+
+def _mirrored() -> ColumnElement[bool]:
+    """The mirror has read the connection's org once (its cursors, not the changes pull's)."""
+    return exists().where(
+        SalesforceMirrorCursor.organization_id == SalesforceConnection.organization_id,
+        SalesforceMirrorCursor.sobject.not_like(f"{CHANGES_CURSOR}%"),
+    )

@@ -216,6 +216,30 @@ class MirrorResult:
 
 
 @dataclass
+class PullResult:
+    """What one ``pull_salesforce_changes`` brought from Salesforce, per object (Event,
+    Task): records created, changed and deleted there that now go to Outlook or To Do."""
+
+    created: dict[str, int] = field(default_factory=dict)
+    changed: dict[str, int] = field(default_factory=dict)
+    deleted: dict[str, int] = field(default_factory=dict)
+    echoes: int = 0
+    """Changes that were m365sync's own writes (not applied again)."""
+    kept_local: int = 0
+    """Salesforce changes older than a local change not yet written there (the local one
+    wins)."""
+    skipped: int = 0
+    """Records m365sync can't place in a calendar (an Event without a start or an end)."""
+    paused: bool = False
+    """Stopped at the org's API limit or m365sync's share of it; the next poll goes on."""
+    api_calls: int = 0
+    error: str = ""
+
+    def as_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
 class SalesforceOverview:
     """The connection as an admin sees it: status, who m365sync is there, API usage, the
     writer's backlog and pause, members' users, and the last Run Test."""
@@ -233,6 +257,8 @@ class SalesforceOverview:
     api_used: int | None = None
     api_limit: int | None = None
     api_share: float | None = None
+    create_leads: bool = False
+    """Meetings' new people become Salesforce Leads (a booked meeting's unknown invitee)."""
     paused_until: datetime | None = None
     pause_reason: str = ""
     records: dict[str, int] = field(default_factory=dict)
@@ -255,6 +281,7 @@ class SalesforceOverview:
             "api_used": self.api_used,
             "api_limit": self.api_limit,
             "api_share": self.api_share,
+            "create_leads": self.create_leads,
             "paused_until": self.paused_until.isoformat() if self.paused_until else None,
             "pause_reason": self.pause_reason,
             "records": {WriteState(k).value: v for k, v in self.records.items()},
@@ -290,6 +317,68 @@ class BacklogItem:
             value = getattr(self, name)
             data[name] = value.isoformat() if value else None
         return data
+
+
+@dataclass
+class UnresolvedItem:
+    """An email or meeting in a member's unresolved queue, with the external addresses
+    nobody has decided about."""
+
+    activity_id: str
+    kind: str
+    subject: str
+    occurred_at: datetime | None
+    addresses: list[str]
+
+    def as_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class RecordChoice:
+    """A Salesforce record an address can be related to (found in the mirror)."""
+
+    sobject: str
+    salesforce_id: str
+    label: str
+
+    def as_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class AddressDecision:
+    """What was decided for an address, and how many waiting items went back to the
+    writer because of it."""
+
+    address: str
+    choice: str
+    sobject: str
+    salesforce_id: str | None
+    label: str
+    requeued: int
+
+    def as_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+class RelateIn(BaseModel):
+    """Relate an address to a Salesforce record (its id, as a search returned it)."""
+
+    salesforce_id: str = Field(min_length=15, max_length=18, examples=["003000000000001AAA"])
+    member_id: str | None = Field(default=None, description="Whose queue; default: yours.")
+
+
+class LeadIn(BaseModel):
+    """Create a Salesforce Lead for an address."""
+
+    name: str = Field(default="", max_length=200, examples=["Jo Prospect"])
+    company: str = Field(default="", max_length=255, examples=["Prospect Ltd"])
+    member_id: str | None = Field(default=None, description="Whose queue; default: yours.")
+
+
+class DismissIn(BaseModel):
+    member_id: str | None = Field(default=None, description="Whose queue; default: yours.")
 
 
 # -- what the JSON API takes (secrets as ``SecretStr``: masked in reprs, never sent back) ----
@@ -343,6 +432,12 @@ class SalesforceShareIn(BaseModel):
     share: float | None = Field(
         description="Share of the org's daily API requests m365sync may use, more than 0 and "
         "at most 1 (0.5 is half); null: the server's setting."
+    )
+
+
+class SalesforceLeadsIn(BaseModel):
+    enabled: bool = Field(
+        description="Create a Lead for an unknown person who books a meeting (off by default)."
     )
 
 

@@ -622,6 +622,18 @@ def set_salesforce_api_share(session: Session, organization_id: str, share: floa
     session.flush()
 
 
+def set_salesforce_lead_creation(session: Session, organization_id: str, enabled: bool) -> None:
+    """Whether a meeting whose person m365sync added as a lead (a booked meeting's unknown
+    invitee) creates that Lead in Salesforce; off by default. Meetings that waited as
+    unmatched are written again when it is switched on."""
+    repo = SalesforceRepository(session, organization_id)
+    row = _connected(repo)
+    row.create_leads = enabled
+    if enabled:
+        repo.retry_unmatched_events()
+    session.flush()
+
+
 def retry_parked_salesforce_records(
     session: Session, organization_id: str, activity_ids: Collection[str] | None = None
 ) -> int:
@@ -708,6 +720,7 @@ def salesforce_overview(session: Session, organization_id: str) -> SalesforceOve
         api_used=row.api_used,
         api_limit=row.api_limit,
         api_share=row.api_share,
+        create_leads=row.create_leads,
         paused_until=row.writer_paused_until,
         pause_reason=row.writer_pause_reason,
         records={state.value: count for state, count in repo.ledger_counts().items()},

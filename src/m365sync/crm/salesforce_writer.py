@@ -51,10 +51,12 @@ from sqlalchemy import Boolean, Integer, String, Table, bindparam, case, literal
 
 from m365sync.crm.models import (
     ActivityKind,
+    AddressChoice,
     CrmActivity,
     EmailTarget,
     SalesforceActivityRecord,
     SalesforceConnection,
+    SalesforceMirrorRecord,
     SalesforceStatus,
     WriteState,
 )
@@ -275,7 +277,11 @@ def _plan_item(
     accounts: dict[str, list[str]],
     holders: dict[str, set[str]],
     email_target: EmailTarget,
+    chosen: dict[str, tuple[str, str]] | None = None,
 ) -> _Item:
+    """``chosen``: address → (object, Salesforce id) a rep related it to in the unresolved
+    queue; a Contact or Lead joins the matched people, an Account or Opportunity is what the
+    activity is related to when nothing else is."""
     item = _Item(
         activity_id=row.activity_id,
         version=row.version,
@@ -316,6 +322,14 @@ def _plan_item(
     what = next(
         (people.account[a] for a in accounts.get(activity.id, []) if a in people.account), None
     )
+    chosen_what = None
+    for address in sorted(roles):
+        sobject, sfid = (chosen or {}).get(address, ("", ""))
+        if sobject in ("Contact", "Lead") and all(m[0] != sfid for m in matched):
+            matched.append((sfid, sobject, address))
+        elif sobject in ("Account", "Opportunity") and chosen_what is None:
+            chosen_what = sfid
+    what = what or chosen_what
     members = set(holders.get(activity.id, set()))
     members |= {
         mid for mid, email in people.member_email.items() if email in roles
@@ -337,7 +351,7 @@ def _plan_item(
             return item
         _plan_todo(item, activity, owner_user)
         return item
-    if not matched and item.salesforce_id is None:
+    if not matched and chosen_what is None and item.salesforce_id is None:
         item.unmatched = (
             "No Salesforce contact or lead takes part in it, so there is nothing to relate it "
             "to in Salesforce."
@@ -920,6 +934,7 @@ def _round(
     now: Callable[[], datetime],
 ) -> DrainResult | None:
     """One round; None when nothing was due."""
+    _create_leads(database, organization_id, client, round_size, now)
     with database.session() as session:
         repo = SalesforceRepository(session, organization_id)
         rows = repo.due(now(), round_size)
@@ -929,6 +944,7 @@ def _round(
         activities = repo.activities(ids)
         people, links, accounts = _people(repo, ids)
         holders = repo.holders(ids)
+        chosen = _chosen(repo, activities.values())
         items = [
             _plan_item(
                 row,
@@ -938,6 +954,7 @@ def _round(
                 accounts,
                 holders,
                 email_target,
+                chosen,
             )
             for row in rows
         ]
@@ -957,6 +974,98 @@ def _round(
         if stop is not None:
             _stopped(repo, stop, stamp, result)
     return result
+
+
+def _chosen(
+    repo: SalesforceRepository, activities: Iterable[CrmActivity]
+) -> dict[str, tuple[str, str]]:
+    """What reps related the round's addresses to in the unresolved queue."""
+    addresses = {a for activity in activities for a in _roles(activity)}
+    return {
+        address: (choice.sobject, choice.salesforce_id)
+        for address, choice in repo.choices(addresses).items()
+        if choice.salesforce_id and choice.choice != AddressChoice.DISMISSED
+    }
+
+
+@dataclass(frozen=True)
+class _NewLead:
+    local_id: str
+    email: str
+    fields: dict[str, Any]
+
+
+def _create_leads(
+    database: Database,
+    organization_id: str,
+    client: SalesforceClient,
+    round_size: int,
+    now: Callable[[], datetime],
+) -> None:
+    """With the admin's leave (``create_leads``), the people of the round's meetings that
+    m365sync added as leads (a booked meeting's unknown invitee) become Salesforce Leads,
+    owned by the meeting's member's user, before the meetings are planned, so each meeting
+    relates to its Lead. Exactly once: Leads are looked up by address before any is
+    created, so a crash between Salesforce's answer and the mirror row creates no second
+    Lead. A Lead Salesforce refuses leaves its meeting unmatched."""
+    with database.session() as session:
+        repo = SalesforceRepository(session, organization_id)
+        connection = repo.connection()
+        if connection is None or not connection.create_leads:
+            return
+        activities = repo.activities([r.activity_id for r in repo.due(now(), round_size)])
+        events = [
+            a.id
+            for a in activities.values()
+            if a.kind == ActivityKind.EVENT and a.deleted_at is None
+        ]
+        leads = repo.unmirrored_leads(events) if events else {}
+        if not leads:
+            return
+        users = {mid: link.salesforce_user_id for mid, link in repo.user_links().items()}
+        wanted = [
+            _NewLead(
+                lead.id,
+                lead.email.lower(),
+                _clean(
+                    {
+                        "Email": lead.email,
+                        "FirstName": lead.first_name[:40] or None,
+                        "LastName": (lead.last_name or lead.email.split("@")[0])[:80],
+                        "Company": (lead.company or lead.email.split("@")[-1])[:255],
+                        "OwnerId": users.get(lead.owner_member_id or ""),
+                    }
+                ),
+            )
+            for lead in leads.values()
+        ]
+    found = {
+        str(r.get("Email") or "").lower(): str(r["Id"])
+        for r in client.find_by(
+            "Lead", "Email", [w.email for w in wanted], select=("Id", "Email", "IsConverted")
+        )
+        if not r.get("IsConverted")
+    }
+    missing = [w for w in wanted if w.email not in found]
+    if missing:
+        results = client.create("Lead", [w.fields for w in missing])
+        for lead, result in zip(missing, results, strict=True):
+            if result.success and result.id:
+                found[lead.email] = result.id
+    with database.session() as session:
+        repo = SalesforceRepository(session, organization_id)
+        for lead in wanted:
+            if lead.email in found and not repo.mirror_rows([found[lead.email]]):
+                repo.add_mirror_row(
+                    SalesforceMirrorRecord(
+                        organization_id=organization_id,
+                        salesforce_id=found[lead.email],
+                        sobject="Lead",
+                        local_id=lead.local_id,
+                        email=lead.email,
+                        created_at=now(),
+                    )
+                )
 
 
 def _stopped(

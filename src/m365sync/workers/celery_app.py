@@ -142,9 +142,9 @@ def _withdraw(database: Database, unit_id: str, ticket: str) -> None:
 
 @app.task(name="m365sync.salesforce_job")  # type: ignore[untyped-decorator]
 def salesforce_job(name: str, organization_id: str) -> dict[str, Any]:
-    """One Salesforce job (``m365sync.crm.salesforce_jobs``: the mirror or the writer) for
-    one organization. Two of the same at once are harmless: the writer holds a lease on
-    the connection (the second answers busy)."""
+    """One Salesforce job (``m365sync.crm.salesforce_jobs``: the mirror, the writer or the
+    changes pull) for one organization. Two of the same at once are harmless: the writer
+    holds a lease on the connection (the second answers busy)."""
     from m365sync.crm.salesforce_jobs import run_salesforce_job
 
     database, runtime = _process()

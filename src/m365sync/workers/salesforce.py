@@ -1,5 +1,5 @@
-"""Running Salesforce's jobs (``m365sync.crm.salesforce_jobs``: the mirror, the writer)
-outside a request.
+"""Running Salesforce's jobs (``m365sync.crm.salesforce_jobs``: the mirror, the writer, the
+changes pull) outside a request.
 
 - ``SalesforceRunner``: in-process (``m365sync serve``), beside the sync scheduler. Every
   tick it asks each job which organizations need it and starts each in a thread of its

@@ -22,9 +22,9 @@ one at a time:
 - ``bookings``: Calendar Scheduling's bookings left pending are finished or released;
 - ``certificates``: certificates m365sync manages for the app registrations it set up
   itself are renewed when due (``m365sync.connections.certificate_renewal``), hourly;
-- ``salesforce`` (with ``queue_salesforce``): each organization's Salesforce mirror and
-  writer that is due (``m365sync.crm.salesforce_jobs``) to the Celery workers, every
-  ``SALESFORCE_SECONDS``.
+- ``salesforce`` (with ``queue_salesforce``): each organization's Salesforce mirror,
+  writer and changes pull that is due (``m365sync.crm.salesforce_jobs``) to the Celery
+  workers, every ``SALESFORCE_SECONDS``.
 
 ``jobs`` is a plain list: another periodic pass (a Salesforce mirror, say) is one more
 ``PeriodicJob`` and runs under the same election.
@@ -44,7 +44,7 @@ from sqlalchemy.orm import Session
 
 from m365sync.connections.certificate_renewal import renew_due_certificates
 from m365sync.connections.runtime import ConnectionRuntime
-from m365sync.crm.embedded import EmbeddedCrm
+from m365sync.crm import open_crm
 from m365sync.db.base import utcnow
 from m365sync.db.session import Database
 from m365sync.metrics import UNITS_QUEUED
@@ -222,7 +222,7 @@ def scale_out_jobs(
     calendars = ConnectionCalendarAccess(runtime, database)
 
     def scheduling(session: Session) -> SchedulingService:
-        return SchedulingService(session, calendars=calendars, crm=EmbeddedCrm, tokens=tokens)
+        return SchedulingService(session, calendars=calendars, crm=open_crm, tokens=tokens)
 
     recovery = PendingBookingRecovery(database, scheduling)
 

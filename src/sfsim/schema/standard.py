@@ -323,6 +323,12 @@ def standard_schema() -> Schema:
             FieldDef("EndDateTime", "datetime", label="End"),
             FieldDef("IsAllDayEvent", "boolean", label="All-Day Event"),
             FieldDef("DurationInMinutes", "int", label="Duration"),
+            FieldDef(
+                "IsRecurrence",
+                "boolean",
+                updateable=False,
+                label="Create Recurring Series of Events",
+            ),
             FieldDef("ActivityDateTime", "datetime", label="Due Date Time"),
             FieldDef("ActivityDate", "date", label="Due Date Only"),
             FieldDef("Location", "string", length=255),

@@ -7,11 +7,9 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
-from m365sync import cli
 from m365sync.settings import get_settings
+from support.cli_runner import RunCli, cli_runner
 from support.demo import SERVICE_APP_ID, SERVICE_SECRET
-
-RunCli = Callable[..., tuple[int, str, str]]
 
 
 @pytest.fixture
@@ -29,14 +27,7 @@ def m365sync(sim, tmp_path, monkeypatch, capsys) -> Iterator[RunCli]:
     monkeypatch.delenv("M365SYNC_DATABASE_URL", raising=False)
     monkeypatch.delenv("M365SYNC_SECRET_KEY", raising=False)
 
-    def run(*args: str) -> tuple[int, str, str]:
-        get_settings.cache_clear()
-        with pytest.raises(SystemExit) as exited:
-            cli.main(list(args))
-        captured = capsys.readouterr()
-        return int(exited.value.code or 0), captured.out, captured.err
-
-    yield run
+    yield cli_runner(capsys)
     get_settings.cache_clear()
 
 

@@ -101,6 +101,10 @@ def test_connect_status_users_share_and_test(
     assert code == 2 and "at most 100 %" in err
     code, out, _ = m365sync("salesforce", "status", "-o", "contoso", "--json")
     assert json.loads(out)["effective_share"] == 0.3
+    code, out, _ = m365sync("salesforce", "create-leads", "-o", "contoso", "on")
+    assert code == 0 and "now becomes a Salesforce Lead" in out
+    code, out, _ = m365sync("salesforce", "status", "-o", "contoso", "--json")
+    assert json.loads(out)["create_leads"] is True
 
     code, out, _ = m365sync("salesforce", "test", "-o", "contoso")
     assert code == 0 and "Run Test for Salesforce" in out

@@ -52,6 +52,7 @@ def test_importing_the_command_line_loads_nothing_heavy() -> None:
         "m365sync.cli.salesforce",
         "m365sync.cli.serve",
         "m365sync.cli.sync",
+        "m365sync.cli.unresolved",
         "m365sync.errors",
         "m365sync.sync",
         "m365sync.sync.features",

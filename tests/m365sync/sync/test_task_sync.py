@@ -8,8 +8,6 @@ from typing import Any
 from m365sync.crm.models import ActivityKind
 from m365sync.sync.features import SyncFeature
 from m365sync.sync.models import UnitStatus
-from support.demo import DEMO_TENANT_ID
-from support.sim_tokens import mint_user_token
 from support.sync_world import SyncWorld
 
 ADELE = "adele@contoso.com"
@@ -17,26 +15,7 @@ TASKS = SyncFeature.TASKS
 
 
 def todo(world: SyncWorld, mailbox: str) -> list[dict[str, Any]]:
-    lists = world.control.get(f"/_sim/mailboxes/{mailbox}/todo/lists").json()["value"]
-    default = next(item for item in lists if item["wellknownListName"] == "defaultList")
-    graph = world.graph()
-    import asyncio
-
-    async def fetch() -> list[dict[str, Any]]:
-        from m365sync.microsoft.graph import GraphClient
-
-        async def token(*, force_refresh: bool = False) -> str:
-            return mint_user_token(world.sim, DEMO_TENANT_ID, mailbox, ["Tasks.ReadWrite"])
-
-        client = GraphClient(world.settings, token)
-        try:
-            items, _ = await client.get_paged(f"/me/todo/lists/{default['id']}/tasks")
-            return items
-        finally:
-            await client.aclose()
-            await graph.aclose()
-
-    return asyncio.run(fetch())
+    return world.todo_tasks(mailbox)
 
 
 def crm_tasks(world: SyncWorld) -> list[Any]:

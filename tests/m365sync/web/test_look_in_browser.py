@@ -226,6 +226,7 @@ def test_every_page_has_the_one_look_at_desktop_and_phone_width(
         walk.visit("/me/connections", "user-connections")
         walk.visit("/me/profile", "user-profile")
         walk.visit("/activities", "user-activities")
+        walk.visit("/me/unresolved", "user-unresolved")
         walk.visit("/scheduling", "user-scheduling")
         walk.visit("/scheduling/meeting-types/new", "user-meeting-type-new")
         link_name = page.get_by_label("Link name")

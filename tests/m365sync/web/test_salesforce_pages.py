@@ -11,6 +11,8 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
+from m365sync.crm.salesforce_schemas import SalesforceOverview
+from m365sync.crm.salesforce_service import salesforce_overview
 from m365sync.web.app import create_app
 from support.demo import SALESFORCE_CONSUMER_KEY
 from support.salesforce_target_world import (
@@ -63,6 +65,11 @@ def admin(target: SalesforceTarget) -> Iterator[Browser]:
         yield Browser(client)
 
 
+def overview(target: SalesforceTarget) -> SalesforceOverview:
+    with target.database.session() as session:
+        return salesforce_overview(session, target.organization_id)
+
+
 def connect(admin: Browser) -> None:
     admin.post(
         "/admin/salesforce/jwt",
@@ -92,6 +99,14 @@ def test_connect_with_an_uploaded_key_then_run_test_share_and_users(
     assert "m365sync may use 25 %" in admin.page
     admin.post("/admin/salesforce/share", data={"share_percent": "250"}, status=422)
     assert "at most 100 %" in admin.page
+
+    assert "Create a Lead for an unknown person who books a meeting" in admin.page
+    admin.post("/admin/salesforce/create-leads", data={"create_leads": "on"})
+    assert "now becomes a Salesforce Lead" in admin.page
+    assert overview(target).create_leads
+    admin.post("/admin/salesforce/create-leads", data={})
+    assert "their meetings wait unresolved" in admin.page
+    assert not overview(target).create_leads
 
     member_id = admin.page.split('for="user-', 1)[1].split('"', 1)[0]
     admin.post(f"/admin/salesforce/members/{member_id}/link", data={"user": "rep@acme.example"})

@@ -1,7 +1,7 @@
 """Salesforce's jobs run by themselves: after a Graph sync commits activities, the mirror
-(first, right after connecting) and then the writer put them in sfsim — in-process as
-``m365sync serve`` runs them, and on a real Celery worker as the scaled-out scheduler
-queues them; never while the writer is paused."""
+(first, right after connecting) and then the writer put them in sfsim, and a meeting a rep
+makes in sfsim reaches Outlook — in-process as ``m365sync serve`` runs them, and on a real
+Celery worker as the scaled-out scheduler queues them; never while the writer is paused."""
 
 from __future__ import annotations
 
@@ -9,8 +9,10 @@ import asyncio
 import os
 import subprocess
 import sys
+import time
 import uuid
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 from sqlalchemy import update
@@ -21,8 +23,9 @@ from m365sync.db.base import utcnow
 from m365sync.workers.dispatch import InProcessSyncWorkers
 from m365sync.workers.salesforce import SalesforceRunner, queue_salesforce_jobs
 from support.polling import wait_for
-from support.salesforce_target_world import ADELE, PAT, SalesforceTarget
+from support.salesforce_target_world import ADELE, MEMBER_PASSWORD, PAT, SalesforceTarget
 from support.services import redis_up
+from support.sf_clients import user_client
 
 
 def deliver(target: SalesforceTarget, subject: str) -> str:
@@ -71,6 +74,52 @@ def test_after_a_sync_the_writer_runs_by_itself_and_sfsim_holds_the_email_messag
     assert email["Subject"] == "Quote for 500 units"
 
 
+def outlook_events(target: SalesforceTarget) -> list[dict[str, Any]]:
+    return list(target.sync.control.get(f"/_sim/mailboxes/{ADELE}/events").json()["value"])
+
+
+def test_serve_brings_a_meeting_made_in_salesforce_to_outlook_by_itself(
+    target: SalesforceTarget,
+) -> None:
+    """Nobody calls the pull or Calendar Sync: the in-process workers read the change from
+    sfsim and Adele's calendar in m365sim gets the meeting, without attendees."""
+    assert target.connect().ok
+    target.sync.configure(poll_interval_seconds=1)
+    rep = user_client(target.sf, "adele@acme.example", MEMBER_PASSWORD)
+    start = (datetime.now(UTC) + timedelta(days=2)).replace(hour=15, minute=0, second=0)
+    rep.Event.create(
+        {
+            "Subject": "Pricing call with Pat",
+            "StartDateTime": start.strftime("%Y-%m-%dT%H:%M:%S.000+0000"),
+            "EndDateTime": (start + timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M:%S.000+0000"),
+            "WhoId": target.record_id("Contact", Email=PAT),
+        }
+    )
+    # Salesforce's change polling covers whole minutes: from the next one, a poll sees it.
+    time.sleep(61 - datetime.now(UTC).second)
+    runtime = ConnectionRuntime.from_settings(target.settings, target.database)
+    workers = InProcessSyncWorkers(target.database, runtime, tick_seconds=0.2)
+
+    async def run() -> list[dict[str, Any]]:
+        await workers.start()
+        try:
+            return await asyncio.to_thread(
+                wait_for,
+                lambda: [
+                    e for e in outlook_events(target) if e["subject"] == "Pricing call with Pat"
+                ],
+                120,
+                interval=0.5,
+                message="the meeting made in Salesforce never reached Outlook",
+            )
+        finally:
+            await workers.stop()
+
+    (event,) = asyncio.run(run())
+    assert event["attendees"] == []
+    assert event["start"]["dateTime"].startswith(start.strftime("%Y-%m-%dT%H:%M:%S"))
+
+
 def test_the_mirror_runs_first_and_the_writer_after_the_sync(target: SalesforceTarget) -> None:
     """Right after connecting only the mirror is due (so the sync knows Salesforce's people);
     once a sync has committed an email, the writer is, and a pass writes it."""
@@ -80,6 +129,8 @@ def test_the_mirror_runs_first_and_the_writer_after_the_sync(target: SalesforceT
     asyncio.run(runner.tick())
 
     assert [name for name, _, _ in runner.results] == ["salesforce-mirror"]
+    asyncio.run(runner.tick())  # the mirror has read the org: Salesforce's changes are due
+    assert [name for name, _, _ in runner.results] == ["salesforce-mirror", "salesforce-changes"]
     assert asyncio.run(runner.tick()) == []  # nothing to write yet, the mirror is fresh
 
     message_id = deliver(target, "Delivery dates")
@@ -87,7 +138,7 @@ def test_the_mirror_runs_first_and_the_writer_after_the_sync(target: SalesforceT
     assert sync.outcome == "ok", sync.error
     asyncio.run(runner.tick())
 
-    assert [name for name, _, _ in runner.results] == ["salesforce-mirror", "salesforce-writer"]
+    assert [name for name, _, _ in runner.results][-1] == "salesforce-writer"
     assert len(email_messages(target, message_id)) == 1
     assert asyncio.run(runner.tick()) == []  # nothing due any more
 

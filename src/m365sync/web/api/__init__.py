@@ -3,9 +3,10 @@ errors as ``{"error": {"message", "fix"}}`` with their proper status (never a 50
 expected error). The OpenAPI schema is published at ``/api/openapi.json``.
 
 One module per capability: ``organizations`` (the organization, domains, members, API
-tokens, audit log), ``connections`` (service accounts, user connections) and
-``salesforce`` (Salesforce as the CRM) under ``/api/v1``; ``notifications`` is
-Microsoft's door (change notifications, mounted by the app factory outside ``/api/v1``)."""
+tokens, audit log), ``connections`` (service accounts, user connections),
+``salesforce`` (Salesforce as the CRM) and ``unresolved`` (a member's unresolved queue,
+Salesforce as the CRM) under ``/api/v1``; ``notifications`` is Microsoft's door (change
+notifications, mounted by the app factory outside ``/api/v1``)."""
 
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ from m365sync.errors import M365SyncError
 from m365sync.web.api.connections import router as connections_router
 from m365sync.web.api.organizations import router as organizations_router
 from m365sync.web.api.salesforce import router as salesforce_router
+from m365sync.web.api.unresolved import router as unresolved_router
 from m365sync.web.security import response_headers
 
 API_PREFIX = "/api/v1"
@@ -28,6 +30,7 @@ def api_router() -> APIRouter:
     router.include_router(organizations_router)
     router.include_router(connections_router)
     router.include_router(salesforce_router)
+    router.include_router(unresolved_router)
     return router
 
 

@@ -1,7 +1,7 @@
 """JSON API: Salesforce as the organization's CRM — the connection (JWT bearer, client
-credentials, Connect Salesforce), Run Test, disconnect, the API share, members ↔
-Salesforce users, the backlog of records waiting with Retry, and a drain or mirror run
-now. Secrets go in, never out: no answer holds one."""
+credentials, Connect Salesforce), Run Test, disconnect, the API share, Leads for people
+who book, members ↔ Salesforce users, the backlog of records waiting with Retry, and a
+drain or mirror run now. Secrets go in, never out: no answer holds one."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ from m365sync.crm.salesforce_schemas import (
     SalesforceConnectCompleteIn,
     SalesforceConnectStartIn,
     SalesforceJwtIn,
+    SalesforceLeadsIn,
     SalesforceLinkIn,
     SalesforceRetryIn,
     SalesforceShareIn,
@@ -138,6 +139,15 @@ def set_share(
 ) -> Json:
     """How much of the org's daily API requests m365sync may use."""
     salesforce.set_salesforce_api_share(session, caller.organization.id, body.share)
+    return _overview(session, runtime, caller.organization.id)
+
+
+@router.put("/create-leads")
+def set_create_leads(
+    caller: ApiAdmin, session: DbSession, runtime: Runtime, body: SalesforceLeadsIn
+) -> Json:
+    """Whether an unknown person who books a meeting becomes a Salesforce Lead."""
+    salesforce.set_salesforce_lead_creation(session, caller.organization.id, body.enabled)
     return _overview(session, runtime, caller.organization.id)
 
 

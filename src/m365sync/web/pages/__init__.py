@@ -26,6 +26,7 @@ from m365sync.web.pages import (
     salesforce,
     service_accounts,
     sign_in,
+    unresolved,
     user_connections,
 )
 from m365sync.web.pages.api_docs import install_api_docs
@@ -59,6 +60,7 @@ def install_pages(app: FastAPI) -> None:
         user_connections,
         profile,
         activities,
+        unresolved,
     ):
         app.include_router(module.router)
 

@@ -26,6 +26,8 @@ NOTICES = {
     "tested": "Run Test for Salesforce finished: the results are below.",
     "disconnected": "Salesforce is disconnected: m365sync no longer writes to it.",
     "share": "The API share is saved.",
+    "leads_on": "An unknown person who books a meeting now becomes a Salesforce Lead.",
+    "leads_off": "No Lead is created for people who book: their meetings wait unresolved.",
     "linked": "The member's Salesforce user is saved.",
     "unlinked": "The member is matched to a Salesforce user by email address again.",
     "retried": "The parked records will be written again in a moment.",
@@ -274,6 +276,22 @@ def set_share(
     except M365SyncError as error:
         return _page(request, db, me, runtime, status_code=error.status, error=error)
     return redirect(PAGE + "?notice=share")
+
+
+@router.post(PAGE + "/create-leads", include_in_schema=False)
+def set_create_leads(
+    request: Request,
+    db: DbSession,
+    me: AdminForm,
+    runtime: Runtime,
+    create_leads: TextField = "",
+) -> Response:
+    enabled = create_leads == "on"
+    try:
+        salesforce.set_salesforce_lead_creation(db, me.organization_id, enabled)
+    except M365SyncError as error:
+        return _page(request, db, me, runtime, status_code=error.status, error=error)
+    return redirect(PAGE + "?notice=" + ("leads_on" if enabled else "leads_off"))
 
 
 @router.post(PAGE + "/members/{member_id}/link", include_in_schema=False)

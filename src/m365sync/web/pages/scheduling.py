@@ -31,7 +31,7 @@ from pydantic import ValidationError
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
-from m365sync.crm.embedded import EmbeddedCrm
+from m365sync.crm import open_crm
 from m365sync.db.session import Database
 from m365sync.errors import M365SyncError
 from m365sync.microsoft.timezones import zone_from_microsoft
@@ -107,7 +107,7 @@ class SchedulingWiring:
 
     def service(self, session: Session) -> SchedulingService:
         return SchedulingService(
-            session, calendars=self.calendars, crm=EmbeddedCrm, tokens=self.tokens
+            session, calendars=self.calendars, crm=open_crm, tokens=self.tokens
         )
 
 

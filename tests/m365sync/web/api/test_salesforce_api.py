@@ -99,6 +99,9 @@ def test_client_credentials_then_run_test_share_and_users(
     assert api.call("PUT", "/share", json={"share": 0.3})["effective_share"] == 0.3
     refused = api.call("PUT", "/share", json={"share": 1.5}, status=422)["error"]
     assert "at most 100 %" in refused["message"] and refused["fix"]
+    assert api.call("GET", "")["create_leads"] is False
+    assert api.call("PUT", "/create-leads", json={"enabled": True})["create_leads"] is True
+    assert api.call("GET", "")["create_leads"] is True
 
     adele = next(m for m in api.call("GET", "/members") if m["email"] == ADELE)
     chosen = api.call("PUT", f"/members/{adele['member_id']}", json={"user": "rep@acme.example"})
