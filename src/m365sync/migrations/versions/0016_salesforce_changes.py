@@ -14,8 +14,8 @@ default, so nothing is created in a customer's Salesforce unless an admin asks.
 ``salesforce_address_choices``: what a rep decided for an external address that matched no
 Contact or Lead (related to a record, a new Lead, dismissed), remembered per organization.
 
-Revision ID: 0015_salesforce_changes
-Revises: 0013_scale_out
+Revision ID: 0016_salesforce_changes
+Revises: 0015_email_threads
 """
 
 from __future__ import annotations
@@ -27,8 +27,8 @@ from alembic import op
 
 import m365sync.db.base
 
-revision: str = "0015_salesforce_changes"
-down_revision: str | None = "0013_scale_out"
+revision: str = "0016_salesforce_changes"
+down_revision: str | None = "0015_email_threads"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
