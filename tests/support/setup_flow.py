@@ -54,9 +54,10 @@ async def set_up(
     *,
     username: str = ADMIN,
     consent: bool = True,
+    features: list[str] | None = None,
     **kw: Any,
 ) -> Any:
-    url = await begin(db, runtime, org)
+    url = await begin(db, runtime, org, **({"features": features} if features else {}))
     params = await asyncio.to_thread(
         sign_in,
         url,

@@ -146,6 +146,13 @@ GRAPH_PERMISSIONS: tuple[GraphPermission, ...] = (
         "Read and write user and shared calendars",
         False,
     ),
+    # Places (room mailboxes)
+    _P(
+        "Place.Read.All",
+        "913b9306-0ce1-42b8-9137-6a7df690a760",
+        "cb8f45a0-5c2e-4ea1-b803-84b870a7d7ec",
+        "Read all company places",
+    ),
     # Contacts
     _P(
         "Contacts.Read",

@@ -25,6 +25,14 @@ APPLICATION_PERMISSIONS: dict[Feature, tuple[str, ...]] = {
     Feature.SCHEDULING: ("Mail.Read", "Mail.ReadWrite", "Calendars.Read", "Calendars.ReadWrite"),
 }
 
+ROOM_PERMISSION = "Place.Read.All"
+"""Reads the tenant's meeting rooms (``/places``). Only meeting types that book a room need
+it, so Calendar Scheduling is on without it; Run Test warns when such a meeting type exists
+and it is missing."""
+
+SETUP_EXTRA_PERMISSIONS: dict[Feature, tuple[str, ...]] = {Feature.SCHEDULING: (ROOM_PERMISSION,)}
+"""Asked for by Set up for me with a feature, beyond what turns the feature on."""
+
 DELEGATED_SCOPES: dict[Feature, tuple[str, ...]] = {
     Feature.EMAIL: ("Mail.ReadWrite",),
     Feature.CALENDAR: ("Calendars.ReadWrite",),

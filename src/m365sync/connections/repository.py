@@ -8,15 +8,33 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import delete, select
+from sqlalchemy import Boolean, String, column, delete, select, table
 from sqlalchemy.orm import Session
 
 from m365sync.connections.models import AuthorizationRequest, ServiceAccount, UserConnection
+
+# Scheduling's meeting types, named rather than imported (scheduling sits above connections):
+# Run Test only asks whether one books a room.
+_MEETING_TYPES = table(
+    "meeting_types", column("organization_id", String), column("book_room", Boolean)
+)
 
 
 class ConnectionRepository:
     def __init__(self, session: Session) -> None:
         self.session = session
+
+    def books_rooms(self, organization_id: str) -> bool:
+        """Whether some meeting type of the organization books a meeting room."""
+        found = self.session.execute(
+            select(_MEETING_TYPES.c.organization_id)
+            .where(
+                _MEETING_TYPES.c.organization_id == organization_id,
+                _MEETING_TYPES.c.book_room.is_(True),
+            )
+            .limit(1)
+        ).first()
+        return found is not None
 
     # service accounts
     def add_service_account(self, account: ServiceAccount) -> ServiceAccount:

@@ -25,8 +25,14 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from m365sync.connections.features import FEATURE_TITLES, FeatureMatrix, app_feature_matrix
+from m365sync.connections.features import (
+    FEATURE_TITLES,
+    ROOM_PERMISSION,
+    FeatureMatrix,
+    app_feature_matrix,
+)
 from m365sync.connections.models import Feature
+from m365sync.connections.repository import ConnectionRepository
 from m365sync.microsoft import errors as ms
 from m365sync.microsoft.auth import (
     AccessToken,
@@ -239,6 +245,7 @@ class _Trial:
     token: AccessToken | None = None
     exits: AsyncExitStack = field(default_factory=AsyncExitStack)
     graph_client: GraphClient | None = None
+    books_rooms: bool = False  # some meeting type of the organization books a room
 
     @property
     def mailbox(self) -> str:
@@ -513,6 +520,32 @@ async def _tasks(trial: _Trial) -> str | None:
     return None
 
 
+async def _rooms(trial: _Trial) -> str | None:
+    """Place.Read.All, when a meeting type books a room (nothing to report otherwise)."""
+    if not trial.books_rooms or Feature.SCHEDULING not in trial.matrix.enabled:
+        return None
+    title = "Meeting rooms"
+    granted = {p.lower() for p in trial.report.granted_permissions}
+    if ROOM_PERMISSION.lower() in granted:
+        check = Check(
+            "rooms", title, Outcome.PASSED, "Meeting rooms can be looked up.", required=False
+        )
+    else:
+        check = Check(
+            "rooms",
+            title,
+            Outcome.WARNING,
+            f"A meeting type books a meeting room, but the app lacks {ROOM_PERMISSION}: its "
+            "bookings fail, as the rooms can't be looked up.",
+            f"Add {ROOM_PERMISSION} under API permissions → Add a permission → Microsoft Graph "
+            "→ Application permissions, then grant admin consent (or turn room booking off "
+            "for those meeting types).",
+            required=False,
+        )
+    trial.report.add(check)
+    return None
+
+
 async def _permissions(trial: _Trial) -> str | None:
     if not trial.matrix.enabled:
         trial.report.add(
@@ -603,6 +636,9 @@ CHECKS: tuple[CheckStep, ...] = (
     _feature_step(Feature.CALENDAR),
     _feature_step(Feature.SCHEDULING),
     CheckStep(
+        "rooms", "Meeting rooms", frozenset({Feature.SCHEDULING}), _rooms, shown_when_skipped=False
+    ),
+    CheckStep(
         "feature:tasks",
         FEATURE_TITLES[Feature.TASKS],
         frozenset({Feature.TASKS}),
@@ -643,6 +679,7 @@ async def run_connection_test(
         cache_blob=cache_blob,
         graph_transport=graph_transport,
         sleep=sleep,
+        books_rooms=ConnectionRepository(session).books_rooms(organization.id),
     )
     async with trial.exits:
         for index, step in enumerate(CHECKS):

@@ -64,7 +64,11 @@ from m365sync.connections.errors import (
     SetupInterrupted,
     WrongTenant,
 )
-from m365sync.connections.features import APPLICATION_PERMISSIONS, FEATURE_TITLES
+from m365sync.connections.features import (
+    APPLICATION_PERMISSIONS,
+    FEATURE_TITLES,
+    SETUP_EXTRA_PERMISSIONS,
+)
 from m365sync.connections.models import (
     AuthorizationRequest,
     ConnectionKind,
@@ -159,10 +163,13 @@ def parse_features(values: Iterable[str | Feature]) -> list[Feature]:
 
 
 def permissions_for(features: Iterable[Feature]) -> list[str]:
-    """The Microsoft Graph application permissions the features need (DESIGN's table)."""
+    """The Microsoft Graph application permissions the features need (DESIGN's table), and
+    Place.Read.All with Calendar Scheduling (for meeting types that book a room)."""
     wanted: list[str] = []
     for feature in features:
-        for permission in APPLICATION_PERMISSIONS[feature]:
+        for permission in APPLICATION_PERMISSIONS[feature] + SETUP_EXTRA_PERMISSIONS.get(
+            feature, ()
+        ):
             if permission not in wanted:
                 wanted.append(permission)
     return wanted

@@ -32,10 +32,12 @@ __all__ = [
     "EventRequest",
     "FreeBusyStatus",
     "MailboxCalendar",
+    "Room",
     "WorkingHours",
 ]
 
 GET_SCHEDULE_MAX_WINDOW = timedelta(days=62)
+ROOM_SCHEDULES_PER_REQUEST = 20
 _WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
 
 
@@ -245,6 +247,20 @@ class MailboxCalendar:
                         capacity if isinstance(capacity, int) else None,
                     )
                 )
+        return found
+
+    async def room_schedules(
+        self, start: datetime, end: datetime, *, per_request: int = ROOM_SCHEDULES_PER_REQUEST
+    ) -> list[tuple[Room, CalendarSchedule | None]]:
+        """Every room of the tenant (:meth:`rooms`) with its free/busy over ``[start, end)``,
+        asked ``per_request`` rooms to a ``getSchedule`` call; None when Microsoft sent none
+        for a room."""
+        rooms = await self.rooms()
+        found: list[tuple[Room, CalendarSchedule | None]] = []
+        for first in range(0, len(rooms), per_request):
+            chunk = rooms[first : first + per_request]
+            schedules = await self.get_schedule([r.email for r in chunk], start, end)
+            found.extend((room, schedules.get(room.email.lower())) for room in chunk)
         return found
 
     async def create_event(self, request: EventRequest) -> BookedEvent:

@@ -19,6 +19,9 @@ What is promised:
   ``now + horizon``.
 - A rep-local day that already holds ``daily_limit`` bookings of the meeting type offers
   no slot.
+- A meeting type that books a room offers only slots at which at least one room is free
+  (:func:`slots_with_a_free_room`); a room counts as taken by anything in its calendar that
+  is not shown as free (``ROOM_BLOCKING``), as the booking path judges it.
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ from m365sync.microsoft.scheduling import BusyBlock, FreeBusyStatus
 
 __all__ = [
     "DEFAULT_BLOCKING",
+    "ROOM_BLOCKING",
     "Interval",
     "LocalWindow",
     "Slot",
@@ -44,6 +48,7 @@ __all__ = [
     "merge_intervals",
     "round_robin_slots",
     "slot_is_open",
+    "slots_with_a_free_room",
 ]
 
 
@@ -51,6 +56,9 @@ DEFAULT_BLOCKING: frozenset[FreeBusyStatus] = frozenset(
     {FreeBusyStatus.BUSY, FreeBusyStatus.TENTATIVE, FreeBusyStatus.OOF}
 )
 """Busy, tentative and out-of-office block a slot; free and working-elsewhere don't."""
+
+ROOM_BLOCKING: frozenset[FreeBusyStatus] = frozenset(FreeBusyStatus) - {FreeBusyStatus.FREE}
+"""A room is taken by anything in its calendar not shown as free."""
 
 
 @dataclass(frozen=True, order=True)
@@ -238,6 +246,15 @@ def slot_is_open(
         bookings_per_day=bookings_per_day,
     )
     return any(s.start == start for s in slots)
+
+
+def slots_with_a_free_room(
+    slots: Iterable[Slot], rooms_busy: Iterable[Iterable[Interval]]
+) -> list[Slot]:
+    """The ``slots`` during which at least one room is free; ``rooms_busy`` holds each
+    room's taken intervals (no room at all: no slot)."""
+    indexes = [_BusyIndex(busy) for busy in rooms_busy]
+    return [s for s in slots if any(not i.overlaps(s.start, s.end) for i in indexes)]
 
 
 # -- teams -------------------------------------------------------------------------------

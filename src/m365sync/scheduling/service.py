@@ -56,6 +56,7 @@ from m365sync.microsoft.scheduling import (
 from m365sync.microsoft.timezones import UnknownTimeZone, zone_from_microsoft
 from m365sync.organizations.models import Member, Organization
 from m365sync.scheduling.availability import (
+    ROOM_BLOCKING,
     Interval,
     LocalWindow,
     Slot,
@@ -65,6 +66,7 @@ from m365sync.scheduling.availability import (
     collective_slots,
     compute_slots,
     round_robin_slots,
+    slots_with_a_free_room,
 )
 from m365sync.scheduling.errors import (
     BookingClosed,
@@ -474,8 +476,28 @@ class SchedulingService:
             expected = len(only_hosts) if only_hosts is not None else len(meeting_type.host_ids)
             if problems or len(per_member) < expected:
                 return [], problems  # a collective meeting needs every host
-            return collective_slots(per_member), problems
-        return round_robin_slots(per_member), problems
+            slots = collective_slots(per_member)
+        else:
+            slots = round_robin_slots(per_member)
+        if meeting_type.book_room and slots:
+            reader = next(m for m in hosts if m.id in per_member)
+            slots = await self._with_a_free_room(reader, slots, problems)
+        return slots, problems
+
+    async def _with_a_free_room(
+        self, reader: Member, slots: list[Slot], problems: list[str]
+    ) -> list[Slot]:
+        """The slots at which some room is free, read through ``reader``'s connection. When
+        rooms can't be read, the slots stay (booking then says why) and the reason joins
+        ``problems``."""
+        try:
+            calendar = await self._calendar(reader)
+            rooms = await room_busy(calendar, slots[0].start, max(s.end for s in slots))
+        except (MicrosoftError, SchedulingUnavailable) as exc:
+            log.warning("meeting rooms unavailable through %s: %s", reader.email, exc)
+            problems.append(str(exc))
+            return slots
+        return slots_with_a_free_room(slots, (busy for _, busy in rooms))
 
     async def slot_page(
         self, org_slug: str, meeting_slug: str, range_start: datetime, range_end: datetime
@@ -945,15 +967,14 @@ class SchedulingService:
         return self.repo.members(organization_id)
 
 
-ROOM_SCHEDULES_PER_REQUEST = 20
-
-
-async def free_room(calendar: MailboxCalendar, start: datetime, end: datetime) -> Room:
-    """A room free for ``[start, end)``: the smallest (then by name) whose free/busy shows
-    nothing in the way. Rooms come from the tenant's ``/places``; their free/busy from
-    ``getSchedule`` like any mailbox's."""
+async def room_busy(
+    calendar: MailboxCalendar, start: datetime, end: datetime
+) -> list[tuple[Room, list[Interval]]]:
+    """Each room whose free/busy Microsoft sent, smallest first (then by name), with the
+    times in ``[start, end)`` it is taken. Rooms come from the tenant's ``/places``; their
+    free/busy from ``getSchedule`` like any mailbox's."""
     try:
-        rooms = await calendar.rooms()
+        schedules = await calendar.room_schedules(start, end)
     except MicrosoftError as exc:
         if exc.http_status == 403:
             raise NoRoomFree(
@@ -964,19 +985,21 @@ async def free_room(calendar: MailboxCalendar, start: datetime, end: datetime) -
                 missing_permissions=["Place.Read.All"],
             ) from exc
         raise
-    rooms.sort(key=lambda r: (r.capacity if r.capacity is not None else 1_000_000, r.name))
-    for first in range(0, len(rooms), ROOM_SCHEDULES_PER_REQUEST):
-        chunk = rooms[first : first + ROOM_SCHEDULES_PER_REQUEST]
-        schedules = await calendar.get_schedule([r.email for r in chunk], start, end)
-        for room in chunk:
-            schedule = schedules.get(room.email.lower())
-            if schedule is None or schedule.error:
-                continue
-            if not any(
-                block.start < end and block.end > start and block.status != FreeBusyStatus.FREE
-                for block in schedule.items
-            ):
-                return room
+    found = [
+        (room, blocking_intervals(schedule.items, ROOM_BLOCKING))
+        for room, schedule in schedules
+        if schedule is not None and not schedule.error
+    ]
+    found.sort(key=lambda r: (r[0].capacity if r[0].capacity is not None else 1_000_000, r[0].name))
+    return found
+
+
+async def free_room(calendar: MailboxCalendar, start: datetime, end: datetime) -> Room:
+    """A room free for ``[start, end)``: the smallest (then by name) with nothing in the way."""
+    wanted = Interval(start.astimezone(UTC), end.astimezone(UTC))
+    for room, busy in await room_busy(calendar, start, end):
+        if not any(interval.overlaps(wanted) for interval in busy):
+            return room
     raise NoRoomFree(
         "No meeting room is free at that time, so nothing was booked.",
         fix="Please pick another time.",

@@ -13,6 +13,7 @@ from m365sync.connections import service_accounts
 from m365sync.connections.models import Feature
 from m365sync.connections.run_test import Outcome, ServiceAccountDraft, TestReport
 from m365sync.microsoft.auth import ClientSecret
+from m365sync.scheduling.models import MeetingType
 from support.demo import (
     DEMO_TENANT_ID,
     NO_CONSENT_APP_ID,
@@ -191,6 +192,44 @@ async def test_permissions_per_feature(demo_tenant, db, runtime, make_org):
     assert "Calendars.Read, Calendars.ReadWrite" in report.check("feature:calendar").message
     assert report.matrix.missing[Feature.SCHEDULING] == ["Calendars.Read", "Calendars.ReadWrite"]
     assert report.outcome("calendar_access") == Outcome.SKIPPED
+
+
+def add_meeting_type(db, org, *, book_room: bool) -> None:
+    with db.session() as session:
+        session.add(
+            MeetingType(
+                organization_id=org.id,
+                slug="onsite" if book_room else "call",
+                name="On-site" if book_room else "Call",
+                book_room=book_room,
+            )
+        )
+        session.commit()
+
+
+async def test_place_read_all_is_checked_only_when_a_meeting_type_books_rooms(
+    demo_tenant, db, runtime, make_org
+):
+    org = make_org()
+    principal = demo_tenant.service_principals[SERVICE_APP_ID]
+    assert "Place.Read.All" not in principal.granted_application_permissions
+
+    add_meeting_type(db, org, book_room=False)
+    assert (await run_test(db, runtime, org)).check("rooms") is None  # not needed
+
+    add_meeting_type(db, org, book_room=True)
+    report = await run_test(db, runtime, org)
+    rooms = report.check("rooms")
+    assert report.ok  # a warning: everything else still works
+    assert rooms.outcome == Outcome.WARNING
+    assert "lacks Place.Read.All" in rooms.message and "bookings fail" in rooms.message
+    assert "Add Place.Read.All" in rooms.fix and "grant admin consent" in rooms.fix
+
+    principal.granted_application_permissions = {
+        *principal.granted_application_permissions,
+        "Place.Read.All",
+    }
+    assert (await run_test(db, runtime, org)).outcome("rooms") == Outcome.PASSED
 
 
 async def test_test_account_outside_synced_domains(db, runtime, make_org):

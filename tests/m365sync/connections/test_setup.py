@@ -252,7 +252,24 @@ async def test_what_the_admin_chooses_is_checked_and_sign_ins_are_not_mixed_up(
         )
 
 
+async def test_set_up_for_me_with_scheduling_gets_place_read_all_consented(
+    sim, db, runtime, control, litware
+):
+    result = await set_up(sim, db, runtime, litware, features=["scheduling"])
+
+    assert result.report.ok, [c.as_json() for c in result.report.required_failures()]
+    wanted = {*FOUR_PERMISSIONS, "Place.Read.All"}
+    (app,) = control.apps()
+    assert set(app["applicationPermissions"]) == wanted
+    assert set(app["servicePrincipal"]["grantedApplicationPermissions"]) == wanted
+    (account,) = accounts(db, litware)
+    assert set(account.granted_permissions) == wanted
+
+
 def test_features_map_to_the_permissions_of_designs_table():
     assert setup.permissions_for([Feature.EMAIL]) == ["Mail.Read", "Mail.ReadWrite"]
-    assert set(setup.permissions_for(setup.parse_features(["scheduling"]))) == FOUR_PERMISSIONS
+    assert set(setup.permissions_for(setup.parse_features(["scheduling"]))) == {
+        *FOUR_PERMISSIONS,
+        "Place.Read.All",  # for meeting types that book a room
+    }
     assert ms.ConsentDeclined().fix  # the category the consent page's "Cancel" is read as

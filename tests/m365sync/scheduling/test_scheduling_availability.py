@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 
 from m365sync.microsoft.scheduling import BusyBlock, FreeBusyStatus
 from m365sync.scheduling.availability import (
+    ROOM_BLOCKING,
     Interval,
     LocalWindow,
     Slot,
@@ -23,6 +24,7 @@ from m365sync.scheduling.availability import (
     merge_intervals,
     round_robin_slots,
     slot_is_open,
+    slots_with_a_free_room,
 )
 
 LA = ZoneInfo("America/Los_Angeles")
@@ -429,3 +431,22 @@ def test_no_slot_ever_overlaps_busy_time_or_leaves_its_window(
         assert local_end.date() == local_start.date()
     assert len({s.start for s in slots}) == len(slots)
     assert slots == sorted(slots)
+
+
+def test_a_slot_needs_one_room_free_for_its_whole_length() -> None:
+    ten, half_past, eleven = utc(2026, 1, 12, 18), utc(2026, 1, 12, 18, 30), utc(2026, 1, 12, 19)
+    slots = [Slot(ten, half_past), Slot(half_past, eleven)]
+    huddle = blocking_intervals(
+        [BusyBlock(ten, eleven, FreeBusyStatus.WORKING_ELSEWHERE)], ROOM_BLOCKING
+    )
+    atrium = blocking_intervals(
+        [
+            BusyBlock(ten - timedelta(minutes=15), ten + timedelta(minutes=15)),
+            BusyBlock(half_past, eleven, FreeBusyStatus.FREE),
+        ],
+        ROOM_BLOCKING,
+    )
+
+    assert slots_with_a_free_room(slots, [huddle, atrium]) == [Slot(half_past, eleven)]
+    assert slots_with_a_free_room(slots, [atrium, []]) == slots
+    assert slots_with_a_free_room(slots, []) == []

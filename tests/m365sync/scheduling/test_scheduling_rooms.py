@@ -5,11 +5,21 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
+import pytest
 from fastapi.testclient import TestClient
 
+from m365sync.scheduling.errors import NoRoomFree
 from m365sync.scheduling.models import BookingStatus
+from m365sync.scheduling.schemas import InviteeInput
 from support.demo import DEMO_TENANT_ID, SERVICE_APP_ID
-from support.scheduling_world import SchedulingWorld, book_form, graph_time, local, next_weekday
+from support.scheduling_world import (
+    SchedulingWorld,
+    book_form,
+    graph_time,
+    local,
+    local_times,
+    next_weekday,
+)
 
 TENANT = f"/_sim/tenants/{DEMO_TENANT_ID}"
 
@@ -92,18 +102,55 @@ def test_without_place_read_all_the_page_names_the_permission(
     assert [b.status for b in world.bookings()] == [BookingStatus.FAILED]
 
 
-def test_no_free_room_books_nothing_and_says_why(
+def test_only_times_with_a_free_room_are_offered(
     world: SchedulingWorld, client: TestClient
 ) -> None:
     room = add_room(world, "Huddle", 4)
     grant_place_read(world)
+    world.clear_calendar("adele@contoso.com")
+    world.meeting_type("onsite", ["adele@contoso.com"], name="On-site visit", book_room=True)
+    day = next_weekday(2)
+    page = f"/book/{world.organization.slug}/onsite"
+    params = {"tz": "America/Los_Angeles", "day": day.isoformat()}
+    # The only room is taken 10:00-10:30: Adele is free then, but the meeting needs a room.
+    occupy(world, room, local(day, 10), local(day, 10, 30))
+
+    busy = client.get(page, params=params)
+
+    assert busy.status_code == 200
+    assert "09:30" in local_times(busy.text, day)
+    assert "10:00" not in local_times(busy.text, day)
+    # Picking it anyway books nothing: the time is no longer available.
+    refused = book_form(client, page, local(day, 10))
+    assert refused.status_code == 409
+    assert "no longer available" in refused.text
+    assert world.bookings() == []
+
+    world.clear_calendar(room)
+    free = client.get(page, params=params)
+
+    assert "10:00" in local_times(free.text, day)
+
+
+async def test_no_free_room_at_confirmation_books_nothing_and_says_why(
+    world: SchedulingWorld,
+) -> None:
+    """The room is taken between the slot check and the Outlook event (a race no slot check
+    can close): the booking fails, its time is released, and the reason names the room."""
+    room = add_room(world, "Huddle", 4)
+    grant_place_read(world)
     world.meeting_type("onsite", ["adele@contoso.com"], name="On-site visit", book_room=True)
     start = local(next_weekday(2), 11)
-    occupy(world, room, start - timedelta(hours=1), start + timedelta(hours=2))
+    invitee = InviteeInput(name="Ian", email="ian@fabrikam.com", time_zone="UTC")
+    with world.database.session() as session:
+        service = world.service(session)
+        booking = await service.reserve(world.organization.slug, "onsite", start, invitee)
+        session.commit()
+        occupy(world, room, start - timedelta(hours=1), start + timedelta(hours=2))
 
-    busy = book_form(client, f"/book/{world.organization.slug}/onsite", start)
+        with pytest.raises(NoRoomFree, match="No meeting room is free at that time"):
+            await service.confirm(booking.id)
+        session.commit()
 
-    assert busy.status_code == 409
-    assert "No meeting room is free at that time" in busy.text
     assert not [e for e in world.sim_events("adele@contoso.com") if "On-site" in e["subject"]]
     assert [b.status for b in world.bookings()] == [BookingStatus.FAILED]
