@@ -255,8 +255,8 @@ class ExchangeCalendarItems:
     async def create(
         self, body: dict[str, Any], *, transaction_id: str | None = None
     ) -> dict[str, Any]:
-        """EWS has no ``transactionId``: a create lost between Exchange and our record is
-        found by the next pull (its ``UID``) rather than prevented."""
+        """EWS has no ``transactionId`` (ignored): a crash between Exchange's answer and
+        our record can leave a second copy on the retry (``docs/sync.md``)."""
         return await asyncio.to_thread(self.server.call, lambda: self._create(body))
 
     async def update(self, item_id: str, body: dict[str, Any]) -> dict[str, Any]:
