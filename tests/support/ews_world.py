@@ -12,12 +12,17 @@ from m365sync.connections.models import (
     ConnectionStatus,
     CredentialType,
     ServiceAccount,
+    UserConnection,
 )
 from m365sync.microsoft.ews import close_exchange_connections
-from support.ews_clients import SERVICE_ACCOUNT, SERVICE_PASSWORD, turn_on_exchange
+from support.ews_clients import SERVICE_ACCOUNT, SERVICE_PASSWORD, USER_PASSWORD, turn_on_exchange
 from support.sync_world import SyncWorld
 
-__all__ = ["exchange_only", "store_exchange_service_account"]
+__all__ = [
+    "exchange_only",
+    "store_exchange_service_account",
+    "store_exchange_user_connection",
+]
 
 
 def store_exchange_service_account(
@@ -55,3 +60,23 @@ def exchange_only(world: SyncWorld, **exchange: object) -> SyncWorld:
         )
     store_exchange_service_account(world)
     return world
+
+
+def store_exchange_user_connection(
+    world: SyncWorld, mailbox: str, *, password: str = USER_PASSWORD
+) -> str:
+    """``mailbox``'s member's own Exchange connection (their sign-in, no impersonation),
+    connected; returns its id."""
+    with world.database.session() as session:
+        connection = UserConnection(
+            organization_id=world.organization_id,
+            member_id=world.members[mailbox],
+            kind=ConnectionKind.EXCHANGE,
+            status=ConnectionStatus.ACTIVE,
+            ews_url=f"{world.sim.url}/EWS/Exchange.asmx",
+            username=mailbox,
+        )
+        session.add(connection)
+        session.flush()
+        world.runtime.seal(connection, "password_sealed", password)
+        return connection.id

@@ -88,7 +88,7 @@ class MailboxAccess:
     protocol: Literal["graph"] = "graph"
 
 
-EXCHANGE_FEATURES = frozenset({Feature.EMAIL, Feature.CALENDAR})
+EXCHANGE_FEATURES = frozenset({Feature.EMAIL, Feature.CALENDAR, Feature.TASKS})
 """The features synced over EWS so far; the others need a Graph connection."""
 
 

@@ -16,6 +16,7 @@ from m365sync.microsoft.ews.calendar import (
 )
 from m365sync.microsoft.ews.client import ExchangeServer
 from m365sync.microsoft.ews.mail import MAX_CHANGES, MessagePage, message_changes
+from m365sync.microsoft.ews.tasks import ExchangeTasks, task_changes
 
 
 class ExchangeMailbox:
@@ -69,6 +70,14 @@ class ExchangeMailbox:
     def calendar_items(self) -> ExchangeCalendarItems:
         """The default calendar, written to by ``sync.push`` without meeting messages."""
         return ExchangeCalendarItems(self.server, self.account)
+
+    def task_changes(self, sync_state: str | None, *, page_size: int) -> MessagePage:
+        """The next page of the Tasks folder's changes (``tasks.task_changes``)."""
+        return task_changes(self.server, self.account, sync_state, page_size=page_size)
+
+    def task_items(self) -> ExchangeTasks:
+        """The Tasks folder, written to by ``sync.push``."""
+        return ExchangeTasks(self.server, self.account)
 
 
 __all__ = ["ExchangeMailbox"]
