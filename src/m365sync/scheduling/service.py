@@ -49,7 +49,7 @@ from m365sync.microsoft.scheduling import (
     DEFAULT_WORKING_HOURS,
     EventRequest,
     FreeBusyStatus,
-    MailboxCalendar,
+    SchedulingCalendar,
     WorkingHours,
 )
 from m365sync.microsoft.timezones import UnknownTimeZone, zone_from_microsoft
@@ -104,7 +104,7 @@ class CalendarAccess(Protocol):
     Calendar Scheduling can't use the mailbox. The access owns the Graph clients.
     """
 
-    async def open_calendar(self, member: Member) -> MailboxCalendar: ...
+    async def open_calendar(self, member: Member) -> SchedulingCalendar: ...
 
 
 CrmFactory = Callable[[Session, str], CrmTarget]
@@ -152,9 +152,9 @@ class SchedulingService:
         self.crm = crm
         self.tokens = tokens
         self.now = now
-        self._open: dict[str, MailboxCalendar] = {}
+        self._open: dict[str, SchedulingCalendar] = {}
 
-    async def _calendar(self, member: Member) -> MailboxCalendar:
+    async def _calendar(self, member: Member) -> SchedulingCalendar:
         if member.id not in self._open:
             self._open[member.id] = await self.calendars.open_calendar(member)
         return self._open[member.id]
@@ -372,7 +372,7 @@ class SchedulingService:
         )
         return HostAvailability(member=member, slots=slots, time_zone=str(rules.time_zone))
 
-    async def _mailbox_working_hours(self, calendar: MailboxCalendar) -> WorkingHours:
+    async def _mailbox_working_hours(self, calendar: SchedulingCalendar) -> WorkingHours:
         """Working hours and time zone from mailboxSettings, for when getSchedule gave none
         (getSchedule's come from the same mailbox settings and need no extra permission;
         ``/mailboxSettings`` needs MailboxSettings.Read, which a service account may lack)."""
