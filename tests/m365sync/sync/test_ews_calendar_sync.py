@@ -6,6 +6,7 @@ and CRM-side writes that send no invitation."""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -153,3 +154,45 @@ def test_crm_events_go_to_exchange_without_any_invitation(world: SyncWorld) -> N
     synced(world, ADELE)
     assert outlook_events(world, ADELE) == []
     assert invitations(world) == []  # ZERO meeting messages for the whole story
+
+
+def test_a_recurring_series_is_one_event_per_occurrence(world: SyncWorld) -> None:
+    start = at(1, 9)
+    series = outlook_event(
+        world,
+        ADELE,
+        subject="Standup",
+        start=gtime(start),
+        end=gtime(start + timedelta(minutes=15)),
+        recurrence={
+            "pattern": {"type": "daily", "interval": 1},
+            "range": {
+                "type": "numbered",
+                "startDate": start.strftime("%Y-%m-%d"),
+                "numberOfOccurrences": 5,
+            },
+        },
+    )
+    synced(world, ADELE)
+    events = crm_events(world)
+    assert sorted(e.starts_at for e in events) == [start + timedelta(days=d) for d in range(5)]
+    assert {e.series_key for e in events} == {series["iCalUId"]}
+    assert len({e.external_id for e in events}) == 5
+
+    world.control.patch(
+        f"/_sim/mailboxes/{ADELE}/events/{series['id']}", json={"subject": "Daily standup"}
+    ).raise_for_status()
+    synced(world, ADELE)
+    assert sorted(e.subject for e in crm_events(world)) == ["Daily standup"] * 5
+
+
+def test_an_expired_sync_state_resyncs_the_calendar(world: SyncWorld) -> None:
+    outlook_event(world, ADELE, subject="Dentist", start=gtime(at(3)), end=gtime(at(3, 16)))
+    synced(world, ADELE)
+    world.control.post(
+        "/_sim/faults",
+        json={"kind": "expiredCursor", "operation": "SyncFolderItems", "count": 1},
+    ).raise_for_status()
+    outlook_event(world, ADELE, subject="Review", start=gtime(at(4)), end=gtime(at(4, 16)))
+    synced(world, ADELE)
+    assert sorted(e.subject for e in crm_events(world)) == ["Dentist", "Review"]
