@@ -9,7 +9,15 @@ from typing import Any
 from m365sync.crm.models import ActivityKind
 from support.sync_world import SyncWorld
 
-__all__ = ["at", "crm_events", "gtime", "invitations", "outlook_event", "outlook_events"]
+__all__ = [
+    "at",
+    "crm_events",
+    "daily_series",
+    "gtime",
+    "invitations",
+    "outlook_event",
+    "outlook_events",
+]
 
 
 def at(days: float, hour: int = 15) -> datetime:
@@ -38,3 +46,24 @@ def invitations(world: SyncWorld) -> list[dict[str, Any]]:
 def crm_events(world: SyncWorld) -> list[Any]:
     with world.crm() as crm:
         return crm.activities(ActivityKind.EVENT)
+
+
+def daily_series(
+    world: SyncWorld, mailbox: str, subject: str, start: datetime, count: int
+) -> dict[str, Any]:
+    """A daily series of ``count`` 15-minute meetings from ``start``, made in Outlook."""
+    return outlook_event(
+        world,
+        mailbox,
+        subject=subject,
+        start=gtime(start),
+        end=gtime(start + timedelta(minutes=15)),
+        recurrence={
+            "pattern": {"type": "daily", "interval": 1},
+            "range": {
+                "type": "numbered",
+                "startDate": start.strftime("%Y-%m-%d"),
+                "numberOfOccurrences": count,
+            },
+        },
+    )

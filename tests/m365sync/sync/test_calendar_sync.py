@@ -10,7 +10,15 @@ import pytest
 from m365sync.crm.models import ActivityKind
 from m365sync.crm.target import Participant
 from m365sync.sync.features import SyncFeature
-from support.calendars import at, crm_events, gtime, invitations, outlook_event, outlook_events
+from support.calendars import (
+    at,
+    crm_events,
+    daily_series,
+    gtime,
+    invitations,
+    outlook_event,
+    outlook_events,
+)
 from support.sync_world import SyncWorld
 
 ADELE = "adele@contoso.com"
@@ -191,21 +199,7 @@ def test_deletions_propagate_both_ways(world: SyncWorld) -> None:
 
 def test_recurring_series_occurrences_follow_outlook_without_duplicates(world: SyncWorld) -> None:
     start = at(1, 9)
-    series = outlook_event(
-        world,
-        ADELE,
-        subject="Standup",
-        start=gtime(start),
-        end=gtime(start + timedelta(minutes=15)),
-        recurrence={
-            "pattern": {"type": "daily", "interval": 1},
-            "range": {
-                "type": "numbered",
-                "startDate": start.strftime("%Y-%m-%d"),
-                "numberOfOccurrences": 5,
-            },
-        },
-    )
+    series = daily_series(world, ADELE, "Standup", start, 5)
     assert world.sync(ADELE, CAL).outcome == "ok"
     events = crm_events(world)
     assert len(events) == 5

@@ -15,7 +15,15 @@ from m365sync.crm.target import Participant
 from m365sync.microsoft.ews import close_exchange_connections
 from m365sync.sync.features import SyncFeature
 from m365sync.sync.models import SyncCursor
-from support.calendars import at, crm_events, gtime, invitations, outlook_event, outlook_events
+from support.calendars import (
+    at,
+    crm_events,
+    daily_series,
+    gtime,
+    invitations,
+    outlook_event,
+    outlook_events,
+)
 from support.ews_world import exchange_only
 from support.sync_world import SyncWorld
 
@@ -158,21 +166,7 @@ def test_crm_events_go_to_exchange_without_any_invitation(world: SyncWorld) -> N
 
 def test_a_recurring_series_is_one_event_per_occurrence(world: SyncWorld) -> None:
     start = at(1, 9)
-    series = outlook_event(
-        world,
-        ADELE,
-        subject="Standup",
-        start=gtime(start),
-        end=gtime(start + timedelta(minutes=15)),
-        recurrence={
-            "pattern": {"type": "daily", "interval": 1},
-            "range": {
-                "type": "numbered",
-                "startDate": start.strftime("%Y-%m-%d"),
-                "numberOfOccurrences": 5,
-            },
-        },
-    )
+    series = daily_series(world, ADELE, "Standup", start, 5)
     synced(world, ADELE)
     events = crm_events(world)
     assert sorted(e.starts_at for e in events) == [start + timedelta(days=d) for d in range(5)]
