@@ -1,6 +1,6 @@
 """Calendar Scheduling for a host whose mailbox is on an Exchange Server: free/busy and
 working hours from GetUserAvailability, the booking written over EWS (Exchange's
-invitation recorded), cancel and reschedule, all against m365sim's Exchange Server read
+invitation recorded), reschedule and cancel, all against m365sim's Exchange Server read
 by the product's exchangelib client."""
 
 from __future__ import annotations
@@ -91,7 +91,23 @@ def test_free_busy_and_booking_over_ews(
     )
     assert start not in again
 
-    cancel_token = links_on(client.get(booked.headers["location"]).text)["cancel"]
+    # Rescheduled: the same Exchange meeting moves, Exchange sends the update.
+    moved = local(day, 15, 30)
+    links = links_on(client.get(booked.headers["location"]).text)
+    response = client.post(
+        f"/book/_/reschedule/{links['reschedule']}",
+        data={"start": moved.isoformat(), "tz": "America/Los_Angeles"},
+        follow_redirects=False,
+    )
+    assert response.status_code == 303, response.text
+    [after] = [e for e in world.sim_events(ADELE) if "Intro call" in (e.get("subject") or "")]
+    assert after["iCalUId"] == event["iCalUId"]
+    assert datetime.fromisoformat(after["start"]["dateTime"][:19]).replace(tzinfo=UTC) == moved
+    assert len(world.invitations(kind="update", to=INVITEE)) == 1
+    [crm_event] = world.crm_events()
+    assert crm_event.starts_at == moved
+
+    cancel_token = links_on(client.get(response.headers["location"]).text)["cancel"]
     done = client.post(f"/book/_/cancel/{cancel_token}", data={"reason": "Another date"})
     assert done.status_code == 200, done.text
     assert [e for e in world.sim_events(ADELE) if "Intro call" in (e.get("subject") or "")] == []
