@@ -7,17 +7,26 @@ from __future__ import annotations
 
 from sqlalchemy import delete
 
+from m365sim.server import SimServer
 from m365sync.connections.models import (
     ConnectionKind,
     ConnectionStatus,
     CredentialType,
     ServiceAccount,
+    UserConnection,
 )
+from m365sync.connections.runtime import ConnectionRuntime
+from m365sync.db.session import Database
 from m365sync.microsoft.ews import close_exchange_connections
-from support.ews_clients import SERVICE_ACCOUNT, SERVICE_PASSWORD, turn_on_exchange
+from support.ews_clients import SERVICE_ACCOUNT, SERVICE_PASSWORD, USER_PASSWORD, turn_on_exchange
 from support.sync_world import SyncWorld
 
-__all__ = ["exchange_only", "store_exchange_service_account"]
+__all__ = [
+    "add_exchange_service_account",
+    "exchange_only",
+    "store_exchange_service_account",
+    "store_exchange_user_connection",
+]
 
 
 def store_exchange_service_account(
@@ -25,14 +34,40 @@ def store_exchange_service_account(
 ) -> str:
     """An Exchange service account for the world's organization, active with Email,
     Calendar Sync and Calendar Scheduling on; returns its id."""
-    ews_url = f"{world.sim.url}/EWS/Exchange.asmx"
-    with world.database.session() as session:
+    return add_exchange_service_account(
+        world.sim,
+        world.database,
+        world.runtime,
+        world.organization_id,
+        username=username,
+        password=password,
+    )
+
+
+def add_exchange_service_account(
+    sim: SimServer,
+    database: Database,
+    runtime: ConnectionRuntime,
+    organization_id: str,
+    *,
+    username: str = SERVICE_ACCOUNT,
+    password: str = SERVICE_PASSWORD,
+    replace: bool = False,
+) -> str:
+    """``store_exchange_service_account`` for any world: an Exchange service account on
+    ``sim``'s EWS (with ``replace``, in place of the organization's other service
+    accounts); returns its id."""
+    with database.session() as session:
+        if replace:
+            session.execute(
+                delete(ServiceAccount).where(ServiceAccount.organization_id == organization_id)
+            )
         account = ServiceAccount(
-            organization_id=world.organization_id,
+            organization_id=organization_id,
             name="Exchange",
             kind=ConnectionKind.EXCHANGE,
             credential_type=CredentialType.PASSWORD,
-            ews_url=ews_url,
+            ews_url=f"{sim.url}/EWS/Exchange.asmx",
             username=username,
             test_mailbox="adele@contoso.com",
             status=ConnectionStatus.ACTIVE,
@@ -40,7 +75,7 @@ def store_exchange_service_account(
         )
         session.add(account)
         session.flush()
-        world.runtime.seal(account, "password_sealed", password)
+        runtime.seal(account, "password_sealed", password)
         return account.id
 
 
@@ -49,9 +84,27 @@ def exchange_only(world: SyncWorld, **exchange: object) -> SyncWorld:
     Office 365 service account gone, an Exchange service account in its place."""
     close_exchange_connections()
     turn_on_exchange(world.sim, **exchange)
-    with world.database.session() as session:
-        session.execute(
-            delete(ServiceAccount).where(ServiceAccount.organization_id == world.organization_id)
-        )
-    store_exchange_service_account(world)
+    add_exchange_service_account(
+        world.sim, world.database, world.runtime, world.organization_id, replace=True
+    )
     return world
+
+
+def store_exchange_user_connection(
+    world: SyncWorld, mailbox: str, *, password: str = USER_PASSWORD
+) -> str:
+    """``mailbox``'s member's own Exchange connection (their sign-in, no impersonation),
+    connected; returns its id."""
+    with world.database.session() as session:
+        connection = UserConnection(
+            organization_id=world.organization_id,
+            member_id=world.members[mailbox],
+            kind=ConnectionKind.EXCHANGE,
+            status=ConnectionStatus.ACTIVE,
+            ews_url=f"{world.sim.url}/EWS/Exchange.asmx",
+            username=mailbox,
+        )
+        session.add(connection)
+        session.flush()
+        world.runtime.seal(connection, "password_sealed", password)
+        return connection.id

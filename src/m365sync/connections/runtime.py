@@ -91,8 +91,8 @@ class MailboxAccess:
     protocol: Literal["graph"] = "graph"
 
 
-EXCHANGE_FEATURES = frozenset({Feature.EMAIL})
-"""The features synced over EWS so far; the others need a Graph connection."""
+EXCHANGE_FEATURES = frozenset({Feature.EMAIL, Feature.CALENDAR, Feature.TASKS, Feature.SCHEDULING})
+"""The features served over EWS (all of them)."""
 
 
 @dataclass(frozen=True)

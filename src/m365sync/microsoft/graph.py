@@ -386,7 +386,9 @@ class ItemCollection:
     async def update(self, item_id: str, body: dict[str, Any]) -> dict[str, Any]:
         return await self.graph.patch_json(f"{self.path}/{item_id}", body, prefer=list(self.prefer))
 
-    async def delete(self, item_id: str) -> None:
+    async def delete(self, item_id: str, *, notify: bool = False) -> None:
+        """Graph can't be told whether to notify: deleting a meeting that has attendees
+        sends them a cancellation whatever ``notify`` says (callers decide beforehand)."""
         await self.graph.delete(f"{self.path}/{item_id}")
 
 

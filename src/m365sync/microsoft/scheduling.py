@@ -19,7 +19,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, time, timedelta
 from enum import StrEnum
-from typing import Any
+from typing import Any, Protocol
 
 from m365sync.microsoft.dates import graph_date_time_zone, read_graph_datetime
 from m365sync.microsoft.errors import ItemNotFound, UnexpectedResponse
@@ -33,7 +33,9 @@ __all__ = [
     "FreeBusyStatus",
     "MailboxCalendar",
     "Room",
+    "SchedulingCalendar",
     "WorkingHours",
+    "add_window",
 ]
 
 GET_SCHEDULE_MAX_WINDOW = timedelta(days=62)
@@ -165,6 +167,44 @@ class MailboxSettings:
     working_hours: WorkingHours | None
 
 
+def add_window(result: dict[str, CalendarSchedule], window: CalendarSchedule) -> None:
+    """Fold one window's schedule of an address into ``result`` (a range longer than one
+    request's limit is asked for in windows): items add up, the first working hours and
+    error found are kept."""
+    previous = result.get(window.address)
+    if previous is None:
+        result[window.address] = window
+        return
+    result[window.address] = CalendarSchedule(
+        address=window.address,
+        items=previous.items + window.items,
+        working_hours=previous.working_hours or window.working_hours,
+        error=previous.error or window.error,
+    )
+
+
+class SchedulingCalendar(Protocol):
+    """A host's calendar as Calendar Scheduling uses it: ``MailboxCalendar`` (Graph) or, for
+    a mailbox on an Exchange Server, ``ews.scheduling.ExchangeSchedulingCalendar``."""
+
+    async def mailbox_settings(self) -> MailboxSettings: ...
+
+    async def get_schedule(
+        self,
+        addresses: Sequence[str],
+        start: datetime,
+        end: datetime,
+        *,
+        interval_minutes: int = 30,
+    ) -> dict[str, CalendarSchedule]: ...
+
+    async def create_event(self, request: EventRequest) -> BookedEvent: ...
+
+    async def move_event(self, event_id: str, start: datetime, end: datetime) -> BookedEvent: ...
+
+    async def cancel_event(self, event_id: str, comment: str) -> bool: ...
+
+
 class MailboxCalendar:
     """One mailbox's calendar, through a ``GraphClient`` that may reach it.
 
@@ -218,14 +258,14 @@ class MailboxCalendar:
                     )
                     for item in entry.get("scheduleItems") or []
                 ]
-                previous = result.get(address)
-                result[address] = CalendarSchedule(
-                    address=address,
-                    items=(previous.items if previous else []) + items,
-                    working_hours=parse_working_hours(entry.get("workingHours"))
-                    or (previous.working_hours if previous else None),
-                    error=(error.get("message") if isinstance(error, dict) else None)
-                    or (previous.error if previous else None),
+                add_window(
+                    result,
+                    CalendarSchedule(
+                        address=address,
+                        items=items,
+                        working_hours=parse_working_hours(entry.get("workingHours")),
+                        error=error.get("message") if isinstance(error, dict) else None,
+                    ),
                 )
             window_start = window_end
         return result

@@ -2,7 +2,8 @@
 
 ``ConnectionCalendarAccess`` asks the connections runtime for the member's mailbox with the
 Calendar Scheduling feature (a service account with all four Mail and Calendars
-permissions, or the member's own Office 365 connection). When none can, it says why in
+permissions, or the member's own Office 365 connection; for a mailbox on an Exchange
+Server, an Exchange connection with Calendar Scheduling on, over EWS). When none can, it says why in
 the words a rep or admin needs: which permission is missing, and where to grant it.
 """
 
@@ -19,7 +20,8 @@ from m365sync.connections.repository import ConnectionRepository
 from m365sync.connections.runtime import ConnectionRuntime
 from m365sync.db.session import Database
 from m365sync.microsoft.errors import MicrosoftError
-from m365sync.microsoft.scheduling import MailboxCalendar
+from m365sync.microsoft.ews.scheduling import ExchangeSchedulingCalendar
+from m365sync.microsoft.scheduling import MailboxCalendar, SchedulingCalendar
 from m365sync.organizations.models import Member
 from m365sync.scheduling.errors import SchedulingUnavailable
 from m365sync.scheduling.service import unavailable_reason
@@ -58,10 +60,10 @@ class ConnectionCalendarAccess:
         self.runtime = runtime
         self.database = database
 
-    async def open_calendar(self, member: Member) -> MailboxCalendar:
+    async def open_calendar(self, member: Member) -> SchedulingCalendar:
         loop = asyncio.get_running_loop()  # the Graph client is the one of this event loop
 
-        def open_in_own_session() -> MailboxCalendar:
+        def open_in_own_session() -> SchedulingCalendar:
             with self.database.session() as session:
                 return self._open(session, member, loop)
 
@@ -69,11 +71,21 @@ class ConnectionCalendarAccess:
 
     def _open(
         self, session: Session, member: Member, loop: asyncio.AbstractEventLoop
-    ) -> MailboxCalendar:
+    ) -> SchedulingCalendar:
         who = member.name or member.email
         try:
             access = self.runtime.graph_for_mailbox(session, member, Feature.SCHEDULING, loop=loop)
         except ConnectionsError as exc:
+            # A mailbox on an Exchange Server: free/busy and the booking over EWS.
+            try:
+                exchange = self.runtime.exchange_for_mailbox(session, member, Feature.SCHEDULING)
+            except MicrosoftError as problem:
+                raise SchedulingUnavailable(
+                    f"Calendar Scheduling is unavailable for {who}: {problem.message}",
+                    fix=problem.fix,
+                ) from problem
+            if exchange is not None:
+                return ExchangeSchedulingCalendar(exchange.exchange.server, member.email)
             missing = missing_scheduling_permissions(session, member)
             if missing:
                 raise unavailable_reason(missing, who) from exc

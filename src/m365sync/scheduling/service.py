@@ -51,6 +51,7 @@ from m365sync.microsoft.scheduling import (
     FreeBusyStatus,
     MailboxCalendar,
     Room,
+    SchedulingCalendar,
     WorkingHours,
 )
 from m365sync.microsoft.timezones import UnknownTimeZone, zone_from_microsoft
@@ -108,7 +109,7 @@ class CalendarAccess(Protocol):
     Calendar Scheduling can't use the mailbox. The access owns the Graph clients.
     """
 
-    async def open_calendar(self, member: Member) -> MailboxCalendar: ...
+    async def open_calendar(self, member: Member) -> SchedulingCalendar: ...
 
 
 CrmFactory = Callable[[Session, str], CrmTarget]
@@ -156,9 +157,9 @@ class SchedulingService:
         self.crm = crm
         self.tokens = tokens
         self.now = now
-        self._open: dict[str, MailboxCalendar] = {}
+        self._open: dict[str, SchedulingCalendar] = {}
 
-    async def _calendar(self, member: Member) -> MailboxCalendar:
+    async def _calendar(self, member: Member) -> SchedulingCalendar:
         if member.id not in self._open:
             self._open[member.id] = await self.calendars.open_calendar(member)
         return self._open[member.id]
@@ -377,7 +378,7 @@ class SchedulingService:
         )
         return HostAvailability(member=member, slots=slots, time_zone=str(rules.time_zone))
 
-    async def _mailbox_working_hours(self, calendar: MailboxCalendar) -> WorkingHours:
+    async def _mailbox_working_hours(self, calendar: SchedulingCalendar) -> WorkingHours:
         """Working hours and time zone from mailboxSettings, for when getSchedule gave none
         (getSchedule's come from the same mailbox settings and need no extra permission;
         ``/mailboxSettings`` needs MailboxSettings.Read, which a service account may lack)."""
@@ -968,11 +969,19 @@ class SchedulingService:
 
 
 async def room_busy(
-    calendar: MailboxCalendar, start: datetime, end: datetime
+    calendar: SchedulingCalendar, start: datetime, end: datetime
 ) -> list[tuple[Room, list[Interval]]]:
     """Each room whose free/busy Microsoft sent, smallest first (then by name), with the
     times in ``[start, end)`` it is taken. Rooms come from the tenant's ``/places``; their
-    free/busy from ``getSchedule`` like any mailbox's."""
+    free/busy from ``getSchedule`` like any mailbox's. ``/places`` is Graph's: a host whose
+    mailbox is on an Exchange Server books no room."""
+    if not isinstance(calendar, MailboxCalendar):
+        raise NoRoomFree(
+            "Meeting rooms are found through Microsoft Graph, and this host's mailbox is on "
+            "an Exchange Server, so this meeting type can't book a room for them.",
+            fix="Turn room booking off for this meeting type, or choose hosts whose mailboxes "
+            "are in Exchange Online.",
+        )
     try:
         schedules = await calendar.room_schedules(start, end)
     except MicrosoftError as exc:
@@ -994,7 +1003,7 @@ async def room_busy(
     return found
 
 
-async def free_room(calendar: MailboxCalendar, start: datetime, end: datetime) -> Room:
+async def free_room(calendar: SchedulingCalendar, start: datetime, end: datetime) -> Room:
     """A room free for ``[start, end)``: the smallest (then by name) with nothing in the way."""
     wanted = Interval(start.astimezone(UTC), end.astimezone(UTC))
     for room, busy in await room_busy(calendar, start, end):

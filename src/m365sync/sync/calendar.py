@@ -7,6 +7,11 @@ the same meeting in several members' calendars is one event linked to each. Grap
 each occurrence its own ``iCalUId`` (Exchange's global object id with the instance date in
 bytes 16-19); the series' id is that id with the date bytes zeroed (``series_uid``).
 
+Over EWS (a mailbox on an Exchange Server), a round asks ``SyncFolderItems`` whether the
+calendar changed since the stored SyncState and, if it did, reads the window's
+``CalendarView`` as a full round (``ews.calendar``); events come in Graph's shape, so the
+keys and rules below are the same.
+
 CRM → Outlook: CRM-side creations, edits and deletions of a member's events are written
 to that member's calendar **after** the pull has committed (``sync.push``).
 
@@ -192,13 +197,26 @@ class EventPageWriter:
                 ctx.progress.removed += crm.remove_items(
                     ActivityKind.EVENT, ctx.member_id, removed, delete=True
                 )
-            repo.save_cursor(
-                ctx.unit_id,
-                CURSOR_KEY,
-                delta_link=page.delta_link,
-                next_link=page.next_link,
-                window=self.window,
-            )
+            self._save_cursor(repo, page.delta_link, page.next_link)
+
+    def _save_cursor(self, repo: SyncRepository, delta: str | None, following: str | None) -> None:
+        repo.save_cursor(
+            self.ctx.unit_id,
+            CURSOR_KEY,
+            delta_link=delta,
+            next_link=following,
+            window=self.window,
+        )
+
+    def save_cursor(self, delta_link: str) -> None:
+        """A round that found nothing to store still moves its cursor on."""
+        with self.ctx.database.session() as session:
+            repo = SyncRepository(session)
+            if not repo.renew_lease(
+                self.ctx.unit_id, self.ctx.lease_owner, self.ctx.settings.sync_lease_seconds
+            ):
+                raise LeaseLost("This mailbox is being synced by another worker.")
+            self._save_cursor(repo, delta_link, None)
 
 
 def _window_and_cursor(ctx: RunContext) -> tuple[tuple[datetime, datetime], str | None, str | None]:
@@ -231,6 +249,9 @@ async def run_calendar_sync(ctx: RunContext) -> None:
 
 
 async def _pull(ctx: RunContext, window: tuple[datetime, datetime], link: str | None) -> None:
+    if ctx.access.exchange is not None:
+        await _pull_exchange(ctx, window, link)
+        return
     writer = EventPageWriter(ctx, window, full_round=link is None)
     pages = calendar_delta(
         ctx.access.graph,
@@ -243,6 +264,33 @@ async def _pull(ctx: RunContext, window: tuple[datetime, datetime], link: str | 
     async for page in read_ahead(ctx.budget.pages(pages)):
         await asyncio.to_thread(writer.write, page)
         ctx.progress.page_done(len(page.items))
+
+
+async def _pull_exchange(
+    ctx: RunContext, window: tuple[datetime, datetime], state: str | None
+) -> None:
+    """One round over EWS (``ews.calendar``): the calendar's SyncState says whether
+    anything changed since ``state``; if so the window's view is read and stored as a full
+    round (what it no longer lists was deleted), the new SyncState committed with its last
+    page. Nothing changed: the round ends after one request."""
+    mailbox = ctx.access.exchange
+    assert mailbox is not None
+    new_state, changed, requests = await asyncio.to_thread(mailbox.calendar_changed, state)
+    ctx.progress.requests += requests
+    writer = EventPageWriter(ctx, window, full_round=True)
+    if not changed:
+        await asyncio.to_thread(writer.save_cursor, new_state)
+        return
+    events, requests = await asyncio.to_thread(mailbox.calendar_window, *window)
+    ctx.progress.requests += requests
+    page_size = max(1, min(ctx.settings.sync_page_size, 500))
+    pages = [events[i : i + page_size] for i in range(0, len(events), page_size)] or [[]]
+    for number, items in enumerate(pages, start=1):
+        # A round cut short starts over (the stored cursor is cleared by its first page).
+        last = number == len(pages)
+        page = Page(items, next_link=None, delta_link=new_state if last else None)
+        await asyncio.to_thread(writer.write, page)
+        ctx.progress.page_done(len(items))
 
 
 def _event_body(change: OutboundChange) -> dict[str, Any]:
@@ -271,7 +319,11 @@ def _push_route(ctx: RunContext) -> PushRoute:
     return PushRoute(
         kind=ActivityKind.EVENT,
         cursor_key=CRM_CURSOR_KEY,
-        items=calendar_events(ctx.access.graph, ctx.access.user_path),
+        items=(
+            calendar_events(ctx.access.graph, ctx.access.user_path)
+            if ctx.access.exchange is None
+            else ctx.access.exchange.calendar_items()
+        ),
         body=_event_body,
         change_key="changeKey",
         external_id="iCalUId",

@@ -17,17 +17,32 @@ import asyncio
 import contextlib
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from m365sync.crm import open_crm
 from m365sync.crm.models import ActivityKind
 from m365sync.crm.target import OutboundChange, PushResult
 from m365sync.microsoft import errors as ms
-from m365sync.microsoft.graph import ItemCollection
 from m365sync.sync.context import RunContext
 from m365sync.sync.repository import SyncRepository
 
-__all__ = ["PushRoute", "push_crm_changes"]
+__all__ = ["ItemWriter", "PushRoute", "push_crm_changes"]
+
+
+class ItemWriter(Protocol):
+    """Where a route's items are written: a Graph collection (``graph.ItemCollection``) or
+    an Exchange calendar over EWS (``ews.calendar.ExchangeCalendarItems``). Bodies and
+    answers are in Graph's shape either way."""
+
+    async def create(
+        self, body: dict[str, Any], *, transaction_id: str | None = None
+    ) -> dict[str, Any]: ...
+
+    async def update(self, item_id: str, body: dict[str, Any]) -> dict[str, Any]: ...
+
+    async def delete(self, item_id: str, *, notify: bool = False) -> None:
+        """``notify``: the user asked for the attendees to be told (a cancellation)."""
+        ...
 
 
 def _never(change: OutboundChange) -> bool:
@@ -41,7 +56,7 @@ class PushRoute:
     kind: ActivityKind
     cursor_key: str
     """Where the cursor over the CRM's changes is kept (with the unit's other cursors)."""
-    items: ItemCollection
+    items: ItemWriter
     body: Callable[[OutboundChange], dict[str, Any]]
     change_key: str
     """The answer's field that changes with every edit (our own writes aren't pulled back)."""
@@ -94,7 +109,7 @@ async def _write(route: PushRoute, change: OutboundChange) -> PushResult | None:
     if change.deleted:
         if change.graph_item_id and not route.leave_alone(change):
             with contextlib.suppress(ms.ItemNotFound):
-                await route.items.delete(change.graph_item_id)
+                await route.items.delete(change.graph_item_id, notify=change.send_invitations)
         return gone
     if change.graph_item_id is None:
         created = await route.items.create(

@@ -6,6 +6,10 @@ date, status/completion, importance and notes go both ways; To Do's ``@odata.eta
 plays the part of a change key (our own writes are not applied again); the newest
 modification wins a conflict; deletions go both ways. CRM → To Do writes happen after the
 pull has committed (``sync.push``), as in Calendar Sync.
+
+A mailbox on an Exchange Server syncs its Tasks folder over EWS instead (through the
+member's own Exchange connection, as To Do's delegated-only rule has it): ``SyncFolderItems``
+pages in To Do's shape (``ews.tasks``), the SyncState as the cursor.
 """
 
 from __future__ import annotations
@@ -23,7 +27,7 @@ from m365sync.microsoft.delta import read_ahead
 from m365sync.microsoft.graph import Page
 from m365sync.microsoft.todo import default_list_id, list_id_from_link, task_delta, todo_tasks
 from m365sync.sync.context import LeaseLost, RunContext
-from m365sync.sync.push import PushRoute, push_crm_changes
+from m365sync.sync.push import ItemWriter, PushRoute, push_crm_changes
 from m365sync.sync.repository import SyncRepository
 
 __all__ = ["parse_task", "run_task_sync"]
@@ -102,6 +106,14 @@ def _load(ctx: RunContext) -> tuple[str | None, str | None]:
 
 async def run_task_sync(ctx: RunContext) -> None:
     link, crm_cursor = await asyncio.to_thread(_load, ctx)
+    if ctx.access.exchange is not None:
+        try:
+            await _pull_exchange(ctx, link)
+        except ms.SyncStateExpired:
+            await _pull_exchange(ctx, None)
+        route = _push_route(ctx, "", items=ctx.access.exchange.task_items())
+        await push_crm_changes(ctx, route, crm_cursor)
+        return
     graph, path = ctx.access.graph, ctx.access.user_path
     list_id = list_id_from_link(link) if link else None
     if list_id is None:
@@ -121,11 +133,33 @@ async def _pull(ctx: RunContext, list_id: str, link: str | None) -> None:
         ctx.progress.page_done(len(page.items))
 
 
-def _push_route(ctx: RunContext, list_id: str) -> PushRoute:
+async def _pull_exchange(ctx: RunContext, state: str | None) -> None:
+    """The Tasks folder's changes over EWS (``SyncFolderItems``), page by page, each page's
+    SyncState committed with it (``next_link`` mid-round, ``delta_link`` on its last page)."""
+    mailbox = ctx.access.exchange
+    assert mailbox is not None
+    while True:
+        page = await asyncio.to_thread(
+            mailbox.task_changes, state, page_size=ctx.settings.sync_page_size
+        )
+        ctx.progress.requests += page.requests
+        stored = Page(
+            page.items,
+            next_link=None if page.last else page.sync_state,
+            delta_link=page.sync_state if page.last else None,
+        )
+        await asyncio.to_thread(_write_page, ctx, stored)
+        ctx.progress.page_done(len(page.items))
+        if page.last:
+            return
+        state = page.sync_state
+
+
+def _push_route(ctx: RunContext, list_id: str, *, items: ItemWriter | None = None) -> PushRoute:
     return PushRoute(
         kind=ActivityKind.TASK,
         cursor_key=CRM_CURSOR_KEY,
-        items=todo_tasks(ctx.access.graph, ctx.access.user_path, list_id),
+        items=items or todo_tasks(ctx.access.graph, ctx.access.user_path, list_id),
         body=_task_body,
         change_key="@odata.etag",
         external_id="id",

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -10,6 +10,15 @@ import pytest
 from m365sync.crm.models import ActivityKind
 from m365sync.crm.target import Participant
 from m365sync.sync.features import SyncFeature
+from support.calendars import (
+    at,
+    crm_events,
+    daily_series,
+    gtime,
+    invitations,
+    outlook_event,
+    outlook_events,
+)
 from support.sync_world import SyncWorld
 
 ADELE = "adele@contoso.com"
@@ -23,34 +32,6 @@ def world(db_world: SyncWorld) -> SyncWorld:
 
 ALEX = "alex@contoso.com"
 CAL = SyncFeature.CALENDAR
-
-
-def at(days: float, hour: int = 15) -> datetime:
-    base = datetime.now(UTC).replace(hour=hour, minute=0, second=0, microsecond=0)
-    return base + timedelta(days=days)
-
-
-def gtime(value: datetime) -> dict[str, str]:
-    return {"dateTime": value.strftime("%Y-%m-%dT%H:%M:%S"), "timeZone": "UTC"}
-
-
-def outlook_event(world: SyncWorld, mailbox: str, **body: Any) -> dict[str, Any]:
-    response = world.control.post(f"/_sim/mailboxes/{mailbox}/events", json=body)
-    response.raise_for_status()
-    return dict(response.json())
-
-
-def outlook_events(world: SyncWorld, mailbox: str) -> list[dict[str, Any]]:
-    return list(world.control.get(f"/_sim/mailboxes/{mailbox}/events").json()["value"])
-
-
-def invitations(world: SyncWorld) -> list[dict[str, Any]]:
-    return list(world.control.get("/_sim/invitations").json()["value"])
-
-
-def crm_events(world: SyncWorld) -> list[Any]:
-    with world.crm() as crm:
-        return crm.activities(ActivityKind.EVENT)
 
 
 def test_a_meeting_in_two_calendars_is_one_crm_event_with_matched_attendees(
@@ -218,21 +199,7 @@ def test_deletions_propagate_both_ways(world: SyncWorld) -> None:
 
 def test_recurring_series_occurrences_follow_outlook_without_duplicates(world: SyncWorld) -> None:
     start = at(1, 9)
-    series = outlook_event(
-        world,
-        ADELE,
-        subject="Standup",
-        start=gtime(start),
-        end=gtime(start + timedelta(minutes=15)),
-        recurrence={
-            "pattern": {"type": "daily", "interval": 1},
-            "range": {
-                "type": "numbered",
-                "startDate": start.strftime("%Y-%m-%d"),
-                "numberOfOccurrences": 5,
-            },
-        },
-    )
+    series = daily_series(world, ADELE, "Standup", start, 5)
     assert world.sync(ADELE, CAL).outcome == "ok"
     events = crm_events(world)
     assert len(events) == 5

@@ -6,12 +6,14 @@ activities without a duplicate."""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
 from m365sync.crm.models import ActivityKind
 from m365sync.microsoft.ews import close_exchange_connections
 from m365sync.sync import service as sync
+from m365sync.sync.features import SyncFeature
 from m365sync.sync.models import UnitStatus
 from support.ews_clients import turn_on_exchange
 from support.ews_world import store_exchange_service_account
@@ -98,3 +100,42 @@ def test_a_mailbox_moved_to_exchange_online_keeps_its_activities(world: SyncWorl
     assert subjects(world) == ["After the move", "Before the move"]  # no duplicate
     assert world.sync(DIEGO).outcome == "ok"
     assert subjects(world) == ["After the move", "Before the move"]
+
+
+def test_a_meeting_across_the_hybrid_is_one_event_and_survives_the_move(
+    world: SyncWorld,
+) -> None:
+    """Adele (Exchange Online, Graph) invites Diego (Exchange Server, EWS): one CRM event
+    linked to both; Diego's mailbox moving to Exchange Online keeps it one event."""
+    start = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) + timedelta(days=2)
+    made = world.control.post(
+        f"/_sim/mailboxes/{ADELE}/events",
+        json={
+            "subject": "Hybrid planning",
+            "start": {"dateTime": start.strftime("%Y-%m-%dT%H:%M:%S"), "timeZone": "UTC"},
+            "end": {
+                "dateTime": (start + timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M:%S"),
+                "timeZone": "UTC",
+            },
+            "attendees": [{"emailAddress": {"address": DIEGO}}],
+        },
+    )
+    made.raise_for_status()
+    for mailbox in (ADELE, DIEGO):
+        result = world.sync(mailbox, SyncFeature.CALENDAR)
+        assert result.outcome == "ok", (mailbox, result.error, result.fix)
+
+    def events() -> list[tuple[str, str | None, set[str]]]:
+        with world.crm() as crm:
+            return [
+                (e.subject, e.external_id, {m.member_id for m in crm.activity_members(e.id)})
+                for e in crm.activities(ActivityKind.EVENT)
+            ]
+
+    both = {world.members[ADELE], world.members[DIEGO]}
+    assert events() == [("Hybrid planning", made.json()["iCalUId"], both)]
+
+    place(world, DIEGO, "cloud")
+    moved = world.sync(DIEGO, SyncFeature.CALENDAR)
+    assert moved.outcome == "ok", (moved.error, moved.fix)
+    assert events() == [("Hybrid planning", made.json()["iCalUId"], both)]

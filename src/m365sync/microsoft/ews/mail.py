@@ -128,7 +128,47 @@ def message_changes(
     """The page of ``folder_name``'s changes after ``sync_state`` (None: from the start). An
     expired or unreadable state raises ``SyncStateExpired``."""
     folder = server.call(lambda: mail_folder(account, folder_name))  # GetFolder, once
-    received = folder.normalize_fields(fields=["datetime_received"])
+
+    def in_window(item: Any) -> bool:
+        arrived = getattr(item, "datetime_received", None)
+        return not (
+            since is not None
+            and isinstance(arrived, datetime)
+            and arrived.timestamp() < since.timestamp()
+        )
+
+    return folder_changes(
+        server,
+        account,
+        folder,
+        sync_state,
+        page_size=page_size,
+        sync_fields=("datetime_received",),
+        keep=in_window,
+        fields=HEADER_FIELDS if headers_only else BODY_FIELDS,
+        shape=lambda found: (
+            graph_message(found, headers_only=headers_only) if isinstance(found, Message) else None
+        ),
+    )
+
+
+def folder_changes(
+    server: ExchangeServer,
+    account: Account,
+    folder: Folder,
+    sync_state: str | None,
+    *,
+    page_size: int,
+    fields: tuple[str, ...],
+    shape: Callable[[Any], dict[str, Any] | None],
+    sync_fields: tuple[str, ...] = (),
+    keep: Callable[[Any], bool] = lambda item: True,
+) -> MessagePage:
+    """One page of ``folder``'s changes after ``sync_state``: a ``SyncFolderItems``
+    (``IdOnly`` plus ``sync_fields``, which ``keep`` may look at) and a ``GetItem`` of
+    ``fields`` for the created or changed items kept, each ``shape``d (None: left out);
+    deletions as ``@removed``. An expired or unreadable state raises ``SyncStateExpired``."""
+    additional = set(folder.normalize_fields(fields=list(sync_fields))) if sync_fields else None
     requests = 0
 
     def sync_page() -> tuple[list[tuple[str, Any]], str, bool]:
@@ -139,7 +179,7 @@ def message_changes(
             service.call(
                 folder=folder,
                 shape="IdOnly",
-                additional_fields=set(received),
+                additional_fields=additional,
                 sync_state=sync_state,
                 ignore=None,
                 max_changes_returned=max(1, min(page_size, MAX_CHANGES)),
@@ -158,18 +198,10 @@ def message_changes(
             wanted.pop(item.id, None)
         elif kind in (SyncFolderItems.CREATE, SyncFolderItems.UPDATE):
             item_id = getattr(item, "id", None)
-            if isinstance(item_id, str) and item_id:
-                arrived = getattr(item, "datetime_received", None)
-                if (
-                    since is not None
-                    and isinstance(arrived, datetime)
-                    and arrived.timestamp() < since.timestamp()
-                ):
-                    continue
+            if isinstance(item_id, str) and item_id and keep(item):
                 wanted[item_id] = (item_id, getattr(item, "changekey", None))
     items: list[dict[str, Any]] = []
     if wanted:
-        fields = HEADER_FIELDS if headers_only else BODY_FIELDS
 
         def get_items() -> list[Any]:
             nonlocal requests
@@ -189,8 +221,9 @@ def message_changes(
                 if isinstance(error, ms.ItemNotFound):
                     continue  # deleted since the sync page was read: its Delete comes next
                 raise error from found
-            if isinstance(found, Message):
-                items.append(graph_message(found, headers_only=headers_only))
+            shaped = shape(found)
+            if shaped is not None:
+                items.append(shaped)
     items.extend({"id": item_id, "@removed": {"reason": "deleted"}} for item_id in removed)
     return MessagePage(items, state, last, requests)
 
@@ -200,6 +233,7 @@ __all__ = [
     "HEADER_FIELDS",
     "MAX_CHANGES",
     "MessagePage",
+    "folder_changes",
     "graph_message",
     "mail_folder",
     "message_changes",
