@@ -50,7 +50,6 @@ from sqlalchemy import Boolean, Integer, String, Table, bindparam, case, literal
 
 from m365sync.crm.models import (
     ActivityKind,
-    CrmActivity,
     EmailTarget,
     SalesforceActivityRecord,
     SalesforceConnection,
@@ -58,7 +57,11 @@ from m365sync.crm.models import (
     WriteState,
 )
 from m365sync.crm.salesforce_access import ConnectionSecrets, open_client, remember
-from m365sync.crm.salesforce_repository import SalesforceRepository
+from m365sync.crm.salesforce_repository import (
+    ActivityFields,
+    DueWrite,
+    SalesforceRepository,
+)
 from m365sync.crm.salesforce_schemas import DrainResult, DrainStatus
 from m365sync.crypto import SecretBox
 from m365sync.db.base import utcnow
@@ -235,7 +238,7 @@ def _people(repo: SalesforceRepository, activity_ids: Sequence[str]) -> tuple[_P
     return _People(person, account, members, users), links, accounts
 
 
-def _roles(activity: CrmActivity) -> dict[str, str]:
+def _roles(activity: ActivityFields) -> dict[str, str]:
     """Address → its first role on the activity (from, to, cc, bcc, organizer...)."""
     roles: dict[str, str] = {}
     for participant in activity.participants or []:
@@ -250,7 +253,7 @@ def _rank(role: str) -> int:
     return ROLE_ORDER.index(role) if role in ROLE_ORDER else len(ROLE_ORDER)
 
 
-def _addresses(activity: CrmActivity, role: str) -> str | None:
+def _addresses(activity: ActivityFields, role: str) -> str | None:
     found = [
         str(p.get("address"))
         for p in activity.participants or []
@@ -259,7 +262,7 @@ def _addresses(activity: CrmActivity, role: str) -> str | None:
     return "; ".join(found)[:4000] or None
 
 
-def _name_of(activity: CrmActivity, address: str | None) -> str | None:
+def _name_of(activity: ActivityFields, address: str | None) -> str | None:
     for participant in activity.participants or []:
         if address and str(participant.get("address") or "").lower() == address.lower():
             return str(participant.get("name") or "")[:1000] or None
@@ -267,8 +270,8 @@ def _name_of(activity: CrmActivity, address: str | None) -> str | None:
 
 
 def _plan_item(
-    row: SalesforceActivityRecord,
-    activity: CrmActivity | None,
+    row: DueWrite,
+    activity: ActivityFields | None,
     people: _People,
     links: dict[str, list[tuple[str, str]]],
     accounts: dict[str, list[str]],
@@ -377,7 +380,7 @@ def _iso(value: datetime | None) -> str | None:
 
 
 def _plan_email_message(
-    item: _Item, activity: CrmActivity, what: str | None, outgoing: bool
+    item: _Item, activity: ActivityFields, what: str | None, outgoing: bool
 ) -> None:
     body = (activity.body or "")[:BODY_MAX] or None
     identifier = activity.external_id
@@ -403,7 +406,7 @@ def _plan_email_message(
     item.change = None  # a sent email keeps what it was sent with
 
 
-def _email_description(activity: CrmActivity) -> str:
+def _email_description(activity: ActivityFields) -> str:
     lines = [f"From: {activity.from_address or ''}"]
     for role in ("to", "cc"):
         found = _addresses(activity, role)
@@ -415,7 +418,7 @@ def _email_description(activity: CrmActivity) -> str:
 
 
 def _plan_email_task(
-    item: _Item, activity: CrmActivity, who: str | None, what: str | None, owner: str | None
+    item: _Item, activity: ActivityFields, who: str | None, what: str | None, owner: str | None
 ) -> None:
     fields = _clean(
         {
@@ -435,7 +438,7 @@ def _plan_email_task(
 
 
 def _plan_event(
-    item: _Item, activity: CrmActivity, who: str | None, what: str | None, owner: str | None
+    item: _Item, activity: ActivityFields, who: str | None, what: str | None, owner: str | None
 ) -> None:
     fields: dict[str, Any] = {
         "Subject": activity.subject[:255],
@@ -460,7 +463,7 @@ def _plan_event(
     item.change = fields
 
 
-def _plan_todo(item: _Item, activity: CrmActivity, owner: str) -> None:
+def _plan_todo(item: _Item, activity: ActivityFields, owner: str) -> None:
     fields = _clean(
         {
             "Subject": activity.subject[:255],
