@@ -534,10 +534,11 @@ class SalesforceActivityRecord(Base):
 
     __tablename__ = "salesforce_activity_records"
     __table_args__ = (
-        Index(
-            "ix_salesforce_activity_records_pending",
+        Index(  # the order ``SalesforceRepository.due`` reads in
+            "ix_salesforce_activity_records_due",
             "organization_id",
             "next_attempt_at",
+            "activity_id",
             sqlite_where=PENDING_WRITES,
             postgresql_where=PENDING_WRITES,
         ),

@@ -256,7 +256,7 @@ def _apply_changed(
     ledger: dict[str, SalesforceActivityRecord],
 ) -> None:
     kind = KIND[sobject]
-    activities = ctx.repo.activities([row.activity_id for row in ledger.values()])
+    activities = ctx.repo.activity_records([row.activity_id for row in ledger.values()])
     for record in records:
         sfid = str(record["Id"])
         if sobject == "Task" and record.get("TaskSubtype") not in (None, "Task"):
@@ -305,7 +305,7 @@ def _apply_changed(
 
 def _apply_deleted(ctx: _Context, sobject: str, deleted: dict[str, datetime]) -> None:
     ledger = ctx.repo.ledger_by_salesforce_id(deleted)
-    activities = ctx.repo.activities([row.activity_id for row in ledger.values()])
+    activities = ctx.repo.activity_records([row.activity_id for row in ledger.values()])
     for sfid, row in ledger.items():
         local = activities.get(row.activity_id)
         if local is None or local.kind != KIND[sobject] or local.deleted_at is not None:

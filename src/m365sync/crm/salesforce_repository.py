@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Collection, Iterator, Sequence
 from datetime import datetime, timedelta
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar, cast
 
 from sqlalchemy import ColumnElement, and_, delete, exists, func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
@@ -42,13 +42,66 @@ from m365sync.crm.models import (
 from m365sync.db.base import utcnow
 from m365sync.organizations.models import Domain, Member
 
-__all__ = ["CHANGES_CURSOR", "SalesforceRepository", "queue_activities", "writes_to_salesforce"]
+__all__ = [
+    "CHANGES_CURSOR",
+    "ActivityFields",
+    "DueWrite",
+    "SalesforceRepository",
+    "queue_activities",
+    "writes_to_salesforce",
+]
 
 CHUNK = 500
 CHANGES_CURSOR = "changes:"
 """Prefix of the changes pull's cursors (``changes:Event``, ``changes:Task``), kept beside
 the mirror's own in ``salesforce_mirror_cursors``."""
 T = TypeVar("T")
+
+
+class DueWrite(Protocol):
+    """The ledger columns a round plans with (a read-only row, not an ORM object: a round
+    reads a thousand of them, and the ORM's identity map and attribute machinery cost
+    more than the query)."""
+
+    activity_id: str
+    version: int
+    written_version: int
+    sobject: str
+    salesforce_id: str | None
+    uncertain: bool
+    attempts: int
+    relations: list[str]
+
+
+class ActivityFields(Protocol):
+    """The activity columns the writer plans a Salesforce record from (a read-only row)."""
+
+    id: str
+    kind: str
+    external_id: str
+    deleted_at: datetime | None
+    is_cancelled: bool
+    participants: list[dict[str, str]]
+    owner_member_id: str | None
+    from_address: str | None
+    subject: str
+    body: str | None
+    body_type: str
+    occurred_at: datetime | None
+    location: str
+    starts_at: datetime | None
+    ends_at: datetime | None
+    is_all_day: bool
+    due_at: datetime | None
+    status: str
+    importance: str
+    attachments: list[dict[str, Any]] | None
+
+
+_DUE_COLUMNS = tuple(
+    SalesforceActivityRecord.__table__.c[name] for name in DueWrite.__annotations__
+)
+_ACTIVITY_COLUMNS = tuple(CrmActivity.__table__.c[name] for name in ActivityFields.__annotations__)
 
 
 def _chunks(items: Sequence[T], size: int = CHUNK) -> Iterator[Sequence[T]]:
@@ -358,26 +411,39 @@ class SalesforceRepository:
         self.queue(ids)
         return len(ids)
 
-    def due(self, now: datetime, limit: int) -> list[SalesforceActivityRecord]:
-        """Pending writes whose time has come: never tried first, then retries by time."""
-        return list(
-            self.session.scalars(
-                select(SalesforceActivityRecord)
-                .where(
-                    SalesforceActivityRecord.organization_id == self.organization_id,
-                    SalesforceActivityRecord.state == WriteState.PENDING,
-                    or_(
-                        SalesforceActivityRecord.next_attempt_at.is_(None),
-                        SalesforceActivityRecord.next_attempt_at <= now,
-                    ),
-                )
-                .order_by(
-                    SalesforceActivityRecord.next_attempt_at.nulls_first(),
-                    SalesforceActivityRecord.activity_id,
-                )
+    def due(self, now: datetime, limit: int) -> list[DueWrite]:
+        """Pending writes whose time has come: never tried first, then retries by time,
+        ties by activity id. Read as two queries (never tried, then retries), each in the
+        order of ``ix_salesforce_activity_records_due``, so the database reads the first
+        ``limit`` rows of the index instead of sorting every pending row (``NULLS FIRST``
+        in one query would not match the index on PostgreSQL)."""
+        pending = (
+            SalesforceActivityRecord.organization_id == self.organization_id,
+            SalesforceActivityRecord.state == WriteState.PENDING,
+        )
+        found: list[DueWrite] = [
+            cast(DueWrite, row)
+            for row in self.session.execute(
+                select(*_DUE_COLUMNS)
+                .where(*pending, SalesforceActivityRecord.next_attempt_at.is_(None))
+                .order_by(SalesforceActivityRecord.activity_id)
                 .limit(limit)
             )
-        )
+        ]
+        if len(found) < limit:
+            found.extend(
+                cast(DueWrite, row)
+                for row in self.session.execute(
+                    select(*_DUE_COLUMNS)
+                    .where(*pending, SalesforceActivityRecord.next_attempt_at <= now)
+                    .order_by(
+                        SalesforceActivityRecord.next_attempt_at,
+                        SalesforceActivityRecord.activity_id,
+                    )
+                    .limit(limit - len(found))
+                )
+            )
+        return found
 
     def mark_uncertain(self, activity_ids: Collection[str]) -> None:
         """About to be sent: until the answers are recorded, Salesforce may hold them or
@@ -719,16 +785,31 @@ class SalesforceRepository:
         )
         return int(getattr(result, "rowcount", 0) or 0)
 
-    def activities(self, activity_ids: Collection[str]) -> dict[str, CrmActivity]:
+    def activity_records(self, activity_ids: Collection[str]) -> dict[str, CrmActivity]:
+        """The activities themselves, by id: for changing them (the changes pull), where the
+        writer's planning reads only ``activities``' columns."""
         found: dict[str, CrmActivity] = {}
         for chunk in _chunks(sorted(set(activity_ids))):
-            for row in self.session.scalars(
+            for activity in self.session.scalars(
                 select(CrmActivity).where(
                     CrmActivity.organization_id == self.organization_id,
                     CrmActivity.id.in_(chunk),
                 )
             ):
-                found[row.id] = row
+                found[activity.id] = activity
+        return found
+
+    def activities(self, activity_ids: Collection[str]) -> dict[str, ActivityFields]:
+        """The activities' planning columns (see ``ActivityFields``), by id."""
+        found: dict[str, ActivityFields] = {}
+        for chunk in _chunks(sorted(set(activity_ids))):
+            for row in self.session.execute(
+                select(*_ACTIVITY_COLUMNS).where(
+                    CrmActivity.organization_id == self.organization_id,
+                    CrmActivity.id.in_(chunk),
+                )
+            ):
+                found[row.id] = cast(ActivityFields, row)
         return found
 
     def activity_people(self, activity_ids: Collection[str]) -> dict[str, list[tuple[str, str]]]:

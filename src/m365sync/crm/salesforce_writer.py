@@ -52,7 +52,6 @@ from sqlalchemy import Boolean, Integer, String, Table, bindparam, case, literal
 from m365sync.crm.models import (
     ActivityKind,
     AddressChoice,
-    CrmActivity,
     EmailTarget,
     SalesforceActivityRecord,
     SalesforceConnection,
@@ -61,7 +60,11 @@ from m365sync.crm.models import (
     WriteState,
 )
 from m365sync.crm.salesforce_access import ConnectionSecrets, open_client, remember
-from m365sync.crm.salesforce_repository import SalesforceRepository
+from m365sync.crm.salesforce_repository import (
+    ActivityFields,
+    DueWrite,
+    SalesforceRepository,
+)
 from m365sync.crm.salesforce_schemas import DrainResult, DrainStatus
 from m365sync.crypto import SecretBox
 from m365sync.db.base import utcnow
@@ -238,7 +241,7 @@ def _people(repo: SalesforceRepository, activity_ids: Sequence[str]) -> tuple[_P
     return _People(person, account, members, users), links, accounts
 
 
-def _roles(activity: CrmActivity) -> dict[str, str]:
+def _roles(activity: ActivityFields) -> dict[str, str]:
     """Address → its first role on the activity (from, to, cc, bcc, organizer...)."""
     roles: dict[str, str] = {}
     for participant in activity.participants or []:
@@ -253,7 +256,7 @@ def _rank(role: str) -> int:
     return ROLE_ORDER.index(role) if role in ROLE_ORDER else len(ROLE_ORDER)
 
 
-def _addresses(activity: CrmActivity, role: str) -> str | None:
+def _addresses(activity: ActivityFields, role: str) -> str | None:
     found = [
         str(p.get("address"))
         for p in activity.participants or []
@@ -262,7 +265,7 @@ def _addresses(activity: CrmActivity, role: str) -> str | None:
     return "; ".join(found)[:4000] or None
 
 
-def _name_of(activity: CrmActivity, address: str | None) -> str | None:
+def _name_of(activity: ActivityFields, address: str | None) -> str | None:
     for participant in activity.participants or []:
         if address and str(participant.get("address") or "").lower() == address.lower():
             return str(participant.get("name") or "")[:1000] or None
@@ -270,8 +273,8 @@ def _name_of(activity: CrmActivity, address: str | None) -> str | None:
 
 
 def _plan_item(
-    row: SalesforceActivityRecord,
-    activity: CrmActivity | None,
+    row: DueWrite,
+    activity: ActivityFields | None,
     people: _People,
     links: dict[str, list[tuple[str, str]]],
     accounts: dict[str, list[str]],
@@ -400,7 +403,7 @@ def _size_text(size: Any) -> str:
     return f"{value / (1024 * 1024):.1f} MB"
 
 
-def _attachment_note(activity: CrmActivity) -> str:
+def _attachment_note(activity: ActivityFields) -> str:
     """One line naming the email's attachments (their files stay in the mailbox), or ""."""
     listed = [
         f"{a.get('name') or '(no name)'} ({a.get('contentType') or 'unknown type'}, "
@@ -411,7 +414,7 @@ def _attachment_note(activity: CrmActivity) -> str:
     return f"Attachments (kept in the mailbox): {'; '.join(listed)}" if listed else ""
 
 
-def _body_with_note(activity: CrmActivity, limit: int) -> str:
+def _body_with_note(activity: ActivityFields, limit: int) -> str:
     """The body, cut to leave room for the attachment note after it."""
     note = _attachment_note(activity)
     if not note:
@@ -427,7 +430,7 @@ def _body_with_note(activity: CrmActivity, limit: int) -> str:
 
 
 def _plan_email_message(
-    item: _Item, activity: CrmActivity, what: str | None, outgoing: bool
+    item: _Item, activity: ActivityFields, what: str | None, outgoing: bool
 ) -> None:
     body = _body_with_note(activity, BODY_MAX) or None
     identifier = activity.external_id
@@ -453,7 +456,7 @@ def _plan_email_message(
     item.change = None  # a sent email keeps what it was sent with
 
 
-def _email_description(activity: CrmActivity) -> str:
+def _email_description(activity: ActivityFields) -> str:
     lines = [f"From: {activity.from_address or ''}"]
     for role in ("to", "cc"):
         found = _addresses(activity, role)
@@ -468,7 +471,7 @@ def _email_description(activity: CrmActivity) -> str:
 
 
 def _plan_email_task(
-    item: _Item, activity: CrmActivity, who: str | None, what: str | None, owner: str | None
+    item: _Item, activity: ActivityFields, who: str | None, what: str | None, owner: str | None
 ) -> None:
     fields = _clean(
         {
@@ -488,7 +491,7 @@ def _plan_email_task(
 
 
 def _plan_event(
-    item: _Item, activity: CrmActivity, who: str | None, what: str | None, owner: str | None
+    item: _Item, activity: ActivityFields, who: str | None, what: str | None, owner: str | None
 ) -> None:
     fields: dict[str, Any] = {
         "Subject": activity.subject[:255],
@@ -513,7 +516,7 @@ def _plan_event(
     item.change = fields
 
 
-def _plan_todo(item: _Item, activity: CrmActivity, owner: str) -> None:
+def _plan_todo(item: _Item, activity: ActivityFields, owner: str) -> None:
     fields = _clean(
         {
             "Subject": activity.subject[:255],
@@ -977,7 +980,7 @@ def _round(
 
 
 def _chosen(
-    repo: SalesforceRepository, activities: Iterable[CrmActivity]
+    repo: SalesforceRepository, activities: Iterable[ActivityFields]
 ) -> dict[str, tuple[str, str]]:
     """What reps related the round's addresses to in the unresolved queue."""
     addresses = {a for activity in activities for a in _roles(activity)}

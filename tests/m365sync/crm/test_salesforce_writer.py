@@ -14,6 +14,7 @@ from sqlalchemy import select
 
 from m365sync.crm import salesforce_writer
 from m365sync.crm.models import SalesforceActivityRecord, WriteState
+from m365sync.crm.salesforce_repository import SalesforceRepository
 from m365sync.crm.salesforce_schemas import DrainStatus
 from m365sync.crm.salesforce_service import (
     retry_parked_salesforce_records,
@@ -540,3 +541,29 @@ def test_a_meeting_deleted_in_outlook_leaves_salesforce(target: SalesforceTarget
     assert (gone.synced, gone.deleted) == (1, 1)
     assert target.records("Event") == []
     assert target.records("EventRelation") == []
+
+
+def test_a_round_takes_never_tried_writes_first_then_retries_by_time(
+    target: SalesforceTarget,
+) -> None:
+    connected(target)
+    for subject in ("Queue one", "Queue two", "Queue three", "Queue four", "Queue five"):
+        mail(target, subject, mailboxes=(ADELE,))
+    sync(target, ADELE)
+    now = datetime.now(UTC)
+    first, second, later, fresh, other_fresh = sorted(r.activity_id for r in ledger(target))
+    with target.database.session() as session:
+        for activity_id, when in (
+            (first, now - timedelta(minutes=5)),
+            (second, now - timedelta(hours=2)),
+            (later, now + timedelta(hours=1)),
+        ):
+            row = session.get(SalesforceActivityRecord, activity_id)
+            assert row is not None
+            row.next_attempt_at = when
+
+    with target.database.session() as session:
+        repo = SalesforceRepository(session, target.organization_id)
+        assert [r.activity_id for r in repo.due(now, 10)] == [fresh, other_fresh, second, first]
+        assert [r.activity_id for r in repo.due(now, 3)] == [fresh, other_fresh, second]
+        assert [r.activity_id for r in repo.due(now, 1)] == [fresh]
