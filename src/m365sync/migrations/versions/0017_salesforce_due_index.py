@@ -5,8 +5,8 @@ becomes ``ix_salesforce_activity_records_due``, with the activity id last: a rou
 first thousand due writes by (next attempt, activity id), and with the id in the index the
 database reads them in order instead of sorting every pending row each round.
 
-Revision ID: 0022_salesforce_due_index
-Revises: 0013_scale_out
+Revision ID: 0017_salesforce_due_index
+Revises: 0016_salesforce_changes
 """
 
 from __future__ import annotations
@@ -16,8 +16,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0022_salesforce_due_index"
-down_revision: str | None = "0013_scale_out"
+revision: str = "0017_salesforce_due_index"
+down_revision: str | None = "0016_salesforce_changes"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
