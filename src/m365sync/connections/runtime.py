@@ -22,7 +22,7 @@ import threading
 import weakref
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import httpx
 from sqlalchemy.orm import Session
@@ -66,13 +66,15 @@ from m365sync.microsoft.errors import (
     MicrosoftError,
     SecretExpired,
 )
-from m365sync.microsoft.ews import ExchangeLogin, ExchangeMailbox, ExchangeServer
 from m365sync.microsoft.graph import GraphClient, RequestBudget, TokenSource, user_path
 from m365sync.microsoft.limits import GRAPH_MAILBOX_WINDOW_SECONDS, SharedSlots
 from m365sync.organizations.models import Member
 from m365sync.organizations.repository import OrganizationRepository
 from m365sync.organizations.service import unverified_reason
 from m365sync.settings import Settings
+
+if TYPE_CHECKING:  # exchangelib loads only when an Exchange connection is used
+    from m365sync.microsoft.ews import ExchangeMailbox, ExchangeServer
 
 Source = Literal["service_account", "user_connection"]
 Sealable = ServiceAccount | UserConnection | AuthorizationRequest
@@ -413,6 +415,8 @@ class ConnectionRuntime:
     # -- Exchange (EWS) ---------------------------------------------------------------------
 
     def exchange_server(self, row: ServiceAccount | UserConnection) -> ExchangeServer:
+        from m365sync.microsoft.ews import ExchangeLogin, ExchangeServer
+
         """The EWS client of a stored Exchange connection, one per connection and version of
         it (its sessions are pooled across units)."""
         key = (row.id, str(row.updated_at))
@@ -438,6 +442,8 @@ class ConnectionRuntime:
         Exchange connection; None when neither does."""
         if feature not in EXCHANGE_FEATURES:
             return None
+        from m365sync.microsoft.ews import ExchangeMailbox
+
         repo = ConnectionRepository(session)
         for account in repo.service_accounts(member.organization_id):
             if account.kind != ConnectionKind.EXCHANGE or not account.ews_url:

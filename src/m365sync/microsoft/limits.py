@@ -40,10 +40,10 @@ import logging
 import random
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
-import redis.asyncio as aioredis
-from redis.exceptions import RedisError
+if TYPE_CHECKING:  # redis is loaded by the processes that share limits, not by every command
+    import redis.asyncio as aioredis
 
 __all__ = ["GRAPH_MAILBOX_WINDOW_SECONDS", "LocalSlots", "RequestSlots", "SharedSlots"]
 
@@ -156,6 +156,9 @@ class SharedSlots:
         self.lease_ms = max(1, round(lease_seconds * 1000))
         self.prefix = prefix
         self._sleep = sleep
+        from redis.exceptions import RedisError
+
+        self._redis_error: type[Exception] = RedisError
         self._redis: aioredis.Redis | None = None
         self._acquire: Any = None
         self._release: Any = None
@@ -164,6 +167,8 @@ class SharedSlots:
 
     def _client(self) -> aioredis.Redis:
         if self._redis is None:
+            import redis.asyncio as aioredis
+
             self._redis = aioredis.Redis.from_url(self.url, socket_timeout=5)
             self._acquire = self._redis.register_script(_ACQUIRE)
             self._release = self._redis.register_script(_RELEASE)
@@ -182,7 +187,7 @@ class SharedSlots:
         token = uuid.uuid4().hex
         try:
             await self._take(keys, token)
-        except RedisError as exc:
+        except self._redis_error as exc:
             if not self._warned:
                 self._warned = True
                 log.warning(
@@ -200,7 +205,7 @@ class SharedSlots:
         try:
             yield
         finally:
-            with contextlib.suppress(RedisError):  # the lease frees it anyway
+            with contextlib.suppress(self._redis_error):  # the lease frees it anyway
                 await self._release(keys=keys[:2], args=[token])
 
     async def _take(self, keys: list[str], token: str) -> None:
@@ -226,5 +231,5 @@ class SharedSlots:
     async def aclose(self) -> None:
         if self._redis is not None:
             redis, self._redis = self._redis, None
-            with contextlib.suppress(RedisError):
+            with contextlib.suppress(self._redis_error):
                 await redis.aclose()

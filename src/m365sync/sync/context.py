@@ -4,14 +4,16 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from m365sync.db.session import Database
 from m365sync.errors import M365SyncError
-from m365sync.microsoft.ews import ExchangeMailbox
 from m365sync.microsoft.graph import GraphClient, RequestBudget
 from m365sync.settings import Settings
 from m365sync.sync.features import SyncFeature
+
+if TYPE_CHECKING:  # exchangelib loads only when an Exchange connection is used
+    from m365sync.microsoft.ews import ExchangeMailbox
 
 __all__ = ["LeaseLost", "Progress", "RunContext"]
 
