@@ -11,11 +11,18 @@ from datetime import UTC, datetime, timedelta
 
 from sqlalchemy.orm import Session
 
-from m365sync.crm.models import CrmAccount, CrmActivity, CrmContact
+from m365sync.crm.models import ActivityKind, CrmAccount, CrmActivity, CrmContact
 from m365sync.crm.repository import ActivityRepository
 from m365sync.errors import NotFound
 
-__all__ = ["ACTIVITY_KINDS", "UPCOMING_DAYS", "ActivityList", "get_activity", "search_activities"]
+__all__ = [
+    "ACTIVITY_KINDS",
+    "UPCOMING_DAYS",
+    "ActivityList",
+    "activities_held_by_members",
+    "get_activity",
+    "search_activities",
+]
 
 ACTIVITY_KINDS = {"email": "Emails", "event": "Meetings", "task": "Tasks"}
 UPCOMING_DAYS = 14
@@ -63,3 +70,11 @@ def get_activity(session: Session, organization_id: str, activity_id: str) -> Cr
             "That activity is not in your organization's CRM.", fix="Go back to Activities."
         )
     return activity
+
+
+def activities_held_by_members(
+    session: Session, organization_id: str
+) -> dict[tuple[str, ActivityKind], int]:
+    """How many distinct emails, meetings and tasks each member's mailbox holds in the CRM
+    now (by member id and kind): what "synced" means to a person, however often it ran."""
+    return ActivityRepository(session, organization_id).held_by_members()

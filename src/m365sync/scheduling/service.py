@@ -47,6 +47,7 @@ from m365sync.errors import Conflict, NotFound, ValidationFailed
 from m365sync.microsoft.errors import MicrosoftError
 from m365sync.microsoft.scheduling import (
     DEFAULT_WORKING_HOURS,
+    CalendarSchedule,
     EventRequest,
     FreeBusyStatus,
     MailboxCalendar,
@@ -251,14 +252,38 @@ class SchedulingService:
         return member_id not in self.repo.disabled_member_ids(organization_id)
 
     async def check_member(self, member: Member) -> str | None:
-        """None when scheduling works for this member's mailbox, else the reason and fix."""
+        """None when scheduling works for this member's mailbox, else the reason and fix:
+        the connection is checked, and their free/busy for the next day read, as a booking
+        page would (an unlicensed mailbox fails only there)."""
         if not await self._db(lambda: self.member_enabled(member.organization_id, member.id)):
             return "Scheduling is switched off for this member by an admin."
         try:
-            await self._calendar(member)
+            calendar = await self._calendar(member)
+            now = self.now()
+            await self._free_busy(member, calendar, now, now + timedelta(days=1))
         except SchedulingUnavailable as exc:
             return str(exc)
         return None
+
+    async def _free_busy(
+        self, member: Member, calendar: MailboxCalendar, start: datetime, end: datetime
+    ) -> CalendarSchedule:
+        """The member's free/busy schedule, or ``SchedulingUnavailable`` saying why not."""
+        try:
+            schedules = await calendar.get_schedule([member.email], start, end)
+        except MicrosoftError as exc:
+            raise SchedulingUnavailable(
+                f"{member.name or member.email}'s calendar can't be read: {exc.message}",
+                fix=exc.fix,
+            ) from exc
+        schedule = schedules.get(member.email.lower())
+        if schedule is None or schedule.error:
+            raise SchedulingUnavailable(
+                f"Microsoft did not return free/busy for {member.email}"
+                + (f": {schedule.error}" if schedule and schedule.error else "."),
+                fix="Check that the mailbox exists and is licensed for Exchange Online.",
+            )
+        return schedule
 
     # -- finding a booking page ---------------------------------------------------------------
     def booking_page(self, org_slug: str, meeting_slug: str) -> tuple[Organization, MeetingType]:
@@ -308,25 +333,12 @@ class SchedulingService:
         ignore_booking: Booking | None = None,
     ) -> HostAvailability:
         calendar = await self._calendar(member)
-        try:
-            before = timedelta(minutes=meeting_type.buffer_before_minutes)
-            after = timedelta(minutes=meeting_type.buffer_after_minutes)
-            duration = timedelta(minutes=meeting_type.duration_minutes)
-            query_start = range_start - before - duration
-            query_end = range_end + duration + after
-            schedules = await calendar.get_schedule([member.email], query_start, query_end)
-        except MicrosoftError as exc:
-            raise SchedulingUnavailable(
-                f"{member.name or member.email}'s calendar can't be read: {exc.message}",
-                fix=exc.fix,
-            ) from exc
-        schedule = schedules.get(member.email.lower())
-        if schedule is None or schedule.error:
-            raise SchedulingUnavailable(
-                f"Microsoft did not return free/busy for {member.email}"
-                + (f": {schedule.error}" if schedule and schedule.error else "."),
-                fix="Check that the mailbox exists and is licensed for Exchange Online.",
-            )
+        before = timedelta(minutes=meeting_type.buffer_before_minutes)
+        after = timedelta(minutes=meeting_type.buffer_after_minutes)
+        duration = timedelta(minutes=meeting_type.duration_minutes)
+        query_start = range_start - before - duration
+        query_end = range_end + duration + after
+        schedule = await self._free_busy(member, calendar, query_start, query_end)
         blocking = frozenset(FreeBusyStatus(s) for s in meeting_type.blocking_statuses)
         items = schedule.items
         if ignore_booking is not None:

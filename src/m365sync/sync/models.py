@@ -50,11 +50,20 @@ class UnitStatus(enum.StrEnum):
     NO_CONNECTION = "no_connection"
     DOMAIN_NOT_VERIFIED = "domain_not_verified"  # waits until its domain is proven
     FAILED = "failed"
+    # The member disconnected their own connection: a choice, not a fault. Checked again now
+    # and then (a service account may cover the mailbox later), never counted as needing
+    # attention; connecting again makes it active.
+    DISCONNECTED = "disconnected"
 
     @property
     def parked(self) -> bool:
         """Waiting for a person to fix something (checked again now and then)."""
-        return self not in (UnitStatus.PENDING, UnitStatus.ACTIVE, UnitStatus.BACKING_OFF)
+        return self not in (
+            UnitStatus.PENDING,
+            UnitStatus.ACTIVE,
+            UnitStatus.BACKING_OFF,
+            UnitStatus.DISCONNECTED,
+        )
 
 
 class UnitStage(enum.StrEnum):

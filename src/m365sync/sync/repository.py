@@ -68,6 +68,16 @@ class SyncRepository:
         return list(self.session.scalars(stmt.order_by(Member.email)))
 
     # -- units ------------------------------------------------------------------------------
+    def member_count(self, organization_id: str) -> int:
+        return int(
+            self.session.scalar(
+                select(func.count())
+                .select_from(Member)
+                .where(Member.organization_id == organization_id)
+            )
+            or 0
+        )
+
     def unit(self, unit_id: str) -> SyncUnit | None:
         return self.session.get(SyncUnit, unit_id)
 

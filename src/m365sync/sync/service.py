@@ -17,16 +17,18 @@ import random
 import socket
 import uuid
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
 from sqlalchemy.orm import Session
 
 from m365sync.audit import service as audit
-from m365sync.connections.errors import ConnectionsError
+from m365sync.connections import user_connections
+from m365sync.connections.errors import ConnectionsError, MemberNotSynced, NoConnection
 from m365sync.connections.models import Feature
 from m365sync.connections.runtime import ConnectionRuntime, MailboxAccess
+from m365sync.crm import service as crm_service
 from m365sync.db.base import utcnow
 from m365sync.db.session import Database
 from m365sync.errors import NotFound, ValidationFailed
@@ -34,7 +36,7 @@ from m365sync.logs import unit_logging
 from m365sync.metrics import ITEMS_LOGGED, UNIT_RUNS
 from m365sync.microsoft.errors import AuthRevoked, ConsentMissing, CredentialError, MicrosoftError
 from m365sync.microsoft.graph import RequestBudget
-from m365sync.organizations.models import Member
+from m365sync.organizations.models import Member, Organization
 from m365sync.organizations.service import EMAIL_RE, normalize_domain
 from m365sync.settings import Settings, get_settings
 from m365sync.sync.context import LeaseLost, Progress, RunContext
@@ -46,9 +48,11 @@ from m365sync.sync.status import judge_failure
 
 __all__ = [
     "HealthSummary",
+    "MailboxOverview",
     "UnitResult",
+    "disconnect_member",
     "health",
-    "mailbox_units",
+    "mailbox_overview",
     "request_full_resyncs",
     "request_resync",
     "run_unit",
@@ -333,6 +337,14 @@ async def _run_and_record(
             else:
                 failures = row.failure_count + 1
                 verdict = judge_failure(error, failures, now, settings)
+                if row.status == UnitStatus.DISCONNECTED and isinstance(
+                    error, NoConnection | MemberNotSynced
+                ):
+                    # Still disconnected by the member's choice: nothing to fix, nothing to show.
+                    verdict = replace(
+                        verdict, status=UnitStatus.DISCONNECTED, message="", fix="", code=""
+                    )
+                    failures = row.failure_count
                 row.status = verdict.status
                 row.failure_count = failures if verdict.counts_as_failure else row.failure_count
                 row.last_error, row.last_error_fix, row.last_error_code = (
@@ -443,39 +455,107 @@ async def run_units(
 
 @dataclass
 class HealthSummary:
-    """How many of an organization's sync units are fine, busy, retrying or stopped."""
+    """An organization's members and mailboxes at a glance. Each mailbox is counted once,
+    by its worst feature: one mailbox whose three features all sync is one healthy mailbox.
+    A mailbox its member disconnected is a choice, counted apart and never as needing
+    attention."""
 
+    members: int = 0
+    mailboxes: int = 0  # members with something syncing (or disconnected)
     healthy: int = 0
     syncing: int = 0
     failing: int = 0
     parked: int = 0
+    disconnected: int = 0
     parked_reasons: dict[str, int] = field(default_factory=dict)
 
 
-def health(units: list[SyncUnit]) -> HealthSummary:
-    summary = HealthSummary()
+def _mailbox_state(units: list[SyncUnit]) -> tuple[str, set[str]]:
+    """One mailbox's state from its features' units, worst first, and why it is parked."""
+    statuses = [UnitStatus(u.status) for u in units]
+    reasons = {status.value.replace("_", " ") for status in statuses if status.parked}
+    if reasons:
+        return "parked", reasons
+    if UnitStatus.BACKING_OFF in statuses:
+        return "failing", reasons
+    if all(status == UnitStatus.DISCONNECTED for status in statuses):
+        return "disconnected", reasons
+    if any(
+        u.stage in (UnitStage.INITIAL_SYNC, UnitStage.QUEUED) or u.status == UnitStatus.PENDING
+        for u in units
+    ):
+        return "syncing", reasons
+    return "healthy", reasons
+
+
+def health(units: list[SyncUnit], members: int = 0) -> HealthSummary:
+    """``members``: how many members the organization has (mailboxes are counted from
+    ``units``)."""
+    by_mailbox: dict[str, list[SyncUnit]] = {}
     for unit in units:
-        status = UnitStatus(unit.status)
-        if status.parked:
-            summary.parked += 1
-            reason = status.value.replace("_", " ")
+        by_mailbox.setdefault(unit.member_id, []).append(unit)
+    summary = HealthSummary(members=max(members, len(by_mailbox)), mailboxes=len(by_mailbox))
+    for units_of_mailbox in by_mailbox.values():
+        state, reasons = _mailbox_state(units_of_mailbox)
+        setattr(summary, state, getattr(summary, state) + 1)
+        for reason in reasons:
             summary.parked_reasons[reason] = summary.parked_reasons.get(reason, 0) + 1
-        elif status == UnitStatus.BACKING_OFF:
-            summary.failing += 1
-        elif (
-            unit.stage in (UnitStage.INITIAL_SYNC, UnitStage.QUEUED) or status == UnitStatus.PENDING
-        ):
-            summary.syncing += 1
-        else:
-            summary.healthy += 1
     return summary
 
 
-def mailbox_units(
+@dataclass
+class MailboxOverview:
+    """What the dashboard shows of an organization's mailboxes: each feature's unit, how
+    many distinct items each holds in the CRM now (``held``, by member id and feature: a
+    resync does not add to it), and the health tiles."""
+
+    units: list[SyncUnit]
+    held: dict[tuple[str, str], int]
+    health: HealthSummary
+
+
+_HELD_KIND = {"email": SyncFeature.EMAIL, "event": SyncFeature.CALENDAR, "task": SyncFeature.TASKS}
+
+
+def mailbox_overview(
     session: Session, organization_id: str, member_ids: list[str] | None = None
-) -> list[SyncUnit]:
-    """The organization's sync units (or those of ``member_ids``), by member and feature."""
-    return SyncRepository(session).units(organization_id, member_ids)
+) -> MailboxOverview:
+    """The organization's mailboxes (or those of ``member_ids``) for the dashboard."""
+    repo = SyncRepository(session)
+    units = repo.units(organization_id, member_ids)
+    held = {
+        (member_id, _HELD_KIND[kind.value].value): count
+        for (member_id, kind), count in crm_service.activities_held_by_members(
+            session, organization_id
+        ).items()
+        if member_ids is None or member_id in member_ids
+    }
+    members = len(member_ids) if member_ids is not None else repo.member_count(organization_id)
+    return MailboxOverview(units=units, held=held, health=health(units, members))
+
+
+def disconnect_member(
+    session: Session,
+    runtime: ConnectionRuntime,
+    organization: Organization,
+    member: Member,
+    *,
+    actor: str | None = None,
+) -> bool:
+    """The member's own connection and its tokens deleted, and every feature of their
+    mailbox marked "disconnected" at once, so the connection and the sync status agree.
+    The mailbox is checked again now and then: a service account covering it later, or
+    connecting again, makes it active. Returns False if there was no connection."""
+    if not user_connections.disconnect(session, runtime, organization, member, actor=actor):
+        return False
+    repo = SyncRepository(session)
+    for unit in repo.units(organization.id, [member.id]):
+        unit.status = UnitStatus.DISCONNECTED
+        unit.stage = UnitStage.IDLE
+        unit.stage_started_at = utcnow()
+        unit.last_error = unit.last_error_fix = unit.last_error_code = ""
+        unit.failure_count = 0
+    return True
 
 
 def unit_statuses(

@@ -295,7 +295,8 @@ def test_an_admin_made_a_user_on_the_members_page_loses_their_api_tokens(
         _, token = organizations.create_api_token(db, contoso, diego, name="Diego's script")
     for role in ("user", "admin"):
         answer = client.post(
-            f"/admin/members/{diego.id}/role", data={"csrf_token": admin, "role": role}
+            f"/admin/members/{diego.id}/role",
+            data={"csrf_token": admin, "role": role, "confirmed": "yes"},
         )
         assert answer.status_code == 303
     refused = client.get(
@@ -303,6 +304,30 @@ def test_an_admin_made_a_user_on_the_members_page_loses_their_api_tokens(
     )
     assert refused.status_code == 401
     assert "Revoked" in client.get("/admin/api-tokens").text
+
+
+def test_a_role_changes_only_once_the_admin_confirms_it(
+    client: TestClient, admin: str, database: Any
+) -> None:
+    with database.session() as db:
+        contoso = organizations.get_organization(db, "contoso")
+        diego = organizations.add_member(db, contoso, "diego@contoso.com", name="Diego")
+
+    unconfirmed = client.post(
+        f"/admin/members/{diego.id}/role", data={"csrf_token": admin, "role": "admin"}
+    )
+    assert unconfirmed.headers["location"] == f"/admin/members/{diego.id}/role?to=admin"
+    question = client.get(unconfirmed.headers["location"]).text
+    assert "Make Diego an admin?" in question
+    with database.session() as db:
+        assert organizations.get_member(db, contoso, diego.id).role == Role.USER
+
+    client.post(
+        f"/admin/members/{diego.id}/role",
+        data={"csrf_token": admin, "role": "admin", "confirmed": "yes"},
+    )
+    with database.session() as db:
+        assert organizations.get_member(db, contoso, diego.id).role == Role.ADMIN
 
 
 def test_a_too_long_name_is_refused_on_the_members_page(client: TestClient, admin: str) -> None:

@@ -34,6 +34,7 @@ from m365sync.db.base import utcnow
 from m365sync.errors import ValidationFailed
 from m365sync.microsoft.auth import ClientSecret, Credential, load_certificate
 from m365sync.organizations import service as orgs
+from m365sync.sync import service as sync
 from m365sync.web.dependencies import ApiAdmin, DbSession, Runtime
 
 router = APIRouter(prefix="/organizations/{org}", tags=["connections"])
@@ -370,5 +371,5 @@ def connect_exchange(
 @router.delete("/members/{member_id}/connection", status_code=204)
 def disconnect(caller: ApiAdmin, session: DbSession, runtime: Runtime, member_id: str) -> Response:
     member = orgs.get_member(session, caller.organization, member_id)
-    user_connections.disconnect(session, runtime, caller.organization, member, actor=caller.actor)
+    sync.disconnect_member(session, runtime, caller.organization, member, actor=caller.actor)
     return Response(status_code=204)

@@ -24,6 +24,10 @@ STAGE_NAMES = {
 }
 
 
+STATUS_NAMES = {"disconnected": "Disconnected by the user"}
+HELD_NOUNS = {"email": "email", "calendar": "meeting", "tasks": "task"}
+
+
 @dataclass(frozen=True)
 class UnitView:
     """One mailbox feature's sync, in words."""
@@ -31,6 +35,7 @@ class UnitView:
     feature: str
     feature_name: str
     status: str
+    status_name: str
     stage: str
     last_sync: datetime | None
     synced: str
@@ -38,15 +43,18 @@ class UnitView:
     last_error_fix: str
 
 
-def unit_view(unit: SyncUnit) -> UnitView:
-    counts = unit.counts or {}
-    items, logged = int(counts.get("total_items", 0)), int(counts.get("total_logged", 0))
-    synced = f"{items} items, {logged} logged" if counts else "—"
+def unit_view(unit: SyncUnit, held: dict[tuple[str, str], int]) -> UnitView:
+    """``held``: distinct items each mailbox feature holds in the CRM (``MailboxOverview``)."""
     feature = SyncFeature(unit.feature).value
+    status = UnitStatus(unit.status).value
+    count, noun = held.get((unit.member_id, feature), 0), HELD_NOUNS.get(feature)
+    plural = "" if count == 1 else "s"
+    synced = "—" if noun is None or not unit.counts else f"{count} {noun}{plural}"
     return UnitView(
         feature=feature,
         feature_name=FEATURE_NAMES.get(feature, feature),
-        status=UnitStatus(unit.status).value,
+        status=status,
+        status_name=STATUS_NAMES.get(status, status.replace("_", " ").capitalize()),
         stage=STAGE_NAMES.get(UnitStage(unit.stage).value, str(unit.stage)),
         last_sync=unit.last_success_at,
         synced=synced,

@@ -47,13 +47,13 @@ def _mailbox_rows(
     db: Session, organization: Organization
 ) -> tuple[list[MailboxRow], HealthSummary]:
     """Per member, each feature's sync, and the organization's health."""
-    units = sync.mailbox_units(db, organization.id)
+    overview = sync.mailbox_overview(db, organization.id)
     by_member: dict[str, list[UnitView]] = {}
-    for unit in units:
-        by_member.setdefault(unit.member_id, []).append(unit_view(unit))
+    for unit in overview.units:
+        by_member.setdefault(unit.member_id, []).append(unit_view(unit, overview.held))
     members = organizations.list_members(db, organization)
     rows = [MailboxRow(member=m, units=by_member.get(m.id, [])) for m in members]
-    return rows, sync.health(units)
+    return rows, overview.health
 
 
 @dataclass(frozen=True)
@@ -71,6 +71,7 @@ def _members_page(
     error: M365SyncError | None = None,
     notice: str | None = None,
     rejected: list[str] | None = None,
+    role_change: RoleChange | None = None,
 ) -> Response:
     rows, health = _mailbox_rows(db, organization_of(db, me))
     return render(
@@ -85,6 +86,7 @@ def _members_page(
         error=error,
         notice=notice,
         rejected=rejected or [],
+        role_change=role_change,
     )
 
 
@@ -160,12 +162,41 @@ async def import_members(
     return await run_in_threadpool(import_rows)
 
 
+@dataclass(frozen=True)
+class RoleChange:
+    """A role change waiting for the admin's confirmation."""
+
+    member: Member
+    role: str
+
+
+@router.get("/members/{member_id}/role", include_in_schema=False)
+def confirm_role(
+    request: Request, db: DbSession, me: SignedInAdmin, member_id: str, to: str = ""
+) -> Response:
+    """The second step of a role change: the members page asking "are you sure?", so no
+    stray click or key press changes who administers the organization."""
+    member = organizations.get_member(db, organization_of(db, me), member_id)
+    role = "admin" if to == "admin" else "user"
+    if member.role == role:
+        return redirect("/admin/members")
+    return _members_page(request, db, me, role_change=RoleChange(member, role))
+
+
 @router.post("/members/{member_id}/role", include_in_schema=False)
 def change_role(
-    db: DbSession, me: AdminForm, member_id: str, role: Annotated[str, Form()] = ""
+    db: DbSession,
+    me: AdminForm,
+    member_id: str,
+    role: Annotated[str, Form()] = "",
+    confirmed: Annotated[str, Form()] = "",
 ) -> Response:
     organization = organization_of(db, me)
     member = organizations.get_member(db, organization, member_id)
+    if confirmed != "yes":  # not confirmed yet: ask first
+        return redirect(
+            f"/admin/members/{member.id}/role?to={'admin' if role == 'admin' else 'user'}"
+        )
     organizations.update_member(
         db, organization, member, role=role, acting_member_id=me.member_id, actor=me.email
     )

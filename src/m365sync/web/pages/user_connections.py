@@ -90,7 +90,8 @@ def _my_connections(db: Session, me: SignedIn) -> MyConnectionsView:
         )
         for key, name in FEATURE_NAMES.items()
     ]
-    units = [unit_view(u) for u in sync.mailbox_units(db, organization.id, [member.id])]
+    overview = sync.mailbox_overview(db, organization.id, [member.id])
+    units = [unit_view(u, overview.held) for u in overview.units]
     return MyConnectionsView(
         member=member,
         connection=connection,
@@ -177,7 +178,7 @@ async def office365_callback(
 
 @router.post("/me/connections/disconnect", include_in_schema=False)
 def disconnect(db: DbSession, me: MemberForm, runtime: Runtime) -> Response:
-    if not user_connections.disconnect(
+    if not sync.disconnect_member(
         db, runtime, organization_of(db, me), member_of(db, me), actor=me.email
     ):
         raise NotFound("You have no connection to disconnect.", fix="Reload the page.")

@@ -52,11 +52,6 @@ document.addEventListener("submit", function (event) {
   }
 });
 
-// Selects with data-autosubmit submit their form when changed (their button is hidden).
-document.addEventListener("change", function (event) {
-  if (event.target.matches("select[data-autosubmit]")) { event.target.form.requestSubmit(); }
-});
-
 // Run Test's results put the verdict first and the failures before the passes; the first
 // failure (or the verdict, when nothing failed) takes the focus, so it is what a screen
 // reader reads and what the panel scrolls to.
