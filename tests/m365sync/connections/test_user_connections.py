@@ -3,6 +3,8 @@ m365sim's real pages), silent refresh, restart, revocation, disconnect; legacy E
 
 from __future__ import annotations
 
+import warnings
+
 import pytest
 
 from m365sync.connections import user_connections
@@ -121,6 +123,17 @@ async def test_connect_refresh_restart_revoke_disconnect(
         assert user_connections.get_user_connection(session, fresh(session, org), member) is None
         with pytest.raises(NoConnection):
             runtime.graph_for_mailbox(session, member, Feature.TASKS)
+
+
+async def test_connecting_warns_nothing_in_the_log(sim, db, runtime, make_org, make_member):
+    """MSAL's form_post advice is not printed on every user connection (the callback takes
+    a query on purpose: see ``m365sync.microsoft.auth``)."""
+    org = make_org()
+    make_member(org, "adele@contoso.com")
+    with warnings.catch_warnings(record=True) as seen:
+        connection = await connect(sim, db, runtime, org)
+    assert connection.status == ConnectionStatus.ACTIVE
+    assert [str(w.message) for w in seen if "form_post" in str(w.message)] == []
 
 
 async def test_state_mismatch_is_refused(sim, db, runtime, make_org, make_member):
