@@ -16,16 +16,10 @@ def test_serve_shows_the_products_own_log_lines_at_debug(tmp_path):
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    env = {
-        **os.environ,
-        "PYTHONPATH": os.pathsep.join(sys.path),
-        "M365SYNC_DATA_DIR": str(tmp_path / "data"),
-        "M365SYNC_CONFIG_FILE": str(tmp_path / "none.env"),
+    env = _serve_env(tmp_path) | {
         "M365SYNC_LOG_LEVEL": "DEBUG",
         "M365SYNC_USER_APP_CLIENT_SECRET": "Zx8Q~never.logged",
-        "M365SYNC_DATABASE_URL": "",
     }
-    env.pop("M365SYNC_SECRET_KEY", None)
     command = [sys.executable, "-c", "from m365sync.cli import main; main()"]
     server = subprocess.Popen(
         [*command, "serve", "--no-demo", "--host", "127.0.0.1", "--port", str(port)],
