@@ -119,18 +119,26 @@ def domains_list(org: OrgOption, as_json: JsonOption = False) -> None:
 @domains_app.command("add")
 def domains_add(org: OrgOption, names: list[str]) -> None:
     """Claim domains to sync; each is used once verified (m365sync domains verify)."""
+    from m365sync.connections import service_accounts
     from m365sync.organizations import service as organizations
 
     with Context() as ctx, ctx.session() as session:
         organization = get_org(session, org)
         for name in names:
-            domain = organizations.add_domain(session, organization, name)
+            added = ctx.run(
+                service_accounts.add_domain_checked(
+                    session, ctx.runtime, organization, name, actor="cli"
+                )
+            )
+            domain = added.domain
             out.print(
                 f"Added domain to sync: {domain.name} (not verified yet). Verify it by saving a "
                 "service account of its Microsoft 365 tenant, or publish the DNS TXT record "
                 f"{organizations.dns_record(domain).value} on {domain.name} and run: "
                 f"m365sync domains verify {domain.name}"
             )
+            if added.warning:
+                err.print(f"Warning: {added.warning} {added.warning_fix or ''}", highlight=False)
 
 
 @domains_app.command("verify")

@@ -11,6 +11,8 @@ from m365sync.microsoft.ews import (
     is_valid_ews_url,
     normalize_ews_url,
 )
+from m365sync.microsoft.ews_probe import probe_ews_server
+from m365sync.settings import Settings
 
 
 def ews_server_url(server_url: str) -> str:
@@ -28,4 +30,12 @@ def ews_server_url(server_url: str) -> str:
             f"'{server_url}' is not an HTTPS address of an Exchange server.",
             fix="Enter your on-premises server, e.g. https://mail.contoso.com/EWS/Exchange.asmx",
         )
+    return url
+
+
+def reachable_ews_server_url(server_url: str, settings: Settings) -> str:
+    """``ews_server_url``, and the server asked whether it answers there: an address that
+    can't be reached is refused with its cause before anything is saved."""
+    url = ews_server_url(server_url)
+    probe_ews_server(url, verify=settings.ssl_context)
     return url

@@ -14,6 +14,8 @@
     │                                  a test account (``missing`` says which)
     ├── RunTestFailed             422: Save refused while a required Run Test check fails
     ├── ExchangeOnlineNotSupported 422: an EWS connection pointed at Exchange Online
+    ├── DuplicateServiceAccount   409: the same app (client ID) in the same tenant is already
+    │                                  a service account (``existing_id`` names it)
     ├── AuthorizationExpired      422: an Office 365 sign-in response with an unknown state
     └── SetupFailed               Set up for me did not end with a working service account;
         │                         what it did in the tenant is audited (and undone where
@@ -127,6 +129,19 @@ class RunTestFailed(ConnectionsError):
 
 class ExchangeOnlineNotSupported(ConnectionsError):
     status = 422
+
+
+class DuplicateServiceAccount(ConnectionsError):
+    status = 409
+
+    def __init__(self, client_id: str, existing_name: str, existing_id: str) -> None:
+        super().__init__(
+            f"The app {client_id} is already the service account “{existing_name}” for this "
+            "tenant: a second copy would sync the same mailboxes twice.",
+            fix=f"Use “{existing_name}” in the list of service accounts instead: edit it, or "
+            "rotate its secret there. Nothing was saved.",
+        )
+        self.existing_id = existing_id
 
 
 class AuthorizationExpired(ConnectionsError):

@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 
 from m365sync.audit import service as audit
 from m365sync.connections import service_accounts
-from m365sync.connections._ews import ews_server_url
+from m365sync.connections._ews import reachable_ews_server_url
 from m365sync.connections.errors import (
     AuthorizationExpired,
     DomainNotVerified,
@@ -347,8 +347,9 @@ def connect_exchange(
     username: str,
     password: str,
 ) -> UserConnection:
-    """A member's legacy Exchange connection, for on-premises servers only."""
-    url = ews_server_url(server_url)
+    """A member's legacy Exchange connection, for on-premises servers only (the server is
+    asked first whether it answers)."""
+    url = reachable_ews_server_url(server_url, runtime.settings)
     repo = ConnectionRepository(session)
     existing = repo.user_connection(organization.id, member.id)
     if existing is not None:

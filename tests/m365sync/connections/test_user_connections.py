@@ -3,6 +3,7 @@ m365sim's real pages), silent refresh, restart, revocation, disconnect; legacy E
 
 from __future__ import annotations
 
+import socket
 import warnings
 
 import pytest
@@ -19,6 +20,7 @@ from m365sync.connections.runtime import ConnectionRuntime
 from m365sync.db import Database
 from m365sync.errors import NotFound
 from m365sync.microsoft import errors as ms
+from m365sync.microsoft.ews_probe import ServerUnreachable
 from m365sync.organizations import service as orgs
 from m365sync.organizations.models import DomainProof, Role
 from support.demo import DEMO_TENANT_ID
@@ -187,7 +189,7 @@ def test_exchange_online_is_refused_with_migration_steps(
     assert "Disconnect" in fix and "Connect your Office 365" in fix and "service account" in fix
 
 
-def test_on_premises_exchange_is_kept(db, runtime, make_org, make_member):
+def test_on_premises_exchange_is_kept(sim, db, runtime, make_org, make_member):
     org = make_org()
     member = make_member(org, "adele@contoso.com")
     with db.session() as session:
@@ -196,14 +198,38 @@ def test_on_premises_exchange_is_kept(db, runtime, make_org, make_member):
             runtime,
             fresh(session, org),
             member,
-            server_url="mail.contoso.com",
+            server_url=f"{sim.url}/EWS/Exchange.asmx",  # an Exchange server that answers
             username="CONTOSO\\adele",
             password="pw-123456",
         )
         assert connection.kind == ConnectionKind.EXCHANGE
-        assert connection.ews_url == "https://mail.contoso.com/EWS/Exchange.asmx"
+        assert connection.ews_url == f"{sim.url}/EWS/Exchange.asmx"
         assert user_connections.migration_guidance(connection) is None
         assert runtime.open(connection, "password_sealed") == "pw-123456"
+
+
+def test_an_exchange_server_that_does_not_answer_is_refused_and_nothing_saved(
+    db, runtime, make_org, make_member
+):
+    org = make_org()
+    member = make_member(org, "adele@contoso.com")
+    with socket.socket() as probe:  # a port nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        closed = probe.getsockname()[1]
+    with db.session() as session, pytest.raises(ServerUnreachable) as refused:
+        user_connections.connect_exchange(
+            session,
+            runtime,
+            fresh(session, org),
+            member,
+            server_url=f"https://127.0.0.1:{closed}/EWS/Exchange.asmx",
+            username="CONTOSO\\adele",
+            password="pw-123456",
+        )
+    assert "can't be reached: the connection was refused" in refused.value.message
+    assert "Nothing was saved" in (refused.value.fix or "")
+    with db.session() as session:
+        assert user_connections.get_user_connection(session, fresh(session, org), member) is None
 
 
 async def test_a_member_of_an_unverified_domain_cannot_connect(

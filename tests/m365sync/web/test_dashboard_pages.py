@@ -5,6 +5,7 @@ setting in Sync settings — as the HTML a person gets back."""
 from __future__ import annotations
 
 import re
+import socket
 from typing import Any
 
 import pytest
@@ -98,7 +99,7 @@ def test_editing_renames_and_tests_again(sim: Any, client: TestClient, admin: st
 
 
 def test_connect_using_exchange_refuses_exchange_online_and_saves_on_premises(
-    client: TestClient, admin: str
+    sim: Any, client: TestClient, admin: str
 ) -> None:
     panel = client.get("/admin/service-accounts?panel=exchange").text
     assert "EWS server URL" in panel
@@ -123,18 +124,39 @@ def test_connect_using_exchange_refuses_exchange_online_and_saves_on_premises(
     )
     assert "Username, Password: required." in missing.text
 
+    with socket.socket() as probe:  # a port nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        closed = f"https://127.0.0.1:{probe.getsockname()[1]}/EWS/Exchange.asmx"
+    unreachable = client.post(
+        "/admin/service-accounts/exchange",
+        data={
+            "csrf_token": admin,
+            "server_url": closed,
+            "username": "CONTOSO\\svc-crm",
+            "password": "an Exchange password",
+        },
+    )
+    assert unreachable.status_code == 422
+    assert "be reached: the connection was refused" in unreachable.text
+    assert "Nothing was saved." in unreachable.text
+    assert "No service account yet." in client.get("/admin/service-accounts").text
+
+    server = f"{sim.url}/EWS/Exchange.asmx"  # an Exchange server that answers
     saved = client.post(
         "/admin/service-accounts/exchange",
         data={
             "csrf_token": admin,
-            "server_url": "https://mail.contoso.com/EWS/Exchange.asmx",
+            "server_url": server,
             "username": "CONTOSO\\svc-crm",
             "password": "an Exchange password",
         },
         follow_redirects=True,
     )
     assert "Exchange service account saved." in saved.text
-    assert "https://mail.contoso.com/EWS/Exchange.asmx" in saved.text
+    row = saved.text.split("<tbody>", 1)[1].split("</tr>", 1)[0]
+    cells = [c.split(">", 1)[1].split("</td>", 1)[0].strip() for c in row.split("<td")[1:]]
+    # Name, Kind, Client ID, Tenant, Server, Features: the server in its own column.
+    assert cells[1] == "Exchange" and cells[4] == server and cells[5] == "—"
     assert "an Exchange password" not in saved.text
 
 
