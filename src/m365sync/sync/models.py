@@ -167,6 +167,27 @@ class SyncCursor(Base):
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
+class SyncHealthSample(Base):
+    """Sync health over time, for the dashboard's charts: per member and five-minute
+    bucket, what the runs that ended in it did (items logged, runs that failed, runs
+    stopped by throttling) and the backlog (units due and waiting) when the last of them
+    ended. Kept for ``HEALTH_HISTORY_DAYS``; an organization's chart adds its members up."""
+
+    __tablename__ = "sync_health_samples"
+
+    organization_id: Mapped[str] = mapped_column(
+        ForeignKey("organizations.id", ondelete="CASCADE"), primary_key=True
+    )
+    member_id: Mapped[str] = mapped_column(
+        ForeignKey("members.id", ondelete="CASCADE"), primary_key=True
+    )
+    bucket: Mapped[datetime] = mapped_column(primary_key=True)
+    items_logged: Mapped[int] = mapped_column(Integer, default=0)
+    errors: Mapped[int] = mapped_column(Integer, default=0)
+    throttled: Mapped[int] = mapped_column(Integer, default=0)
+    backlog: Mapped[int] = mapped_column(Integer, default=0)
+
+
 class QuarantinedItem(Base):
     """An item that could not be handled: kept aside with the reason, the rest proceeds."""
 

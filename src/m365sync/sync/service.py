@@ -34,7 +34,13 @@ from m365sync.db.session import Database
 from m365sync.errors import NotFound, ValidationFailed
 from m365sync.logs import unit_logging
 from m365sync.metrics import ITEMS_LOGGED, UNIT_RUNS
-from m365sync.microsoft.errors import AuthRevoked, ConsentMissing, CredentialError, MicrosoftError
+from m365sync.microsoft.errors import (
+    AuthRevoked,
+    ConsentMissing,
+    CredentialError,
+    MicrosoftError,
+    Throttled,
+)
 from m365sync.microsoft.graph import RequestBudget
 from m365sync.organizations.models import Member, Organization
 from m365sync.organizations.service import EMAIL_RE, normalize_domain
@@ -47,11 +53,15 @@ from m365sync.sync.schemas import SyncRules
 from m365sync.sync.status import judge_failure
 
 __all__ = [
+    "FirstSyncProgress",
+    "HealthPoint",
     "HealthSummary",
     "MailboxOverview",
     "UnitResult",
     "disconnect_member",
+    "first_sync_progress",
     "health",
+    "health_history",
     "mailbox_overview",
     "request_full_resyncs",
     "request_resync",
@@ -214,6 +224,7 @@ async def _run_unit(
                 else UnitStage.INCREMENTAL
             )
             unit.stage_started_at = unit.last_attempt_at = utcnow()
+            unit.counts = {**(unit.counts or {}), "run_items": 0, "run_expected": 0}
             access: MailboxAccess | None = None
             problem: Exception | None = None
             try:
@@ -358,6 +369,7 @@ async def _run_and_record(
                 ):
                     runtime.report_failure(session, access, error)
                 outcome = "failed"
+            _record_health(repo, row, progress, error, now)
             repo.release_lease(row.id, owner)
             return UnitResult(
                 row.id,
@@ -532,6 +544,92 @@ def mailbox_overview(
     }
     members = len(member_ids) if member_ids is not None else repo.member_count(organization_id)
     return MailboxOverview(units=units, held=held, health=health(units, members))
+
+
+HEALTH_BUCKET_SECONDS = 300
+HEALTH_HISTORY_DAYS = 14
+
+
+def health_bucket(moment: datetime) -> datetime:
+    """The five-minute bucket ``moment`` falls in."""
+    seconds = int(moment.timestamp()) // HEALTH_BUCKET_SECONDS * HEALTH_BUCKET_SECONDS
+    return datetime.fromtimestamp(seconds, tz=moment.tzinfo)
+
+
+def _record_health(
+    repo: SyncRepository, unit: SyncUnit, progress: Progress, error: Exception | None, now: datetime
+) -> None:
+    """A run's outcome into the health charts' bucket; older samples are dropped now and
+    then (on the hour's first bucket)."""
+    throttled = isinstance(error, Throttled)
+    disconnected = unit.status == UnitStatus.DISCONNECTED
+    repo.record_health(
+        unit.organization_id,
+        unit.member_id,
+        health_bucket(now),
+        items_logged=progress.logged,
+        errors=int(error is not None and not throttled and not disconnected),
+        throttled=int(throttled),
+        backlog=repo.member_backlog(unit.member_id, now),
+    )
+    if now.minute == 0:
+        repo.forget_health_before(now - timedelta(days=HEALTH_HISTORY_DAYS))
+
+
+@dataclass(frozen=True)
+class HealthPoint:
+    """One bucket of an organization's or member's sync health."""
+
+    at: datetime
+    items_logged: int
+    errors: int
+    throttled: int
+    backlog: int
+
+
+def health_history(
+    session: Session, organization_id: str, member_id: str | None = None, *, hours: int = 6
+) -> list[HealthPoint]:
+    """Sync health over the last ``hours``, every five-minute bucket present (an idle one
+    as zeros), oldest first: what the dashboard's charts draw."""
+    now = utcnow()
+    first = health_bucket(now - timedelta(hours=hours)) + timedelta(seconds=HEALTH_BUCKET_SECONDS)
+    rows = {
+        bucket: (logged, errors, throttled, backlog)
+        for bucket, logged, errors, throttled, backlog in SyncRepository(session).health_series(
+            organization_id, member_id, first
+        )
+    }
+    points = []
+    at = first
+    while at <= now:
+        logged, errors, throttled, backlog = rows.get(at, (0, 0, 0, 0))
+        points.append(HealthPoint(at, logged, errors, throttled, backlog))
+        at += timedelta(seconds=HEALTH_BUCKET_SECONDS)
+    return points
+
+
+@dataclass(frozen=True)
+class FirstSyncProgress:
+    """A first sync (or full resync) under way: items done of those expected (when
+    Microsoft counted them), the rate so far and the time left at that rate."""
+
+    done: int
+    expected: int | None
+    per_second: float
+    seconds_left: float | None
+
+
+def first_sync_progress(unit: SyncUnit, now: datetime | None = None) -> FirstSyncProgress | None:
+    """None unless the unit is in its first sync (or a full resync) right now."""
+    if unit.stage != UnitStage.INITIAL_SYNC or unit.lease_owner is None:
+        return None
+    counts = unit.counts or {}
+    done, expected = int(counts.get("run_items", 0)), int(counts.get("run_expected", 0))
+    elapsed = max(((now or utcnow()) - unit.stage_started_at).total_seconds(), 1.0)
+    rate = done / elapsed
+    left = max(expected - done, 0) / rate if expected and rate > 0 and expected >= done else None
+    return FirstSyncProgress(done, expected or None, rate, left)
 
 
 def disconnect_member(

@@ -22,6 +22,7 @@ from m365sync.sync.models import SyncSettings
 from m365sync.sync.schemas import SyncRules
 from m365sync.sync.service import HealthSummary
 from m365sync.web.dependencies import AdminForm, DbSession, SignedInAdmin, Workers, organization_of
+from m365sync.web.pages._charts import CHART_HOURS, HealthCharts, health_charts
 from m365sync.web.pages._views import UnitView, unit_view
 from m365sync.web.pages.rendering import PageRoute, redirect, render
 
@@ -45,15 +46,16 @@ class MailboxRow:
 
 def _mailbox_rows(
     db: Session, organization: Organization
-) -> tuple[list[MailboxRow], HealthSummary]:
-    """Per member, each feature's sync, and the organization's health."""
+) -> tuple[list[MailboxRow], HealthSummary, HealthCharts]:
+    """Per member, each feature's sync, and the organization's health: now, and over time."""
     overview = sync.mailbox_overview(db, organization.id)
     by_member: dict[str, list[UnitView]] = {}
     for unit in overview.units:
         by_member.setdefault(unit.member_id, []).append(unit_view(unit, overview.held))
     members = organizations.list_members(db, organization)
     rows = [MailboxRow(member=m, units=by_member.get(m.id, [])) for m in members]
-    return rows, overview.health
+    history = sync.health_history(db, organization.id, hours=CHART_HOURS)
+    return rows, overview.health, health_charts(history, hours=CHART_HOURS)
 
 
 @dataclass(frozen=True)
@@ -73,7 +75,7 @@ def _members_page(
     rejected: list[str] | None = None,
     role_change: RoleChange | None = None,
 ) -> Response:
-    rows, health = _mailbox_rows(db, organization_of(db, me))
+    rows, health, charts = _mailbox_rows(db, organization_of(db, me))
     return render(
         request,
         "admin/members.html",
@@ -83,6 +85,7 @@ def _members_page(
         nav="members",
         rows=rows,
         health=health,
+        health_charts=charts,
         error=error,
         notice=notice,
         rejected=rejected or [],
@@ -97,8 +100,14 @@ def members_page(request: Request, db: DbSession, me: SignedInAdmin, notice: str
 
 @router.get("/members/status", include_in_schema=False)
 def mailbox_status_fragment(request: Request, db: DbSession, me: SignedInAdmin) -> Response:
-    rows, health = _mailbox_rows(db, organization_of(db, me))
-    return render(request, "admin/_mailbox_status.html", rows=rows, health=health)
+    rows, health, charts = _mailbox_rows(db, organization_of(db, me))
+    return render(
+        request,
+        "admin/_mailbox_status.html",
+        rows=rows,
+        health=health,
+        health_charts=charts,
+    )
 
 
 @router.post("/members", include_in_schema=False)

@@ -24,6 +24,7 @@ from m365sync.web.dependencies import (
     member_of,
     organization_of,
 )
+from m365sync.web.pages._charts import CHART_HOURS, HealthCharts, health_charts
 from m365sync.web.pages._views import FEATURE_NAMES, UnitView, unit_view
 from m365sync.web.pages.rendering import PageRoute, redirect, render
 
@@ -53,6 +54,7 @@ class MyConnectionsView:
     features: list[FeatureView]
     sync_units: list[UnitView]
     migration: str | None
+    health_charts: HealthCharts
 
 
 def _feature_view(key: str, name: str, by_account: bool, by_own: bool) -> FeatureView:
@@ -100,6 +102,10 @@ def _my_connections(db: Session, me: SignedIn) -> MyConnectionsView:
         features=features,
         sync_units=units,
         migration=view["migration"] if view else None,
+        health_charts=health_charts(
+            sync.health_history(db, organization.id, member.id, hours=CHART_HOURS),
+            hours=CHART_HOURS,
+        ),
     )
 
 
