@@ -23,6 +23,9 @@ from m365sync.microsoft import errors as ms
 from m365sync.microsoft.ews_probe import ServerUnreachable
 from m365sync.organizations import service as orgs
 from m365sync.organizations.models import DomainProof, Role
+from m365sync.sync import service as sync
+from m365sync.sync.features import SyncFeature
+from m365sync.sync.models import UnitStatus
 from support.demo import DEMO_TENANT_ID
 from support.microsoft_sign_in import sign_in
 from support.organizations import fresh
@@ -136,6 +139,33 @@ async def test_connecting_warns_nothing_in_the_log(sim, db, runtime, make_org, m
         connection = await connect(sim, db, runtime, org)
     assert connection.status == ConnectionStatus.ACTIVE
     assert [str(w.message) for w in seen if "form_post" in str(w.message)] == []
+
+
+async def test_a_disconnected_mailbox_stays_disconnected_and_needs_no_attention(
+    sim, db, runtime, settings, make_org, make_member
+):
+    org = make_org()
+    member = make_member(org, "adele@contoso.com")
+    await connect(sim, db, runtime, org)
+    assert (
+        await sync.sync_member(db, runtime, member.id, SyncFeature.TASKS, settings=settings)
+    ).outcome == "ok"
+
+    with db.session() as session:
+        assert sync.disconnect_member(session, runtime, fresh(session, org), member)
+    with db.session() as session:
+        [unit] = sync.mailbox_overview(session, org.id).units
+        assert unit.status == UnitStatus.DISCONNECTED
+    # Its next check finds no connection, as expected: still disconnected, nothing to fix.
+    result = await sync.sync_member(db, runtime, member.id, SyncFeature.TASKS, settings=settings)
+    assert result.status == UnitStatus.DISCONNECTED and result.error == ""
+    with db.session() as session:
+        health = sync.mailbox_overview(session, org.id).health
+    assert (health.disconnected, health.parked) == (1, 0)
+
+    await connect(sim, db, runtime, org)  # connecting again resumes it
+    result = await sync.sync_member(db, runtime, member.id, SyncFeature.TASKS, settings=settings)
+    assert result.status == UnitStatus.ACTIVE
 
 
 async def test_state_mismatch_is_refused(sim, db, runtime, make_org, make_member):

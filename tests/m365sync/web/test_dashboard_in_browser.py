@@ -215,6 +215,12 @@ def test_a_user_connects_their_office_365_sees_task_sync_and_disconnects(
     page.get_by_role("button", name="Disconnect").click()
     assert page.get_by_role("status").inner_text() == "Disconnected. Your tokens were deleted."
     assert "Off" in page.locator("[data-feature=tasks]").inner_text()
+    # The sync status agrees at once, and stays so: a choice, not a fault.
+    task_sync = page.locator("[data-poll-url='/me/connections/status'] tr", has_text="Task Sync")
+    assert "Disconnected by the user" in task_sync.inner_text()
+    page.wait_for_timeout(6_000)  # a poll later
+    assert "Disconnected by the user" in task_sync.inner_text()
+    assert "Active" not in task_sync.inner_text()
 
 
 def test_long_unbroken_names_wrap_instead_of_widening_the_pages(
