@@ -265,3 +265,35 @@ def test_customers_see_no_times_while_the_admin_sees_why_and_manages_every_type(
     admin.get_by_role("button", name="Delete Team demo call").click()
     admin.wait_for_load_state()
     assert "Team demo call" not in admin.locator("main").inner_text()
+
+
+def test_the_add_panel_guides_and_powershell_copies_with_one_click(
+    demo: Database, live_server: Any, browser: Any, open_page: Any, screenshot: Any
+) -> None:
+    base = live_server.url
+    for size in SIZES:
+        page = open_page("admin@contoso.com", size)
+        page.context.grant_permissions(["clipboard-read", "clipboard-write"], origin=base)
+        page.goto(f"{base}/admin/service-accounts?panel=office365")
+        guide = page.locator("details.guide")
+        assert guide.evaluate("d => d.open")
+        text = guide.inner_text()
+        assert "App registrations › New registration" in text
+        assert "Email Sync: Mail.Read, Mail.ReadWrite" in text
+        assert "Grant admin consent for your organization" in text
+        assert "36 characters in five groups" in page.inner_text("#sa-client-id-help")
+        screenshot(page, f"pages/admin-service-account-guide-{size}", full_page=False)
+
+        page.goto(f"{base}/admin/service-accounts")
+        page.get_by_role("link", name=re.compile("^Limit access")).first.click()
+        page.get_by_label("Mail-enabled security group").fill("crm-sync@contoso.com")
+        page.get_by_role("button", name="Show the commands").click()
+        commands = page.locator("#rbac-commands").inner_text()
+        copy = page.get_by_role("button", name="Copy the RBAC for Applications commands")
+        copy.click()
+        page.wait_for_function(
+            "() => document.querySelector(\"button[data-copy='#rbac-commands']\")"
+            ".textContent.startsWith('Copied')"
+        )
+        assert page.evaluate("navigator.clipboard.readText()") == commands
+        _fits(page)

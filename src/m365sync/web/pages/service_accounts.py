@@ -12,6 +12,7 @@ from fastapi import APIRouter, BackgroundTasks, Form, Request, Response
 
 from m365sync.connections import access_policy, service_accounts, setup
 from m365sync.connections.errors import RunTestFailed, SetupFailed
+from m365sync.connections.features import APPLICATION_PERMISSIONS, FEATURE_TITLES
 from m365sync.connections.run_test import ServiceAccountDraft, TestReport
 from m365sync.connections.runtime import ConnectionRuntime
 from m365sync.errors import M365SyncError
@@ -182,6 +183,10 @@ def _list_page(
             for a in service_accounts.list_service_accounts(db, organization)
         ],
         feature_names=FEATURE_NAMES,
+        permission_checklist=[
+            (FEATURE_TITLES[feature], permissions)
+            for feature, permissions in APPLICATION_PERMISSIONS.items()
+        ],
         has_domains=bool(organizations.list_domains(db, organization)),
         panel=panel,
         account=account,
