@@ -107,7 +107,8 @@ def test_an_admin_adds_domains_and_a_service_account_fixing_a_secret_id(
     adele_email = page.locator("tr", has_text="Email Sync").filter(has_text="Active")
     adele_email.first.wait_for(timeout=60_000)
     page.wait_for_function(
-        "() => /[1-9]\\d* logged/.test(document.querySelector('table.mailboxes').innerText)",
+        "() => /[1-9]\\d* (emails?|meetings?)/"
+        ".test(document.querySelector('table.mailboxes').innerText)",
         timeout=60_000,
     )
     screenshot(page, "admin-members-syncing")
