@@ -2,6 +2,17 @@
 
 log() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
 
+# Keep pip's "Collecting x", "Installing collected packages" and errors; drop the rest.
+show_pip_progress() {
+  local line
+  while IFS= read -r line; do
+    case "$line" in
+      Collecting*|"Building wheel"*|"Installing collected"*|Successfully*) printf '    %s\n' "$line" >&2 ;;
+      *ERROR*|*error:*) printf '%s\n' "$line" >&2 ;;
+    esac
+  done
+}
+
 ensure_venv() {
   local extra="${1:-}"
   local stamp=".venv/.installed${extra:+-$extra}"
@@ -10,9 +21,12 @@ ensure_venv() {
     python3 -m venv .venv
   fi
   if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ] || [ constraints.txt -nt "$stamp" ]; then
-    log "installing dependencies (pinned by constraints.txt)"
-    .venv/bin/python -m pip install -q --disable-pip-version-check -c constraints.txt -e ".${extra:+[$extra]}"
+    log "installing dependencies (pinned by constraints.txt; a minute or two the first time)"
+    # pip's own lines, one per package, so a first install never looks hung.
+    .venv/bin/python -m pip install --disable-pip-version-check --progress-bar off \
+        -c constraints.txt -e ".${extra:+[$extra]}" 2>&1 | show_pip_progress
     touch "$stamp"
+    log "dependencies installed"
   fi
 }
 

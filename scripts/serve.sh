@@ -4,4 +4,5 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/_setup.sh
 ensure_venv
+log "starting m365sync serve (database, demo tenant, first sync)"
 exec .venv/bin/m365sync serve "$@"

@@ -19,7 +19,9 @@ This module is the only product code allowed to import m365sim and sfsim.
 from __future__ import annotations
 
 import asyncio
+import errno
 import logging
+import socket
 from ipaddress import ip_address, ip_network
 from pathlib import Path
 from typing import Any
@@ -35,6 +37,7 @@ from m365sync.connections.runtime import ConnectionRuntime
 from m365sync.crm import salesforce_service
 from m365sync.crm.importer import load_demo_crm
 from m365sync.db import Database, database_from_settings, migrate
+from m365sync.errors import M365SyncError
 from m365sync.microsoft.auth import ClientSecret
 from m365sync.organizations import service as orgs
 from m365sync.organizations.models import Role
@@ -272,6 +275,38 @@ def browser_url(settings: Settings) -> str:
     return f"http://{host}:{settings.port}"
 
 
+class PortBusy(M365SyncError):
+    """The address ``serve`` was asked to listen on is taken (or not this machine's)."""
+
+    status = 409
+
+
+def listen_socket(host: str, port: int) -> socket.socket:
+    """The listening socket, bound before anything is printed: a busy port is said at once,
+    with how to pick another, and ``--port 0`` turns into the real port the banner shows."""
+    family = socket.AF_INET6 if ":" in host.strip("[]") else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host.strip("[]"), port))
+    except OSError as exc:
+        sock.close()
+        if exc.errno == errno.EADDRINUSE:
+            raise PortBusy(
+                f"Port {port} on {host} is already in use (is m365sync already running?).",
+                fix=f"Stop the other program, or pick another port: m365sync serve --port "
+                f"{port + 1 if port else 8001} (or --port 0 for any free port).",
+            ) from exc
+        raise PortBusy(
+            f"m365sync can't listen on {host}:{port}: {exc.strerror}.",
+            fix="Pick an address of this machine with --host (127.0.0.1 for this machine "
+            "only, 0.0.0.0 for every network) and a port above 1023 with --port.",
+        ) from exc
+    sock.listen(2048)
+    sock.set_inheritable(True)
+    return sock
+
+
 def serve_app(
     *, host: str | None = None, port: int | None = None, demo: bool | None = None
 ) -> None:
@@ -281,6 +316,8 @@ def serve_app(
         settings = settings.model_copy(
             update={k: v for k, v in {"host": host, "port": port}.items() if v is not None}
         )
+    listener = listen_socket(settings.host, settings.port)
+    settings = settings.model_copy(update={"port": listener.getsockname()[1]})
     use_demo = wants_demo(settings) if demo is None else demo
     server = salesforce = None
     if use_demo:
@@ -335,10 +372,8 @@ def serve_app(
         )
     tune_garbage_collector()
     try:
-        uvicorn.run(
+        config = uvicorn.Config(
             app,
-            host=settings.host,
-            port=settings.port,
             log_level=settings.log_level.lower(),
             # X-Forwarded-For/-Proto only from the proxies the settings trust (none by
             # default), as the rate limits do (m365sync.web.security).
@@ -346,8 +381,10 @@ def serve_app(
                 str(ip_network(proxy, strict=False)) for proxy in settings.trusted_proxies
             ],
         )
+        uvicorn.Server(config).run(sockets=[listener])
     finally:
         database.dispose()  # a last checkpoint empties SQLite's write-ahead log
+        listener.close()
         if server is not None:
             server.stop()
         if salesforce is not None:

@@ -70,6 +70,12 @@ def _expiry(value: datetime | None) -> datetime | None:
 # -- service accounts ------------------------------------------------------------------------
 
 
+ACCOUNT_ARG = Annotated[
+    str, typer.Argument(help="The service account's id (m365sync service-accounts list).")
+]
+PARTIAL_HELP = "Save even if a required check fails, with the failing features off."
+
+
 @accounts_app.command("list")
 def accounts_list(org: OrgOption, as_json: JsonOption = False) -> None:
     from m365sync.connections import service_accounts
@@ -111,7 +117,7 @@ def accounts_add(
     org: OrgOption,
     client_id: Annotated[str, typer.Option(help="Application (client) ID.")],
     test_mailbox: Annotated[str, typer.Option(help="A mailbox in your domains to test with.")],
-    name: Annotated[str, typer.Option()] = "Office 365 service account",
+    name: Annotated[str, typer.Option(help="A name for the list.")] = "Office 365 service account",
     secret: Annotated[
         str | None,
         typer.Option(
@@ -124,7 +130,10 @@ def accounts_add(
         Path | None, typer.Option(help="PEM (key + certificate) or PFX file instead of a secret.")
     ] = None,
     certificate_password: Annotated[
-        str | None, typer.Option(envvar="M365SYNC_CERTIFICATE_PASSWORD")
+        str | None,
+        typer.Option(
+            envvar="M365SYNC_CERTIFICATE_PASSWORD", help="The PFX file's password, if it has one."
+        ),
     ] = None,
     tenant_id: Annotated[
         str | None, typer.Option(help="Overrides the tenant found from your domains.")
@@ -173,7 +182,8 @@ def accounts_add(
 
 @accounts_app.command("generate-certificate")
 def accounts_generate_certificate(
-    org: OrgOption, name: Annotated[str, typer.Option()] = "Office 365 service account"
+    org: OrgOption,
+    name: Annotated[str, typer.Option(help="A name for the list.")] = "Office 365 service account",
 ) -> None:
     """Create a key pair here and print the certificate to upload to the app registration."""
     from m365sync.connections import service_accounts
@@ -196,11 +206,13 @@ def accounts_generate_certificate(
 @accounts_app.command("complete")
 def accounts_complete(
     org: OrgOption,
-    account_id: str,
-    client_id: Annotated[str, typer.Option()],
-    test_mailbox: Annotated[str, typer.Option()],
-    tenant_id: Annotated[str | None, typer.Option()] = None,
-    partial: Annotated[bool, typer.Option()] = False,
+    account_id: ACCOUNT_ARG,
+    client_id: Annotated[str, typer.Option(help="Application (client) ID.")],
+    test_mailbox: Annotated[str, typer.Option(help="A mailbox in your domains to test with.")],
+    tenant_id: Annotated[
+        str | None, typer.Option(help="Overrides the tenant found from your domains.")
+    ] = None,
+    partial: Annotated[bool, typer.Option(help=PARTIAL_HELP)] = False,
     as_json: JsonOption = False,
 ) -> None:
     """Finish a service account created with generate-certificate: Run Test and save."""
@@ -234,8 +246,12 @@ def accounts_test(
     secret: Annotated[
         str | None, typer.Option(envvar="M365SYNC_CLIENT_SECRET", help="Draft: the secret's Value.")
     ] = None,
-    tenant_id: Annotated[str | None, typer.Option()] = None,
-    test_mailbox: Annotated[str | None, typer.Option()] = None,
+    tenant_id: Annotated[
+        str | None, typer.Option(help="Draft: overrides the tenant found from your domains.")
+    ] = None,
+    test_mailbox: Annotated[
+        str | None, typer.Option(help="A mailbox in your domains to test with.")
+    ] = None,
     as_json: JsonOption = False,
 ) -> None:
     """Run Test (read-only). Exit code 1 if a required check fails."""
@@ -272,10 +288,19 @@ def accounts_test(
 @accounts_app.command("replace-secret")
 def accounts_replace_secret(
     org: OrgOption,
-    account_id: str,
-    secret: Annotated[str | None, typer.Option(envvar="M365SYNC_CLIENT_SECRET")] = None,
-    secret_expires: Annotated[datetime | None, typer.Option(formats=["%Y-%m-%d"])] = None,
-    partial: Annotated[bool, typer.Option()] = False,
+    account_id: ACCOUNT_ARG,
+    secret: Annotated[
+        str | None,
+        typer.Option(
+            envvar="M365SYNC_CLIENT_SECRET",
+            help="The new secret's Value (prompted, hidden, if not given).",
+        ),
+    ] = None,
+    secret_expires: Annotated[
+        datetime | None,
+        typer.Option(formats=["%Y-%m-%d"], help="When the new secret expires (YYYY-MM-DD)."),
+    ] = None,
+    partial: Annotated[bool, typer.Option(help=PARTIAL_HELP)] = False,
     as_json: JsonOption = False,
 ) -> None:
     """A new client secret (tested before it replaces the old one)."""
@@ -340,32 +365,53 @@ def accounts_add_exchange(
         str,
         typer.Option(help="On-premises EWS URL, e.g. https://mail.contoso.com/EWS/Exchange.asmx"),
     ],
-    username: Annotated[str, typer.Option()],
-    password: Annotated[str | None, typer.Option(envvar="M365SYNC_EXCHANGE_PASSWORD")] = None,
-    name: Annotated[str, typer.Option()] = "Exchange service account",
-    test_mailbox: Annotated[str, typer.Option(help="The mailbox Run Test reads.")] = "",
+    username: Annotated[
+        str, typer.Option(help="The impersonation account, e.g. CONTOSO\\svc-crm.")
+    ],
+    test_mailbox: Annotated[
+        str, typer.Option(help="A mailbox it should sync: Run Test reads it before saving.")
+    ],
+    password: Annotated[
+        str | None,
+        typer.Option(
+            envvar="M365SYNC_EXCHANGE_PASSWORD",
+            help="Its password (prompted, hidden, if not given).",
+        ),
+    ] = None,
+    name: Annotated[str, typer.Option(help="A name for the list.")] = "Exchange service account",
+    partial: Annotated[bool, typer.Option(help=PARTIAL_HELP)] = False,
+    as_json: JsonOption = False,
 ) -> None:
-    """An on-premises Exchange (EWS, impersonation) service account."""
+    """Run Test for Exchange, then save an on-premises Exchange (EWS, impersonation) service
+    account; nothing is saved while a required check fails (exit 1, unless --partial)."""
     from m365sync.connections import service_accounts
 
     with Context() as ctx:
         value = secret_value(password, "Password")
         with ctx.session() as session:
-            account = service_accounts.add_exchange_service_account(
-                session,
-                ctx.runtime,
-                get_org(session, org),
-                name=name,
-                server_url=server_url,
-                username=username,
-                password=value,
-                test_mailbox=test_mailbox,
+            account, report = ctx.run(
+                service_accounts.add_exchange_service_account(
+                    session,
+                    ctx.runtime,
+                    get_org(session, org),
+                    name=name,
+                    server_url=server_url,
+                    username=username,
+                    password=value,
+                    test_mailbox=test_mailbox,
+                    partial=partial,
+                )
             )
-            out.print(f"Saved Exchange service account {account.name} (id {account.id}).")
+            print_report(report, as_json)
+            if not as_json:
+                out.print(
+                    f"Saved Exchange service account [bold]{account.name}[/] (id {account.id}, "
+                    f"status {account.status.value})."
+                )
 
 
 @accounts_app.command("remove")
-def accounts_remove(org: OrgOption, account_id: str) -> None:
+def accounts_remove(org: OrgOption, account_id: ACCOUNT_ARG) -> None:
     from m365sync.connections import service_accounts
 
     with Context() as ctx, ctx.session() as session:
@@ -383,7 +429,10 @@ def policy_commands(
     org: OrgOption,
     account_id: Annotated[str, typer.Option("--account", help="Service account id.")],
     group: Annotated[str, typer.Option(help="Mail-enabled security group address.")],
-    admin_upn: Annotated[str | None, typer.Option()] = None,
+    admin_upn: Annotated[
+        str | None,
+        typer.Option(help="The Exchange admin who runs the commands (Connect-ExchangeOnline)."),
+    ] = None,
 ) -> None:
     """Exchange Online PowerShell limiting the service account to the group's members."""
     from m365sync.connections import access_policy, service_accounts
@@ -404,7 +453,7 @@ def policy_commands(
 @policy_app.command("report")
 def policy_report(
     org: OrgOption,
-    account_id: Annotated[str, typer.Option("--account")],
+    account_id: Annotated[str, typer.Option("--account", help="Service account id.")],
     as_json: JsonOption = False,
 ) -> None:
     """Which members' mailboxes the service account can reach (read-only probes)."""

@@ -52,7 +52,8 @@ def orgs_list(as_json: JsonOption = False) -> None:
 
 @orgs_app.command("create")
 def orgs_create(
-    name: str, slug: Annotated[str | None, typer.Option(help="Short name used in URLs.")] = None
+    name: Annotated[str, typer.Argument(help="The organization's name, e.g. Contoso.")],
+    slug: Annotated[str | None, typer.Option(help="Short name used in URLs.")] = None,
 ) -> None:
     from m365sync.organizations import service as organizations
 
@@ -117,26 +118,37 @@ def domains_list(org: OrgOption, as_json: JsonOption = False) -> None:
 
 
 @domains_app.command("add")
-def domains_add(org: OrgOption, names: list[str]) -> None:
+def domains_add(
+    org: OrgOption,
+    names: Annotated[list[str], typer.Argument(help="One or more domains, e.g. contoso.com.")],
+) -> None:
     """Claim domains to sync; each is used once verified (m365sync domains verify)."""
+    from m365sync.connections import service_accounts
     from m365sync.organizations import service as organizations
 
     with Context() as ctx, ctx.session() as session:
         organization = get_org(session, org)
         for name in names:
-            domain = organizations.add_domain(session, organization, name)
+            added = ctx.run(
+                service_accounts.add_domain_checked(
+                    session, ctx.runtime, organization, name, actor="cli"
+                )
+            )
+            domain = added.domain
             out.print(
                 f"Added domain to sync: {domain.name} (not verified yet). Verify it by saving a "
                 "service account of its Microsoft 365 tenant, or publish the DNS TXT record "
                 f"{organizations.dns_record(domain).value} on {domain.name} and run: "
                 f"m365sync domains verify {domain.name}"
             )
+            if added.warning:
+                err.print(f"Warning: {added.warning} {added.warning_fix or ''}", highlight=False)
 
 
 @domains_app.command("verify")
 def domains_verify(
     org: OrgOption,
-    name: str,
+    name: Annotated[str, typer.Argument(help="The domain to verify, e.g. contoso.com.")],
     trust: Annotated[
         bool,
         typer.Option(
@@ -163,7 +175,10 @@ def domains_verify(
 
 
 @domains_app.command("remove")
-def domains_remove(org: OrgOption, name: str) -> None:
+def domains_remove(
+    org: OrgOption,
+    name: Annotated[str, typer.Argument(help="The domain to stop syncing.")],
+) -> None:
     from m365sync.organizations import service as organizations
 
     with Context() as ctx, ctx.session() as session:
@@ -201,10 +216,12 @@ def members_list(org: OrgOption, as_json: JsonOption = False) -> None:
 @members_app.command("add")
 def members_add(
     org: OrgOption,
-    email: str,
-    name: Annotated[str, typer.Option()] = "",
+    email: Annotated[str, typer.Argument(help="The member's email address.")],
+    name: Annotated[str, typer.Option(help="Display name (default: none).")] = "",
     role: Annotated[str, typer.Option(help="admin or user")] = "user",
-    crm_user_id: Annotated[str | None, typer.Option()] = None,
+    crm_user_id: Annotated[
+        str | None, typer.Option(help="The member's user id in the CRM (owner of their records).")
+    ] = None,
 ) -> None:
     from m365sync.organizations import service as organizations
 
@@ -216,7 +233,11 @@ def members_add(
 
 
 @members_app.command("set-role")
-def members_set_role(org: OrgOption, email: str, role: str) -> None:
+def members_set_role(
+    org: OrgOption,
+    email: Annotated[str, typer.Argument(help="The member's email address.")],
+    role: Annotated[str, typer.Argument(help="admin or user")],
+) -> None:
     from m365sync.organizations import service as organizations
 
     with Context() as ctx, ctx.session() as session:
@@ -228,7 +249,9 @@ def members_set_role(org: OrgOption, email: str, role: str) -> None:
 
 
 @members_app.command("remove")
-def members_remove(org: OrgOption, email: str) -> None:
+def members_remove(
+    org: OrgOption, email: Annotated[str, typer.Argument(help="The member's email address.")]
+) -> None:
     from m365sync.organizations import service as organizations
 
     with Context() as ctx, ctx.session() as session:

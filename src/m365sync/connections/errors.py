@@ -14,6 +14,8 @@
     │                                  a test account (``missing`` says which)
     ├── RunTestFailed             422: Save refused while a required Run Test check fails
     ├── ExchangeOnlineNotSupported 422: an EWS connection pointed at Exchange Online
+    ├── DuplicateServiceAccount   409: the same app (client ID) in the same tenant is already
+    │                                  a service account (``existing_id`` names it)
     ├── AuthorizationExpired      422: an Office 365 sign-in response with an unknown state
     └── SetupFailed               Set up for me did not end with a working service account;
         │                         what it did in the tenant is audited (and undone where
@@ -30,7 +32,7 @@ Microsoft's own failures are ``m365sync.microsoft.errors`` categories, not these
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 from m365sync.errors import M365SyncError
 
@@ -116,21 +118,38 @@ class DraftIncomplete(ConnectionsError):
 class RunTestFailed(ConnectionsError):
     status = 422
 
-    def __init__(self, report: TestReport, **kwargs: Any) -> None:
+    def __init__(self, report: TestReport, *, can_save_partial: bool = True) -> None:
         failed = report.required_failures()
         first = failed[0] if failed else None
         super().__init__(
             "Not saved: Run Test found a problem"
             + (f" — {first.title}: {first.message}" if first else "."),
             fix=(first.fix + " " if first and first.fix else "")
-            + "Fix it and run the test again, or save anyway with only the features that "
-            "passed (the failing ones stay off).",
+            + (
+                "Fix it and run the test again, or save anyway with only the features that "
+                "passed (the failing ones stay off)."
+                if can_save_partial
+                else "Fix it and connect again: nothing was saved."
+            ),
         )
         self.report = report
 
 
 class ExchangeOnlineNotSupported(ConnectionsError):
     status = 422
+
+
+class DuplicateServiceAccount(ConnectionsError):
+    status = 409
+
+    def __init__(self, client_id: str, existing_name: str, existing_id: str) -> None:
+        super().__init__(
+            f"The app {client_id} is already the service account “{existing_name}” for this "
+            "tenant: a second copy would sync the same mailboxes twice.",
+            fix=f"Use “{existing_name}” in the list of service accounts instead: edit it, or "
+            "rotate its secret there. Nothing was saved.",
+        )
+        self.existing_id = existing_id
 
 
 class AuthorizationExpired(ConnectionsError):

@@ -44,7 +44,15 @@ class ExchangeServiceAccountIn(BaseModel):
     )
     username: str = Field(description="The impersonation account: user@domain or DOMAIN\\user.")
     password: SecretStr
-    test_mailbox: str = Field(default="", description="A mailbox in your domains to test with.")
+    test_mailbox: str = Field(
+        default="",
+        description="A mailbox in your domains to test with (required to save: saving runs "
+        "Run Test for Exchange first).",
+    )
+    partial: bool = Field(
+        default=False,
+        description="Save even though a required check failed (the failing features stay off).",
+    )
 
 
 class CertificateAccountIn(BaseModel):

@@ -16,7 +16,12 @@ from sqlalchemy.orm import Session
 
 from m365sync.audit import service as audit
 from m365sync.connections._ews import ews_server_url
-from m365sync.connections.errors import DraftIncomplete, NoDomains, RunTestFailed
+from m365sync.connections.errors import (
+    DraftIncomplete,
+    DuplicateServiceAccount,
+    NoDomains,
+    RunTestFailed,
+)
 from m365sync.connections.exchange_run_test import ExchangeDraft, run_exchange_test
 from m365sync.connections.features import FEATURE_TITLES, TASKS_VIA_SERVICE_ACCOUNT
 from m365sync.connections.models import (
@@ -33,10 +38,64 @@ from m365sync.db.base import new_id, utcnow
 from m365sync.errors import NotFound, ValidationFailed
 from m365sync.microsoft import errors as ms
 from m365sync.microsoft.applications import certificate_expiry
-from m365sync.microsoft.auth import ClientSecret, generate_certificate
+from m365sync.microsoft.auth import ClientSecret, discover_tenant, generate_certificate
 from m365sync.organizations import service as orgs
 from m365sync.organizations.models import Domain, DomainProof, Organization
 from m365sync.organizations.repository import OrganizationRepository
+
+
+@dataclass(frozen=True)
+class AddedDomain:
+    """A domain just added, and a warning when Microsoft 365 says the organization's tenant
+    does not own it (a customer's or partner's domain typed by mistake, or a domain of
+    another tenant that needs its own service account)."""
+
+    domain: Domain
+    warning: str | None = None
+    warning_fix: str | None = None
+
+
+async def add_domain_checked(
+    session: Session,
+    runtime: ConnectionRuntime,
+    organization: Organization,
+    name: str,
+    *,
+    actor: str = "cli",
+) -> AddedDomain:
+    """Add a domain to sync, then ask Entra ID which tenant owns it and compare with the
+    tenants of the organization's service accounts. The domain is added either way (the
+    admin may be about to add that tenant's account); without a service account, or while
+    Entra ID can't be asked, there is nothing to compare and no warning."""
+    domain = orgs.add_domain(session, organization, name, actor=actor)
+    tenants = {
+        account.tenant_id
+        for account in ConnectionRepository(session).service_accounts(organization.id)
+        if account.tenant_id and account.kind == ConnectionKind.OFFICE365
+    }
+    if not tenants:
+        return AddedDomain(domain)
+    try:
+        owner = await discover_tenant(runtime.settings, domain.name)
+    except ms.TenantNotFound:
+        return AddedDomain(
+            domain,
+            f"Microsoft 365 knows no tenant for {domain.name}, so none of its mailboxes can "
+            "sync through your service accounts.",
+            "Check the spelling. If it is a customer's or partner's domain, remove it: only "
+            "your own domains belong here.",
+        )
+    except ms.MicrosoftError:
+        return AddedDomain(domain)
+    if owner in tenants:
+        return AddedDomain(domain)
+    return AddedDomain(
+        domain,
+        f"{domain.name} belongs to another Microsoft 365 tenant ({owner}) than your service "
+        "accounts', so none of its mailboxes can sync through them.",
+        "If it is a customer's or partner's domain, remove it: only your own domains belong "
+        "here. If it is yours in another tenant, add a service account for that tenant.",
+    )
 
 
 def list_service_accounts(session: Session, organization: Organization) -> list[ServiceAccount]:
@@ -98,6 +157,20 @@ def parse_secret_expiry(text: str) -> datetime | None:
 def _require_domains(session: Session, organization: Organization) -> None:
     if not OrganizationRepository(session).domains(organization.id):
         raise NoDomains()
+
+
+def _refuse_duplicate(
+    session: Session, organization: Organization, client_id: str, tenant_id: str | None
+) -> None:
+    """One service account per app and tenant: the same client ID in the same tenant (or
+    where either tenant is unknown yet) is refused, naming the account that has it."""
+    for existing in ConnectionRepository(session).service_accounts(organization.id):
+        if (
+            existing.kind == ConnectionKind.OFFICE365
+            and (existing.client_id or "").strip().lower() == client_id.strip().lower()
+            and (not tenant_id or not existing.tenant_id or existing.tenant_id == tenant_id)
+        ):
+            raise DuplicateServiceAccount(client_id.strip(), existing.name, existing.id)
 
 
 def _apply_report(account: ServiceAccount, report: TestReport, *, partial: bool) -> None:
@@ -242,6 +315,7 @@ async def add_service_account(
     credential = draft.credential
     assert credential is not None
     report = await _run_test(session, runtime, organization, draft)
+    _refuse_duplicate(session, organization, draft.client_id, report.tenant_id)
     if not report.ok and not partial:
         raise RunTestFailed(report)
     account = ServiceAccount(
@@ -660,7 +734,7 @@ def service_account_view(
 # -- Exchange (EWS, on premises) ----------------------------------------------------------------
 
 
-def add_exchange_service_account(
+async def add_exchange_service_account(
     session: Session,
     runtime: ConnectionRuntime,
     organization: Organization,
@@ -669,28 +743,43 @@ def add_exchange_service_account(
     server_url: str,
     username: str,
     password: str,
-    test_mailbox: str = "",
+    test_mailbox: str,
+    partial: bool = False,
     actor: str = "cli",
-) -> ServiceAccount:
-    """An on-premises Exchange service account (EWS with impersonation), saved as entered;
-    ``test_exchange_draft`` is its Run Test, ``retest_service_account`` tests it once saved."""
+) -> tuple[ServiceAccount, TestReport]:
+    """Run Test for Exchange (``test_exchange_draft``, impersonating ``test_mailbox``), then
+    save an on-premises Exchange service account (EWS with impersonation). Refused, nothing
+    stored, while a required check fails (the server does not answer, its certificate is not
+    trusted, the sign-in or the impersonation is refused...), unless ``partial``."""
     missing = [
         label
         for label, value in (
             ("Server URL", server_url),
             ("Username", username),
             ("Password", password),
+            ("Test mailbox", test_mailbox),
         )
         if not value.strip()
     ]
     if missing:
         raise ValidationFailed(
             f"{', '.join(missing)}: required.",
-            fix="Give the Exchange server's EWS address and the impersonation account's "
-            "username and password.",
+            fix="Give the Exchange server's EWS address, the impersonation account's "
+            "username and password, and a mailbox it should sync to test with.",
         )
     _require_domains(session, organization)
     url = ews_server_url(server_url)
+    report = await test_exchange_draft(
+        session,
+        runtime,
+        organization,
+        server_url=url,
+        username=username,
+        password=password,
+        test_mailbox=test_mailbox,
+    )
+    if not report.ok and not partial:
+        raise RunTestFailed(report)
     account = ServiceAccount(
         id=new_id(),
         organization_id=organization.id,
@@ -699,12 +788,11 @@ def add_exchange_service_account(
         credential_type=CredentialType.PASSWORD,
         ews_url=url,
         username=username.strip(),
-        test_mailbox=test_mailbox.strip().lower() or None,
+        test_mailbox=test_mailbox.strip().lower(),
         status=ConnectionStatus.PENDING,
-        status_detail="Saved, not tested yet.",
-        status_fix="Run the test with a mailbox the service account should sync.",
     )
     runtime.seal(account, "password_sealed", password)
+    _apply_report(account, report, partial=partial)
     ConnectionRepository(session).add_service_account(account)
     audit.record(
         session,
@@ -714,8 +802,9 @@ def add_exchange_service_account(
         account.name,
         account_id=account.id,
         kind="exchange",
+        ok=report.ok,
     )
-    return account
+    return account, report
 
 
 async def test_exchange_draft(

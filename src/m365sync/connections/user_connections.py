@@ -24,6 +24,7 @@ from m365sync.connections.errors import (
     AuthorizationExpired,
     DomainNotVerified,
     MemberNotSynced,
+    RunTestFailed,
     WrongTenant,
 )
 from m365sync.connections.exchange_run_test import ExchangeDraft, run_exchange_test
@@ -339,7 +340,7 @@ def user_connection_view(
 # -- Exchange (EWS, on premises) ----------------------------------------------------------------
 
 
-def connect_exchange(
+async def connect_exchange(
     session: Session,
     runtime: ConnectionRuntime,
     organization: Organization,
@@ -349,8 +350,15 @@ def connect_exchange(
     username: str,
     password: str,
 ) -> UserConnection:
-    """A member's legacy Exchange connection, for on-premises servers only."""
+    """A member's legacy Exchange connection, for on-premises servers only: Run Test for
+    Exchange (``test_exchange_connection``) first, and nothing is saved (an earlier
+    connection stays) while one of its checks fails."""
     url = ews_server_url(server_url)
+    report = await test_exchange_connection(
+        runtime, member, server_url=url, username=username, password=password
+    )
+    if not report.ok:
+        raise RunTestFailed(report, can_save_partial=False)
     repo = ConnectionRepository(session)
     existing = repo.user_connection(organization.id, member.id)
     if existing is not None:
@@ -362,7 +370,7 @@ def connect_exchange(
         kind=ConnectionKind.EXCHANGE,
         ews_url=url,
         username=username.strip() or member.email,
-        status=ConnectionStatus.PENDING,
+        status=ConnectionStatus.ACTIVE,
         connected_at=utcnow(),
     )
     runtime.seal(connection, "password_sealed", password)

@@ -15,9 +15,11 @@ from m365sync.crm.models import (
     ActivityKind,
     CrmAccount,
     CrmActivity,
+    CrmActivityMember,
     CrmActivityPerson,
     CrmActivityRecord,
     CrmContact,
+    CrmEmailCopy,
 )
 
 __all__ = ["ActivityRepository"]
@@ -120,3 +122,33 @@ class ActivityRepository:
                 .order_by(CrmAccount.name)
             )
         )
+
+    def held_by_members(self) -> dict[tuple[str, ActivityKind], int]:
+        """How many distinct activities each member's mailbox holds now, by kind: an email
+        in two folders, or synced again by a full resync, counts once."""
+        held: dict[tuple[str, ActivityKind], int] = {}
+        emails = (
+            select(CrmEmailCopy.member_id, func.count(func.distinct(CrmEmailCopy.activity_id)))
+            .join(CrmActivity, CrmActivity.id == CrmEmailCopy.activity_id)
+            .where(
+                CrmActivity.organization_id == self.organization_id,
+                CrmActivity.deleted_at.is_(None),
+                CrmEmailCopy.removed_at.is_(None),
+            )
+            .group_by(CrmEmailCopy.member_id)
+        )
+        for member_id, count in self.session.execute(emails):
+            held[(member_id, ActivityKind.EMAIL)] = int(count)
+        others = (
+            select(CrmActivityMember.member_id, CrmActivity.kind, func.count())
+            .join(CrmActivity, CrmActivity.id == CrmActivityMember.activity_id)
+            .where(
+                CrmActivity.organization_id == self.organization_id,
+                CrmActivity.deleted_at.is_(None),
+                CrmActivityMember.removed_at.is_(None),
+            )
+            .group_by(CrmActivityMember.member_id, CrmActivity.kind)
+        )
+        for member_id, kind, count in self.session.execute(others):
+            held[(member_id, ActivityKind(kind))] = int(count)
+        return held

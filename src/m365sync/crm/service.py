@@ -11,7 +11,7 @@ from datetime import UTC, datetime, timedelta
 
 from sqlalchemy.orm import Session
 
-from m365sync.crm.models import CrmAccount, CrmActivity, CrmContact
+from m365sync.crm.models import ActivityKind, CrmAccount, CrmActivity, CrmContact
 from m365sync.crm.repository import ActivityRepository
 from m365sync.errors import NotFound
 
@@ -20,6 +20,7 @@ __all__ = [
     "UPCOMING_DAYS",
     "ActivityDetail",
     "ActivityList",
+    "activities_held_by_members",
     "activity_detail",
     "get_activity",
     "search_activities",
@@ -91,3 +92,11 @@ def activity_detail(session: Session, organization_id: str, activity_id: str) ->
         if len(thread) < 2:
             thread = []
     return ActivityDetail(activity, thread)
+
+
+def activities_held_by_members(
+    session: Session, organization_id: str
+) -> dict[tuple[str, ActivityKind], int]:
+    """How many distinct emails, meetings and tasks each member's mailbox holds in the CRM
+    now (by member id and kind): what "synced" means to a person, however often it ran."""
+    return ActivityRepository(session, organization_id).held_by_members()

@@ -26,6 +26,7 @@ import logging
 import random
 import threading
 import time
+import warnings
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -71,6 +72,24 @@ MICROSOFT_AUTHORITY_HOSTS = frozenset(
 )
 
 log = logging.getLogger(__name__)
+
+# The Office 365 and Sign in with Microsoft callbacks take the answer as a query (a GET), not
+# form_post: Microsoft's form_post is a cross-site POST, which browsers send without the
+# SameSite=Lax session cookie the callback needs to find the flow. The flow is still bound
+# by state, nonce and PKCE, and MSAL sends no token in a URL. MSAL warns on every flow
+# otherwise, a line that would fill the log and that nobody could act on.
+_FORM_POST_ADVICE = r"response_mode='form_post' is recommended"
+
+
+def _quiet_form_post_advice() -> None:
+    """Ignore that one warning, checked before each flow: a filter added once at import
+    would be lost by code that restores the filters it found (``warnings.catch_warnings``)."""
+    if not any(
+        f[0] == "ignore" and f[1] is not None and f[1].pattern == _FORM_POST_ADVICE
+        for f in warnings.filters
+    ):
+        warnings.filterwarnings("ignore", message=_FORM_POST_ADVICE, category=UserWarning)
+
 
 CacheListener = Callable[[str], None]
 
@@ -573,6 +592,7 @@ class DelegatedAuth(_CachedApp):
     def start(self, redirect_uri: str, *, login_hint: str | None = None) -> dict[str, Any]:
         """MSAL's auth-code flow (state, nonce, PKCE verifier, ``auth_uri``): keep it until the
         callback, sealed."""
+        _quiet_form_post_advice()
         flow: dict[str, Any] = self._call(
             lambda app: app.initiate_auth_code_flow(
                 self.scopes,
@@ -657,6 +677,7 @@ class OpenIdSignIn:
     def start(self, scopes: list[str], *, redirect_uri: str, login_hint: str) -> dict[str, Any]:
         """MSAL's flow (``state``, nonce, PKCE verifier, ``auth_uri``): keep it until the
         callback."""
+        _quiet_form_post_advice()
         try:
             flow: dict[str, Any] = self._app.initiate_auth_code_flow(
                 scopes, redirect_uri=redirect_uri, login_hint=login_hint, prompt="select_account"

@@ -96,6 +96,10 @@ class SchedulingRepository:
         self.session.flush()
         return meeting_type
 
+    def delete_meeting_type(self, meeting_type: MeetingType) -> None:
+        self.session.delete(meeting_type)
+        self.session.flush()
+
     def slug_taken(self, organization_id: str, slug: str) -> bool:
         return (
             self.session.scalar(

@@ -43,10 +43,11 @@ from m365sync.crm.target import (
     PersonMatch,
     normalize_address,
 )
-from m365sync.errors import Conflict, NotFound, ValidationFailed
+from m365sync.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from m365sync.microsoft.errors import MicrosoftError
 from m365sync.microsoft.scheduling import (
     DEFAULT_WORKING_HOURS,
+    CalendarSchedule,
     EventRequest,
     FreeBusyStatus,
     MailboxCalendar,
@@ -91,7 +92,7 @@ from m365sync.scheduling.models import (
     MeetingTypeHost,
     Question,
 )
-from m365sync.scheduling.repository import SchedulingRepository, SlotAlreadyClaimed
+from m365sync.scheduling.repository import LIVE, SchedulingRepository, SlotAlreadyClaimed
 from m365sync.scheduling.schemas import EMAIL, InviteeInput, MeetingTypeInput
 from m365sync.scheduling.tokens import BookingAction, BookingTokens, InvalidBookingLink
 
@@ -191,52 +192,71 @@ class SchedulingService:
     def create_meeting_type(
         self, organization_id: str, data: MeetingTypeInput, *, created_by: str | None
     ) -> MeetingType:
+        self._check_meeting_type(organization_id, data, None)
+        meeting_type = MeetingType(organization_id=organization_id, created_by_member_id=created_by)
+        _fill_meeting_type(meeting_type, data)
+        return self.repo.add_meeting_type(meeting_type)
+
+    def _check_meeting_type(
+        self, organization_id: str, data: MeetingTypeInput, editing: MeetingType | None
+    ) -> None:
         for member_id in data.host_member_ids:
             if self.repo.member(organization_id, member_id) is None:
                 raise ValidationFailed(
                     "One of the hosts is not a member of your organization.",
                     fix="Choose hosts from the member list.",
                 )
-        if self.repo.slug_taken(organization_id, data.slug):
+        if (editing is None or editing.slug != data.slug) and self.repo.slug_taken(
+            organization_id, data.slug
+        ):
             raise Conflict(
                 f"The link name {data.slug!r} is already used by another meeting type.",
                 fix="Pick a different link name.",
             )
-        meeting_type = MeetingType(
-            organization_id=organization_id,
-            slug=data.slug,
-            name=data.name,
-            description=data.description,
-            kind=data.kind,
-            duration_minutes=data.duration_minutes,
-            slot_interval_minutes=data.slot_interval_minutes,
-            location=data.location,
-            online_meeting=data.online_meeting,
-            book_room=data.book_room,
-            availability_source=data.availability_source,
-            buffer_before_minutes=data.buffer_before_minutes,
-            buffer_after_minutes=data.buffer_after_minutes,
-            minimum_notice_minutes=data.minimum_notice_minutes,
-            horizon_days=data.horizon_days,
-            daily_limit=data.daily_limit,
-            blocking_statuses=list(data.blocking_statuses),
-            created_by_member_id=created_by,
-            hosts=[
-                MeetingTypeHost(member_id=m, position=i) for i, m in enumerate(data.host_member_ids)
-            ],
-            rules=[
-                AvailabilityRule(weekday=w.weekday, start_time=w.start, end_time=w.end)
-                for w in data.windows
-            ],
-            overrides=[
-                DateOverride(day=o.day, start_time=o.start, end_time=o.end) for o in data.overrides
-            ],
-            questions=[
-                Question(position=i, label=q.label, required=q.required, multiline=q.multiline)
-                for i, q in enumerate(data.questions)
-            ],
-        )
-        return self.repo.add_meeting_type(meeting_type)
+
+    def meeting_type_to_change(
+        self, organization_id: str, meeting_type_id: str, member_id: str, *, is_admin: bool
+    ) -> MeetingType:
+        """A meeting type the member may change: an admin any of their organization's (team
+        types included), a member those they host."""
+        meeting_type = self.repo.meeting_type(organization_id, meeting_type_id)
+        if meeting_type is None:
+            raise MeetingTypeNotFound("That meeting type does not exist.", fix="Reload the list.")
+        if not is_admin and member_id not in meeting_type.host_ids:
+            raise Forbidden(
+                "You can change only the meeting types you host.",
+                fix="Ask an admin of your organization to change this one.",
+            )
+        return meeting_type
+
+    def update_meeting_type(self, meeting_type: MeetingType, data: MeetingTypeInput) -> MeetingType:
+        """New settings for a meeting type (from ``meeting_type_to_change``); bookings made
+        already keep their time and hosts."""
+        self._check_meeting_type(meeting_type.organization_id, data, meeting_type)
+        # The old hosts, hours and questions go first: the new rows may repeat their keys.
+        meeting_type.hosts, meeting_type.rules = [], []
+        meeting_type.overrides, meeting_type.questions = [], []
+        self.session.flush()
+        _fill_meeting_type(meeting_type, data)
+        self.session.flush()
+        return meeting_type
+
+    def delete_meeting_type(self, meeting_type: MeetingType) -> None:
+        """Delete a meeting type (from ``meeting_type_to_change``), refused while customers
+        hold upcoming bookings of it: deleting would delete their bookings with it."""
+        upcoming = [
+            b
+            for b in self.repo.upcoming_bookings(meeting_type.organization_id, None, self.now())
+            if b.meeting_type_id == meeting_type.id and b.status in LIVE
+        ]
+        if upcoming:
+            raise Conflict(
+                f"“{meeting_type.name}” has {len(upcoming)} upcoming "
+                f"booking{'s' if len(upcoming) != 1 else ''}.",
+                fix="Switch it off instead (no new bookings; the booked meetings stay), or "
+                "cancel its bookings first.",
+            )
+        self.repo.delete_meeting_type(meeting_type)
 
     def set_meeting_type_active(
         self, organization_id: str, meeting_type_id: str, active: bool
@@ -257,14 +277,38 @@ class SchedulingService:
         return member_id not in self.repo.disabled_member_ids(organization_id)
 
     async def check_member(self, member: Member) -> str | None:
-        """None when scheduling works for this member's mailbox, else the reason and fix."""
+        """None when scheduling works for this member's mailbox, else the reason and fix:
+        the connection is checked, and their free/busy for the next day read, as a booking
+        page would (an unlicensed mailbox fails only there)."""
         if not await self._db(lambda: self.member_enabled(member.organization_id, member.id)):
             return "Scheduling is switched off for this member by an admin."
         try:
-            await self._calendar(member)
+            calendar = await self._calendar(member)
+            now = self.now()
+            await self._free_busy(member, calendar, now, now + timedelta(days=1))
         except SchedulingUnavailable as exc:
             return str(exc)
         return None
+
+    async def _free_busy(
+        self, member: Member, calendar: MailboxCalendar, start: datetime, end: datetime
+    ) -> CalendarSchedule:
+        """The member's free/busy schedule, or ``SchedulingUnavailable`` saying why not."""
+        try:
+            schedules = await calendar.get_schedule([member.email], start, end)
+        except MicrosoftError as exc:
+            raise SchedulingUnavailable(
+                f"{member.name or member.email}'s calendar can't be read: {exc.message}",
+                fix=exc.fix,
+            ) from exc
+        schedule = schedules.get(member.email.lower())
+        if schedule is None or schedule.error:
+            raise SchedulingUnavailable(
+                f"Microsoft did not return free/busy for {member.email}"
+                + (f": {schedule.error}" if schedule and schedule.error else "."),
+                fix="Check that the mailbox exists and is licensed for Exchange Online.",
+            )
+        return schedule
 
     # -- finding a booking page ---------------------------------------------------------------
     def booking_page(self, org_slug: str, meeting_slug: str) -> tuple[Organization, MeetingType]:
@@ -314,25 +358,12 @@ class SchedulingService:
         ignore_booking: Booking | None = None,
     ) -> HostAvailability:
         calendar = await self._calendar(member)
-        try:
-            before = timedelta(minutes=meeting_type.buffer_before_minutes)
-            after = timedelta(minutes=meeting_type.buffer_after_minutes)
-            duration = timedelta(minutes=meeting_type.duration_minutes)
-            query_start = range_start - before - duration
-            query_end = range_end + duration + after
-            schedules = await calendar.get_schedule([member.email], query_start, query_end)
-        except MicrosoftError as exc:
-            raise SchedulingUnavailable(
-                f"{member.name or member.email}'s calendar can't be read: {exc.message}",
-                fix=exc.fix,
-            ) from exc
-        schedule = schedules.get(member.email.lower())
-        if schedule is None or schedule.error:
-            raise SchedulingUnavailable(
-                f"Microsoft did not return free/busy for {member.email}"
-                + (f": {schedule.error}" if schedule and schedule.error else "."),
-                fix="Check that the mailbox exists and is licensed for Exchange Online.",
-            )
+        before = timedelta(minutes=meeting_type.buffer_before_minutes)
+        after = timedelta(minutes=meeting_type.buffer_after_minutes)
+        duration = timedelta(minutes=meeting_type.duration_minutes)
+        query_start = range_start - before - duration
+        query_end = range_end + duration + after
+        schedule = await self._free_busy(member, calendar, query_start, query_end)
         blocking = frozenset(FreeBusyStatus(s) for s in meeting_type.blocking_statuses)
         items = schedule.items
         if ignore_booking is not None:
@@ -1018,6 +1049,41 @@ async def free_room(calendar: SchedulingCalendar, start: datetime, end: datetime
 def with_room(request: EventRequest, room: Room) -> EventRequest:
     """The event with ``room`` invited as a resource and named as the location."""
     return replace(request, resources=[(room.email, room.name)], location=room.name)
+
+
+def _fill_meeting_type(meeting_type: MeetingType, data: MeetingTypeInput) -> None:
+    """A meeting type's settings from the form (new or edited): its hosts, weekly hours,
+    date overrides and questions replaced as a whole."""
+    meeting_type.slug = data.slug
+    meeting_type.name = data.name
+    meeting_type.description = data.description
+    meeting_type.kind = data.kind
+    meeting_type.duration_minutes = data.duration_minutes
+    meeting_type.slot_interval_minutes = data.slot_interval_minutes
+    meeting_type.location = data.location
+    meeting_type.online_meeting = data.online_meeting
+    meeting_type.book_room = data.book_room
+    meeting_type.availability_source = data.availability_source
+    meeting_type.buffer_before_minutes = data.buffer_before_minutes
+    meeting_type.buffer_after_minutes = data.buffer_after_minutes
+    meeting_type.minimum_notice_minutes = data.minimum_notice_minutes
+    meeting_type.horizon_days = data.horizon_days
+    meeting_type.daily_limit = data.daily_limit
+    meeting_type.blocking_statuses = list(data.blocking_statuses)
+    meeting_type.hosts = [
+        MeetingTypeHost(member_id=m, position=i) for i, m in enumerate(data.host_member_ids)
+    ]
+    meeting_type.rules = [
+        AvailabilityRule(weekday=w.weekday, start_time=w.start, end_time=w.end)
+        for w in data.windows
+    ]
+    meeting_type.overrides = [
+        DateOverride(day=o.day, start_time=o.start, end_time=o.end) for o in data.overrides
+    ]
+    meeting_type.questions = [
+        Question(position=i, label=q.label, required=q.required, multiline=q.multiline)
+        for i, q in enumerate(data.questions)
+    ]
 
 
 def _outlook_week(hours: WorkingHours) -> dict[int, tuple[LocalWindow, ...]]:

@@ -38,6 +38,7 @@ class Progress:
     quarantined: int = 0
     pushed: int = 0
     requests: int = 0
+    expected: int = 0  # items Microsoft counted for this pass (first syncs), 0: not counted
     on_change: Callable[[Progress], None] | None = field(default=None, repr=False)
 
     def page_done(self, items: int) -> None:

@@ -251,6 +251,10 @@ class PageWriter:
                 raise LeaseLost("This mailbox is being synced by another worker.")
             crm = open_crm(session, ctx.organization_id)
             self._store(session, repo, crm, prepared)
+            if self.full_round:  # the dashboard's first-sync progress, with the page
+                repo.save_run_progress(
+                    ctx.unit_id, ctx.progress.items + len(page.items), ctx.progress.expected
+                )
             if self.reconcile and page.delta_link is not None:
                 gone = (
                     crm.linked_item_ids(
@@ -455,6 +459,7 @@ async def _sync_folder(
         return
     since = utcnow() - timedelta(days=rules.backfill_days)
     in_window = await _count_window(ctx, folder, since)
+    ctx.progress.expected += in_window or 0  # the dashboard's "of N" during a first sync
     if in_window is None or in_window < FILTERED_DELTA_LIMIT:
         held = await _filtered_round(ctx, rules, folder, since)
         if held is not None:

@@ -50,11 +50,20 @@ class UnitStatus(enum.StrEnum):
     NO_CONNECTION = "no_connection"
     DOMAIN_NOT_VERIFIED = "domain_not_verified"  # waits until its domain is proven
     FAILED = "failed"
+    # The member disconnected their own connection: a choice, not a fault. Checked again now
+    # and then (a service account may cover the mailbox later), never counted as needing
+    # attention; connecting again makes it active.
+    DISCONNECTED = "disconnected"
 
     @property
     def parked(self) -> bool:
         """Waiting for a person to fix something (checked again now and then)."""
-        return self not in (UnitStatus.PENDING, UnitStatus.ACTIVE, UnitStatus.BACKING_OFF)
+        return self not in (
+            UnitStatus.PENDING,
+            UnitStatus.ACTIVE,
+            UnitStatus.BACKING_OFF,
+            UnitStatus.DISCONNECTED,
+        )
 
 
 class UnitStage(enum.StrEnum):
@@ -158,6 +167,27 @@ class SyncCursor(Base):
     window_start: Mapped[datetime | None] = mapped_column(default=None)
     window_end: Mapped[datetime | None] = mapped_column(default=None)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class SyncHealthSample(Base):
+    """Sync health over time, for the dashboard's charts: per member and five-minute
+    bucket, what the runs that ended in it did (items logged, runs that failed, runs
+    stopped by throttling) and the backlog (units due and waiting) when the last of them
+    ended. Kept for ``HEALTH_HISTORY_DAYS``; an organization's chart adds its members up."""
+
+    __tablename__ = "sync_health_samples"
+
+    organization_id: Mapped[str] = mapped_column(
+        ForeignKey("organizations.id", ondelete="CASCADE"), primary_key=True
+    )
+    member_id: Mapped[str] = mapped_column(
+        ForeignKey("members.id", ondelete="CASCADE"), primary_key=True
+    )
+    bucket: Mapped[datetime] = mapped_column(primary_key=True)
+    items_logged: Mapped[int] = mapped_column(Integer, default=0)
+    errors: Mapped[int] = mapped_column(Integer, default=0)
+    throttled: Mapped[int] = mapped_column(Integer, default=0)
+    backlog: Mapped[int] = mapped_column(Integer, default=0)
 
 
 class QuarantinedItem(Base):

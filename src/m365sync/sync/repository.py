@@ -7,7 +7,7 @@ from collections.abc import Collection, Sequence
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
-from sqlalchemy import and_, case, func, or_, select, update
+from sqlalchemy import and_, case, delete, func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -19,6 +19,7 @@ from m365sync.sync.models import (
     QuarantinedItem,
     SchedulerLease,
     SyncCursor,
+    SyncHealthSample,
     SyncSettings,
     SyncUnit,
     UnitStage,
@@ -68,6 +69,86 @@ class SyncRepository:
         return list(self.session.scalars(stmt.order_by(Member.email)))
 
     # -- units ------------------------------------------------------------------------------
+    def member_count(self, organization_id: str) -> int:
+        return int(
+            self.session.scalar(
+                select(func.count())
+                .select_from(Member)
+                .where(Member.organization_id == organization_id)
+            )
+            or 0
+        )
+
+    def record_health(
+        self,
+        organization_id: str,
+        member_id: str,
+        bucket: datetime,
+        *,
+        items_logged: int,
+        errors: int,
+        throttled: int,
+        backlog: int,
+    ) -> None:
+        """Add a run's outcome to its bucket (one statement: runs ending together add up)."""
+        insert = _insert(self.session)(SyncHealthSample).values(
+            organization_id=organization_id,
+            member_id=member_id,
+            bucket=bucket,
+            items_logged=items_logged,
+            errors=errors,
+            throttled=throttled,
+            backlog=backlog,
+        )
+        table = SyncHealthSample.__table__.c
+        self.session.execute(
+            insert.on_conflict_do_update(
+                index_elements=["organization_id", "member_id", "bucket"],
+                set_={
+                    "items_logged": table.items_logged + insert.excluded.items_logged,
+                    "errors": table.errors + insert.excluded.errors,
+                    "throttled": table.throttled + insert.excluded.throttled,
+                    "backlog": insert.excluded.backlog,
+                },
+            )
+        )
+
+    def health_series(
+        self, organization_id: str, member_id: str | None, since: datetime
+    ) -> list[tuple[datetime, int, int, int, int]]:
+        """Per bucket since ``since``: items logged, errors, throttled runs, backlog (the
+        organization's members added up, or one member's)."""
+        query = (
+            select(
+                SyncHealthSample.bucket,
+                func.sum(SyncHealthSample.items_logged),
+                func.sum(SyncHealthSample.errors),
+                func.sum(SyncHealthSample.throttled),
+                func.sum(SyncHealthSample.backlog),
+            )
+            .where(
+                SyncHealthSample.organization_id == organization_id,
+                SyncHealthSample.bucket >= since,
+            )
+            .group_by(SyncHealthSample.bucket)
+            .order_by(SyncHealthSample.bucket)
+        )
+        if member_id is not None:
+            query = query.where(SyncHealthSample.member_id == member_id)
+        return [
+            (bucket, int(logged or 0), int(errors or 0), int(throttled or 0), int(backlog or 0))
+            for bucket, logged, errors, throttled, backlog in self.session.execute(query)
+        ]
+
+    def forget_health_before(self, before: datetime) -> None:
+        self.session.execute(delete(SyncHealthSample).where(SyncHealthSample.bucket < before))
+
+    def save_run_progress(self, unit_id: str, items: int, expected: int) -> None:
+        """How far the running pass is, for the dashboard's first-sync progress."""
+        unit = self.session.get(SyncUnit, unit_id)
+        if unit is not None:
+            unit.counts = {**(unit.counts or {}), "run_items": items, "run_expected": expected}
+
     def unit(self, unit_id: str) -> SyncUnit | None:
         return self.session.get(SyncUnit, unit_id)
 
@@ -214,6 +295,21 @@ class SyncRepository:
             )
         )
         return [(str(f.value), str(st.value), str(sg.value), int(n)) for f, st, sg, n in rows]
+
+    def member_backlog(self, member_id: str, now: datetime) -> int:
+        """The member's units due and waiting for a worker."""
+        return int(
+            self.session.scalar(
+                select(func.count())
+                .select_from(SyncUnit)
+                .where(
+                    SyncUnit.member_id == member_id,
+                    SyncUnit.next_run_at <= now,
+                    or_(SyncUnit.lease_owner.is_(None), SyncUnit.lease_expires_at < now),
+                )
+            )
+            or 0
+        )
 
     def due_count(self, now: datetime) -> int:
         """Units due now that nobody runs: the backlog."""

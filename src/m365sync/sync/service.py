@@ -17,16 +17,17 @@ import random
 import socket
 import uuid
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
 from sqlalchemy.orm import Session
 
 from m365sync.audit import service as audit
-from m365sync.connections.errors import ConnectionsError
+from m365sync.connections.errors import ConnectionsError, MemberNotSynced, NoConnection
 from m365sync.connections.models import Feature
 from m365sync.connections.runtime import ConnectionRuntime, ExchangeAccess, MailboxAccess
+from m365sync.crm import service as crm_service
 from m365sync.db.base import utcnow
 from m365sync.db.session import Database
 from m365sync.errors import NotFound, ValidationFailed
@@ -39,9 +40,10 @@ from m365sync.microsoft.errors import (
     MailboxNotEnabled,
     MailboxNotOnServer,
     MicrosoftError,
+    Throttled,
 )
 from m365sync.microsoft.graph import RequestBudget
-from m365sync.organizations.models import Member
+from m365sync.organizations.models import Member, Organization
 from m365sync.organizations.service import EMAIL_RE, normalize_domain
 from m365sync.settings import Settings, get_settings
 from m365sync.sync.context import LeaseLost, Progress, RunContext
@@ -52,9 +54,16 @@ from m365sync.sync.schemas import SyncRules
 from m365sync.sync.status import judge_failure
 
 __all__ = [
+    "FirstSyncProgress",
+    "HealthPoint",
     "HealthSummary",
+    "MailboxOverview",
     "UnitResult",
+    "disconnect_member",
+    "first_sync_progress",
     "health",
+    "health_history",
+    "mailbox_overview",
     "mailbox_units",
     "request_full_resyncs",
     "request_resync",
@@ -219,6 +228,7 @@ async def _run_unit(
                 else UnitStage.INCREMENTAL
             )
             unit.stage_started_at = unit.last_attempt_at = utcnow()
+            unit.counts = {**(unit.counts or {}), "run_items": 0, "run_expected": 0}
             access: MailboxAccess | ExchangeAccess | None = None
             problem: Exception | None = None
             try:
@@ -367,6 +377,14 @@ async def _run_and_record(
             else:
                 failures = row.failure_count + 1
                 verdict = judge_failure(error, failures, now, settings)
+                if row.status == UnitStatus.DISCONNECTED and isinstance(
+                    error, NoConnection | MemberNotSynced
+                ):
+                    # Still disconnected by the member's choice: nothing to fix, nothing to show.
+                    verdict = replace(
+                        verdict, status=UnitStatus.DISCONNECTED, message="", fix="", code=""
+                    )
+                    failures = row.failure_count
                 row.status = verdict.status
                 row.failure_count = failures if verdict.counts_as_failure else row.failure_count
                 row.last_error, row.last_error_fix, row.last_error_code = (
@@ -380,6 +398,7 @@ async def _run_and_record(
                 ):
                     runtime.report_failure(session, access, error)
                 outcome = "failed"
+            _record_health(repo, row, progress, error, now)
             repo.release_lease(row.id, owner)
             return UnitResult(
                 row.id,
@@ -477,31 +496,51 @@ async def run_units(
 
 @dataclass
 class HealthSummary:
-    """How many of an organization's sync units are fine, busy, retrying or stopped."""
+    """An organization's members and mailboxes at a glance. Each mailbox is counted once,
+    by its worst feature: one mailbox whose three features all sync is one healthy mailbox.
+    A mailbox its member disconnected is a choice, counted apart and never as needing
+    attention."""
 
+    members: int = 0
+    mailboxes: int = 0  # members with something syncing (or disconnected)
     healthy: int = 0
     syncing: int = 0
     failing: int = 0
     parked: int = 0
+    disconnected: int = 0
     parked_reasons: dict[str, int] = field(default_factory=dict)
 
 
-def health(units: list[SyncUnit]) -> HealthSummary:
-    summary = HealthSummary()
+def _mailbox_state(units: list[SyncUnit]) -> tuple[str, set[str]]:
+    """One mailbox's state from its features' units, worst first, and why it is parked."""
+    statuses = [UnitStatus(u.status) for u in units]
+    reasons = {status.value.replace("_", " ") for status in statuses if status.parked}
+    if reasons:
+        return "parked", reasons
+    if UnitStatus.BACKING_OFF in statuses:
+        return "failing", reasons
+    if all(status == UnitStatus.DISCONNECTED for status in statuses):
+        return "disconnected", reasons
+    if any(
+        u.stage in (UnitStage.INITIAL_SYNC, UnitStage.QUEUED) or u.status == UnitStatus.PENDING
+        for u in units
+    ):
+        return "syncing", reasons
+    return "healthy", reasons
+
+
+def health(units: list[SyncUnit], members: int = 0) -> HealthSummary:
+    """``members``: how many members the organization has (mailboxes are counted from
+    ``units``)."""
+    by_mailbox: dict[str, list[SyncUnit]] = {}
     for unit in units:
-        status = UnitStatus(unit.status)
-        if status.parked:
-            summary.parked += 1
-            reason = status.value.replace("_", " ")
+        by_mailbox.setdefault(unit.member_id, []).append(unit)
+    summary = HealthSummary(members=max(members, len(by_mailbox)), mailboxes=len(by_mailbox))
+    for units_of_mailbox in by_mailbox.values():
+        state, reasons = _mailbox_state(units_of_mailbox)
+        setattr(summary, state, getattr(summary, state) + 1)
+        for reason in reasons:
             summary.parked_reasons[reason] = summary.parked_reasons.get(reason, 0) + 1
-        elif status == UnitStatus.BACKING_OFF:
-            summary.failing += 1
-        elif (
-            unit.stage in (UnitStage.INITIAL_SYNC, UnitStage.QUEUED) or status == UnitStatus.PENDING
-        ):
-            summary.syncing += 1
-        else:
-            summary.healthy += 1
     return summary
 
 
@@ -510,6 +549,150 @@ def mailbox_units(
 ) -> list[SyncUnit]:
     """The organization's sync units (or those of ``member_ids``), by member and feature."""
     return SyncRepository(session).units(organization_id, member_ids)
+
+
+@dataclass
+class MailboxOverview:
+    """What the dashboard shows of an organization's mailboxes: each feature's unit, how
+    many distinct items each holds in the CRM now (``held``, by member id and feature: a
+    resync does not add to it), and the health tiles."""
+
+    units: list[SyncUnit]
+    held: dict[tuple[str, str], int]
+    health: HealthSummary
+
+
+_HELD_KIND = {"email": SyncFeature.EMAIL, "event": SyncFeature.CALENDAR, "task": SyncFeature.TASKS}
+
+
+def mailbox_overview(
+    session: Session, organization_id: str, member_ids: list[str] | None = None
+) -> MailboxOverview:
+    """The organization's mailboxes (or those of ``member_ids``) for the dashboard."""
+    repo = SyncRepository(session)
+    units = mailbox_units(session, organization_id, member_ids)
+    held = {
+        (member_id, _HELD_KIND[kind.value].value): count
+        for (member_id, kind), count in crm_service.activities_held_by_members(
+            session, organization_id
+        ).items()
+        if member_ids is None or member_id in member_ids
+    }
+    members = len(member_ids) if member_ids is not None else repo.member_count(organization_id)
+    return MailboxOverview(units=units, held=held, health=health(units, members))
+
+
+HEALTH_BUCKET_SECONDS = 300
+HEALTH_HISTORY_DAYS = 14
+
+
+def health_bucket(moment: datetime) -> datetime:
+    """The five-minute bucket ``moment`` falls in."""
+    seconds = int(moment.timestamp()) // HEALTH_BUCKET_SECONDS * HEALTH_BUCKET_SECONDS
+    return datetime.fromtimestamp(seconds, tz=moment.tzinfo)
+
+
+def _record_health(
+    repo: SyncRepository, unit: SyncUnit, progress: Progress, error: Exception | None, now: datetime
+) -> None:
+    """A run's outcome into the health charts' bucket; older samples are dropped now and
+    then (on the hour's first bucket)."""
+    throttled = isinstance(error, Throttled)
+    disconnected = unit.status == UnitStatus.DISCONNECTED
+    repo.record_health(
+        unit.organization_id,
+        unit.member_id,
+        health_bucket(now),
+        items_logged=progress.logged,
+        errors=int(error is not None and not throttled and not disconnected),
+        throttled=int(throttled),
+        backlog=repo.member_backlog(unit.member_id, now),
+    )
+    if now.minute == 0:
+        repo.forget_health_before(now - timedelta(days=HEALTH_HISTORY_DAYS))
+
+
+@dataclass(frozen=True)
+class HealthPoint:
+    """One bucket of an organization's or member's sync health."""
+
+    at: datetime
+    items_logged: int
+    errors: int
+    throttled: int
+    backlog: int
+
+
+def health_history(
+    session: Session, organization_id: str, member_id: str | None = None, *, hours: int = 6
+) -> list[HealthPoint]:
+    """Sync health over the last ``hours``, every five-minute bucket present (an idle one
+    as zeros), oldest first: what the dashboard's charts draw."""
+    now = utcnow()
+    first = health_bucket(now - timedelta(hours=hours)) + timedelta(seconds=HEALTH_BUCKET_SECONDS)
+    rows = {
+        bucket: (logged, errors, throttled, backlog)
+        for bucket, logged, errors, throttled, backlog in SyncRepository(session).health_series(
+            organization_id, member_id, first
+        )
+    }
+    points = []
+    at = first
+    while at <= now:
+        logged, errors, throttled, backlog = rows.get(at, (0, 0, 0, 0))
+        points.append(HealthPoint(at, logged, errors, throttled, backlog))
+        at += timedelta(seconds=HEALTH_BUCKET_SECONDS)
+    return points
+
+
+@dataclass(frozen=True)
+class FirstSyncProgress:
+    """A first sync (or full resync) under way: items done of those expected (when
+    Microsoft counted them), the rate so far and the time left at that rate."""
+
+    done: int
+    expected: int | None
+    per_second: float
+    seconds_left: float | None
+
+
+def first_sync_progress(unit: SyncUnit, now: datetime | None = None) -> FirstSyncProgress | None:
+    """None unless the unit is in its first sync (or a full resync) right now."""
+    if unit.stage != UnitStage.INITIAL_SYNC or unit.lease_owner is None:
+        return None
+    counts = unit.counts or {}
+    done, expected = int(counts.get("run_items", 0)), int(counts.get("run_expected", 0))
+    elapsed = max(((now or utcnow()) - unit.stage_started_at).total_seconds(), 1.0)
+    rate = done / elapsed
+    left = max(expected - done, 0) / rate if expected and rate > 0 and expected >= done else None
+    return FirstSyncProgress(done, expected or None, rate, left)
+
+
+def disconnect_member(
+    session: Session,
+    runtime: ConnectionRuntime,
+    organization: Organization,
+    member: Member,
+    *,
+    actor: str | None = None,
+) -> bool:
+    """The member's own connection and its tokens deleted, and every feature of their
+    mailbox marked "disconnected" at once, so the connection and the sync status agree.
+    The mailbox is checked again now and then: a service account covering it later, or
+    connecting again, makes it active. Returns False if there was no connection."""
+    # Imported here: user connections bring EWS and Run Test, which a sync run never needs.
+    from m365sync.connections import user_connections
+
+    if not user_connections.disconnect(session, runtime, organization, member, actor=actor):
+        return False
+    repo = SyncRepository(session)
+    for unit in repo.units(organization.id, [member.id]):
+        unit.status = UnitStatus.DISCONNECTED
+        unit.stage = UnitStage.IDLE
+        unit.stage_started_at = utcnow()
+        unit.last_error = unit.last_error_fix = unit.last_error_code = ""
+        unit.failure_count = 0
+    return True
 
 
 def unit_statuses(

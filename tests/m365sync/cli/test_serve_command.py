@@ -16,16 +16,10 @@ def test_serve_shows_the_products_own_log_lines_at_debug(tmp_path):
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    env = {
-        **os.environ,
-        "PYTHONPATH": os.pathsep.join(sys.path),
-        "M365SYNC_DATA_DIR": str(tmp_path / "data"),
-        "M365SYNC_CONFIG_FILE": str(tmp_path / "none.env"),
+    env = _serve_env(tmp_path) | {
         "M365SYNC_LOG_LEVEL": "DEBUG",
         "M365SYNC_USER_APP_CLIENT_SECRET": "Zx8Q~never.logged",
-        "M365SYNC_DATABASE_URL": "",
     }
-    env.pop("M365SYNC_SECRET_KEY", None)
     command = [sys.executable, "-c", "from m365sync.cli import main; main()"]
     server = subprocess.Popen(
         [*command, "serve", "--no-demo", "--host", "127.0.0.1", "--port", str(port)],
@@ -48,3 +42,59 @@ def test_serve_shows_the_products_own_log_lines_at_debug(tmp_path):
     assert "Application startup complete" in log, log
     assert re.search(r"^DEBUG: +m365sync\.cli: serve: data directory ", log, re.MULTILINE), log
     assert "Zx8Q~never.logged" not in log
+
+
+def _serve_env(tmp_path) -> dict[str, str]:
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join(sys.path),
+        "M365SYNC_DATA_DIR": str(tmp_path / "data"),
+        "M365SYNC_CONFIG_FILE": str(tmp_path / "none.env"),
+        "M365SYNC_DATABASE_URL": "",
+        "COLUMNS": "200",
+    }
+    env.pop("M365SYNC_SECRET_KEY", None)
+    return env
+
+
+SERVE = [sys.executable, "-c", "from m365sync.cli import main; main()", "serve", "--no-demo"]
+
+
+def test_serve_on_a_busy_port_says_so_before_any_banner_and_how_to_pick_another(tmp_path):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen(1)
+        port = taken.getsockname()[1]
+        answer = subprocess.run(
+            [*SERVE, "--host", "127.0.0.1", "--port", str(port)],
+            env=_serve_env(tmp_path),
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+    assert answer.returncode != 0
+    assert "is running" not in answer.stdout
+    assert f"Port {port} on 127.0.0.1 is already in use" in answer.stderr
+    assert "--port 0" in answer.stderr and f"--port {port + 1}" in answer.stderr
+
+
+def test_serve_on_port_0_prints_the_port_it_really_listens_on(tmp_path):
+    server = subprocess.Popen(
+        [*SERVE, "--host", "127.0.0.1", "--port", "0"],
+        env=_serve_env(tmp_path),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    try:
+        assert server.stdout is not None
+        banner = server.stdout.readline()
+        found = re.search(r"open http://127\.0\.0\.1:(\d+) ", banner)
+        assert found, banner
+        port = int(found.group(1))
+        assert port != 0
+        with socket.create_connection(("127.0.0.1", port), timeout=30) as reached:
+            assert reached  # the banner's port is the one listening
+    finally:
+        server.send_signal(signal.SIGINT)
+        server.communicate(timeout=60)

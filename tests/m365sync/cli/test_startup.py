@@ -114,3 +114,28 @@ def test_a_sync_command_loads_only_what_a_sync_uses() -> None:
         "sfsim",
     }
     assert loaded.isdisjoint(unused), sorted(loaded & unused)
+
+
+def test_every_option_and_argument_of_every_command_says_what_it_is():
+    """``--help`` describes each option and argument (an option without help text prints a
+    bare name)."""
+    import click
+    import typer.main
+
+    from m365sync.cli import app
+
+    silent: list[str] = []
+
+    def walk(command: click.Command, path: str) -> None:
+        if isinstance(command, click.Group):
+            for name, sub in command.commands.items():
+                walk(sub, f"{path} {name}")
+            return
+        silent.extend(
+            f"{path} {param.name}"
+            for param in command.params
+            if param.name != "help" and not getattr(param, "help", None)
+        )
+
+    walk(typer.main.get_command(app), "m365sync")
+    assert silent == []

@@ -10,6 +10,7 @@ import pytest
 
 from m365sim.server import SimServer
 from m365sync.connections import service_accounts, user_connections
+from m365sync.connections.errors import RunTestFailed
 from m365sync.connections.exchange_run_test import ExchangeDraft, run_exchange_test
 from m365sync.connections.models import ConnectionStatus, Feature
 from m365sync.connections.run_test import Outcome, TestReport
@@ -193,7 +194,7 @@ async def test_a_saved_service_account_takes_the_outcome(
             test_mailbox="diego@contoso.com",
         )
         assert report.ok
-        account = service_accounts.add_exchange_service_account(
+        account, saved = await service_accounts.add_exchange_service_account(
             session,
             runtime,
             org,
@@ -203,7 +204,7 @@ async def test_a_saved_service_account_takes_the_outcome(
             password=SERVICE_PASSWORD,
             test_mailbox="diego@contoso.com",
         )
-        assert account.status == ConnectionStatus.PENDING
+        assert saved.ok and account.status == ConnectionStatus.ACTIVE
         await service_accounts.retest_service_account(session, runtime, org, account)
         assert account.status == ConnectionStatus.ACTIVE
         assert set(account.enabled_features) == {"email", "calendar", "scheduling"}
@@ -225,7 +226,7 @@ async def test_editing_a_saved_exchange_account_tests_it(
     organization = make_org()
     with db.session() as session:
         org = orgs.get_organization(session, organization.id)
-        account = service_accounts.add_exchange_service_account(
+        account, _ = await service_accounts.add_exchange_service_account(
             session,
             runtime,
             org,
@@ -233,13 +234,60 @@ async def test_editing_a_saved_exchange_account_tests_it(
             server_url=ews_url,
             username=SERVICE_ACCOUNT,
             password=SERVICE_PASSWORD,
+            test_mailbox="diego@contoso.com",
         )
         renamed = await service_accounts.edit_service_account(
             session, runtime, org, account, name="Renamed", test_mailbox=""
         )
-        assert renamed is None and account.name == "Renamed"
+        # The stored test mailbox: renaming tests (and saves) again with it.
+        assert renamed is not None and renamed.ok and account.name == "Renamed"
         report = await service_accounts.edit_service_account(
             session, runtime, org, account, name="Exchange", test_mailbox="diego@contoso.com"
         )
         assert report is not None and report.ok
         assert account.status == ConnectionStatus.ACTIVE
+
+
+async def test_saving_runs_the_test_and_saves_nothing_when_it_fails(
+    db: Database,
+    ews_url: str,
+    runtime: ConnectionRuntime,
+    make_org: Callable[..., Organization],
+) -> None:
+    """Save is Run Test then save: an unreachable server or a refused sign-in is refused
+    with its cause and fix, and nothing is stored; ``partial`` keeps what passed."""
+    organization = make_org()
+    entered = {
+        "name": "Exchange",
+        "server_url": ews_url,
+        "username": SERVICE_ACCOUNT,
+        "password": SERVICE_PASSWORD,
+        "test_mailbox": "diego@contoso.com",
+    }
+    with db.session() as session:
+        org = orgs.get_organization(session, organization.id)
+        with pytest.raises(RunTestFailed) as unreachable:
+            await service_accounts.add_exchange_service_account(
+                session,
+                runtime,
+                org,
+                **{**entered, "server_url": "https://127.0.0.1:9/EWS/Exchange.asmx"},
+            )
+        assert "did not answer" in unreachable.value.message
+        assert "firewall" in (unreachable.value.fix or "")
+        with pytest.raises(RunTestFailed) as wrong:
+            await service_accounts.add_exchange_service_account(
+                session, runtime, org, **{**entered, "password": "nope"}
+            )
+        assert "username or password" in wrong.value.message
+        assert service_accounts.list_service_accounts(session, org) == []
+
+        account, report = await service_accounts.add_exchange_service_account(
+            session,
+            runtime,
+            org,
+            **{**entered, "test_mailbox": "nobody@contoso.com"},
+            partial=True,
+        )
+        assert not report.ok and account.enabled_features == []
+        assert account.status == ConnectionStatus.PARTIAL

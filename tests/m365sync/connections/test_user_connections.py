@@ -3,6 +3,9 @@ m365sim's real pages), silent refresh, restart, revocation, disconnect; legacy E
 
 from __future__ import annotations
 
+import socket
+import warnings
+
 import pytest
 
 from m365sync.connections import user_connections
@@ -11,15 +14,21 @@ from m365sync.connections.errors import (
     DomainNotVerified,
     ExchangeOnlineNotSupported,
     NoConnection,
+    RunTestFailed,
 )
 from m365sync.connections.models import ConnectionKind, ConnectionStatus, Feature
 from m365sync.connections.runtime import ConnectionRuntime
 from m365sync.db import Database
 from m365sync.errors import NotFound
 from m365sync.microsoft import errors as ms
+from m365sync.microsoft.ews import close_exchange_connections
 from m365sync.organizations import service as orgs
 from m365sync.organizations.models import DomainProof, Role
+from m365sync.sync import service as sync
+from m365sync.sync.features import SyncFeature
+from m365sync.sync.models import UnitStatus
 from support.demo import DEMO_TENANT_ID
+from support.ews_clients import USER_PASSWORD, turn_on_exchange
 from support.microsoft_sign_in import sign_in
 from support.organizations import fresh
 from support.sim_tokens import sim_control
@@ -123,6 +132,44 @@ async def test_connect_refresh_restart_revoke_disconnect(
             runtime.graph_for_mailbox(session, member, Feature.TASKS)
 
 
+async def test_connecting_warns_nothing_in_the_log(sim, db, runtime, make_org, make_member):
+    """MSAL's form_post advice is not printed on every user connection (the callback takes
+    a query on purpose: see ``m365sync.microsoft.auth``)."""
+    org = make_org()
+    make_member(org, "adele@contoso.com")
+    with warnings.catch_warnings(record=True) as seen:
+        connection = await connect(sim, db, runtime, org)
+    assert connection.status == ConnectionStatus.ACTIVE
+    assert [str(w.message) for w in seen if "form_post" in str(w.message)] == []
+
+
+async def test_a_disconnected_mailbox_stays_disconnected_and_needs_no_attention(
+    sim, db, runtime, settings, make_org, make_member
+):
+    org = make_org()
+    member = make_member(org, "adele@contoso.com")
+    await connect(sim, db, runtime, org)
+    assert (
+        await sync.sync_member(db, runtime, member.id, SyncFeature.TASKS, settings=settings)
+    ).outcome == "ok"
+
+    with db.session() as session:
+        assert sync.disconnect_member(session, runtime, fresh(session, org), member)
+    with db.session() as session:
+        [unit] = sync.mailbox_overview(session, org.id).units
+        assert unit.status == UnitStatus.DISCONNECTED
+    # Its next check finds no connection, as expected: still disconnected, nothing to fix.
+    result = await sync.sync_member(db, runtime, member.id, SyncFeature.TASKS, settings=settings)
+    assert result.status == UnitStatus.DISCONNECTED and result.error == ""
+    with db.session() as session:
+        health = sync.mailbox_overview(session, org.id).health
+    assert (health.disconnected, health.parked) == (1, 0)
+
+    await connect(sim, db, runtime, org)  # connecting again resumes it
+    result = await sync.sync_member(db, runtime, member.id, SyncFeature.TASKS, settings=settings)
+    assert result.status == UnitStatus.ACTIVE
+
+
 async def test_state_mismatch_is_refused(sim, db, runtime, make_org, make_member):
     org = make_org()
     make_member(org, "alex@contoso.com")
@@ -155,13 +202,13 @@ async def test_service_account_member_gets_tasks_from_own_connection(
         "https://eur01.outlook.com/ews/exchange.asmx",
     ],
 )
-def test_exchange_online_is_refused_with_migration_steps(
+async def test_exchange_online_is_refused_with_migration_steps(
     db, runtime, make_org, make_member, server
 ):
     org = make_org()
     member = make_member(org, "adele@contoso.com")
     with db.session() as session, pytest.raises(ExchangeOnlineNotSupported) as caught:
-        user_connections.connect_exchange(
+        await user_connections.connect_exchange(
             session,
             runtime,
             fresh(session, org),
@@ -174,23 +221,56 @@ def test_exchange_online_is_refused_with_migration_steps(
     assert "Disconnect" in fix and "Connect your Office 365" in fix and "service account" in fix
 
 
-def test_on_premises_exchange_is_kept(db, runtime, make_org, make_member):
-    org = make_org()
-    member = make_member(org, "adele@contoso.com")
+async def connect_on_premises(db, runtime, org, member, server_url: str, password: str):
+    """Diego's own Exchange connection, saved only when Run Test for Exchange passes."""
     with db.session() as session:
-        connection = user_connections.connect_exchange(
+        return await user_connections.connect_exchange(
             session,
             runtime,
             fresh(session, org),
             member,
-            server_url="mail.contoso.com",
-            username="CONTOSO\\adele",
-            password="pw-123456",
+            server_url=server_url,
+            username="",
+            password=password,
         )
-        assert connection.kind == ConnectionKind.EXCHANGE
-        assert connection.ews_url == "https://mail.contoso.com/EWS/Exchange.asmx"
-        assert user_connections.migration_guidance(connection) is None
-        assert runtime.open(connection, "password_sealed") == "pw-123456"
+
+
+async def test_on_premises_exchange_is_kept(sim, db, runtime, make_org, make_member):
+    org = make_org()
+    member = make_member(org, "diego@contoso.com")
+    server = turn_on_exchange(sim)  # an on-premises Exchange Server that answers
+    try:
+        connection = await connect_on_premises(db, runtime, org, member, server, USER_PASSWORD)
+    finally:
+        close_exchange_connections()
+    assert connection.kind == ConnectionKind.EXCHANGE
+    assert connection.status == ConnectionStatus.ACTIVE  # Run Test passed first
+    assert connection.ews_url == server
+    assert user_connections.migration_guidance(connection) is None
+    assert runtime.open(connection, "password_sealed") == USER_PASSWORD
+
+
+async def test_an_exchange_connection_that_fails_run_test_is_refused_and_nothing_saved(
+    sim, db, runtime, make_org, make_member
+):
+    org = make_org()
+    member = make_member(org, "diego@contoso.com")
+    with socket.socket() as probe:  # a port nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        closed = f"https://127.0.0.1:{probe.getsockname()[1]}/EWS/Exchange.asmx"
+    server = turn_on_exchange(sim)
+    try:
+        with pytest.raises(RunTestFailed) as unreachable:
+            await connect_on_premises(db, runtime, org, member, closed, USER_PASSWORD)
+        with pytest.raises(RunTestFailed) as wrong:
+            await connect_on_premises(db, runtime, org, member, server, "nope")
+    finally:
+        close_exchange_connections()
+    assert "did not answer" in unreachable.value.message
+    assert "nothing was saved" in (unreachable.value.fix or "")
+    assert "username or password" in wrong.value.message
+    with db.session() as session:
+        assert user_connections.get_user_connection(session, fresh(session, org), member) is None
 
 
 async def test_a_member_of_an_unverified_domain_cannot_connect(

@@ -107,7 +107,8 @@ def test_an_admin_adds_domains_and_a_service_account_fixing_a_secret_id(
     adele_email = page.locator("tr", has_text="Email Sync").filter(has_text="Active")
     adele_email.first.wait_for(timeout=60_000)
     page.wait_for_function(
-        "() => /[1-9]\\d* logged/.test(document.querySelector('table.mailboxes').innerText)",
+        "() => /[1-9]\\d* (emails?|meetings?)/"
+        ".test(document.querySelector('table.mailboxes').innerText)",
         timeout=60_000,
     )
     screenshot(page, "admin-members-syncing")
@@ -215,6 +216,12 @@ def test_a_user_connects_their_office_365_sees_task_sync_and_disconnects(
     page.get_by_role("button", name="Disconnect").click()
     assert page.get_by_role("status").inner_text() == "Disconnected. Your tokens were deleted."
     assert "Off" in page.locator("[data-feature=tasks]").inner_text()
+    # The sync status agrees at once, and stays so: a choice, not a fault.
+    task_sync = page.locator("[data-poll-url='/me/connections/status'] tr", has_text="Task Sync")
+    assert "Disconnected by the user" in task_sync.inner_text()
+    page.wait_for_timeout(6_000)  # a poll later
+    assert "Disconnected by the user" in task_sync.inner_text()
+    assert "Active" not in task_sync.inner_text()
 
 
 def test_long_unbroken_names_wrap_instead_of_widening_the_pages(

@@ -5,14 +5,17 @@ setting in Sync settings — as the HTML a person gets back."""
 from __future__ import annotations
 
 import re
+import socket
 from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
 
+from m365sync.microsoft.ews import close_exchange_connections
 from m365sync.organizations import service as organizations
 from m365sync.organizations.models import Role
 from support.demo import SERVICE_APP_ID, SERVICE_SECRET, SERVICE_SECRET_ID
+from support.ews_clients import SERVICE_ACCOUNT, SERVICE_PASSWORD, turn_on_exchange
 
 
 @pytest.fixture
@@ -97,11 +100,11 @@ def test_editing_renames_and_tests_again(sim: Any, client: TestClient, admin: st
     assert "A service account needs a name." in blank.text
 
 
-def test_connect_using_exchange_refuses_exchange_online_and_saves_on_premises(
-    client: TestClient, admin: str
+def test_connect_using_exchange_refuses_exchange_online_and_saves_what_passes_run_test(
+    sim: Any, client: TestClient, admin: str
 ) -> None:
     panel = client.get("/admin/service-accounts?panel=exchange").text
-    assert "EWS server URL" in panel
+    assert "EWS server URL" in panel and 'name="test_mailbox"' in panel
 
     online = client.post(
         "/admin/service-accounts/exchange",
@@ -110,6 +113,7 @@ def test_connect_using_exchange_refuses_exchange_online_and_saves_on_premises(
             "server_url": "https://outlook.office365.com/EWS/Exchange.asmx",
             "username": "svc-crm@contoso.com",
             "password": "an Exchange password",
+            "test_mailbox": "diego@contoso.com",
         },
     )
     assert online.status_code >= 400
@@ -121,21 +125,49 @@ def test_connect_using_exchange_refuses_exchange_online_and_saves_on_premises(
         "/admin/service-accounts/exchange",
         data={"csrf_token": admin, "server_url": "https://mail.contoso.com/EWS/Exchange.asmx"},
     )
-    assert "Username, Password: required." in missing.text
+    assert "Username, Password, Test mailbox: required." in missing.text
 
-    saved = client.post(
+    with socket.socket() as probe:  # a port nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        closed = f"https://127.0.0.1:{probe.getsockname()[1]}/EWS/Exchange.asmx"
+    unreachable = client.post(
         "/admin/service-accounts/exchange",
         data={
             "csrf_token": admin,
-            "server_url": "https://mail.contoso.com/EWS/Exchange.asmx",
-            "username": "CONTOSO\\svc-crm",
+            "server_url": closed,
+            "username": SERVICE_ACCOUNT,
             "password": "an Exchange password",
+            "test_mailbox": "diego@contoso.com",
         },
-        follow_redirects=True,
     )
+    assert unreachable.status_code == 422  # Run Test's server check, before anything is saved
+    assert "did not answer" in unreachable.text and "firewall" in unreachable.text
+    assert 'value="diego@contoso.com"' in unreachable.text  # the panel keeps what was entered
+    assert "an Exchange password" not in unreachable.text
+    assert "No service account yet." in client.get("/admin/service-accounts").text
+
+    server = turn_on_exchange(sim)  # an on-premises Exchange Server that answers
+    try:
+        saved = client.post(
+            "/admin/service-accounts/exchange",
+            data={
+                "csrf_token": admin,
+                "server_url": server,
+                "username": SERVICE_ACCOUNT,
+                "password": SERVICE_PASSWORD,
+                "test_mailbox": "diego@contoso.com",
+            },
+            follow_redirects=True,
+        )
+    finally:
+        close_exchange_connections()
     assert "Exchange service account saved." in saved.text
-    assert "https://mail.contoso.com/EWS/Exchange.asmx" in saved.text
-    assert "an Exchange password" not in saved.text
+    row = saved.text.split("<tbody>", 1)[1].split("</tr>", 1)[0]
+    cells = [c.split(">", 1)[1].split("</td>", 1)[0].strip() for c in row.split("<td")[1:]]
+    # Name, Kind, Client ID, Tenant, Server, Features: the server in its own column.
+    assert cells[1] == "Exchange" and cells[2] == "—" and cells[4] == server
+    assert "Email Sync" in cells[5] and "Calendar Sync" in cells[5]
+    assert SERVICE_PASSWORD not in saved.text
 
 
 def test_an_admin_sets_a_members_password_and_they_sign_in_with_it(
@@ -295,7 +327,8 @@ def test_an_admin_made_a_user_on_the_members_page_loses_their_api_tokens(
         _, token = organizations.create_api_token(db, contoso, diego, name="Diego's script")
     for role in ("user", "admin"):
         answer = client.post(
-            f"/admin/members/{diego.id}/role", data={"csrf_token": admin, "role": role}
+            f"/admin/members/{diego.id}/role",
+            data={"csrf_token": admin, "role": role, "confirmed": "yes"},
         )
         assert answer.status_code == 303
     refused = client.get(
@@ -303,6 +336,30 @@ def test_an_admin_made_a_user_on_the_members_page_loses_their_api_tokens(
     )
     assert refused.status_code == 401
     assert "Revoked" in client.get("/admin/api-tokens").text
+
+
+def test_a_role_changes_only_once_the_admin_confirms_it(
+    client: TestClient, admin: str, database: Any
+) -> None:
+    with database.session() as db:
+        contoso = organizations.get_organization(db, "contoso")
+        diego = organizations.add_member(db, contoso, "diego@contoso.com", name="Diego")
+
+    unconfirmed = client.post(
+        f"/admin/members/{diego.id}/role", data={"csrf_token": admin, "role": "admin"}
+    )
+    assert unconfirmed.headers["location"] == f"/admin/members/{diego.id}/role?to=admin"
+    question = client.get(unconfirmed.headers["location"]).text
+    assert "Make Diego an admin?" in question
+    with database.session() as db:
+        assert organizations.get_member(db, contoso, diego.id).role == Role.USER
+
+    client.post(
+        f"/admin/members/{diego.id}/role",
+        data={"csrf_token": admin, "role": "admin", "confirmed": "yes"},
+    )
+    with database.session() as db:
+        assert organizations.get_member(db, contoso, diego.id).role == Role.ADMIN
 
 
 def test_a_too_long_name_is_refused_on_the_members_page(client: TestClient, admin: str) -> None:

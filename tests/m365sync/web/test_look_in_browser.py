@@ -8,26 +8,24 @@ The walk writes a screenshot of each page at both widths (``docs/screenshots/pag
 
 from __future__ import annotations
 
-import asyncio
 import re
 import time
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
 from fastapi import FastAPI
 
-from m365sync.connections.runtime import ConnectionRuntime
 from m365sync.db import Database
-from m365sync.demo import DEMO_SIGN_INS, seed_demo_organization
+from m365sync.demo import DEMO_SIGN_INS
 from m365sync.organizations import service as organizations
 from m365sync.organizations.models import Role
 from m365sync.scheduling.schemas import MeetingTypeInput
 from m365sync.settings import Settings
 from support.demo import DASHBOARD_PASSWORD as PASSWORD
 from support.demo import SERVICE_SECRET_ID
+from support.demo_org import seed_demo
 
 pytestmark = pytest.mark.browser
 
@@ -44,26 +42,11 @@ ONE_FORMAT = re.compile(
 # --- the demo organization, synced ------------------------------------------------------------
 
 
-def _seed_demo(settings: Settings, database: Database) -> None:
-    """The demo organization, as ``m365sync serve`` seeds it (in a thread: playwright owns
-    this thread's event loop)."""
-
-    async def seed() -> None:
-        runtime = ConnectionRuntime.from_settings(settings, database)
-        try:
-            await seed_demo_organization(settings, database, runtime)
-        finally:
-            await runtime.aclose()
-
-    with ThreadPoolExecutor(1) as pool:
-        pool.submit(asyncio.run, seed()).result()
-
-
 @pytest.fixture
 def demo_org(sim: Any, web_settings: Settings, database: Database, app: FastAPI) -> str:
     """The demo organization with a booking page of Adele's; seeded before the server starts,
     so its workers begin syncing at once. Returns the booking page's path."""
-    _seed_demo(web_settings, database)
+    seed_demo(web_settings, database)
     with database.session() as db:
         contoso = organizations.get_organization(db, "contoso")
         adele = organizations.get_member(db, contoso, "adele@contoso.com")
@@ -192,7 +175,7 @@ def test_every_page_has_the_one_look_at_desktop_and_phone_width(
         walk.visit("/admin/salesforce", "admin-salesforce")
         page.goto(f"{base}/admin/members")
         page.wait_for_function(
-            "() => /[1-9]\\d* logged/.test(document.querySelector('table.mailboxes').innerText)",
+            "() => /[1-9]\\d* emails?/.test(document.querySelector('table.mailboxes').innerText)",
             timeout=90_000,
         )
         walk.check("admin-members")

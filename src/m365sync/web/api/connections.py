@@ -109,11 +109,13 @@ async def add_service_account(
     return SavedServiceAccountOut(service_account=_view(runtime, account), test=_report(report))
 
 
-@router.post("/service-accounts/exchange", response_model=ServiceAccountOut, status_code=201)
-def add_exchange_service_account(
+@router.post("/service-accounts/exchange", response_model=SavedServiceAccountOut, status_code=201)
+async def add_exchange_service_account(
     caller: ApiAdmin, session: DbSession, runtime: Runtime, body: ExchangeServiceAccountIn
-) -> ServiceAccountOut:
-    account = service_accounts.add_exchange_service_account(
+) -> SavedServiceAccountOut:
+    """Run Test for Exchange (impersonating ``test_mailbox``), then save; refused (422, with
+    the checks) while a required check fails, unless ``partial`` is true."""
+    account, report = await service_accounts.add_exchange_service_account(
         session,
         runtime,
         caller.organization,
@@ -122,9 +124,10 @@ def add_exchange_service_account(
         username=body.username,
         password=body.password.get_secret_value(),
         test_mailbox=body.test_mailbox,
+        partial=body.partial,
         actor=caller.actor,
     )
-    return _view(runtime, account)
+    return SavedServiceAccountOut(service_account=_view(runtime, account), test=_report(report))
 
 
 @router.post("/service-accounts/exchange/test", response_model=TestReportOut)
@@ -373,7 +376,7 @@ async def complete_office365(
 @router.post(
     "/members/{member_id}/connection/exchange", response_model=UserConnectionOut, status_code=201
 )
-def connect_exchange(
+async def connect_exchange(
     caller: ApiAdmin,
     session: DbSession,
     runtime: Runtime,
@@ -381,7 +384,7 @@ def connect_exchange(
     body: ExchangeConnectionIn,
 ) -> UserConnectionOut:
     member = orgs.get_member(session, caller.organization, member_id)
-    connection = user_connections.connect_exchange(
+    connection = await user_connections.connect_exchange(
         session,
         runtime,
         caller.organization,
@@ -428,5 +431,5 @@ async def retest_exchange_connection(
 @router.delete("/members/{member_id}/connection", status_code=204)
 def disconnect(caller: ApiAdmin, session: DbSession, runtime: Runtime, member_id: str) -> Response:
     member = orgs.get_member(session, caller.organization, member_id)
-    user_connections.disconnect(session, runtime, caller.organization, member, actor=caller.actor)
+    sync.disconnect_member(session, runtime, caller.organization, member, actor=caller.actor)
     return Response(status_code=204)

@@ -9,11 +9,18 @@ from fastapi import APIRouter, Form, Request, Response
 from sqlalchemy.orm import Session
 
 from m365sync.audit import service as audit
+from m365sync.connections import service_accounts
 from m365sync.errors import M365SyncError
 from m365sync.organizations import service as organizations
 from m365sync.organizations.models import Domain, DomainProof, Organization
 from m365sync.organizations.service import TxtLookup
-from m365sync.web.dependencies import AdminForm, DbSession, SignedInAdmin, organization_of
+from m365sync.web.dependencies import (
+    AdminForm,
+    DbSession,
+    Runtime,
+    SignedInAdmin,
+    organization_of,
+)
 from m365sync.web.pages.rendering import PageRoute, redirect, render
 
 router = APIRouter(prefix="/admin", route_class=PageRoute)
@@ -80,6 +87,7 @@ def _domains_page(
     error: M365SyncError | None = None,
     notice: str | None = None,
     entered: str = "",
+    warning: M365SyncError | None = None,
 ) -> Response:
     return render(
         request,
@@ -92,6 +100,7 @@ def _domains_page(
         error=error,
         notice=notice,
         entered=entered,
+        warning=warning,
     )
 
 
@@ -101,13 +110,28 @@ def domains_page(request: Request, db: DbSession, me: SignedInAdmin, notice: str
 
 
 @router.post("/domains", include_in_schema=False)
-def add_domain(
-    request: Request, db: DbSession, me: AdminForm, name: Annotated[str, Form()] = ""
+async def add_domain(
+    request: Request,
+    db: DbSession,
+    me: AdminForm,
+    runtime: Runtime,
+    name: Annotated[str, Form()] = "",
 ) -> Response:
     try:
-        organizations.add_domain(db, organization_of(db, me), name, actor=me.email)
+        added = await service_accounts.add_domain_checked(
+            db, runtime, organization_of(db, me), name, actor=me.email
+        )
     except M365SyncError as error:
         return _domains_page(request, db, me, status_code=error.status, error=error, entered=name)
+    if added.warning:  # shown at once: nothing to keep for a later page
+        db.flush()
+        return _domains_page(
+            request,
+            db,
+            me,
+            notice=NOTICES["added"],
+            warning=M365SyncError(added.warning, fix=added.warning_fix),
+        )
     return redirect("/admin/domains?notice=added")
 
 

@@ -22,6 +22,7 @@ from m365sync.sync.models import SyncSettings
 from m365sync.sync.schemas import SyncRules
 from m365sync.sync.service import HealthSummary
 from m365sync.web.dependencies import AdminForm, DbSession, SignedInAdmin, Workers, organization_of
+from m365sync.web.pages._charts import CHART_HOURS, HealthCharts, health_charts
 from m365sync.web.pages._views import UnitView, unit_view
 from m365sync.web.pages.rendering import PageRoute, redirect, render
 
@@ -45,15 +46,16 @@ class MailboxRow:
 
 def _mailbox_rows(
     db: Session, organization: Organization
-) -> tuple[list[MailboxRow], HealthSummary]:
-    """Per member, each feature's sync, and the organization's health."""
-    units = sync.mailbox_units(db, organization.id)
+) -> tuple[list[MailboxRow], HealthSummary, HealthCharts]:
+    """Per member, each feature's sync, and the organization's health: now, and over time."""
+    overview = sync.mailbox_overview(db, organization.id)
     by_member: dict[str, list[UnitView]] = {}
-    for unit in units:
-        by_member.setdefault(unit.member_id, []).append(unit_view(unit))
+    for unit in overview.units:
+        by_member.setdefault(unit.member_id, []).append(unit_view(unit, overview.held))
     members = organizations.list_members(db, organization)
     rows = [MailboxRow(member=m, units=by_member.get(m.id, [])) for m in members]
-    return rows, sync.health(units)
+    history = sync.health_history(db, organization.id, hours=CHART_HOURS)
+    return rows, overview.health, health_charts(history, hours=CHART_HOURS)
 
 
 @dataclass(frozen=True)
@@ -71,8 +73,9 @@ def _members_page(
     error: M365SyncError | None = None,
     notice: str | None = None,
     rejected: list[str] | None = None,
+    role_change: RoleChange | None = None,
 ) -> Response:
-    rows, health = _mailbox_rows(db, organization_of(db, me))
+    rows, health, charts = _mailbox_rows(db, organization_of(db, me))
     return render(
         request,
         "admin/members.html",
@@ -82,9 +85,11 @@ def _members_page(
         nav="members",
         rows=rows,
         health=health,
+        health_charts=charts,
         error=error,
         notice=notice,
         rejected=rejected or [],
+        role_change=role_change,
     )
 
 
@@ -95,8 +100,14 @@ def members_page(request: Request, db: DbSession, me: SignedInAdmin, notice: str
 
 @router.get("/members/status", include_in_schema=False)
 def mailbox_status_fragment(request: Request, db: DbSession, me: SignedInAdmin) -> Response:
-    rows, health = _mailbox_rows(db, organization_of(db, me))
-    return render(request, "admin/_mailbox_status.html", rows=rows, health=health)
+    rows, health, charts = _mailbox_rows(db, organization_of(db, me))
+    return render(
+        request,
+        "admin/_mailbox_status.html",
+        rows=rows,
+        health=health,
+        health_charts=charts,
+    )
 
 
 @router.post("/members", include_in_schema=False)
@@ -160,12 +171,41 @@ async def import_members(
     return await run_in_threadpool(import_rows)
 
 
+@dataclass(frozen=True)
+class RoleChange:
+    """A role change waiting for the admin's confirmation."""
+
+    member: Member
+    role: str
+
+
+@router.get("/members/{member_id}/role", include_in_schema=False)
+def confirm_role(
+    request: Request, db: DbSession, me: SignedInAdmin, member_id: str, to: str = ""
+) -> Response:
+    """The second step of a role change: the members page asking "are you sure?", so no
+    stray click or key press changes who administers the organization."""
+    member = organizations.get_member(db, organization_of(db, me), member_id)
+    role = "admin" if to == "admin" else "user"
+    if member.role == role:
+        return redirect("/admin/members")
+    return _members_page(request, db, me, role_change=RoleChange(member, role))
+
+
 @router.post("/members/{member_id}/role", include_in_schema=False)
 def change_role(
-    db: DbSession, me: AdminForm, member_id: str, role: Annotated[str, Form()] = ""
+    db: DbSession,
+    me: AdminForm,
+    member_id: str,
+    role: Annotated[str, Form()] = "",
+    confirmed: Annotated[str, Form()] = "",
 ) -> Response:
     organization = organization_of(db, me)
     member = organizations.get_member(db, organization, member_id)
+    if confirmed != "yes":  # not confirmed yet: ask first
+        return redirect(
+            f"/admin/members/{member.id}/role?to={'admin' if role == 'admin' else 'user'}"
+        )
     organizations.update_member(
         db, organization, member, role=role, acting_member_id=me.member_id, actor=me.email
     )

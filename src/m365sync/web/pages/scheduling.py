@@ -43,7 +43,7 @@ from m365sync.scheduling.errors import (
     SchedulingError,
     SlotUnavailable,
 )
-from m365sync.scheduling.models import AvailabilitySource, MeetingKind
+from m365sync.scheduling.models import AvailabilitySource, MeetingKind, MeetingType
 from m365sync.scheduling.recovery import PendingBookingRecovery
 from m365sync.scheduling.schemas import InviteeInput, MeetingTypeInput
 from m365sync.scheduling.service import BookingView, CalendarAccess, SchedulingService
@@ -558,7 +558,10 @@ async def scheduling_home(
         shown = {
             "member": service.repo.member(me.organization_id, me.member_id),
             "org_slug": organization.slug if organization else "",
-            "meeting_types": service.meeting_types_for(me.organization_id, me.member_id),
+            "member_names": {m.id: m.name or m.email for m in service.members(me.organization_id)},
+            "meeting_types": service.meeting_types_for(
+                me.organization_id, None if me.is_admin else me.member_id
+            ),
             "bookings": service.upcoming(me.organization_id, me.member_id),
         }
         db.commit()  # the session's "last seen"; nothing is held while Outlook is checked
@@ -580,6 +583,49 @@ def new_meeting_type(request: Request, me: SignedInMember, service: Service) -> 
     return _meeting_type_form(request, me, service, {}, {})
 
 
+@router.get(
+    "/scheduling/meeting-types/{meeting_type_id}/edit",
+    response_class=HTMLResponse,
+    name="edit_meeting_type",
+)
+def edit_meeting_type(
+    request: Request, meeting_type_id: str, me: SignedInMember, service: Service
+) -> HTMLResponse:
+    try:
+        meeting_type = service.meeting_type_to_change(
+            me.organization_id, meeting_type_id, me.member_id, is_admin=me.is_admin
+        )
+    except M365SyncError as exc:
+        return _error_page(request, exc)
+    return _meeting_type_form(
+        request, me, service, _form_values(meeting_type), {}, editing=meeting_type
+    )
+
+
+def _form_values(meeting_type: MeetingType) -> dict[str, Any]:
+    """A saved meeting type as its form's fields."""
+    values: dict[str, Any] = {
+        "name": meeting_type.name,
+        "slug": meeting_type.slug,
+        "description": meeting_type.description,
+        "kind": meeting_type.kind.value,
+        "hosts": list(meeting_type.host_ids),
+        "duration_minutes": meeting_type.duration_minutes,
+        "location": meeting_type.location,
+        "online_meeting": "on" if meeting_type.online_meeting else "",
+        "buffer_before_minutes": meeting_type.buffer_before_minutes,
+        "buffer_after_minutes": meeting_type.buffer_after_minutes,
+        "minimum_notice_minutes": meeting_type.minimum_notice_minutes,
+        "horizon_days": meeting_type.horizon_days,
+        "daily_limit": meeting_type.daily_limit or "",
+        "questions": "\n".join(q.label for q in meeting_type.questions),
+    }
+    for rule in meeting_type.rules:
+        values[f"day{rule.weekday}_start"] = rule.start_time.strftime("%H:%M")
+        values[f"day{rule.weekday}_end"] = rule.end_time.strftime("%H:%M")
+    return values
+
+
 def _meeting_type_form(
     request: Request,
     me: Any,
@@ -587,19 +633,22 @@ def _meeting_type_form(
     values: dict[str, Any],
     problems: dict[str, str],
     status: int = 200,
+    *,
+    editing: MeetingType | None = None,
 ) -> HTMLResponse:
     members = service.members(me.organization_id) if me.is_admin else []
     return _render(
         request,
         "meeting_type_form.html",
         {
-            "title": "New meeting type",
+            "title": f"Edit {editing.name}" if editing else "New meeting type",
             "me": me,
             "area": "user",
             "nav": "scheduling",
             "values": values,
             "problems": problems,
             "members": members,
+            "editing": editing,
             "weekdays": [
                 "Monday",
                 "Tuesday",
@@ -614,16 +663,18 @@ def _meeting_type_form(
     )
 
 
-@router.post("/scheduling/meeting-types", response_class=HTMLResponse, name="create_meeting_type")
-async def create_meeting_type(
-    request: Request, me: MemberForm, service: Service, db: DbSession
-) -> Response:
+async def _submitted_meeting_type(
+    request: Request, me: Any, editing: MeetingType | None
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The form as entered (to show again) and as the service's input. A member's own type
+    stays one-on-one and theirs; an admin picks the kind and hosts."""
     form = await request.form()
     values: dict[str, Any] = {k: v for k, v in form.items() if isinstance(v, str)}
     hosts = [str(h) for h in form.getlist("hosts")] if me.is_admin else []
+    values["hosts"] = hosts
     kind = MeetingKind(values.get("kind", "one_on_one")) if me.is_admin else MeetingKind.ONE_ON_ONE
     if kind is MeetingKind.ONE_ON_ONE and not hosts:
-        hosts = [me.member_id]
+        hosts = list(editing.host_ids) if editing is not None else [me.member_id]
     windows = []
     for day in range(7):
         start, end = values.get(f"day{day}_start"), values.get(f"day{day}_end")
@@ -652,6 +703,14 @@ async def create_meeting_type(
             if q.strip()
         ],
     }
+    return values, raw
+
+
+@router.post("/scheduling/meeting-types", response_class=HTMLResponse, name="create_meeting_type")
+async def create_meeting_type(
+    request: Request, me: MemberForm, service: Service, db: DbSession
+) -> Response:
+    values, raw = await _submitted_meeting_type(request, me, None)
 
     def create() -> Response:
         try:
@@ -668,6 +727,59 @@ async def create_meeting_type(
     return await run_in_threadpool(create)
 
 
+@router.post(
+    "/scheduling/meeting-types/{meeting_type_id}",
+    response_class=HTMLResponse,
+    name="update_meeting_type",
+)
+async def update_meeting_type(
+    request: Request, meeting_type_id: str, me: MemberForm, service: Service, db: DbSession
+) -> Response:
+    try:
+        editing = await run_in_threadpool(
+            service.meeting_type_to_change,
+            me.organization_id,
+            meeting_type_id,
+            me.member_id,
+            is_admin=me.is_admin,
+        )
+    except M365SyncError as exc:
+        return _error_page(request, exc)
+    values, raw = await _submitted_meeting_type(request, me, editing)
+
+    def update() -> Response:
+        try:
+            service.update_meeting_type(editing, MeetingTypeInput.model_validate(raw))
+        except ValidationError as exc:
+            problems = {"form": "; ".join(_field_message(e) for e in exc.errors())}
+            db.rollback()
+            return _meeting_type_form(request, me, service, values, problems, 422, editing=editing)
+        except M365SyncError as exc:
+            db.rollback()
+            return _meeting_type_form(
+                request, me, service, values, {"form": str(exc)}, exc.status, editing=editing
+            )
+        return RedirectResponse(request.url_for("scheduling_home"), 303)
+
+    return await run_in_threadpool(update)
+
+
+@router.post("/scheduling/meeting-types/{meeting_type_id}/delete", name="delete_meeting_type")
+def delete_meeting_type(
+    request: Request, meeting_type_id: str, me: MemberForm, service: Service, db: DbSession
+) -> Response:
+    try:
+        service.delete_meeting_type(
+            service.meeting_type_to_change(
+                me.organization_id, meeting_type_id, me.member_id, is_admin=me.is_admin
+            )
+        )
+    except M365SyncError as exc:
+        db.rollback()
+        return _error_page(request, exc)
+    return RedirectResponse(request.url_for("scheduling_home"), 303)
+
+
 def _field_message(error: Any) -> str:
     where = ".".join(str(p) for p in error.get("loc", ()) if p != "__root__")
     message = str(error.get("msg", "")).removeprefix("Value error, ")
@@ -682,14 +794,12 @@ def toggle_meeting_type(
     service: Service,
     active: Annotated[str, Form()] = "",
 ) -> Response:
-    meeting_type = service.repo.meeting_type(me.organization_id, meeting_type_id)
-    if meeting_type is None or (not me.is_admin and me.member_id not in meeting_type.host_ids):
-        return _error_page(
-            request,
-            SchedulingError(
-                "You can't change this meeting type.", fix="Ask an admin of your organization."
-            ),
+    try:
+        service.meeting_type_to_change(
+            me.organization_id, meeting_type_id, me.member_id, is_admin=me.is_admin
         )
+    except M365SyncError as exc:
+        return _error_page(request, exc)
     service.set_meeting_type_active(me.organization_id, meeting_type_id, active == "on")
     return RedirectResponse(request.url_for("scheduling_home"), 303)
 
@@ -699,8 +809,10 @@ async def scheduling_admin(
     request: Request, me: SignedInAdmin, service: Service, db: DbSession
 ) -> HTMLResponse:
     def page() -> dict[str, Any]:
+        organization = service.repo.organization(me.organization_id)
         shown = {
             "members": service.members(me.organization_id),
+            "org_slug": organization.slug if organization else "",
             "meeting_types": service.meeting_types_for(me.organization_id, None),
             "bookings": service.upcoming(me.organization_id, None),
         }
@@ -715,7 +827,10 @@ async def scheduling_admin(
         request,
         "admin_members.html",
         {"title": "Scheduling by member", "me": me, "area": "admin", "nav": "scheduling"}
-        | {"rows": rows}
+        | {
+            "rows": rows,
+            "member_names": {r["member"].id: r["member"].name or r["member"].email for r in rows},
+        }
         | shown,
     )
 

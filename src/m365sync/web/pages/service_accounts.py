@@ -12,6 +12,7 @@ from fastapi import APIRouter, BackgroundTasks, Form, Request, Response
 
 from m365sync.connections import access_policy, service_accounts, setup
 from m365sync.connections.errors import RunTestFailed, SetupFailed
+from m365sync.connections.features import APPLICATION_PERMISSIONS, FEATURE_TITLES
 from m365sync.connections.run_test import ServiceAccountDraft, TestReport
 from m365sync.connections.runtime import ConnectionRuntime
 from m365sync.errors import M365SyncError
@@ -182,6 +183,10 @@ def _list_page(
             for a in service_accounts.list_service_accounts(db, organization)
         ],
         feature_names=FEATURE_NAMES,
+        permission_checklist=[
+            (FEATURE_TITLES[feature], permissions)
+            for feature, permissions in APPLICATION_PERMISSIONS.items()
+        ],
         has_domains=bool(organizations.list_domains(db, organization)),
         panel=panel,
         account=account,
@@ -359,21 +364,30 @@ async def setup_callback(
 
 
 @router.post("/exchange", include_in_schema=False)
-def save_exchange(
+async def save_exchange(
     request: Request,
+    background: BackgroundTasks,
     db: DbSession,
     me: AdminForm,
     runtime: Runtime,
+    workers: Workers,
     name: TextField = "",
     server_url: TextField = "",
     username: TextField = "",
     password: TextField = "",
+    test_mailbox: TextField = "",
+    accept_partial: TextField = "",
 ) -> Response:
+    """Run Test for Exchange, then save: refused with the checks (nothing saved) while one
+    fails, unless the admin chose to save with the failing features off."""
     entered = _entered(
-        name=name.strip() or "Exchange service account", server_url=server_url, username=username
+        name=name.strip() or "Exchange service account",
+        server_url=server_url,
+        username=username,
+        test_mailbox=test_mailbox,
     )
     try:
-        service_accounts.add_exchange_service_account(
+        await service_accounts.add_exchange_service_account(
             db,
             runtime,
             organization_of(db, me),
@@ -381,19 +395,13 @@ def save_exchange(
             server_url=entered["server_url"],
             username=entered["username"],
             password=password,
+            test_mailbox=entered["test_mailbox"],
+            partial=accept_partial == "yes",
             actor=me.email,
         )
     except M365SyncError as error:
-        return _list_page(
-            request,
-            db,
-            me,
-            runtime,
-            panel="exchange",
-            status_code=error.status,
-            error=error,
-            entered=entered,
-        )
+        return _refused(request, db, me, runtime, error, panel="exchange", entered=entered)
+    background.add_task(workers.sync_organization_now, me.organization_id)
     return redirect("/admin/service-accounts?notice=exchange-saved")
 
 

@@ -24,6 +24,7 @@ from m365sync.web.dependencies import (
     member_of,
     organization_of,
 )
+from m365sync.web.pages._charts import CHART_HOURS, HealthCharts, health_charts
 from m365sync.web.pages._views import FEATURE_NAMES, UnitView, unit_view
 from m365sync.web.pages.rendering import PageRoute, redirect, render
 
@@ -53,6 +54,7 @@ class MyConnectionsView:
     features: list[FeatureView]
     sync_units: list[UnitView]
     migration: str | None
+    health_charts: HealthCharts
 
 
 def _feature_view(key: str, name: str, by_account: bool, by_own: bool) -> FeatureView:
@@ -90,7 +92,8 @@ def _my_connections(db: Session, me: SignedIn) -> MyConnectionsView:
         )
         for key, name in FEATURE_NAMES.items()
     ]
-    units = [unit_view(u) for u in sync.mailbox_units(db, organization.id, [member.id])]
+    overview = sync.mailbox_overview(db, organization.id, [member.id])
+    units = [unit_view(u, overview.held) for u in overview.units]
     return MyConnectionsView(
         member=member,
         connection=connection,
@@ -99,6 +102,10 @@ def _my_connections(db: Session, me: SignedIn) -> MyConnectionsView:
         features=features,
         sync_units=units,
         migration=view["migration"] if view else None,
+        health_charts=health_charts(
+            sync.health_history(db, organization.id, member.id, hours=CHART_HOURS),
+            hours=CHART_HOURS,
+        ),
     )
 
 
@@ -177,7 +184,7 @@ async def office365_callback(
 
 @router.post("/me/connections/disconnect", include_in_schema=False)
 def disconnect(db: DbSession, me: MemberForm, runtime: Runtime) -> Response:
-    if not user_connections.disconnect(
+    if not sync.disconnect_member(
         db, runtime, organization_of(db, me), member_of(db, me), actor=me.email
     ):
         raise NotFound("You have no connection to disconnect.", fix="Reload the page.")

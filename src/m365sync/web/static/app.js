@@ -37,6 +37,19 @@ document.addEventListener("click", function (event) {
     });
 });
 
+// Buttons with data-copy put the text of their target (PowerShell commands) on the clipboard.
+document.addEventListener("click", function (event) {
+  const button = event.target.closest("button[data-copy]");
+  if (!button || !navigator.clipboard) { return; }
+  const source = document.querySelector(button.dataset.copy);
+  if (!source) { return; }
+  navigator.clipboard.writeText(source.innerText).then(function () {
+    const label = button.firstChild.textContent;
+    button.firstChild.textContent = "Copied";
+    window.setTimeout(function () { button.firstChild.textContent = label; }, 2000);
+  });
+});
+
 // Forms with data-confirm ask first (remove, disconnect). A submit button with
 // data-busy-text shows it while the server works (Save runs the test again).
 document.addEventListener("submit", function (event) {
@@ -50,11 +63,6 @@ document.addEventListener("submit", function (event) {
       button.textContent = button.dataset.busyText;
     }, 0);
   }
-});
-
-// Selects with data-autosubmit submit their form when changed (their button is hidden).
-document.addEventListener("change", function (event) {
-  if (event.target.matches("select[data-autosubmit]")) { event.target.form.requestSubmit(); }
 });
 
 // Run Test's results put the verdict first and the failures before the passes; the first

@@ -300,7 +300,7 @@ async def test_the_api_refuses_what_the_dashboard_refuses(api, db, make_org):
         },
     )
     assert exchange.status_code == 422
-    assert "Username: required." in exchange.json()["error"]["message"]
+    assert "Username, Test mailbox: required." in exchange.json()["error"]["message"]
     listed = await api.get(f"{base}/service-accounts", headers=bearer(token))
     assert listed.json() == []
 

@@ -69,10 +69,19 @@ async def test_run_test_then_save_then_retest_an_exchange_service_account(api, h
     assert missing.status_code == 422
     assert '"test_mailbox"' in missing.json()["error"]["fix"]
 
+    refused = await api.post(
+        f"{BASE}/service-accounts/exchange",
+        headers=headers,
+        json={**entered, "username": "lee@contoso.com", "password": USER_PASSWORD},
+    )
+    assert refused.status_code == 422  # saving runs the same test: nothing saved
+    assert "ApplicationImpersonation" in refused.json()["error"]["fix"]
+    assert (await api.get(f"{BASE}/service-accounts", headers=headers)).json() == []
+
     saved = await api.post(f"{BASE}/service-accounts/exchange", headers=headers, json=entered)
     assert saved.status_code == 201, saved.text
-    account = saved.json()
-    assert account["status"] == "pending"
+    account = saved.json()["service_account"]
+    assert saved.json()["test"]["ok"] and account["status"] == "active"
     assert SERVICE_PASSWORD not in saved.text
     retested = await api.post(
         f"{BASE}/service-accounts/{account['id']}/test", headers=headers, json={}
