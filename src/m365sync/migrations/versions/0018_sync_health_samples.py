@@ -4,8 +4,8 @@
 logged, the runs that failed or were throttled, and the backlog (units due and waiting) when
 the last of them ended.
 
-Revision ID: 0016_sync_health_samples
-Revises: 0015_email_threads
+Revision ID: 0018_sync_health_samples
+Revises: 0017_salesforce_due_index
 """
 
 from __future__ import annotations
@@ -17,8 +17,8 @@ from alembic import op
 
 import m365sync.db.base
 
-revision: str = "0016_sync_health_samples"
-down_revision: str | None = "0015_email_threads"
+revision: str = "0018_sync_health_samples"
+down_revision: str | None = "0017_salesforce_due_index"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
