@@ -291,7 +291,7 @@ class SchedulingService:
         return None
 
     async def _free_busy(
-        self, member: Member, calendar: MailboxCalendar, start: datetime, end: datetime
+        self, member: Member, calendar: SchedulingCalendar, start: datetime, end: datetime
     ) -> CalendarSchedule:
         """The member's free/busy schedule, or ``SchedulingUnavailable`` saying why not."""
         try:
