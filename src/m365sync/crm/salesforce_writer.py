@@ -66,6 +66,7 @@ from m365sync.crm.salesforce_repository import (
     SalesforceRepository,
 )
 from m365sync.crm.salesforce_schemas import DrainResult, DrainStatus
+from m365sync.crm.service import file_size_text
 from m365sync.crypto import SecretBox
 from m365sync.db.base import utcnow
 from m365sync.db.session import Database
@@ -394,20 +395,11 @@ def _iso(value: datetime | None) -> str | None:
     return value.isoformat() if value is not None else None
 
 
-def _size_text(size: Any) -> str:
-    value = size if isinstance(size, int) and not isinstance(size, bool) else 0
-    if value < 1024:
-        return f"{value} bytes"
-    if value < 1024 * 1024:
-        return f"{round(value / 1024)} KB"
-    return f"{value / (1024 * 1024):.1f} MB"
-
-
 def _attachment_note(activity: ActivityFields) -> str:
     """One line naming the email's attachments (their files stay in the mailbox), or ""."""
     listed = [
         f"{a.get('name') or '(no name)'} ({a.get('contentType') or 'unknown type'}, "
-        f"{_size_text(a.get('size'))})"
+        f"{file_size_text(a.get('size'))})"
         for a in activity.attachments or []
         if isinstance(a, dict)
     ]

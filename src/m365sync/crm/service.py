@@ -22,6 +22,7 @@ __all__ = [
     "ActivityList",
     "activities_held_by_members",
     "activity_detail",
+    "file_size_text",
     "get_activity",
     "search_activities",
 ]
@@ -100,3 +101,14 @@ def activities_held_by_members(
     """How many distinct emails, meetings and tasks each member's mailbox holds in the CRM
     now (by member id and kind): what "synced" means to a person, however often it ran."""
     return ActivityRepository(session, organization_id).held_by_members()
+
+
+def file_size_text(size: object) -> str:
+    """A size in bytes as people read it ("820 bytes", "14 KB", "2.3 MB"): an attachment's,
+    on the activity page and in what m365sync writes to Salesforce."""
+    value = size if isinstance(size, int) and not isinstance(size, bool) else 0
+    if value < 1024:
+        return f"{value} bytes"
+    if value < 1024 * 1024:
+        return f"{round(value / 1024)} KB"
+    return f"{value / (1024 * 1024):.1f} MB"

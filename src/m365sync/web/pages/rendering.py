@@ -30,6 +30,7 @@ from markupsafe import Markup
 
 from m365sync.auth.microsoft_sign_in import DomainNotVerifiedForSignIn, NotAMember
 from m365sync.connections.errors import RunTestFailed
+from m365sync.crm.service import file_size_text
 from m365sync.errors import M365SyncError
 from m365sync.time_zones import (
     format_day,
@@ -137,16 +138,6 @@ def _day(context: Any, value: date | datetime | str | None, zone_name: str | Non
     return format_day(value, zone)
 
 
-def _filesize(value: Any) -> str:
-    """A size in bytes as people read it: "820 bytes", "14 KB", "2.3 MB"."""
-    size = value if isinstance(value, int) and not isinstance(value, bool) else 0
-    if size < 1024:
-        return f"{size} bytes"
-    if size < 1024 * 1024:
-        return f"{round(size / 1024)} KB"
-    return f"{size / (1024 * 1024):.1f} MB"
-
-
 def web_fix(error: Any) -> str:
     """An error's fix in the dashboard's words: services say what to do in words of no door;
     where the dashboard has a control for it, name the control."""
@@ -164,7 +155,7 @@ templates.env.filters["when"] = _when
 templates.env.filters["day"] = _day
 templates.env.filters["span"] = _span
 templates.env.filters["fix"] = web_fix
-templates.env.filters["filesize"] = _filesize
+templates.env.filters["filesize"] = file_size_text
 templates.env.globals["viewer_zone_label"] = lambda request: viewer_zone(request).label
 
 

@@ -6,6 +6,7 @@ and the records waiting for a person or a retry, with Retry."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Annotated
 
@@ -160,15 +161,15 @@ def salesforce_callback(
     request: Request, db: DbSession, me: SignedInAdmin, runtime: Runtime
 ) -> Response:
     """Salesforce sent the admin back: finish connecting, show Run Test's results."""
-    try:
-        _, report = salesforce.complete_connect_salesforce(
+    return _connect(
+        request,
+        db,
+        me,
+        runtime,
+        lambda: salesforce.complete_connect_salesforce(
             db, runtime.box, runtime.settings, dict(request.query_params)
-        )
-    except M365SyncError as error:
-        return _page(request, db, me, runtime, status_code=error.status, error=error)
-    if not report.signed_in:
-        return _page(request, db, me, runtime, report=report, status_code=422)
-    return redirect(PAGE + "?notice=connected")
+        )[1],
+    )
 
 
 async def _pem(upload: UploadFile | None, pasted: str) -> str:
@@ -194,8 +195,12 @@ async def connect_with_jwt(
 ) -> Response:
     key = await _pem(private_key_file, private_key)
     certificate = await _pem(certificate_file, "") or None
-    try:
-        report = salesforce.connect_with_jwt(
+    return _connect(
+        request,
+        db,
+        me,
+        runtime,
+        lambda: salesforce.connect_with_jwt(
             db,
             runtime.box,
             runtime.settings,
@@ -205,12 +210,8 @@ async def connect_with_jwt(
             private_key_pem=key,
             certificate_pem=certificate,
             login_url=_login_url(login_host, my_domain),
-        )
-    except M365SyncError as error:
-        return _page(request, db, me, runtime, status_code=error.status, error=error)
-    if not report.signed_in:
-        return _page(request, db, me, runtime, report=report, status_code=422)
-    return redirect(PAGE + "?notice=connected")
+        ),
+    )
 
 
 @router.post(PAGE + "/client-credentials", include_in_schema=False)
@@ -223,8 +224,12 @@ def connect_with_client_credentials(
     consumer_secret: TextField = "",
     my_domain: TextField = "",
 ) -> Response:
-    try:
-        report = salesforce.connect_with_client_credentials(
+    return _connect(
+        request,
+        db,
+        me,
+        runtime,
+        lambda: salesforce.connect_with_client_credentials(
             db,
             runtime.box,
             runtime.settings,
@@ -232,30 +237,36 @@ def connect_with_client_credentials(
             consumer_key=consumer_key,
             consumer_secret=consumer_secret,
             login_url=my_domain.strip() or None,
-        )
-    except M365SyncError as error:
-        return _page(request, db, me, runtime, status_code=error.status, error=error)
-    if not report.signed_in:
-        return _page(request, db, me, runtime, report=report, status_code=422)
-    return redirect(PAGE + "?notice=connected")
+        ),
+    )
 
 
 @router.post(PAGE + "/test", include_in_schema=False)
 def run_test(request: Request, db: DbSession, me: AdminForm, runtime: Runtime) -> Response:
-    try:
-        salesforce.run_salesforce_test(db, runtime.box, runtime.settings, me.organization_id)
-    except M365SyncError as error:
-        return _page(request, db, me, runtime, status_code=error.status, error=error)
-    return redirect(PAGE + "?notice=tested")
+    return _act(
+        request,
+        db,
+        me,
+        runtime,
+        lambda: salesforce.run_salesforce_test(
+            db, runtime.box, runtime.settings, me.organization_id
+        ),
+        "tested",
+    )
 
 
 @router.post(PAGE + "/disconnect", include_in_schema=False)
 def disconnect(request: Request, db: DbSession, me: AdminForm, runtime: Runtime) -> Response:
-    try:
-        salesforce.disconnect_salesforce(db, runtime.box, runtime.settings, me.organization_id)
-    except M365SyncError as error:
-        return _page(request, db, me, runtime, status_code=error.status, error=error)
-    return redirect(PAGE + "?notice=disconnected")
+    return _act(
+        request,
+        db,
+        me,
+        runtime,
+        lambda: salesforce.disconnect_salesforce(
+            db, runtime.box, runtime.settings, me.organization_id
+        ),
+        "disconnected",
+    )
 
 
 @router.post(PAGE + "/share", include_in_schema=False)
@@ -271,11 +282,14 @@ def set_share(
         share = float(text) / 100 if text else None
     except ValueError:
         share = -1.0  # the service says what a share must be
-    try:
-        salesforce.set_salesforce_api_share(db, me.organization_id, share)
-    except M365SyncError as error:
-        return _page(request, db, me, runtime, status_code=error.status, error=error)
-    return redirect(PAGE + "?notice=share")
+    return _act(
+        request,
+        db,
+        me,
+        runtime,
+        lambda: salesforce.set_salesforce_api_share(db, me.organization_id, share),
+        "share",
+    )
 
 
 @router.post(PAGE + "/create-leads", include_in_schema=False)
@@ -287,11 +301,14 @@ def set_create_leads(
     create_leads: TextField = "",
 ) -> Response:
     enabled = create_leads == "on"
-    try:
-        salesforce.set_salesforce_lead_creation(db, me.organization_id, enabled)
-    except M365SyncError as error:
-        return _page(request, db, me, runtime, status_code=error.status, error=error)
-    return redirect(PAGE + "?notice=" + ("leads_on" if enabled else "leads_off"))
+    return _act(
+        request,
+        db,
+        me,
+        runtime,
+        lambda: salesforce.set_salesforce_lead_creation(db, me.organization_id, enabled),
+        "leads_on" if enabled else "leads_off",
+    )
 
 
 @router.post(PAGE + "/members/{member_id}/link", include_in_schema=False)
@@ -303,13 +320,16 @@ def link_member(
     member_id: str,
     user: TextField = "",
 ) -> Response:
-    try:
-        salesforce.link_member_to_salesforce_user(
+    return _act(
+        request,
+        db,
+        me,
+        runtime,
+        lambda: salesforce.link_member_to_salesforce_user(
             db, runtime.box, runtime.settings, me.organization_id, member_id, user
-        )
-    except M365SyncError as error:
-        return _page(request, db, me, runtime, status_code=error.status, error=error)
-    return redirect(PAGE + "?notice=linked")
+        ),
+        "linked",
+    )
 
 
 @router.post(PAGE + "/members/{member_id}/unlink", include_in_schema=False)
@@ -326,10 +346,47 @@ def retry(
     runtime: Runtime,
     activity_id: TextField = "",
 ) -> Response:
-    try:
-        salesforce.retry_parked_salesforce_records(
+    return _act(
+        request,
+        db,
+        me,
+        runtime,
+        lambda: salesforce.retry_parked_salesforce_records(
             db, me.organization_id, [activity_id] if activity_id else None
-        )
+        ),
+        "retried",
+    )
+
+
+def _act(
+    request: Request,
+    db: DbSession,
+    me: SignedInAdmin,
+    runtime: Runtime,
+    action: Callable[[], object],
+    notice: str,
+) -> Response:
+    """Run one service call: back to the page with ``notice``, or the page with its error."""
+    try:
+        action()
     except M365SyncError as error:
         return _page(request, db, me, runtime, status_code=error.status, error=error)
-    return redirect(PAGE + "?notice=retried")
+    return redirect(f"{PAGE}?notice={notice}")
+
+
+def _connect(
+    request: Request,
+    db: DbSession,
+    me: SignedInAdmin,
+    runtime: Runtime,
+    connect: Callable[[], SalesforceTestReport],
+) -> Response:
+    """Run one way of connecting: back to the page when Salesforce let m365sync sign in (Run
+    Test's results are shown there), else the page with the refusal and its fix."""
+    try:
+        report = connect()
+    except M365SyncError as error:
+        return _page(request, db, me, runtime, status_code=error.status, error=error)
+    if not report.signed_in:
+        return _page(request, db, me, runtime, report=report, status_code=422)
+    return redirect(PAGE + "?notice=connected")
