@@ -276,14 +276,16 @@ def browser_url(settings: Settings) -> str:
 
 
 class PortBusy(M365SyncError):
-    """The address ``serve`` was asked to listen on is taken (or not this machine's)."""
+    """The address ``serve`` or ``web`` was asked to listen on is taken (or not this
+    machine's)."""
 
     status = 409
 
 
-def listen_socket(host: str, port: int) -> socket.socket:
+def listen_socket(host: str, port: int, *, command: str = "serve") -> socket.socket:
     """The listening socket, bound before anything is printed: a busy port is said at once,
-    with how to pick another, and ``--port 0`` turns into the real port the banner shows."""
+    with how to pick another (``m365sync <command> --port N``), and ``--port 0`` turns into
+    the real port the banner shows."""
     family = socket.AF_INET6 if ":" in host.strip("[]") else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -294,7 +296,7 @@ def listen_socket(host: str, port: int) -> socket.socket:
         if exc.errno == errno.EADDRINUSE:
             raise PortBusy(
                 f"Port {port} on {host} is already in use (is m365sync already running?).",
-                fix=f"Stop the other program, or pick another port: m365sync serve --port "
+                fix=f"Stop the other program, or pick another port: m365sync {command} --port "
                 f"{port + 1 if port else 8001} (or --port 0 for any free port).",
             ) from exc
         raise PortBusy(

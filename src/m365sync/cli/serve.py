@@ -74,10 +74,15 @@ def web(host: HostOption = None, port: PortOption = None) -> None:
 
     from m365sync.connections.runtime import ConnectionRuntime
     from m365sync.db import database_from_settings, migrate
+    from m365sync.demo import browser_url, listen_socket
     from m365sync.web.app import create_app
     from m365sync.workers.process import tune_garbage_collector
 
     settings = _process_settings(host=host, port=port)
+    # Bound before the migrations: a busy port is said at once, and --port 0 becomes the
+    # port this process really listens on (printed below).
+    listener = listen_socket(settings.host, settings.port, command="web")
+    settings = settings.model_copy(update={"port": listener.getsockname()[1]})
     database = database_from_settings(settings)
     try:
         migrate(database.engine)
@@ -90,17 +95,21 @@ def web(host: HostOption = None, port: PortOption = None) -> None:
             recover_bookings=False,
         )
         tune_garbage_collector()
-        uvicorn.run(
+        typer.echo(
+            f"m365sync web is running: open {browser_url(settings)} "
+            "(sync work goes to the Celery workers)."
+        )
+        config = uvicorn.Config(
             application,
-            host=settings.host,
-            port=settings.port,
             log_level=settings.log_level.lower(),
             forwarded_allow_ips=[
                 str(ip_network(proxy, strict=False)) for proxy in settings.trusted_proxies
             ],
         )
+        uvicorn.Server(config).run(sockets=[listener])
     finally:
         database.dispose()
+        listener.close()
 
 
 @app.command("scheduler")

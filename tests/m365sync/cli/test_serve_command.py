@@ -9,6 +9,8 @@ import socket
 import subprocess
 import sys
 
+import pytest
+
 
 def test_serve_shows_the_products_own_log_lines_at_debug(tmp_path):
     """``M365SYNC_LOG_LEVEL=DEBUG m365sync serve`` shows m365sync's lines next to the web
@@ -57,16 +59,21 @@ def _serve_env(tmp_path) -> dict[str, str]:
     return env
 
 
-SERVE = [sys.executable, "-c", "from m365sync.cli import main; main()", "serve", "--no-demo"]
+CLI = [sys.executable, "-c", "from m365sync.cli import main; main()"]
+# The one-process server and the scaled-out web process bind their port the same way.
+PROCESSES = pytest.mark.parametrize(
+    ("command", "process"), [("serve", [*CLI, "serve", "--no-demo"]), ("web", [*CLI, "web"])]
+)
 
 
-def test_serve_on_a_busy_port_says_so_before_any_banner_and_how_to_pick_another(tmp_path):
+@PROCESSES
+def test_a_busy_port_is_said_before_any_banner_with_how_to_pick_another(tmp_path, command, process):
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
         taken.listen(1)
         port = taken.getsockname()[1]
         answer = subprocess.run(
-            [*SERVE, "--host", "127.0.0.1", "--port", str(port)],
+            [*process, "--host", "127.0.0.1", "--port", str(port)],
             env=_serve_env(tmp_path),
             capture_output=True,
             text=True,
@@ -75,12 +82,15 @@ def test_serve_on_a_busy_port_says_so_before_any_banner_and_how_to_pick_another(
     assert answer.returncode != 0
     assert "is running" not in answer.stdout
     assert f"Port {port} on 127.0.0.1 is already in use" in answer.stderr
-    assert "--port 0" in answer.stderr and f"--port {port + 1}" in answer.stderr
+    assert "--port 0" in answer.stderr
+    assert f"m365sync {command} --port {port + 1}" in answer.stderr
+    assert "Traceback" not in answer.stderr
 
 
-def test_serve_on_port_0_prints_the_port_it_really_listens_on(tmp_path):
+@PROCESSES
+def test_port_0_prints_the_port_it_really_listens_on(tmp_path, command, process):
     server = subprocess.Popen(
-        [*SERVE, "--host", "127.0.0.1", "--port", "0"],
+        [*process, "--host", "127.0.0.1", "--port", "0"],
         env=_serve_env(tmp_path),
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,
