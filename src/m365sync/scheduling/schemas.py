@@ -22,7 +22,8 @@ class WindowInput(BaseModel):
     def _ordered(self) -> WindowInput:
         if self.end != time(0) and self.end <= self.start:
             raise ValueError(
-                f"The window {self.start:%H:%M}-{self.end:%H:%M} ends before it starts."
+                f"The window {self.start:%H:%M}-{self.end:%H:%M} ends before it starts: make "
+                "it end later (00:00 for midnight)."
             )
         return self
 
@@ -66,7 +67,8 @@ class MeetingTypeInput(BaseModel):
     def _slug(cls, value: str) -> str:
         if not SLUG.match(value):
             raise ValueError(
-                "Use lower-case letters, digits and hyphens for the link name (e.g. intro-call)."
+                "Use only lower-case letters, digits and hyphens, starting and ending with a "
+                "letter or digit (e.g. intro-call)."
             )
         return value
 

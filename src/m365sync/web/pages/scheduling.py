@@ -649,15 +649,7 @@ def _meeting_type_form(
             "problems": problems,
             "members": members,
             "editing": editing,
-            "weekdays": [
-                "Monday",
-                "Tuesday",
-                "Wednesday",
-                "Thursday",
-                "Friday",
-                "Saturday",
-                "Sunday",
-            ],
+            "weekdays": WEEKDAYS,
         },
         status,
     )
@@ -717,7 +709,7 @@ async def create_meeting_type(
             data = MeetingTypeInput.model_validate(raw)
             service.create_meeting_type(me.organization_id, data, created_by=me.member_id)
         except ValidationError as exc:
-            problems = {"form": "; ".join(_field_message(e) for e in exc.errors())}
+            problems = _form_problems(exc, raw)
             return _meeting_type_form(request, me, service, values, problems, 422)
         except M365SyncError as exc:
             db.rollback()
@@ -751,7 +743,7 @@ async def update_meeting_type(
         try:
             service.update_meeting_type(editing, MeetingTypeInput.model_validate(raw))
         except ValidationError as exc:
-            problems = {"form": "; ".join(_field_message(e) for e in exc.errors())}
+            problems = _form_problems(exc, raw)
             db.rollback()
             return _meeting_type_form(request, me, service, values, problems, 422, editing=editing)
         except M365SyncError as exc:
@@ -780,10 +772,59 @@ def delete_meeting_type(
     return RedirectResponse(request.url_for("scheduling_home"), 303)
 
 
-def _field_message(error: Any) -> str:
-    where = ".".join(str(p) for p in error.get("loc", ()) if p != "__root__")
-    message = str(error.get("msg", "")).removeprefix("Value error, ")
-    return f"{where.replace('_', ' ')}: {message}" if where else message
+WEEKDAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
+# The meeting type form's labels, as the form shows them: a problem names the field a
+# person sees, never the schema's key.
+MEETING_TYPE_LABELS = {
+    "name": "Name",
+    "slug": "Link name",
+    "description": "Description",
+    "kind": "Kind",
+    "host_member_ids": "Hosts",
+    "duration_minutes": "Duration (minutes)",
+    "location": "Location",
+    "windows": "Availability",
+    "buffer_before_minutes": "Buffer before (minutes)",
+    "buffer_after_minutes": "Buffer after (minutes)",
+    "minimum_notice_minutes": "Minimum notice (minutes)",
+    "horizon_days": "Bookable up to (days ahead)",
+    "daily_limit": "Most bookings per day",
+    "questions": "Questions for the invitee",
+}
+
+
+def _form_problems(exc: ValidationError, raw: dict[str, Any]) -> dict[str, str]:
+    """The meeting type form's problems in a person's words: each names the field's label
+    and what to enter instead (the rules themselves stay in ``MeetingTypeInput``)."""
+    return {"form": " ".join(_form_problem(error, raw) for error in exc.errors())}
+
+
+def _form_problem(error: Any, raw: dict[str, Any]) -> str:
+    loc = [p for p in error.get("loc", ()) if p != "__root__"]
+    label = MEETING_TYPE_LABELS.get(str(loc[0])) if loc else None
+    if loc[:1] == ["windows"] and len(loc) > 1 and isinstance(loc[1], int):
+        label = f"Availability, {WEEKDAYS[raw['windows'][loc[1]]['weekday']]}"
+    ctx = error.get("ctx") or {}
+    kind = str(error.get("type", ""))
+    if kind in {"int_parsing", "int_type", "int_from_float"}:
+        text = "enter a whole number."
+    elif kind == "greater_than_equal":
+        text = f"enter {ctx.get('ge')} or more."
+    elif kind == "less_than_equal":
+        text = f"enter {ctx.get('le')} or less."
+    elif kind == "string_too_short":
+        text = "fill it in."
+    elif kind == "string_too_long":
+        text = f"shorten it to {ctx.get('max_length')} characters or fewer."
+    elif kind == "too_short":
+        text = "choose at least one."
+    elif kind in {"time_parsing", "time_type"}:
+        text = "enter a time like 09:00."
+    else:  # the schema's own sentence, which says the fix
+        text = str(error.get("msg", "")).removeprefix("Value error, ")
+    if label is None:
+        return text[:1].upper() + text[1:]
+    return f"{label}: {text[:1].lower()}{text[1:]}"
 
 
 @router.post("/scheduling/meeting-types/{meeting_type_id}/active", name="toggle_meeting_type")

@@ -93,6 +93,40 @@ def test_rep_creates_a_meeting_type_with_custom_hours(
     )
 
 
+def test_meeting_type_form_problems_name_the_fields_label_and_the_fix(
+    world: SchedulingWorld, client: TestClient
+) -> None:
+    csrf = sign_in(world, client, "adele@contoso.com")
+    form = {"csrf_token": csrf, "name": "Quick chat", "slug": "quick-chat"}
+    bad = client.post(
+        "/scheduling/meeting-types",
+        data={
+            **form,
+            "duration_minutes": "3",
+            "slug": "Quick Chat!",
+            "day0_start": "14:00",
+            "day0_end": "13:00",
+            "horizon_days": "soon",
+        },
+    )
+    assert bad.status_code == 422
+    alert = re.search(r'role="alert"><p class="error-message">(.*?)</p>', bad.text, re.S)
+    assert alert, bad.text
+    words = alert.group(1).replace("&#39;", "'")
+    assert "Duration (minutes): enter 5 or more." in words
+    assert "Link name: use only lower-case letters, digits and hyphens" in words
+    assert "(e.g. intro-call)" in words
+    assert "Availability, Monday: the window 14:00-13:00 ends before it starts" in words
+    assert "Bookable up to (days ahead): enter a whole number." in words
+    for key in ("duration_minutes", "duration minutes", "slug", "horizon_days", "windows"):
+        assert key not in words
+    # What was typed stays in the form to correct.
+    assert 'value="Quick Chat!"' in bad.text and 'value="3"' in bad.text
+
+    not_five = client.post("/scheduling/meeting-types", data={**form, "duration_minutes": "7"})
+    assert "Duration (minutes): use a multiple of 5 minutes." in not_five.text
+
+
 def test_admin_switches_scheduling_off_for_a_member(
     world: SchedulingWorld, client: TestClient
 ) -> None:
