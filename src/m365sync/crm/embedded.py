@@ -689,6 +689,53 @@ class EmbeddedCrm:
                 found[item_id] = LinkedItem(aid, ck, modified, crm_pending=seq > pushed)
         return found
 
+    def adopt_tasks(
+        self, member_id: str, records: Sequence[TaskRecord], keep: Collection[str]
+    ) -> int:
+        if not records:
+            return 0
+        rows = self.session.execute(
+            select(
+                CrmActivity.id,
+                CrmActivity.subject,
+                CrmActivity.due_at,
+                CrmActivityMember.graph_item_id,
+            )
+            .join(CrmActivity, CrmActivity.id == CrmActivityMember.activity_id)
+            .where(
+                CrmActivityMember.member_id == member_id,
+                CrmActivityMember.removed_at.is_(None),
+                CrmActivity.kind == ActivityKind.TASK,
+                CrmActivity.deleted_at.is_(None),
+            )
+            .order_by(CrmActivity.created_at, CrmActivity.id)
+        )
+        candidates: dict[tuple[str, Any], list[str]] = {}
+        for aid, subject, due, item_id in rows:
+            if item_id is not None and item_id not in keep:
+                candidates.setdefault((subject, due.date() if due else None), []).append(aid)
+        adopted = 0
+        for record in records:
+            key = (bounded_subject(record.title), record.due_at.date() if record.due_at else None)
+            found = candidates.get(key)
+            if not found:
+                continue
+            aid = found.pop(0)
+            self.session.execute(
+                update(CrmActivity)
+                .where(CrmActivity.id == aid)
+                .values(external_id=record.external_id)
+            )
+            self.session.execute(
+                update(CrmActivityMember)
+                .where(
+                    CrmActivityMember.activity_id == aid, CrmActivityMember.member_id == member_id
+                )
+                .values(graph_item_id=record.graph_item_id, change_key=None)
+            )
+            adopted += 1
+        return adopted
+
     def linked_item_ids(
         self,
         kind: ActivityKind,
