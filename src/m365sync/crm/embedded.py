@@ -890,6 +890,8 @@ class EmbeddedCrm:
         self, kind: ActivityKind, member_id: str, results: Sequence[PushResult]
     ) -> None:
         for result in results:
+            if result.graph_item_id is not None:
+                self._drop_pulled_copies(kind, member_id, result)
             if result.external_id:
                 self.session.execute(
                     update(CrmActivity)
@@ -916,6 +918,40 @@ class EmbeddedCrm:
             if result.change_key is not None:
                 row["change_key"] = result.change_key
             self._link_members([row])
+
+    def _drop_pulled_copies(self, kind: ActivityKind, member_id: str, result: PushResult) -> None:
+        """A create whose record was lost (the process died after Microsoft answered) is
+        found again by its retry (``transactionId``, or the stamp over EWS); meanwhile a pull
+        may have logged the item as a new activity of its own. That copy is deleted (its
+        external id released) so the CRM activity the item was made for stays the only one."""
+        copies = sorted(
+            set(
+                self.session.scalars(
+                    select(CrmActivityMember.activity_id)
+                    .join(CrmActivity, CrmActivity.id == CrmActivityMember.activity_id)
+                    .where(
+                        CrmActivityMember.member_id == member_id,
+                        CrmActivityMember.graph_item_id == result.graph_item_id,
+                        CrmActivityMember.activity_id != result.activity_id,
+                        CrmActivity.kind == kind,
+                    )
+                )
+            )
+        )
+        if not copies:
+            return
+        now = utcnow()
+        self.session.execute(
+            update(CrmActivityMember)
+            .where(CrmActivityMember.activity_id.in_(copies))
+            .values(graph_item_id=None, removed_at=now)
+        )
+        self.session.execute(
+            update(CrmActivity)
+            .where(CrmActivity.id.in_(copies))
+            .values(external_id=CrmActivity.id, deleted_at=now, modified_at=now)
+        )
+        self._changed(copies)
 
     # -- CRM-side edits (the CRM's own UI/API; they feed ``changes_since``) ----------------
     def crm_save_event(

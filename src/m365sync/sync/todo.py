@@ -169,6 +169,7 @@ def _push_route(ctx: RunContext, list_id: str, *, items: ItemWriter | None = Non
         body=_task_body,
         change_key="@odata.etag",
         external_id="id",
+        idempotent_create=items is not None,  # EWS: the stamp (To Do has no transactionId)
     )
 
 
