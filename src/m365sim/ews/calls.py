@@ -24,7 +24,7 @@ from typing import Any
 from m365sim.directory.models import Tenant, User
 from m365sim.ews import exceptions as errors
 from m365sim.ews.auth import Principal
-from m365sim.ews.mailbox import EwsFolder, MailboxView
+from m365sim.ews.mailbox import EwsFolder, MailboxView, todo_task_id
 from m365sim.ews.models import ExchangeOrganization
 from m365sim.ews.soap import child, t, text_of
 from m365sim.exceptions import GraphError
@@ -177,7 +177,7 @@ class EwsCall:
             except GraphError:
                 pass
             for tasks in view.todo.tasks.values():
-                found = tasks.get(item_id)
+                found = tasks.get(todo_task_id(item_id))
                 if found is not None:
                     return ResolvedItem(view, task=found)
         raise errors.ErrorItemNotFound()

@@ -29,7 +29,7 @@ from datetime import UTC, date, datetime, time
 from typing import Any
 
 from m365sim.ews import exceptions as errors
-from m365sim.ews.mailbox import MailboxView
+from m365sim.ews.mailbox import MailboxView, ews_task_id
 from m365sim.ews.soap import child, children, ews_duration, sub, t, text_of
 from m365sim.graph.calendar.formats import change_key, zone
 from m365sim.graph.calendar.models import Attendee, Event
@@ -767,7 +767,7 @@ TASK_DEFAULT = frozenset({"item:Subject", "task:Status", "task:DueDate", "item:I
 
 def render_task(parent: Any, task: TodoTask, view: MailboxView, shape: ItemShape) -> Any:
     item = sub(parent, t("Task"))
-    sub(item, t("ItemId"), Id=task.id, ChangeKey=change_key(task.id, task.version))
+    sub(item, t("ItemId"), Id=ews_task_id(task.id), ChangeKey=change_key(task.id, task.version))
     folder_view = view.folder(task.list_id)
     complete = task.status == "completed"
     order: list[tuple[str, Emitter]] = [

@@ -14,7 +14,11 @@ mailbox root, as Exchange lays them out::
 
 Folder and item ids are the ones Graph hands out (Graph's default ids *are* EWS ids in
 Exchange), so an id read through one protocol resolves through the other. The root and
-Contacts folders exist only in this view and have ids of their own.
+Contacts folders exist only in this view and have ids of their own. Tasks are the
+exception: To Do names a task with To Do's own id, EWS with an Exchange item id
+(``ews_task_id``), and neither API documents a translation from one to the other (Graph's
+``translateExchangeIds`` covers Outlook items, not To Do tasks), so a client moving a
+mailbox between the protocols cannot match a task by its id.
 
 Differences from Exchange: no search folders, Recoverable Items, Conversation History,
 Notes or Journal folders; Contacts is always empty; folders other than mail folders and
@@ -39,7 +43,18 @@ from m365sim.graph.todo.backend import TodoBackend
 from m365sim.graph.todo.models import TaskList, TodoStore
 from m365sim.state import SimState
 
-__all__ = ["EwsFolder", "MailboxView"]
+__all__ = ["EwsFolder", "MailboxView", "ews_task_id", "todo_task_id"]
+
+
+def ews_task_id(todo_id: str) -> str:
+    """The EWS item id of the To Do task ``todo_id`` (a different string: see the module)."""
+    return todo_id.replace("-", "+").replace("_", "/")
+
+
+def todo_task_id(ews_id: str) -> str:
+    """The To Do id of the task whose EWS item id is ``ews_id``."""
+    return ews_id.replace("+", "-").replace("/", "_")
+
 
 _MAIL_DISTINGUISHED = {
     "msgfolderroot": "msgfolderroot",

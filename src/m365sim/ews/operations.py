@@ -22,6 +22,7 @@ from typing import Any
 
 from m365sim.ews import exceptions as errors
 from m365sim.ews.calls import EwsCall, ResolvedItem
+from m365sim.ews.extended import extended_properties
 from m365sim.ews.items import (
     ItemShape,
     calendar_fields_from_xml,
@@ -395,7 +396,8 @@ def find_item(call: EwsCall, request: Any) -> Any:
             items = _folder_items(view, folder, calendar_view)
             if restriction is not None:
                 condition = children(restriction)
-                items = [i for i in items if all(matches(c, i) for c in condition)]
+                stamps = extended_properties(call.state).value
+                items = [i for i in items if all(matches(c, i, stamps) for c in condition)]
             if calendar_view is None:
                 items = _sorted(items, order)
         except errors.ResponseError as exc:
@@ -562,6 +564,7 @@ def create_item(call: EwsCall, request: Any) -> Any:
                 view, folder = call.mailbox(None, write=True), None
             if name == "CalendarItem":
                 created: Any = _create_event(call, view, folder, item, request)
+                extended_properties(call.state).save(created.id, item)
                 found = ResolvedItem(call.refresh(view), event=created)
             elif name == "Message":
                 found = _create_message(call, view, folder, item, request)
@@ -579,6 +582,7 @@ def create_item(call: EwsCall, request: Any) -> Any:
                     list_id,
                     task_fields_from_xml(item, default_zone=call.zone_name),
                 )
+                extended_properties(call.state).save(task.id, item)
                 found = ResolvedItem(view, task=task)
             else:
                 raise errors.ErrorInvalidRequest(

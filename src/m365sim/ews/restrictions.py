@@ -3,7 +3,9 @@
 Supported: ``And``, ``Or``, ``Not``, ``Exists``, ``Contains`` (substring, prefix or full
 string; case-sensitive or not) and the six comparisons (``IsEqualTo``,
 ``IsNotEqualTo``, ``IsGreaterThan``, ``IsGreaterThanOrEqualTo``, ``IsLessThan``,
-``IsLessThanOrEqualTo``) against a ``Constant``, on the FieldURIs in ``FIELDS``.
+``IsLessThanOrEqualTo``) against a ``Constant``, on the FieldURIs in ``FIELDS`` and on
+extended properties (``ExtendedFieldURI``, the ones stamped at ``CreateItem``: see
+``ews.extended``).
 Another property answers ``ErrorUnsupportedPathForQuery``, as Exchange does for a property
 it can't search on.
 """
@@ -15,6 +17,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from m365sim.ews.exceptions import ResponseError
+from m365sim.ews.extended import extended_key
 from m365sim.ews.soap import child, children, local_name, t
 from m365sim.graph.calendar.models import Event
 from m365sim.graph.mail.models import Message
@@ -93,6 +96,17 @@ def _uri(node: Any) -> str:
     return uri
 
 
+Extended = Callable[[Any, str], Any]
+"""An item's extended property by ``extended_key`` (None: the item doesn't have it)."""
+
+
+def _value(node: Any, item: Any, extended: Extended | None) -> Any:
+    uri = child(node, t("ExtendedFieldURI"))
+    if uri is not None:
+        return extended(item, extended_key(uri)) if extended is not None else None
+    return FIELDS[_uri(node)](item)
+
+
 def _constant(node: Any) -> str:
     holder = child(node, t("FieldURIOrConstant"))
     constant = child(holder if holder is not None else node, t("Constant"))
@@ -113,20 +127,21 @@ def _coerce(text: str, sample: Any) -> Any:
     return text
 
 
-def matches(node: Any, item: Any) -> bool:
-    """Does ``item`` (a message or an event) satisfy the search expression ``node``?"""
+def matches(node: Any, item: Any, extended: Extended | None = None) -> bool:
+    """Does ``item`` (a message, an event or a task) satisfy the search expression
+    ``node``?"""
     name = local_name(node)
     if name == "And":
-        return all(matches(c, item) for c in children(node))
+        return all(matches(c, item, extended) for c in children(node))
     if name == "Or":
-        return any(matches(c, item) for c in children(node))
+        return any(matches(c, item, extended) for c in children(node))
     if name == "Not":
-        return not any(matches(c, item) for c in children(node))
+        return not any(matches(c, item, extended) for c in children(node))
     if name == "Exists":
-        value = FIELDS[_uri(node)](item)
+        value = _value(node, item, extended)
         return value not in (None, "", [])
     if name == "Contains":
-        value = FIELDS[_uri(node)](item)
+        value = _value(node, item, extended)
         needle = str(child(node, t("Constant")).get("Value") or "")
         values = value if isinstance(value, list) else [value]
         ignore_case = (node.get("ContainmentComparison") or "Exact") != "Exact"
@@ -147,7 +162,7 @@ def matches(node: Any, item: Any) -> bool:
                 return True
         return False
     if name in _COMPARISONS:
-        value = FIELDS[_uri(node)](item)
+        value = _value(node, item, extended)
         if value is None:
             return name == "IsNotEqualTo"
         if isinstance(value, list):

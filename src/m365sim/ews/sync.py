@@ -42,10 +42,11 @@ from typing import Any
 import orjson
 
 from m365sim.ews import exceptions as errors
-from m365sim.ews.mailbox import EwsFolder, MailboxView
+from m365sim.ews.mailbox import EwsFolder, MailboxView, ews_task_id
 from m365sim.graph.calendar.models import CalendarStore, Event
 from m365sim.graph.ids import parse_item_id
 from m365sim.graph.mail.models import MailFolder, Message, Tombstone
+from m365sim.graph.todo.models import TodoTask
 from m365sim.state import Change, SimState
 
 __all__ = [
@@ -239,6 +240,8 @@ def _ignored(change: ItemChange, ignore: set[str], mailbox: str) -> bool:
         return False
     if isinstance(change.item, Message):
         return change.item.id_for(False, mailbox) in ignore
+    if isinstance(change.item, TodoTask):
+        return ews_task_id(change.item.id) in ignore
     return (change.item_id or getattr(change.item, "id", "")) in ignore
 
 
@@ -395,7 +398,10 @@ class _TaskSource:
             task = tasks.get(key)
             created = self.book.created_seq.get((self.user_id, key), 0)
             if task is None:
-                yield seq, None if created > since else ItemChange("Delete", item_id=key)
+                yield (
+                    seq,
+                    None if created > since else ItemChange("Delete", item_id=ews_task_id(key)),
+                )
             else:
                 yield seq, ItemChange("Create" if created > since else "Update", item=task)
 

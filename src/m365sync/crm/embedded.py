@@ -689,6 +689,53 @@ class EmbeddedCrm:
                 found[item_id] = LinkedItem(aid, ck, modified, crm_pending=seq > pushed)
         return found
 
+    def adopt_tasks(
+        self, member_id: str, records: Sequence[TaskRecord], keep: Collection[str]
+    ) -> int:
+        if not records:
+            return 0
+        rows = self.session.execute(
+            select(
+                CrmActivity.id,
+                CrmActivity.subject,
+                CrmActivity.due_at,
+                CrmActivityMember.graph_item_id,
+            )
+            .join(CrmActivity, CrmActivity.id == CrmActivityMember.activity_id)
+            .where(
+                CrmActivityMember.member_id == member_id,
+                CrmActivityMember.removed_at.is_(None),
+                CrmActivity.kind == ActivityKind.TASK,
+                CrmActivity.deleted_at.is_(None),
+            )
+            .order_by(CrmActivity.created_at, CrmActivity.id)
+        )
+        candidates: dict[tuple[str, Any], list[str]] = {}
+        for aid, subject, due, item_id in rows:
+            if item_id is not None and item_id not in keep:
+                candidates.setdefault((subject, due.date() if due else None), []).append(aid)
+        adopted = 0
+        for record in records:
+            key = (bounded_subject(record.title), record.due_at.date() if record.due_at else None)
+            found = candidates.get(key)
+            if not found:
+                continue
+            aid = found.pop(0)
+            self.session.execute(
+                update(CrmActivity)
+                .where(CrmActivity.id == aid)
+                .values(external_id=record.external_id)
+            )
+            self.session.execute(
+                update(CrmActivityMember)
+                .where(
+                    CrmActivityMember.activity_id == aid, CrmActivityMember.member_id == member_id
+                )
+                .values(graph_item_id=record.graph_item_id, change_key=None)
+            )
+            adopted += 1
+        return adopted
+
     def linked_item_ids(
         self,
         kind: ActivityKind,
@@ -843,6 +890,8 @@ class EmbeddedCrm:
         self, kind: ActivityKind, member_id: str, results: Sequence[PushResult]
     ) -> None:
         for result in results:
+            if result.graph_item_id is not None:
+                self._drop_pulled_copies(kind, member_id, result)
             if result.external_id:
                 self.session.execute(
                     update(CrmActivity)
@@ -869,6 +918,40 @@ class EmbeddedCrm:
             if result.change_key is not None:
                 row["change_key"] = result.change_key
             self._link_members([row])
+
+    def _drop_pulled_copies(self, kind: ActivityKind, member_id: str, result: PushResult) -> None:
+        """A create whose record was lost (the process died after Microsoft answered) is
+        found again by its retry (``transactionId``, or the stamp over EWS); meanwhile a pull
+        may have logged the item as a new activity of its own. That copy is deleted (its
+        external id released) so the CRM activity the item was made for stays the only one."""
+        copies = sorted(
+            set(
+                self.session.scalars(
+                    select(CrmActivityMember.activity_id)
+                    .join(CrmActivity, CrmActivity.id == CrmActivityMember.activity_id)
+                    .where(
+                        CrmActivityMember.member_id == member_id,
+                        CrmActivityMember.graph_item_id == result.graph_item_id,
+                        CrmActivityMember.activity_id != result.activity_id,
+                        CrmActivity.kind == kind,
+                    )
+                )
+            )
+        )
+        if not copies:
+            return
+        now = utcnow()
+        self.session.execute(
+            update(CrmActivityMember)
+            .where(CrmActivityMember.activity_id.in_(copies))
+            .values(graph_item_id=None, removed_at=now)
+        )
+        self.session.execute(
+            update(CrmActivity)
+            .where(CrmActivity.id.in_(copies))
+            .values(external_id=CrmActivity.id, deleted_at=now, modified_at=now)
+        )
+        self._changed(copies)
 
     # -- CRM-side edits (the CRM's own UI/API; they feed ``changes_since``) ----------------
     def crm_save_event(

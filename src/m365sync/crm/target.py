@@ -226,6 +226,16 @@ class CrmTarget(Protocol):
         self, kind: ActivityKind, member_id: str, graph_item_ids: Collection[str]
     ) -> dict[str, LinkedItem]: ...
 
+    def adopt_tasks(
+        self, member_id: str, records: Sequence[TaskRecord], keep: Collection[str]
+    ) -> int:
+        """Re-key the member's tasks that ``records`` name under another id: each record (not
+        linked by its id) takes over one task of the member with the same title and due day
+        whose mailbox item id is not in ``keep``, the oldest first. The same task seen through
+        EWS and then To Do has two unrelated ids; this keeps it one CRM task. Returns how many
+        were adopted."""
+        ...
+
     def linked_item_ids(
         self,
         kind: ActivityKind,

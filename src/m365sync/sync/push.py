@@ -8,7 +8,8 @@ Each Microsoft write happens after the local transaction that decided it has com
 and its result is recorded in a new one. Writing first and committing after would, on a
 rollback, leave an item in Outlook or To Do that the CRM doesn't know about, and the retry
 would create it a second time. A crash between an event's create and its record is covered
-by the create's ``transactionId`` (the retried POST returns the same event).
+by the create's ``transactionId`` (the retried POST returns the same event); over EWS,
+which has none, by a stamp on the item that the retry looks for (``ews.stamp``).
 """
 
 from __future__ import annotations
@@ -63,7 +64,8 @@ class PushRoute:
     external_id: str
     """The answer's field the CRM keeps as the item's external id."""
     idempotent_create: bool = False
-    """Send the activity id as the create's ``transactionId`` (events only)."""
+    """Send the activity id as the create's ``transactionId`` (Graph events; over EWS,
+    events and tasks, where it becomes the item's stamp)."""
     leave_alone: Callable[[OutboundChange], bool] = _never
     """Changes Microsoft must not be sent: its copy is kept as it is."""
 

@@ -72,9 +72,15 @@ def _write_page(ctx: RunContext, page: Page) -> None:
             except (ValueError, TypeError, KeyError, OverflowError) as exc:
                 ctx.progress.quarantined += 1
                 repo.quarantine(ctx.unit_id, item_id, f"Unreadable task: {exc}", repr(item)[:2000])
-        linked = crm.linked_items(
-            ActivityKind.TASK, ctx.member_id, [r.graph_item_id for r in records]
-        )
+        ids = [r.graph_item_id for r in records]
+        linked = crm.linked_items(ActivityKind.TASK, ctx.member_id, ids)
+        if ctx.full:
+            # a first round (a protocol switch starts one): a task To Do and EWS both show
+            # has unrelated ids in each, so an unknown id may be a known task under the
+            # other protocol's id: match it on title and due day (docs/sync.md)
+            crm.adopt_tasks(
+                ctx.member_id, [r for r in records if r.graph_item_id not in linked], ids
+            )
         fresh = []
         for record in records:
             known = linked.get(record.graph_item_id)
@@ -163,6 +169,7 @@ def _push_route(ctx: RunContext, list_id: str, *, items: ItemWriter | None = Non
         body=_task_body,
         change_key="@odata.etag",
         external_id="id",
+        idempotent_create=items is not None,  # EWS: the stamp (To Do has no transactionId)
     )
 
 

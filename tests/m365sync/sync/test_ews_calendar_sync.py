@@ -24,6 +24,7 @@ from support.calendars import (
     outlook_event,
     outlook_events,
 )
+from support.crashes import crash_recording_once
 from support.ews_world import exchange_only
 from support.sync_world import SyncWorld
 
@@ -190,3 +191,28 @@ def test_an_expired_sync_state_resyncs_the_calendar(world: SyncWorld) -> None:
     outlook_event(world, ADELE, subject="Review", start=gtime(at(4)), end=gtime(at(4, 16)))
     synced(world, ADELE)
     assert sorted(e.subject for e in crm_events(world)) == ["Dentist", "Review"]
+
+
+def test_a_crash_after_exchange_created_the_item_leaves_one_copy(
+    world: SyncWorld, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """EWS has no transactionId: the process dies between Exchange's answer to the
+    CreateItem and the local record of it; the retry finds the stamped item instead of
+    creating a second one."""
+    with world.crm() as crm:
+        crm.crm_save_event(
+            owner_member_id=world.members[ADELE],
+            subject="Demo for Kim",
+            starts_at=at(3),
+            ends_at=at(3, 16),
+        )
+    died = crash_recording_once(monkeypatch)
+    assert world.sync(ADELE, CAL).outcome == "failed"
+    assert died == [True]
+    assert [e["subject"] for e in outlook_events(world, ADELE)] == ["Demo for Kim"]
+
+    synced(world, ADELE)
+    synced(world, ADELE)
+    (created,) = outlook_events(world, ADELE)
+    (event,) = crm_events(world)
+    assert event.external_id == created["iCalUId"]

@@ -16,7 +16,7 @@ from m365sync.sync import service as sync
 from m365sync.sync.features import SyncFeature
 from m365sync.sync.models import UnitStatus
 from support.ews_clients import turn_on_exchange
-from support.ews_world import store_exchange_service_account
+from support.ews_world import store_exchange_service_account, store_exchange_user_connection
 from support.sync_world import SyncWorld
 
 ADELE = "adele@contoso.com"  # in Exchange Online
@@ -139,3 +139,52 @@ def test_a_meeting_across_the_hybrid_is_one_event_and_survives_the_move(
     moved = world.sync(DIEGO, SyncFeature.CALENDAR)
     assert moved.outcome == "ok", (moved.error, moved.fix)
     assert events() == [("Hybrid planning", made.json()["iCalUId"], both)]
+
+
+def test_tasks_synced_over_ews_stay_one_task_each_after_the_move(world: SyncWorld) -> None:
+    """To Do and EWS name a task with unrelated ids: the move's first round over Graph
+    finds Diego's tasks by title and due day, so each stays one CRM task, still two-way."""
+    store_exchange_user_connection(world, DIEGO)
+    due = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0) + timedelta(days=3)
+    for title, when in (("Call Kim back", None), ("Send proposal", due)):
+        body: dict[str, object] = {"title": title}
+        if when is not None:
+            body["dueDateTime"] = {
+                "dateTime": when.strftime("%Y-%m-%dT%H:%M:%S"),
+                "timeZone": "UTC",
+            }
+        world.control.post(
+            f"/_sim/mailboxes/{DIEGO}/todo/lists/default/tasks", json=body
+        ).raise_for_status()
+    first = world.sync(DIEGO, SyncFeature.TASKS)
+    assert first.outcome == "ok", (first.error, first.fix)
+    assert served_by(world) == {DIEGO: "ews"}
+
+    def tasks() -> list[str]:
+        with world.crm() as crm:
+            return sorted(t.subject for t in crm.activities(ActivityKind.TASK))
+
+    assert tasks() == ["Call Kim back", "Send proposal"]
+
+    place(world, DIEGO, "cloud")
+    moved = world.sync(DIEGO, SyncFeature.TASKS)
+    assert moved.outcome == "ok", (moved.error, moved.fix)
+    assert served_by(world) == {DIEGO: "graph"}
+    assert tasks() == ["Call Kim back", "Send proposal"]  # no task doubled
+
+    # still linked: a CRM edit reaches the To Do task, and nothing is created twice
+    with world.crm() as crm:
+        (proposal,) = [t for t in crm.activities(ActivityKind.TASK) if t.subject == "Send proposal"]
+        crm.crm_save_task(
+            activity_id=proposal.id,
+            owner_member_id=world.members[DIEGO],
+            title="Send proposal v2",
+            due_at=due,
+            notes="",
+        )
+    assert world.sync(DIEGO, SyncFeature.TASKS).outcome == "ok"
+    assert sorted(t["title"] for t in world.todo_tasks(DIEGO)) == [
+        "Call Kim back",
+        "Send proposal v2",
+    ]
+    assert tasks() == ["Call Kim back", "Send proposal v2"]

@@ -16,6 +16,7 @@ from m365sync.crm.models import ActivityKind
 from m365sync.microsoft.ews import ExchangeLogin, ExchangeServer, close_exchange_connections
 from m365sync.sync.features import SyncFeature
 from m365sync.sync.models import SyncCursor
+from support.crashes import crash_recording_once
 from support.ews_clients import USER_PASSWORD
 from support.ews_world import exchange_only, store_exchange_user_connection
 from support.sync_world import SyncWorld
@@ -102,3 +103,22 @@ def test_tasks_sync_both_ways_over_ews(world: SyncWorld) -> None:
     after["Call Kim back"].delete()
     synced(world)
     assert "Call Kim back" not in crm_tasks(world)
+
+
+def test_a_crash_after_exchange_created_the_task_leaves_one_copy(
+    world: SyncWorld, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The process dies between Exchange's answer to the task's CreateItem and the local
+    record of it: the retry finds the stamped task instead of creating a second one."""
+    with world.crm() as crm:
+        crm.crm_save_task(owner_member_id=world.members[ADELE], title="Send proposal")
+    died = crash_recording_once(monkeypatch)
+    assert world.sync(ADELE, TASKS).outcome == "failed"
+    assert died == [True]
+    assert list(adele_tasks(world)) == ["Send proposal"]
+
+    synced(world)
+    synced(world)
+    assert [t.subject for t in adele_tasks(world).values()] == ["Send proposal"]
+    assert len(world.todo_tasks(ADELE)) == 1
+    assert list(crm_tasks(world)) == ["Send proposal"]

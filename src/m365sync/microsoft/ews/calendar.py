@@ -33,6 +33,7 @@ from m365sync.microsoft.dates import read_graph_datetime
 from m365sync.microsoft.ews._errors import classify_ews_error
 from m365sync.microsoft.ews.client import ExchangeServer
 from m365sync.microsoft.ews.mail import MAX_CHANGES, _address, _addresses, _instant
+from m365sync.microsoft.ews.stamp import STAMP_FIELD, find_stamped
 
 GET_ITEM_CHUNK = 100
 """Items per ``GetItem``: Exchange's default ``EWSMaxBatchSize`` is far above, its
@@ -229,9 +230,15 @@ class ExchangeCalendarItems:
         item.refresh()  # the UID and ChangeKey Exchange gave it
         return {"id": item.id, "changeKey": item.changekey, "iCalUId": item.uid}
 
-    def _create(self, body: dict[str, Any]) -> dict[str, Any]:
+    def _create(self, body: dict[str, Any], stamp: str | None) -> dict[str, Any]:
+        if stamp is not None:
+            made = find_stamped(self.account.calendar, stamp)
+            if isinstance(made, CalendarItem):
+                return self._answer(made)  # created before a crash: not again
         item = CalendarItem(account=self.account, folder=self.account.calendar)
         _apply(item, body)
+        if stamp is not None:
+            setattr(item, STAMP_FIELD, stamp)
         item.save(send_meeting_invitations=_invitations(body))
         return self._answer(item)
 
@@ -255,9 +262,9 @@ class ExchangeCalendarItems:
     async def create(
         self, body: dict[str, Any], *, transaction_id: str | None = None
     ) -> dict[str, Any]:
-        """EWS has no ``transactionId`` (ignored): a crash between Exchange's answer and
-        our record can leave a second copy on the retry (``docs/sync.md``)."""
-        return await asyncio.to_thread(self.server.call, lambda: self._create(body))
+        """EWS has no ``transactionId``: the item is stamped with it instead, and an item
+        already stamped with it is the answer (``ews.stamp``)."""
+        return await asyncio.to_thread(self.server.call, lambda: self._create(body, transaction_id))
 
     async def update(self, item_id: str, body: dict[str, Any]) -> dict[str, Any]:
         return await asyncio.to_thread(self.server.call, lambda: self._update(item_id, body))

@@ -20,6 +20,7 @@ from m365sync.microsoft import errors as ms
 from m365sync.microsoft.dates import read_graph_datetime
 from m365sync.microsoft.ews.client import ExchangeServer
 from m365sync.microsoft.ews.mail import MAX_CHANGES, MessagePage, _instant, folder_changes
+from m365sync.microsoft.ews.stamp import STAMP_FIELD, find_stamped
 
 TASK_FIELDS = (
     "subject",
@@ -109,9 +110,15 @@ class ExchangeTasks:
             raise ms.ItemNotFound("The task is no longer in the mailbox.")
         return found
 
-    def _create(self, body: dict[str, Any]) -> dict[str, Any]:
+    def _create(self, body: dict[str, Any], stamp: str | None) -> dict[str, Any]:
+        if stamp is not None:
+            made = find_stamped(self.account.tasks, stamp)
+            if isinstance(made, Task):
+                return {"id": made.id, "@odata.etag": made.changekey}  # created before a crash
         item = Task(account=self.account, folder=self.account.tasks)
         _apply(item, body)
+        if stamp is not None:
+            setattr(item, STAMP_FIELD, stamp)
         item.save()
         return {"id": item.id, "@odata.etag": item.changekey}
 
@@ -123,7 +130,9 @@ class ExchangeTasks:
     async def create(
         self, body: dict[str, Any], *, transaction_id: str | None = None
     ) -> dict[str, Any]:
-        return await asyncio.to_thread(self.server.call, lambda: self._create(body))
+        """``transaction_id`` stamps the task, and a task already stamped with it is the
+        answer (``ews.stamp``)."""
+        return await asyncio.to_thread(self.server.call, lambda: self._create(body, transaction_id))
 
     async def update(self, item_id: str, body: dict[str, Any]) -> dict[str, Any]:
         return await asyncio.to_thread(self.server.call, lambda: self._update(item_id, body))
