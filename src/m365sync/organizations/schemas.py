@@ -39,6 +39,12 @@ class DomainOut(BaseModel):
     tenant_id: str | None = Field(description="The Microsoft 365 tenant it is verified in.")
     dns_txt_record: DnsRecordOut
     created_at: datetime
+    warning: str | None = Field(
+        default=None,
+        description="When adding: why this domain looks like none of the organization's own "
+        "(its Microsoft 365 tenant is not the service accounts' tenant); it was added anyway.",
+    )
+    warning_fix: str | None = None
 
 
 class MemberIn(BaseModel):

@@ -6,6 +6,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Body, Request, Response
 
 from m365sync.audit import service as audit
+from m365sync.connections import service_accounts
 from m365sync.organizations import service as orgs
 from m365sync.organizations.models import ApiToken, Domain
 from m365sync.organizations.schemas import (
@@ -20,7 +21,7 @@ from m365sync.organizations.schemas import (
     MemberPatch,
     OrganizationOut,
 )
-from m365sync.web.dependencies import ApiAdmin, DbSession
+from m365sync.web.dependencies import ApiAdmin, DbSession, Runtime
 
 router = APIRouter(prefix="/organizations/{org}", tags=["organizations"])
 
@@ -55,9 +56,18 @@ def list_domains(caller: ApiAdmin, session: DbSession) -> list[DomainOut]:
 
 
 @router.post("/domains", response_model=DomainOut, status_code=201)
-def add_domain(caller: ApiAdmin, session: DbSession, body: DomainIn) -> DomainOut:
-    """Claim a domain: unverified until proven (409 when another organization verified it)."""
-    return _domain_out(orgs.add_domain(session, caller.organization, body.name, actor=caller.actor))
+async def add_domain(
+    caller: ApiAdmin, session: DbSession, runtime: Runtime, body: DomainIn
+) -> DomainOut:
+    """Claim a domain: unverified until proven (409 when another organization verified it).
+    ``warning`` says when Microsoft 365 puts it in a tenant other than the service accounts'
+    (a customer's domain, say); it is added all the same."""
+    added = await service_accounts.add_domain_checked(
+        session, runtime, caller.organization, body.name, actor=caller.actor
+    )
+    out = _domain_out(added.domain)
+    out.warning, out.warning_fix = added.warning, added.warning_fix
+    return out
 
 
 @router.post("/domains/{name}/verify", response_model=DomainOut)

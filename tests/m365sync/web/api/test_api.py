@@ -11,6 +11,7 @@ from m365sync.connections.repository import ConnectionRepository
 from m365sync.organizations import service as orgs
 from m365sync.organizations.models import Role
 from m365sync.web.app import create_app
+from support.connections import add_service_account
 from support.demo import SERVICE_APP_ID, SERVICE_SECRET, SERVICE_SECRET_ID
 from support.organizations import fresh
 
@@ -342,3 +343,27 @@ async def test_connection_status_names_the_service_accounts_that_sync_each_membe
         r["email"]: r for r in (await api.get(f"{base}/connections", headers=bearer(token))).json()
     }
     assert [r["via_service_account"] for r in rows.values()] == [[], [], []]
+
+
+async def test_a_domain_the_tenant_does_not_own_is_added_with_a_warning(
+    api, sim, db, runtime, make_org
+):
+    org = make_org()
+    await add_service_account(db, runtime, org)
+    token = admin_token(db, org, "admin@contoso.com")
+
+    own = await api.post(
+        "/api/v1/organizations/contoso/domains",
+        json={"name": "contoso.onmicrosoft.com"},
+        headers=bearer(token),
+    )
+    customer = await api.post(
+        "/api/v1/organizations/contoso/domains",
+        json={"name": "fabrikam.com"},
+        headers=bearer(token),
+    )
+
+    assert own.status_code == 201 and own.json()["warning"] is None
+    assert customer.status_code == 201  # added all the same: the admin decides
+    assert "fabrikam.com" in customer.json()["warning"]
+    assert "customer's or partner's domain, remove it" in customer.json()["warning_fix"]
