@@ -170,13 +170,16 @@ def test_the_members_page_counts_people_shows_progress_and_charts_that_refresh(
 def test_a_role_changes_only_when_the_admin_confirms(
     demo: Database, live_server: Any, open_page: Any, screenshot: Any
 ) -> None:
+    from playwright.sync_api import expect
+
+    # A click that navigates returns once the new page starts arriving, not once it is
+    # shown: what it shows is awaited (expect), never read at once.
     for size in SIZES:
         page = open_page("admin@contoso.com", size)
         page.goto(f"{live_server.url}/admin/members")
         assert page.locator("select[name=role][data-autosubmit]").count() == 0
         page.get_by_role("link", name="Make admin (adele@contoso.com)").click()
-        question = page.get_by_role("heading", name="Make Adele Vance an admin?")
-        assert question.is_visible()
+        expect(page.get_by_role("heading", name="Make Adele Vance an admin?")).to_be_visible()
         _fits(page)
         screenshot(page, f"pages/admin-role-confirm-{size}")
         page.get_by_role("link", name="Cancel").click()
@@ -187,8 +190,8 @@ def test_a_role_changes_only_when_the_admin_confirms(
     page.goto(f"{live_server.url}/admin/members")
     page.get_by_role("link", name="Make admin (adele@contoso.com)").click()
     page.get_by_role("button", name="Yes, make Adele Vance an admin").click()
-    assert page.get_by_role("status").filter(has_text="Role changed.").is_visible()
-    assert "Admin" in page.locator("tr", has_text="adele@contoso.com").first.inner_text()
+    expect(page.get_by_role("status").filter(has_text="Role changed.")).to_be_visible()
+    expect(page.locator("tr", has_text="adele@contoso.com").first).to_contain_text("Admin")
 
 
 def test_service_accounts_exchange_tested_before_saving_and_domains_checked(
