@@ -56,6 +56,7 @@ CHANGES_CURSOR = "changes:"
 """Prefix of the changes pull's cursors (``changes:Event``, ``changes:Task``), kept beside
 the mirror's own in ``salesforce_mirror_cursors``."""
 T = TypeVar("T")
+M = TypeVar("M")
 
 
 class DueWrite(Protocol):
@@ -292,18 +293,29 @@ class SalesforceRepository:
             )
         )
 
-    # -- the mirror of Salesforce's people -------------------------------------------------
-    def mirror_rows(self, salesforce_ids: Collection[str]) -> dict[str, SalesforceMirrorRecord]:
-        found: dict[str, SalesforceMirrorRecord] = {}
-        for chunk in _chunks(sorted(set(salesforce_ids))):
+    def _rows_by(
+        self, model: type[M], key: str, values: Collection[str], *where: ColumnElement[bool]
+    ) -> dict[str, M]:
+        """This organization's ``model`` rows whose ``key`` column is one of ``values``
+        (and that match ``where``), by that column's value; looked up in chunks, so any
+        number of values stays within the databases' parameter limits."""
+        table: Any = model
+        column = getattr(table, key)
+        found: dict[str, M] = {}
+        for chunk in _chunks(sorted(set(values))):
             for row in self.session.scalars(
-                select(SalesforceMirrorRecord).where(
-                    SalesforceMirrorRecord.organization_id == self.organization_id,
-                    SalesforceMirrorRecord.salesforce_id.in_(chunk),
+                select(table).where(
+                    table.organization_id == self.organization_id, column.in_(chunk), *where
                 )
             ):
-                found[row.salesforce_id] = row
+                value = getattr(row, key)
+                if value is not None:
+                    found[value] = row
         return found
+
+    # -- the mirror of Salesforce's people -------------------------------------------------
+    def mirror_rows(self, salesforce_ids: Collection[str]) -> dict[str, SalesforceMirrorRecord]:
+        return self._rows_by(SalesforceMirrorRecord, "salesforce_id", salesforce_ids)
 
     def mirror_rows_of(self, sobject: str) -> list[SalesforceMirrorRecord]:
         return list(
@@ -338,15 +350,7 @@ class SalesforceRepository:
 
     def people_by_email(self, model: Any, emails: Collection[str]) -> dict[str, Any]:
         """Local contacts (``CrmContact``) or leads (``CrmLead``) by address."""
-        found: dict[str, Any] = {}
-        for chunk in _chunks(sorted({e for e in emails if e})):
-            for row in self.session.scalars(
-                select(model).where(
-                    model.organization_id == self.organization_id, model.email.in_(chunk)
-                )
-            ):
-                found[row.email] = row
-        return found
+        return self._rows_by(model, "email", [e for e in emails if e])
 
     def local_row(self, model: Any, local_id: str) -> Any:
         row = self.session.get(model, local_id)
@@ -464,47 +468,18 @@ class SalesforceRepository:
             )
 
     def ledger(self, activity_ids: Collection[str]) -> dict[str, SalesforceActivityRecord]:
-        found: dict[str, SalesforceActivityRecord] = {}
-        for chunk in _chunks(sorted(set(activity_ids))):
-            for row in self.session.scalars(
-                select(SalesforceActivityRecord).where(
-                    SalesforceActivityRecord.organization_id == self.organization_id,
-                    SalesforceActivityRecord.activity_id.in_(chunk),
-                )
-            ):
-                found[row.activity_id] = row
-        return found
+        return self._rows_by(SalesforceActivityRecord, "activity_id", activity_ids)
 
     def ledger_by_salesforce_id(
         self, salesforce_ids: Collection[str]
     ) -> dict[str, SalesforceActivityRecord]:
         """The ledger rows of these Salesforce records (records m365sync wrote or adopted)."""
-        found: dict[str, SalesforceActivityRecord] = {}
-        for chunk in _chunks(sorted(set(salesforce_ids))):
-            for row in self.session.scalars(
-                select(SalesforceActivityRecord).where(
-                    SalesforceActivityRecord.organization_id == self.organization_id,
-                    SalesforceActivityRecord.salesforce_id.in_(chunk),
-                )
-            ):
-                if row.salesforce_id is not None:
-                    found[row.salesforce_id] = row
-        return found
+        return self._rows_by(SalesforceActivityRecord, "salesforce_id", salesforce_ids)
 
     def activities_by_external_id(
         self, kind: str, external_ids: Collection[str]
     ) -> dict[str, CrmActivity]:
-        found: dict[str, CrmActivity] = {}
-        for chunk in _chunks(sorted(set(external_ids))):
-            for row in self.session.scalars(
-                select(CrmActivity).where(
-                    CrmActivity.organization_id == self.organization_id,
-                    CrmActivity.kind == kind,
-                    CrmActivity.external_id.in_(chunk),
-                )
-            ):
-                found[row.external_id] = row
-        return found
+        return self._rows_by(CrmActivity, "external_id", external_ids, CrmActivity.kind == kind)
 
     def adopt(self, activity_id: str, sobject: str, salesforce_id: str) -> None:
         """Record that Salesforce already holds this activity as ``salesforce_id`` (it came
@@ -608,16 +583,7 @@ class SalesforceRepository:
         people = self.activity_people(activity_ids)
         leads = {pid for pairs in people.values() for kind, pid in pairs if kind == PersonKind.LEAD}
         mirrored = {row.local_id for row in self.mirror_rows_for_local(leads)}
-        wanted = sorted(leads - mirrored)
-        found: dict[str, CrmLead] = {}
-        for chunk in _chunks(wanted):
-            for row in self.session.scalars(
-                select(CrmLead).where(
-                    CrmLead.organization_id == self.organization_id, CrmLead.id.in_(chunk)
-                )
-            ):
-                found[row.id] = row
-        return found
+        return self._rows_by(CrmLead, "id", leads - mirrored)
 
     # -- the unresolved queue ---------------------------------------------------------------
     def org_domains(self) -> set[str]:
@@ -629,16 +595,7 @@ class SalesforceRepository:
         }
 
     def choices(self, addresses: Collection[str]) -> dict[str, SalesforceAddressChoice]:
-        found: dict[str, SalesforceAddressChoice] = {}
-        for chunk in _chunks(sorted(set(addresses))):
-            for row in self.session.scalars(
-                select(SalesforceAddressChoice).where(
-                    SalesforceAddressChoice.organization_id == self.organization_id,
-                    SalesforceAddressChoice.address.in_(chunk),
-                )
-            ):
-                found[row.address] = row
-        return found
+        return self._rows_by(SalesforceAddressChoice, "address", addresses)
 
     def save_choice(self, choice: SalesforceAddressChoice) -> None:
         self.session.merge(choice)
@@ -788,16 +745,7 @@ class SalesforceRepository:
     def activity_records(self, activity_ids: Collection[str]) -> dict[str, CrmActivity]:
         """The activities themselves, by id: for changing them (the changes pull), where the
         writer's planning reads only ``activities``' columns."""
-        found: dict[str, CrmActivity] = {}
-        for chunk in _chunks(sorted(set(activity_ids))):
-            for activity in self.session.scalars(
-                select(CrmActivity).where(
-                    CrmActivity.organization_id == self.organization_id,
-                    CrmActivity.id.in_(chunk),
-                )
-            ):
-                found[activity.id] = activity
-        return found
+        return self._rows_by(CrmActivity, "id", activity_ids)
 
     def activities(self, activity_ids: Collection[str]) -> dict[str, ActivityFields]:
         """The activities' planning columns (see ``ActivityFields``), by id."""
