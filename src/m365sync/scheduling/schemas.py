@@ -82,10 +82,12 @@ class MeetingTypeInput(BaseModel):
     @field_validator("blocking_statuses")
     @classmethod
     def _statuses(cls, value: list[str]) -> list[str]:
-        allowed = {"busy", "tentative", "oof", "workingElsewhere", "free"}
-        unknown = set(value) - allowed
+        allowed = ("busy", "tentative", "oof", "workingElsewhere", "free")
+        unknown = sorted(set(value) - set(allowed))
         if unknown:
-            raise ValueError(f"Unknown free/busy status {sorted(unknown)}; use {sorted(allowed)}.")
+            raise ValueError(
+                f"Unknown free/busy status: {', '.join(unknown)}. Use any of {', '.join(allowed)}."
+            )
         return value
 
     @model_validator(mode="after")

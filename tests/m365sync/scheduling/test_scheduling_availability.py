@@ -8,6 +8,7 @@ from zoneinfo import ZoneInfo
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from pydantic import ValidationError
 
 from m365sync.microsoft.scheduling import BusyBlock, FreeBusyStatus
 from m365sync.scheduling.availability import (
@@ -26,6 +27,7 @@ from m365sync.scheduling.availability import (
     slot_is_open,
     slots_with_a_free_room,
 )
+from m365sync.scheduling.schemas import MeetingTypeInput
 
 LA = ZoneInfo("America/Los_Angeles")
 BERLIN = ZoneInfo("Europe/Berlin")
@@ -308,6 +310,21 @@ def test_blocking_statuses_are_configurable() -> None:
     ]
     tentative = [BusyBlock(start, end, FreeBusyStatus.TENTATIVE)]
     assert blocking_intervals(tentative, frozenset({FreeBusyStatus.BUSY})) == []
+
+
+def test_an_unknown_blocking_status_is_named_with_the_ones_to_use() -> None:
+    raw = {"name": "Intro", "slug": "intro", "host_member_ids": ["m1"]}
+    with pytest.raises(ValidationError) as refused:
+        MeetingTypeInput.model_validate({**raw, "blocking_statuses": ["busy", "away"]})
+    message = refused.value.errors()[0]["msg"]
+    assert message.endswith(
+        "Unknown free/busy status: away. Use any of busy, tentative, oof, workingElsewhere, free."
+    ), message
+    chosen = ["busy", "workingElsewhere"]
+    assert (
+        MeetingTypeInput.model_validate({**raw, "blocking_statuses": chosen}).blocking_statuses
+        == chosen
+    )
 
 
 def test_merge_intervals_joins_overlapping_and_touching() -> None:
