@@ -28,7 +28,6 @@ from typing import Any, TypeVar, cast
 
 from sqlalchemy import and_, literal_column, or_, select, update
 from sqlalchemy import delete as sa_delete
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import CursorResult
 from sqlalchemy.orm import Session
 
@@ -63,7 +62,7 @@ from m365sync.crm.target import (
     TaskRecord,
     UpsertResult,
 )
-from m365sync.db.base import new_id, utcnow
+from m365sync.db.base import dialect_insert, new_id, utcnow
 
 __all__ = ["EmbeddedCrm"]
 
@@ -165,13 +164,7 @@ class EmbeddedCrm:
         executemany (no ORM unit of work: a page's thousand rows cost one statement)."""
         if not rows:
             return
-        dialect = self.session.get_bind().dialect.name
-        if dialect == "postgresql":
-            stmt: Any = postgresql.insert(model.__table__).on_conflict_do_nothing()
-        elif dialect == "sqlite":
-            stmt = sqlite.insert(model.__table__).on_conflict_do_nothing()
-        else:  # pragma: no cover - other dialects are not supported targets
-            raise RuntimeError(f"unsupported database dialect {dialect}")
+        stmt = dialect_insert(self.session, model).on_conflict_do_nothing()
         groups: dict[tuple[str, ...], list[dict[str, Any]]] = {}
         for row in rows:
             groups.setdefault(tuple(sorted(row)), []).append(row)

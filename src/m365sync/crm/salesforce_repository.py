@@ -13,7 +13,6 @@ from datetime import datetime, timedelta
 from typing import Any, Protocol, TypeVar, cast
 
 from sqlalchemy import ColumnElement, and_, delete, exists, func, or_, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from m365sync.crm.models import (
@@ -39,7 +38,7 @@ from m365sync.crm.models import (
     UserMatch,
     WriteState,
 )
-from m365sync.db.base import utcnow
+from m365sync.db.base import dialect_insert, utcnow
 from m365sync.organizations.models import Domain, Member
 
 __all__ = [
@@ -110,16 +109,6 @@ def _chunks(items: Sequence[T], size: int = CHUNK) -> Iterator[Sequence[T]]:
         yield items[start : start + size]
 
 
-def _insert(session: Session, model: type[Any]) -> Any:
-    """The dialect's ``INSERT`` (with ``ON CONFLICT``) for ``model``'s table."""
-    dialect = session.get_bind().dialect.name
-    if dialect == "postgresql":
-        return postgresql.insert(model.__table__)
-    if dialect == "sqlite":
-        return sqlite.insert(model.__table__)
-    raise RuntimeError(f"unsupported database dialect {dialect}")  # pragma: no cover
-
-
 def writes_to_salesforce(session: Session, organization_id: str) -> bool:
     """Whether the organization has a Salesforce connection whose writer should hear of
     every change (connected, or needing attention: nothing is lost meanwhile)."""
@@ -144,7 +133,7 @@ def queue_activities(session: Session, organization_id: str, activity_ids: Colle
     table = SalesforceActivityRecord.__table__
     now = utcnow()
     for chunk in _chunks(ids):
-        stmt = _insert(session, SalesforceActivityRecord)
+        stmt = dialect_insert(session, SalesforceActivityRecord)
         stmt = stmt.on_conflict_do_update(
             index_elements=[table.c.activity_id],
             set_={
@@ -485,7 +474,7 @@ class SalesforceRepository:
         """Record that Salesforce already holds this activity as ``salesforce_id`` (it came
         from there): synced, nothing to write back."""
         now = utcnow()
-        stmt = _insert(self.session, SalesforceActivityRecord)
+        stmt = dialect_insert(self.session, SalesforceActivityRecord)
         table = SalesforceActivityRecord.__table__
         values = {
             "state": WriteState.SYNCED.value,

@@ -83,6 +83,23 @@ def enum_type(kind: type[enum.Enum], *, length: int = 32) -> Enum:
     )
 
 
+def dialect_insert(session: Session, model: type[Any]) -> Any:
+    """The database's own ``INSERT`` for ``model``'s table, which takes ``ON CONFLICT``
+    (``on_conflict_do_nothing`` / ``on_conflict_do_update``): PostgreSQL's or SQLite's.
+    PostgreSQL's dialect is imported only when the database is PostgreSQL, so commands on
+    the embedded SQLite database do not pay for loading it."""
+    dialect = session.get_bind().dialect.name
+    if dialect == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+
+        return postgresql_insert(model.__table__)
+    if dialect == "sqlite":
+        from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+        return sqlite_insert(model.__table__)
+    raise RuntimeError(f"unsupported database dialect {dialect}")  # pragma: no cover
+
+
 def max_length(column: Any) -> int:
     """The declared length of a ``String(n)`` column (``Model.__table__.c.name``): services
     check text against it, so a long value is refused with a message on every database

@@ -5,13 +5,12 @@ from __future__ import annotations
 import uuid
 from collections.abc import Collection, Sequence
 from datetime import datetime, timedelta
-from typing import Any, Literal
+from typing import Literal
 
 from sqlalchemy import and_, case, delete, func, or_, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from m365sync.db.base import new_id, utcnow
+from m365sync.db.base import dialect_insert, new_id, utcnow
 from m365sync.organizations.models import Domain, Member, Organization
 from m365sync.sync.features import SyncFeature
 from m365sync.sync.models import (
@@ -40,7 +39,7 @@ class SyncRepository:
         found = self.session.get(SyncSettings, organization_id)
         if found is None:
             self.session.execute(
-                _insert(self.session)(SyncSettings)
+                dialect_insert(self.session, SyncSettings)
                 .values(organization_id=organization_id)
                 .on_conflict_do_nothing()
             )
@@ -91,7 +90,7 @@ class SyncRepository:
         backlog: int,
     ) -> None:
         """Add a run's outcome to its bucket (one statement: runs ending together add up)."""
-        insert = _insert(self.session)(SyncHealthSample).values(
+        insert = dialect_insert(self.session, SyncHealthSample).values(
             organization_id=organization_id,
             member_id=member_id,
             bucket=bucket,
@@ -176,7 +175,9 @@ class SyncRepository:
             "full_resync_requested": False,
             "created_at": utcnow(),
         }
-        self.session.execute(_insert(self.session)(SyncUnit).values(row).on_conflict_do_nothing())
+        self.session.execute(
+            dialect_insert(self.session, SyncUnit).values(row).on_conflict_do_nothing()
+        )
         unit = self.session.scalar(
             select(SyncUnit).where(SyncUnit.member_id == member.id, SyncUnit.feature == feature)
         )
@@ -560,7 +561,7 @@ class SyncRepository:
         if result.rowcount:  # type: ignore[attr-defined]
             return True
         inserted = self.session.execute(
-            _insert(self.session)(SchedulerLease)
+            dialect_insert(self.session, SchedulerLease)
             .values(name=name, owner=owner, expires_at=expires, acquired_at=now)
             .on_conflict_do_nothing()
             .returning(SchedulerLease.name)
@@ -578,8 +579,3 @@ class SyncRepository:
 
     def scheduler_lease(self, name: str) -> SchedulerLease | None:
         return self.session.get(SchedulerLease, name)
-
-
-def _insert(session: Session) -> Any:
-    """The dialect's INSERT (with ``on_conflict_do_nothing``)."""
-    return postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
