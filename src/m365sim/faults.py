@@ -15,8 +15,12 @@ status and headers with only the first half of its body, its ``Content-Length`` 
 match: a complete HTTP answer, often a 200, whose JSON does not decode, as a proxy or an
 overloaded front end can deliver), ``"delay"`` (the real response, held
 back ``delayMs`` before its first byte; the request keeps its throttling slot meanwhile,
-which is how tests provoke the concurrency limit), ``"expiredCursor"`` (410
-``SyncStateNotFound``, as an expired delta token answers).
+which is how tests provoke the concurrency limit), ``"trickle"`` (the real response's
+status and headers at once, then its body one byte every ``delayMs``, as a slow or
+congested network delivers it: no single read waits long, yet the whole answer takes
+``delayMs`` times its size; the request keeps its throttling slot until the last byte or
+until the client hangs up), ``"expiredCursor"`` (410 ``SyncStateNotFound``, as an expired
+delta token answers).
 
 EWS requests (``/EWS/...``) are handed to ``m365sim.ews.faults``: every EWS operation is a
 POST to one path, so a rule may also name an ``operation`` (read from the SOAP body), and
@@ -35,6 +39,7 @@ copied from a specific Microsoft response; ``drop`` over an in-process
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import random
 import re
@@ -71,7 +76,7 @@ __all__ = [
     "routes",
 ]
 
-KINDS = ("429", "500", "503", "504", "drop", "garbled", "delay", "expiredCursor")
+KINDS = ("429", "500", "503", "504", "drop", "garbled", "delay", "trickle", "expiredCursor")
 _MAILBOX_PATH = re.compile(
     r"^/(?:v1\.0|beta)/(?:users/(?P<user>[^/(]+)|users\('(?P<quoted>[^']+)'\)|(?P<me>me))(?:/|$)"
 )
@@ -302,6 +307,8 @@ class FaultMiddleware:
         book.record(rule, kind, scope["method"], scope["path"], self.state.now())
         if kind == "delay":
             await self._delayed(scope, receive, send, rule.delay_ms)
+        elif kind == "trickle":
+            await self._trickled(scope, receive, send, rule.delay_ms)
         elif kind == "drop":
             await self._dropped(scope, receive, send)
         elif kind == "garbled":
@@ -326,6 +333,58 @@ class FaultMiddleware:
             await send(message)
 
         await self.app(scope, receive, held_send)
+
+    async def _trickled(
+        self,
+        scope: Scope,
+        receive: Receive,
+        send: Send,
+        delay_ms: int,
+        hang_up: Receive | None = None,
+    ) -> None:
+        """The real response, its body one byte every ``delay_ms``. ``hang_up`` is where the
+        client's disconnect is announced (default ``receive``; EWS hands the app a replay of
+        the request body instead): a client that gave up ends the trickle, as the real
+        service stops sending to a closed connection."""
+        gone = asyncio.Event()
+
+        async def watch() -> None:
+            while (await (hang_up or receive)())["type"] != "http.disconnect":
+                pass
+            gone.set()
+
+        watcher: asyncio.Task[None] | None = None
+
+        async def trickling_send(message: Message) -> None:
+            nonlocal watcher
+            if message["type"] == "http.response.start":
+                await send(message)
+                watcher = asyncio.create_task(watch())
+                return
+            if message["type"] != "http.response.body":
+                await send(message)
+                return
+            body: bytes = message.get("body", b"")
+            for index in range(len(body)):
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(gone.wait(), delay_ms / 1000)
+                if gone.is_set():
+                    return
+                await send(
+                    {
+                        "type": "http.response.body",
+                        "body": body[index : index + 1],
+                        "more_body": True,
+                    }
+                )
+            if not gone.is_set():
+                await send({**message, "body": b""})
+
+        try:
+            await self.app(scope, receive, trickling_send)
+        finally:
+            if watcher is not None:
+                watcher.cancel()
 
     async def _dropped(self, scope: Scope, receive: Receive, send: Send) -> None:
         start: Message | None = None
@@ -409,8 +468,8 @@ async def faults(request: Request) -> Response:
 
     Targeted: ``{"kind": "503", "method": "GET", "pathRegex": "/messages", "count": 2,
     "mailbox": "adele@contoso.com", "retryAfter": 3, "delayMs": 500}`` (``status``: 500 is
-    accepted for ``kind``). Random: ``{"rate": 0.1, "seed": 42, "kinds": ["503", "drop"],
-    "pathRegex": "/v1.0/"}``.
+    accepted for ``kind``; ``delayMs`` is for ``delay`` and ``trickle``). Random: ``{"rate":
+    0.1, "seed": 42, "kinds": ["503", "drop"], "pathRegex": "/v1.0/"}``.
     """
     state = sim_state(request)
     book = fault_book(state)

@@ -94,7 +94,13 @@ class Settings(BaseSettings):
         le=4,
         description="Concurrent Graph requests per mailbox (Outlook allows 4).",
     )
-    graph_timeout_seconds: float = Field(default=30.0, gt=0, description="Per-request timeout.")
+    graph_timeout_seconds: float = Field(
+        default=30.0,
+        gt=0,
+        description="Timeout of each network step of a Graph request (connecting, sending, "
+        "each read); one attempt as a whole, up to the last byte of its answer, is cut off at "
+        "twice this.",
+    )
     graph_shared_limits: bool = Field(
         default=True,
         description="`m365sync worker` and `m365sync scheduler` keep Outlook's per-mailbox "

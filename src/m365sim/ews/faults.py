@@ -14,7 +14,7 @@ How each kind looks on EWS:
 - ``500`` — HTTP 500 with a SOAP fault ``ErrorInternalServerError``;
 - ``503`` / ``504`` — the bare HTTP status IIS or a load balancer answers with;
 - ``expiredCursor`` — HTTP 200 whose response message is ``ErrorInvalidSyncStateData``;
-- ``delay``, ``drop``, ``garbled`` — as for Graph.
+- ``delay``, ``trickle``, ``drop``, ``garbled`` — as for Graph.
 """
 
 from __future__ import annotations
@@ -109,6 +109,8 @@ async def apply(
     book.record(rule, kind, scope["method"], scope["path"], state.now())
     if kind == "delay":
         await middleware._delayed(scope, replay, send, rule.delay_ms)
+    elif kind == "trickle":
+        await middleware._trickled(scope, replay, send, rule.delay_ms, hang_up=receive)
     elif kind == "drop":
         await middleware._dropped(scope, replay, send)
     elif kind == "garbled":

@@ -66,7 +66,13 @@ from m365sync.microsoft.errors import (
     MicrosoftError,
     SecretExpired,
 )
-from m365sync.microsoft.graph import GraphClient, RequestBudget, TokenSource, user_path
+from m365sync.microsoft.graph import (
+    GraphClient,
+    RequestBudget,
+    TokenSource,
+    slot_lease_seconds,
+    user_path,
+)
 from m365sync.microsoft.limits import GRAPH_MAILBOX_WINDOW_SECONDS, SharedSlots
 from m365sync.organizations.models import Member
 from m365sync.organizations.repository import OrganizationRepository
@@ -317,7 +323,7 @@ class ConnectionRuntime:
             per_connection=settings.graph_concurrency_per_connection,
             requests_per_window=settings.graph_mailbox_requests_per_window,
             window_seconds=GRAPH_MAILBOX_WINDOW_SECONDS,
-            lease_seconds=2 * settings.graph_timeout_seconds + 10,
+            lease_seconds=slot_lease_seconds(settings),
         )
 
     def request_budget(self) -> RequestBudget:

@@ -8,10 +8,14 @@ Promises:
 - at most ``graph_concurrency_per_mailbox`` (4, Outlook's limit) requests in flight per
   mailbox: per client by default, or across every process when the client is given
   ``SharedSlots`` (``m365sync.microsoft.limits``);
+- each attempt, from sending the request to the last byte of its answer, ends within
+  ``request_deadline_seconds`` (httpx's own timeout bounds each network step, not the whole
+  answer), so a request never holds its slot longer than the slot's lease in ``SharedSlots``;
 - 429 / throttling 503: waits ``Retry-After`` (exponential back-off if absent) and retries;
-  5xx, timeouts and dropped connections: exponential back-off with jitter; both within
-  ``graph_max_retries``. A Retry-After longer than ``graph_backoff_max_seconds`` is not slept
-  through: ``Throttled`` is raised at once so the scheduler can park the unit;
+  5xx, timeouts, answers past the deadline and dropped connections: exponential back-off
+  with jitter; both within ``graph_max_retries``. A Retry-After longer than
+  ``graph_backoff_max_seconds`` is not slept through: ``Throttled`` is raised at once so
+  the scheduler can park the unit;
 - every failure is raised as a ``m365sync.microsoft.errors`` category, never a raw status.
 
 Paths are relative to ``graph_url`` (``/users/{upn}/messages``) or absolute URLs (an
@@ -55,6 +59,28 @@ UTC_PREFERENCE = 'outlook.timezone="UTC"'
 """Times come back in UTC, so no Windows zone name needs converting."""
 TEXT_BODY_PREFERENCE = 'outlook.body-content-type="text"'
 """Message and event bodies come back as plain text instead of HTML."""
+
+
+SLOT_LEASE_MARGIN_SECONDS = 10.0
+"""How much longer a request slot's lease lasts than the request's deadline: the time to
+take the slot, give it back and for an event loop busy elsewhere to notice the deadline."""
+
+
+def request_deadline_seconds(settings: Settings) -> float:
+    """How long one attempt of a Graph request may take as a whole: sending it and reading
+    its whole answer (twice ``graph_timeout_seconds``).
+
+    httpx's timeout bounds each network step (connecting, each write, each read), so an
+    answer that trickles in, a few bytes at a time, never trips it; this deadline does. A
+    slot's lease (``slot_lease_seconds``) is derived from it, so a request that is still
+    running always holds a slot other processes count."""
+    return 2 * settings.graph_timeout_seconds
+
+
+def slot_lease_seconds(settings: Settings) -> float:
+    """How long a request slot kept in Redis (``SharedSlots``) stays taken if the process
+    holding it dies: longer than any attempt is allowed to take."""
+    return request_deadline_seconds(settings) + SLOT_LEASE_MARGIN_SECONDS
 
 
 def page_size_preference(size: int) -> str:
@@ -142,6 +168,7 @@ class GraphClient:
         self._max_retries = settings.graph_max_retries
         self._backoff_base = settings.graph_backoff_base_seconds
         self._backoff_max = settings.graph_backoff_max_seconds
+        self.deadline_seconds = request_deadline_seconds(settings)
         self.slots: RequestSlots = slots or LocalSlots(settings.graph_concurrency_per_mailbox)
         self._sleep = sleep
         self._http = httpx.AsyncClient(
@@ -197,8 +224,9 @@ class GraphClient:
             token = await self._token_source(force_refresh=force_refresh)
             send_headers["Authorization"] = f"Bearer {token}"
             error: MicrosoftError
+            deadline = asyncio.timeout(self.deadline_seconds)
             try:
-                async with self.slots.hold(mailbox or _mailbox_key(url)):
+                async with self.slots.hold(mailbox or _mailbox_key(url)), deadline:
                     response = await self._http.request(
                         method, url, params=params, content=content, headers=send_headers
                     )
@@ -211,6 +239,20 @@ class GraphClient:
             except (httpx.TimeoutException, httpx.NetworkError, httpx.RemoteProtocolError) as exc:
                 record_graph_response(None)
                 error = Transient(f"Could not reach Microsoft Graph ({type(exc).__name__}).")
+            except TimeoutError:
+                if not deadline.expired():
+                    raise
+                record_graph_response(None)
+                error = Transient(
+                    f"Could not reach Microsoft Graph (its answer took longer than "
+                    f"{self.deadline_seconds:g} s to arrive in full).",
+                    fix=(
+                        "Nothing to do if it passes: the request is retried with back-off. If "
+                        "it keeps happening, check the network between this server and "
+                        "Microsoft Graph (a proxy that slows answers down), or raise "
+                        "M365SYNC_GRAPH_TIMEOUT_SECONDS (each request may take twice as long)."
+                    ),
+                )
             else:
                 if response.status_code < 400:
                     record_graph_response(response.status_code)
@@ -406,6 +448,7 @@ def _json(response: httpx.Response) -> dict[str, Any]:
 
 __all__ = [
     "IMMUTABLE_ID_PREFERENCE",
+    "SLOT_LEASE_MARGIN_SECONDS",
     "TEXT_BODY_PREFERENCE",
     "UTC_PREFERENCE",
     "GraphClient",
@@ -414,5 +457,7 @@ __all__ = [
     "RequestBudget",
     "TokenSource",
     "page_size_preference",
+    "request_deadline_seconds",
+    "slot_lease_seconds",
     "user_path",
 ]

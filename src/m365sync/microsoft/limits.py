@@ -20,7 +20,11 @@ machines whose clocks differ agree):
   when their lease ends. A slot is taken only if both sets hold fewer than their limit
   once expired leases are dropped, and is removed when the answer is in. A process that
   dies holding slots (SIGKILL, a lost machine) frees them when their lease passes
-  (``lease_seconds``, longer than any request is allowed to take);
+  (``lease_seconds``: ``graph.slot_lease_seconds``, the request deadline plus a margin).
+  The lease must outlast any request still running, or other processes would count a
+  slot that is still in use as free: httpx's timeout bounds each network step, not the
+  whole answer, so ``GraphClient`` cuts every attempt off at its deadline
+  (``graph.request_deadline_seconds``), however slowly the answer trickles in;
 - requests per window: a sliding-window counter per mailbox (this window's count plus the
   previous window's, weighted by how much of it still overlaps), kept a little under
   Graph's 10,000 by default (``graph_mailbox_requests_per_window``), since Exchange's own

@@ -70,3 +70,16 @@ def test_the_request_budget_throttles_with_error_server_busy(
         for _ in range(3):
             list(inbox.all().only("subject")[:5])
     assert raised.value.back_off and raised.value.back_off > 0
+
+
+def test_a_trickled_answer_arrives_whole(ews: AccountFactory, control: httpx.Client) -> None:
+    """``trickle`` on EWS: the same answer, its body a byte at a time."""
+    inbox = ews("diego@contoso.com").inbox
+    expected = [item.subject for item in inbox.all().only("subject").order_by("subject")[:2]]
+    control.post("/_sim/faults", json={"kind": "trickle", "operation": "FindItem", "delayMs": 1})
+
+    trickled = [item.subject for item in inbox.all().only("subject").order_by("subject")[:2]]
+
+    assert trickled == expected and len(expected) == 2
+    injected = control.get("/_sim/faults").json()["injections"]
+    assert [i["kind"] for i in injected] == ["trickle"]

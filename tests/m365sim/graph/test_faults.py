@@ -8,8 +8,10 @@ import httpx
 import pytest
 
 from m365sim.server import SimServer
+from m365sim.throttling import CONCURRENCY_MESSAGE
 from support.demo import SERVICE_APP_ID
-from support.sim_tokens import bearer, mint_app_token
+from support.polling import wait_for
+from support.sim_tokens import bearer, mint_app_token, sim_client
 
 TENANT = "contoso.com"
 
@@ -126,6 +128,51 @@ def test_delay(sim: SimServer, http: httpx.Client, auth: dict[str, str]) -> None
     started = time.monotonic()
     assert messages(http, auth).status_code == 200
     assert time.monotonic() - started >= 0.3
+
+
+def test_trickle_sends_the_headers_at_once_and_the_body_slowly(
+    sim: SimServer, http: httpx.Client, auth: dict[str, str]
+) -> None:
+    """A slow network: the answer starts at once, then its body arrives a byte every
+    ``delayMs``, so no single read waits long but the whole answer takes its size times
+    ``delayMs``."""
+    url = "/v1.0/users/adele@contoso.com/messages"
+    small = {"$top": "1", "$select": "id"}
+    whole = http.get(url, params=small, headers=auth).content
+    http.post("/_sim/faults", json={"kind": "trickle", "delayMs": 5, "pathRegex": "/messages$"})
+
+    started = time.monotonic()
+    with http.stream("GET", url, params=small, headers=auth) as response:
+        assert response.status_code == 200
+        assert int(response.headers["content-length"]) == len(whole)
+        chunks = list(response.iter_raw())
+    elapsed = time.monotonic() - started
+
+    assert b"".join(chunks) == whole
+    assert len(chunks) > 1
+    assert elapsed >= 0.9 * len(whole) * 0.005
+    assert [i["kind"] for i in http.get("/_sim/faults").json()["injections"]] == ["trickle"]
+
+
+def test_a_trickle_holds_its_slot_until_the_client_hangs_up(
+    sim: SimServer, http: httpx.Client, auth: dict[str, str]
+) -> None:
+    """A trickling answer is a request in flight for the mailbox (it counts against the
+    concurrency limit); a client that gives up ends it, and frees the slot."""
+    http.patch("/_sim/config", json={"concurrent_requests": 1})
+    http.post(
+        "/_sim/faults", json={"kind": "trickle", "delayMs": 60_000, "pathRegex": "/messages$"}
+    )
+    with (
+        sim_client(sim) as slow,
+        slow.stream("GET", "/v1.0/users/adele@contoso.com/messages", headers=auth) as answer,
+    ):
+        assert answer.status_code == 200
+        refused = messages(http, auth)
+        assert refused.status_code == 429
+        assert refused.json()["error"]["message"] == CONCURRENCY_MESSAGE
+
+    assert wait_for(lambda: messages(http, auth).status_code == 200)
 
 
 def test_random_faults_are_reproducible_with_a_seed(
