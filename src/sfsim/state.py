@@ -84,6 +84,9 @@ class SfConfig:
     session_timeout_seconds: int = 7200
     # Query cursors (nextRecordsUrl) expire after 15 minutes unused.
     query_locator_timeout_seconds: int = 900
+    # Most ids sObject Get Updated / Get Deleted answer for one window; more is a 400
+    # EXCEEDED_ID_LIMIT (Salesforce's limit is 600,000; tests lower it).
+    replication_id_limit: int = 600_000
     # Realistic latency: every Salesforce answer waits latency_ms ± jitter_ms (seeded).
     latency_ms: int = 0
     latency_jitter_ms: int = 0

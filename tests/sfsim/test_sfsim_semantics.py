@@ -4,6 +4,7 @@ change polling, and injected faults."""
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 import requests
@@ -178,3 +179,30 @@ def test_storage_limit(client: Salesforce, sf: SfServer) -> None:
     with pytest.raises(SalesforceMalformedRequest) as full:
         client.Account.create({"Name": "No room"})
     assert full.value.content[0]["errorCode"] == "STORAGE_LIMIT_EXCEEDED"
+
+
+def test_a_window_with_more_ids_than_the_limit_is_refused(client: Salesforce, sf: SfServer) -> None:
+    assert requests.get(f"{sf.url}/_sim/config").json()["replication_id_limit"] == 600_000
+    requests.patch(f"{sf.url}/_sim/config", json={"replication_id_limit": 2}).raise_for_status()
+    start = sf.state.now() - timedelta(minutes=5)
+    made = [client.Account.create({"Name": f"Mass {n}"})["id"] for n in range(3)]
+    requests.post(f"{sf.url}/_sim/clock", json={"advanceSeconds": 120})
+
+    def refused(poll: Any) -> dict[str, Any]:
+        with pytest.raises(SalesforceMalformedRequest) as error:
+            poll(start, sf.state.now())
+        assert error.value.status == 400
+        (entry,) = error.value.content
+        return dict(entry)
+
+    changed = refused(client.Account.updated)
+    assert changed["errorCode"] == "EXCEEDED_ID_LIMIT"
+    assert "closer together" in changed["message"]
+    for account in made:
+        client.Account.delete(account)
+    requests.post(f"{sf.url}/_sim/clock", json={"advanceSeconds": 120})
+    assert refused(client.Account.deleted)["errorCode"] == "EXCEEDED_ID_LIMIT"
+
+    requests.patch(f"{sf.url}/_sim/config", json={"replication_id_limit": 3}).raise_for_status()
+    gone = client.Account.deleted(start, sf.state.now())["deletedRecords"]
+    assert sorted(d["id"] for d in gone) == sorted(made)

@@ -36,7 +36,11 @@ it (a record saved in a long transaction can carry a ``SystemModstamp`` older th
 commit), and re-reading a change already applied changes nothing. ``updated`` answers for
 the last 30 days and ``deleted`` for 15 (Salesforce ignores seconds and refuses older
 starts): a cursor older than that restarts at the oldest start Salesforce accepts, and what
-changed before it is not pulled.
+changed before it is not pulled. A window holding more than 600,000 ids (after downtime, or a
+mass update) is narrowed by the client; the poll then reads the rest of its window, narrowed
+window after narrowed window, within the same poll, applying each and saving the cursor
+after it (no overlap between them: they are consecutive and in the past). The changed and
+deleted cursors move independently.
 """
 
 from __future__ import annotations
@@ -343,40 +347,60 @@ def _poll(
     started: datetime,
     result: PullResult,
 ) -> None:
+    """One object's changes and deletions since its cursor, window by window when
+    Salesforce narrows the window (more than 600,000 ids): each window's changes are applied
+    and the cursor saved before the next window is read, so a poll stopped on the way (the
+    API share, an error) goes on from there."""
     with database.session() as session:
         cursor = SalesforceRepository(session, organization_id).cursor(_cursor_key(sobject))
         updated_from = cursor.updated_until if cursor else None
         deleted_from = cursor.deleted_until if cursor else None
+    updated_start = _start(updated_from, connected_at, started, UPDATED_WINDOW)
+    deleted_start = _start(deleted_from, connected_at, started, DELETED_WINDOW)
+    # Until a window is read, its cursor stays where it is (or, on the first poll, where the
+    # window starts: the next poll then reads from ``OVERLAP`` before that).
+    updated_until = updated_from or updated_start
+    deleted_until = deleted_from or deleted_start
     fields = EVENT_FIELDS if sobject == "Event" else TASK_FIELDS
-    window = client.updated(
-        sobject, _start(updated_from, connected_at, started, UPDATED_WINDOW), started
-    )
-    if window.ids:
-        if sobject == "Event" and "IsRecurrence" in {
-            f.get("name") for f in client.describe("Event").get("fields", [])
-        }:
-            fields = (*fields, "IsRecurrence")
-        records = client.find_by(sobject, "Id", window.ids, select=fields)
-        for start in range(0, len(records), PAGE):
-            page = records[start : start + PAGE]
+    for window in client.updated_windows(sobject, updated_start, started):
+        if window.ids:
+            if (
+                sobject == "Event"
+                and "IsRecurrence" not in fields
+                and "IsRecurrence"
+                in {f.get("name") for f in client.describe("Event").get("fields", [])}
+            ):
+                fields = (*fields, "IsRecurrence")
+            records = client.find_by(sobject, "Id", window.ids, select=fields)
+            for start in range(0, len(records), PAGE):
+                page = records[start : start + PAGE]
+                with database.session() as session:
+                    ctx = _context(session, organization_id, result)
+                    ledger = ctx.repo.ledger_by_salesforce_id([str(r["Id"]) for r in page])
+                    _apply_changed(ctx, sobject, page, ledger)
+        updated_until = max(updated_until, window.latest_date_covered)
+        _save_cursor(database, organization_id, sobject, updated_until, deleted_until)
+    for deleted in client.deleted_windows(sobject, deleted_start, started):
+        if deleted.records:
             with database.session() as session:
                 ctx = _context(session, organization_id, result)
-                ledger = ctx.repo.ledger_by_salesforce_id([str(r["Id"]) for r in page])
-                _apply_changed(ctx, sobject, page, ledger)
-    deleted = client.deleted(
-        sobject, _start(deleted_from, connected_at, started, DELETED_WINDOW), started
-    )
-    if deleted.records:
-        with database.session() as session:
-            ctx = _context(session, organization_id, result)
-            _apply_deleted(ctx, sobject, {r.id: r.deleted_at for r in deleted.records})
+                _apply_deleted(ctx, sobject, {r.id: r.deleted_at for r in deleted.records})
+        deleted_until = max(deleted_until, deleted.latest_date_covered)
+        _save_cursor(database, organization_id, sobject, updated_until, deleted_until)
+
+
+def _save_cursor(
+    database: Database,
+    organization_id: str,
+    sobject: str,
+    updated_until: datetime,
+    deleted_until: datetime,
+) -> None:
     with database.session() as session:
         SalesforceRepository(session, organization_id).save_cursor(
             _cursor_key(sobject),
-            updated_until=max(updated_from or started - UPDATED_WINDOW, window.latest_date_covered),
-            deleted_until=max(
-                deleted_from or started - DELETED_WINDOW, deleted.latest_date_covered
-            ),
+            updated_until=updated_until,
+            deleted_until=deleted_until,
             loaded=False,
         )
 

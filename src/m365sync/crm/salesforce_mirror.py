@@ -21,7 +21,10 @@ through their Salesforce users.
 The cursor of each object (``salesforce_mirror_cursors``) is Salesforce's own
 ``latestDateCovered``, so nothing changed in Salesforce while the mirror read is missed;
 a cursor too old for ``updated`` (30 days) or ``deleted`` (15 days) means a full read,
-which also drops what Salesforce no longer holds.
+which also drops what Salesforce no longer holds. A window holding more than 600,000 ids
+is narrowed by the client; the poll reads the rest window after window in the same run,
+saving the cursor after each (changed and deleted move independently), and more than
+600,000 changes within one minute (which Salesforce cannot list) mean a full read.
 """
 
 from __future__ import annotations
@@ -50,7 +53,7 @@ from m365sync.crypto import SecretBox
 from m365sync.db.base import new_id, utcnow
 from m365sync.db.session import Database
 from m365sync.salesforce import SalesforceClient, parse_salesforce_datetime
-from m365sync.salesforce.errors import LimitExceeded
+from m365sync.salesforce.errors import LimitExceeded, TooManyIds
 from m365sync.settings import Settings
 
 __all__ = ["MIRRORED", "refresh_salesforce_people"]
@@ -343,16 +346,23 @@ def refresh_salesforce_people(
                 ):
                     _full_read(database, client, organization_id, mirrored, owners, started, result)
                 else:
-                    _poll(
-                        database,
-                        client,
-                        organization_id,
-                        mirrored,
-                        owners,
-                        position,
-                        started,
-                        result,
-                    )
+                    try:
+                        _poll(
+                            database,
+                            client,
+                            organization_id,
+                            mirrored,
+                            owners,
+                            position,
+                            started,
+                            result,
+                        )
+                    except TooManyIds:
+                        # More changes within one minute than Salesforce lists: what
+                        # they were can only be read whole.
+                        _full_read(
+                            database, client, organization_id, mirrored, owners, started, result
+                        )
         except LimitExceeded:
             pass  # what was read is kept; the next run goes on from the cursors
         finally:
@@ -411,23 +421,36 @@ def _poll(
     updated_until, deleted_until = position
     # Salesforce counts whole minutes: a window shorter than one tells nothing new.
     if started - updated_until >= timedelta(minutes=1):
-        window = client.updated(mirrored.sobject, updated_until, started)
-        if window.ids:
-            records = client.find_by(mirrored.sobject, "Id", window.ids, select=mirrored.fields)
-            for page in _pages(records):
+        for window in client.updated_windows(mirrored.sobject, updated_until, started):
+            if window.ids:
+                records = client.find_by(mirrored.sobject, "Id", window.ids, select=mirrored.fields)
+                for page in _pages(records):
+                    with database.session() as session:
+                        repo = SalesforceRepository(session, organization_id)
+                        changed = _Projector(repo, owners).apply(mirrored.sobject, page)
+                    result.changed[mirrored.sobject] = (
+                        result.changed.get(mirrored.sobject, 0) + changed
+                    )
+            updated_until = max(updated_until, window.latest_date_covered)
+            _save_cursor(database, organization_id, mirrored, updated_until, deleted_until)
+    if started - deleted_until >= timedelta(minutes=1):
+        for deleted in client.deleted_windows(mirrored.sobject, deleted_until, started):
+            if deleted.records:
                 with database.session() as session:
                     repo = SalesforceRepository(session, organization_id)
-                    changed = _Projector(repo, owners).apply(mirrored.sobject, page)
-                result.changed[mirrored.sobject] = result.changed.get(mirrored.sobject, 0) + changed
-        updated_until = max(updated_until, window.latest_date_covered)
-    if started - deleted_until >= timedelta(minutes=1):
-        deleted = client.deleted(mirrored.sobject, deleted_until, started)
-        if deleted.records:
-            with database.session() as session:
-                repo = SalesforceRepository(session, organization_id)
-                removed = _Projector(repo, owners).remove(r.id for r in deleted.records)
-            result.removed[mirrored.sobject] = result.removed.get(mirrored.sobject, 0) + removed
-        deleted_until = max(deleted_until, deleted.latest_date_covered)
+                    removed = _Projector(repo, owners).remove(r.id for r in deleted.records)
+                result.removed[mirrored.sobject] = result.removed.get(mirrored.sobject, 0) + removed
+            deleted_until = max(deleted_until, deleted.latest_date_covered)
+            _save_cursor(database, organization_id, mirrored, updated_until, deleted_until)
+
+
+def _save_cursor(
+    database: Database,
+    organization_id: str,
+    mirrored: Mirrored,
+    updated_until: datetime,
+    deleted_until: datetime,
+) -> None:
     with database.session() as session:
         SalesforceRepository(session, organization_id).save_cursor(
             mirrored.sobject, updated_until=updated_until, deleted_until=deleted_until, loaded=False

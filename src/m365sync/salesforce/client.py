@@ -7,8 +7,9 @@ Promises:
 - TLS trusts what the product's settings say (``ca_bundle``), and no request waits longer
   than ``salesforce_timeout_seconds``;
 - a 401 ``INVALID_SESSION_ID`` gets one new session from the token source and one retry;
-  nothing else is retried here: callers branch on the error's category (writes are made
-  idempotent by upserting on external ids, so the caller decides when to try again);
+  nothing else is retried here (but change polling's narrowed window, below): callers
+  branch on the error's category (writes are made idempotent by upserting on external ids,
+  so the caller decides when to try again);
 - every answer's ``Sforce-Limit-Info: api-usage=N/M`` is recorded (``api_usage``) and fed
   to the ``ApiBudget``, which is asked before every call: past m365sync's share of the
   org's daily limit, calls are refused (``ApiShareUsed``) before reaching Salesforce;
@@ -17,6 +18,11 @@ Promises:
   sObject Collections, 200 records a call, ``allOrNone`` false by default, with one
   ``RecordResult`` per record (``create_many`` packs five collections into one composite
   call: 1,000 small records a call); composite takes up to 25 subrequests;
+- change polling (``updated``, ``deleted``) answers a window Salesforce refuses for
+  holding more than 600,000 ids (``EXCEEDED_ID_LIMIT``) by asking again for its first half,
+  in whole minutes, down to one minute (``TooManyIds`` past that); the answer says how far
+  it reached (``narrowed_to``), and ``updated_windows``/``deleted_windows`` walk the rest of
+  the window answer by answer;
 - every failure is raised (or, for writes, reported per record) as a
   ``m365sync.salesforce.errors`` category.
 """
@@ -28,7 +34,7 @@ import re
 import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from functools import partial
 from typing import Any, TypeVar
 from urllib.parse import quote_plus
@@ -43,6 +49,7 @@ from m365sync.salesforce.errors import (
     LimitExceeded,
     SalesforceError,
     SessionExpired,
+    TooManyIds,
     UnexpectedResponse,
     classify_exception,
     classify_response,
@@ -173,6 +180,9 @@ class UpdatedRecords:
 
     ids: list[str]
     latest_date_covered: datetime
+    narrowed_to: datetime | None = None
+    """The end Salesforce accepted, when the window asked for held more ids than it answers
+    at once (``EXCEEDED_ID_LIMIT``); ``None`` when it answered the whole window."""
 
 
 @dataclass(frozen=True)
@@ -186,6 +196,8 @@ class DeletedRecords:
     records: list[DeletedRecord]
     earliest_date_available: datetime
     latest_date_covered: datetime
+    narrowed_to: datetime | None = None
+    """As ``UpdatedRecords.narrowed_to``."""
 
 
 def parse_salesforce_datetime(value: Any) -> datetime:
@@ -207,6 +219,26 @@ def _window_param(moment: datetime) -> str:
     if moment.tzinfo is None:
         raise ValueError("change polling needs timezone-aware datetimes")
     return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S+00:00")
+
+
+ONE_MINUTE = timedelta(minutes=1)
+ID_LIMIT = 600_000
+"""Most ids ``updated`` and ``deleted`` answer for one window (Salesforce's limit)."""
+
+
+def _minute(moment: datetime) -> datetime:
+    return moment.astimezone(UTC).replace(second=0, microsecond=0)
+
+
+def _first_half(start: datetime, end: datetime) -> datetime | None:
+    """The end of the first half of ``[start, end)`` in whole minutes (Salesforce ignores
+    seconds), at least one minute after ``start``; ``None`` when the window is one minute
+    or less and cannot be halved."""
+    first, last = _minute(start), _minute(end)
+    minutes = int((last - first) / ONE_MINUTE)
+    if minutes <= 1:
+        return None
+    return first + ONE_MINUTE * (minutes // 2)
 
 
 # -- the client ------------------------------------------------------------------------------
@@ -731,24 +763,70 @@ class SalesforceClient:
             self._observe(usage)
         return limits
 
+    def _changes(
+        self, kind: str, sobject: str, start: datetime, end: datetime
+    ) -> tuple[dict[str, Any], datetime | None]:
+        """``sobjects/{sobject}/{kind}/`` for ``[start, end)``; on ``EXCEEDED_ID_LIMIT`` again
+        for the first half of the window, until Salesforce answers. Returns the answer and
+        the end it accepted when that is not ``end``."""
+        path = f"sobjects/{_checked_name(sobject)}/{kind}/"
+        narrowed_to: datetime | None = None
+        while True:
+            params = {"start": _window_param(start), "end": _window_param(end)}
+            try:
+                answer = self._call(partial(_restful, path=path, params=params), sobject=sobject)
+            except TooManyIds as error:
+                half = _first_half(start, end)
+                if half is None:
+                    raise self._minute_too_full(kind, sobject, start, error) from error
+                log.info(
+                    "Salesforce holds more than %s %s %s ids from %s to %s; asking up to %s",
+                    ID_LIMIT,
+                    kind,
+                    sobject,
+                    _window_param(start),
+                    _window_param(end),
+                    _window_param(half),
+                )
+                end = narrowed_to = half
+                continue
+            return (answer if isinstance(answer, dict) else {}), narrowed_to
+
+    @staticmethod
+    def _minute_too_full(kind: str, sobject: str, start: datetime, error: TooManyIds) -> TooManyIds:
+        what = "changed" if kind == "updated" else "deleted"
+        return TooManyIds(
+            f"More than {ID_LIMIT:,} {sobject} records were {what} in Salesforce within one "
+            f"minute ({_minute(start):%Y-%m-%d %H:%M} UTC): more than Salesforce lists in one "
+            "answer, and it lists no less than a minute, so m365sync cannot read which records "
+            "they were.",
+            fix=(
+                "It follows a mass change of that many records at once (a data load or a mass "
+                "update). The people mirror reads every record again instead, by itself; for "
+                "Events and Tasks, changes made in Salesforce from that minute on are not "
+                "pulled: report it to m365sync's maintainers with this message."
+            ),
+            code=error.code,
+            http_status=error.http_status,
+            sobject=sobject,
+            salesforce_message=error.salesforce_message,
+        )
+
     def updated(self, sobject: str, start: datetime, end: datetime) -> UpdatedRecords:
         """Ids of ``sobject`` records created or changed between ``start`` and ``end``
-        (at most 30 days back)."""
-        path = f"sobjects/{_checked_name(sobject)}/updated/"
-        params = {"start": _window_param(start), "end": _window_param(end)}
-        answer = self._call(lambda api: api.restful(path, params=params), sobject=sobject)
-        data = answer if isinstance(answer, dict) else {}
+        (at most 30 days back). A window holding more ids than Salesforce answers at once is
+        narrowed from its end (``narrowed_to``): poll again from ``latest_date_covered``."""
+        data, narrowed_to = self._changes("updated", sobject, start, end)
         return UpdatedRecords(
             ids=[str(i) for i in data.get("ids") or []],
             latest_date_covered=parse_salesforce_datetime(data.get("latestDateCovered")),
+            narrowed_to=narrowed_to,
         )
 
     def deleted(self, sobject: str, start: datetime, end: datetime) -> DeletedRecords:
-        """``sobject`` records deleted between ``start`` and ``end`` (at most 15 days back)."""
-        path = f"sobjects/{_checked_name(sobject)}/deleted/"
-        params = {"start": _window_param(start), "end": _window_param(end)}
-        answer = self._call(lambda api: api.restful(path, params=params), sobject=sobject)
-        data = answer if isinstance(answer, dict) else {}
+        """``sobject`` records deleted between ``start`` and ``end`` (at most 15 days back),
+        narrowed like ``updated``'s when the window holds too many."""
+        data, narrowed_to = self._changes("deleted", sobject, start, end)
         return DeletedRecords(
             records=[
                 DeletedRecord(
@@ -758,7 +836,33 @@ class SalesforceClient:
             ],
             earliest_date_available=parse_salesforce_datetime(data.get("earliestDateAvailable")),
             latest_date_covered=parse_salesforce_datetime(data.get("latestDateCovered")),
+            narrowed_to=narrowed_to,
         )
+
+    def updated_windows(
+        self, sobject: str, start: datetime, end: datetime
+    ) -> Iterator[UpdatedRecords]:
+        """``updated`` for ``[start, end)``, one answer after another when Salesforce narrows
+        the window: each next window starts at the previous ``latest_date_covered`` (the
+        windows are consecutive, so nothing between them is skipped). Each answer moves at
+        least a minute on; a caller saves its cursor after each."""
+        while True:
+            answer = self.updated(sobject, start, end)
+            yield answer
+            if answer.narrowed_to is None or answer.latest_date_covered <= start:
+                return
+            start = answer.latest_date_covered
+
+    def deleted_windows(
+        self, sobject: str, start: datetime, end: datetime
+    ) -> Iterator[DeletedRecords]:
+        """``deleted`` for ``[start, end)``, window after window as ``updated_windows``."""
+        while True:
+            answer = self.deleted(sobject, start, end)
+            yield answer
+            if answer.narrowed_to is None or answer.latest_date_covered <= start:
+                return
+            start = answer.latest_date_covered
 
 
 __all__ = [
@@ -766,6 +870,7 @@ __all__ = [
     "COLLECTION_SIZE",
     "COMPOSITE_COLLECTIONS",
     "COMPOSITE_SIZE",
+    "ID_LIMIT",
     "DeletedRecord",
     "DeletedRecords",
     "RecordResult",

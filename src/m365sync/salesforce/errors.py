@@ -58,7 +58,9 @@ codes, ``errorCode`` values or OAuth ``error_description`` texts. The classifier
     │                                 mismatch, code expired or reused, wrong PKCE verifier,
     │                                 callback URL not registered
     └── UnexpectedResponse            anything else (MALFORMED_QUERY, JSON_PARSER_ERROR...):
-                                      m365sync sent something Salesforce could not take
+        │                             m365sync sent something Salesforce could not take
+        └── TooManyIds                EXCEEDED_ID_LIMIT: more ids than one answer may hold
+                                      (change polling narrows its window on it)
 
 Every message says what went wrong in plain words and every class carries a ``fix``.
 """
@@ -490,6 +492,15 @@ class UnexpectedResponse(SalesforceError):
     )
 
 
+class TooManyIds(UnexpectedResponse):
+    """``EXCEEDED_ID_LIMIT``: the request names (or its answer would hold) more ids than
+    Salesforce takes in one call. Change polling (``updated``/``deleted``, at most 600,000
+    ids) answers it by asking for a shorter window; the client raises it itself when even
+    one minute holds too many."""
+
+    default_message = "Salesforce refused to answer with that many record ids at once."
+
+
 # -- naming records --------------------------------------------------------------------------
 
 
@@ -552,7 +563,7 @@ _CODES: dict[str, type[SalesforceError]] = {
     "INVALID_INPUT": UnexpectedResponse,
     "MISSING_ARGUMENT": UnexpectedResponse,
     "METHOD_NOT_ALLOWED": UnexpectedResponse,
-    "EXCEEDED_ID_LIMIT": UnexpectedResponse,
+    "EXCEEDED_ID_LIMIT": TooManyIds,
     "INVALID_QUERY_FILTER_OPERATOR": UnexpectedResponse,
     "INVALID_BATCH_SIZE": UnexpectedResponse,
     "INVALID_REPLICATION_DATE": UnexpectedResponse,
@@ -734,6 +745,12 @@ def _from_code(
             **kwargs,
         )
     shown = f"{status} " if status else ""
+    if kind is TooManyIds:
+        return TooManyIds(
+            f"Salesforce refused m365sync's request ({shown}{code}): it names, or its answer "
+            f"would hold, more record ids than Salesforce takes in one call.{said}",
+            **kwargs,
+        )
     return UnexpectedResponse(
         f"Salesforce refused m365sync's request ({shown}{code or 'no error code'}).{said}",
         **kwargs,
@@ -1066,6 +1083,7 @@ __all__ = [
     "SignInIncomplete",
     "StorageFull",
     "TlsUntrusted",
+    "TooManyIds",
     "Transient",
     "UnexpectedResponse",
     "UserInactive",

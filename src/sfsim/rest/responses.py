@@ -337,19 +337,37 @@ def _window(request: Request, state: SfState, limit: timedelta) -> tuple[datetim
     return start, min(end, now.replace(second=0, microsecond=0))
 
 
+def _within_id_limit(state: SfState, found: int) -> None:
+    """Salesforce refuses a window holding more ids than it answers at once (600,000,
+    ``SfConfig.replication_id_limit``) and tells the caller to ask for a shorter one. The
+    status and code are Salesforce's; its documentation quotes no message, so the wording
+    is sfsim's."""
+    limit = state.config.replication_id_limit
+    if found > limit:
+        raise err.ExceededIdLimit(
+            f"More than {limit} ids were found for this time span. "
+            "Choose start and end dates that are closer together."
+        )
+
+
 async def updated(request: Request) -> Response:
-    """Ids of records created or changed in ``[start, end)`` (SystemModstamp; last 30 days)."""
+    """Ids of records created or changed in ``[start, end)`` (SystemModstamp; last 30 days).
+
+    More than ``replication_id_limit`` of them: ``EXCEEDED_ID_LIMIT``."""
     require_session(request)
     version(request)
     state = sf_state(request)
     obj = sobject(request)
     start, end = _window(request, state, UPDATED_WINDOW)
     ids = [r["Id"] for r in state.records.live(obj.name) if start <= r["SystemModstamp"] < end]
+    _within_id_limit(state, len(ids))
     return JSONResponse({"ids": ids, "latestDateCovered": format_datetime(end)})
 
 
 async def deleted(request: Request) -> Response:
-    """Records deleted in ``[start, end)`` (the recycle bin keeps them 15 days)."""
+    """Records deleted in ``[start, end)`` (the recycle bin keeps them 15 days).
+
+    More than ``replication_id_limit`` of them: ``EXCEEDED_ID_LIMIT``."""
     require_session(request)
     version(request)
     state = sf_state(request)
@@ -360,6 +378,7 @@ async def deleted(request: Request) -> Response:
         for r in state.records.all(obj.name)
         if r["IsDeleted"] and start <= r["_deleted_at"] < end
     ]
+    _within_id_limit(state, len(gone))
     earliest = max(state.records.created_at, state.now() - DELETED_WINDOW).replace(
         second=0, microsecond=0
     )

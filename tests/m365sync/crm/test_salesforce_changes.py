@@ -6,9 +6,11 @@ m365sync's own writes never bounce back; the newest change wins; nobody is invit
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from itertools import pairwise
 from typing import Any
 from urllib.parse import parse_qs
 
+import pytest
 from simple_salesforce import Salesforce
 
 from m365sync.crm.salesforce_changes import (
@@ -18,6 +20,7 @@ from m365sync.crm.salesforce_changes import (
 )
 from m365sync.crm.salesforce_repository import SalesforceRepository
 from m365sync.crm.salesforce_schemas import PullResult
+from m365sync.salesforce.errors import TooManyIds
 from m365sync.sync.features import SyncFeature
 from support.salesforce_target_world import ADELE, MEMBER_PASSWORD, PAT, SalesforceTarget
 from support.sf_clients import user_client
@@ -391,3 +394,121 @@ def test_each_poll_starts_before_the_last_one_ended_and_every_org_is_polled(
     (poll,) = polls
     start = parse_qs(poll["query"])["start"][0].replace(" ", "+")
     assert datetime.fromisoformat(start) == covered - OVERLAP
+
+
+def limit_ids(target: SalesforceTarget, limit: int) -> None:
+    """Salesforce's 600,000 ids a change-polling window, lowered."""
+    target.control("PATCH", "config", json={"replication_id_limit": limit})
+
+
+def change_windows(target: SalesforceTarget, path: str) -> list[tuple[int, datetime, datetime]]:
+    """The change-polling windows m365sync asked for: (status, start, end) in order."""
+    windows = []
+    for entry in target.api_requests():
+        if path in entry["path"]:
+            query = parse_qs(entry["query"])
+            start, end = (
+                datetime.fromisoformat(query[name][0].replace(" ", "+"))
+                for name in ("start", "end")
+            )
+            windows.append((int(entry["status"]), start, end))
+    return windows
+
+
+def assert_narrowed_and_consecutive(
+    windows: list[tuple[int, datetime, datetime]], *, started: datetime
+) -> None:
+    """Refused windows were asked again shorter, and the accepted ones follow each other
+    without a gap up to the poll's time."""
+    assert any(status == 400 for status, _, _ in windows)
+    accepted = [(start, end) for status, start, end in windows if status == 200]
+    assert len(accepted) >= 2
+    for (_, end), (next_start, _) in pairwise(accepted):
+        assert next_start == end
+    assert accepted[-1][1] == started.replace(microsecond=0)
+    assert all(end.second == 0 for _, end in accepted[:-1])  # whole minutes
+
+
+def pull_at(target: SalesforceTarget) -> tuple[PullResult, datetime]:
+    """A poll a little later, and when it ran."""
+    now = later(target, 90)
+    result = pull_salesforce_changes(
+        target.database,
+        target.organization_id,
+        settings=target.settings,
+        box=target.box,
+        now=now,
+    )
+    return result, now
+
+
+def titles(target: SalesforceTarget) -> list[str]:
+    return sorted(task["title"] for task in target.sync.todo_tasks(ADELE))
+
+
+def test_more_changes_than_salesforce_lists_at_once_are_pulled_window_by_window(
+    target: SalesforceTarget,
+) -> None:
+    connected(target)
+    pull(target)
+    limit_ids(target, 5)
+    rep = as_rep(target)
+    names = [f"Call back {n:02}" for n in range(12)]
+    made: list[str] = []
+    for pair in range(6):  # two a minute: each minute fits, the whole window does not
+        for name in names[2 * pair : 2 * pair + 2]:
+            made.append(
+                rep.Task.create({"Subject": name, "Status": "Not Started", "TaskSubtype": "Task"})[
+                    "id"
+                ]
+            )
+        later(target, 60)
+    target.forget_requests()
+
+    first, started = pull_at(target)
+
+    assert first.created == {"Task": 12}
+    assert_narrowed_and_consecutive(
+        change_windows(target, "/sobjects/Task/updated/"), started=started
+    )
+    sync(target, TASKS)
+    assert titles(target) == names  # each once
+    assert pull(target).created == {}  # the cursor went on past them
+
+    for pair in range(6):
+        for task in made[2 * pair : 2 * pair + 2]:
+            rep.Task.update(task, {"Status": "Completed"})
+        later(target, 60)
+    assert pull(target).changed == {"Task": 12}
+    sync(target, TASKS)
+    assert {task["status"] for task in target.sync.todo_tasks(ADELE)} == {"completed"}
+
+    for pair in range(6):
+        for task in made[2 * pair : 2 * pair + 2]:
+            rep.Task.delete(task)
+        later(target, 60)
+    target.forget_requests()
+    gone, started = pull_at(target)
+    assert gone.deleted == {"Task": 12}
+    assert_narrowed_and_consecutive(
+        change_windows(target, "/sobjects/Task/deleted/"), started=started
+    )
+    sync(target, TASKS)
+    assert titles(target) == []
+
+
+def test_more_changes_in_one_minute_than_salesforce_lists_stop_the_poll_with_advice(
+    target: SalesforceTarget,
+) -> None:
+    connected(target)
+    pull(target)
+    limit_ids(target, 1)
+    rep = as_rep(target)
+    for name in ("Mass one", "Mass two"):
+        rep.Task.create({"Subject": name, "Status": "Not Started", "TaskSubtype": "Task"})
+
+    with pytest.raises(TooManyIds) as refused:
+        pull(target)
+
+    assert "within one minute" in str(refused.value)
+    assert refused.value.fix is not None and "mass change" in refused.value.fix

@@ -116,3 +116,73 @@ def test_several_contacts_with_one_address_are_one_local_contact(target: Salesfo
         assert client.delete([oldest])[0].success
     target.mirror(now=later(target))
     assert PAT in people(target, PAT)  # the twin still has the address
+
+
+def test_more_changes_than_salesforce_lists_at_once_reach_the_mirror(
+    target: SalesforceTarget,
+) -> None:
+    target.connect()
+    target.mirror()
+    target.control("PATCH", "config", json={"replication_id_limit": 5})
+    emails = [f"buyer{n:02}@northwind.example" for n in range(12)]
+    made: list[str] = []
+    with salesforce(target) as client:
+        for pair in range(6):  # two a minute: each minute fits, the whole window does not
+            saved = client.create(
+                "Contact", [{"LastName": f"Buyer {e}", "Email": e} for e in emails[2 * pair :][:2]]
+            )
+            made += [str(r.id) for r in saved if r.success]
+            later(target, 1)
+    assert len(made) == 12
+    target.forget_requests()
+
+    changed = target.mirror(now=later(target))
+
+    assert changed.loaded == {}  # followed, not read again
+    assert set(people(target, *emails)) == set(emails)
+    updates = windows(target, "/sobjects/Contact/updated/")
+    assert 400 in {status for status, _ in updates}
+    assert len([1 for status, _ in updates if status == 200]) >= 2
+
+    with salesforce(target) as client:
+        for pair in range(6):
+            assert all(r.success for r in client.delete(made[2 * pair :][:2]))
+            later(target, 1)
+    target.forget_requests()
+
+    removed = target.mirror(now=later(target))
+
+    assert removed.loaded == {}
+    assert removed.removed == {"Contact": 12}
+    assert people(target, *emails) == {}
+    deletions = windows(target, "/sobjects/Contact/deleted/")
+    assert 400 in {status for status, _ in deletions}
+    assert PAT in people(target, PAT)  # only the twelve left
+
+
+def test_more_changes_within_one_minute_than_salesforce_lists_mean_a_full_read(
+    target: SalesforceTarget,
+) -> None:
+    target.connect()
+    target.mirror()
+    target.control("PATCH", "config", json={"replication_id_limit": 1})
+    emails = ["one@northwind.example", "two@northwind.example"]
+    with salesforce(target) as client:
+        assert all(
+            r.success
+            for r in client.create("Contact", [{"LastName": e, "Email": e} for e in emails])
+        )
+
+    again = target.mirror(now=later(target))
+
+    assert again.loaded["Contact"] == 5  # the three seeded and the two new, read whole
+    assert set(people(target, *emails)) == set(emails)
+
+
+def windows(target: SalesforceTarget, path: str) -> list[tuple[int, str]]:
+    """The change-polling requests m365sync made: (status, query)."""
+    return [
+        (int(entry["status"]), str(entry["query"]))
+        for entry in target.api_requests()
+        if path in entry["path"]
+    ]

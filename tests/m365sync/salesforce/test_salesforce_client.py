@@ -204,6 +204,34 @@ def test_change_polling(client: SalesforceClient, sf: SfServer) -> None:
         client.updated("Task", start.replace(tzinfo=None), end)
 
 
+def test_a_window_with_too_many_ids_is_narrowed_to_whole_minutes(
+    client: SalesforceClient, sf: SfServer
+) -> None:
+    sim(sf, "PATCH", "config", json={"replication_id_limit": 2})
+    start = sf.state.now() - timedelta(minutes=10)
+    made: list[str] = []
+    for minute in range(3):
+        made += [str(r.id) for r in client.create("Task", [{"Subject": f"Mass {minute}"}] * 2)]
+        sim(sf, "POST", "clock", json={"advanceSeconds": 60})
+    sim(sf, "POST", "clock", json={"advanceSeconds": 60})
+    end = sf.state.now()
+
+    first = client.updated("Task", start, end)
+    assert first.narrowed_to is not None and first.narrowed_to < end
+    assert (first.narrowed_to.second, first.narrowed_to.microsecond) == (0, 0)
+    assert first.latest_date_covered <= first.narrowed_to
+    assert len(first.ids) <= 2
+
+    answers = list(client.updated_windows("Task", start, end))
+    assert sorted(i for a in answers for i in a.ids) == sorted(made)  # each once
+    assert answers[-1].narrowed_to is None
+
+    sim(sf, "PATCH", "config", json={"replication_id_limit": 1})
+    with pytest.raises(sf_errors.TooManyIds, match="within one minute") as refused:
+        list(client.updated_windows("Task", start, end))
+    assert refused.value.fix is not None and "mass change" in refused.value.fix
+
+
 def test_expired_session_is_renewed_once_and_the_call_retried(
     client: SalesforceClient, sf: SfServer, jwt_source: CountingSource
 ) -> None:

@@ -126,6 +126,7 @@ def test_sign_in_service_outages_are_transient() -> None:
         (403, "API_DISABLED_FOR_ORG", sf_errors.AccessDenied),
         (404, "NOT_FOUND", sf_errors.NotFound),
         (400, "MALFORMED_QUERY", sf_errors.UnexpectedResponse),
+        (400, "EXCEEDED_ID_LIMIT", sf_errors.TooManyIds),
         (403, "SOMETHING_NEW", sf_errors.AccessDenied),
         (502, "", sf_errors.Transient),
         (400, "SOMETHING_NEW", sf_errors.UnexpectedResponse),
