@@ -843,26 +843,30 @@ class SalesforceClient:
         self, sobject: str, start: datetime, end: datetime
     ) -> Iterator[UpdatedRecords]:
         """``updated`` for ``[start, end)``, one answer after another when Salesforce narrows
-        the window: each next window starts at the previous ``latest_date_covered`` (the
-        windows are consecutive, so nothing between them is skipped). Each answer moves at
-        least a minute on; a caller saves its cursor after each."""
-        while True:
-            answer = self.updated(sobject, start, end)
-            yield answer
-            if answer.narrowed_to is None or answer.latest_date_covered <= start:
-                return
-            start = answer.latest_date_covered
+        the window (see ``_consecutive``); a caller saves its cursor after each."""
+        return _consecutive(lambda since: self.updated(sobject, since, end), start)
 
     def deleted_windows(
         self, sobject: str, start: datetime, end: datetime
     ) -> Iterator[DeletedRecords]:
         """``deleted`` for ``[start, end)``, window after window as ``updated_windows``."""
-        while True:
-            answer = self.deleted(sobject, start, end)
-            yield answer
-            if answer.narrowed_to is None or answer.latest_date_covered <= start:
-                return
-            start = answer.latest_date_covered
+        return _consecutive(lambda since: self.deleted(sobject, since, end), start)
+
+
+Changes = TypeVar("Changes", UpdatedRecords, DeletedRecords)
+
+
+def _consecutive(ask: Callable[[datetime], Changes], start: datetime) -> Iterator[Changes]:
+    """``ask``'s answers from ``start`` on, one after another while Salesforce narrows the
+    window: each next window starts at the previous answer's ``latest_date_covered`` (the
+    windows are consecutive, so nothing between them is skipped), and each answer moves at
+    least a minute on, so the walk ends."""
+    while True:
+        answer = ask(start)
+        yield answer
+        if answer.narrowed_to is None or answer.latest_date_covered <= start:
+            return
+        start = answer.latest_date_covered
 
 
 __all__ = [
