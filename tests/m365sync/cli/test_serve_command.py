@@ -89,22 +89,31 @@ def test_a_busy_port_is_said_before_any_banner_with_how_to_pick_another(tmp_path
 
 @PROCESSES
 def test_port_0_prints_the_port_it_really_listens_on(tmp_path, command, process):
-    server = subprocess.Popen(
-        [*process, "--host", "127.0.0.1", "--port", "0"],
-        env=_serve_env(tmp_path),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
-    )
+    errors = tmp_path / "stderr.txt"
+    with errors.open("w") as stderr:
+        server = subprocess.Popen(
+            [*process, "--host", "127.0.0.1", "--port", "0"],
+            env=_serve_env(tmp_path),
+            stdout=subprocess.PIPE,
+            stderr=stderr,
+            text=True,
+        )
     try:
         assert server.stdout is not None
         banner = server.stdout.readline()
         found = re.search(r"open http://127\.0\.0\.1:(\d+) ", banner)
-        assert found, banner
+        assert found, (banner, errors.read_text())
         port = int(found.group(1))
         assert port != 0
         with socket.create_connection(("127.0.0.1", port), timeout=30) as reached:
             assert reached  # the banner's port is the one listening
     finally:
         server.send_signal(signal.SIGINT)
-        server.communicate(timeout=60)
+        try:
+            server.communicate(timeout=120)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.communicate()
+            raise AssertionError(
+                f"m365sync {command} did not stop within 120 s of Ctrl+C:\n{errors.read_text()}"
+            ) from None
