@@ -42,7 +42,7 @@ from m365sync.microsoft.auth import ClientSecret
 from m365sync.organizations import service as orgs
 from m365sync.organizations.models import Role
 from m365sync.settings import Settings, get_settings
-from m365sync.workers.process import tune_garbage_collector
+from m365sync.workers.process import HeldStop, tune_garbage_collector
 
 log = logging.getLogger(__name__)
 console = Console(soft_wrap=True)
@@ -337,57 +337,61 @@ def serve_app(
         token = asyncio.run(seed_demo_organization(settings, database, runtime))
         connect_demo_salesforce(settings, database, runtime.box)
     base = browser_url(settings)
-    console.print(
-        f"[bold]m365sync[/] is running: open [bold]{base}[/] and sign in.", highlight=False
-    )
-    console.print(
-        f"  JSON API {base}/api/v1 (OpenAPI {base}/api/openapi.json); sync workers: in-process",
-        highlight=False,
-    )
-    if server is not None:
-        console.print("[bold]Demo sign-ins[/] (organization Contoso):", highlight=False)
-        for email, password, who in DEMO_SIGN_INS:
-            console.print(f"  {who:<10} {email:<20} password {password}", highlight=False)
+    # From the banner on, Ctrl+C is held until the server runs, never lost (see HeldStop).
+    with HeldStop() as stop:
         console.print(
-            f"Demo Microsoft 365 tenant (m365sim): {server.url}   "
-            f"CA bundle: {server.tls.ca_bundle}",
-            highlight=False,
+            f"[bold]m365sync[/] is running: open [bold]{base}[/] and sign in.", highlight=False
         )
         console.print(
-            f"  Service account app: client id {DEMO_SERVICE_ACCOUNT[0]}, secret value "
-            f"{DEMO_SERVICE_ACCOUNT[1]}",
+            f"  JSON API {base}/api/v1 (OpenAPI {base}/api/openapi.json); sync workers: in-process",
             highlight=False,
         )
-        console.print(f"  User connections app: client id {DEMO_USER_APP[0]}", highlight=False)
-        console.print(f"  Admin API token (organization '{DEMO_ORG}'): {token}", highlight=False)
-    if salesforce is not None:
-        console.print(
-            f"Demo Salesforce org (sfsim): {salesforce.url}   "
-            f"CA bundle (both emulators): {settings.ca_bundle}",
-            highlight=False,
-        )
-        console.print(
-            f"  Contoso is connected to it as {DEMO_SALESFORCE_USER}; synced emails and "
-            f"meetings open at {salesforce.url}/lightning/r/<Object>/<Id>/view (links in "
-            "Activities and Admin → Salesforce)",
-            highlight=False,
-        )
-    tune_garbage_collector()
-    try:
-        config = uvicorn.Config(
-            app,
-            log_level=settings.log_level.lower(),
-            # X-Forwarded-For/-Proto only from the proxies the settings trust (none by
-            # default), as the rate limits do (m365sync.web.security).
-            forwarded_allow_ips=[
-                str(ip_network(proxy, strict=False)) for proxy in settings.trusted_proxies
-            ],
-        )
-        uvicorn.Server(config).run(sockets=[listener])
-    finally:
-        database.dispose()  # a last checkpoint empties SQLite's write-ahead log
-        listener.close()
         if server is not None:
-            server.stop()
+            console.print("[bold]Demo sign-ins[/] (organization Contoso):", highlight=False)
+            for email, password, who in DEMO_SIGN_INS:
+                console.print(f"  {who:<10} {email:<20} password {password}", highlight=False)
+            console.print(
+                f"Demo Microsoft 365 tenant (m365sim): {server.url}   "
+                f"CA bundle: {server.tls.ca_bundle}",
+                highlight=False,
+            )
+            console.print(
+                f"  Service account app: client id {DEMO_SERVICE_ACCOUNT[0]}, secret value "
+                f"{DEMO_SERVICE_ACCOUNT[1]}",
+                highlight=False,
+            )
+            console.print(f"  User connections app: client id {DEMO_USER_APP[0]}", highlight=False)
+            console.print(
+                f"  Admin API token (organization '{DEMO_ORG}'): {token}", highlight=False
+            )
         if salesforce is not None:
-            salesforce.stop()
+            console.print(
+                f"Demo Salesforce org (sfsim): {salesforce.url}   "
+                f"CA bundle (both emulators): {settings.ca_bundle}",
+                highlight=False,
+            )
+            console.print(
+                f"  Contoso is connected to it as {DEMO_SALESFORCE_USER}; synced emails and "
+                f"meetings open at {salesforce.url}/lightning/r/<Object>/<Id>/view (links in "
+                "Activities and Admin → Salesforce)",
+                highlight=False,
+            )
+        tune_garbage_collector()
+        try:
+            config = uvicorn.Config(
+                app,
+                log_level=settings.log_level.lower(),
+                # X-Forwarded-For/-Proto only from the proxies the settings trust (none by
+                # default), as the rate limits do (m365sync.web.security).
+                forwarded_allow_ips=[
+                    str(ip_network(proxy, strict=False)) for proxy in settings.trusted_proxies
+                ],
+            )
+            stop.run(uvicorn.Server(config), [listener])
+        finally:
+            database.dispose()  # a last checkpoint empties SQLite's write-ahead log
+            listener.close()
+            if server is not None:
+                server.stop()
+            if salesforce is not None:
+                salesforce.stop()

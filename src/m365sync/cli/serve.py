@@ -76,7 +76,7 @@ def web(host: HostOption = None, port: PortOption = None) -> None:
     from m365sync.db import database_from_settings, migrate
     from m365sync.demo import browser_url, listen_socket
     from m365sync.web.app import create_app
-    from m365sync.workers.process import tune_garbage_collector
+    from m365sync.workers.process import HeldStop, tune_garbage_collector
 
     settings = _process_settings(host=host, port=port)
     # Bound before the migrations: a busy port is said at once, and --port 0 becomes the
@@ -94,19 +94,21 @@ def web(host: HostOption = None, port: PortOption = None) -> None:
             workers="celery",
             recover_bookings=False,
         )
-        tune_garbage_collector()
-        typer.echo(
-            f"m365sync web is running: open {browser_url(settings)} "
-            "(sync work goes to the Celery workers)."
-        )
-        config = uvicorn.Config(
-            application,
-            log_level=settings.log_level.lower(),
-            forwarded_allow_ips=[
-                str(ip_network(proxy, strict=False)) for proxy in settings.trusted_proxies
-            ],
-        )
-        uvicorn.Server(config).run(sockets=[listener])
+        # From the banner on, Ctrl+C is held until the server runs, never lost (HeldStop).
+        with HeldStop() as stop:
+            typer.echo(
+                f"m365sync web is running: open {browser_url(settings)} "
+                "(sync work goes to the Celery workers)."
+            )
+            tune_garbage_collector()
+            config = uvicorn.Config(
+                application,
+                log_level=settings.log_level.lower(),
+                forwarded_allow_ips=[
+                    str(ip_network(proxy, strict=False)) for proxy in settings.trusted_proxies
+                ],
+            )
+            stop.run(uvicorn.Server(config), [listener])
     finally:
         database.dispose()
         listener.close()

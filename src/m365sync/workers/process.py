@@ -1,11 +1,16 @@
-"""Process-level set-up for long-running m365sync processes (``serve``, Celery workers,
-``m365sync sync``)."""
+"""Process-level set-up for long-running m365sync processes (``serve``, ``web``, Celery
+workers, ``m365sync sync``)."""
 
 from __future__ import annotations
 
 import gc
+import signal
+import socket
+import threading
+from types import FrameType
+from typing import Any
 
-__all__ = ["tune_garbage_collector"]
+__all__ = ["HeldStop", "tune_garbage_collector"]
 
 # Container objects allocated (net) between two collections of the youngest generation;
 # CPython's default is 700. Then every 20th young collection also collects the middle
@@ -40,3 +45,48 @@ def tune_garbage_collector(*, collect: bool = True) -> None:
         gc.collect()
     gc.freeze()
     gc.set_threshold(YOUNG_COLLECTION_THRESHOLD, *OLDER_COLLECTION_THRESHOLDS)
+
+
+class HeldStop:
+    """Ctrl+C (SIGINT) and SIGTERM held from a web server's banner until it runs.
+
+    Python's own Ctrl+C raises ``KeyboardInterrupt`` at whatever line is running, and a line
+    inside a garbage collector's callback swallows it ("Exception ignored in ..."): pressed
+    just after the banner, while the collector is tuned and the server starts, Ctrl+C could
+    be lost and the server run on. Within ``with HeldStop() as stop:`` the signal is only
+    noted; ``stop.run(server, sockets)`` starts the uvicorn ``server``, which takes the
+    signals over while it runs, and stops it as soon as it has started when one came
+    before (its start-up and shutdown both run). Leaving the block raises the signals noted
+    again, as uvicorn itself does after a shutdown they caused: Ctrl+C ends the command as
+    Ctrl+C does, after its clean-up."""
+
+    SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+    def __init__(self) -> None:
+        self.held: list[int] = []
+        self._server: Any = None
+        self._previous: dict[int, Any] = {}
+
+    def __enter__(self) -> HeldStop:
+        # Signal handlers can only be set from the main thread.
+        if threading.current_thread() is threading.main_thread():
+            self._previous = {sig: signal.signal(sig, self._hold) for sig in self.SIGNALS}
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
+        for sig in reversed(self.held):
+            signal.raise_signal(sig)
+
+    def _hold(self, signum: int, _frame: FrameType | None) -> None:
+        self.held.append(signum)
+        if self._server is not None:
+            self._server.should_exit = True
+
+    def run(self, server: Any, sockets: list[socket.socket]) -> None:
+        """``server.run(sockets=sockets)``, told to stop at once if a signal came first."""
+        self._server = server
+        if self.held:
+            server.should_exit = True
+        server.run(sockets=sockets)
