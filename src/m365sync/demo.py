@@ -309,6 +309,23 @@ def listen_socket(host: str, port: int, *, command: str = "serve") -> socket.soc
     return sock
 
 
+def run_web_server(app: Any, settings: Settings, listener: socket.socket, stop: HeldStop) -> None:
+    """Serve ``app`` on ``listener`` (bound by ``listen_socket``) until Ctrl+C or SIGTERM:
+    the garbage collector tuned for a long-running process first, then uvicorn, started
+    through ``stop`` so that a signal since the banner stops it once started."""
+    tune_garbage_collector()
+    config = uvicorn.Config(
+        app,
+        log_level=settings.log_level.lower(),
+        # X-Forwarded-For/-Proto only from the proxies the settings trust (none by
+        # default), as the rate limits do (m365sync.web.security).
+        forwarded_allow_ips=[
+            str(ip_network(proxy, strict=False)) for proxy in settings.trusted_proxies
+        ],
+    )
+    stop.run(uvicorn.Server(config), [listener])
+
+
 def serve_app(
     *, host: str | None = None, port: int | None = None, demo: bool | None = None
 ) -> None:
@@ -376,18 +393,8 @@ def serve_app(
                 "Activities and Admin → Salesforce)",
                 highlight=False,
             )
-        tune_garbage_collector()
         try:
-            config = uvicorn.Config(
-                app,
-                log_level=settings.log_level.lower(),
-                # X-Forwarded-For/-Proto only from the proxies the settings trust (none by
-                # default), as the rate limits do (m365sync.web.security).
-                forwarded_allow_ips=[
-                    str(ip_network(proxy, strict=False)) for proxy in settings.trusted_proxies
-                ],
-            )
-            stop.run(uvicorn.Server(config), [listener])
+            run_web_server(app, settings, listener, stop)
         finally:
             database.dispose()  # a last checkpoint empties SQLite's write-ahead log
             listener.close()

@@ -68,15 +68,11 @@ def serve(
 def web(host: HostOption = None, port: PortOption = None) -> None:
     """Serve the dashboard, JSON API and change notifications, handing sync work to the
     Celery workers (scaled out: run m365sync scheduler and m365sync worker too)."""
-    from ipaddress import ip_network
-
-    import uvicorn
-
     from m365sync.connections.runtime import ConnectionRuntime
     from m365sync.db import database_from_settings, migrate
-    from m365sync.demo import browser_url, listen_socket
+    from m365sync.demo import browser_url, listen_socket, run_web_server
     from m365sync.web.app import create_app
-    from m365sync.workers.process import HeldStop, tune_garbage_collector
+    from m365sync.workers.process import HeldStop
 
     settings = _process_settings(host=host, port=port)
     # Bound before the migrations: a busy port is said at once, and --port 0 becomes the
@@ -100,15 +96,7 @@ def web(host: HostOption = None, port: PortOption = None) -> None:
                 f"m365sync web is running: open {browser_url(settings)} "
                 "(sync work goes to the Celery workers)."
             )
-            tune_garbage_collector()
-            config = uvicorn.Config(
-                application,
-                log_level=settings.log_level.lower(),
-                forwarded_allow_ips=[
-                    str(ip_network(proxy, strict=False)) for proxy in settings.trusted_proxies
-                ],
-            )
-            stop.run(uvicorn.Server(config), [listener])
+            run_web_server(application, settings, listener, stop)
     finally:
         database.dispose()
         listener.close()
