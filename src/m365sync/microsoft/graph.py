@@ -249,8 +249,8 @@ class GraphClient:
                     fix=(
                         "Nothing to do if it passes: the request is retried with back-off. If "
                         "it keeps happening, check the network between this server and "
-                        "Microsoft Graph (a proxy that slows answers down), or raise "
-                        "M365SYNC_GRAPH_TIMEOUT_SECONDS (each request may take twice as long)."
+                        "Microsoft Graph (a proxy that slows answers down), or raise the Graph "
+                        "timeout setting (each request may take twice as long)."
                     ),
                 )
             else:

@@ -153,7 +153,7 @@ def test_answers_that_keep_trickling_leave_the_reason_on_the_unit(
 
     assert failed.outcome == "failed" and failed.status == UnitStatus.BACKING_OFF
     assert f"took longer than {deadline:g} s" in failed.error
-    assert "M365SYNC_GRAPH_TIMEOUT_SECONDS" in failed.fix
+    assert "Graph timeout setting" in failed.fix
     with world.database.session() as session:
         unit = session.get(SyncUnit, failed.unit_id)
         assert unit is not None
