@@ -31,6 +31,9 @@ def test_ctrl_c_before_the_server_runs_stops_it_after_start_up_and_shutdown() ->
     listener = socket.socket()
     listener.bind(("127.0.0.1", 0))
     listener.listen()
+    # Ctrl+C as a fresh process has it (an in-process Celery worker earlier in the session
+    # may have left its own handler).
+    earlier = signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
         with pytest.raises(KeyboardInterrupt), HeldStop() as stop:
             # Where Python's own handler would raise (and a garbage collector's callback
@@ -41,10 +44,11 @@ def test_ctrl_c_before_the_server_runs_stops_it_after_start_up_and_shutdown() ->
             stop.run(uvicorn.Server(uvicorn.Config(app, log_level="warning")), [listener])
             events.append("server returned")
         # Leaving the block, the held Ctrl+C ends the command as Ctrl+C does.
+        assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
     finally:
+        signal.signal(signal.SIGINT, earlier)
         listener.close()
     assert events == ["after Ctrl+C", "started", "stopped", "server returned"]
-    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
 
 
 def test_nothing_held_leaves_the_signals_as_they_were() -> None:
