@@ -14,6 +14,7 @@ runs (``tests/m365sync/cli/test_startup.py`` keeps it so).
 
 from __future__ import annotations
 
+import gc
 import sys
 
 import typer
@@ -56,6 +57,13 @@ app.add_typer(operations.app)  # unnamed: ``backup``, ``restore``, ``purge``, ``
 
 
 def main(argv: list[str] | None = None) -> None:
+    # A command's first work is importing what it runs (SQLAlchemy and the models, MSAL,
+    # httpx): a few hundred thousand objects that live as long as the process. The cyclic
+    # garbage collector would walk them again and again while they load, about 0.1 s of a
+    # command's start. It stays off until the command has loaded them: ``Context`` (every
+    # command that opens the database) and ``tune_garbage_collector`` (``sync`` and the
+    # long-running processes) turn it back on.
+    gc.disable()
     try:
         # Outside standalone mode click returns a ``typer.Exit``'s code instead of exiting.
         returned = app(args=argv, standalone_mode=False)

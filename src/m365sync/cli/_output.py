@@ -9,6 +9,7 @@ command runs.
 
 from __future__ import annotations
 
+import gc
 import json
 import sys
 from collections.abc import Callable, Coroutine, Iterator
@@ -139,6 +140,7 @@ class Context:
             except BaseException:
                 self.database.dispose()
                 raise
+        gc.enable()  # off while the command loaded what it runs (``m365sync.cli.main``)
 
     def __enter__(self) -> Context:
         return self

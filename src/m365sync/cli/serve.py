@@ -185,6 +185,7 @@ def worker(
 
     from m365sync.db import database_from_settings, migrate
     from m365sync.workers.celery_app import app as celery
+    from m365sync.workers.process import tune_garbage_collector
 
     # Celery sets the root logger's level; other libraries stay at warnings and errors.
     for noisy in ("httpx", "httpcore", "msal", "urllib3", "alembic"):
@@ -194,6 +195,7 @@ def worker(
         migrate(database.engine)
     finally:
         database.dispose()  # each pool process opens its own
+    tune_garbage_collector()  # this process supervises the pool as long as it runs
     celery.worker_main(
         [
             "worker",

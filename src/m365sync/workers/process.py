@@ -45,6 +45,7 @@ def tune_garbage_collector(*, collect: bool = True) -> None:
         gc.collect()
     gc.freeze()
     gc.set_threshold(YOUNG_COLLECTION_THRESHOLD, *OLDER_COLLECTION_THRESHOLDS)
+    gc.enable()  # the command line keeps it off while a command loads (``m365sync.cli.main``)
 
 
 class HeldStop:

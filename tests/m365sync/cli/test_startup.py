@@ -139,3 +139,31 @@ def test_every_option_and_argument_of_every_command_says_what_it_is():
 
     walk(typer.main.get_command(app), "m365sync")
     assert silent == []
+
+
+def test_a_command_loads_with_the_cyclic_collector_off_and_runs_with_it_on(tmp_path) -> None:
+    """The collector is off while a command imports what it runs (it would walk those
+    objects again and again) and back on once the command opens the database, so a long
+    command never runs without it."""
+    script = (
+        "import gc\n"
+        "from m365sync.cli import app, main\n"
+        "@app.command('probe')\n"
+        "def probe() -> None:\n"
+        "    from m365sync.cli._output import Context\n"
+        "    print('loading', gc.isenabled())\n"
+        "    with Context():\n"
+        "        print('running', gc.isenabled())\n"
+        "main(['probe'])\n"
+    )
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith("M365SYNC_")},
+        "PYTHONPATH": os.pathsep.join(sys.path),
+        "M365SYNC_DATA_DIR": str(tmp_path),
+    }
+    result = subprocess.run(
+        [sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=120
+    )
+
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["loading", "False", "running", "True"]
