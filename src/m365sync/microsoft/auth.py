@@ -40,6 +40,7 @@ import requests
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.serialization import pkcs12
+from requests.adapters import HTTPAdapter
 
 from m365sync.crypto import generate_self_signed_certificate, private_key_pem
 from m365sync.errors import ValidationFailed
@@ -160,6 +161,8 @@ class EntraAnswerError(requests.RequestException):
 
 
 DISCOVERY_LIFETIME_SECONDS = 24 * 3600
+# MSAL's cache stops returning an access token this close to its expiry.
+TOKEN_EXPIRY_MARGIN_SECONDS = 5 * 60
 """How long a tenant's OpenID configuration is reused: MSAL's ``http_cache`` keeps it a day."""
 
 
@@ -212,6 +215,25 @@ def _read_cache_blob(blob: str | None) -> tuple[str | None, DiscoveryCache]:
     return blob, DiscoveryCache()
 
 
+class _SharedTrust(HTTPAdapter):
+    """HTTPS with ``Settings.ssl_context`` when the ``ca_bundle`` setting is set: the
+    certificates Graph's client trusts, loaded once per process, instead of the bundle
+    loaded again for each new connection (about 25 ms each)."""
+
+    def __init__(self, settings: Settings) -> None:
+        self._settings = settings
+        super().__init__()
+
+    def build_connection_pool_key_attributes(
+        self, request: requests.PreparedRequest, verify: Any, cert: Any = None
+    ) -> tuple[dict[str, Any], dict[str, Any]]:
+        host, pool = super().build_connection_pool_key_attributes(request, verify, cert)
+        if self._settings.ca_bundle and verify == str(self._settings.ca_bundle):
+            pool.pop("ca_certs", None)
+            pool["ssl_context"] = self._settings.ssl_context
+        return host, pool
+
+
 class EntraSession(requests.Session):
     """MSAL's HTTP client: retries what Entra ID answers when unwell, before MSAL sees it.
 
@@ -230,6 +252,7 @@ class EntraSession(requests.Session):
         self.settings = settings
         self.verify = settings.tls_verify
         self.discovery = discovery
+        self.mount("https://", _SharedTrust(settings))
 
     def merge_environment_settings(self, *args: Any, **kwargs: Any) -> dict[str, Any]:
         merged: dict[str, Any] = super().merge_environment_settings(*args, **kwargs)
@@ -477,6 +500,7 @@ class _CachedApp:
         self._credential = credential
         self._lock = threading.Lock()
         self._app: msal.ConfidentialClientApplication | None = None
+        self._held: tuple[str, float] | None = None  # (access token, monotonic time it ends)
 
     def _application(self) -> msal.ConfidentialClientApplication:
         """The MSAL application (built now if needed); call with ``_lock`` held."""
@@ -509,6 +533,7 @@ class _CachedApp:
         with self._lock:
             self.cache = msal.SerializableTokenCache()
             self._app = None
+            self._held = None
 
     def _persist(self) -> None:
         changed = self.cache.has_state_changed or self.discovery.changed
@@ -535,6 +560,34 @@ class _CachedApp:
         ):
             return SecretIdGiven(code=error.code)
         return error
+
+    def acquire(self, *, force_refresh: bool = False) -> AccessToken:
+        raise NotImplementedError
+
+    def _hold(self, result: Mapping[str, Any]) -> str:
+        """The access token of MSAL's ``result``, held for ``__call__`` as long as MSAL's
+        own cache would return it (until five minutes before it expires, or until MSAL
+        says to refresh it)."""
+        token = str(result["access_token"])
+        lifetime = result.get("expires_in")
+        if isinstance(lifetime, int | float) and not isinstance(lifetime, bool):
+            usable = float(lifetime) - TOKEN_EXPIRY_MARGIN_SECONDS
+            refresh_in = result.get("refresh_in")
+            if isinstance(refresh_in, int | float) and not isinstance(refresh_in, bool):
+                usable = min(usable, float(refresh_in))
+            self._held = (token, time.monotonic() + usable) if usable > 0 else None
+        return token
+
+    async def __call__(self, *, force_refresh: bool = False) -> str:
+        """The access token for a Graph request (a ``TokenSource``). Graph asks before every
+        request: the token held from MSAL's last answer is given at once, without a thread
+        and MSAL's cache search per request; otherwise MSAL is asked (in a thread: it may
+        call Entra ID). ``force_refresh`` (Graph refused the token) always asks MSAL."""
+        held = self._held
+        if held is not None and not force_refresh and time.monotonic() < held[1]:
+            return held[0]
+        self._held = None
+        return (await asyncio.to_thread(self.acquire, force_refresh=force_refresh)).token
 
     def _call(self, fn: Callable[[msal.ConfidentialClientApplication], Any]) -> Any:
         try:
@@ -572,11 +625,8 @@ class AppOnlyAuth(_CachedApp):
         result = self._call(lambda app: app.acquire_token_for_client(scopes=scopes))
         if not isinstance(result, dict) or "access_token" not in result:
             raise self._fail(result if isinstance(result, dict) else {})
-        token = str(result["access_token"])
+        token = self._hold(result)
         return AccessToken(token=token, claims=read_claims(token))
-
-    async def __call__(self, *, force_refresh: bool = False) -> str:
-        return (await asyncio.to_thread(self.acquire, force_refresh=force_refresh)).token
 
 
 class DelegatedAuth(_CachedApp):
@@ -639,11 +689,8 @@ class DelegatedAuth(_CachedApp):
             raise classify_aad_error({"error": "invalid_grant", "error_codes": [700082]})
         if not isinstance(result, dict) or "access_token" not in result:
             raise self._fail(result if isinstance(result, dict) else {"error": "invalid_grant"})
-        token = str(result["access_token"])
+        token = self._hold(result)
         return AccessToken(token=token, claims=read_claims(token))
-
-    async def __call__(self, *, force_refresh: bool = False) -> str:
-        return (await asyncio.to_thread(self.acquire, force_refresh=force_refresh)).token
 
 
 class OpenIdSignIn:

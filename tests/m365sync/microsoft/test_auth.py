@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import json
 import ssl
+import time
 from typing import Any
 
 import httpx
@@ -182,3 +183,41 @@ def test_domain_discovery_retries_and_knows_unknown_domains(
     with pytest.raises(ms.TenantNotFound) as raised:
         asyncio.run(discover_tenant(settings, "unknown-domain.example"))
     assert "unknown-domain.example" in raised.value.message
+
+
+def test_graph_requests_share_the_token_until_msal_would_renew_it(
+    sim: SimServer, settings: Settings
+) -> None:
+    """Graph asks for a token before each request: the one Entra ID gave serves them all,
+    a token Graph refused (``force_refresh``) is replaced at once, and one about to expire
+    is renewed as MSAL renews it (five minutes before the end)."""
+    auth = app_only(settings)
+
+    async def tokens(count: int, *, force_refresh: bool = False) -> set[str]:
+        return {await auth(force_refresh=force_refresh) for _ in range(count)}
+
+    entra_requests(sim)
+    first = asyncio.run(tokens(5))
+    assert len(first) == 1
+    assert [p for p in entra_requests(sim) if p.endswith(TOKEN)] == [f"/{DEMO_TENANT_ID}{TOKEN}"]
+
+    refused = asyncio.run(tokens(1, force_refresh=True))
+    assert refused != first
+    assert len([p for p in entra_requests(sim) if p.endswith(TOKEN)]) == 1
+    assert asyncio.run(tokens(3)) == refused  # and the new one is shared again
+    assert entra_requests(sim) == []
+
+    with _control(sim) as control:  # tokens that end 301 s after issue: usable for 1 s
+        usual = control.get("/_sim/config").json()["access_token_lifetime_seconds"]
+        control.patch("/_sim/config", json={"access_token_lifetime_seconds": 301})
+    try:
+        short = asyncio.run(tokens(1, force_refresh=True))
+        entra_requests(sim)
+        assert asyncio.run(tokens(1)) == short
+        assert entra_requests(sim) == []
+        time.sleep(1.2)
+        assert asyncio.run(tokens(1)) != short
+        assert len([p for p in entra_requests(sim) if p.endswith(TOKEN)]) == 1
+    finally:
+        with _control(sim) as control:
+            control.patch("/_sim/config", json={"access_token_lifetime_seconds": usual})
