@@ -333,7 +333,7 @@ class Settings(BaseSettings):
         if not context.cert_store_stats()["x509_ca"]:
             # No system store (some slim containers): trust what httpx trusts by default.
             context.load_verify_locations(cafile=certifi.where())
-        if self.ca_bundle:
+        if self.ca_bundle and not _is_default_cafile(self.ca_bundle):
             context.load_verify_locations(cafile=str(self.ca_bundle))
         return context
 
@@ -341,6 +341,13 @@ class Settings(BaseSettings):
         copy = super().model_copy(update=update, deep=deep)
         copy.__dict__.pop("ssl_context", None)  # the copy may name another CA bundle
         return copy
+
+
+def _is_default_cafile(bundle: Path) -> bool:
+    """Whether ``bundle`` is the file the system's default trust was just loaded from (as
+    when ``SSL_CERT_FILE`` names it too): loaded once, not twice (about 25 ms each)."""
+    default = ssl.get_default_verify_paths().cafile
+    return default is not None and Path(default).resolve() == Path(bundle).resolve()
 
 
 @lru_cache(maxsize=1)

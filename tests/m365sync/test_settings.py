@@ -4,6 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import httpx
+import pytest
+
+from m365sim.server import SimServer
 from m365sync.settings import Settings
 
 DOCS = Path(__file__).resolve().parents[2] / "docs" / "configuration.md"
@@ -22,3 +26,20 @@ def test_environment_overrides(monkeypatch, tmp_path):
     assert settings.data_dir == tmp_path
     assert settings.secret_expiry_warning_days == (21, 3)
     assert settings.resolved_database_url == f"sqlite:///{tmp_path / 'm365sync.db'}"
+
+
+@pytest.mark.parametrize("named_by_ssl_cert_file", [True, False])
+def test_the_ca_bundle_is_trusted_whether_or_not_ssl_cert_file_names_it_too(
+    sim: SimServer, monkeypatch: pytest.MonkeyPatch, named_by_ssl_cert_file: bool
+) -> None:
+    """The bundle is loaded once when ``SSL_CERT_FILE`` names it too (as on hosts that set
+    both to one file), and trusted either way."""
+    bundle = sim.tls.ca_bundle
+    if named_by_ssl_cert_file:
+        monkeypatch.setenv("SSL_CERT_FILE", str(bundle))
+    else:
+        monkeypatch.delenv("SSL_CERT_FILE", raising=False)
+    settings = Settings(_env_file=None, ca_bundle=bundle)
+
+    with httpx.Client(verify=settings.ssl_context) as client:
+        assert client.get(f"{sim.url}/_sim/config").status_code == 200
