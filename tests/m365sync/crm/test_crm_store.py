@@ -4,14 +4,21 @@ from __future__ import annotations
 
 import threading
 import time
-from datetime import UTC, datetime
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
-from sqlalchemy import text
+from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 
 from m365sync.crm.importer import import_csv, load_demo_crm
-from m365sync.crm.models import NAME_MAX_CHARS, SUBJECT_MAX_CHARS, ActivityKind, PersonKind
+from m365sync.crm.models import (
+    NAME_MAX_CHARS,
+    SUBJECT_MAX_CHARS,
+    ActivityKind,
+    CrmActivity,
+    PersonKind,
+)
 from m365sync.crm.target import EmailRecord, EventRecord, NewLead, Participant
 from m365sync.db.session import Database
 from m365sync.organizations.models import Organization
@@ -295,3 +302,48 @@ def test_long_subjects_and_names_are_stored_shortened(
 
 def org_of(session: Session, organization_id: str) -> Organization:
     return get_organization(session, organization_id)
+
+
+def test_a_logged_emails_time_is_stored_as_the_orm_stores_times(
+    store: tuple[Database, str, str],
+) -> None:
+    """Emails go in through prepared multi-row inserts, not the ORM: their times read back
+    exactly, and compare in SQL with a time the ORM wrote (a range, an ordering), with or
+    without microseconds, in any time zone and year."""
+    database, org, member = store
+    times = [
+        datetime(2026, 12, 7, 16, 4, 47, 123456, tzinfo=UTC),
+        datetime(2026, 12, 7, 16, 4, 47, tzinfo=UTC),
+        datetime(2026, 12, 7, 18, 4, 48, tzinfo=timezone(timedelta(hours=2))),
+        datetime(999, 1, 1, 0, 0, 0, 1, tzinfo=UTC),
+    ]
+    with database.session() as s:
+        crm = InspectableCrm(s, org)
+        records = []
+        for number, moment in enumerate(times):
+            record = _email(f"<t{number}@b>", member, f"item-{number}")
+            records.append(replace(record, occurred_at=moment))
+        assert crm.upsert_emails(records).created == len(times)
+    with database.session() as s:
+        stored = dict(
+            s.execute(
+                select(CrmActivity.external_id, CrmActivity.occurred_at).where(
+                    CrmActivity.organization_id == org
+                )
+            ).all()
+        )
+        assert [_utc(stored[f"<t{n}@b>"]) for n in range(len(times))] == [
+            _utc(moment) for moment in times
+        ]
+        # The ORM's own comparison value finds exactly the emails at or after it.
+        since = datetime(2026, 12, 7, 16, 4, 47, tzinfo=UTC)
+        found = s.scalars(
+            select(CrmActivity.external_id)
+            .where(CrmActivity.organization_id == org, CrmActivity.occurred_at >= since)
+            .order_by(CrmActivity.occurred_at)
+        ).all()
+        assert found == ["<t1@b>", "<t0@b>", "<t2@b>"]
+
+
+def _utc(moment: datetime | None) -> datetime | None:
+    return None if moment is None else moment.astimezone(UTC)
