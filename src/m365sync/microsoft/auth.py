@@ -161,9 +161,9 @@ class EntraAnswerError(requests.RequestException):
 
 
 DISCOVERY_LIFETIME_SECONDS = 24 * 3600
-# MSAL's cache stops returning an access token this close to its expiry.
-TOKEN_EXPIRY_MARGIN_SECONDS = 5 * 60
 """How long a tenant's OpenID configuration is reused: MSAL's ``http_cache`` keeps it a day."""
+TOKEN_EXPIRY_MARGIN_SECONDS = 5 * 60
+"""MSAL's cache stops returning an access token this long before it expires."""
 
 
 class DiscoveryCache:
