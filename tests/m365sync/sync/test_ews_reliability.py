@@ -11,10 +11,8 @@ from __future__ import annotations
 import json
 import os
 import random
-import signal
 import subprocess
 import sys
-import time
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
@@ -25,6 +23,7 @@ from m365sync.crm.models import ActivityKind
 from m365sync.microsoft.ews import close_exchange_connections
 from m365sync.sync.features import SyncFeature
 from support.calendars import at, crm_events, gtime, outlook_event, outlook_events
+from support.crashes import sigkill_mid_sync
 from support.ews_world import exchange_only
 from support.sync_world import SyncWorld
 
@@ -159,22 +158,17 @@ def test_sigkill_during_a_first_sync_over_ews_converges_without_duplicates(
     )
     script = Path(__file__).with_name("kill_worker.py")
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
-    rng = random.Random(5)
-    kills = 0
-    for _ in range(4):
-        worker = subprocess.Popen(
-            [sys.executable, str(script), str(config)],
-            env=env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-        )
-        time.sleep(rng.uniform(2.0, 3.5))
-        if worker.poll() is None:
-            worker.send_signal(signal.SIGKILL)
-            kills += 1
-        worker.wait()
-        time.sleep(2.1)  # the dead worker's lease runs out
-    assert kills >= 2
+    kills = sigkill_mid_sync(
+        [sys.executable, str(script), str(config)],
+        env,
+        lambda: _stored_emails(world),
+        attempts=4,
+        rng=random.Random(5),
+        lease_seconds=2,
+        pages=(2, 5),
+        page_size=100,
+    )
+    assert kills == 4  # every run was killed mid-sync, none finished
     final = subprocess.run(
         [sys.executable, str(script), str(config)],
         env=env,
@@ -256,3 +250,8 @@ def test_random_ews_faults_keep_calendar_sync_exact(world: SyncWorld) -> None:
     }  # none lost, none doubled
     assert injected["injectedCount"] >= 3
     assert outcomes["ok"] > 0
+
+
+def _stored_emails(world: SyncWorld) -> int:
+    with world.crm() as crm:
+        return crm.count_activities(ActivityKind.EMAIL)

@@ -6,10 +6,8 @@ from __future__ import annotations
 import json
 import os
 import random
-import signal
 import subprocess
 import sys
-import time
 from collections import Counter
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -19,6 +17,7 @@ import pytest
 
 from m365sync.crm.models import ActivityKind
 from m365sync.sync.features import SyncFeature
+from support.crashes import sigkill_mid_sync
 from support.sync_world import SyncWorld
 
 MAILBOXES = ("adele@contoso.com", "alex@contoso.com")
@@ -218,22 +217,17 @@ def test_sigkill_during_a_large_first_sync_converges_without_duplicates(
     config = _worker_config(world, tmp_path)
     script = Path(__file__).with_name("kill_worker.py")
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
-    rng = random.Random(5)
-    kills = 0
-    for _ in range(4):
-        worker = subprocess.Popen(
-            [sys.executable, str(script), str(config)],
-            env=env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-        )
-        time.sleep(rng.uniform(1.0, 2.0))
-        if worker.poll() is None:
-            worker.send_signal(signal.SIGKILL)
-            kills += 1
-        worker.wait()
-        time.sleep(2.1)  # the dead worker's lease runs out
-    assert kills >= 2
+    kills = sigkill_mid_sync(
+        [sys.executable, str(script), str(config)],
+        env,
+        lambda: _stored_emails(world),
+        attempts=4,
+        rng=random.Random(5),
+        lease_seconds=2,
+        pages=(5, 20),
+        page_size=100,
+    )
+    assert kills == 4  # every run was killed mid-sync, none finished
     final = subprocess.run(
         [sys.executable, str(script), str(config)],
         env=env,
@@ -331,3 +325,8 @@ def test_soak_under_realistic_latency_and_faults_loses_and_doubles_nothing(
     assert injected["injectedCount"] >= 3
     faults = Counter(r["status"] for r in world.requests())
     assert faults[429] + faults[500] + faults[503] + faults[504] > 0
+
+
+def _stored_emails(world: SyncWorld) -> int:
+    with world.crm() as crm:
+        return crm.count_activities(ActivityKind.EMAIL)
