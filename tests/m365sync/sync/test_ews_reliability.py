@@ -8,11 +8,7 @@ meeting and one Exchange item per CRM-made event."""
 
 from __future__ import annotations
 
-import json
-import os
 import random
-import subprocess
-import sys
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
@@ -23,7 +19,7 @@ from m365sync.crm.models import ActivityKind
 from m365sync.microsoft.ews import close_exchange_connections
 from m365sync.sync.features import SyncFeature
 from support.calendars import at, crm_events, gtime, outlook_event, outlook_events
-from support.crashes import sigkill_mid_sync
+from support.crashes import first_sync_killed_again_and_again
 from support.ews_world import exchange_only
 from support.sync_world import SyncWorld
 
@@ -133,52 +129,11 @@ def test_sigkill_during_a_first_sync_over_ews_converges_without_duplicates(
         world.add_contact(address)
     world.generate("adele@contoso.com", 3000, correspondents=CONTACTS, days=20, seed=3)
     world.sim_config(throttling_enabled=False)
-    settings = world.settings
-    config = tmp_path / "worker.json"
-    config.write_text(
-        json.dumps(
-            {
-                "database_url": settings.resolved_database_url,
-                "member_id": world.members["adele@contoso.com"],
-                "settings": {
-                    "data_dir": str(settings.data_dir),
-                    "database_url": settings.resolved_database_url,
-                    "secret_key": settings.secret_key,
-                    "authority_host": settings.authority_host,
-                    "graph_url": settings.graph_url,
-                    "ca_bundle": str(settings.ca_bundle),
-                },
-                "engine": {
-                    "sync_page_size": 100,
-                    "sync_lease_seconds": 2,
-                    "sync_jitter_seconds": 0,
-                },
-            }
-        )
+    run = first_sync_killed_again_and_again(
+        world, tmp_path, "adele@contoso.com", pages=(2, 5), final_timeout=600
     )
-    script = Path(__file__).with_name("kill_worker.py")
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
-    kills = sigkill_mid_sync(
-        [sys.executable, str(script), str(config)],
-        env,
-        lambda: _stored_emails(world),
-        attempts=4,
-        rng=random.Random(5),
-        lease_seconds=2,
-        pages=(2, 5),
-        page_size=100,
-    )
-    assert kills == 4  # every run was killed mid-sync, none finished
-    final = subprocess.run(
-        [sys.executable, str(script), str(config)],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    assert json.loads(final.stdout.strip().splitlines()[-1])["outcome"] == "ok", final.stderr[
-        -2000:
-    ]
+    assert run.kills == 4  # every run was killed mid-sync, none finished
+    assert run.outcome == "ok", run.stderr[-2000:]
 
     with world.crm() as crm:
         external_ids = [a.external_id for a in crm.activities(ActivityKind.EMAIL)]
@@ -250,8 +205,3 @@ def test_random_ews_faults_keep_calendar_sync_exact(world: SyncWorld) -> None:
     }  # none lost, none doubled
     assert injected["injectedCount"] >= 3
     assert outcomes["ok"] > 0
-
-
-def _stored_emails(world: SyncWorld) -> int:
-    with world.crm() as crm:
-        return crm.count_activities(ActivityKind.EMAIL)

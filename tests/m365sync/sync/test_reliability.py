@@ -3,11 +3,7 @@ syncs, and the CRM compared with what m365sim holds at the end."""
 
 from __future__ import annotations
 
-import json
-import os
 import random
-import subprocess
-import sys
 from collections import Counter
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -17,7 +13,7 @@ import pytest
 
 from m365sync.crm.models import ActivityKind
 from m365sync.sync.features import SyncFeature
-from support.crashes import sigkill_mid_sync
+from support.crashes import first_sync_killed_again_and_again
 from support.sync_world import SyncWorld
 
 MAILBOXES = ("adele@contoso.com", "alex@contoso.com")
@@ -186,26 +182,6 @@ def test_soak_with_random_faults_converges_to_mailbox_truth(world: SyncWorld) ->
     assert outcomes["ok"] > 0
 
 
-def _worker_config(world: SyncWorld, tmp_path: Path) -> Path:
-    settings = world.settings
-    config = {
-        "database_url": settings.resolved_database_url,
-        "member_id": world.members["adele@contoso.com"],
-        "settings": {
-            "data_dir": str(settings.data_dir),
-            "database_url": settings.resolved_database_url,
-            "secret_key": settings.secret_key,
-            "authority_host": settings.authority_host,
-            "graph_url": settings.graph_url,
-            "ca_bundle": str(settings.ca_bundle),
-        },
-        "engine": {"sync_page_size": 100, "sync_lease_seconds": 2, "sync_jitter_seconds": 0},
-    }
-    path = tmp_path / "worker.json"
-    path.write_text(json.dumps(config))
-    return path
-
-
 @pytest.mark.slow
 def test_sigkill_during_a_large_first_sync_converges_without_duplicates(
     world: SyncWorld, tmp_path: Path
@@ -214,30 +190,11 @@ def test_sigkill_during_a_large_first_sync_converges_without_duplicates(
         world.add_contact(address)
     world.generate("adele@contoso.com", 12000, correspondents=CONTACTS, days=20, seed=3)
     world.sim_config(throttling_enabled=False)
-    config = _worker_config(world, tmp_path)
-    script = Path(__file__).with_name("kill_worker.py")
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
-    kills = sigkill_mid_sync(
-        [sys.executable, str(script), str(config)],
-        env,
-        lambda: _stored_emails(world),
-        attempts=4,
-        rng=random.Random(5),
-        lease_seconds=2,
-        pages=(5, 20),
-        page_size=100,
+    run = first_sync_killed_again_and_again(
+        world, tmp_path, "adele@contoso.com", pages=(5, 20), final_timeout=120
     )
-    assert kills == 4  # every run was killed mid-sync, none finished
-    final = subprocess.run(
-        [sys.executable, str(script), str(config)],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert json.loads(final.stdout.strip().splitlines()[-1])["outcome"] == "ok", final.stderr[
-        -2000:
-    ]
+    assert run.kills == 4  # every run was killed mid-sync, none finished
+    assert run.outcome == "ok", run.stderr[-2000:]
 
     with world.crm() as crm:
         external_ids = [a.external_id for a in crm.activities(ActivityKind.EMAIL)]
@@ -325,8 +282,3 @@ def test_soak_under_realistic_latency_and_faults_loses_and_doubles_nothing(
     assert injected["injectedCount"] >= 3
     faults = Counter(r["status"] for r in world.requests())
     assert faults[429] + faults[500] + faults[503] + faults[504] > 0
-
-
-def _stored_emails(world: SyncWorld) -> int:
-    with world.crm() as crm:
-        return crm.count_activities(ActivityKind.EMAIL)
