@@ -398,16 +398,23 @@ async def run_email_sync(ctx: RunContext) -> None:
     """One pass over every configured folder (incremental once each has a cursor), then
     the copies that left a folder and did not turn up in another are settled."""
     rules, internal, cursors = await asyncio.to_thread(load_rules, ctx)
-    sync_folder = _sync_folder if ctx.access.exchange is None else _sync_exchange_folder
+    graph = ctx.access.exchange is None
+    windows = await _count_windows(ctx, rules, cursors) if graph else {}
     for folder in rules.mail_folders:
         cursor, floor = cursors.get(f"mail:{folder}", (None, None))
         try:
-            await sync_folder(ctx, rules, internal, folder, cursor, floor)
+            if graph:
+                await _sync_folder(ctx, rules, internal, folder, cursor, floor, windows.get(folder))
+            else:
+                await _sync_exchange_folder(ctx, rules, internal, folder, cursor, floor)
         except ms.SyncStateExpired:
             # Microsoft forgot the sync state (Graph's delta token, EWS's SyncState): resync
             # the folder from scratch (upserts make the repeat harmless), don't fail.
             await asyncio.to_thread(_forget_cursor, ctx, folder)
-            await sync_folder(ctx, rules, internal, folder, None, None)
+            if graph:
+                await _sync_folder(ctx, rules, internal, folder, None, None, None)
+            else:
+                await _sync_exchange_folder(ctx, rules, internal, folder, None, None)
     await asyncio.to_thread(_settle_copies, ctx, rules)
 
 
@@ -434,6 +441,31 @@ def _forget_cursor(ctx: RunContext, folder: str) -> None:
         )
 
 
+@dataclass(frozen=True, slots=True)
+class BackfillWindow:
+    """A first round's backfill window: messages received since ``since``, ``messages``
+    of them by Graph's count (None: Graph would not count them)."""
+
+    since: datetime
+    messages: int | None
+
+
+async def _count_windows(
+    ctx: RunContext, rules: SyncRules, cursors: FolderCursors
+) -> dict[str, BackfillWindow]:
+    """The backfill window of every folder read from the start this pass, all counted at
+    once before any folder's pages: one round trip for the folders together rather than
+    one per folder between their rounds, and the dashboard's "of N" covers every folder
+    from the first page."""
+    if rules.backfill_days <= 0:
+        return {}
+    folders = [f for f in rules.mail_folders if cursors.get(f"mail:{f}", (None, None))[0] is None]
+    since = utcnow() - timedelta(days=rules.backfill_days)
+    counts = await asyncio.gather(*(_count_window(ctx, folder, since) for folder in folders))
+    ctx.progress.expected += sum(n or 0 for n in counts)
+    return {f: BackfillWindow(since, n) for f, n in zip(folders, counts, strict=True)}
+
+
 async def _sync_folder(
     ctx: RunContext,
     rules: SyncRules,
@@ -441,9 +473,10 @@ async def _sync_folder(
     folder: str,
     cursor: str | None,
     floor: datetime | None,
+    window: BackfillWindow | None,
 ) -> None:
     """One delta round of ``folder``: from ``cursor``, or a first round over the backfill
-    window.
+    ``window`` (counted here when the pass did not count it up front).
 
     A first round asks Graph for the window with ``$filter=receivedDateTime ge ...``, which
     Graph cuts off at 5,000 messages. So it first asks how many messages the window holds
@@ -457,10 +490,12 @@ async def _sync_folder(
         round_pages = _round(ctx, rules, folder, cursor, None)
         await _store_round(ctx, rules, internal, folder, round_pages, floor, full=cursor is None)
         return
-    since = utcnow() - timedelta(days=rules.backfill_days)
-    in_window = await _count_window(ctx, folder, since)
-    ctx.progress.expected += in_window or 0  # the dashboard's "of N" during a first sync
-    if in_window is None or in_window < FILTERED_DELTA_LIMIT:
+    if window is None:
+        since = utcnow() - timedelta(days=rules.backfill_days)
+        window = BackfillWindow(since, await _count_window(ctx, folder, since))
+        ctx.progress.expected += window.messages or 0
+    since = window.since
+    if window.messages is None or window.messages < FILTERED_DELTA_LIMIT:
         held = await _filtered_round(ctx, rules, folder, since)
         if held is not None:
             await _store_round(

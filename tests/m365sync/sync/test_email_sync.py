@@ -178,6 +178,11 @@ def test_a_backfill_window_busier_than_graph_filters_is_synced_whole(world: Sync
     assert len(inbox_delta) == 7  # 6,201 messages, 1,000 a page
     assert not any("filter" in r["query"] for r in inbox_delta)
     assert len(graph) == 7 + 1 + 2  # Inbox pages, Sent Items' page, a count per folder
+    # Both folders' windows are counted together before any page is read: one round trip
+    # of counting, not one per folder between the folders' rounds.
+    counts = [i for i, r in enumerate(graph) if not r["path"].endswith("/delta")]
+    assert counts == [0, 1]
+    assert {graph[i]["path"].split("/")[-2] for i in counts} == {"inbox", "sentitems"}
 
     in_window = {
         m["internetMessageId"] for m in world.sim_messages(ADELE, "inbox") if m["subject"] != "Old"
