@@ -2,6 +2,7 @@
 
     .venv/bin/python benchmarks/email_sync.py [--sizes 20000,50000] [--runs 5] [--small 5000]
                                               [--sdk-sample 3000] [--latency-runs 3]
+                                              [--postgres URL]
 
 m365sim runs in its own process, answering at once (no latency model) but in step 3: what
 is measured is m365sync against the fastest client of the same API. Measured, in one run:
@@ -27,6 +28,9 @@ is measured is m365sync against the fastest client of the same API. Measured, in
    during the sync minus the RSS before it, and (separate, untimed runs) tracemalloc's
    peak of Python allocations;
 8. msgraph-sdk paging the same delta (on a sample: it is slow), last.
+
+The product's database is SQLite (a new file per product), or with ``--postgres URL`` a new
+database per product on that PostgreSQL server (dropped at the end).
 
 m365sync's modules are byte-compiled first, as an installed package is, so start-up is not
 charged for compiling them.
@@ -108,9 +112,40 @@ def start_sim(data_dir: Path) -> tuple[subprocess.Popen[bytes], str]:
     raise RuntimeError("m365sim did not start")
 
 
-def setup_product(sim_url: str, sim_dir: Path, work: Path, mailboxes: list[str]) -> dict[str, Any]:
-    """A migrated SQLite database with Contoso, its members, the service account and the
-    CRM contacts the generated mail comes from. Returns what a child process needs."""
+def fresh_database(work: Path, postgres: str | None) -> str:
+    """The URL of a new, empty database for one product: a SQLite file in ``work``, or a
+    database made on the ``--postgres`` server (named after ``work``; dropped first when a
+    run left it behind)."""
+    if postgres is None:
+        return f"sqlite:///{work / 'm365sync.db'}"
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.engine import make_url
+
+    name = f"m365sync_bench_{work.name}".replace("-", "_")
+    engine = create_engine(postgres, isolation_level="AUTOCOMMIT")
+    with engine.connect() as connection:
+        connection.execute(text(f'DROP DATABASE IF EXISTS "{name}"'))
+        connection.execute(text(f'CREATE DATABASE "{name}"'))
+    engine.dispose()
+    return make_url(postgres).set(database=name).render_as_string(hide_password=False)
+
+
+def drop_databases(postgres: str, names: list[str]) -> None:
+    from sqlalchemy import create_engine, text
+
+    engine = create_engine(postgres, isolation_level="AUTOCOMMIT")
+    with engine.connect() as connection:
+        for name in names:
+            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    engine.dispose()
+
+
+def setup_product(
+    sim_url: str, sim_dir: Path, work: Path, mailboxes: list[str], postgres: str | None = None
+) -> dict[str, Any]:
+    """A migrated database (SQLite, or a new one on the ``postgres`` server) with Contoso,
+    its members, the service account and the CRM contacts the generated mail comes from.
+    Returns what a child process needs."""
     from m365sync.connections.models import (
         ConnectionKind,
         ConnectionStatus,
@@ -134,7 +169,7 @@ def setup_product(sim_url: str, sim_dir: Path, work: Path, mailboxes: list[str])
     work.mkdir(parents=True, exist_ok=True)
     settings_values = {
         "data_dir": str(work),
-        "database_url": f"sqlite:///{work / 'm365sync.db'}",
+        "database_url": fresh_database(work, postgres),
         "secret_key": base64.b64encode(os.urandom(32)).decode(),
         "authority_host": sim_url,
         "graph_url": f"{sim_url}/v1.0",
@@ -385,6 +420,12 @@ def main() -> None:
     parser.add_argument("--small", type=int, default=5_000)
     parser.add_argument("--sdk-sample", type=int, default=3_000)
     parser.add_argument(
+        "--postgres",
+        metavar="URL",
+        help="run the product on PostgreSQL: a server URL whose user may create databases "
+        "(e.g. postgresql+psycopg://postgres@127.0.0.1:5432/postgres); default SQLite",
+    )
+    parser.add_argument(
         "--latency-runs",
         type=int,
         default=3,
@@ -394,6 +435,7 @@ def main() -> None:
     sizes = [int(n) for n in args.sizes.split(",")]
     byte_compile()
     root = Path(tempfile.mkdtemp(prefix="m365sync-bench-"))
+    made: list[str] = []  # databases made on --postgres, dropped at the end
     sim_dir = root / "sim"
     proc, sim_url = start_sim(sim_dir)
     verify = ssl.create_default_context(cafile=str(sim_dir / "ca.pem"))
@@ -411,7 +453,9 @@ def main() -> None:
         return [r for r in log if not r["path"].startswith("/_sim")]
 
     def product(tag: str, members: list[str]) -> Path:
-        config = setup_product(sim_url, sim_dir, root / tag, members)
+        config = setup_product(sim_url, sim_dir, root / tag, members, args.postgres)
+        if args.postgres:
+            made.append(f"m365sync_bench_{tag}".replace("-", "_"))
         path = root / tag / "config.json"
         path.write_text(json.dumps(config))
         return path
@@ -598,8 +642,11 @@ def main() -> None:
         control.close()
         proc.terminate()
         proc.wait(10)
+        if args.postgres and made:
+            drop_databases(args.postgres, made)
     width = max(len(k) for k, _ in rows)
     print(f"\nload average: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+    print(f"database: {'PostgreSQL (--postgres)' if args.postgres else 'SQLite'}")
     for key, value in rows:
         print(f"{key.ljust(width)}  {value}")
 

@@ -5,6 +5,16 @@ dialect (SQLite or PostgreSQL), table and column list (``INSERT ... ON CONFLICT 
 NOTHING``, or ``DO UPDATE`` for an upsert) and executed with positional rows whose values
 went through each column's bind processor once, column-wise, instead of SQLAlchemy's
 per-row parameter processing.
+
+The rows travel differently per database. SQLite takes multi-row ``VALUES`` statements.
+PostgreSQL takes the rows as one JSON document, which the server turns back into rows of
+the table's own types (``INSERT ... SELECT ... FROM json_populate_recordset(NULL::table,
+%s::json)``): one short statement, however many rows, its one value written by orjson.
+psycopg reads a statement's text for its placeholders on every execution unless the
+statement is short (it remembers those of at most 4 KiB and 50 parameters), and a
+thousand rows of ``VALUES`` are a hundred KiB of placeholders; a page's rows as typed
+arrays cost as much again in psycopg's array quoting. Either took more CPU than all the
+rest of a page's store.
 """
 
 from __future__ import annotations
@@ -38,9 +48,10 @@ class _PreparedInsert:
     """Multi-row ``INSERT ... ON CONFLICT DO NOTHING`` (or ``DO UPDATE``, see ``Refresh``)
     for one dialect and column list.
 
-    Rows go in as multi-row ``VALUES`` statements, not an executemany: the database
-    driver releases the GIL once per statement instead of once per row, which keeps the
-    fetching side (same process) from stalling the writer."""
+    Rows go in as multi-row ``VALUES`` statements (SQLite) or one JSON document
+    (PostgreSQL, ``names`` set: the column names its rows are keyed by), never an
+    executemany: the database driver releases the GIL once per statement instead of once
+    per row, which keeps the fetching side (same process) from stalling the writer."""
 
     table: str
     columns: str
@@ -49,6 +60,7 @@ class _PreparedInsert:
     rows_per_statement: int
     processors: tuple[Callable[[Any], Any] | None, ...]
     on_conflict: str
+    names: tuple[str, ...] | None = None
 
     @classmethod
     def build(
@@ -70,27 +82,39 @@ class _PreparedInsert:
             budget = 32_000 if dialect.dbapi.sqlite_version_info >= (3, 32) else 999
         else:
             budget = 32_000
+        document = dialect.name == "postgresql"
         return cls(
             table=preparer.format_table(table),
             columns=", ".join(preparer.quote(c) for c in columns),
             placeholder="(" + ", ".join([marker] * len(columns)) + ")",
             width=len(columns),
             rows_per_statement=max(1, budget // len(columns)),
-            processors=tuple(_processor(table, c, dialect) for c in columns),
+            processors=tuple(
+                # JSON columns stay Python values: the document holds them as JSON.
+                None
+                if document and isinstance(table.c[c].type, JSON)
+                else _processor(table, c, dialect)
+                for c in columns
+            ),
             on_conflict=on_conflict,
+            names=columns if document else None,
         )
 
     def sql(self, rows: int) -> str:
         # Table and column names come from the models, quoted by the dialect; every value
         # is a bound parameter.
+        into = f"INSERT INTO {self.table} ({self.columns})"
+        if self.names is not None:
+            rows_of = f"json_populate_recordset(NULL::{self.table}, %s::json)"
+            return f"{into} SELECT {self.columns} FROM {rows_of} {self.on_conflict}"  # noqa: S608
         values = ", ".join([self.placeholder] * rows)
-        return f"INSERT INTO {self.table} ({self.columns}) VALUES {values} {self.on_conflict}"  # noqa: S608
+        return f"{into} VALUES {values} {self.on_conflict}"
 
     def params(self, rows: Sequence[Sequence[Any]]) -> list[Any]:
-        """Rows of Python values (in column order), converted as the DBAPI wants them and
-        flattened row by row. Conversion is column-wise: a column holding one value in
-        every row (the organization, the page's timestamp, the email constants) is
-        converted once."""
+        """Rows of Python values (in column order), converted as the DBAPI wants them:
+        flattened row by row, or (``names``) one JSON document of the rows. Conversion is
+        column-wise: a column holding one value in every row (the organization, the page's
+        timestamp, the email constants) is converted once."""
         columns: list[Sequence[Any]] = list(zip(*rows, strict=True))
         for i, processor in enumerate(self.processors):
             if processor is None:
@@ -101,6 +125,10 @@ class _PreparedInsert:
                 columns[i] = [None if first is None else processor(first)] * len(column)
             else:
                 columns[i] = [None if value is None else processor(value) for value in column]
+        if self.names is not None:
+            names = self.names
+            document = [dict(zip(names, row, strict=True)) for row in zip(*columns, strict=True)]
+            return [orjson.dumps(document).decode()]
         return list(chain.from_iterable(zip(*columns, strict=True)))
 
 
@@ -139,7 +167,7 @@ def bulk_insert(
     if prepared is None:
         prepared = _PREPARED[key] = _PreparedInsert.build(table, columns, dialect, refresh)
     inserted = 0
-    step = prepared.rows_per_statement
+    step = len(rows) if prepared.names is not None else prepared.rows_per_statement
     for start in range(0, len(rows), step):
         chunk = rows[start : start + step]
         result = connection.exec_driver_sql(prepared.sql(len(chunk)), tuple(prepared.params(chunk)))

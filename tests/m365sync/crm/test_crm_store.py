@@ -19,7 +19,7 @@ from m365sync.crm.models import (
     CrmActivity,
     PersonKind,
 )
-from m365sync.crm.target import EmailRecord, EventRecord, NewLead, Participant
+from m365sync.crm.target import AttachmentInfo, EmailRecord, EventRecord, NewLead, Participant
 from m365sync.db.session import Database
 from m365sync.organizations.models import Organization
 from m365sync.organizations.service import add_member, create_organization, get_organization
@@ -343,6 +343,47 @@ def test_a_logged_emails_time_is_stored_as_the_orm_stores_times(
             .order_by(CrmActivity.occurred_at)
         ).all()
         assert found == ["<t1@b>", "<t0@b>", "<t2@b>"]
+
+
+def test_a_logged_emails_text_reads_back_exactly(store: tuple[Database, str, str]) -> None:
+    """Whatever a message's text holds (quotes, backslashes, braces, commas, line breaks,
+    any script, emoji, text that looks like JSON or SQL), the prepared inserts store it as
+    it was: on PostgreSQL the page's rows travel as one JSON document."""
+    database, org, member = store
+    awkward = [
+        "Quote \" and 'single' and back\\slash \\\" end",
+        "{braces}, [brackets], a,comma; NULL null None",
+        "Line one\nline two\r\n\ttabbed",
+        "Größe, ñandú, 東京, مرحبا, emoji 📎🙂",
+        '{"looks": ["like", "json"], "n": 1}',
+        "'); DROP TABLE crm_activities; --",
+    ]
+    with database.session() as s:
+        crm = InspectableCrm(s, org)
+        records = [
+            replace(
+                _email(f'<a{n}"\\{text[:3]}@b>', member, f"item-{n}"),
+                subject=text,
+                body=None if n == 0 else text * 3,
+                from_address=f"x{n}@example.net",
+                participants=[Participant(f"x{n}@example.net", text, "from")],
+                conversation_id=f"conv {text}"[:255],
+                attachments=[AttachmentInfo(text, "text/plain", n)],
+            )
+            for n, text in enumerate(awkward)
+        ]
+        assert crm.upsert_emails(records).created == len(records)
+    with database.session() as s:
+        stored = {a.external_id: a for a in s.scalars(select(CrmActivity))}
+        for n, (record, text) in enumerate(zip(records, awkward, strict=True)):
+            activity = stored[record.external_id]
+            assert activity.subject == text
+            assert activity.body == (None if n == 0 else text * 3)
+            assert activity.participants == [
+                {"address": f"x{n}@example.net", "name": text, "role": "from"}
+            ]
+            assert activity.conversation_id == f"conv {text}"[:255]
+            assert activity.attachments == [{"name": text, "contentType": "text/plain", "size": n}]
 
 
 def _utc(moment: datetime | None) -> datetime | None:
