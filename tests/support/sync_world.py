@@ -93,7 +93,7 @@ class DelegatedRuntime(ConnectionRuntime):
             return super().graph_for_mailbox(session, member, feature)
         sim = self.sim
 
-        async def token(*, force_refresh: bool = False) -> str:
+        async def token(*, force_refresh: bool = False, refused: str | None = None) -> str:
             return mint_user_token(sim, DEMO_TENANT_ID, member.email, DELEGATED_SCOPES)
 
         client = self.graph_client(f"delegated:{member.id}", "1", token)
@@ -221,7 +221,7 @@ class SyncWorld:
         lists = self.control.get(f"/_sim/mailboxes/{mailbox}/todo/lists").json()["value"]
         default = next(item for item in lists if item["wellknownListName"] == "defaultList")
 
-        async def token(*, force_refresh: bool = False) -> str:
+        async def token(*, force_refresh: bool = False, refused: str | None = None) -> str:
             return mint_user_token(self.sim, DEMO_TENANT_ID, mailbox, ["Tasks.ReadWrite"])
 
         async def fetch() -> list[dict[str, Any]]:
@@ -235,7 +235,7 @@ class SyncWorld:
         return asyncio.run(fetch())
 
     def graph(self) -> GraphClient:
-        async def token(*, force_refresh: bool = False) -> str:
+        async def token(*, force_refresh: bool = False, refused: str | None = None) -> str:
             return mint_app_token(
                 self.sim, DEMO_TENANT_ID, SERVICE_APP_ID, ["Mail.ReadWrite", "Calendars.ReadWrite"]
             )

@@ -561,8 +561,14 @@ class _CachedApp:
             return SecretIdGiven(code=error.code)
         return error
 
-    def acquire(self, *, force_refresh: bool = False) -> AccessToken:
+    def acquire(self, *, force_refresh: bool = False, refused: str | None = None) -> AccessToken:
         raise NotImplementedError
+
+    def _cached_access_tokens(self, only: str | None = None) -> list[dict[str, Any]]:
+        """MSAL's cached access tokens (only the one whose value is ``only``, if given);
+        call with ``_lock`` held."""
+        found = self.cache.search(msal.TokenCache.CredentialType.ACCESS_TOKEN)
+        return [item for item in found if only is None or item.get("secret") == only]
 
     def _hold(self, result: Mapping[str, Any]) -> str:
         """The access token of MSAL's ``result``, held for ``__call__`` as long as MSAL's
@@ -578,16 +584,21 @@ class _CachedApp:
             self._held = (token, time.monotonic() + usable) if usable > 0 else None
         return token
 
-    async def __call__(self, *, force_refresh: bool = False) -> str:
+    async def __call__(self, *, force_refresh: bool = False, refused: str | None = None) -> str:
         """The access token for a Graph request (a ``TokenSource``). Graph asks before every
         request: the token held from MSAL's last answer is given at once, without a thread
         and MSAL's cache search per request; otherwise MSAL is asked (in a thread: it may
-        call Entra ID). ``force_refresh`` (Graph refused the token) always asks MSAL."""
+        call Entra ID). ``force_refresh`` (Graph refused the token ``refused``) asks MSAL
+        for a new token, unless ``refused`` was already replaced: requests sent together
+        with one token are refused together, and the first refusal's new token serves the
+        others."""
         held = self._held
-        if held is not None and not force_refresh and time.monotonic() < held[1]:
+        replaced = held is not None and refused is not None and held[0] != refused
+        if held is not None and time.monotonic() < held[1] and (not force_refresh or replaced):
             return held[0]
         self._held = None
-        return (await asyncio.to_thread(self.acquire, force_refresh=force_refresh)).token
+        token = await asyncio.to_thread(self.acquire, force_refresh=force_refresh, refused=refused)
+        return token.token
 
     def _call(self, fn: Callable[[msal.ConfidentialClientApplication], Any]) -> Any:
         try:
@@ -610,17 +621,18 @@ class _CachedApp:
 class AppOnlyAuth(_CachedApp):
     """A service account's tokens (client credentials). Callable as a ``TokenSource``."""
 
-    def acquire(self, *, force_refresh: bool = False) -> AccessToken:
+    def acquire(self, *, force_refresh: bool = False, refused: str | None = None) -> AccessToken:
         scopes = graph_default_scope(self.settings)
         if force_refresh:
-            # Graph refused the cached token (401): drop every cached access token so MSAL
-            # asks Entra ID for a new one. The entries are listed first and removed after,
-            # under the lock every other cache user takes: removing while ``search`` still
+            # Graph refused the cached token (401): drop it (every cached access token when
+            # the caller did not say which) so MSAL asks Entra ID for a new one. A refused
+            # token that is no longer cached was replaced by a refusal before this one: MSAL
+            # gives that new token. The entries are listed first and removed after, under
+            # the lock every other cache user takes: removing while ``search`` still
             # iterates the cache's dict fails with "dictionary changed size during
             # iteration".
             with self._lock:
-                stale = list(self.cache.search(msal.TokenCache.CredentialType.ACCESS_TOKEN))
-                for item in stale:
+                for item in self._cached_access_tokens(refused):
                     self.cache.remove_at(item)
         result = self._call(lambda app: app.acquire_token_for_client(scopes=scopes))
         if not isinstance(result, dict) or "access_token" not in result:
@@ -671,8 +683,11 @@ class DelegatedAuth(_CachedApp):
         self.home_account_id = _home_account_id(result, claims)
         return result
 
-    def acquire(self, *, force_refresh: bool = False) -> AccessToken:
+    def acquire(self, *, force_refresh: bool = False, refused: str | None = None) -> AccessToken:
         def silently(app: msal.ConfidentialClientApplication) -> Any:
+            # A refused token no longer cached was replaced by an earlier refusal: MSAL
+            # gives that new one without another refresh.
+            force = force_refresh and (refused is None or bool(self._cached_access_tokens(refused)))
             accounts = app.get_accounts()
             account = next(
                 (a for a in accounts if a.get("home_account_id") == self.home_account_id),
@@ -680,9 +695,7 @@ class DelegatedAuth(_CachedApp):
             )
             if account is None:
                 return None
-            return app.acquire_token_silent_with_error(
-                self.scopes, account, force_refresh=force_refresh
-            )
+            return app.acquire_token_silent_with_error(self.scopes, account, force_refresh=force)
 
         result = self._call(silently)
         if result is None:

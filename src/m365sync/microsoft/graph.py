@@ -89,9 +89,11 @@ def page_size_preference(size: int) -> str:
 
 
 class TokenSource(Protocol):
-    """Gives a Graph access token; ``force_refresh`` bypasses the cache after a 401."""
+    """Gives a Graph access token; ``force_refresh`` bypasses the cache after a 401 that
+    refused the token ``refused`` (not again if that token was already replaced: requests
+    in flight together are refused together, and one new token serves them all)."""
 
-    async def __call__(self, *, force_refresh: bool = False) -> str: ...
+    async def __call__(self, *, force_refresh: bool = False, refused: str | None = None) -> str: ...
 
 
 @dataclass
@@ -217,11 +219,14 @@ class GraphClient:
         content = orjson.dumps(json) if json is not None else None
         if content is not None:
             send_headers.setdefault("Content-Type", "application/json")
-        force_refresh = False
+        refused: str | None = None
         refreshed_once = False
         attempt = 0
         while True:
-            token = await self._token_source(force_refresh=force_refresh)
+            if refused is None:
+                token = await self._token_source()
+            else:
+                token = await self._token_source(force_refresh=True, refused=refused)
             send_headers["Authorization"] = f"Bearer {token}"
             error: MicrosoftError
             deadline = asyncio.timeout(self.deadline_seconds)
@@ -273,9 +278,9 @@ class GraphClient:
                     response.headers.get("request-id"),
                 )
             if isinstance(error, AuthRevoked) and error.http_status == 401 and not refreshed_once:
-                refreshed_once = force_refresh = True
+                refreshed_once, refused = True, token
                 continue
-            force_refresh = False
+            refused = None
             if not error.retryable or attempt >= self._max_retries:
                 raise error
             if isinstance(error, Throttled) and error.retry_after is not None:

@@ -189,8 +189,9 @@ def test_graph_requests_share_the_token_until_msal_would_renew_it(
     sim: SimServer, settings: Settings
 ) -> None:
     """Graph asks for a token before each request: the one Entra ID gave serves them all,
-    a token Graph refused (``force_refresh``) is replaced at once, and one about to expire
-    is renewed as MSAL renews it (five minutes before the end)."""
+    a token Graph refused (``force_refresh``) is replaced at once, once however many
+    requests it refused, and one about to expire is renewed as MSAL renews it (five minutes
+    before the end)."""
     auth = app_only(settings)
 
     async def tokens(count: int, *, force_refresh: bool = False) -> set[str]:
@@ -205,6 +206,22 @@ def test_graph_requests_share_the_token_until_msal_would_renew_it(
     assert refused != first
     assert len([p for p in entra_requests(sim) if p.endswith(TOKEN)]) == 1
     assert asyncio.run(tokens(3)) == refused  # and the new one is shared again
+    assert entra_requests(sim) == []
+
+    # Requests sent together with one token are refused together: the first refusal gets
+    # a new token, and the others, naming the same refused token, are given that one.
+    (stale,) = refused
+
+    async def refused_together(count: int) -> list[str]:
+        return list(
+            await asyncio.gather(*(auth(force_refresh=True, refused=stale) for _ in range(count)))
+        )
+
+    together = set(asyncio.run(refused_together(4)))
+    assert len(together) == 1 and together != refused
+    assert len([p for p in entra_requests(sim) if p.endswith(TOKEN)]) == 1
+    # Refused again later, the token already replaced: no new request.
+    assert set(asyncio.run(refused_together(1))) == together
     assert entra_requests(sim) == []
 
     with _control(sim) as control:  # tokens that end 301 s after issue: usable for 1 s

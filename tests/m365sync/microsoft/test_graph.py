@@ -16,7 +16,7 @@ class Tokens:
     def __init__(self) -> None:
         self.calls: list[bool] = []
 
-    async def __call__(self, *, force_refresh: bool = False) -> str:
+    async def __call__(self, *, force_refresh: bool = False, refused: str | None = None) -> str:
         self.calls.append(force_refresh)
         return f"token-{len(self.calls)}"
 

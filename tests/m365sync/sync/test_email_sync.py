@@ -183,6 +183,11 @@ def test_a_backfill_window_busier_than_graph_filters_is_synced_whole(world: Sync
     counts = [i for i, r in enumerate(graph) if not r["path"].endswith("/delta")]
     assert counts == [0, 1]
     assert {graph[i]["path"].split("/")[-2] for i in counts} == {"inbox", "sentitems"}
+    # Then the folders are read side by side: Sent Items' round starts with the Inbox's,
+    # not after its seven pages.
+    inbox_pages = [i for i, r in enumerate(graph) if "/inbox/messages/delta" in r["path"]]
+    sent_pages = [i for i, r in enumerate(graph) if "/sentitems/messages/delta" in r["path"]]
+    assert sent_pages[0] < inbox_pages[1]
 
     in_window = {
         m["internetMessageId"] for m in world.sim_messages(ADELE, "inbox") if m["subject"] != "Old"

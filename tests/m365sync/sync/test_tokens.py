@@ -31,7 +31,10 @@ def test_a_401_after_the_token_expired_refreshes_once_and_the_sync_succeeds(
     log = world.requests()
     refused = [r for r in log if r["path"].startswith("/v1.0") and r["status"] == 401]
     tokens = [r for r in log if r["path"].endswith("/oauth2/v2.0/token")]
-    assert len(refused) == 1
+    # Both folders' rounds sent their first request with the expired token: two refusals,
+    # one new token for both.
+    assert len(refused) == 2
+    assert {r["path"].split("/")[-3] for r in refused} == {"inbox", "sentitems"}
     assert len(tokens) == 1  # exactly one refresh
     assert log.index(tokens[0]) > log.index(refused[0])
     with world.crm() as crm:
