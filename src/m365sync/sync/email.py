@@ -406,18 +406,21 @@ async def run_email_sync(ctx: RunContext) -> None:
     if ctx.access.exchange is None:
         windows = await _count_windows(ctx, rules, cursors)
         writes = asyncio.Lock()
-        await _together(
-            _sync_graph_folder(
-                ctx,
-                rules,
-                internal,
-                folder,
-                *cursors.get(f"mail:{folder}", (None, None)),
-                windows.get(folder),
-                writes,
-            )
-            for folder in rules.mail_folders
-        )
+
+        async def sync_folder(folder: str) -> None:
+            cursor, floor = cursors.get(f"mail:{folder}", (None, None))
+            try:
+                await _sync_folder(
+                    ctx, rules, internal, folder, cursor, floor, windows.get(folder), writes
+                )
+            except ms.SyncStateExpired:
+                # Microsoft forgot the sync state (Graph's delta token, EWS's SyncState):
+                # resync the folder from scratch (upserts make the repeat harmless), don't
+                # fail.
+                await asyncio.to_thread(_forget_cursor, ctx, folder)
+                await _sync_folder(ctx, rules, internal, folder, None, None, None, writes)
+
+        await _together(sync_folder(folder) for folder in rules.mail_folders)
     else:
         for folder in rules.mail_folders:
             cursor, floor = cursors.get(f"mail:{folder}", (None, None))
@@ -446,25 +449,6 @@ async def _together(runs: Iterable[Coroutine[Any, Any, None]]) -> None:
         error = None if task.cancelled() else task.exception()
         if error is not None:
             raise error
-
-
-async def _sync_graph_folder(
-    ctx: RunContext,
-    rules: SyncRules,
-    internal: frozenset[str],
-    folder: str,
-    cursor: str | None,
-    floor: datetime | None,
-    window: BackfillWindow | None,
-    writes: asyncio.Lock,
-) -> None:
-    try:
-        await _sync_folder(ctx, rules, internal, folder, cursor, floor, window, writes)
-    except ms.SyncStateExpired:
-        # Microsoft forgot the sync state (Graph's delta token, EWS's SyncState): resync
-        # the folder from scratch (upserts make the repeat harmless), don't fail.
-        await asyncio.to_thread(_forget_cursor, ctx, folder)
-        await _sync_folder(ctx, rules, internal, folder, None, None, None, writes)
 
 
 def _settle_copies(ctx: RunContext, rules: SyncRules) -> None:
