@@ -112,6 +112,11 @@ def start_sim(data_dir: Path) -> tuple[subprocess.Popen[bytes], str]:
     raise RuntimeError("m365sim did not start")
 
 
+def database_name(work: Path) -> str:
+    """The name of the ``--postgres`` database made for the product in ``work``."""
+    return f"m365sync_bench_{work.name}".replace("-", "_")
+
+
 def fresh_database(work: Path, postgres: str | None) -> str:
     """The URL of a new, empty database for one product: a SQLite file in ``work``, or a
     database made on the ``--postgres`` server (named after ``work``; dropped first when a
@@ -121,7 +126,7 @@ def fresh_database(work: Path, postgres: str | None) -> str:
     from sqlalchemy import create_engine, text
     from sqlalchemy.engine import make_url
 
-    name = f"m365sync_bench_{work.name}".replace("-", "_")
+    name = database_name(work)
     engine = create_engine(postgres, isolation_level="AUTOCOMMIT")
     with engine.connect() as connection:
         connection.execute(text(f'DROP DATABASE IF EXISTS "{name}"'))
@@ -455,7 +460,7 @@ def main() -> None:
     def product(tag: str, members: list[str]) -> Path:
         config = setup_product(sim_url, sim_dir, root / tag, members, args.postgres)
         if args.postgres:
-            made.append(f"m365sync_bench_{tag}".replace("-", "_"))
+            made.append(database_name(root / tag))
         path = root / tag / "config.json"
         path.write_text(json.dumps(config))
         return path
