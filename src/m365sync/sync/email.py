@@ -404,7 +404,10 @@ async def run_email_sync(ctx: RunContext) -> None:
     than the sum of them. Over EWS the folders are read one after the other."""
     rules, internal, cursors = await asyncio.to_thread(load_rules, ctx)
     if ctx.access.exchange is None:
-        windows = await _count_windows(ctx, rules, cursors)
+        first_rounds = [
+            f for f in rules.mail_folders if cursors.get(f"mail:{f}", (None, None))[0] is None
+        ]
+        windows = await _count_windows(ctx, rules, first_rounds)
         writes = asyncio.Lock()
 
         async def sync_folder(folder: str) -> None:
@@ -414,9 +417,8 @@ async def run_email_sync(ctx: RunContext) -> None:
                     ctx, rules, internal, folder, cursor, floor, windows.get(folder), writes
                 )
             except ms.SyncStateExpired:
-                # Microsoft forgot the sync state (Graph's delta token, EWS's SyncState):
-                # resync the folder from scratch (upserts make the repeat harmless), don't
-                # fail.
+                # Graph forgot the delta token: resync the folder from scratch (upserts make
+                # the repeat harmless), don't fail.
                 await asyncio.to_thread(_forget_cursor, ctx, folder)
                 await _sync_folder(ctx, rules, internal, folder, None, None, None, writes)
 
@@ -426,7 +428,7 @@ async def run_email_sync(ctx: RunContext) -> None:
             cursor, floor = cursors.get(f"mail:{folder}", (None, None))
             try:
                 await _sync_exchange_folder(ctx, rules, internal, folder, cursor, floor)
-            except ms.SyncStateExpired:  # as over Graph: the folder again from scratch
+            except ms.SyncStateExpired:  # EWS forgot the SyncState: as over Graph
                 await asyncio.to_thread(_forget_cursor, ctx, folder)
                 await _sync_exchange_folder(ctx, rules, internal, folder, None, None)
     await asyncio.to_thread(_settle_copies, ctx, rules)
@@ -484,15 +486,14 @@ class BackfillWindow:
 
 
 async def _count_windows(
-    ctx: RunContext, rules: SyncRules, cursors: FolderCursors
+    ctx: RunContext, rules: SyncRules, folders: Sequence[str]
 ) -> dict[str, BackfillWindow]:
-    """The backfill window of every folder read from the start this pass, all counted at
+    """The backfill window of each of ``folders`` (read from the start), all counted at
     once before any folder's pages: one round trip for the folders together rather than
     one per folder between their rounds, and the dashboard's "of N" covers every folder
     from the first page."""
     if rules.backfill_days <= 0:
         return {}
-    folders = [f for f in rules.mail_folders if cursors.get(f"mail:{f}", (None, None))[0] is None]
     since = utcnow() - timedelta(days=rules.backfill_days)
     counts = await asyncio.gather(*(_count_window(ctx, folder, since) for folder in folders))
     ctx.progress.expected += sum(n or 0 for n in counts)
@@ -528,9 +529,7 @@ async def _sync_folder(
         )
         return
     if window is None:
-        since = utcnow() - timedelta(days=rules.backfill_days)
-        window = BackfillWindow(since, await _count_window(ctx, folder, since))
-        ctx.progress.expected += window.messages or 0
+        window = (await _count_windows(ctx, rules, [folder]))[folder]
     since = window.since
     if window.messages is None or window.messages < FILTERED_DELTA_LIMIT:
         held = await _filtered_round(ctx, rules, folder, since)
@@ -688,10 +687,7 @@ def _stored(ctx: RunContext, items: int, done: asyncio.Future[None]) -> None:
 
 
 async def _write(writer: PageWriter, prepared: PreparedPage, writes: asyncio.Lock | None) -> None:
-    if writes is None:
-        await asyncio.to_thread(writer.write, prepared)
-        return
-    async with writes:
+    async with writes if writes is not None else contextlib.nullcontext():
         await asyncio.to_thread(writer.write, prepared)
 
 
