@@ -52,6 +52,27 @@ class RequestLogMiddleware:
             (v for k, v in scope.get("headers", []) if k == b"client-request-id"), rid.encode()
         )
 
+        logged = scope["path"].startswith("/_sim")
+
+        def log() -> None:
+            nonlocal logged
+            if logged:
+                return
+            logged = True
+            tags: dict[str, Any] = scope["state"].get("log_tags", {})
+            self.state.request_log.append(
+                RequestRecord(
+                    method=scope["method"],
+                    path=scope["path"],
+                    query=scope.get("query_string", b"").decode("latin-1"),
+                    status=status,
+                    started_at=started_at,
+                    duration_ms=(time.perf_counter() - started) * 1000,
+                    request_id=rid,
+                    **tags,
+                )
+            )
+
         async def send_wrapper(message: Message) -> None:
             nonlocal status
             if message["type"] == "http.response.start":
@@ -60,26 +81,16 @@ class RequestLogMiddleware:
                 headers.append((b"request-id", rid.encode()))
                 headers.append((b"client-request-id", client_rid))
                 message["headers"] = headers
+            elif message["type"] == "http.response.body" and not message.get("more_body"):
+                # Logged before the answer's last bytes leave: a client that reads the log
+                # once it has its answer finds the request there.
+                log()
             await send(message)
 
         try:
             await self.app(scope, receive, send_wrapper)
         finally:
-            path: str = scope["path"]
-            if not path.startswith("/_sim"):
-                tags: dict[str, Any] = scope["state"].get("log_tags", {})
-                self.state.request_log.append(
-                    RequestRecord(
-                        method=scope["method"],
-                        path=path,
-                        query=scope.get("query_string", b"").decode("latin-1"),
-                        status=status,
-                        started_at=started_at,
-                        duration_ms=(time.perf_counter() - started) * 1000,
-                        request_id=rid,
-                        **tags,
-                    )
-                )
+            log()  # an answer that never finished (an error, a dropped connection)
 
 
 async def render_unrouted(request: Request, exc: Exception) -> Response:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import socket
 import tempfile
 import threading
 import time
@@ -16,6 +15,7 @@ from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from m365sim.app import build_app
 from m365sim.ews.auth import CONNECTION_KEY
+from m365sim.listener import tcp_listener
 from m365sim.state import SimState
 from m365sim.tls import TlsFiles, prepare_tls
 
@@ -60,9 +60,7 @@ class SimServer:
         self.host = host
         self.data_dir = data_dir or Path(tempfile.mkdtemp(prefix="m365sim-"))
         self.tls: TlsFiles = prepare_tls(self.data_dir)
-        self._socket = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
-        self._socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self._socket.bind((host, port))
+        self._socket = tcp_listener(host, port)
         self.port: int = self._socket.getsockname()[1]
         shown_host = f"[{host}]" if ":" in host else host
         self.url = f"https://{shown_host}:{self.port}"

@@ -41,30 +41,39 @@ class RequestLogMiddleware:
         started = time.perf_counter()
         started_at = self.state.now()
 
+        logged = scope["path"].startswith("/_sim")
+
+        def log() -> None:
+            nonlocal logged
+            if logged:
+                return
+            logged = True
+            tags: dict[str, Any] = scope["state"].get("log_tags", {})
+            self.state.request_log.append(
+                RequestRecord(
+                    method=scope["method"],
+                    path=scope["path"],
+                    query=scope.get("query_string", b"").decode("latin-1"),
+                    status=status,
+                    started_at=started_at,
+                    duration_ms=(time.perf_counter() - started) * 1000,
+                    request_id=rid,
+                    **tags,
+                )
+            )
+
         async def send_wrapper(message: Message) -> None:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
+            elif message["type"] == "http.response.body" and not message.get("more_body"):
+                log()  # before the last bytes leave: a client with its answer finds it logged
             await send(message)
 
         try:
             await self.app(scope, receive, send_wrapper)
         finally:
-            path: str = scope["path"]
-            if not path.startswith("/_sim"):
-                tags: dict[str, Any] = scope["state"].get("log_tags", {})
-                self.state.request_log.append(
-                    RequestRecord(
-                        method=scope["method"],
-                        path=path,
-                        query=scope.get("query_string", b"").decode("latin-1"),
-                        status=status,
-                        started_at=started_at,
-                        duration_ms=(time.perf_counter() - started) * 1000,
-                        request_id=rid,
-                        **tags,
-                    )
-                )
+            log()  # an answer that never finished (an error, a dropped connection)
 
 
 class LatencyMiddleware:

@@ -9,7 +9,6 @@ trust both emulators). sfsim imports nothing else from m365sim and nothing from 
 from __future__ import annotations
 
 import asyncio
-import socket
 import tempfile
 import threading
 import time
@@ -19,6 +18,7 @@ from typing import Any
 import uvicorn
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
+from m365sim.listener import tcp_listener
 from m365sim.tls import TlsFiles, prepare_tls
 from sfsim.app import build_app
 from sfsim.state import SfState
@@ -51,9 +51,7 @@ class SfServer:
         self.host = host
         self.data_dir = data_dir or Path(tempfile.mkdtemp(prefix="sfsim-"))
         self.tls: TlsFiles = prepare_tls(self.data_dir)
-        self._socket = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
-        self._socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self._socket.bind((host, port))
+        self._socket = tcp_listener(host, port)
         self.port: int = self._socket.getsockname()[1]
         shown_host = f"[{host}]" if ":" in host else host
         self.url = f"https://{shown_host}:{self.port}"

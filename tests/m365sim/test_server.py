@@ -4,7 +4,9 @@ import ssl
 
 import httpx
 
+from m365sim.listener import tcp_listener
 from m365sim.server import SimServer
+from support.sockets import nagle_off_on_accepted_connections
 
 
 def test_serves_https_trusted_by_its_ca_bundle(sim: SimServer) -> None:
@@ -46,3 +48,9 @@ def test_demo_seed_loads_contoso(sim: SimServer) -> None:
     tenant = sim.state.find_tenant("contoso.onmicrosoft.com")
     assert tenant is not None and tenant.display_name == "Contoso"
     assert tenant.find_user("pradeep@contoso.com").licensed is False  # type: ignore[union-attr]
+
+
+def test_small_answers_do_not_wait_for_the_clients_delayed_ack() -> None:
+    """m365sim and sfsim listen on ``tcp_listener``: the connections they accept have Nagle's
+    algorithm off, so an answer's body follows its headers at once, as from Microsoft."""
+    assert nagle_off_on_accepted_connections(tcp_listener("127.0.0.1", 0))

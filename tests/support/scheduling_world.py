@@ -10,7 +10,6 @@ the conftest of each folder whose tests book meetings.
 from __future__ import annotations
 
 import re
-import socket
 import ssl
 import threading
 import time as _time
@@ -31,6 +30,7 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from sqlalchemy.orm import Session
 
+from m365sim.listener import tcp_listener
 from m365sim.server import SimServer
 from m365sync.connections.models import (
     ConnectionStatus,
@@ -303,8 +303,7 @@ def recurring_weekdays(
 def live_server(app: FastAPI) -> Iterator[str]:
     """Serve ``app`` with uvicorn on a free local port (for real concurrent clients and the
     browser); yields its base URL."""
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
+    sock = tcp_listener("127.0.0.1", 0)
     port = sock.getsockname()[1]
     server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="off"))
     server.install_signal_handlers = lambda: None  # type: ignore[attr-defined]

@@ -11,6 +11,9 @@ import sys
 
 import pytest
 
+from m365sync.demo import listen_socket
+from support.sockets import nagle_off_on_accepted_connections
+
 
 def test_serve_shows_the_products_own_log_lines_at_debug(tmp_path):
     """``M365SYNC_LOG_LEVEL=DEBUG m365sync serve`` shows m365sync's lines next to the web
@@ -117,3 +120,10 @@ def test_port_0_prints_the_port_it_really_listens_on(tmp_path, command, process)
             raise AssertionError(
                 f"m365sync {command} did not stop within 120 s of Ctrl+C:\n{errors.read_text()}"
             ) from None
+
+
+def test_the_web_servers_connections_answer_without_waiting_for_a_delayed_ack():
+    """``serve`` and ``web`` listen on ``listen_socket``: connections accepted from it have
+    Nagle's algorithm off under asyncio's own event loop too (uvloop sets it anyway), so a
+    small API answer's body follows its headers at once."""
+    assert nagle_off_on_accepted_connections(listen_socket("127.0.0.1", 0))
