@@ -224,14 +224,24 @@ class _SharedTrust(HTTPAdapter):
         self._settings = settings
         super().__init__()
 
+    def _shared(self, verify: Any) -> bool:
+        return bool(self._settings.ca_bundle) and verify == str(self._settings.ca_bundle)
+
     def build_connection_pool_key_attributes(
         self, request: requests.PreparedRequest, verify: Any, cert: Any = None
     ) -> tuple[dict[str, Any], dict[str, Any]]:
         host, pool = super().build_connection_pool_key_attributes(request, verify, cert)
-        if self._settings.ca_bundle and verify == str(self._settings.ca_bundle):
+        if self._shared(verify):
             pool.pop("ca_certs", None)
             pool["ssl_context"] = self._settings.ssl_context
         return host, pool
+
+    def cert_verify(self, conn: Any, url: str, verify: Any, cert: Any) -> None:
+        super().cert_verify(conn, url, verify, cert)
+        if self._shared(verify):
+            # requests names the bundle on the pool as well, and urllib3 would load it into
+            # the shared context again for every new connection.
+            conn.ca_certs = None
 
 
 class EntraSession(requests.Session):

@@ -19,6 +19,7 @@ from m365sync.microsoft.auth import (
     DISCOVERY_LIFETIME_SECONDS,
     AppOnlyAuth,
     ClientSecret,
+    EntraSession,
     discover_tenant,
 )
 from m365sync.settings import Settings
@@ -104,6 +105,34 @@ def test_a_token_cache_stored_before_discovery_was_cached_still_serves_its_token
     app_only(settings, cache_blob=msal_alone).acquire()
 
     assert not [p for p in entra_requests(sim) if p.endswith(TOKEN)]
+
+
+class _CountedTrust(ssl.SSLContext):
+    """An SSL context that counts the CA bundles loaded into it."""
+
+    loads = 0
+
+    def load_verify_locations(self, *args: Any, **kwargs: Any) -> None:
+        self.loads += 1
+        super().load_verify_locations(*args, **kwargs)
+
+
+def test_a_new_connection_to_entra_id_does_not_load_the_ca_bundle_again(
+    sim: SimServer, settings: Settings
+) -> None:
+    """MSAL's connections trust what Graph's client trusts, loaded once per process: the
+    ``ca_bundle`` is not read again for each new connection (about 25 ms each)."""
+    trust = _CountedTrust(ssl.PROTOCOL_TLS_CLIENT)
+    trust.load_verify_locations(cafile=str(settings.ca_bundle))
+    settings.__dict__["ssl_context"] = trust  # what ``Settings.ssl_context`` built once
+    session = EntraSession(settings)
+    url = f"{sim.url}/{DEMO_TENANT_ID}/v2.0/.well-known/{DISCOVERY}"
+
+    for _ in range(2):
+        assert session.request("GET", url).status_code == 200
+        session.close()  # the next request opens a new connection
+
+    assert trust.loads == 1
 
 
 @pytest.mark.parametrize("path", [DISCOVERY, TOKEN])
