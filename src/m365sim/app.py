@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-import time
 import uuid
-from typing import Any
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import Scope
 
 from m365sim.ews import install as install_ews
 from m365sim.exceptions import GraphError, SimError
@@ -20,77 +18,20 @@ from m365sim.graph.exceptions import MethodNotAllowed, NotModelled
 from m365sim.graph.subscriptions import install as install_subscriptions
 from m365sim.http import JSONResponse, request_id
 from m365sim.latency import LatencyMiddleware
+from m365sim.request_log import RequestLogMiddleware
 from m365sim.state import RequestRecord, SimState
 from m365sim.throttling import ThrottlingMiddleware
 
 
-class RequestLogMiddleware:
-    """Gives every request an id and appends it to the request log (``/_sim`` excluded).
-
-    Every answer carries ``request-id`` (m365sim's id for the request) and
-    ``client-request-id``: the client's own header echoed when it sent one, else the same
-    value as ``request-id``, as Graph does.
-    """
-
-    def __init__(self, app: ASGIApp, state: SimState) -> None:
-        self.app = app
-        self.state = state
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        scope.setdefault("state", {})
-        rid = str(uuid.uuid4())
-        scope["state"]["request_id"] = rid
-        status = 500
-        started = time.perf_counter()
-        started_at = self.state.now()
-
-        # Graph echoes the client's client-request-id (or, without one, its own request-id).
-        client_rid = next(
-            (v for k, v in scope.get("headers", []) if k == b"client-request-id"), rid.encode()
-        )
-
-        logged = scope["path"].startswith("/_sim")
-
-        def log() -> None:
-            nonlocal logged
-            if logged:
-                return
-            logged = True
-            tags: dict[str, Any] = scope["state"].get("log_tags", {})
-            self.state.request_log.append(
-                RequestRecord(
-                    method=scope["method"],
-                    path=scope["path"],
-                    query=scope.get("query_string", b"").decode("latin-1"),
-                    status=status,
-                    started_at=started_at,
-                    duration_ms=(time.perf_counter() - started) * 1000,
-                    request_id=rid,
-                    **tags,
-                )
-            )
-
-        async def send_wrapper(message: Message) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = message["status"]
-                headers = list(message.get("headers", []))
-                headers.append((b"request-id", rid.encode()))
-                headers.append((b"client-request-id", client_rid))
-                message["headers"] = headers
-            elif message["type"] == "http.response.body" and not message.get("more_body"):
-                # Logged before the answer's last bytes leave: a client that reads the log
-                # once it has its answer finds the request there.
-                log()
-            await send(message)
-
-        try:
-            await self.app(scope, receive, send_wrapper)
-        finally:
-            log()  # an answer that never finished (an error, a dropped connection)
+def graph_request_ids(scope: Scope, request_id: str) -> list[tuple[bytes, bytes]]:
+    """What every answer carries, as on Graph: ``request-id`` (m365sim's id for the request)
+    and ``client-request-id``, the client's own header echoed when it sent one, else the
+    same value as ``request-id``."""
+    client_rid = next(
+        (v for k, v in scope.get("headers", []) if k == b"client-request-id"),
+        request_id.encode(),
+    )
+    return [(b"request-id", request_id.encode()), (b"client-request-id", client_rid)]
 
 
 async def render_unrouted(request: Request, exc: Exception) -> Response:
@@ -160,7 +101,13 @@ def build_app(state: SimState | None = None) -> Starlette:
     app.add_middleware(LatencyMiddleware, state=state)
     app.add_middleware(ThrottlingMiddleware, state=state)
     app.add_middleware(FaultMiddleware, state=state)
-    app.add_middleware(RequestLogMiddleware, state=state)
+    app.add_middleware(
+        RequestLogMiddleware,
+        state=state,
+        record=RequestRecord,
+        new_id=lambda: str(uuid.uuid4()),
+        answer_headers=graph_request_ids,
+    )
     install_subscriptions(state)
     install_ews(state)
     return app

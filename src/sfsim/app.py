@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-import time
 import uuid
-from typing import Any
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
@@ -14,6 +12,7 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from m365sim.request_log import RequestLogMiddleware
 from sfsim.data.exceptions import MethodNotAllowed, NotFound
 from sfsim.exceptions import SfError
 from sfsim.faults import FaultMiddleware
@@ -21,59 +20,6 @@ from sfsim.http import JSONResponse
 from sfsim.state import RequestRecord, SfState
 
 _DATA_PREFIX = "/services/data/v"
-
-
-class RequestLogMiddleware:
-    """Gives every request an id and appends it to the request log (``/_sim`` excluded)."""
-
-    def __init__(self, app: ASGIApp, state: SfState) -> None:
-        self.app = app
-        self.state = state
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        scope.setdefault("state", {})
-        rid = uuid.uuid4().hex
-        scope["state"]["request_id"] = rid
-        status = 500
-        started = time.perf_counter()
-        started_at = self.state.now()
-
-        logged = scope["path"].startswith("/_sim")
-
-        def log() -> None:
-            nonlocal logged
-            if logged:
-                return
-            logged = True
-            tags: dict[str, Any] = scope["state"].get("log_tags", {})
-            self.state.request_log.append(
-                RequestRecord(
-                    method=scope["method"],
-                    path=scope["path"],
-                    query=scope.get("query_string", b"").decode("latin-1"),
-                    status=status,
-                    started_at=started_at,
-                    duration_ms=(time.perf_counter() - started) * 1000,
-                    request_id=rid,
-                    **tags,
-                )
-            )
-
-        async def send_wrapper(message: Message) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = message["status"]
-            elif message["type"] == "http.response.body" and not message.get("more_body"):
-                log()  # before the last bytes leave: a client with its answer finds it logged
-            await send(message)
-
-        try:
-            await self.app(scope, receive, send_wrapper)
-        finally:
-            log()  # an answer that never finished (an error, a dropped connection)
 
 
 class LatencyMiddleware:
@@ -200,5 +146,7 @@ def build_app(state: SfState | None = None) -> Starlette:
     app.add_middleware(FaultMiddleware, state=state)
     app.add_middleware(LatencyMiddleware, state=state)
     app.add_middleware(RequestSizeMiddleware)
-    app.add_middleware(RequestLogMiddleware, state=state)
+    app.add_middleware(
+        RequestLogMiddleware, state=state, record=RequestRecord, new_id=lambda: uuid.uuid4().hex
+    )
     return app

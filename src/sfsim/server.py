@@ -3,8 +3,9 @@
 TLS comes from the project's CA machinery (``m365sim.tls``): a CA kept in the data
 directory issues the server certificate, and ``ca-bundle.pem`` there is the system's CAs
 plus that CA (plus whatever bundle ``SSL_CERT_FILE`` already names, so one bundle can
-trust both emulators), and so does the listening socket (``m365sim.listener``). sfsim
-imports nothing else from m365sim and nothing from m365sync.
+trust both emulators), and so do the listening socket (``m365sim.listener``) and the
+request log (``m365sim.request_log``). sfsim imports nothing else from m365sim and nothing
+from m365sync.
 """
 
 from __future__ import annotations
