@@ -1082,6 +1082,22 @@ class MailStore:
         self._list_cache[full_key] = (self.seq, result)
         return result
 
+    def received_since(
+        self, folder: MailFolder | None, since: datetime, *, inclusive: bool
+    ) -> list[Message]:
+        """``receivedDateTime ge since`` (``gt`` unless ``inclusive``), newest first: the
+        head of the folder's messages sorted by arrival, which is sorted once per mailbox
+        version, whatever the window. A window's list or ``$count`` (a first sync asks for
+        one per folder, with a new ``since`` each time) then costs a binary search, not a
+        pass over every message. Compared to the second, as the rendered
+        ``receivedDateTime`` the filter reads."""
+        newest = self.listing(folder, ("received, newest first",), _newest_first)
+        bound = -since.timestamp()
+        # Ascending in -seconds (newest first): the window is the head up to ``bound``.
+        search = bisect.bisect_right if inclusive else bisect.bisect_left
+        end = search(newest, bound, key=_minus_second)
+        return newest[:end]
+
     # -- delta ----------------------------------------------------------------------------------
     def _sign(self, payload: dict[str, Any]) -> str:
         raw = orjson.dumps(payload)
@@ -1351,3 +1367,11 @@ _LINES = (
     "Just checking in on the status of our order.",
     "Happy to set up a follow-up meeting next week.",
 )
+
+
+def _newest_first(source: Iterable[Message]) -> list[Message]:
+    return sorted(source, key=lambda m: (m.received, m.number), reverse=True)
+
+
+def _minus_second(message: Message) -> int:
+    return -int(message.received.timestamp() // 1)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, Literal, cast
 
 from starlette.requests import Request
@@ -438,8 +439,12 @@ async def list_messages(request: Request) -> Response:
             return items
         return apply_orderby(items, orderby, lambda m: MessageFields(m, store.key, immutable))
 
-    cache_key = (query.filter_text, tuple(orderby), immutable)
-    listing = store.listing(folder, cache_key, build)
+    window = _received_window(query.filter) if orderby == NEWEST_FIRST else None
+    if window is not None:
+        listing = store.received_since(folder, window[0], inclusive=window[1])
+    else:
+        cache_key = (query.filter_text, tuple(orderby), immutable)
+        listing = store.listing(folder, cache_key, build)
     size = query.top or DEFAULT_PAGE_SIZE
     chunk, next_skip = page(listing, size, query.skip)
     key = (immutable, ctx.prefs.text, False)
@@ -456,6 +461,18 @@ async def list_messages(request: Request) -> Response:
         count=len(listing) if query.count else None,
     )
     return _collection(body, ctx.prefs.headers())
+
+
+def _received_window(expr: Any) -> tuple[datetime, bool] | None:
+    """``receivedDateTime ge|gt <moment>`` alone: the moment and whether it is inclusive."""
+    if (
+        isinstance(expr, Comparison)
+        and expr.path == ("receivedDateTime",)
+        and expr.op in ("ge", "gt")
+        and isinstance(expr.value, datetime)
+    ):
+        return expr.value, expr.op == "ge"
+    return None
 
 
 def _searching(request: Request) -> bool:

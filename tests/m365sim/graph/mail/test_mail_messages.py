@@ -282,3 +282,42 @@ def test_exchange_filter_rules(graph) -> None:
         },
     )
     assert fine.status_code == 200
+
+
+def test_a_received_window_lists_and_counts_what_the_filter_selects(graph, control) -> None:
+    """A first sync's window count (``receivedDateTime ge`` with ``$count``) and list: the
+    messages received at or after the moment (after it, with ``gt``), compared to the
+    second as ``receivedDateTime`` is rendered, newest first; a message delivered since
+    counts at once."""
+    for moment in (
+        "2026-03-01T09:59:59.900Z",
+        "2026-03-01T10:00:00.400Z",  # the boundary second, rendered 10:00:00
+        "2026-03-01T10:00:01Z",
+        "2026-03-02T08:00:00Z",
+        "2026-02-27T12:00:00Z",
+    ):
+        deliver(control, subject=moment, receivedDateTime=moment)
+
+    def window(op: str, moment: str) -> tuple[int, list[str]]:
+        response = graph().get(
+            f"{ADELE}/mailFolders/inbox/messages",
+            params={
+                "$filter": f"receivedDateTime {op} {moment}",
+                "$count": "true",
+                "$select": "subject,receivedDateTime",
+            },
+        )
+        assert response.status_code == 200, response.text
+        body = response.json()
+        return body["@odata.count"], [m["receivedDateTime"] for m in body["value"]]
+
+    count, received = window("ge", "2026-03-01T10:00:00Z")
+    assert count == 3
+    assert received == ["2026-03-02T08:00:00Z", "2026-03-01T10:00:01Z", "2026-03-01T10:00:00Z"]
+    assert window("gt", "2026-03-01T10:00:00Z") == (2, received[:2])
+    assert window("ge", "2026-03-01T10:00:00.500Z") == (2, received[:2])
+    assert window("ge", "2026-03-03T00:00:00Z") == (0, [])
+    assert window("ge", "2026-01-01T00:00:00Z")[0] == 5
+    deliver(control, subject="late", receivedDateTime="2026-03-01T11:00:00Z")
+    count, received = window("ge", "2026-03-01T10:00:00Z")
+    assert count == 4 and received[1] == "2026-03-01T11:00:00Z"
