@@ -33,17 +33,17 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from cryptography import x509
 from cryptography.exceptions import InvalidTag
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-from cryptography.x509.oid import NameOID
 
 from m365sync.errors import M365SyncError
 from m365sync.settings import Settings
+
+if TYPE_CHECKING:
+    from cryptography import x509
 
 VERSION = b"\x01"
 KEY_FILE = "secret.key"
@@ -221,6 +221,13 @@ def private_key_pem(key: Any) -> str:
 def generate_self_signed_certificate(common_name: str, *, days: int = 730) -> SelfSignedCertificate:
     """A new RSA 2048 key pair and a self-signed certificate (SHA-256, valid ``days`` from
     five minutes ago, so a clock a little behind still accepts it)."""
+    # Loaded here: X.509 takes about 20 ms to import, and most commands never make a
+    # certificate (opening sealed secrets needs AES-GCM alone).
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.asymmetric import rsa
+    from cryptography.x509.oid import NameOID
+
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
     now = datetime.now(UTC)

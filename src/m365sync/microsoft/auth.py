@@ -29,17 +29,14 @@ import time
 import warnings
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 import httpx
-import jwt
 import msal
 import orjson
 import requests
-from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.serialization import pkcs12
 from requests.adapters import HTTPAdapter
 
 from m365sync.crypto import generate_self_signed_certificate, private_key_pem
@@ -57,6 +54,9 @@ from m365sync.microsoft.errors import (
     looks_like_secret_id,
 )
 from m365sync.settings import Settings
+
+if TYPE_CHECKING:
+    from cryptography import x509
 
 MICROSOFT_AUTHORITY_HOSTS = frozenset(
     {
@@ -104,14 +104,18 @@ def graph_default_scope(settings: Settings) -> list[str]:
 
 
 def read_claims(token: str) -> dict[str, Any]:
-    """The claims of an access token (unverified: read only, see module docstring)."""
+    """The claims of an access token (unverified: read only, see module docstring): the
+    JSON object its middle part encodes (base64url). Read without a JWT library, which
+    would load X.509 for every command that syncs. ``{}`` for an opaque token (personal
+    accounts) or anything else that is not a signed JWT's three parts."""
+    parts = token.split(".")
+    if len(parts) != 3:
+        return {}
     try:
-        claims: dict[str, Any] = jwt.decode(
-            token, options={"verify_signature": False, "verify_aud": False, "verify_exp": False}
-        )
-    except jwt.PyJWTError:
-        return {}  # opaque tokens (personal accounts) carry no readable claims
-    return claims
+        claims = orjson.loads(base64.urlsafe_b64decode(parts[1] + "=" * (-len(parts[1]) % 4)))
+    except (ValueError, orjson.JSONDecodeError):
+        return {}
+    return claims if isinstance(claims, dict) else {}
 
 
 # -- Entra ID's answers: retried, then classified -----------------------------------------
@@ -429,6 +433,9 @@ def generate_certificate(common_name: str, *, days: int = 730) -> ClientCertific
 
 def load_certificate(content: bytes, password: str | None = None) -> ClientCertificate:
     """A certificate and its private key from an uploaded PEM (key + certificate) or PFX."""
+    from cryptography import x509  # loaded here: most commands never read a certificate
+    from cryptography.hazmat.primitives.serialization import pkcs12
+
     pw = password.encode("utf-8") if password else None
     key: Any
     certificate: x509.Certificate | None

@@ -11,6 +11,7 @@ import time
 from typing import Any
 
 import httpx
+import jwt
 import pytest
 
 from m365sim.server import SimServer
@@ -21,6 +22,7 @@ from m365sync.microsoft.auth import (
     ClientSecret,
     EntraSession,
     discover_tenant,
+    read_claims,
 )
 from m365sync.settings import Settings
 from support.demo import DEMO_TENANT_ID, SERVICE_APP_ID, SERVICE_SECRET
@@ -267,3 +269,24 @@ def test_graph_requests_share_the_token_until_msal_would_renew_it(
     finally:
         with _control(sim) as control:
             control.patch("/_sim/config", json={"access_token_lifetime_seconds": usual})
+
+
+def test_the_claims_of_entra_ids_token_are_read(sim: SimServer, settings: Settings) -> None:
+    """What the service account may do (``roles``) and whose tenant it is come from the
+    token Entra ID issued."""
+    token = app_only(settings).acquire()
+
+    assert token.claims["tid"] == DEMO_TENANT_ID
+    assert token.claims["appid"] == SERVICE_APP_ID
+    assert "Mail.Read" in token.roles
+
+
+def test_claims_are_read_from_a_signed_jwt_only() -> None:
+    claims = {"tid": DEMO_TENANT_ID, "roles": ["Mail.Read"], "name": "Zoë Ærø", "exp": 1}
+    signed = jwt.encode(claims, "not checked here: Graph checks the signature", "HS256")
+
+    assert read_claims(signed) == claims
+    assert read_claims("EwBwA8l6BAAUs5+HQn0N+h2FxWzLS31ZgQVuHsYAAQ") == {}  # opaque (MSA)
+    assert read_claims("a.b.c") == {}
+    assert read_claims("e30.W10.c2ln") == {}  # its claims are a JSON list, not an object
+    assert read_claims(f"{signed}.e30.e30") == {}  # five parts: an encrypted token
