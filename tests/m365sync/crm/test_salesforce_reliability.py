@@ -220,15 +220,24 @@ class WriterProcesses:
             text=True,
         )
 
-    def kill_when(self, method: str, path_regex: str, saved: Callable[[], bool]) -> None:
-        """Hold Salesforce's answer to the next ``method`` request matching ``path_regex``
-        (it is processed, only the answer waits), start a writer, and SIGKILL it once
-        ``saved()`` sees Salesforce's side done: the writer never records the answer."""
+    def kill_when(
+        self, method: str, path_regex: str, saved: Callable[[], bool], *, answers: int = 1
+    ) -> None:
+        """Hold Salesforce's answers to the next ``answers`` ``method`` requests matching
+        ``path_regex`` (each is processed, only its answer waits), start a writer, and
+        SIGKILL it once ``saved()`` sees Salesforce's side done: the writer never records
+        the answer it is waiting for."""
         self.target.control("DELETE", "faults")
         self.target.control(
             "POST",
             "faults",
-            json={"kind": "delay", "method": method, "pathRegex": path_regex, "delayMs": 20_000},
+            json={
+                "kind": "delay",
+                "method": method,
+                "pathRegex": path_regex,
+                "delayMs": 20_000,
+                "count": answers,
+            },
         )
         writer = self.start()
         deadline = time.monotonic() + 90
@@ -308,8 +317,17 @@ def test_writers_sigkilled_after_salesforce_answered_leave_no_duplicate(
         ADELE, **{"from": SAM, "to": [ADELE], "subject": "Late", "internetMessageId": "<late@x>"}
     )
     sync(target, SyncFeature.EMAIL, SyncFeature.CALENDAR)
-    # 4. Salesforce saved the Events; the writer dies.
-    writers.kill_when("PATCH", r"composite/sobjects/Event/", grew("Event", 0))
+    # 4. Salesforce saved the Events; the writer dies. All five: "Call with Sam" must be in
+    # Salesforce for step 5 to delete it. The writer takes pending writes 200 at a time by
+    # activity id, and how many the killed writers left pending varies, so the Events may
+    # come in two requests: both answers are held.
+    events = {f"Review {n}" for n in range(4)} | {"Call with Sam"}
+    writers.kill_when(
+        "PATCH",
+        r"composite/sobjects/Event/",
+        lambda: events <= {e["Subject"] for e in target.records("Event")},
+        answers=2,
+    )
     # 5. The meeting is deleted in Outlook; Salesforce deletes its Event; the writer dies.
     target.sync.control.delete(f"/_sim/mailboxes/{ALEX}/events/{doomed}").raise_for_status()
     sync(target, SyncFeature.CALENDAR)
