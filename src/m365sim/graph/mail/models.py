@@ -71,6 +71,7 @@ __all__ = [
     "MessageFields",
     "Tombstone",
     "html_to_text",
+    "newest_first",
     "parse_item_body",
     "parse_recipient",
     "parse_recipients",
@@ -1091,7 +1092,7 @@ class MailStore:
         one per folder, with a new ``since`` each time) then costs a binary search, not a
         pass over every message. Compared to the second, as the rendered
         ``receivedDateTime`` the filter reads."""
-        newest = self.listing(folder, ("received, newest first",), _newest_first)
+        newest = self.listing(folder, ("received, newest first",), newest_first)
         bound = -since.timestamp()
         # Ascending in -seconds (newest first): the window is the head up to ``bound``.
         search = bisect.bisect_right if inclusive else bisect.bisect_left
@@ -1369,7 +1370,8 @@ _LINES = (
 )
 
 
-def _newest_first(source: Iterable[Message]) -> list[Message]:
+def newest_first(source: Iterable[Message]) -> list[Message]:
+    """Messages in Graph's default order for a message list: received, newest first."""
     return sorted(source, key=lambda m: (m.received, m.number), reverse=True)
 
 

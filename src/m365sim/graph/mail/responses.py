@@ -40,6 +40,7 @@ from m365sim.graph.mail.models import (
     MailStore,
     Message,
     MessageFields,
+    newest_first,
     parse_item_body,
     parse_recipient,
     parse_recipients,
@@ -435,8 +436,7 @@ async def list_messages(request: Request) -> Response:
             predicate = compile_filter(query.filter)
             items = [m for m in items if predicate(MessageFields(m, store.key, immutable))]
         if orderby == NEWEST_FIRST:
-            items.sort(key=lambda m: (m.received, m.number), reverse=True)
-            return items
+            return newest_first(items)
         return apply_orderby(items, orderby, lambda m: MessageFields(m, store.key, immutable))
 
     window = _received_window(query.filter) if orderby == NEWEST_FIRST else None
