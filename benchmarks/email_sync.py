@@ -373,9 +373,9 @@ def run_bare_loop(sim_url: str, ca_file: Path, mailbox: str) -> tuple[int, float
     Until run 10 the loop ran in this process and paid for the benchmark's own heap: the
     product's modules and databases set up here made every cyclic garbage collection that
     the loop's parsed pages set off walk them too, and a loop that parses page N before it
-    asks for page N+1 waits for that. For 20,000 messages it took 0.74 s instead of 0.62 s
-    with m365sync's modules merely imported, and about 0.9 s in whole benchmark runs: a
-    slower baseline, which flattered the product."""
+    asks for page N+1 waits for that. For 20,000 messages it took 0.74 s with m365sync's
+    modules merely imported (0.62 s with them frozen out of the collector's sight), and
+    about 0.9 s in whole benchmark runs: a slower baseline, which flattered the product."""
     out = subprocess.run(
         [sys.executable, __file__, "--bare", sim_url, str(ca_file), mailbox, message_select()],
         capture_output=True,
