@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import ssl
 from datetime import timedelta
 
 import httpx
@@ -28,7 +29,7 @@ def test_slots_follow_working_hours_set_in_outlook(
             },
         },
         headers={"Authorization": f"Bearer {token}"},
-        verify=str(world.sim.tls.ca_bundle),
+        verify=ssl.create_default_context(cafile=str(world.sim.tls.ca_bundle)),
     )
     assert changed.status_code == 200, changed.text
     world.meeting_type("early", ["adele@contoso.com"], name="Early call", duration_minutes=60)
