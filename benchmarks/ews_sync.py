@@ -8,9 +8,9 @@ Exchange service account impersonates them. Measured, in one run:
 
 1. first Email Sync of an N-message Inbox over EWS, end to end (SyncFolderItems, GetItem,
    parse, match, store), vs a bare exchangelib ``sync_items`` loop on the same Inbox with
-   the same fields and 512 changes a page (storing nothing). The bare loop runs
-   ``--bare-runs`` times before the sync and as many after; the sync is compared with
-   their median;
+   the same fields and 512 changes a page (storing nothing), in a process of its own with
+   the garbage collector tuned as m365sync's. The bare loop runs ``--bare-runs`` times
+   before the sync and as many after; the sync is compared with their median;
 2. EWS requests of the first sync per page (``/_sim/requests``);
 3. memory of a first sync, small vs large mailbox, each in a fresh process: the peak RSS
    during the sync minus the RSS before it.
@@ -179,10 +179,31 @@ def run_child(config_path: Path, mailbox: str) -> dict[str, Any]:
 
 
 def bare_loop(sim_url: str, mailbox: str) -> tuple[int, float]:
-    """exchangelib as its documentation shows it: ``sync_items`` over the Inbox."""
+    """exchangelib as its documentation shows it, ``sync_items`` over the Inbox, in a new
+    process that loads exchangelib and nothing of m365sync (``bare_child``): run in this
+    process, whose heap holds the product's modules after the first sync's set-up, every
+    garbage collection its parsed items set off would walk them too (see
+    ``email_sync.run_bare_loop``)."""
+    out = subprocess.run(
+        [sys.executable, __file__, "--bare", sim_url, mailbox],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    result = json.loads(out.stdout.strip().splitlines()[-1])
+    return int(result["count"]), float(result["seconds"])
+
+
+def bare_child(sim_url: str, mailbox: str) -> None:
+    import gc
+
     from exchangelib import IMPERSONATION, NTLM, Account, Configuration, Credentials
     from exchangelib.protocol import close_connections
 
+    from m365sync.workers.process import OLDER_COLLECTION_THRESHOLDS, YOUNG_COLLECTION_THRESHOLD
+
+    # Tuned as m365sync's processes tune theirs (``email_sync.bare_child``).
+    gc.set_threshold(YOUNG_COLLECTION_THRESHOLD, *OLDER_COLLECTION_THRESHOLDS)
     config = Configuration(
         service_endpoint=f"{sim_url}/EWS/Exchange.asmx",
         credentials=Credentials(SERVICE_ACCOUNT, SERVICE_PASSWORD),
@@ -193,7 +214,7 @@ def bare_loop(sim_url: str, mailbox: str) -> tuple[int, float]:
     count = sum(1 for _ in account.inbox.sync_items(only_fields=FIELDS, max_changes_returned=PAGE))
     elapsed = time.perf_counter() - started
     close_connections()
-    return count, elapsed
+    print(json.dumps({"count": count, "seconds": elapsed}))
 
 
 def main() -> None:
@@ -295,7 +316,9 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    if len(sys.argv) > 1 and sys.argv[1] == "--child":
+    if len(sys.argv) > 1 and sys.argv[1] == "--bare":
+        bare_child(sys.argv[2], sys.argv[3])
+    elif len(sys.argv) > 1 and sys.argv[1] == "--child":
         child_sync(sys.argv[2], sys.argv[3])
     else:
         main()
