@@ -191,6 +191,12 @@ class SharedSlots:
         token = uuid.uuid4().hex
         try:
             await self._take(keys, token)
+        except asyncio.CancelledError:
+            # Cancelled while Redis was answering (a folder's round stopped because another
+            # failed, say): Redis may have given the slot already, and only this token can
+            # give it back. Without this the slot stayed taken until its lease ran out.
+            await self._give_back(keys, token)
+            raise
         except self._redis_error as exc:
             if not self._warned:
                 self._warned = True
@@ -209,8 +215,13 @@ class SharedSlots:
         try:
             yield
         finally:
-            with contextlib.suppress(self._redis_error):  # the lease frees it anyway
-                await self._release(keys=keys[:2], args=[token])
+            await self._give_back(keys, token)
+
+    async def _give_back(self, keys: list[str], token: str) -> None:
+        """Release ``token``'s slot (nothing, if it holds none). Shielded: a second
+        cancellation arriving meanwhile doesn't stop the release half-way."""
+        with contextlib.suppress(self._redis_error):  # the lease frees it anyway
+            await asyncio.shield(self._release(keys=keys[:2], args=[token]))
 
     async def _take(self, keys: list[str], token: str) -> None:
         self._client()

@@ -106,6 +106,40 @@ def test_the_slot_of_a_process_that_died_is_free_once_its_lease_passes(prefix: s
     assert asyncio.run(run()) == "sent"
 
 
+def test_a_request_cancelled_as_redis_gives_it_the_slot_gives_the_slot_back(
+    prefix: str,
+) -> None:
+    """A folder's request waiting for the mailbox's slot is cancelled (another folder's
+    round failed) just after Redis gave it the slot and before the answer arrived: the
+    slot is free again at once for another process, not after its lease."""
+
+    async def refuse(seconds: float) -> None:
+        raise Refused
+
+    async def run() -> str:
+        cancelled = slots(prefix, per_mailbox=1)
+        cancelled._client()
+        take = cancelled._acquire
+
+        async def taken_then_cancelled(*, keys: list[str], args: list[Any]) -> Any:
+            await take(keys=keys, args=args)  # Redis gives the slot...
+            raise asyncio.CancelledError  # ...and the task is cancelled before it hears
+
+        cancelled._acquire = taken_then_cancelled
+        other = slots(prefix, per_mailbox=1, sleep=refuse)  # refused at once if taken
+        try:
+            with pytest.raises(asyncio.CancelledError):
+                async with cancelled.hold("adele@contoso.com"):
+                    pytest.fail("the request was cancelled before it had its slot")
+            async with other.hold("adele@contoso.com"):
+                return "sent at once"
+        finally:
+            await cancelled.aclose()
+            await other.aclose()
+
+    assert asyncio.run(run()) == "sent at once"
+
+
 def test_a_request_past_the_mailbox_window_waits_for_it(prefix: str) -> None:
     waits: list[float] = []
 
