@@ -49,7 +49,6 @@ import argparse
 import asyncio
 import base64
 import compileall
-import gc
 import json
 import os
 import resource
@@ -390,9 +389,9 @@ def bare_child(sim_url: str, ca_file: str, mailbox: str, select: str) -> None:
     # The garbage collector tuned as every m365sync process that syncs tunes its own: with
     # CPython's defaults the parsed pages set off collection after collection, and the loop
     # took about 8 % longer.
-    from m365sync.workers.process import OLDER_COLLECTION_THRESHOLDS, YOUNG_COLLECTION_THRESHOLD
+    from m365sync.workers.process import tune_garbage_collector
 
-    gc.set_threshold(YOUNG_COLLECTION_THRESHOLD, *OLDER_COLLECTION_THRESHOLDS)
+    tune_garbage_collector()
     verify = ssl.create_default_context(cafile=ca_file)
     count, seconds, cpu = asyncio.run(bare_loop(sim_url, verify, mailbox, select))
     print(json.dumps({"count": count, "seconds": seconds, "cpu_seconds": cpu}))

@@ -195,15 +195,12 @@ def bare_loop(sim_url: str, mailbox: str) -> tuple[int, float]:
 
 
 def bare_child(sim_url: str, mailbox: str) -> None:
-    import gc
-
     from exchangelib import IMPERSONATION, NTLM, Account, Configuration, Credentials
     from exchangelib.protocol import close_connections
 
-    from m365sync.workers.process import OLDER_COLLECTION_THRESHOLDS, YOUNG_COLLECTION_THRESHOLD
+    from m365sync.workers.process import tune_garbage_collector
 
-    # Tuned as m365sync's processes tune theirs (``email_sync.bare_child``).
-    gc.set_threshold(YOUNG_COLLECTION_THRESHOLD, *OLDER_COLLECTION_THRESHOLDS)
+    tune_garbage_collector()  # as m365sync's processes tune theirs (``email_sync.bare_child``)
     config = Configuration(
         service_endpoint=f"{sim_url}/EWS/Exchange.asmx",
         credentials=Credentials(SERVICE_ACCOUNT, SERVICE_PASSWORD),
