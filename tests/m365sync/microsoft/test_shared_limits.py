@@ -36,6 +36,11 @@ class Refused(Exception):
     """Raised by the sleep hook: the slot was refused, and the test wanted to know why."""
 
 
+async def refuse(seconds: float) -> None:
+    """A sleep hook that never waits: a hold that would wait for a slot raises ``Refused``."""
+    raise Refused
+
+
 def slots(prefix: str, scope: str = "connection-1", **limits: Any) -> SharedSlots:
     values: dict[str, Any] = {
         "per_mailbox": 4,
@@ -113,9 +118,6 @@ def test_a_request_cancelled_as_redis_gives_it_the_slot_gives_the_slot_back(
     round failed) just after Redis gave it the slot and before the answer arrived: the
     slot is free again at once for another process, not after its lease."""
 
-    async def refuse(seconds: float) -> None:
-        raise Refused
-
     async def run() -> str:
         cancelled = slots(prefix, per_mailbox=1)
         cancelled._client()
@@ -171,9 +173,6 @@ def test_a_request_past_the_mailbox_window_waits_for_it(prefix: str) -> None:
 
 
 def test_connections_have_limits_of_their_own_and_each_caps_its_requests(prefix: str) -> None:
-    async def refuse(seconds: float) -> None:
-        raise Refused
-
     async def run() -> None:
         first = slots(prefix, "connection-1", per_mailbox=1, per_connection=2)
         other_app = slots(prefix, "connection-2", per_mailbox=1, per_connection=2)
